@@ -1,0 +1,112 @@
+/**
+ * One host-network interface, one implementation per OS (darwin.ts, linux.ts), chosen at run
+ * time by `mac-agent --driver`. Drivers only build argv and call the runner they are handed
+ * (so each step's commands are recorded); all parsing lives in @wgctl/parsers.
+ *
+ * The mac-agent service (service.ts) sequences these calls into Up/Down steps, keeps the
+ * journal, and runs the roaming loop; drivers hold no state of their own between calls
+ * except what they return (tokens, snapshots), which the service journals.
+ */
+import type { Runner } from '@wgctl/runner';
+
+export type DriverName = 'darwin' | 'linux';
+
+export interface ServerEndpoint {
+  ip: string; // literal IPv4 or IPv6 address
+  port: number;
+}
+
+/** The original default route: where the WireGuard UDP must keep going. */
+export interface Uplink {
+  interface: string; // en0 / wlan0 / eth0
+  gateway: string; // IPv4 next hop
+  gateway6?: string; // IPv6 next hop (may be link-local with %scope)
+  address?: string; // our IPv4 address on the uplink
+}
+
+/** The host's side of the link to the VM. */
+export interface Vnic {
+  interface: string; // bridge100 / vnic0 / veth…
+  address: string; // our IPv4 address facing the VM
+  address6?: string; // a global IPv6 address on the vnic, if any
+}
+
+export interface KillSwitchPolicy {
+  uplink: string; // interface the policy is written for
+  endpoints: ServerEndpoint[]; // the only non-DHCP traffic allowed on the uplink
+  vnic?: string; // the VM-facing interface (its NATed traffic must be covered too)
+  vmAddress?: string;
+  allowDhcp6: boolean;
+  /** No IPv6 routed via the VM: drop all IPv6 on the uplink except DHCPv6/NDP basics. */
+  blockIpv6: boolean;
+}
+
+/** What loading the kill switch handed back and what unloading needs (journaled). */
+export interface KillSwitchHandle {
+  /** darwin: the `pfctl -E` reference token (u64 as a string). */
+  pfToken?: string;
+  /** darwin: whether we added the anchor reference to the main ruleset. */
+  addedAnchorReference?: boolean;
+}
+
+export interface KillSwitchStatus {
+  loaded: boolean;
+  enabled: boolean;
+  referenced: boolean;
+  tokenHeld: boolean;
+  interface?: string;
+  rules: string[];
+  problems: string[]; // empty when the live rules match the policy
+}
+
+export interface RouteSpec {
+  destination: string; // CIDR
+  gateway: string; // next hop address
+  interface?: string; // for scoped or link routes
+}
+
+export interface RouteReadback extends RouteSpec {
+  present: boolean;
+  evidence: string; // routing-table line
+}
+
+/** DNS as it was before we changed it, per network service ("none set" = empty list). */
+export interface DnsSnapshot {
+  services: { name: string; servers: string[]; searchDomains?: string[] }[];
+  /** linux: resolv.conf content before we replaced it. */
+  resolvConf?: string;
+}
+
+export interface RouteChange {
+  kind: 'default-changed' | 'link-changed' | 'other';
+  line: string;
+}
+
+export interface HostNetworkDriver {
+  readonly name: DriverName;
+
+  /** The unscoped default route and its interface; null when there is no uplink. */
+  discoverUplink(run: Runner): Promise<Uplink | null>;
+  /** The interface and address facing `vmAddress` (the VM's vnic IP). */
+  discoverVnic(run: Runner, vmAddress: string): Promise<Vnic>;
+
+  /** Routes as the routing table shows them now (for idempotency and status). */
+  readRoutes(run: Runner, wanted: RouteSpec[]): Promise<RouteReadback[]>;
+  addRoute(run: Runner, route: RouteSpec): Promise<void>; // "exists" is success
+  deleteRoute(run: Runner, route: RouteSpec): Promise<void>; // "not in table" is success
+
+  /** The rules the kill switch would load, as text (for plan/dry-run and checks). */
+  renderKillSwitch(policy: KillSwitchPolicy): string;
+  loadKillSwitch(run: Runner, policy: KillSwitchPolicy, previous?: KillSwitchHandle): Promise<KillSwitchHandle>;
+  unloadKillSwitch(run: Runner, handle: KillSwitchHandle): Promise<void>;
+  readKillSwitch(run: Runner, policy?: KillSwitchPolicy, handle?: KillSwitchHandle): Promise<KillSwitchStatus>;
+
+  readDns(run: Runner): Promise<DnsSnapshot>;
+  setDns(run: Runner, servers: string[], current: DnsSnapshot): Promise<void>;
+  restoreDns(run: Runner, snapshot: DnsSnapshot): Promise<void>;
+
+  /** argv of the routing-event monitor (`route -n monitor`, `ip monitor route link addr`). */
+  monitorArgv(): string[];
+  /** Classifies one monitor event (a block of lines) ; pure. */
+  classifyMonitorEvent(block: string): RouteChange;
+}

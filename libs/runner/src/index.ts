@@ -1,0 +1,3 @@
+export * from './runner';
+export * from './fake';
+export * from './steps';

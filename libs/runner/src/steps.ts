@@ -1,0 +1,84 @@
+/**
+ * Steps: how an agent's Up/Down reports progress. Each step gets a runner that records the
+ * argv it ran (or would run, in dry-run), so the event streamed to the controller carries
+ * the exact commands. The shapes mirror wgctl.v1.StepEvent (agents map them 1:1).
+ */
+import { CommandError, ObservedRunner, type RunResult, type Runner } from './runner';
+
+export type StepStateName = 'started' | 'done' | 'skipped' | 'failed';
+
+export interface CommandRecord {
+  argv: string[];
+  exitCode: number;
+  stderr: string;
+  dryRun: boolean;
+  durationMs: number;
+}
+
+export interface StepRecord {
+  step: string;
+  state: StepStateName;
+  message: string;
+  commands: CommandRecord[];
+  elapsedMs: number;
+}
+
+export type StepListener = (event: StepRecord) => void;
+
+export class StepFailedError extends Error {
+  constructor(
+    readonly step: string,
+    readonly cause: unknown,
+  ) {
+    super(`step ${step} failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = 'StepFailedError';
+  }
+}
+
+function toRecord(r: RunResult, redact: (s: string) => string): CommandRecord {
+  return {
+    argv: [...r.argv],
+    exitCode: r.dryRun ? -1 : r.exitCode,
+    stderr: redact(r.stderr.trim()),
+    dryRun: r.dryRun,
+    durationMs: r.durationMs,
+  };
+}
+
+/**
+ * Runs named steps in order. `fn` returns a message (done), or `{ skipped: message }` when
+ * the system was already in the desired state. A throw marks the step failed and rethrows
+ * a StepFailedError naming it.
+ */
+export class StepRunner {
+  private readonly started = Date.now();
+
+  constructor(
+    private readonly runner: Runner,
+    private readonly listener: StepListener,
+    private readonly redact: (s: string) => string = (s) => s,
+  ) {}
+
+  async step(name: string, fn: (runner: Runner) => Promise<string | { skipped: string }>): Promise<void> {
+    const commands: CommandRecord[] = [];
+    const observed = new ObservedRunner(this.runner, (r) => commands.push(toRecord(r, this.redact)));
+    this.emit(name, 'started', '', []);
+    try {
+      const result = await fn(observed);
+      if (typeof result === 'string') this.emit(name, 'done', result, commands);
+      else this.emit(name, 'skipped', result.skipped, commands);
+    } catch (e) {
+      const message = e instanceof CommandError ? e.message : e instanceof Error ? e.message : String(e);
+      this.emit(name, 'failed', this.redact(message), commands);
+      throw new StepFailedError(name, e);
+    }
+  }
+
+  elapsedMs(): number {
+    return Date.now() - this.started;
+  }
+
+  private emit(step: string, state: StepStateName, message: string, commands: CommandRecord[]): void {
+    this.listener({ step, state, message, commands: [...commands], elapsedMs: this.elapsedMs() });
+  }
+}
