@@ -16,7 +16,7 @@ const LABELLED_KEY = new RegExp(
   String.raw`\b((?:private|preshared|psk)[_ -]?key\b["']?\s*[:=]\s*["']?)(${WG_KEY})`,
   'gi',
 );
-const TOKEN_ASSIGN = /\b((?:token|password|secret|authorization|bearer)["']?\s*[:=]\s*["']?|Bearer\s+)([^\s"',;]{6,})/gi;
+const TOKEN_ASSIGN = /\b((?:token|password|secret|authorization)["']?\s*[:=]\s*["']?(?:Bearer\s+)?|Bearer\s+)([^\s"',;]{6,})/gi;
 const ANY_WG_KEY = new RegExp(String.raw`(?<![A-Za-z0-9+/])${WG_KEY}(?![A-Za-z0-9+/=])`, 'g');
 
 const SECRET_FIELD = /(private|preshared|psk|secret|password|token|passphrase|^key$|private_key|privateKey)/i;

@@ -2,3 +2,4 @@
 export * from './gen/wgctl/v1/common';
 export * from './gen/wgctl/v1/vm_agent';
 export * from './gen/wgctl/v1/mac_agent';
+export * from './build-info';

@@ -1,33 +1,28 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { appendFileSync, cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 const root = resolve(__dirname, '../../../..');
-
-function listFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name);
-    return statSync(p).isDirectory() ? listFiles(p) : [p];
-  });
-}
+const check = join(root, 'tools/proto/check-stale.mjs');
 
 describe('generated proto code', () => {
   it('is up to date with proto/ (run `npm run gen:proto` when this fails)', () => {
-    const out = mkdtempSync(join(tmpdir(), 'wgctl-codegen-'));
+    expect(() => execFileSync('node', [check], { cwd: root, stdio: 'pipe' })).not.toThrow();
+  });
+
+  it('the check fails when a .proto changes without regeneration', () => {
+    const copy = mkdtempSync(join(tmpdir(), 'wgctl-stale-'));
     try {
-      execFileSync('node', [join(root, 'tools/proto/generate.mjs'), '--out', out], { cwd: root, stdio: 'pipe' });
-      const committedDir = join(root, 'libs/proto/src/gen');
-      const fresh = listFiles(out).map((f) => relative(out, f)).sort();
-      const committed = listFiles(committedDir).map((f) => relative(committedDir, f)).sort();
-      expect(committed).toEqual(fresh);
-      for (const f of fresh) {
-        const a = readFileSync(join(out, f), 'utf8');
-        const b = readFileSync(join(committedDir, f), 'utf8');
-        if (a !== b) throw new Error(`libs/proto/src/gen/${f} is stale: run \`npm run gen:proto\``);
-      }
+      for (const f of ['proto', 'buf.yaml', 'buf.gen.yaml', 'libs/proto/src/gen']) cpSync(join(root, f), join(copy, f), { recursive: true });
+      symlinkSync(join(root, 'node_modules'), join(copy, 'node_modules'));
+      expect(spawnSync('node', [check, '--root', copy]).status).toBe(0);
+      appendFileSync(join(copy, 'proto/wgctl/v1/common.proto'), '\nmessage StaleProbe { string added = 1; }\n');
+      const r = spawnSync('node', [check, '--root', copy], { encoding: 'utf8' });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/stale \(wgctl\/v1\/common\.ts\)/);
     } finally {
-      rmSync(out, { recursive: true, force: true });
+      rmSync(copy, { recursive: true, force: true });
     }
   });
 });
