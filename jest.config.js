@@ -16,4 +16,5 @@ module.exports = {
   testTimeout: 60000,
   // Network-namespace tests share /run/wireguard and iptables state: run files one at a time.
   maxWorkers: 1,
+  reporters: ['default', '<rootDir>/tools/jest/summary-reporter.js'],
 };
