@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what wgctl's build, demo and tests need on a fresh Debian machine (as root):
+# Debian packages for the real network tests, then the npm packages from the lockfile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DEBIAN_FRONTEND=noninteractive
+# --no-install-recommends: wireguard-tools would otherwise pull a kernel image.
+apt_packages=(wireguard-tools wireguard-go iptables nftables iproute2 tcpdump iputils-ping dnsmasq-base openssl procps kmod systemd)
+missing=()
+for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci --no-audit --no-fund
+fi
