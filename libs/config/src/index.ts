@@ -1,0 +1,3 @@
+export * from './validators';
+export * from './errors';
+export * from './wgctl-config';

@@ -1,0 +1,80 @@
+/**
+ * The controller's config file (JSON). Unknown keys are errors, so a typo never silently falls
+ * back to a default.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { ConfigError, zodProblems } from './errors';
+import { durationMsSchema, hostSchema, hostnameSchema, ipSchema, portSchema, targetAddressSchema } from './validators';
+
+export const IPV6_MODES = ['auto', 'route', 'block'] as const;
+export type Ipv6Mode = (typeof IPV6_MODES)[number];
+
+export const DEFAULT_VM_AGENT_PORT = 7443;
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 15_000;
+
+export const wgctlConfigSchema = z.strictObject({
+  version: z.literal(1, { message: 'expected version 1' }),
+  vm: z.strictObject({
+    /** Where the controller reaches the VM agent (IP or host name). */
+    address: hostSchema,
+    port: portSchema,
+    /** Name checked in the VM agent's certificate; default 'vm-agent'. */
+    tlsServerName: hostnameSchema.optional(),
+  }),
+  mac: z.strictObject({
+    /** The mac-agent: 'unix:/path' or 'ADDR:PORT'. */
+    agent: targetAddressSchema,
+  }),
+  /** Directory holding ca.crt and <role>.crt/.key; relative paths are relative to the config file. */
+  tlsDir: z.string().min(1, { message: 'expected a directory path' }),
+  dns: z.array(ipSchema).optional(),
+  handshakeTimeoutMs: durationMsSchema.optional(),
+  ipv6: z.enum(IPV6_MODES, { message: `expected one of ${IPV6_MODES.join(', ')}` }).optional(),
+});
+
+export type WgctlConfig = z.infer<typeof wgctlConfigSchema>;
+
+/** Validates an already-parsed document; throws ConfigError listing every bad field. */
+export function parseWgctlConfig(value: unknown, source?: string): WgctlConfig {
+  const result = wgctlConfigSchema.safeParse(value);
+  if (!result.success) throw new ConfigError('invalid configuration', zodProblems(result.error), source);
+  return result.data;
+}
+
+/** Group/world-writable config files could be edited by another user to redirect the agents. */
+export function checkConfigFilePermissions(path: string): void {
+  const mode = statSync(path).mode & 0o777;
+  if (mode & 0o022) {
+    throw new ConfigError(
+      `is writable by group or others (mode ${mode.toString(8).padStart(4, '0')}); run: chmod go-w ${path}`,
+      [],
+      path,
+    );
+  }
+}
+
+/**
+ * Reads, permission-checks and validates a config file. `tlsDir` comes back absolute
+ * (resolved against the config file's directory).
+ */
+export function loadConfig(path: string): WgctlConfig {
+  let text: string;
+  try {
+    checkConfigFilePermissions(path);
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(code === 'ENOENT' ? 'no such file (run `wgctl init` to create it)' : `cannot read: ${(err as Error).message}`, [], path);
+  }
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`is not valid JSON: ${(err as Error).message}`, [], path);
+  }
+  const config = parseWgctlConfig(document, path);
+  return { ...config, tlsDir: isAbsolute(config.tlsDir) ? config.tlsDir : resolve(dirname(resolve(path)), config.tlsDir) };
+}

@@ -1,0 +1,69 @@
+/**
+ * gRPC status errors for handlers, and the mapping of anything a handler throws to a status
+ * that is safe to send (no secrets, no stack traces).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { redactText } from '@wgctl/logging';
+import { formatZodError } from '@wgctl/config';
+import { ZodError } from 'zod';
+
+/** What handlers throw (or pass to callbacks); grpc-js reads `code` and `details`. */
+export interface StatusError extends Error {
+  code: grpc.status;
+  details: string;
+  metadata?: grpc.Metadata;
+}
+
+export function statusError(code: grpc.status, message: string): StatusError {
+  const error = new Error(message) as StatusError;
+  error.name = `GrpcStatus(${grpc.status[code] ?? code})`;
+  error.code = code;
+  error.details = message;
+  return error;
+}
+
+export const invalidArgument = (message: string): StatusError => statusError(grpc.status.INVALID_ARGUMENT, message);
+export const failedPrecondition = (message: string): StatusError => statusError(grpc.status.FAILED_PRECONDITION, message);
+export const notFound = (message: string): StatusError => statusError(grpc.status.NOT_FOUND, message);
+export const permissionDenied = (message: string): StatusError => statusError(grpc.status.PERMISSION_DENIED, message);
+export const unavailable = (message: string): StatusError => statusError(grpc.status.UNAVAILABLE, message);
+export const aborted = (message: string): StatusError => statusError(grpc.status.ABORTED, message);
+export const deadlineExceeded = (message: string): StatusError => statusError(grpc.status.DEADLINE_EXCEEDED, message);
+export const internal = (message: string): StatusError => statusError(grpc.status.INTERNAL, message);
+
+function isGrpcStatusCode(value: unknown): value is grpc.status {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 16;
+}
+
+/** True for objects carrying a numeric gRPC status `code` (server- or client-side errors). */
+export function isStatusError(value: unknown): value is { code: grpc.status; details?: string; message?: string } {
+  return typeof value === 'object' && value !== null && isGrpcStatusCode((value as { code?: unknown }).code);
+}
+
+/**
+ * Maps whatever a handler threw to a status error: objects with a gRPC `code` pass through
+ * (details redacted), ZodError → INVALID_ARGUMENT naming the fields, anything else → INTERNAL
+ * with the redacted message.
+ */
+export function toStatusError(thrown: unknown): StatusError {
+  if (isStatusError(thrown)) {
+    const details = redactText(String(thrown.details ?? thrown.message ?? grpc.status[thrown.code]));
+    const error = statusError(thrown.code, details);
+    const metadata = (thrown as { metadata?: unknown }).metadata;
+    if (metadata instanceof grpc.Metadata) error.metadata = metadata;
+    return error;
+  }
+  if (thrown instanceof ZodError) {
+    return invalidArgument(redactText(formatZodError(thrown).split('\n').join('; ')));
+  }
+  const message = thrown instanceof Error ? thrown.message : String(thrown);
+  return internal(redactText(message || 'internal error'));
+}
+
+/** A short description of a client-side error (for CLI output and logs). */
+export function describeGrpcError(error: unknown): string {
+  if (isStatusError(error)) {
+    return `${grpc.status[error.code] ?? error.code}: ${error.details ?? error.message ?? ''}`.trim();
+  }
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,7 @@
+export * from './roles';
+export * from './errors';
+export * from './tls';
+export * from './pki';
+export * from './proto-files';
+export * from './server';
+export * from './client';

@@ -1,0 +1,301 @@
+/**
+ * The gRPC server every agent runs: mTLS with the caller's role taken from its certificate CN,
+ * grpc.health.v1, server reflection, per-call logging and safe error mapping.
+ *
+ * Plaintext exists only for a unix socket (filesystem permissions guard it) and for an explicit
+ * loopback dev mode; listen() refuses anything else.
+ */
+import { chmodSync, lstatSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import type { PeerCertificate } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { formatListenAddress, isLoopbackHost, parseListenAddress, type ListenAddress } from '@wgctl/config';
+import type { Logger } from '@wgctl/logging';
+import { permissionDenied, toStatusError, type StatusError } from './errors';
+import { loadReflectionPackageDefinition } from './proto-files';
+import type { Role } from './roles';
+import type { TlsMaterial } from './tls';
+
+export const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
+export const DEFAULT_SOCKET_MODE = 0o660;
+
+/** Server limits: requests are small; responses (captures, status) may be larger. */
+export const DEFAULT_SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  'grpc.max_receive_message_length': 4 * 1024 * 1024,
+  'grpc.max_send_message_length': 32 * 1024 * 1024,
+  'grpc.max_concurrent_streams': 64,
+  'grpc.max_connection_idle_ms': 10 * 60 * 1000,
+};
+
+export type InsecureMode = 'loopback-dev' | 'unix-socket';
+
+export interface AgentServerOptions {
+  /** Fully qualified app service, e.g. 'wgctl.v1.VmAgent'. */
+  serviceName: string;
+  /** mTLS: client certificates required, signed by tls.ca. */
+  tls?: TlsMaterial;
+  /** Plaintext, only on 127.0.0.1/::1/localhost ('loopback-dev') or a unix socket ('unix-socket'). */
+  insecure?: InsecureMode;
+  /** Certificate roles (CN) allowed to call the app service. */
+  allowedRoles: Role[];
+  logger: Logger;
+  /** Mode of unix sockets after bind; default 0660. */
+  socketMode?: number;
+  /** Serve grpc.reflection (v1 and v1alpha); default true. */
+  reflection?: boolean;
+  /** Health status before the first setHealth(); default true (SERVING). */
+  initialHealth?: boolean;
+  /** Overrides of DEFAULT_SERVER_OPTIONS. */
+  serverOptions?: grpc.ServerOptions;
+}
+
+export interface AgentServer {
+  readonly server: grpc.Server;
+  /** Wraps each handler with the role check, logging and error mapping. */
+  addService(definition: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void;
+  /** Sets both '' and serviceName in grpc.health.v1. */
+  setHealth(serving: boolean): void;
+  /** 'ADDR:PORT' ('[V6]:PORT', port 0 = ephemeral) or 'unix:/path'; resolves the bound address. */
+  listen(address: string, options?: { mode?: number }): Promise<string>;
+  /** Graceful stop (health goes NOT_SERVING first); forced after graceMs (default 5000). */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+/** The caller's role: the CN of its verified client certificate. */
+export function peerRoleOf(call: { getAuthContext?: () => { sslPeerCertificate?: PeerCertificate } | null }): string | undefined {
+  const cn = call.getAuthContext?.()?.sslPeerCertificate?.subject?.CN as string | string[] | undefined;
+  return Array.isArray(cn) ? cn[0] : cn;
+}
+
+type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
+
+/** A unix socket file left behind by a dead process is removed; a live one is refused. */
+async function clearStaleSocket(path: string): Promise<void> {
+  let stat;
+  try {
+    stat = lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!stat.isSocket()) throw new Error(`cannot listen on unix:${path}: the path exists and is not a socket`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+  if (alive) throw new Error(`cannot listen on unix:${path}: another process is listening there`);
+  rmSync(path, { force: true });
+}
+
+export function createAgentServer(options: AgentServerOptions): AgentServer {
+  const { serviceName, tls, insecure, logger } = options;
+  if (tls && insecure) throw new Error('createAgentServer: give either tls or insecure, not both');
+  if (!tls && !insecure) throw new Error('createAgentServer: tls material is required (or an explicit insecure mode)');
+  if (insecure && insecure !== 'loopback-dev' && insecure !== 'unix-socket') {
+    throw new Error(`createAgentServer: unknown insecure mode "${String(insecure)}"`);
+  }
+  const allowedRoles = new Set<string>(options.allowedRoles);
+  const checkRoles = Boolean(tls);
+  const server = new grpc.Server({ ...DEFAULT_SERVER_OPTIONS, ...options.serverOptions });
+  const credentials = tls
+    ? grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true)
+    : grpc.ServerCredentials.createInsecure();
+  const socketPaths = new Set<string>();
+
+  const initial: ServingStatus = options.initialHealth === false ? 'NOT_SERVING' : 'SERVING';
+  const health = new HealthImplementation({ '': initial, [serviceName]: initial });
+  health.addToServer(server);
+  if (options.reflection !== false) {
+    const reflection = new ReflectionService(loadReflectionPackageDefinition(), {
+      services: [serviceName, HEALTH_SERVICE_NAME],
+    });
+    reflection.addToServer(server);
+  }
+
+  /** Returns the caller's role, or a PERMISSION_DENIED error. */
+  function authorize(call: AnyCall, method: string): { role: string; error?: StatusError } {
+    if (!checkRoles) return { role: 'insecure' };
+    const role = peerRoleOf(call) ?? '(no certificate)';
+    if (allowedRoles.has(role)) return { role };
+    return {
+      role,
+      error: permissionDenied(`role "${role}" may not call ${method} (allowed: ${[...allowedRoles].join(', ') || 'none'})`),
+    };
+  }
+
+  function logCall(method: string, role: string, startedAt: number, code: grpc.status, details?: string): void {
+    const entry = {
+      method,
+      peerRole: role,
+      durationMs: Math.round((performance.now() - startedAt) * 10) / 10,
+      status: grpc.status[code] ?? String(code),
+      ...(details && code !== grpc.status.OK ? { details } : {}),
+    };
+    if (code === grpc.status.OK) logger.debug('rpc', entry);
+    else if (code === grpc.status.PERMISSION_DENIED) logger.warn('rpc refused', entry);
+    else logger.info('rpc failed', entry);
+  }
+
+  function wrapUnary(method: string, handler: grpc.handleUnaryCall<unknown, unknown>): grpc.handleUnaryCall<unknown, unknown> {
+    return (call, callback) => {
+      const startedAt = performance.now();
+      const { role, error } = authorize(call, method);
+      let finished = false;
+      const finish: grpc.sendUnaryData<unknown> = (err, value, trailer, flags) => {
+        if (finished) return;
+        finished = true;
+        if (err) {
+          const mapped = toStatusError(err);
+          logCall(method, role, startedAt, mapped.code, mapped.details);
+          callback(mapped, null, trailer, flags);
+        } else {
+          logCall(method, role, startedAt, grpc.status.OK);
+          callback(null, value, trailer, flags);
+        }
+      };
+      if (error) return finish(error);
+      try {
+        const result = (handler as (...args: unknown[]) => unknown)(call, finish);
+        if (result && typeof (result as Promise<unknown>).then === 'function') {
+          (result as Promise<unknown>).then(undefined, (thrown) => finish(thrown as Error));
+        }
+      } catch (thrown) {
+        finish(thrown as Error);
+      }
+    };
+  }
+
+  function wrapServerStream(
+    method: string,
+    handler: grpc.handleServerStreamingCall<unknown, unknown>,
+  ): grpc.handleServerStreamingCall<unknown, unknown> {
+    return (call) => {
+      const startedAt = performance.now();
+      const { role, error } = authorize(call, method);
+      let status: StatusError | undefined;
+      let logged = false;
+      const logOnce = (code: grpc.status, details?: string) => {
+        if (logged) return;
+        logged = true;
+        logCall(method, role, startedAt, code, details);
+      };
+      // Every error a handler emits (or a stream raises) is mapped before grpc-js turns it into a status.
+      const emit = call.emit.bind(call);
+      call.emit = ((event: string | symbol, ...args: unknown[]) => {
+        if (event === 'error') {
+          status = toStatusError(args[0]);
+          return emit('error', status);
+        }
+        return emit(event, ...args);
+      }) as typeof call.emit;
+      call.on('finish', () => logOnce(status?.code ?? grpc.status.OK, status?.details));
+      call.on('cancelled', () => logOnce(grpc.status.CANCELLED, 'cancelled by the client'));
+      const fail = (thrown: unknown) => {
+        if (call.writableEnded || call.destroyed) {
+          logger.warn('rpc handler failed after the stream ended', { method, error: toStatusError(thrown).details });
+          return;
+        }
+        call.emit('error', thrown);
+      };
+      if (error) return fail(error);
+      try {
+        const result = (handler as (...args: unknown[]) => unknown)(call);
+        if (result && typeof (result as Promise<unknown>).then === 'function') {
+          (result as Promise<unknown>).then(undefined, fail);
+        }
+      } catch (thrown) {
+        fail(thrown);
+      }
+    };
+  }
+
+  function addService(definition: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void {
+    const wrapped: grpc.UntypedServiceImplementation = {};
+    for (const [name, attrs] of Object.entries(definition)) {
+      const handler = impl[name] ?? (attrs.originalName ? impl[attrs.originalName] : undefined);
+      if (!handler) continue; // grpc-js answers UNIMPLEMENTED
+      if (!attrs.requestStream && !attrs.responseStream) {
+        wrapped[name] = wrapUnary(attrs.path, handler as grpc.handleUnaryCall<unknown, unknown>);
+      } else if (!attrs.requestStream && attrs.responseStream) {
+        wrapped[name] = wrapServerStream(attrs.path, handler as grpc.handleServerStreamingCall<unknown, unknown>);
+      } else {
+        throw new Error(`${attrs.path}: client-streaming methods are not supported by createAgentServer`);
+      }
+    }
+    server.addService(definition, wrapped);
+  }
+
+  function setHealth(serving: boolean): void {
+    const status: ServingStatus = serving ? 'SERVING' : 'NOT_SERVING';
+    health.setStatus('', status);
+    health.setStatus(serviceName, status);
+  }
+
+  function checkAddressAllowed(address: ListenAddress, text: string): void {
+    if (insecure === 'loopback-dev') {
+      if (address.kind !== 'tcp' || !isLoopbackHost(address.host)) {
+        throw new Error(`refusing plaintext (loopback-dev) on ${text}: only 127.0.0.1, ::1 or localhost are allowed without TLS`);
+      }
+    } else if (insecure === 'unix-socket') {
+      if (address.kind !== 'unix') {
+        throw new Error(`refusing plaintext (unix-socket) on ${text}: only unix:/path addresses are allowed without TLS`);
+      }
+    }
+  }
+
+  async function listen(text: string, listenOptions: { mode?: number } = {}): Promise<string> {
+    const address = parseListenAddress(text, { allowPortZero: true });
+    checkAddressAllowed(address, text);
+    if (address.kind === 'unix') await clearStaleSocket(address.path);
+    const bindTarget = address.kind === 'unix' ? `unix:${address.path}` : formatListenAddress(address);
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(bindTarget, credentials, (err, boundPort) => {
+        if (err) reject(new Error(`cannot listen on ${text}: ${err.message}`));
+        else resolve(boundPort);
+      });
+    });
+    let bound: string;
+    if (address.kind === 'unix') {
+      socketPaths.add(address.path);
+      chmodSync(address.path, listenOptions.mode ?? options.socketMode ?? DEFAULT_SOCKET_MODE);
+      bound = `unix:${address.path}`;
+    } else {
+      bound = formatListenAddress({ ...address, port });
+    }
+    logger.info('listening', {
+      address: bound,
+      service: serviceName,
+      security: tls ? 'mtls' : `plaintext (${insecure})`,
+      allowedRoles: checkRoles ? [...allowedRoles] : undefined,
+    });
+    return bound;
+  }
+
+  async function shutdown(graceMs = 5000): Promise<void> {
+    setHealth(false);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        logger.warn('forcing server shutdown', { graceMs });
+        server.forceShutdown();
+        resolve();
+      }, graceMs);
+      timer.unref();
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    for (const path of socketPaths) rmSync(path, { force: true });
+    socketPaths.clear();
+  }
+
+  return { server, addService, setHealth, listen, shutdown };
+}
