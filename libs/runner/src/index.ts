@@ -1,3 +1,4 @@
 export * from './runner';
 export * from './fake';
 export * from './steps';
+export * from './stream';
