@@ -1,0 +1,280 @@
+/**
+ * Order of operations and rollback, against fake agents served over real gRPC + mTLS: the
+ * assertions read the agents' own call logs, not the orchestrator's view of itself.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { loadTlsMaterial } from '@wgctl/transport';
+import type { MacAgentApi, VmAgentApi } from '../agents';
+import { macAgentApi, vmAgentApi } from '../clients';
+import { down, type OrchestratorEvent, plan, up } from '../orchestrator';
+import { agentInfo, defaultMacDescription, defaultVmDescription, type Lab, okSteps, startLab } from '../testing/fake-agents';
+
+let lab: Lab;
+let vm: VmAgentApi;
+let mac: MacAgentApi;
+
+beforeEach(async () => {
+  lab = await startLab();
+  const tls = loadTlsMaterial(lab.tlsDir, 'controller');
+  vm = vmAgentApi({ side: 'vm', target: lab.agents.vmTarget }, { tls, timeoutMs: 3000 });
+  mac = macAgentApi({ side: 'mac', target: lab.agents.macTarget }, { tls, timeoutMs: 3000, vmAddress: '192.0.2.3' });
+});
+
+afterEach(async () => {
+  vm.close();
+  mac.close();
+  await lab.cleanup();
+});
+
+const UP_OPTS = { vmAddress: '192.0.2.3' };
+
+describe('up', () => {
+  it('connects to both, brings the VM up before the Mac, and feeds the Mac what the VM described', async () => {
+    const events: OrchestratorEvent[] = [];
+    const result = await up(vm, mac, UP_OPTS, (e) => events.push(e));
+    expect(result.failure).toBeUndefined();
+    expect(result.ok).toBe(true);
+    expect(lab.agents.sequence(['Describe', 'Up', 'Down'])).toEqual([
+      // connect describes both in parallel: either order
+      ...lab.agents.sequence(['Describe']).slice(0, 2),
+      'vm.Up',
+      'vm.Describe',
+      'mac.Up',
+    ]);
+    expect(lab.agents.sequence(['Describe']).slice(0, 2).sort()).toEqual(['mac.Describe', 'vm.Describe']);
+
+    const vmUp = lab.agents.calls.find((c) => c.side === 'vm' && c.rpc === 'Up')!.request;
+    expect(vmUp).toMatchObject({ macSource: '192.0.2.2', dryRun: false });
+    const macUp = lab.agents.calls.find((c) => c.side === 'mac' && c.rpc === 'Up')!.request;
+    expect(macUp).toMatchObject({
+      vmAddress: '192.0.2.3',
+      endpoints: [{ host: 'vpn.example.net', ip: '203.0.113.5', port: 51820 }],
+      dnsServers: ['10.64.0.1'],
+      dryRun: false,
+    });
+    // The mac-agent is told which VM address we mean, so it can report its vnic.
+    const macDescribe = lab.agents.calls.find((c) => c.side === 'mac' && c.rpc === 'Describe')!;
+    expect(macDescribe.metadata['wgctl-vm-address']).toBe('192.0.2.3');
+
+    const topLevel = events.filter((e) => e.kind === 'start').map((e) => e.step);
+    expect(topLevel).toEqual(['connect', 'vm-up', 'vm-describe', 'mac-up']);
+    const agentSteps = events.filter((e) => e.kind === 'agent').map((e) => (e.kind === 'agent' ? `${e.side}:${e.event.step}:${e.event.state}` : ''));
+    expect(agentSteps.slice(0, 2)).toEqual(['vm:wg-quick-up:1', 'vm:wg-quick-up:2']);
+    expect(result.endpoints).toEqual([{ host: 'vpn.example.net', ip: '203.0.113.5', port: 51820 }]);
+    expect(result.tunnelAddresses).toEqual(['10.64.0.2/32']);
+  });
+
+  it('uses configured DNS servers and an explicit Mac source over the described ones', async () => {
+    const result = await up(vm, mac, { ...UP_OPTS, dnsServers: ['198.51.100.53'], macSource: '192.0.2.9' });
+    expect(result.ok).toBe(true);
+    expect(lab.agents.calls.find((c) => c.side === 'vm' && c.rpc === 'Up')!.request).toMatchObject({ macSource: '192.0.2.9' });
+    expect(lab.agents.calls.find((c) => c.side === 'mac' && c.rpc === 'Up')!.request).toMatchObject({ dnsServers: ['198.51.100.53'] });
+  });
+
+  it('fails at connect, changing nothing, when an agent speaks another protocol', async () => {
+    lab.agents.mac.describe = { ...defaultMacDescription(), agent: agentInfo('mac-agent', 'wgctl.v0') };
+    const result = await up(vm, mac, UP_OPTS);
+    expect(result.ok).toBe(false);
+    expect(result.failure).toMatchObject({ step: 'connect' });
+    expect(result.failure!.message).toMatch(/mac-agent speaks protocol "wgctl.v0".*needs "wgctl.v1"/);
+    expect(lab.agents.sequence()).toEqual([]);
+  });
+
+  it('fails at connect when the addresses are swapped (a mac-agent answering as the VM)', async () => {
+    lab.agents.vm.describe = { ...defaultVmDescription(), agent: agentInfo('mac-agent') };
+    const result = await up(vm, mac, UP_OPTS);
+    expect(result.failure?.message).toMatch(/configured for the vm-agent answers as "mac-agent"/);
+    expect(lab.agents.sequence()).toEqual([]);
+  });
+
+  it('fails at connect naming the unreachable agent, and touches neither', async () => {
+    await lab.agents.stop('mac');
+    const result = await up(vm, mac, UP_OPTS);
+    expect(result.failure).toMatchObject({ step: 'connect' });
+    expect(result.failure!.message).toMatch(/cannot reach mac-agent at unix:/);
+    expect(lab.agents.sequence()).toEqual([]);
+    expect(result.rollback).toEqual([]);
+  });
+
+  it('fails at connect when no Mac source can be found', async () => {
+    lab.agents.mac.describe = { ...defaultMacDescription(), vnicAddress: '' };
+    const result = await up(vm, mac, UP_OPTS);
+    expect(result.failure?.message).toMatch(/--mac-source/);
+    expect(lab.agents.sequence()).toEqual([]);
+  });
+
+  it('failure in VM Up: rolls back the VM only, with the failing step and command stderr', async () => {
+    lab.agents.vm.up = {
+      steps: [
+        ...okSteps('wg-quick-up'),
+        {
+          step: 'await-handshake',
+          state: 'failed',
+          message: 'no handshake within 15 s',
+          commands: [
+            { argv: ['wg', 'show', 'wg0', 'latest-handshakes'], exitCode: 0 },
+            { argv: ['ping', '-c1', '10.64.0.1'], exitCode: 1, stderr: 'Destination Host Unreachable' },
+          ],
+        },
+      ],
+      outcome: { ok: false, failedStep: 'await-handshake', error: 'no handshake within 15 s' },
+    };
+    const result = await up(vm, mac, UP_OPTS);
+    expect(result.ok).toBe(false);
+    expect(result.failure).toMatchObject({
+      step: 'vm-up',
+      agentStep: 'await-handshake',
+      command: { argv: ['ping', '-c1', '10.64.0.1'], exitCode: 1, stderr: 'Destination Host Unreachable' },
+    });
+    expect(result.failure!.message).toBe('vm-agent failed at step await-handshake: no handshake within 15 s');
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'vm.Down']);
+    expect(result.rollback).toEqual([{ side: 'vm', ok: true }]);
+  });
+
+  it('VM Up stream broken by a transport error: still rolls the VM back (state unknown)', async () => {
+    lab.agents.vm.up = { grpcError: { code: grpc.status.INTERNAL, details: 'agent crashed' }, afterSteps: okSteps('wg-quick-up') };
+    const result = await up(vm, mac, UP_OPTS);
+    expect(result.failure).toMatchObject({ step: 'vm-up' });
+    expect(result.failure!.message).toMatch(/vm-agent Up failed: INTERNAL: agent crashed/);
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'vm.Down']);
+  });
+
+  it('failure in VM Describe after Up: rolls back the VM', async () => {
+    let describes = 0;
+    const original = defaultVmDescription();
+    Object.defineProperty(lab.agents.vm, 'describe', {
+      get: () => (++describes === 1 ? original : { ...original, endpoints: [] }),
+    });
+    const result = await up(vm, mac, UP_OPTS);
+    expect(result.failure).toMatchObject({ step: 'vm-describe' });
+    expect(result.failure!.message).toMatch(/no WireGuard server endpoints/);
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'vm.Down']);
+  });
+
+  it('failure in Mac Up: Mac Down first, then VM Down', async () => {
+    lab.agents.mac.up = {
+      steps: [
+        ...okSteps('pin-endpoint', 'split-routes'),
+        { step: 'kill-switch', state: 'failed', message: 'pfctl failed', commands: [{ argv: ['pfctl', '-a', 'wgctl', '-f', '-'], exitCode: 1, stderr: 'pfctl: syntax error' }] },
+      ],
+      outcome: { ok: false, failedStep: 'kill-switch', error: 'pfctl failed' },
+    };
+    const result = await up(vm, mac, UP_OPTS);
+    expect(result.failure).toMatchObject({ step: 'mac-up', agentStep: 'kill-switch', command: { stderr: 'pfctl: syntax error' } });
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Down', 'vm.Down']);
+    expect(result.rollback).toEqual([
+      { side: 'mac', ok: true },
+      { side: 'vm', ok: true },
+    ]);
+  });
+
+  it('failure in Mac Up when the VM was already up: leaves the pre-existing tunnel alone', async () => {
+    lab.agents.vm.up = {
+      steps: ['wg-quick-up', 'await-handshake', 'forward', 'snat'].map((step) => ({ step, state: 'skipped' as const })),
+      outcome: { ok: true },
+    };
+    lab.agents.mac.up = { steps: [], outcome: { ok: false, failedStep: 'split-routes', error: 'route: writing to routing socket: File exists' } };
+    const result = await up(vm, mac, UP_OPTS);
+    expect(result.failure).toMatchObject({ step: 'mac-up' });
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Down']);
+  });
+
+  it('a failing rollback is reported with what is left', async () => {
+    lab.agents.mac.up = { steps: [], outcome: { ok: false, failedStep: 'dns', error: 'networksetup failed' } };
+    lab.agents.mac.down = { steps: [], outcome: { ok: false, failedStep: 'kill-switch', error: 'pfctl: token invalid' } };
+    const result = await up(vm, mac, UP_OPTS);
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Down', 'vm.Down']);
+    expect(result.rollback).toEqual([
+      { side: 'mac', ok: false, error: 'mac-agent Down failed at kill-switch: pfctl: token invalid' },
+      { side: 'vm', ok: true },
+    ]);
+    expect(result.left).toEqual([expect.stringMatching(/^Mac: split routes, endpoint pin, kill switch and DNS may still be in place/)]);
+  });
+
+  it('a hung VM Up hits the deadline, fails the step and rolls back', async () => {
+    vm.close();
+    vm = vmAgentApi({ side: 'vm', target: lab.agents.vmTarget }, { tls: loadTlsMaterial(lab.tlsDir, 'controller'), timeoutMs: 300 });
+    lab.agents.vm.up = { hang: true };
+    const result = await up(vm, mac, UP_OPTS);
+    expect(result.failure?.message).toMatch(/did not answer Up within/);
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'vm.Down']);
+  });
+});
+
+describe('down', () => {
+  it('takes the Mac down before the VM', async () => {
+    const result = await down(vm, mac, {});
+    expect(result.ok).toBe(true);
+    expect(lab.agents.sequence()).toEqual(['mac.Down', 'vm.Down']);
+    expect(lab.agents.calls.find((c) => c.rpc === 'Down' && c.side === 'vm')!.request).toEqual({ dryRun: false, forceInterfaceDown: false });
+  });
+
+  it('passes --force and --dry-run through', async () => {
+    await down(vm, mac, { dryRun: true, forceInterfaceDown: true });
+    expect(lab.agents.calls.filter((c) => c.rpc === 'Down').map((c) => c.request)).toEqual([{ dryRun: true }, { dryRun: true, forceInterfaceDown: true }]);
+  });
+
+  it('with the Mac unreachable: still takes the VM down and says what is left', async () => {
+    await lab.agents.stop('mac');
+    const result = await down(vm, mac, {});
+    expect(result.ok).toBe(false);
+    expect(lab.agents.sequence()).toEqual(['vm.Down']);
+    expect(result.sides.mac.outcome).toBe('unreachable');
+    expect(result.sides.vm.outcome).toBe('done');
+    expect(result.left).toEqual([expect.stringMatching(/^Mac: /)]);
+  });
+
+  it('with the VM unreachable: takes the Mac down and says what is left', async () => {
+    await lab.agents.stop('vm');
+    const result = await down(vm, mac, {});
+    expect(lab.agents.sequence()).toEqual(['mac.Down']);
+    expect(result.sides.vm.outcome).toBe('unreachable');
+    expect(result.left).toEqual([expect.stringMatching(/^VM: /)]);
+  });
+
+  it('a failing Mac Down does not stop the VM Down', async () => {
+    lab.agents.mac.down = { steps: [], outcome: { ok: false, failedStep: 'dns', error: 'networksetup failed' } };
+    const result = await down(vm, mac, {});
+    expect(lab.agents.sequence()).toEqual(['mac.Down', 'vm.Down']);
+    expect(result.sides.mac).toMatchObject({ outcome: 'failed', error: 'mac-agent failed at step dns: networksetup failed' });
+    expect(result.ok).toBe(false);
+  });
+});
+
+describe('plan', () => {
+  it('runs Up with dry_run on both agents, VM first, and lists every step with its argv', async () => {
+    lab.agents.vm.up = {
+      steps: [
+        { step: 'wg-quick-up', state: 'done', message: 'would bring wg0 up', commands: [{ argv: ['ip', 'link', 'show', 'wg0'], exitCode: 1, dryRun: false }, { argv: ['wg-quick', 'up', 'wg0'] }] },
+        { step: 'snat', state: 'skipped', message: 'already present', commands: [{ argv: ['iptables', '-t', 'nat', '-C', 'POSTROUTING'], exitCode: 0, dryRun: false }] },
+      ],
+      outcome: { ok: true },
+    };
+    const result = await plan(vm, mac, UP_OPTS);
+    expect(result.ok).toBe(true);
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up']);
+    expect(lab.agents.calls.filter((c) => c.rpc === 'Up').map((c) => (c.request as { dryRun: boolean }).dryRun)).toEqual([true, true]);
+    expect(result.steps.slice(0, 2)).toEqual([
+      {
+        side: 'vm',
+        step: 'wg-quick-up',
+        state: 'would-run',
+        message: 'would bring wg0 up',
+        commands: [
+          { argv: ['ip', 'link', 'show', 'wg0'], wouldRun: false },
+          { argv: ['wg-quick', 'up', 'wg0'], wouldRun: true },
+        ],
+      },
+      { side: 'vm', step: 'snat', state: 'skipped', message: 'already present', commands: [{ argv: ['iptables', '-t', 'nat', '-C', 'POSTROUTING'], wouldRun: false }] },
+    ]);
+    expect(result.steps.slice(2).map((s) => `${s.side}:${s.step}`)).toEqual(['mac:pin-endpoint', 'mac:split-routes', 'mac:kill-switch', 'mac:dns']);
+  });
+
+  it('never calls Down, even when a dry run fails', async () => {
+    lab.agents.vm.up = { steps: [], outcome: { ok: false, failedStep: 'config', error: '/etc/wireguard/wg0.conf: no such file' } };
+    const result = await plan(vm, mac, UP_OPTS);
+    expect(result.ok).toBe(false);
+    expect(result.failure).toMatchObject({ step: 'vm-plan' });
+    expect(lab.agents.sequence()).toEqual(['vm.Up']);
+  });
+});

@@ -1,0 +1,53 @@
+/**
+ * The controller's view of the two agents: promise-based, one method per RPC. clients.ts
+ * adapts the generated gRPC clients to these interfaces; tests may hand the orchestrator
+ * any implementation. Types only — importing this module loads no gRPC code.
+ */
+import type {
+  CaptureRequest,
+  CaptureResult,
+  MacDescription,
+  MacDownRequest,
+  MacStatus,
+  MacUpRequest,
+  Outcome,
+  StepEvent,
+  VmDescription,
+  VmDownRequest,
+  VmStatus,
+  VmUpRequest,
+} from '@wgctl/proto';
+
+export type Side = 'vm' | 'mac';
+export const SIDE_LABEL: Record<Side, string> = { vm: 'vm-agent', mac: 'mac-agent' };
+
+export type StepListener = (event: StepEvent) => void;
+
+interface AgentApi<Description, Status, UpRequest, DownRequest> {
+  readonly side: Side;
+  /** Where we connect, for messages ("192.0.2.10:7443", "unix:/var/run/…"). */
+  readonly target: string;
+  describe(): Promise<Description>;
+  /** Streams step events to `onStep`; resolves with the final Outcome (ok or not). */
+  up(request: UpRequest, onStep: StepListener): Promise<Outcome>;
+  down(request: DownRequest, onStep: StepListener): Promise<Outcome>;
+  status(): Promise<Status>;
+  capture(request: CaptureRequest): Promise<CaptureResult>;
+  close(): void;
+}
+
+export type VmAgentApi = AgentApi<VmDescription, VmStatus, VmUpRequest, VmDownRequest>;
+export type MacAgentApi = AgentApi<MacDescription, MacStatus, MacUpRequest, MacDownRequest>;
+
+/** An RPC that failed at the transport level (unreachable, deadline, refused by the agent). */
+export class AgentCallError extends Error {
+  constructor(
+    readonly side: Side,
+    readonly rpc: string,
+    readonly grpcCode: number | undefined,
+    readonly details: string,
+  ) {
+    super(`${SIDE_LABEL[side]} ${rpc}: ${details}`);
+    this.name = 'AgentCallError';
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * gRPC clients for the two agents, always mTLS with the controller's certificate (or the
+ * monitor's, for health probes), adapted to the promise interfaces of agents.ts.
+ * Loaded lazily by the commands that talk to agents: it pulls in @grpc/grpc-js.
+ */
+import * as grpc from '@grpc/grpc-js';
+import {
+  type CaptureRequest,
+  type CaptureResult,
+  MacAgentClient,
+  type Outcome,
+  type Progress,
+  type StepEvent,
+  VmAgentClient,
+} from '@wgctl/proto';
+import { connectAgent, type ClientConstructor, type TlsMaterial } from '@wgctl/transport';
+import { AgentCallError, type MacAgentApi, SIDE_LABEL, type Side, type StepListener, type VmAgentApi } from './agents';
+
+export type ClientRole = 'controller' | 'monitor';
+
+export interface AgentTarget {
+  side: Side;
+  /** 'HOST:PORT' or 'unix:/path'. */
+  target: string;
+  /** Name the agent's certificate must carry (SAN); default the agent's role. */
+  serverName?: string;
+}
+
+export interface ClientOptions {
+  tls: TlsMaterial;
+  /** Deadline of each call, ms. */
+  timeoutMs: number;
+  /** Sent as gRPC metadata on Describe to the mac-agent so it can report its vnic. */
+  vmAddress?: string;
+}
+
+/** Metadata key: the VM's address, so the mac-agent can name the interface/address facing it. */
+export const VM_ADDRESS_METADATA = 'wgctl-vm-address';
+
+type GenericClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+
+/** A CLI run is short: no keepalive pings, quick reconnects, no transparent retries. */
+const CLI_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.enable_retries': 0,
+  'grpc.keepalive_permit_without_calls': 0,
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 1000,
+};
+
+/** Turns a transport-level failure into a sentence that says what to do. */
+export function describeCallError(side: Side, rpc: string, target: string, error: grpc.ServiceError | Error, timeoutMs: number): AgentCallError {
+  const who = SIDE_LABEL[side];
+  const code = (error as grpc.ServiceError).code;
+  const details = (error as grpc.ServiceError).details ?? error.message;
+  let sentence: string;
+  switch (code) {
+    case grpc.status.UNAVAILABLE:
+      sentence = `cannot reach ${who} at ${target}: ${details} (is the agent running? is the address right?)`;
+      break;
+    case grpc.status.DEADLINE_EXCEEDED:
+      sentence = `${who} at ${target} did not answer ${rpc} within ${Math.round(timeoutMs / 1000)} s (raise --timeout?)`;
+      break;
+    case grpc.status.UNAUTHENTICATED:
+    case grpc.status.PERMISSION_DENIED:
+      sentence = `${who} at ${target} refused our certificate: ${details} (same PKI on both sides? see \`wgctl init --help\`)`;
+      break;
+    case grpc.status.UNIMPLEMENTED:
+      sentence = `${who} at ${target} does not implement ${rpc}: ${details} (agent too old?)`;
+      break;
+    default:
+      sentence = `${who} ${rpc} failed: ${code !== undefined ? `${grpc.status[code] ?? code}: ` : ''}${details}`;
+  }
+  return new AgentCallError(side, rpc, code, sentence);
+}
+
+class AgentConnection {
+  readonly client: GenericClient;
+
+  constructor(
+    readonly side: Side,
+    readonly target: string,
+    ClientCtor: ClientConstructor<grpc.Client>,
+    private readonly options: ClientOptions,
+    serverName?: string,
+  ) {
+    // The agent's certificate must carry DNS:<role> (default) or the configured serverName.
+    this.client = connectAgent(ClientCtor, target, {
+      tls: options.tls,
+      serverName: serverName ?? SIDE_LABEL[side],
+      channelOptions: CLI_CHANNEL_OPTIONS,
+    }) as GenericClient;
+  }
+
+  private deadline(): Date {
+    return new Date(Date.now() + this.options.timeoutMs);
+  }
+
+  private fail(rpc: string, error: grpc.ServiceError | Error): AgentCallError {
+    return describeCallError(this.side, rpc, this.target, error, this.options.timeoutMs);
+  }
+
+  unary<Res>(rpc: string, method: string, request: unknown, metadata = new grpc.Metadata()): Promise<Res> {
+    return new Promise<Res>((resolve, reject) => {
+      this.client[method]!(request, metadata, { deadline: this.deadline() }, (error: grpc.ServiceError | null, response: Res) => {
+        if (error) reject(this.fail(rpc, error));
+        else resolve(response);
+      });
+    });
+  }
+
+  /** Reads an Up/Down Progress stream to its Outcome. */
+  progress(rpc: string, method: string, request: unknown, onStep: StepListener): Promise<Outcome> {
+    return new Promise<Outcome>((resolve, reject) => {
+      const call = this.client[method]!(request, new grpc.Metadata(), { deadline: this.deadline() }) as grpc.ClientReadableStream<Progress>;
+      let outcome: Outcome | undefined;
+      let settled = false;
+      call.on('data', (message: Progress) => {
+        const kind = message.kind;
+        if (kind?.$case === 'step') {
+          try {
+            onStep(kind.value as StepEvent);
+          } catch {
+            // a rendering problem must not abort an agent operation half-way
+          }
+        } else if (kind?.$case === 'outcome') outcome = kind.value;
+      });
+      call.on('error', (error: grpc.ServiceError) => {
+        if (settled) return;
+        settled = true;
+        reject(this.fail(rpc, error));
+      });
+      call.on('end', () => {
+        if (settled) return;
+        settled = true;
+        if (outcome) resolve(outcome);
+        else reject(new AgentCallError(this.side, rpc, undefined, `${SIDE_LABEL[this.side]} ${rpc} stream ended without an outcome`));
+      });
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export function vmAgentApi(target: AgentTarget, options: ClientOptions): VmAgentApi {
+  const c = new AgentConnection('vm', target.target, VmAgentClient, options, target.serverName);
+  return {
+    side: 'vm',
+    target: target.target,
+    describe: () => c.unary('Describe', 'describe', {}),
+    up: (request, onStep) => c.progress('Up', 'up', request, onStep),
+    down: (request, onStep) => c.progress('Down', 'down', request, onStep),
+    status: () => c.unary('Status', 'status', {}),
+    capture: (request: CaptureRequest) => c.unary<CaptureResult>('Capture', 'capture', request),
+    close: () => c.close(),
+  };
+}
+
+export function macAgentApi(target: AgentTarget, options: ClientOptions): MacAgentApi {
+  const c = new AgentConnection('mac', target.target, MacAgentClient, options, target.serverName);
+  const describeMetadata = (): grpc.Metadata => {
+    const metadata = new grpc.Metadata();
+    if (options.vmAddress) metadata.set(VM_ADDRESS_METADATA, options.vmAddress);
+    return metadata;
+  };
+  return {
+    side: 'mac',
+    target: target.target,
+    describe: () => c.unary('Describe', 'describe', {}, describeMetadata()),
+    up: (request, onStep) => c.progress('Up', 'up', request, onStep),
+    down: (request, onStep) => c.progress('Down', 'down', request, onStep),
+    status: () => c.unary('Status', 'status', {}),
+    capture: (request: CaptureRequest) => c.unary<CaptureResult>('Capture', 'capture', request),
+    close: () => c.close(),
+  };
+}

@@ -1,0 +1,39 @@
+/**
+ * Exit codes and the one error type that carries them. Every command ends by returning an
+ * exit code or throwing a CliError; main.ts turns anything else into a one-line message
+ * (never a stack trace, unless --log-level debug).
+ */
+
+export const EXIT = {
+  /** Success, healthy, SERVING, PASS. */
+  ok: 0,
+  /** The operation ran and failed (up/down/verify FAIL), status degraded, health NOT_SERVING. */
+  failed: 1,
+  /** Bad CLI input or config; status down/unreachable; health probe could not reach the agent. */
+  usage: 2,
+} as const;
+
+export type ExitCode = number;
+
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode = EXIT.failed,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+/** Bad input from the user (flags, arguments, config): exit 2. */
+export class UsageError extends CliError {
+  constructor(message: string) {
+    super(message, EXIT.usage);
+    this.name = 'UsageError';
+  }
+}
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,37 @@
+/**
+ * The address this host uses to reach the VM: the kernel's source-address choice for a
+ * connected UDP socket. Connecting a UDP socket sends nothing. Only meaningful when the
+ * controller runs on the same host as the mac-agent (unix socket or loopback target).
+ */
+import { createSocket } from 'node:dgram';
+import { isIP } from 'node:net';
+
+export function sameHostTarget(target: string): boolean {
+  if (target.startsWith('unix:')) return true;
+  const host = target.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+export function localSourceAddress(destination: string, timeoutMs = 2000): Promise<string | undefined> {
+  const family = isIP(destination);
+  if (family === 0) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const socket = createSocket(family === 6 ? 'udp6' : 'udp4');
+    const finish = (value: string | undefined): void => {
+      clearTimeout(timer);
+      try {
+        socket.close();
+      } catch {
+        // already closed
+      }
+      resolve(value);
+    };
+    const timer = setTimeout(() => finish(undefined), timeoutMs);
+    socket.on('error', () => finish(undefined));
+    // Port 9 (discard): any port works, nothing is sent.
+    socket.connect(9, destination, () => {
+      const address = socket.address().address;
+      finish(address && address !== '0.0.0.0' && address !== '::' ? address : undefined);
+    });
+  });
+}

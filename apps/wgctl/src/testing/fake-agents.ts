@@ -1,0 +1,298 @@
+/**
+ * Fake agents for tests: real gRPC servers (mTLS via @wgctl/transport, the VM on
+ * 127.0.0.1:<ephemeral>, the Mac on a unix socket) implementing VmAgent/MacAgent with
+ * scripted answers, recording every call in one shared, ordered log.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { silentLogger } from '@wgctl/logging';
+import {
+  type CaptureResult,
+  type Command,
+  MacAgentService,
+  type MacDescription,
+  type MacStatus,
+  type Progress,
+  StepState,
+  VmAgentService,
+  type VmDescription,
+  type VmStatus,
+} from '@wgctl/proto';
+import { createAgentServer, createPki, loadTlsMaterial, type AgentServer, type Role } from '@wgctl/transport';
+
+export interface ScriptedStep {
+  step: string;
+  state: 'done' | 'skipped' | 'failed';
+  message?: string;
+  commands?: Partial<Command>[];
+}
+
+/** How an Up/Down stream behaves. */
+export type StreamScript =
+  | { steps: ScriptedStep[]; outcome: { ok: boolean; failedStep?: string; error?: string }; delayMs?: number }
+  | { grpcError: { code: grpc.status; details: string }; afterSteps?: ScriptedStep[] }
+  /** The stream stays open (until the deadline or a cancel). */
+  | { hang: true };
+
+export type UnaryScript<T> = T | { grpcError: { code: grpc.status; details: string } } | { hang: true };
+
+export interface AgentScript<Description, Status> {
+  describe: UnaryScript<Description>;
+  up: StreamScript;
+  down: StreamScript;
+  status: UnaryScript<Status>;
+  capture: UnaryScript<CaptureResult>;
+}
+
+export interface RecordedCall {
+  side: 'vm' | 'mac';
+  rpc: 'Describe' | 'Up' | 'Down' | 'Status' | 'Capture';
+  request: unknown;
+  metadata: Record<string, unknown>;
+  peerRole?: string;
+}
+
+export const okSteps = (...names: string[]): ScriptedStep[] =>
+  names.map((step) => ({ step, state: 'done', message: `${step} done`, commands: [{ argv: ['true', step], exitCode: 0 }] }));
+
+export function agentInfo(agent: 'vm-agent' | 'mac-agent', protocolVersion = 'wgctl.v1') {
+  return { agent, version: '0.1.0', protocolVersion, hostname: `${agent}-host`, driver: agent === 'vm-agent' ? 'nft' : 'linux', pid: '4242' };
+}
+
+export function defaultVmDescription(): VmDescription {
+  return {
+    agent: agentInfo('vm-agent'),
+    interface: 'wg0',
+    tunnelAddresses: ['10.64.0.2/32'],
+    endpoints: [{ host: 'vpn.example.net', ip: '203.0.113.5', port: 51820 }],
+    peers: [],
+    dns: ['10.64.0.1'],
+    mtu: 1420,
+    configPath: '/etc/wireguard/wg0.conf',
+    publicKey: 'PUBLICKEYPUBLICKEYPUBLICKEYPUBLICKEYPUBLIC=',
+  };
+}
+
+export function defaultMacDescription(): MacDescription {
+  return {
+    agent: agentInfo('mac-agent'),
+    uplinkInterface: 'en0',
+    gateway: '192.0.2.1',
+    gateway6: '',
+    vnicInterface: 'bridge100',
+    vnicAddress: '192.0.2.2',
+  };
+}
+
+export function healthyVmStatus(nowS = Math.floor(Date.now() / 1000)): VmStatus {
+  return {
+    agent: agentInfo('vm-agent'),
+    health: { state: 1, reasons: [], sampledAtMs: String(nowS * 1000) },
+    interface: 'wg0',
+    interfaceUp: true,
+    publicKey: 'PUBLICKEYPUBLICKEYPUBLICKEYPUBLICKEYPUBLIC=',
+    listenPort: 51820,
+    peers: [
+      {
+        publicKey: 'PEERKEYPEERKEYPEERKEYPEERKEYPEERKEYPEERKEY=',
+        endpoint: '203.0.113.5:51820',
+        allowedIps: ['0.0.0.0/0'],
+        latestHandshakeUnix: String(nowS - 12),
+        handshakeAgeS: '12',
+        rxBytes: '1048576',
+        txBytes: '204800',
+        persistentKeepalive: 25,
+      },
+    ],
+    ipForward: true,
+    iptablesBackend: 'nft',
+    checks: [{ name: 'snat', ok: true, detail: 'SNAT 192.0.2.2 -> 10.64.0.2', evidence: [] }],
+    macSource: '192.0.2.2',
+    tunnelAddresses: ['10.64.0.2/32'],
+  };
+}
+
+export function healthyMacStatus(): MacStatus {
+  return {
+    agent: agentInfo('mac-agent'),
+    health: { state: 1, reasons: [], sampledAtMs: String(Date.now()) },
+    uplinkInterface: 'en0',
+    gateway: '192.0.2.1',
+    routes: [
+      { destination: '0.0.0.0/1', gateway: '192.0.2.3', interface: 'bridge100', present: true, evidence: '0/1 192.0.2.3 UGSc bridge100' },
+      { destination: '128.0.0.0/1', gateway: '192.0.2.3', interface: 'bridge100', present: true, evidence: '128.0/1 192.0.2.3 UGSc bridge100' },
+      { destination: '203.0.113.5/32', gateway: '192.0.2.1', interface: 'en0', present: true, evidence: '203.0.113.5 192.0.2.1 UGHS en0' },
+    ],
+    killSwitch: { loaded: true, enabled: true, referenced: true, tokenHeld: true, interface: 'en0', rules: ['block drop out quick on en0 all'] },
+    dns: { servers: ['10.64.0.1'], previous: [], managed: true },
+    checks: [{ name: 'kill-switch', ok: true, detail: 'loaded', evidence: [] }],
+    up: true,
+    vmAddress: '192.0.2.3',
+    endpoints: [{ host: 'vpn.example.net', ip: '203.0.113.5', port: 51820 }],
+    lastRoamUnixMs: '0',
+  };
+}
+
+const STATE: Record<ScriptedStep['state'], StepState> = {
+  done: StepState.STEP_STATE_DONE,
+  skipped: StepState.STEP_STATE_SKIPPED,
+  failed: StepState.STEP_STATE_FAILED,
+};
+
+function toCommand(c: Partial<Command>): Command {
+  return { argv: [], exitCode: 0, stderr: '', dryRun: false, durationMs: '1', ...c };
+}
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function isGrpcError(x: unknown): x is { grpcError: { code: grpc.status; details: string } } {
+  return typeof x === 'object' && x !== null && 'grpcError' in x;
+}
+function isHang(x: unknown): x is { hang: true } {
+  return typeof x === 'object' && x !== null && 'hang' in x;
+}
+
+export class FakeAgents {
+  readonly calls: RecordedCall[] = [];
+  vm: AgentScript<VmDescription, VmStatus>;
+  mac: AgentScript<MacDescription, MacStatus>;
+  vmTarget = '';
+  macTarget = '';
+  private servers: AgentServer[] = [];
+
+  constructor(
+    readonly dir: string,
+    readonly tlsDir: string,
+  ) {
+    this.vm = {
+      describe: defaultVmDescription(),
+      up: { steps: okSteps('wg-quick-up', 'await-handshake', 'forward', 'snat'), outcome: { ok: true } },
+      down: { steps: okSteps('snat', 'forward', 'wg-quick-down'), outcome: { ok: true } },
+      status: healthyVmStatus(),
+      capture: { interface: 'wg0', packets: [], probeOk: false, probeDetail: '', command: undefined },
+    };
+    this.mac = {
+      describe: defaultMacDescription(),
+      up: { steps: okSteps('pin-endpoint', 'split-routes', 'kill-switch', 'dns'), outcome: { ok: true } },
+      down: { steps: okSteps('dns', 'kill-switch', 'split-routes', 'pin-endpoint'), outcome: { ok: true } },
+      status: healthyMacStatus(),
+      capture: { interface: 'en0', packets: [], probeOk: true, probeDetail: '', command: undefined },
+    };
+  }
+
+  /** "vm.Up", "mac.Down", … in call order (Describe/Status excluded unless asked). */
+  sequence(include: RecordedCall['rpc'][] = ['Up', 'Down']): string[] {
+    return this.calls.filter((c) => include.includes(c.rpc)).map((c) => `${c.side}.${c.rpc}`);
+  }
+
+  async start(allowedRoles: Role[] = ['controller']): Promise<void> {
+    const vmServer = createAgentServer({
+      serviceName: 'wgctl.v1.VmAgent',
+      tls: loadTlsMaterial(this.tlsDir, 'vm-agent'),
+      allowedRoles,
+      logger: silentLogger(),
+      reflection: false,
+    });
+    vmServer.addService(VmAgentService, this.implementation('vm', () => this.vm));
+    this.vmTarget = await vmServer.listen('127.0.0.1:0');
+    const macServer = createAgentServer({
+      serviceName: 'wgctl.v1.MacAgent',
+      tls: loadTlsMaterial(this.tlsDir, 'mac-agent'),
+      allowedRoles,
+      logger: silentLogger(),
+      reflection: false,
+    });
+    macServer.addService(MacAgentService, this.implementation('mac', () => this.mac));
+    this.macTarget = await macServer.listen(`unix:${join(this.dir, 'mac-agent.sock')}`);
+    this.servers = [vmServer, macServer];
+  }
+
+  /** Stops one side (to simulate an unreachable agent). */
+  async stop(side?: 'vm' | 'mac'): Promise<void> {
+    const which = side === 'vm' ? [this.servers[0]] : side === 'mac' ? [this.servers[1]] : this.servers;
+    await Promise.all(which.map((s) => s?.shutdown(100)));
+  }
+
+  private implementation(
+    side: 'vm' | 'mac',
+    script: () => AgentScript<unknown, unknown>,
+  ): grpc.UntypedServiceImplementation {
+    const record = (rpc: RecordedCall['rpc'], call: { request: unknown; metadata: grpc.Metadata }) =>
+      this.calls.push({ side, rpc, request: call.request, metadata: call.metadata.getMap() });
+    const unary =
+      (rpc: RecordedCall['rpc'], pick: (s: AgentScript<unknown, unknown>) => UnaryScript<unknown>) =>
+      (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        record(rpc, call);
+        const answer = pick(script());
+        if (isHang(answer)) return;
+        if (isGrpcError(answer)) return callback({ code: answer.grpcError.code, details: answer.grpcError.details } as grpc.ServiceError);
+        callback(null, answer);
+      };
+    const stream =
+      (rpc: 'Up' | 'Down', pick: (s: AgentScript<unknown, unknown>) => StreamScript) =>
+      async (call: grpc.ServerWritableStream<{ dryRun?: boolean }, Progress>) => {
+        record(rpc, call);
+        const s = pick(script());
+        if ('hang' in s) return;
+        const started = Date.now();
+        const steps = 'grpcError' in s ? (s.afterSteps ?? []) : s.steps;
+        const dryRun = !!call.request.dryRun;
+        for (const st of steps) {
+          call.write({ kind: { $case: 'step', value: { step: st.step, state: StepState.STEP_STATE_STARTED, message: '', commands: [], elapsedMs: String(Date.now() - started) } } });
+          if ('delayMs' in s && s.delayMs) await delay(s.delayMs);
+          call.write({
+            kind: {
+              $case: 'step',
+              value: {
+                step: st.step,
+                state: STATE[st.state],
+                message: st.message ?? '',
+                commands: (st.commands ?? []).map((c) => toCommand(dryRun ? { exitCode: -1, dryRun: true, ...c } : c)),
+                elapsedMs: String(Date.now() - started),
+              },
+            },
+          });
+        }
+        if ('grpcError' in s) {
+          call.emit('error', { code: s.grpcError.code, details: s.grpcError.details });
+          return;
+        }
+        call.write({ kind: { $case: 'outcome', value: { ok: s.outcome.ok, failedStep: s.outcome.failedStep ?? '', error: s.outcome.error ?? '', totalMs: String(Date.now() - started) } } });
+        call.end();
+      };
+    return {
+      describe: unary('Describe', (s) => s.describe),
+      status: unary('Status', (s) => s.status),
+      capture: unary('Capture', (s) => s.capture),
+      up: stream('Up', (s) => s.up),
+      down: stream('Down', (s) => s.down),
+    };
+  }
+}
+
+export interface Lab {
+  dir: string;
+  tlsDir: string;
+  agents: FakeAgents;
+  cleanup(): Promise<void>;
+}
+
+/** A temp dir with a fresh PKI and both fake agents listening. */
+export async function startLab(allowedRoles: Role[] = ['controller']): Promise<Lab> {
+  const dir = mkdtempSync(join(tmpdir(), 'wgctl-test-'));
+  const tlsDir = join(dir, 'tls');
+  await createPki(tlsDir, { vmAddresses: ['127.0.0.1'] });
+  const agents = new FakeAgents(dir, tlsDir);
+  await agents.start(allowedRoles);
+  return {
+    dir,
+    tlsDir,
+    agents,
+    async cleanup() {
+      await agents.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
