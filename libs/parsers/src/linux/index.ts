@@ -6,3 +6,4 @@ export * from './nft';
 export * from './resolv-conf';
 export * from './resolvectl';
 export * from './tcpdump';
+export * from './iptables';

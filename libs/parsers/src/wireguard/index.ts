@@ -1,2 +1,4 @@
 // Parsers for wireguard command outputs; each module exports pure functions (no I/O).
-export {};
+export * from './secret';
+export * from './wg-quick-config';
+export * from './wg-dump';

@@ -1,0 +1,293 @@
+/**
+ * Parser for wg-quick(8) configuration files (/etc/wireguard/<if>.conf): the [Interface]
+ * section with wg-quick's own keys (Address, DNS, MTU, Table, Pre/PostUp/Down, SaveConfig)
+ * and wg(8)'s (PrivateKey, ListenPort, FwMark), and every [Peer].
+ *
+ * Follows wg-quick's reading rules: keys are case-insensitive, `#` starts a comment anywhere,
+ * list values are comma separated and may repeat over several lines. Stricter than wg-quick
+ * where wg(8) would reject the file anyway (unknown keys, bad keys, bad endpoints), so errors
+ * surface with a line number before anything is run.
+ *
+ * Keys come back as WgSecret (prints "[REDACTED]"); host names in Endpoint are kept as
+ * written — resolving them is I/O and belongs to the caller.
+ */
+import ipaddr from 'ipaddr.js';
+import { ParseError } from '../errors';
+import { WgSecret, isWgKey } from './secret';
+
+const KIND = 'wg-quick config';
+
+export interface WgEndpoint {
+  /** As written, without brackets: an IPv4/IPv6 literal or a host name. */
+  host: string;
+  port: number;
+  /** 4 or 6 for an address literal, 'name' for a host name that needs resolving. */
+  family: 4 | 6 | 'name';
+}
+
+export interface WgQuickInterface {
+  /** Address entries as written (CIDR or bare address), in order. */
+  addresses: string[];
+  privateKey?: WgSecret;
+  listenPort?: number;
+  /** 0 = off. */
+  fwMark?: number;
+  mtu?: number;
+  /** 'off', 'auto' or a routing table number/name, as written. */
+  table?: string;
+  /** Name servers (IP literals). */
+  dns: string[];
+  /** DNS search domains (the non-IP entries of DNS=). */
+  dnsSearch: string[];
+  preUp: string[];
+  postUp: string[];
+  preDown: string[];
+  postDown: string[];
+  saveConfig: boolean;
+}
+
+export interface WgQuickPeer {
+  publicKey: string;
+  presharedKey?: WgSecret;
+  endpoint?: WgEndpoint;
+  allowedIps: string[];
+  /** Seconds; 0 = off. */
+  persistentKeepalive: number;
+  /** 1-based line of the [Peer] header, for messages. */
+  line: number;
+}
+
+export interface WgQuickConfig {
+  interface: WgQuickInterface;
+  peers: WgQuickPeer[];
+}
+
+/** wg-quick's rule for the interface name taken from `<name>.conf`. */
+export const WG_QUICK_INTERFACE_NAME = /^[a-zA-Z0-9_=+.-]{1,15}$/;
+
+/** The interface wg-quick derives from a config path (`/etc/wireguard/wg0.conf` → `wg0`), or undefined. */
+export function wgQuickInterfaceFromPath(path: string): string | undefined {
+  const match = /(?:^|\/)([a-zA-Z0-9_=+.-]{1,15})\.conf$/.exec(path);
+  return match ? match[1] : undefined;
+}
+
+function isIpLiteral(value: string): boolean {
+  return ipaddr.IPv4.isValidFourPartDecimal(value) || (ipaddr.IPv6.isValid(value) && !value.includes('%'));
+}
+
+/** 'ADDR' or 'ADDR/PREFIX' with a prefix valid for the family. */
+export function isWgCidrOrAddress(value: string): boolean {
+  const slash = value.indexOf('/');
+  const address = slash < 0 ? value : value.slice(0, slash);
+  if (!isIpLiteral(address)) return false;
+  if (slash < 0) return true;
+  const prefixText = value.slice(slash + 1);
+  if (!/^(0|[1-9][0-9]{0,2})$/.test(prefixText)) return false;
+  return Number(prefixText) <= (address.includes(':') ? 128 : 32);
+}
+
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+
+/** Parses `host:port` / `[v6]:port` as wg(8) accepts it; undefined when malformed. */
+export function parseWgEndpoint(text: string): WgEndpoint | undefined {
+  let host: string;
+  let portText: string;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close < 0 || text[close + 1] !== ':') return undefined;
+    host = text.slice(1, close);
+    portText = text.slice(close + 2);
+    const bare = host.split('%')[0];
+    if (!ipaddr.IPv6.isValid(bare)) return undefined;
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon <= 0) return undefined;
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+    if (host.includes(':')) return undefined; // IPv6 needs brackets
+    if (!ipaddr.IPv4.isValidFourPartDecimal(host) && (!HOST_NAME.test(host) || /^[0-9.]+$/.test(host))) return undefined;
+  }
+  if (!/^[0-9]{1,5}$/.test(portText)) return undefined;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return undefined;
+  const family = host.includes(':') ? 6 : ipaddr.IPv4.isValidFourPartDecimal(host) ? 4 : 'name';
+  return { host, port, family };
+}
+
+function splitList(value: string): string[] {
+  return value
+    .split(/[,\s]+/)
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+}
+
+function parseUint(value: string, max: number, what: string, line: number): number {
+  if (!/^[0-9]+$/.test(value) || Number(value) > max) {
+    throw new ParseError(KIND, `${what} must be an integer 0–${max}, got "${value}"`, line);
+  }
+  return Number(value);
+}
+
+function parseBool(value: string, what: string, line: number): boolean {
+  const v = value.toLowerCase();
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw new ParseError(KIND, `${what} must be true or false, got "${value}"`, line);
+}
+
+function requireKey(value: string, what: string, line: number): string {
+  if (!isWgKey(value)) throw new ParseError(KIND, `${what} is not a WireGuard key (44 characters of base64 ending in "=")`, line);
+  return value;
+}
+
+function emptyInterface(): WgQuickInterface {
+  return { addresses: [], dns: [], dnsSearch: [], preUp: [], postUp: [], preDown: [], postDown: [], saveConfig: false };
+}
+
+/** Parses the text of a wg-quick config file. Throws ParseError (with the line) on anything wg-quick/wg would reject. */
+export function parseWgQuickConfig(text: string): WgQuickConfig {
+  let iface: WgQuickInterface | undefined;
+  const peers: WgQuickPeer[] = [];
+  let section: 'none' | 'interface' | 'peer' = 'none';
+  let peer: (Partial<WgQuickPeer> & { allowedIps: string[]; line: number }) | undefined;
+  const seenKeys = new Set<string>();
+
+  const finishPeer = (): void => {
+    if (!peer) return;
+    if (!peer.publicKey) throw new ParseError(KIND, '[Peer] has no PublicKey', peer.line);
+    if (peers.some((p) => p.publicKey === peer!.publicKey)) {
+      throw new ParseError(KIND, `duplicate [Peer] with PublicKey ${peer.publicKey}`, peer.line);
+    }
+    peers.push({
+      publicKey: peer.publicKey,
+      presharedKey: peer.presharedKey,
+      endpoint: peer.endpoint,
+      allowedIps: peer.allowedIps,
+      persistentKeepalive: peer.persistentKeepalive ?? 0,
+      line: peer.line,
+    });
+    peer = undefined;
+  };
+
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const lineNo = i + 1;
+    const stripped = lines[i].replace(/#.*$/, '').trim();
+    if (stripped === '') continue;
+    if (stripped.startsWith('[')) {
+      const name = stripped.toLowerCase();
+      finishPeer();
+      seenKeys.clear();
+      if (name === '[interface]') {
+        if (iface) throw new ParseError(KIND, 'a second [Interface] section', lineNo);
+        iface = emptyInterface();
+        section = 'interface';
+      } else if (name === '[peer]') {
+        peer = { allowedIps: [], line: lineNo };
+        section = 'peer';
+      } else {
+        throw new ParseError(KIND, `unknown section ${stripped}`, lineNo);
+      }
+      continue;
+    }
+    const eq = stripped.indexOf('=');
+    if (eq <= 0) throw new ParseError(KIND, `expected "Key = Value", got "${stripped}"`, lineNo);
+    const keyWritten = stripped.slice(0, eq).trim();
+    const key = keyWritten.toLowerCase();
+    const value = stripped.slice(eq + 1).trim();
+    const repeatable = ['address', 'dns', 'allowedips', 'preup', 'postup', 'predown', 'postdown'].includes(key);
+    if (!repeatable && seenKeys.has(key)) throw new ParseError(KIND, `${keyWritten} is set twice in one section`, lineNo);
+    seenKeys.add(key);
+
+    if (section === 'interface' && iface) {
+      switch (key) {
+        case 'address':
+          for (const a of splitList(value)) {
+            if (!isWgCidrOrAddress(a)) throw new ParseError(KIND, `Address "${a}" is not an IP address or CIDR`, lineNo);
+            iface.addresses.push(a);
+          }
+          break;
+        case 'privatekey':
+          iface.privateKey = new WgSecret(requireKey(value, 'PrivateKey', lineNo));
+          break;
+        case 'listenport':
+          iface.listenPort = parseUint(value, 65535, 'ListenPort', lineNo);
+          break;
+        case 'fwmark':
+          if (value.toLowerCase() === 'off') iface.fwMark = 0;
+          else if (/^0x[0-9a-f]{1,8}$/i.test(value)) iface.fwMark = Number.parseInt(value.slice(2), 16);
+          else iface.fwMark = parseUint(value, 0xffffffff, 'FwMark', lineNo);
+          break;
+        case 'mtu':
+          iface.mtu = parseUint(value, 65535, 'MTU', lineNo);
+          if (iface.mtu < 576) throw new ParseError(KIND, `MTU ${iface.mtu} is below the minimum of 576`, lineNo);
+          break;
+        case 'table':
+          if (value === '') throw new ParseError(KIND, 'Table is empty', lineNo);
+          iface.table = value;
+          break;
+        case 'dns':
+          for (const v of splitList(value)) {
+            // wg-quick's own test: digits-and-dots or anything with a colon is a server.
+            if (/^[0-9.]+$/.test(v) || v.includes(':')) {
+              if (!isIpLiteral(v)) throw new ParseError(KIND, `DNS server "${v}" is not an IP address`, lineNo);
+              iface.dns.push(v);
+            } else {
+              iface.dnsSearch.push(v);
+            }
+          }
+          break;
+        case 'preup':
+          iface.preUp.push(value);
+          break;
+        case 'postup':
+          iface.postUp.push(value);
+          break;
+        case 'predown':
+          iface.preDown.push(value);
+          break;
+        case 'postdown':
+          iface.postDown.push(value);
+          break;
+        case 'saveconfig':
+          iface.saveConfig = parseBool(value, 'SaveConfig', lineNo);
+          break;
+        default:
+          throw new ParseError(KIND, `unknown [Interface] key ${keyWritten}`, lineNo);
+      }
+    } else if (section === 'peer' && peer) {
+      switch (key) {
+        case 'publickey':
+          peer.publicKey = requireKey(value, 'PublicKey', lineNo);
+          break;
+        case 'presharedkey':
+          peer.presharedKey = new WgSecret(requireKey(value, 'PresharedKey', lineNo));
+          break;
+        case 'endpoint': {
+          const endpoint = parseWgEndpoint(value);
+          if (!endpoint) {
+            throw new ParseError(KIND, `Endpoint "${value}" is not HOST:PORT or [IPV6]:PORT`, lineNo);
+          }
+          peer.endpoint = endpoint;
+          break;
+        }
+        case 'allowedips':
+          for (const a of splitList(value)) {
+            if (!isWgCidrOrAddress(a)) throw new ParseError(KIND, `AllowedIPs entry "${a}" is not an IP address or CIDR`, lineNo);
+            peer.allowedIps.push(a);
+          }
+          break;
+        case 'persistentkeepalive':
+          peer.persistentKeepalive = value.toLowerCase() === 'off' ? 0 : parseUint(value, 65535, 'PersistentKeepalive', lineNo);
+          break;
+        default:
+          throw new ParseError(KIND, `unknown [Peer] key ${keyWritten}`, lineNo);
+      }
+    } else {
+      throw new ParseError(KIND, `${keyWritten} appears before any [Interface] or [Peer] section`, lineNo);
+    }
+  }
+  finishPeer();
+  if (!iface) throw new ParseError(KIND, 'no [Interface] section');
+  return { interface: iface, peers };
+}
