@@ -1,11 +1,16 @@
 /**
  * Where the .proto files are at run time. Server reflection needs the app protos (ts-proto
- * output carries no descriptors) and the health proto; bundles ship proto/ next to themselves
- * and keep grpc-health-check / @grpc/reflection as external packages.
+ * output carries no descriptors) and grpc.health.v1's proto. A bundle built by
+ * tools/build/build.mjs carries them inside (the WGCTL_EMBEDDED_PROTOS define, read through
+ * @wgctl/proto's embeddedProtos()); otherwise they are read from disk: protoDir() and the
+ * grpc-health-check package.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
+import { embeddedProtos } from '@wgctl/proto';
 
 const MARKER = join('wgctl', 'v1', 'common.proto');
 
@@ -45,8 +50,9 @@ export function protoDir(): string {
 
 /** Absolute path of grpc.health.v1's health.proto inside the grpc-health-check package. */
 export function healthProtoPath(): string {
-  // Resolved at run time, so a bundle that keeps grpc-health-check external finds it.
-  const packageDir = dirname(require.resolve('grpc-health-check/package.json'));
+  // Resolved at run time (createRequire hides it from bundlers), so a bundle that keeps
+  // grpc-health-check external finds the installed package.
+  const packageDir = dirname(createRequire(__filename).resolve('grpc-health-check/package.json'));
   const path = join(packageDir, 'proto', 'health', 'v1', 'health.proto');
   if (!existsSync(path)) throw new Error(`grpc-health-check is installed without its proto: ${path} is missing`);
   return path;
@@ -55,18 +61,47 @@ export function healthProtoPath(): string {
 /** Include dir and file name of health.proto (its package path is health/v1/health.proto). */
 function healthProtoInclude(): { includeDir: string; file: string } {
   const path = healthProtoPath();
-  return { includeDir: resolve(dirname(path), '..', '..'), file: 'health/v1/health.proto' };
+  return { includeDir: resolve(dirname(path), '..', '..'), file: HEALTH_FILE };
+}
+
+const LOAD_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
+const HEALTH_FILE = 'health/v1/health.proto';
+
+/** True inside a bundle whose build embedded the .proto sources. */
+export function protosAreEmbedded(): boolean {
+  return typeof WGCTL_EMBEDDED_PROTOS !== 'undefined' && Boolean(WGCTL_EMBEDDED_PROTOS);
+}
+
+/**
+ * proto-loader reads files only, so embedded sources are written to a private temporary
+ * directory for the duration of the load.
+ */
+function loadFromEmbedded(): protoLoader.PackageDefinition {
+  const embedded = embeddedProtos();
+  const dir = mkdtempSync(join(tmpdir(), 'wgctl-protos-'));
+  try {
+    const sources: Record<string, string> = {
+      ...embedded.sources,
+      [HEALTH_FILE]: embedded.health ?? readFileSync(healthProtoPath(), 'utf8'),
+    };
+    for (const [file, source] of Object.entries(sources)) {
+      const path = join(dir, file);
+      if (!path.startsWith(dir + '/')) throw new Error(`embedded proto has an unsafe name: ${file}`);
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      writeFileSync(path, source, { mode: 0o600 });
+    }
+    return protoLoader.loadSync([...embedded.files, HEALTH_FILE], { ...LOAD_OPTIONS, includeDirs: [dir] });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Package definition of the wgctl services plus grpc.health.v1, for server reflection. */
 export function loadReflectionPackageDefinition(): protoLoader.PackageDefinition {
+  if (protosAreEmbedded()) return loadFromEmbedded();
   const health = healthProtoInclude();
   return protoLoader.loadSync([...APP_PROTO_FILES, health.file], {
+    ...LOAD_OPTIONS,
     includeDirs: [protoDir(), health.includeDir],
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
   });
 }
