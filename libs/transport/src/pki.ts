@@ -8,15 +8,29 @@ import { randomBytes, webcrypto } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import './reflect-polyfill'; // before @peculiar/x509
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 import { ROLES, type Role } from './roles';
 import { CA_CERT_FILE, CA_KEY_FILE, certFile, keyFile } from './tls';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 const crypto = webcrypto;
-x509.cryptoProvider.set(crypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+let x509Module: typeof X509 | undefined;
+/**
+ * @peculiar/x509 takes ~100 ms to load, and only `init`/rotation need it: load it on first use
+ * (agents and the controller's other commands never pay for it).
+ */
+function x509(): typeof X509 {
+  if (!x509Module) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require('./reflect-polyfill'); // tsyringe (used by @peculiar/x509) needs it at load time
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    x509Module = require('@peculiar/x509') as typeof X509;
+    x509Module.cryptoProvider.set(crypto as unknown as Parameters<typeof X509.cryptoProvider.set>[0]);
+  }
+  return x509Module;
+}
 
 const KEY_ALGORITHM: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
 const SIGNING_ALGORITHM: webcrypto.EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
@@ -49,12 +63,15 @@ export interface PkiResult {
   files: string[];
 }
 
+const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+
 /** Extended key usages per role: agents serve, controller and monitor only call. */
-const ROLE_USAGES: Record<Role, x509.ExtendedKeyUsage[]> = {
-  controller: [x509.ExtendedKeyUsage.clientAuth],
-  monitor: [x509.ExtendedKeyUsage.clientAuth],
-  'vm-agent': [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
-  'mac-agent': [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+const ROLE_USAGES: Record<Role, string[]> = {
+  controller: [CLIENT_AUTH],
+  monitor: [CLIENT_AUTH],
+  'vm-agent': [SERVER_AUTH, CLIENT_AUTH],
+  'mac-agent': [SERVER_AUTH, CLIENT_AUTH],
 };
 
 function serialNumber(): string {
@@ -107,7 +124,7 @@ function isIpLiteral(value: string): boolean {
 }
 
 interface CaState {
-  cert: x509.X509Certificate;
+  cert: X509.X509Certificate;
   keys: CryptoKeyPair;
 }
 
@@ -120,8 +137,9 @@ async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
 }
 
 async function createCa(notBefore: Date, notAfter: Date): Promise<CaState> {
+  const x = x509();
   const keys = await generateKeys();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+  const cert = await x.X509CertificateGenerator.createSelfSigned({
     serialNumber: serialNumber(),
     name: `CN=wgctl CA ${randomBytes(4).toString('hex')}, O=wgctl`,
     notBefore,
@@ -129,21 +147,22 @@ async function createCa(notBefore: Date, notAfter: Date): Promise<CaState> {
     keys,
     signingAlgorithm: SIGNING_ALGORITHM,
     extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+      new x.BasicConstraintsExtension(true, 0, true),
+      new x.KeyUsagesExtension(
+        x.KeyUsageFlags.keyCertSign | x.KeyUsageFlags.cRLSign | x.KeyUsageFlags.digitalSignature,
         true,
       ),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
   return { cert, keys };
 }
 
 async function loadCa(dir: string): Promise<CaState> {
+  const x = x509();
   const certPem = readFileSync(join(dir, CA_CERT_FILE), 'utf8');
   const keyPem = readFileSync(join(dir, CA_KEY_FILE), 'utf8');
-  const cert = new x509.X509Certificate(certPem);
+  const cert = new x.X509Certificate(certPem);
   const privateKey = await crypto.subtle.importKey('pkcs8', fromPem(keyPem, 'PRIVATE KEY'), KEY_ALGORITHM, true, ['sign']);
   const publicKey = await cert.publicKey.export(KEY_ALGORITHM, ['verify'], crypto);
   return { cert, keys: { privateKey, publicKey } };
@@ -156,12 +175,13 @@ async function issueLeaf(
   notBefore: Date,
   notAfter: Date,
 ): Promise<{ certPem: string; keyPem: string }> {
+  const x = x509();
   const keys = await generateKeys();
-  const names: x509.JsonGeneralName[] = [
+  const names: X509.JsonGeneralName[] = [
     { type: 'dns', value: role },
     ...ipAddresses.map((value) => ({ type: 'ip' as const, value })),
   ];
-  const cert = await x509.X509CertificateGenerator.create({
+  const cert = await x.X509CertificateGenerator.create({
     serialNumber: serialNumber(),
     subject: `CN=${role}, O=wgctl`,
     issuer: ca.cert.subject,
@@ -171,12 +191,12 @@ async function issueLeaf(
     signingKey: ca.keys.privateKey,
     signingAlgorithm: SIGNING_ALGORITHM,
     extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension(ROLE_USAGES[role], false),
-      new x509.SubjectAlternativeNameExtension(names, false),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      await x509.AuthorityKeyIdentifierExtension.create(ca.keys.publicKey),
+      new x.BasicConstraintsExtension(false, undefined, true),
+      new x.KeyUsagesExtension(x.KeyUsageFlags.digitalSignature, true),
+      new x.ExtendedKeyUsageExtension(ROLE_USAGES[role], false),
+      new x.SubjectAlternativeNameExtension(names, false),
+      await x.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x.AuthorityKeyIdentifierExtension.create(ca.keys.publicKey),
     ],
   });
   return { certPem: cert.toString('pem') + '\n', keyPem: await exportPrivateKeyPem(keys.privateKey) };

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import * as protoLoader from '@grpc/proto-loader';
+import type * as ProtoLoader from '@grpc/proto-loader';
 import { embeddedProtos } from '@wgctl/proto';
 
 const MARKER = join('wgctl', 'v1', 'common.proto');
@@ -64,7 +64,13 @@ function healthProtoInclude(): { includeDir: string; file: string } {
   return { includeDir: resolve(dirname(path), '..', '..'), file: HEALTH_FILE };
 }
 
-const LOAD_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
+/** Loaded on use: only servers (reflection) parse .proto files. */
+function protoLoader(): typeof ProtoLoader {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('@grpc/proto-loader') as typeof ProtoLoader;
+}
+
+const LOAD_OPTIONS: ProtoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
 const HEALTH_FILE = 'health/v1/health.proto';
 
 /** True inside a bundle whose build embedded the .proto sources. */
@@ -76,7 +82,7 @@ export function protosAreEmbedded(): boolean {
  * proto-loader reads files only, so embedded sources are written to a private temporary
  * directory for the duration of the load.
  */
-function loadFromEmbedded(): protoLoader.PackageDefinition {
+function loadFromEmbedded(): ProtoLoader.PackageDefinition {
   const embedded = embeddedProtos();
   const dir = mkdtempSync(join(tmpdir(), 'wgctl-protos-'));
   try {
@@ -90,17 +96,17 @@ function loadFromEmbedded(): protoLoader.PackageDefinition {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       writeFileSync(path, source, { mode: 0o600 });
     }
-    return protoLoader.loadSync([...embedded.files, HEALTH_FILE], { ...LOAD_OPTIONS, includeDirs: [dir] });
+    return protoLoader().loadSync([...embedded.files, HEALTH_FILE], { ...LOAD_OPTIONS, includeDirs: [dir] });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 /** Package definition of the wgctl services plus grpc.health.v1, for server reflection. */
-export function loadReflectionPackageDefinition(): protoLoader.PackageDefinition {
+export function loadReflectionPackageDefinition(): ProtoLoader.PackageDefinition {
   if (protosAreEmbedded()) return loadFromEmbedded();
   const health = healthProtoInclude();
-  return protoLoader.loadSync([...APP_PROTO_FILES, health.file], {
+  return protoLoader().loadSync([...APP_PROTO_FILES, health.file], {
     ...LOAD_OPTIONS,
     includeDirs: [protoDir(), health.includeDir],
   });

@@ -9,14 +9,16 @@ import { chmodSync, lstatSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import type * as GrpcReflection from '@grpc/reflection';
+import type * as GrpcHealthCheck from 'grpc-health-check';
 import { formatListenAddress, isLoopbackHost, parseListenAddress, type ListenAddress } from '@wgctl/config';
 import type { Logger } from '@wgctl/logging';
 import { permissionDenied, toStatusError, type StatusError } from './errors';
 import { loadReflectionPackageDefinition } from './proto-files';
 import type { Role } from './roles';
 import type { TlsMaterial } from './tls';
+
+type ServingStatus = GrpcHealthCheck.ServingStatus;
 
 export const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
 export const DEFAULT_SOCKET_MODE = 0o660;
@@ -110,10 +112,15 @@ export function createAgentServer(options: AgentServerOptions): AgentServer {
     : grpc.ServerCredentials.createInsecure();
   const socketPaths = new Set<string>();
 
+  // Loaded here, not at import: clients (the wgctl CLI) never pay for the server-only modules.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { HealthImplementation } = require('grpc-health-check') as typeof GrpcHealthCheck;
   const initial: ServingStatus = options.initialHealth === false ? 'NOT_SERVING' : 'SERVING';
   const health = new HealthImplementation({ '': initial, [serviceName]: initial });
   health.addToServer(server);
   if (options.reflection !== false) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { ReflectionService } = require('@grpc/reflection') as typeof GrpcReflection;
     const reflection = new ReflectionService(loadReflectionPackageDefinition(), {
       services: [serviceName, HEALTH_SERVICE_NAME],
     });
