@@ -1,0 +1,4 @@
+export * from './topology';
+export * from './plan';
+export * from './lab';
+export * from './agents';
