@@ -2,7 +2,7 @@
  * The controller's config file (JSON). Unknown keys are errors, so a typo never silently falls
  * back to a default.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, zodProblems } from './errors';
@@ -77,4 +77,24 @@ export function loadConfig(path: string): WgctlConfig {
   }
   const config = parseWgctlConfig(document, path);
   return { ...config, tlsDir: isAbsolute(config.tlsDir) ? config.tlsDir : resolve(dirname(resolve(path)), config.tlsDir) };
+}
+
+export interface WriteConfigOptions {
+  /** Replace an existing file. Default false. */
+  overwrite?: boolean;
+}
+
+/**
+ * Validates and writes a config file (pretty JSON, mode 0644) through a temporary file, so a
+ * crash never leaves half a config. Refuses to replace an existing file unless `overwrite`.
+ */
+export function writeConfigFile(path: string, config: WgctlConfig, options: WriteConfigOptions = {}): void {
+  const valid = parseWgctlConfig(config, path);
+  if (!options.overwrite && existsSync(path)) {
+    throw new ConfigError('already exists (pass --force to replace it)', [], path);
+  }
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(valid, null, 2)}\n`, { mode: 0o644 });
+  chmodSync(tmp, 0o644);
+  renameSync(tmp, path);
 }

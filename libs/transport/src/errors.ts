@@ -31,11 +31,12 @@ export const aborted = (message: string): StatusError => statusError(grpc.status
 export const deadlineExceeded = (message: string): StatusError => statusError(grpc.status.DEADLINE_EXCEEDED, message);
 export const internal = (message: string): StatusError => statusError(grpc.status.INTERNAL, message);
 
+/** A failure status: 1 (CANCELLED) … 16 (UNAUTHENTICATED). An error claiming OK (0) is not one. */
 function isGrpcStatusCode(value: unknown): value is grpc.status {
-  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 16;
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 16;
 }
 
-/** True for objects carrying a numeric gRPC status `code` (server- or client-side errors). */
+/** True for objects carrying a numeric gRPC failure `code` (server- or client-side errors). */
 export function isStatusError(value: unknown): value is { code: grpc.status; details?: string; message?: string } {
   return typeof value === 'object' && value !== null && isGrpcStatusCode((value as { code?: unknown }).code);
 }
