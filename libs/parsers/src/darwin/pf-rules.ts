@@ -1,0 +1,491 @@
+/**
+ * PF rules as `pfctl -sr` / `pfctl -a ANCHOR -sr` print them, and the normaliser that turns
+ * a rule as we write it into that printed form (so status can compare desired with live).
+ *
+ * What pfctl changes when it prints a rule (see /work/shared/notes/macos.md §2):
+ * `block` → `block drop`; `port 30003` → `port = 30003` (ranges `67:68`, `><`, `<>` kept);
+ * `inet`/`inet6` inserted when an address implies the family; `{a, b}` lists expanded into one
+ * rule per element (left to right); pass rules get `keep state` unless `no state`, and tcp or
+ * protocol-less pass rules get `flags S/SA`; options are printed in a fixed order
+ * (… flags, icmp-type, tos, state, state options, fragment, label, tag …); `from any to any`
+ * becomes `all`; `/32` and `/128` are dropped and host bits masked off.
+ */
+import ipaddr from 'ipaddr.js';
+import { ParseError } from '../errors';
+import { isIpv4, isIpv6 } from './addresses';
+
+const RULES_KIND = 'pfctl -sr';
+const NORMALIZE_KIND = 'pf rule';
+
+/** Lines pfctl prints on macOS on (nearly) every invocation; never part of an answer. */
+export const PFCTL_NOISE = /^(No ALTQ support in kernel|ALTQ related functions disabled)\s*$/;
+
+export interface PfRule {
+  /** The rule as printed, whitespace collapsed, without the `-vv` `@N ` prefix or ` {`. */
+  text: string;
+  /** `-vv` rule number. */
+  number?: number;
+  /** `pass`, `block`, `scrub`, `no scrub`, `nat`, `no nat`, `rdr`, `anchor`, `scrub-anchor`… */
+  action: string;
+  /** Anchor name for anchor-type rules (`anchor "com.wgctl" all` → `com.wgctl`). */
+  anchor?: string;
+  /** Nesting inside `anchor "x/*" all { … }` blocks (0 = top level). */
+  depth: number;
+  /** `-v` counters (`Evaluations`, `Packets`, `Bytes`, `States`, `State Creations`, `uid`, `pid`). */
+  counters?: Record<string, number>;
+  line: number;
+}
+
+const RULE_START =
+  /^(pass|block|match|scrub|no (?:scrub|nat|rdr|binat)|nat|rdr|binat|anchor|scrub-anchor|nat-anchor|rdr-anchor|binat-anchor|dummynet|no dummynet|dummynet-anchor|table|antispoof|action\(\d+\))(?=\s|$)/;
+
+function parseCounters(body: string): Record<string, number> {
+  const counters: Record<string, number> = {};
+  const inserted = /Inserted:\s+uid\s+(\d+)\s+pid\s+(\d+)/.exec(body);
+  if (inserted) {
+    counters.uid = Number(inserted[1]);
+    counters.pid = Number(inserted[2]);
+  }
+  for (const m of body.matchAll(/([A-Z][A-Za-z]*(?: [A-Z][a-z]+)*):\s+(\d+)/g)) counters[m[1]] = Number(m[2]);
+  return counters;
+}
+
+/** Parses `pfctl [-a ANCHOR] -s rules` output (also `-v`/`-vv`, and nested `{ … }` blocks). */
+export function parsePfRules(text: string): PfRule[] {
+  const rules: PfRule[] = [];
+  let depth = 0;
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const lineNo = index + 1;
+    const line = raw.trim();
+    if (line === '' || PFCTL_NOISE.test(line)) return;
+    if (line.startsWith('pfctl:')) throw new ParseError(RULES_KIND, `pfctl reported an error: ${line.slice(6).trim()}`, lineNo);
+    const counters = /^\[(.*)\]$/.exec(line);
+    if (counters) {
+      const previous = rules[rules.length - 1];
+      if (!previous) throw new ParseError(RULES_KIND, 'counters before any rule', lineNo);
+      previous.counters = { ...previous.counters, ...parseCounters(counters[1]) };
+      return;
+    }
+    if (line === '}') {
+      if (depth === 0) throw new ParseError(RULES_KIND, 'unbalanced "}"', lineNo);
+      depth--;
+      return;
+    }
+    let body = line.replace(/\s+/g, ' ');
+    let number: number | undefined;
+    const numbered = /^@(\d+) (.*)$/.exec(body);
+    if (numbered) {
+      number = Number(numbered[1]);
+      body = numbered[2];
+    }
+    const opensBlock = body.endsWith(' {');
+    if (opensBlock) body = body.slice(0, -2);
+    const start = RULE_START.exec(body);
+    if (!start) throw new ParseError(RULES_KIND, `not a pf rule: "${line}"`, lineNo);
+    const rule: PfRule = { text: body, action: start[1], depth, line: lineNo };
+    if (number !== undefined) rule.number = number;
+    const anchor = /^(?:[a-z]+-)?anchor "([^"]*)"/.exec(body);
+    if (anchor) rule.anchor = anchor[1];
+    rules.push(rule);
+    if (opensBlock) depth++;
+  });
+  if (depth !== 0) throw new ParseError(RULES_KIND, 'unterminated anchor block');
+  return rules;
+}
+
+/** Whether the top level of a ruleset has `anchor "NAME"` (what makes an anchor's rules run). */
+export function pfRulesReferenceAnchor(rules: readonly PfRule[], name: string): boolean {
+  return rules.some((r) => r.depth === 0 && r.action === 'anchor' && r.anchor === name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalisation: our rule text → what pfctl prints.
+
+function tokenize(rule: string): string[] {
+  const tokens: string[] = [];
+  const s = rule;
+  let i = 0;
+  const isWordChar = (c: string): boolean => !/[\s{},()"#=<>!]/.test(c);
+  while (i < s.length) {
+    const c = s[i];
+    if (/\s/.test(c)) {
+      i++;
+    } else if (c === '#') {
+      break;
+    } else if (c === '"') {
+      const end = s.indexOf('"', i + 1);
+      if (end < 0) throw new ParseError(NORMALIZE_KIND, `unterminated quote in "${rule}"`);
+      tokens.push(s.slice(i, end + 1));
+      i = end + 1;
+    } else if (c === '{' || c === '}' || c === ',') {
+      tokens.push(c);
+      i++;
+    } else if (c === '(') {
+      let depth = 0;
+      let j = i;
+      for (; j < s.length; j++) {
+        if (s[j] === '(') depth++;
+        else if (s[j] === ')' && --depth === 0) break;
+      }
+      if (j >= s.length) throw new ParseError(NORMALIZE_KIND, `unbalanced "(" in "${rule}"`);
+      const inner = s
+        .slice(i + 1, j)
+        .replace(/\s*,\s*/g, ', ')
+        .replace(/\s+/g, ' ')
+        .trim();
+      tokens.push(`(${inner})`);
+      i = j + 1;
+    } else if (c === '<' && /^<[^\s<>=]+>/.test(s.slice(i))) {
+      const end = s.indexOf('>', i);
+      tokens.push(s.slice(i, end + 1)); // a <table>
+      i = end + 1;
+    } else if ('!=<>'.includes(c)) {
+      const two = s.slice(i, i + 2);
+      if (['!=', '<=', '>=', '<>', '><'].includes(two)) {
+        tokens.push(two);
+        i += 2;
+      } else {
+        tokens.push(c);
+        i++;
+      }
+    } else {
+      let j = i;
+      while (j < s.length && isWordChar(s[j])) j++;
+      tokens.push(s.slice(i, j));
+      i = j;
+    }
+  }
+  return tokens;
+}
+
+const OPERATORS = new Set(['=', '!=', '<', '<=', '>', '>=']);
+
+/** Elements of a `{ … }` list: comma-separated, or whitespace-separated with `!`/operators glued on. */
+function listElements(inner: string[]): string[][] {
+  const elements: string[][] = [];
+  if (inner.includes(',')) {
+    let current: string[] = [];
+    for (const token of inner) {
+      if (token === ',') {
+        elements.push(current);
+        current = [];
+      } else current.push(token);
+    }
+    elements.push(current);
+    return elements.filter((e) => e.length > 0);
+  }
+  let pending: string[] = [];
+  for (const token of inner) {
+    pending.push(token);
+    if (token !== '!' && !OPERATORS.has(token)) {
+      elements.push(pending);
+      pending = [];
+    }
+  }
+  if (pending.length > 0) elements.push(pending);
+  return elements;
+}
+
+function expandLists(tokens: string[]): string[][] {
+  const open = tokens.indexOf('{');
+  if (open < 0) {
+    if (tokens.includes('}')) throw new ParseError(NORMALIZE_KIND, 'unbalanced "}"');
+    return [tokens];
+  }
+  let depth = 0;
+  let close = -1;
+  for (let j = open; j < tokens.length; j++) {
+    if (tokens[j] === '{') depth++;
+    else if (tokens[j] === '}' && --depth === 0) {
+      close = j;
+      break;
+    }
+  }
+  if (close < 0) throw new ParseError(NORMALIZE_KIND, 'unbalanced "{"');
+  const before = tokens.slice(0, open);
+  const after = tokens.slice(close + 1);
+  const elements = listElements(tokens.slice(open + 1, close));
+  if (elements.length === 0) throw new ParseError(NORMALIZE_KIND, 'empty { } list');
+  return elements.flatMap((element) => expandLists([...before, ...element, ...after]));
+}
+
+const PROTOCOLS: Record<string, string> = { '1': 'icmp', '6': 'tcp', '17': 'udp', '58': 'ipv6-icmp', icmp6: 'ipv6-icmp' };
+const ICMP_TYPES: Record<string, string> = {
+  '0': 'echorep', '3': 'unreach', '4': 'squench', '5': 'redir', '8': 'echoreq', '9': 'routeradv', '10': 'routersol', '11': 'timex', '12': 'paramprob',
+};
+const ICMP6_TYPES: Record<string, string> = {
+  '1': 'unreach', '2': 'toobig', '3': 'timex', '4': 'paramprob', '128': 'echoreq', '129': 'echorep',
+  '133': 'routersol', '134': 'routeradv', '135': 'neighbrsol', '136': 'neighbradv', '137': 'redir',
+};
+
+interface HostSpec {
+  negated: boolean;
+  host: string;
+  port?: string;
+  family?: 'inet' | 'inet6';
+}
+
+function normalizeHost(text: string): { host: string; family?: 'inet' | 'inet6' } {
+  const slash = text.indexOf('/');
+  const address = slash >= 0 ? text.slice(0, slash) : text;
+  const lengthText = slash >= 0 ? text.slice(slash + 1) : undefined;
+  const v4 = isIpv4(address);
+  const v6 = !v4 && isIpv6(address);
+  if (!v4 && !v6) return { host: text };
+  const max = v4 ? 32 : 128;
+  const length = lengthText === undefined ? max : Number(lengthText);
+  if (lengthText !== undefined && (!/^\d{1,3}$/.test(lengthText) || length > max)) {
+    throw new ParseError(NORMALIZE_KIND, `bad prefix length in "${text}"`);
+  }
+  const family = v4 ? 'inet' : 'inet6';
+  if (length === max) return { host: ipaddr.parse(address).toString(), family };
+  const network = v4 ? ipaddr.IPv4.networkAddressFromCIDR(`${address}/${length}`) : ipaddr.IPv6.networkAddressFromCIDR(`${address}/${length}`);
+  return { host: `${network.toString()}/${length}`, family };
+}
+
+class Cursor {
+  i = 0;
+  constructor(
+    readonly tokens: string[],
+    readonly rule: string,
+  ) {}
+  peek(offset = 0): string | undefined {
+    return this.tokens[this.i + offset];
+  }
+  next(what: string): string {
+    const token = this.tokens[this.i++];
+    if (token === undefined) throw new ParseError(NORMALIZE_KIND, `expected ${what} at the end of "${this.rule}"`);
+    return token;
+  }
+  done(): boolean {
+    return this.i >= this.tokens.length;
+  }
+}
+
+function parsePort(cursor: Cursor): string {
+  const first = cursor.next('a port');
+  if (OPERATORS.has(first)) return `port ${first} ${cursor.next('a port')}`;
+  const following = cursor.peek();
+  if (following === '><' || following === '<>') {
+    cursor.i++;
+    return `port ${first} ${following} ${cursor.next('a port')}`;
+  }
+  if (/^\d+:\d+$/.test(first)) return `port ${first}`;
+  return `port = ${first}`;
+}
+
+function parseHostSpec(cursor: Cursor): HostSpec {
+  let negated = false;
+  if (cursor.peek() === '!') {
+    negated = true;
+    cursor.i++;
+  }
+  const { host, family } = normalizeHost(cursor.next('an address'));
+  const spec: HostSpec = { negated, host, ...(family ? { family } : {}) };
+  if (cursor.peek() === 'port') {
+    cursor.i++;
+    spec.port = parsePort(cursor);
+  }
+  return spec;
+}
+
+function formatHost(spec: HostSpec): string {
+  return `${spec.negated ? '! ' : ''}${spec.host}${spec.port ? ` ${spec.port}` : ''}`;
+}
+
+const TRAILING_WITH_VALUE = new Set(['tag', 'tagged', 'queue', 'rtable', 'probability', 'max-mss', 'min-ttl', 'set-tos', 'prio']);
+const TRAILING_BARE = new Set(['fragment', 'allow-opts', 'no-df', 'random-id']);
+
+function normalizeFilterRule(tokens: string[], rule: string): string {
+  const c = new Cursor(tokens, rule);
+  const action = c.next('an action');
+  const head: string[] = [action];
+  if (action === 'block') {
+    const how = c.peek();
+    if (how && /^(drop|return|return-rst|return-icmp6?)$/.test(how)) {
+      c.i++;
+      const arg = c.peek()?.startsWith('(') && how !== 'drop' && how !== 'return' ? c.next('') : '';
+      head.push(how + arg);
+    } else head.push('drop');
+  }
+  let direction: string | undefined;
+  let log: string | undefined;
+  let quick = false;
+  let on: string | undefined;
+  let route: string | undefined;
+  let af: string | undefined;
+  let proto: string | undefined;
+  let src: HostSpec = { negated: false, host: 'any' };
+  let dst: HostSpec = { negated: false, host: 'any' };
+  let os: string | undefined;
+  const ugid: string[] = [];
+  let flags: string | undefined;
+  let icmp: string | undefined;
+  let tos: string | undefined;
+  let state: string | undefined;
+  let stateOptions: string | undefined;
+  let label: string | undefined;
+  const trailing: string[] = [];
+
+  while (!c.done()) {
+    const word = c.next('a keyword');
+    switch (word) {
+      case 'in':
+      case 'out':
+        direction = word;
+        break;
+      case 'log':
+        log = c.peek()?.startsWith('(') ? `log ${c.next('')}` : 'log';
+        break;
+      case 'quick':
+        quick = true;
+        break;
+      case 'on': {
+        const negate = c.peek() === '!' ? (c.i++, '! ') : '';
+        on = `on ${negate}${c.next('an interface')}`;
+        break;
+      }
+      case 'route-to':
+      case 'reply-to':
+      case 'dup-to':
+      case 'fastroute':
+        route = word === 'fastroute' ? word : `${word} ${c.next('a route target')}`;
+        break;
+      case 'inet':
+      case 'inet6':
+        af = word;
+        break;
+      case 'proto': {
+        const p = c.next('a protocol');
+        proto = PROTOCOLS[p] ?? p;
+        break;
+      }
+      case 'all':
+        break;
+      case 'from':
+        src = parseHostSpec(c);
+        if (c.peek() === 'os') {
+          c.i++;
+          os = `os ${c.next('a fingerprint')}`;
+        }
+        break;
+      case 'to':
+        dst = parseHostSpec(c);
+        break;
+      case 'user':
+      case 'group': {
+        const op = OPERATORS.has(c.peek() ?? '') ? c.next('') : '=';
+        ugid.push(`${word} ${op} ${c.next(`a ${word}`)}`);
+        break;
+      }
+      case 'flags':
+        flags = `flags ${c.next('tcp flags')}`;
+        break;
+      case 'icmp-type':
+      case 'icmp6-type': {
+        const type = c.next('an icmp type');
+        const names = word === 'icmp-type' ? ICMP_TYPES : ICMP6_TYPES;
+        icmp = `${word} ${names[type] ?? type}`;
+        if (c.peek() === 'code') {
+          c.i++;
+          icmp += ` code ${c.next('an icmp code')}`;
+        }
+        break;
+      }
+      case 'tos':
+        tos = `tos ${c.next('a tos')}`;
+        break;
+      case 'no':
+        if (c.next('"state"') !== 'state') throw new ParseError(NORMALIZE_KIND, `expected "no state" in "${rule}"`);
+        state = 'no state';
+        break;
+      case 'keep':
+      case 'modulate':
+      case 'synproxy':
+        if (c.next('"state"') !== 'state') throw new ParseError(NORMALIZE_KIND, `expected "${word} state" in "${rule}"`);
+        state = `${word} state`;
+        if (c.peek()?.startsWith('(')) stateOptions = c.next('');
+        break;
+      default:
+        if (word === 'label') label = `label ${c.next('a label')}`;
+        else if (TRAILING_WITH_VALUE.has(word)) trailing.push(`${word} ${c.next(`a ${word} value`)}`);
+        else if (TRAILING_BARE.has(word)) trailing.push(word);
+        else throw new ParseError(NORMALIZE_KIND, `unsupported word "${word}" in "${rule}"`);
+    }
+  }
+
+  if (!af) af = src.family ?? dst.family;
+  const isPass = action === 'pass';
+  if (isPass && state === undefined) state = 'keep state';
+  const fragment = trailing.includes('fragment');
+  if (isPass && !flags && state !== 'no state' && (!proto || proto === 'tcp') && !fragment) flags = 'flags S/SA';
+  const everything = !src.negated && !dst.negated && src.host === 'any' && dst.host === 'any' && !src.port && !dst.port && !os;
+  const parts = [
+    ...head,
+    direction,
+    log,
+    quick ? 'quick' : undefined,
+    on,
+    route,
+    af,
+    proto ? `proto ${proto}` : undefined,
+    everything ? 'all' : `from ${formatHost(src)}${os ? ` ${os}` : ''} to ${formatHost(dst)}`,
+    ...ugid,
+    flags,
+    icmp,
+    tos,
+    state,
+    stateOptions,
+    ...trailing.filter((t) => !t.startsWith('tag') && !t.startsWith('queue') && !t.startsWith('rtable')),
+    label,
+    ...trailing.filter((t) => t.startsWith('queue')),
+    ...trailing.filter((t) => t.startsWith('tag ')),
+    ...trailing.filter((t) => t.startsWith('tagged')),
+    ...trailing.filter((t) => t.startsWith('rtable')),
+  ];
+  return parts.filter((p): p is string => p !== undefined && p !== '').join(' ');
+}
+
+function normalizeOtherRule(tokens: string[]): string {
+  let text = tokens.join(' ').replace(/ , /g, ', ');
+  const bareAnchor = /^(anchor|nat-anchor|rdr-anchor|binat-anchor|dummynet-anchor) "[^"]*"$/.exec(text);
+  if (bareAnchor) text += ' all';
+  if (/^scrub-anchor "[^"]*"$/.test(text)) text += ' all fragment reassemble';
+  return text;
+}
+
+/**
+ * A rule as we write it → the rule(s) pfctl prints for it (lists expand to several).
+ * Comments and blank lines give []. Macros (`$x`) are refused: we never write them.
+ */
+export function normalizePfRule(rule: string): string[] {
+  if (rule.includes('$')) throw new ParseError(NORMALIZE_KIND, `macros are not supported: "${rule.trim()}"`);
+  const tokens = tokenize(rule);
+  if (tokens.length === 0) return [];
+  return expandLists(tokens).map((expanded) =>
+    /^(pass|block|match)$/.test(expanded[0]) ? normalizeFilterRule(expanded, rule.trim()) : normalizeOtherRule(expanded),
+  );
+}
+
+const MACRO_DEFINITION = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:"([^"]*)"|(\S+))\s*(?:#.*)?$/;
+
+/**
+ * Every rule of a pf.conf-style text (one rule per line), normalised and expanded. Macro
+ * definitions (`INTF = "en0"`) are expanded as pfctl does; an undefined macro is an error.
+ */
+export function normalizePfRuleset(text: string): string[] {
+  const macros = new Map<string, string>();
+  return text.split(/\r?\n/).flatMap((line, index) => {
+    const definition = MACRO_DEFINITION.exec(line);
+    if (definition) {
+      macros.set(definition[1], definition[2] ?? definition[3]);
+      return [];
+    }
+    const expanded = line.replace(/\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, name: string) => {
+      const value = macros.get(name);
+      if (value === undefined) throw new ParseError(NORMALIZE_KIND, `undefined macro $${name}`, index + 1);
+      return value;
+    });
+    return normalizePfRule(expanded);
+  });
+}
