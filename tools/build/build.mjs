@@ -48,7 +48,7 @@ function listProtos(dir) {
 }
 
 const healthDir = join(dirname(require.resolve('grpc-health-check/package.json')), 'proto');
-const reflectionDir = join(dirname(require.resolve('@grpc/reflection/package.json')), 'proto');
+const reflectionDir = join(dirname(require.resolve('@grpc/reflection/package.json')), 'build/proto');
 const healthJson = descriptorJson([join(healthDir, 'health/v1/health.proto')]);
 
 /** Rewrites run-time .proto reads in dependencies into embedded descriptors. */
