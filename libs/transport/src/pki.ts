@@ -24,7 +24,7 @@ let x509Module: typeof X509 | undefined;
 function x509(): typeof X509 {
   if (!x509Module) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    require('./reflect-polyfill'); // tsyringe (used by @peculiar/x509) needs it at load time
+    require('reflect-metadata'); // tsyringe (used by @peculiar/x509) needs the Reflect metadata API at load time
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     x509Module = require('@peculiar/x509') as typeof X509;
     x509Module.cryptoProvider.set(crypto as unknown as Parameters<typeof X509.cryptoProvider.set>[0]);
