@@ -1,0 +1,311 @@
+/**
+ * The engine against real wg-quick (wireguard-go), real iptables (nft backend) and real
+ * sysctls, inside network namespaces of its own (see testing/netns.ts). Jest runs in the
+ * root namespace, so every command is prefixed with `ip netns exec` and sysctls go
+ * through sysctl(8) in the VM namespace.
+ */
+import { existsSync } from 'node:fs';
+import { StepState, type Outcome, type Progress, type StepEvent } from '@wgctl/proto';
+import type { RunOptions, RunResult, Runner } from '@wgctl/runner';
+import { VmEngine, type VmEngineOptions } from '../engine';
+import { JournalStore } from '../journal';
+import { RunnerSysctl } from '../sysctl';
+import { VmLab, canUseNetns } from '../testing/netns';
+
+const describeNetns = canUseNetns() ? describe : describe.skip;
+
+/** argv without the `ip netns exec NS` prefix of the lab's runner (dry-run records argv before it is added). */
+const plain = (argv: string[]): string => (argv[0] === 'ip' && argv[1] === 'netns' ? argv.slice(4) : argv).join(' ');
+
+function engineFor(lab: VmLab, overrides: Partial<VmEngineOptions> = {}): VmEngine {
+  return new VmEngine({
+    configPath: lab.vmConfigPath,
+    runner: lab.vm,
+    sysctl: new RunnerSysctl(lab.vm),
+    journal: new JournalStore(lab.stateDir),
+    interfaceMethod: 'wg-quick',
+    handshakeTimeoutMs: 10_000,
+    ...overrides,
+  });
+}
+
+interface Collected {
+  outcome: Outcome;
+  steps: StepEvent[];
+  /** Final state of each step, in order. */
+  finals: [string, StepState][];
+}
+
+async function collect(run: (emit: (p: Progress) => void) => Promise<Outcome>): Promise<Collected> {
+  const steps: StepEvent[] = [];
+  const outcome = await run((p) => {
+    if (p.kind?.$case === 'step') steps.push(p.kind.value);
+  });
+  const finals = steps.filter((s) => s.state !== StepState.STEP_STATE_STARTED).map((s): [string, StepState] => [s.step, s.state]);
+  return { outcome, steps, finals };
+}
+
+const up = (engine: VmEngine, lab: VmLab, extra: { dryRun?: boolean; handshakeTimeoutMs?: number } = {}): Promise<Collected> =>
+  collect((emit) => engine.up({ macSource: lab.macAddress, ...extra }, { emit }));
+const down = (engine: VmEngine, extra: { dryRun?: boolean; forceInterfaceDown?: boolean } = {}): Promise<Collected> =>
+  collect((emit) => engine.down(extra, { emit }));
+
+interface Snapshot {
+  ruleset: string;
+  ipRules: string;
+  nftTables: string;
+  ipForward: string;
+  srcValidMark: string;
+  link: boolean;
+}
+
+async function snapshot(lab: VmLab): Promise<Snapshot> {
+  return {
+    ruleset: await lab.vmRuleset(),
+    ipRules: await lab.vmIpRules(),
+    nftTables: await lab.vmNftTables(),
+    ipForward: await lab.vmSysctl('net.ipv4.ip_forward'),
+    srcValidMark: await lab.vmSysctl('net.ipv4.conf.all.src_valid_mark'),
+    link: await lab.vmLinkExists(lab.wgVm),
+  };
+}
+
+const UP_STEPS = [
+  'read-config',
+  'detect-backend',
+  'resolve-lan',
+  'firewall-filter',
+  'firewall-nat',
+  'firewall-mangle',
+  'ip-forward',
+  'clean-stale',
+  'wg-quick-up',
+  'await-handshake',
+  'verify',
+];
+const DOWN_STEPS = [
+  'read-journal',
+  'detect-backend',
+  'ip-forward',
+  'firewall-filter',
+  'firewall-nat',
+  'firewall-mangle',
+  'firewall-tables',
+  'wg-quick-down',
+  'clean-stale',
+  'verify',
+];
+
+describeNetns('VmEngine in network namespaces', () => {
+  let lab: VmLab;
+
+  beforeEach(async () => {
+    lab = await new VmLab().create();
+  });
+
+  afterEach(async () => {
+    await lab?.destroy();
+  });
+
+  it('up/up/down/down: real handshake, SNAT to the tunnel address, kill switch, and the start state restored exactly', async () => {
+    const engine = engineFor(lab);
+    const start = await snapshot(lab);
+    expect(start).toMatchObject({ ruleset: '', ipForward: '0', link: false });
+
+    const first = await up(engine, lab);
+    expect(first.outcome).toMatchObject({ ok: true, failedStep: '' });
+    expect(first.finals.map(([s]) => s)).toEqual(UP_STEPS);
+    const handshake = first.steps.find((s) => s.step === 'await-handshake' && s.state === StepState.STEP_STATE_DONE)!;
+    expect(handshake.message).toMatch(/^handshake with 203\.0\.113\.1:51820 \(\d+ ms\)$/);
+    process.stdout.write(`engine Up: ${first.outcome.totalMs} ms total, ${handshake.message}\n`);
+    // Steps stream their argv.
+    const filterStep = first.steps.find((s) => s.step === 'firewall-filter' && s.state === StepState.STEP_STATE_DONE)!;
+    expect(filterStep.commands.map((c) => plain(c.argv))).toContain(
+      `iptables-nft -w 5 -t filter -A WGCTL-FWD -s 198.51.100.2/32 ! -o ${lab.wgVm} -j REJECT --reject-with icmp-admin-prohibited`,
+    );
+    expect(first.steps.find((s) => s.step === 'wg-quick-up' && s.state === StepState.STEP_STATE_DONE)!.commands.map((c) => plain(c.argv))).toContain(
+      `wg-quick up ${lab.vmConfigPath}`,
+    );
+    const afterFirst = await snapshot(lab);
+    expect(afterFirst.ipForward).toBe('1');
+    expect(afterFirst.link).toBe(true);
+
+    // SNAT: the Mac's ping reaches the server through the tunnel with the tunnel address as source.
+    const capture = lab.vm.run(['tcpdump', '-nn', '-l', '-i', lab.wgVm, '-c', '2', 'icmp'], { timeoutMs: 8000, allowFailure: true });
+    await new Promise((r) => setTimeout(r, 500)); // let tcpdump attach
+    expect(await lab.macPing(lab.serverTunnelAddress, 4)).toBe(true);
+    const captured = await capture;
+    const lines = captured.stdout.trim().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    expect(captured.stdout).toMatch(new RegExp(`IP ${lab.vmTunnelAddress} > ${lab.serverTunnelAddress}: ICMP echo request`));
+    expect(captured.stdout).not.toContain(lab.macAddress);
+
+    // Kill switch: the server's uplink address is routed outside the tunnel (on-link); the Mac's packets must not leave that way.
+    const leak = await lab.mac.run(['ping', '-n', '-c', '1', '-W', '1', lab.serverAddress], { allowFailure: true });
+    expect(leak.exitCode).not.toBe(0);
+    expect(leak.stdout).toMatch(/Packet filtered|prohibited/i);
+
+    // Second Up: nothing to do, same ruleset.
+    const second = await up(engine, lab);
+    expect(second.outcome.ok).toBe(true);
+    const skipped = second.finals.filter(([, st]) => st === StepState.STEP_STATE_SKIPPED).map(([s]) => s);
+    expect(skipped).toEqual(expect.arrayContaining(['firewall-filter', 'firewall-nat', 'firewall-mangle', 'ip-forward', 'clean-stale', 'wg-quick-up']));
+    expect(second.steps.filter((s) => s.step.startsWith('firewall-')).flatMap((s) => s.commands.map((c) => c.argv)).filter((a) => !a.includes('iptables-nft-save'))).toEqual([]);
+    expect(await snapshot(lab)).toEqual(afterFirst);
+
+    const firstDown = await down(engine);
+    expect(firstDown.outcome).toMatchObject({ ok: true });
+    expect(firstDown.finals.map(([s]) => s)).toEqual(DOWN_STEPS);
+    expect(await snapshot(lab)).toEqual(start);
+
+    const secondDown = await down(engine);
+    expect(secondDown.outcome.ok).toBe(true);
+    expect(secondDown.finals.filter(([, st]) => st === StepState.STEP_STATE_DONE).map(([s]) => s)).toEqual(['detect-backend', 'verify']);
+    expect(await snapshot(lab)).toEqual(start);
+    expect(existsSync(new JournalStore(lab.stateDir).path)).toBe(false);
+  });
+
+  it("never touches the user's own rules; the ruleset after down equals the one before up", async () => {
+    const user = [
+      ['-t', 'filter', '-A', 'FORWARD', '-s', '203.0.113.99/32', '-m', 'comment', '--comment', 'user "quoted" rule', '-j', 'DROP'],
+      ['-t', 'filter', '-P', 'FORWARD', 'DROP'],
+      ['-t', 'nat', '-A', 'POSTROUTING', '-o', lab.vethUp, '-j', 'MASQUERADE'],
+      ['-t', 'mangle', '-A', 'FORWARD', '-p', 'udp', '-j', 'ACCEPT'],
+    ];
+    for (const args of user) await lab.vm.run(['iptables', '-w', ...args]);
+    const engine = engineFor(lab);
+    const start = await snapshot(lab);
+    expect(start.ruleset).toContain('user "quoted" rule'.replace(/"/g, '\\"'));
+
+    expect((await up(engine, lab)).outcome.ok).toBe(true);
+    const applied = await lab.vmRuleset();
+    // Own jumps come first, the user's rules stay in place and in order.
+    expect(applied).toMatch(/-A FORWARD -m comment --comment wgctl -j WGCTL-FWD\n-A FORWARD -s 203\.0\.113\.99\/32/);
+    // FORWARD policy DROP: the Mac still gets through, thanks to the own chain.
+    expect(await lab.macPing(lab.serverTunnelAddress)).toBe(true);
+    expect((await up(engine, lab)).outcome.ok).toBe(true);
+    expect(await lab.vmRuleset()).toBe(applied);
+
+    expect((await down(engine)).outcome.ok).toBe(true);
+    expect((await down(engine)).outcome.ok).toBe(true);
+    expect(await snapshot(lab)).toEqual(start);
+  });
+
+  it('dry-run records the mutating commands and changes nothing', async () => {
+    const engine = engineFor(lab);
+    const start = await snapshot(lab);
+    const plan = await up(engine, lab, { dryRun: true });
+    expect(plan.outcome.ok).toBe(true);
+    const recorded = plan.steps.flatMap((s) => s.commands).filter((c) => c.dryRun).map((c) => plain(c.argv));
+    expect(recorded).toEqual(
+      expect.arrayContaining([
+        'iptables-nft -w 5 -t filter -N WGCTL-FWD',
+        `iptables-nft -w 5 -t nat -A WGCTL-POST -s 198.51.100.2/32 -o ${lab.wgVm} -j SNAT --to-source 192.0.2.2`,
+        `wg-quick up ${lab.vmConfigPath}`,
+      ]),
+    );
+    expect(plan.steps.find((s) => s.step === 'ip-forward' && s.state === StepState.STEP_STATE_DONE)?.message).toMatch(/^would write 1/);
+    expect(await snapshot(lab)).toEqual(start);
+    expect(existsSync(new JournalStore(lab.stateDir).path)).toBe(false);
+  });
+
+  it('leaves up an interface it did not bring up, unless forced', async () => {
+    await lab.vm.run(['wg-quick', 'up', lab.vmConfigPath]);
+    const engine = engineFor(lab);
+    const result = await up(engine, lab);
+    expect(result.outcome.ok).toBe(true);
+    expect(result.steps.find((s) => s.step === 'wg-quick-up' && s.state === StepState.STEP_STATE_SKIPPED)?.message).toMatch(/not brought up by wgctl/);
+    expect((await down(engine)).outcome.ok).toBe(true);
+    expect(await lab.vmLinkExists(lab.wgVm)).toBe(true);
+    expect(await lab.vmRuleset()).not.toContain('WGCTL');
+    const forced = await down(engine, { forceInterfaceDown: true });
+    expect(forced.outcome.ok).toBe(true);
+    expect(await lab.vmLinkExists(lab.wgVm)).toBe(false);
+    // wg-quick's own policy rules are gone with it.
+    expect(await lab.vmIpRules()).not.toMatch(/fwmark|suppress_prefixlength/);
+  });
+
+  it('a crash mid-Up (process frozen after wg-quick up) is undone by a new engine on the same state dir', async () => {
+    const start = await snapshot(lab);
+    let frozen = false;
+    // Freezes every command after `wg-quick up` has run: the first engine never resumes, like after kill -9.
+    const freezing: Runner = {
+      run: async (argv: readonly string[], options?: RunOptions): Promise<RunResult> => {
+        if (frozen) return new Promise<RunResult>(() => undefined);
+        const result = await lab.vm.run(argv, options);
+        if (argv.includes('wg-quick')) frozen = true;
+        return result;
+      },
+    };
+    const crashed = engineFor(lab, { runner: freezing, sysctl: new RunnerSysctl(freezing) });
+    void crashed.up({ macSource: lab.macAddress });
+    for (let i = 0; i < 100 && !frozen; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(frozen).toBe(true);
+    const mid = await snapshot(lab);
+    expect(mid).toMatchObject({ ipForward: '1', link: true });
+    expect(mid.ruleset).toContain('WGCTL-FWD');
+    expect((await new JournalStore(lab.stateDir).read())?.phase).toBe('applying');
+
+    const fresh = engineFor(lab);
+    const outcome = await fresh.reconcile();
+    expect(outcome?.ok).toBe(true);
+    expect(await snapshot(lab)).toEqual(start);
+    // A second Down finds nothing left.
+    expect((await down(fresh)).outcome.ok).toBe(true);
+    expect(await snapshot(lab)).toEqual(start);
+  });
+
+  it('refuses a concurrent Up while one runs', async () => {
+    const engine = engineFor(lab);
+    const running = engine.up({ macSource: lab.macAddress });
+    await expect(engine.up({ macSource: lab.macAddress })).rejects.toThrow(/another Up is in progress/);
+    await expect(engine.down({})).rejects.toThrow(/another Up is in progress/);
+    expect((await running).ok).toBe(true);
+    expect((await engine.down({})).ok).toBe(true);
+  });
+});
+
+describeNetns('VmEngine when the handshake does not come', () => {
+  let lab: VmLab;
+
+  afterEach(async () => {
+    await lab?.destroy();
+  });
+
+  it('says "no reply" when the server is silent, and rolls everything back', async () => {
+    lab = await new VmLab({ serverUp: false }).create();
+    const engine = engineFor(lab);
+    const start = await snapshot(lab);
+    const result = await up(engine, lab, { handshakeTimeoutMs: 1500 });
+    expect(result.outcome).toMatchObject({ ok: false, failedStep: 'await-handshake' });
+    expect(result.outcome.error).toMatch(/no handshake within 1500 ms: no reply from endpoint 203\.0\.113\.1:51820: sent \d+ bytes via wtv/);
+    expect(result.finals.map(([s]) => s)).toEqual(expect.arrayContaining(['rollback-ip-forward', 'rollback-firewall-filter', 'rollback-wg-quick-down']));
+    expect(await snapshot(lab)).toEqual(start);
+    expect(existsSync(new JournalStore(lab.stateDir).path)).toBe(false);
+  });
+
+  it('says "no route" for an endpoint nothing routes to, and pokes a peer without keepalive', async () => {
+    lab = await new VmLab({ keepalive: 0 }).create();
+    // An IPv6 endpoint in a VM without IPv6 routes.
+    const { readFileSync, writeFileSync } = await import('node:fs');
+    writeFileSync(lab.vmConfigPath, readFileSync(lab.vmConfigPath, 'utf8').replace(`Endpoint = ${lab.serverAddress}:51820`, 'Endpoint = [2001:db8::1]:51820'));
+    const engine = engineFor(lab);
+    const result = await up(engine, lab, { handshakeTimeoutMs: 1000 });
+    expect(result.outcome.ok).toBe(false);
+    expect(result.outcome.error).toMatch(/no route to endpoint \[2001:db8::1\]:51820/);
+    const argvs = result.steps.flatMap((s) => s.commands.map((c) => plain(c.argv)));
+    expect(argvs).toContain(`wg set ${lab.wgVm} peer ${lab.serverKeys.publicKey} persistent-keepalive 25`);
+    expect(argvs).toContain(`wg set ${lab.wgVm} peer ${lab.serverKeys.publicKey} persistent-keepalive off`);
+  });
+
+  it('handshakes without PersistentKeepalive thanks to the poke', async () => {
+    lab = await new VmLab({ keepalive: 0 }).create();
+    const engine = engineFor(lab);
+    const result = await up(engine, lab);
+    expect(result.outcome.ok).toBe(true);
+    expect(result.steps.find((s) => s.step === 'read-config' && s.state === StepState.STEP_STATE_DONE)?.message).toMatch(/no PersistentKeepalive/);
+    const dump = await lab.vm.run(['wg', 'show', lab.wgVm, 'persistent-keepalive']);
+    expect(dump.stdout.trim().endsWith('off')).toBe(true);
+    expect((await engine.down({})).ok).toBe(true);
+  });
+});

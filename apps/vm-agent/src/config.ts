@@ -1,0 +1,107 @@
+/**
+ * The wg-quick config file is the single source of truth for the tunnel: interface name
+ * (from the file name, like wg-quick), tunnel address(es), server endpoint(s). This module
+ * reads it (pure parsing in @wgctl/parsers), derives the interface public key and resolves
+ * endpoint host names. Nothing returned here carries a private or preshared key.
+ */
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { readFile } from 'node:fs/promises';
+import { parseWgQuickConfig, wgQuickInterfaceFromPath, type WgQuickConfig, type WgEndpoint } from '@wgctl/parsers';
+
+export class ConfigFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigFileError';
+  }
+}
+
+export interface ResolvedEndpoint {
+  /** As written in the config (may be a name). */
+  host: string;
+  /** The address it resolves to; '' when resolution failed (see `error`). */
+  ip: string;
+  port: number;
+  error?: string;
+}
+
+export interface TunnelConfig {
+  path: string;
+  interface: string;
+  parsed: WgQuickConfig;
+  /** Address entries as written (CIDRs). */
+  addresses: string[];
+  /** The first IPv4 address (without prefix): what the Mac's traffic is SNATed to. */
+  tunnelIPv4?: string;
+  /** Public key of the interface, derived from its private key; undefined without a key. */
+  publicKey?: string;
+}
+
+/** X25519 public key from a WireGuard private key (base64), via a PKCS#8 wrapper. */
+export function derivePublicKey(privateKeyBase64: string): string {
+  const raw = Buffer.from(privateKeyBase64, 'base64');
+  if (raw.length !== 32) throw new ConfigFileError('PrivateKey does not decode to 32 bytes');
+  const pkcs8 = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), raw]);
+  const publicDer = createPublicKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })).export({ format: 'der', type: 'spki' });
+  raw.fill(0);
+  return Buffer.from(publicDer.subarray(publicDer.length - 32)).toString('base64');
+}
+
+/** Parses config text (already read) for `path`. Throws ConfigFileError naming the file. */
+export function tunnelConfigFromText(path: string, text: string): TunnelConfig {
+  const iface = wgQuickInterfaceFromPath(path);
+  if (!iface) {
+    throw new ConfigFileError(`${path}: wg-quick needs the file to be named <interface>.conf (1–15 characters of a-z A-Z 0-9 _ = + . -)`);
+  }
+  let parsed: WgQuickConfig;
+  try {
+    parsed = parseWgQuickConfig(text);
+  } catch (e) {
+    throw new ConfigFileError(`${path}: ${(e as Error).message}`);
+  }
+  const addresses = parsed.interface.addresses;
+  const v4 = addresses.find((a) => !a.includes(':'));
+  const privateKey = parsed.interface.privateKey;
+  return {
+    path,
+    interface: iface,
+    parsed,
+    addresses,
+    tunnelIPv4: v4 ? v4.split('/')[0] : undefined,
+    publicKey: privateKey ? derivePublicKey(privateKey.reveal()) : undefined,
+  };
+}
+
+export async function loadTunnelConfig(path: string): Promise<TunnelConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ConfigFileError(
+      code === 'ENOENT' ? `${path} does not exist (pass --wg-config)` : `cannot read ${path}: ${(e as Error).message}`,
+    );
+  }
+  return tunnelConfigFromText(path, text);
+}
+
+export type HostResolver = (host: string) => Promise<string>;
+
+/** getaddrinfo, first answer (what wg(8) does), bounded in time. */
+export const systemResolver: HostResolver = async (host) => {
+  const timeout = new Promise<never>((_, reject) => {
+    const t = setTimeout(() => reject(new Error(`resolving ${host} timed out after 5 s`)), 5000);
+    t.unref();
+  });
+  const result = await Promise.race([lookup(host), timeout]);
+  return result.address;
+};
+
+export async function resolveEndpoint(endpoint: WgEndpoint, resolver: HostResolver = systemResolver): Promise<ResolvedEndpoint> {
+  if (endpoint.family !== 'name') return { host: endpoint.host, ip: endpoint.host, port: endpoint.port };
+  try {
+    return { host: endpoint.host, ip: await resolver(endpoint.host), port: endpoint.port };
+  } catch (e) {
+    return { host: endpoint.host, ip: '', port: endpoint.port, error: `cannot resolve ${endpoint.host}: ${(e as Error).message}` };
+  }
+}

@@ -1,0 +1,904 @@
+/**
+ * The VM side, exact and idempotent: Up, Down, Describe and the status sample.
+ *
+ * Up (steps, in order; each streams the argv it ran):
+ *   read-config → detect-backend → resolve-lan → firewall-filter → firewall-nat →
+ *   firewall-mangle → ip-forward → clean-stale → wg-quick-up → await-handshake → verify
+ * The kill switch and SNAT are in place before forwarding is switched on, and forwarding
+ * before the tunnel: at no moment can the Mac's traffic be forwarded anywhere but into the
+ * tunnel. A failure after the first change rolls back everything the journal lists
+ * (`rollback-*` steps): a failed Up leaves the VM as if Down had run (fail closed).
+ *
+ * Down: read-journal → detect-backend → ip-forward → firewall-filter → firewall-nat →
+ *   firewall-mangle → firewall-tables → wg-quick-down → clean-stale → verify
+ * It restores ip_forward (only if it still holds the value the agent wrote), removes the
+ * agent's own chains (found by name and tag), and takes the interface down only when the
+ * agent brought it up (or when asked to).
+ *
+ * Every change is written to the journal before it is made, so a new process (after kill -9
+ * or a reboot) knows what is its own. Up and Down are serialized: a second one while another
+ * runs is refused at once with BusyError (ABORTED at the RPC layer).
+ */
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import {
+  HealthState,
+  StepState,
+  type AgentInfo,
+  type Check,
+  type Outcome,
+  type Progress,
+  type VmDescription,
+  type VmPeer,
+  type VmPeerStatus,
+  type VmStatus,
+} from '@wgctl/proto';
+import { wgHandshakeAgeSeconds, type WgDumpInterface } from '@wgctl/parsers';
+import { DryRunRunner, StepFailedError, StepRunner, type Runner, type StepRecord } from '@wgctl/runner';
+import { redactText, silentLogger, type Logger } from '@wgctl/logging';
+import { loadTunnelConfig, resolveEndpoint, systemResolver, type HostResolver, type TunnelConfig } from './config';
+import {
+  OWN_CHAINS,
+  chainInPlace,
+  chainState,
+  deleteNftTableArgv,
+  desiredRules,
+  detectBackend,
+  ensureChain,
+  existingTables,
+  ownChain,
+  readRuleset,
+  removeChain,
+  tableIsPristine,
+  type ForwardingPlan,
+  type IptablesTools,
+} from './firewall';
+import { JournalStore, TABLES, type FirewallTable, type JournalRecord } from './journal';
+import { normalizeMacSource, validateHandshakeTimeout, validateInterfaceName } from './validation';
+import { IP_FORWARD, SRC_VALID_MARK, type Sysctl } from './sysctl';
+import {
+  cleanWgQuickLeftovers,
+  downArgvs,
+  linkState,
+  routeGet,
+  systemdMethodFor,
+  upArgv,
+  wgFwmark,
+  wgLatestHandshakes,
+  wgQuickTable,
+  wgShowDump,
+  wgTransfer,
+  type InterfaceMethod,
+} from './wireguard';
+
+export const AGENT_VERSION = '0.1.0';
+export const PROTOCOL_VERSION = 'wgctl.v1';
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 20_000;
+export const DEFAULT_HANDSHAKE_THRESHOLD_S = 180;
+/** Keepalive set temporarily on a peer without one, to make it initiate the handshake now. */
+const HANDSHAKE_POKE_KEEPALIVE_S = 25;
+/** Time kept back from the caller's deadline for the rollback and the final answer. */
+const DEADLINE_RESERVE_MS = 3_000;
+
+export interface VmEngineOptions {
+  configPath: string;
+  runner: Runner;
+  sysctl: Sysctl;
+  journal: JournalStore;
+  logger?: Logger;
+  /** auto: through systemd when it runs the system (wireguard-go must not live in the agent's cgroup), else wg-quick. */
+  interfaceMethod?: 'auto' | 'wg-quick' | 'systemd';
+  handshakeTimeoutMs?: number;
+  handshakeThresholdS?: number;
+  pollIntervalMs?: number;
+  resolver?: HostResolver;
+  now?: () => number;
+  /** sd_booted(3): /run/systemd/system exists. */
+  systemdRunning?: () => boolean;
+}
+
+export interface UpRequest {
+  macSource: string;
+  lanInterface?: string;
+  dryRun?: boolean;
+  handshakeTimeoutMs?: number;
+}
+
+export interface DownRequest {
+  dryRun?: boolean;
+  forceInterfaceDown?: boolean;
+}
+
+export interface OperationContext {
+  /** Receives every step event and, last, the outcome. */
+  emit?: (progress: Progress) => void;
+  /** Aborts between steps (client gone); what was changed is rolled back. */
+  signal?: AbortSignal;
+  /** Unix ms by which the answer is due (the RPC deadline). */
+  deadlineMs?: number;
+}
+
+export class BusyError extends Error {
+  constructor(
+    readonly running: string,
+    readonly sinceMs: number,
+  ) {
+    super(`another ${running} is in progress (started ${new Date(sinceMs).toISOString()}); wait for it to finish and retry`);
+    this.name = 'BusyError';
+  }
+}
+
+export class AbortedError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'AbortedError';
+  }
+}
+
+/** What one sample of the live system says (cached by the health sampler). */
+export interface VmSample {
+  status: VmStatus;
+  serving: boolean;
+  reasons: string[];
+  sampledAtMs: number;
+}
+
+function toProgress(record: StepRecord): Progress {
+  const state = {
+    started: StepState.STEP_STATE_STARTED,
+    done: StepState.STEP_STATE_DONE,
+    skipped: StepState.STEP_STATE_SKIPPED,
+    failed: StepState.STEP_STATE_FAILED,
+  }[record.state];
+  return {
+    kind: {
+      $case: 'step',
+      value: {
+        step: record.step,
+        state,
+        message: record.message,
+        commands: record.commands.map((c) => ({
+          argv: c.argv,
+          exitCode: c.exitCode,
+          stderr: c.stderr,
+          dryRun: c.dryRun,
+          durationMs: String(c.durationMs),
+        })),
+        elapsedMs: String(record.elapsedMs),
+      },
+    },
+  };
+}
+
+function outcomeProgress(outcome: Outcome): Progress {
+  return { kind: { $case: 'outcome', value: outcome } };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Names the step's failure cause without the StepFailedError wrapper. */
+function causeMessage(e: unknown): string {
+  const cause = e instanceof StepFailedError ? e.cause : e;
+  return redactText(cause instanceof Error ? cause.message : String(cause));
+}
+
+export class VmEngine {
+  private busy: { op: string; sinceMs: number } | null = null;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private cachedTools: IptablesTools | undefined;
+
+  constructor(private readonly options: VmEngineOptions) {
+    this.logger = options.logger ?? silentLogger();
+    this.now = options.now ?? Date.now;
+  }
+
+  get configPath(): string {
+    return this.options.configPath;
+  }
+
+  get handshakeThresholdS(): number {
+    return this.options.handshakeThresholdS ?? DEFAULT_HANDSHAKE_THRESHOLD_S;
+  }
+
+  /** Who is busy, for messages; null when idle. */
+  get running(): { op: string; sinceMs: number } | null {
+    return this.busy;
+  }
+
+  agentInfo(): AgentInfo {
+    return {
+      agent: 'vm-agent',
+      version: AGENT_VERSION,
+      protocolVersion: PROTOCOL_VERSION,
+      hostname: hostname(),
+      driver: this.cachedTools ? `iptables-${this.cachedTools.kind}` : '',
+      pid: String(process.pid),
+    };
+  }
+
+  private acquire(op: string): () => void {
+    if (this.busy) throw new BusyError(this.busy.op, this.busy.sinceMs);
+    this.busy = { op, sinceMs: this.now() };
+    return () => {
+      this.busy = null;
+    };
+  }
+
+  private interfaceMethod(config: TunnelConfig): InterfaceMethod {
+    const wanted = this.options.interfaceMethod ?? 'auto';
+    const systemd = wanted === 'systemd' || (wanted === 'auto' && (this.options.systemdRunning ?? (() => existsSync('/run/systemd/system')))());
+    return systemd ? systemdMethodFor(config.path, config.interface) : 'wg-quick';
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Describe
+
+  async describe(): Promise<VmDescription> {
+    const config = await loadTunnelConfig(this.options.configPath);
+    const resolver = this.options.resolver ?? systemResolver;
+    const peers: VmPeer[] = [];
+    for (const peer of config.parsed.peers) {
+      const endpoints = peer.endpoint ? [await resolveEndpoint(peer.endpoint, resolver)] : [];
+      peers.push({
+        publicKey: peer.publicKey,
+        endpoints: endpoints.map(({ host, ip, port }) => ({ host, ip, port })),
+        allowedIps: peer.allowedIps,
+        persistentKeepalive: peer.persistentKeepalive,
+      });
+    }
+    return {
+      agent: this.agentInfo(),
+      interface: config.interface,
+      tunnelAddresses: config.addresses,
+      endpoints: peers.flatMap((p) => p.endpoints),
+      peers,
+      dns: config.parsed.interface.dns,
+      mtu: config.parsed.interface.mtu ?? 0,
+      configPath: config.path,
+      publicKey: config.publicKey ?? '',
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Up
+
+  async up(request: UpRequest, ctx: OperationContext = {}): Promise<Outcome> {
+    // Arguments are checked before anything runs (INVALID_ARGUMENT at the RPC layer).
+    const macSource = normalizeMacSource(request.macSource);
+    if (request.lanInterface) validateInterfaceName('lan_interface', request.lanInterface);
+    if (request.handshakeTimeoutMs) validateHandshakeTimeout(request.handshakeTimeoutMs);
+    const release = this.acquire('Up');
+    try {
+      return await this.runUp({ ...request, macSource }, ctx);
+    } finally {
+      release();
+    }
+  }
+
+  private async runUp(request: UpRequest, ctx: OperationContext): Promise<Outcome> {
+    const dryRun = request.dryRun === true;
+    const runner = dryRun ? new DryRunRunner(this.options.runner) : this.options.runner;
+    const steps = this.stepRunner(runner, ctx);
+    const started = this.now();
+    let failedStep = '';
+    let record: JournalRecord | null = null;
+    let changed = false; // once true, a failure rolls back
+
+    const step = async (name: string, fn: (r: Runner) => Promise<string | { skipped: string }>): Promise<void> => {
+      this.checkAbort(ctx);
+      failedStep = name;
+      await steps.step(name, fn);
+    };
+
+    try {
+      const prior = await this.options.journal.read();
+      let config!: TunnelConfig;
+      await step('read-config', async () => {
+        config = await loadTunnelConfig(this.options.configPath);
+        if (!config.tunnelIPv4) throw new Error(`${config.path} has no IPv4 Address in [Interface]: nothing to SNAT the Mac's traffic to`);
+        const withEndpoint = config.parsed.peers.filter((p) => p.endpoint);
+        if (withEndpoint.length === 0) throw new Error(`${config.path}: no [Peer] has an Endpoint, so this VM cannot start the tunnel`);
+        if (prior && prior.interface !== config.interface) {
+          throw new Error(`the journal belongs to interface ${prior.interface} (${prior.configPath}); run Down first`);
+        }
+        const endpoints = withEndpoint.map((p) => `${p.endpoint!.host}:${p.endpoint!.port}`).join(', ');
+        const noKeepalive = withEndpoint.some((p) => p.persistentKeepalive === 0);
+        return `${config.interface}: tunnel ${config.addresses.join(', ')}, endpoint ${endpoints}${
+          noKeepalive ? '; warning: a peer has no PersistentKeepalive, so an idle tunnel will look stale to health checks' : ''
+        }`;
+      });
+
+      let tools!: IptablesTools;
+      let tablesBefore = new Set<string>();
+      await step('detect-backend', async (r) => {
+        if (prior?.backend) {
+          tools = prior.backend;
+          tablesBefore = existingTables(await readRuleset(r, tools));
+          return { skipped: `${tools.iptables} (recorded in the journal)` };
+        }
+        const detected = await detectBackend(r);
+        tools = detected.tools;
+        this.cachedTools = tools;
+        tablesBefore = existingTables(await readRuleset(r, tools));
+        return detected.evidence;
+      });
+
+      let lanInterface = request.lanInterface ?? '';
+      await step('resolve-lan', async (r) => {
+        if (lanInterface) {
+          const link = await linkState(r, lanInterface);
+          if (!link.exists) throw new Error(`lan_interface ${lanInterface} does not exist`);
+          return { skipped: `lan_interface ${lanInterface} given` };
+        }
+        const route = await routeGet(r, request.macSource.split('/')[0]);
+        if ('unreachable' in route) throw new Error(`cannot tell which interface faces the Mac: ${route.unreachable}; pass lan_interface`);
+        if (route.dev === config.interface) {
+          throw new Error(`the route to ${request.macSource} goes through the tunnel ${config.interface}; pass lan_interface`);
+        }
+        lanInterface = route.dev;
+        return `the Mac ${request.macSource} is reached through ${lanInterface}${route.gateway ? ` via ${route.gateway}` : ''}`;
+      });
+
+      const plan: ForwardingPlan = {
+        macSource: request.macSource,
+        lanInterface,
+        wgInterface: config.interface,
+        tunnelAddress: config.tunnelIPv4!,
+      };
+      record = {
+        version: 1,
+        phase: 'applying',
+        interface: config.interface,
+        configPath: config.path,
+        macSource: plan.macSource,
+        lanInterface,
+        tunnelAddress: plan.tunnelAddress,
+        backend: tools,
+        chains: [...new Set([...(prior?.chains ?? []), ...TABLES])],
+        createdTables: [
+          ...new Set([...(prior?.createdTables ?? []), ...(tools.kind === 'nft' ? TABLES.filter((t) => !tablesBefore.has(t)) : [])]),
+        ],
+        ipForward: prior?.ipForward ?? null,
+        wgInterface: prior?.wgInterface ?? null,
+        updatedAtMs: this.now(),
+      };
+      // Write-ahead: from here on every change is covered by the journal.
+      if (!dryRun) await this.persist(record);
+      changed = true;
+
+      const desired = desiredRules(plan);
+      for (const table of TABLES) {
+        await step(`firewall-${table}`, async (r) => {
+          const state = chainState(await readRuleset(r, tools), ownChain(table));
+          return ensureChain(r, tools, state, desired[table]);
+        });
+      }
+
+      await step('ip-forward', async (r) => {
+        const current = await this.options.sysctl.read(IP_FORWARD, r);
+        if (current === '1') return { skipped: `${IP_FORWARD} is already 1` };
+        if (dryRun) return `would write 1 to ${this.options.sysctl.where(IP_FORWARD)} (now ${current})`;
+        record!.ipForward = { previous: record!.ipForward?.previous ?? current, applied: '1' };
+        await this.persist(record!);
+        await this.options.sysctl.write(IP_FORWARD, '1', r);
+        return `${IP_FORWARD}: ${current} → 1 (${this.options.sysctl.where(IP_FORWARD)}; ${record!.ipForward.previous} is restored by Down)`;
+      });
+
+      let link = await linkState(runner, config.interface);
+      await step('clean-stale', async (r) => {
+        if (link.exists) return { skipped: `${config.interface} exists: its wg-quick state is live` };
+        const removed = await cleanWgQuickLeftovers(r, config.interface, wgQuickTable(config.parsed.interface.table));
+        return removed.length ? `removed leftovers of a crashed wg-quick: ${removed.join('; ')}` : { skipped: 'no wg-quick leftovers' };
+      });
+
+      await step('wg-quick-up', async (r) => {
+        if (link.exists) {
+          const owner = record!.wgInterface ? `brought up by wgctl (${record!.wgInterface.method})` : 'not brought up by wgctl: Down leaves it up';
+          return { skipped: `${config.interface} is already up, ${owner}` };
+        }
+        const method = this.interfaceMethod(config);
+        if (!dryRun) {
+          const srcValidMarkPrevious = await this.options.sysctl.read(SRC_VALID_MARK, r).catch(() => null);
+          record!.wgInterface = { method, srcValidMarkPrevious };
+          await this.persist(record!);
+        }
+        await r.run(upArgv(method, config.path, config.interface), { timeoutMs: 60_000 });
+        if (!dryRun) {
+          link = await linkState(r, config.interface);
+          if (!link.exists) throw new Error(`${config.interface} does not exist after ${upArgv(method, config.path, config.interface).join(' ')}`);
+        }
+        return `${config.interface} brought up (${method})`;
+      });
+
+      await step('await-handshake', async (r) => {
+        if (dryRun) return { skipped: 'dry-run: no handshake to wait for' };
+        return this.awaitHandshake(r, config, this.handshakeBudget(request, ctx), ctx);
+      });
+
+      await step('verify', async (r) => {
+        if (dryRun) return { skipped: 'dry-run: nothing was changed' };
+        const problems = await this.verifyUp(r, tools, plan);
+        if (problems.length) throw new Error(`not in place after Up: ${problems.join('; ')}`);
+        return `${OWN_CHAINS.map((c) => c.chain).join(', ')} in place; ${IP_FORWARD}=1; ${config.interface} up`;
+      });
+
+      if (!dryRun) {
+        record.phase = 'up';
+        await this.persist(record);
+      }
+      return this.finish(ctx, { ok: true, failedStep: '', error: '', totalMs: String(this.now() - started) });
+    } catch (e) {
+      const error = causeMessage(e);
+      this.logger.warn('Up failed', { step: failedStep, error });
+      let rollbackError = '';
+      if (changed && !dryRun && record) {
+        try {
+          await this.teardown(steps, record, { prefix: 'rollback-', forceInterfaceDown: false, dryRun: false });
+          await this.options.journal.remove();
+        } catch (re) {
+          rollbackError = `; rollback incomplete (${causeMessage(re)}): the journal is kept, run Down`;
+        }
+      }
+      return this.finish(ctx, { ok: false, failedStep, error: `${error}${rollbackError}`, totalMs: String(this.now() - started) });
+    }
+  }
+
+  private handshakeBudget(request: UpRequest, ctx: OperationContext): number {
+    let budget = request.handshakeTimeoutMs || this.options.handshakeTimeoutMs || DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    if (ctx.deadlineMs !== undefined) budget = Math.min(budget, ctx.deadlineMs - this.now() - DEADLINE_RESERVE_MS);
+    return Math.max(budget, 0);
+  }
+
+  private async awaitHandshake(runner: Runner, config: TunnelConfig, timeoutMs: number, ctx: OperationContext): Promise<string> {
+    const ifname = config.interface;
+    const peers = config.parsed.peers.filter((p) => p.endpoint);
+    const started = this.now();
+    const threshold = this.handshakeThresholdS;
+    const poked: string[] = [];
+    try {
+      for (;;) {
+        const handshakes = await wgLatestHandshakes(runner, ifname);
+        const fresh = peers.find((p) => {
+          const age = wgHandshakeAgeSeconds(handshakes.get(p.publicKey) ?? 0, this.now());
+          return age >= 0 && age <= threshold;
+        });
+        if (fresh) {
+          return `handshake with ${fresh.endpoint!.host}:${fresh.endpoint!.port} (${this.now() - started} ms)`;
+        }
+        if (poked.length === 0) {
+          // Without a keepalive nothing makes wireguard send: ask for one until the handshake.
+          for (const p of peers.filter((x) => x.persistentKeepalive === 0)) {
+            await runner.run(['wg', 'set', ifname, 'peer', p.publicKey, 'persistent-keepalive', String(HANDSHAKE_POKE_KEEPALIVE_S)]);
+            poked.push(p.publicKey);
+          }
+          if (poked.length === 0) poked.push(''); // nothing to poke; don't try again
+        }
+        if (this.now() - started >= timeoutMs) {
+          throw new Error(`no handshake within ${timeoutMs} ms: ${await this.diagnoseNoHandshake(runner, config)}`);
+        }
+        this.checkAbort(ctx);
+        await sleep(this.options.pollIntervalMs ?? 200);
+      }
+    } finally {
+      for (const key of poked.filter((k) => k !== '')) {
+        await runner.run(['wg', 'set', ifname, 'peer', key, 'persistent-keepalive', 'off'], { allowFailure: true });
+      }
+    }
+  }
+
+  /** Why no handshake: no route to the endpoint, nothing sent, or sent without an answer. */
+  private async diagnoseNoHandshake(runner: Runner, config: TunnelConfig): Promise<string> {
+    const ifname = config.interface;
+    const reasons: string[] = [];
+    let dump: WgDumpInterface;
+    try {
+      dump = await wgShowDump(runner, ifname);
+    } catch (e) {
+      return `cannot read ${ifname}: ${(e as Error).message}`;
+    }
+    const transfer = await wgTransfer(runner, ifname).catch(() => new Map<string, { rxBytes: string; txBytes: string }>());
+    const mark = await wgFwmark(runner, ifname).catch(() => 0);
+    for (const peer of config.parsed.peers.filter((p) => p.endpoint)) {
+      const live = dump.peers.find((p) => p.publicKey === peer.publicKey);
+      const endpoint = live?.endpoint;
+      const shown = live?.endpointText ?? `${peer.endpoint!.host}:${peer.endpoint!.port}`;
+      if (!endpoint) {
+        reasons.push(`peer ${peer.publicKey} has no usable endpoint (${shown}; does the host name resolve?)`);
+        continue;
+      }
+      const route = await routeGet(runner, endpoint.host, { mark });
+      const counters = transfer.get(peer.publicKey) ?? { rxBytes: '0', txBytes: '0' };
+      if ('unreachable' in route) {
+        reasons.push(`no route to endpoint ${shown}: ${route.unreachable}`);
+      } else if (counters.txBytes === '0') {
+        reasons.push(`nothing was sent to endpoint ${shown} (route via ${route.dev})`);
+      } else if (counters.rxBytes === '0') {
+        reasons.push(
+          `no reply from endpoint ${shown}: sent ${counters.txBytes} bytes via ${route.dev}, received 0 — the server is down, ` +
+            `UDP to port ${endpoint.port} is blocked on the way, or the server does not know this VM's public key ${config.publicKey ?? '(none)'}`,
+        );
+      } else {
+        reasons.push(`endpoint ${shown} answered (${counters.rxBytes} bytes) but no handshake completed: check PublicKey/PresharedKey on both sides`);
+      }
+    }
+    return reasons.join('; ') || 'no peer with an endpoint';
+  }
+
+  private async verifyUp(runner: Runner, tools: IptablesTools, plan: ForwardingPlan): Promise<string[]> {
+    const problems: string[] = [];
+    const tables = await readRuleset(runner, tools);
+    const desired = desiredRules(plan);
+    for (const own of OWN_CHAINS) {
+      const state = chainState(tables, own);
+      if (!chainInPlace(state, desired[own.table])) problems.push(`${own.table} ${own.chain} differs (jumps: ${state.jumps}, rules: ${state.rules.length})`);
+    }
+    const forward = await this.options.sysctl.read(IP_FORWARD, runner);
+    if (forward !== '1') problems.push(`${IP_FORWARD}=${forward}`);
+    const link = await linkState(runner, plan.wgInterface);
+    if (!link.up) problems.push(`${plan.wgInterface} is ${link.exists ? 'down' : 'missing'}`);
+    return problems;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Down
+
+  async down(request: DownRequest, ctx: OperationContext = {}): Promise<Outcome> {
+    const release = this.acquire('Down');
+    try {
+      return await this.runDown(request, ctx);
+    } finally {
+      release();
+    }
+  }
+
+  private async runDown(request: DownRequest, ctx: OperationContext): Promise<Outcome> {
+    const dryRun = request.dryRun === true;
+    const runner = dryRun ? new DryRunRunner(this.options.runner) : this.options.runner;
+    const steps = this.stepRunner(runner, ctx);
+    const started = this.now();
+    let failedStep = 'read-journal';
+    try {
+      let record: JournalRecord | null = null;
+      await steps.step('read-journal', async () => {
+        record = await this.options.journal.read();
+        if (!record) return { skipped: `no journal in ${this.options.journal.path}: only wgctl's own chains are removed, if any` };
+        return `journal (${record.phase}): Mac ${record.macSource} on ${record.lanInterface}, ${record.interface}${
+          record.wgInterface ? ` brought up by wgctl (${record.wgInterface.method})` : ''
+        }${record.ipForward ? `, ${IP_FORWARD} was ${record.ipForward.previous}` : ''}`;
+      });
+      if (!record) {
+        // Without a journal: the config says which interface; own chains are found by name.
+        const config = await loadTunnelConfig(this.options.configPath).catch(() => null);
+        record = {
+          version: 1,
+          phase: 'removing',
+          interface: config?.interface ?? '',
+          configPath: this.options.configPath,
+          macSource: '',
+          lanInterface: '',
+          tunnelAddress: '',
+          backend: null,
+          chains: [...TABLES],
+          createdTables: [],
+          ipForward: null,
+          wgInterface: null,
+          updatedAtMs: this.now(),
+        };
+      } else if (!dryRun) {
+        record = { ...(record as JournalRecord), phase: 'removing', updatedAtMs: this.now() };
+        await this.persist(record);
+      }
+      const outcome = await this.teardown(steps, record, {
+        prefix: '',
+        forceInterfaceDown: request.forceInterfaceDown === true,
+        dryRun,
+        onStep: (name) => {
+          failedStep = name;
+        },
+        ctx,
+      });
+      failedStep = 'verify';
+      await steps.step('verify', async (r) => {
+        if (dryRun) return { skipped: 'dry-run: nothing was changed' };
+        const left = await this.verifyDown(r, outcome.tools, record!);
+        if (left.length) throw new Error(`still present after Down: ${left.join('; ')}`);
+        return 'no wgctl chain or jump left; ip_forward as before';
+      });
+      if (!dryRun) await this.options.journal.remove();
+      return this.finish(ctx, { ok: true, failedStep: '', error: '', totalMs: String(this.now() - started) });
+    } catch (e) {
+      const error = causeMessage(e);
+      this.logger.warn('Down failed', { step: failedStep, error });
+      return this.finish(ctx, { ok: false, failedStep, error, totalMs: String(this.now() - started) });
+    }
+  }
+
+  /**
+   * Removes what `record` lists, in the fail-closed order: forwarding off first, then the
+   * rules, then the interface. Used by Down and by the rollback of a failed Up.
+   */
+  private async teardown(
+    steps: StepRunner,
+    record: JournalRecord,
+    options: {
+      prefix: string;
+      forceInterfaceDown: boolean;
+      dryRun: boolean;
+      onStep?: (name: string) => void;
+      ctx?: OperationContext;
+    },
+  ): Promise<{ tools: IptablesTools }> {
+    const { prefix, dryRun } = options;
+    const step = async (name: string, fn: (r: Runner) => Promise<string | { skipped: string }>): Promise<void> => {
+      options.onStep?.(prefix + name);
+      await steps.step(prefix + name, fn);
+    };
+
+    let tools: IptablesTools = record.backend ?? (undefined as unknown as IptablesTools);
+    await step('detect-backend', async (r) => {
+      if (record.backend) return { skipped: `${record.backend.iptables} (recorded in the journal)` };
+      const detected = await detectBackend(r);
+      tools = detected.tools;
+      return detected.evidence;
+    });
+
+    await step('ip-forward', async (r) => {
+      if (!record.ipForward) return { skipped: `${IP_FORWARD} was not changed by wgctl` };
+      const current = await this.options.sysctl.read(IP_FORWARD, r);
+      const { previous, applied } = record.ipForward;
+      if (current === previous) return { skipped: `${IP_FORWARD} is already ${previous}` };
+      if (current !== applied) return { skipped: `${IP_FORWARD} is ${current}, set by someone else since: left as is` };
+      if (dryRun) return `would write ${previous} to ${this.options.sysctl.where(IP_FORWARD)} (now ${current})`;
+      await this.options.sysctl.write(IP_FORWARD, previous, r);
+      return `${IP_FORWARD}: ${current} → ${previous} (restored)`;
+    });
+
+    for (const table of TABLES) {
+      await step(`firewall-${table}`, async (r) => {
+        const state = chainState(await readRuleset(r, tools), ownChain(table));
+        return removeChain(r, tools, state);
+      });
+    }
+
+    await step('firewall-tables', async (r) => {
+      if (tools.kind !== 'nft' || record.createdTables.length === 0) return { skipped: 'no table was created by wgctl' };
+      const tables = await readRuleset(r, tools);
+      const done: string[] = [];
+      const kept: string[] = [];
+      for (const table of record.createdTables) {
+        if (!tables.some((t) => t.name === table)) continue;
+        if (dryRun || tableIsPristine(tables, table)) {
+          await r.run(deleteNftTableArgv(table));
+          done.push(table);
+        } else kept.push(table);
+      }
+      if (done.length === 0) return { skipped: kept.length ? `kept ${kept.join(', ')}: they hold other rules now` : 'nothing to delete' };
+      return `deleted the empty tables wgctl caused to exist: ${done.join(', ')}${kept.length ? `; kept ${kept.join(', ')} (other rules)` : ''}`;
+    });
+
+    let linkExists = false;
+    await step('wg-quick-down', async (r) => {
+      if (!record.interface) return { skipped: 'no interface known (no journal, unreadable config)' };
+      const link = await linkState(r, record.interface);
+      linkExists = link.exists;
+      const owned = record.wgInterface !== null;
+      if (!owned && !options.forceInterfaceDown) {
+        return { skipped: `${record.interface} was not brought up by wgctl: left ${link.exists ? 'up' : 'alone'} (force_interface_down to take it down)` };
+      }
+      if (!link.exists) return { skipped: `${record.interface} is already down` };
+      const method = record.wgInterface?.method ?? 'wg-quick';
+      for (const argv of downArgvs(method, record.configPath, record.interface)) await r.run(argv, { timeoutMs: 60_000 });
+      linkExists = dryRun;
+      let restored = '';
+      const previous = record.wgInterface?.srcValidMarkPrevious;
+      if (previous !== null && previous !== undefined && !dryRun) {
+        const now = await this.options.sysctl.read(SRC_VALID_MARK, r).catch(() => previous);
+        if (now !== previous) {
+          await this.options.sysctl.write(SRC_VALID_MARK, previous, r);
+          restored = `; ${SRC_VALID_MARK} ${now} → ${previous}`;
+        }
+      }
+      return `${record.interface} taken down (${method})${restored}`;
+    });
+
+    await step('clean-stale', async (r) => {
+      if (!record.interface) return { skipped: 'no interface known' };
+      if (linkExists) return { skipped: `${record.interface} is up: its wg-quick state is live` };
+      const config = await loadTunnelConfig(record.configPath).catch(() => null);
+      const removed = await cleanWgQuickLeftovers(r, record.interface, wgQuickTable(config?.parsed.interface.table));
+      return removed.length ? `removed wg-quick leftovers: ${removed.join('; ')}` : { skipped: 'no wg-quick leftovers' };
+    });
+    return { tools };
+  }
+
+  private async verifyDown(runner: Runner, tools: IptablesTools, record: JournalRecord): Promise<string[]> {
+    const left: string[] = [];
+    const tables = await readRuleset(runner, tools);
+    for (const own of OWN_CHAINS) {
+      const state = chainState(tables, own);
+      if (state.chainExists || state.jumps > 0) left.push(`${own.table} ${own.chain}`);
+    }
+    if (record.ipForward) {
+      const current = await this.options.sysctl.read(IP_FORWARD, runner);
+      if (current === record.ipForward.applied && current !== record.ipForward.previous) left.push(`${IP_FORWARD}=${current}`);
+    }
+    return left;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reconcile (at start-up)
+
+  /**
+   * After a crash or a reboot: a journal in phase applying/removing means the previous
+   * process died mid-operation — everything it lists is removed (fail closed; the controller
+   * runs Up again). Phase up means the tunnel should be up: Up runs again with the recorded
+   * Mac source (a no-op when all is in place, a repair after a reboot).
+   */
+  async reconcile(ctx: OperationContext = {}): Promise<Outcome | null> {
+    const record = await this.options.journal.read();
+    if (!record) return null;
+    if (record.phase === 'up') {
+      this.logger.info('reconcile: journal says up; re-applying', { mac: record.macSource, interface: record.interface });
+      return this.up({ macSource: record.macSource, lanInterface: record.lanInterface }, ctx);
+    }
+    this.logger.warn(`reconcile: the previous process stopped during ${record.phase === 'applying' ? 'Up' : 'Down'}; removing what it applied`);
+    return this.down({}, ctx);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Status sample (read-only; the health sampler calls this in the background)
+
+  async sample(): Promise<VmSample> {
+    const runner = this.options.runner;
+    const sampledAtMs = this.now();
+    const checks: Check[] = [];
+    const check = (name: string, ok: boolean, detail: string, evidence: string[] = []): void => {
+      checks.push({ name, ok, detail, evidence });
+    };
+
+    let record: JournalRecord | null = null;
+    try {
+      record = await this.options.journal.read();
+      check('applied', record?.phase === 'up', record ? `journal phase ${record.phase}` : 'Up has not been applied (no journal)');
+    } catch (e) {
+      check('applied', false, (e as Error).message);
+    }
+    let config: TunnelConfig | null = null;
+    try {
+      config = await loadTunnelConfig(this.options.configPath);
+    } catch (e) {
+      check('config', false, (e as Error).message);
+    }
+    const ifname = record?.interface || config?.interface || '';
+
+    let interfaceUp = false;
+    let dump: WgDumpInterface | null = null;
+    if (ifname) {
+      try {
+        const link = await linkState(runner, ifname);
+        interfaceUp = link.up;
+        check('interface-up', link.up, link.exists ? `${ifname} flags ${link.flags.join(',')}` : `${ifname} does not exist`, link.addresses);
+        if (link.exists) dump = await wgShowDump(runner, ifname);
+      } catch (e) {
+        check('interface-up', false, `${ifname}: ${(e as Error).message}`);
+      }
+    }
+
+    const peers: VmPeerStatus[] = (dump?.peers ?? []).map((p) => ({
+      publicKey: p.publicKey,
+      endpoint: p.endpointText ?? '',
+      allowedIps: p.allowedIps,
+      latestHandshakeUnix: String(p.latestHandshake),
+      handshakeAgeS: String(wgHandshakeAgeSeconds(p.latestHandshake, sampledAtMs)),
+      rxBytes: p.rxBytes,
+      txBytes: p.txBytes,
+      persistentKeepalive: p.persistentKeepalive,
+    }));
+    if (dump) {
+      const ages = dump.peers
+        .filter((p) => p.endpoint)
+        .map((p) => wgHandshakeAgeSeconds(p.latestHandshake, sampledAtMs))
+        .filter((a) => a >= 0);
+      const freshest = ages.length ? Math.min(...ages) : -1;
+      check(
+        'handshake',
+        freshest >= 0 && freshest <= this.handshakeThresholdS,
+        freshest < 0 ? 'no handshake yet' : `latest handshake ${freshest} s ago (threshold ${this.handshakeThresholdS} s)`,
+      );
+    }
+
+    let ipForward = false;
+    try {
+      const value = await this.options.sysctl.read(IP_FORWARD, runner);
+      ipForward = value === '1';
+      check('ip-forward', ipForward, `${IP_FORWARD}=${value}`);
+    } catch (e) {
+      check('ip-forward', false, (e as Error).message);
+    }
+
+    let tools = record?.backend ?? this.cachedTools;
+    try {
+      if (!tools) {
+        tools = (await detectBackend(runner)).tools;
+        this.cachedTools = tools;
+      }
+      if (record && record.macSource) {
+        const tables = await readRuleset(runner, tools);
+        const desired = desiredRules({
+          macSource: record.macSource,
+          lanInterface: record.lanInterface,
+          wgInterface: record.interface,
+          tunnelAddress: record.tunnelAddress,
+        });
+        for (const own of OWN_CHAINS) {
+          const state = chainState(tables, own);
+          const ok = chainInPlace(state, desired[own.table]);
+          check(
+            `firewall-${own.table}`,
+            ok,
+            ok ? `${own.chain} in place (${own.purpose})` : `${own.chain}: ${state.chainExists ? `${state.rules.length} rules` : 'missing'}, ${state.jumps} jump(s)`,
+            state.rules.map((r) => `-A ${own.chain} ${r.join(' ')}`),
+          );
+        }
+      }
+    } catch (e) {
+      check('firewall', false, (e as Error).message);
+    }
+
+    const reasons = checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
+    if (!checks.some((c) => c.name === 'handshake')) reasons.push('handshake: no WireGuard interface to read');
+    const serving = reasons.length === 0;
+    const status: VmStatus = {
+      agent: this.agentInfo(),
+      health: {
+        state: serving ? HealthState.HEALTH_STATE_SERVING : HealthState.HEALTH_STATE_NOT_SERVING,
+        reasons,
+        sampledAtMs: String(sampledAtMs),
+      },
+      interface: ifname,
+      interfaceUp,
+      publicKey: dump?.publicKey ?? config?.publicKey ?? '',
+      listenPort: dump?.listenPort ?? 0,
+      peers,
+      ipForward,
+      iptablesBackend: tools?.kind ?? '',
+      checks,
+      macSource: record?.phase === 'up' ? record.macSource : '',
+      tunnelAddresses: config?.addresses ?? [],
+    };
+    return { status, serving, reasons, sampledAtMs };
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private stepRunner(runner: Runner, ctx: OperationContext): StepRunner {
+    return new StepRunner(
+      runner,
+      (record) => {
+        this.logger.info(`step ${record.step} ${record.state}`, {
+          step: record.step,
+          state: record.state,
+          message: record.message,
+          commands: record.commands.map((c) => c.argv.join(' ')),
+        });
+        ctx.emit?.(toProgress(record));
+      },
+      redactText,
+    );
+  }
+
+  private finish(ctx: OperationContext, outcome: Outcome): Outcome {
+    ctx.emit?.(outcomeProgress(outcome));
+    return outcome;
+  }
+
+  private checkAbort(ctx: OperationContext): void {
+    if (ctx.signal?.aborted) throw new AbortedError('cancelled: the client went away or the deadline passed');
+  }
+
+  private async persist(record: JournalRecord): Promise<void> {
+    record.updatedAtMs = this.now();
+    await this.options.journal.write(record);
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The agent's iptables rules: three chains of its own, each jumped to once from a built-in
+ * chain by a rule tagged `-m comment --comment wgctl`:
+ *
+ *   filter  FORWARD     → WGCTL-FWD   accept Mac → tunnel, replies back, drop unsolicited
+ *                                     tunnel → Mac, and the kill switch: anything else the
+ *                                     Mac sends that would leave by another interface is rejected
+ *   nat     POSTROUTING → WGCTL-POST  SNAT of the Mac's source to the tunnel address
+ *   mangle  FORWARD     → WGCTL-MSS   TCP MSS clamped to the path MTU, into and out of the tunnel
+ *
+ * So its rules are found and removed exactly (by chain name and tag), and the user's own rules
+ * are never touched. Rules are built in the canonical form `iptables -S` prints, so the live
+ * chain can be compared token-for-token with the desired one: a second Up changes nothing.
+ */
+import {
+  parseIptablesSave,
+  parseIptablesVersion,
+  type IptablesBackend,
+  type IptablesRule,
+  type IptablesSaveTable,
+} from '@wgctl/parsers';
+import type { Runner } from '@wgctl/runner';
+import type { FirewallTable } from './journal';
+
+export const RULE_TAG = 'wgctl';
+
+export interface OwnChain {
+  table: FirewallTable;
+  chain: string;
+  /** The built-in chain that jumps to it. */
+  hook: string;
+  purpose: string;
+}
+
+export const OWN_CHAINS: readonly OwnChain[] = [
+  { table: 'filter', chain: 'WGCTL-FWD', hook: 'FORWARD', purpose: 'forwarding + kill switch' },
+  { table: 'nat', chain: 'WGCTL-POST', hook: 'POSTROUTING', purpose: 'SNAT to the tunnel address' },
+  { table: 'mangle', chain: 'WGCTL-MSS', hook: 'FORWARD', purpose: 'TCP MSS clamping' },
+];
+
+export function ownChain(table: FirewallTable): OwnChain {
+  return OWN_CHAINS.find((c) => c.table === table)!;
+}
+
+export interface ForwardingPlan {
+  /** Canonical CIDR (`198.51.100.2/32`), as iptables prints it. */
+  macSource: string;
+  lanInterface: string;
+  wgInterface: string;
+  /** Address the Mac's traffic is SNATed to (no prefix). */
+  tunnelAddress: string;
+}
+
+export interface IptablesTools {
+  kind: IptablesBackend;
+  /** Binary for changes and -S (`iptables-nft`, `iptables-legacy` or plain `iptables`). */
+  iptables: string;
+  save: string;
+  version: string;
+}
+
+/** The rules each own chain must contain, in order, as `iptables -S` prints them. */
+export function desiredRules(plan: ForwardingPlan): Record<FirewallTable, string[][]> {
+  const { macSource: mac, lanInterface: lan, wgInterface: wg, tunnelAddress } = plan;
+  const clamp = ['-p', 'tcp', '-m', 'tcp', '--tcp-flags', 'SYN,RST', 'SYN', '-j', 'TCPMSS', '--clamp-mss-to-pmtu'];
+  return {
+    filter: [
+      ['-s', mac, '-i', lan, '-o', wg, '-j', 'ACCEPT'],
+      ['-d', mac, '-i', wg, '-o', lan, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT'],
+      ['-d', mac, '-i', wg, '-j', 'DROP'],
+      // Kill switch: whatever the Mac sends that would not leave through the tunnel.
+      ['-s', mac, '!', '-o', wg, '-j', 'REJECT', '--reject-with', 'icmp-admin-prohibited'],
+    ],
+    nat: [['-s', mac, '-o', wg, '-j', 'SNAT', '--to-source', tunnelAddress]],
+    mangle: [
+      ['-o', wg, ...clamp],
+      ['-i', wg, ...clamp],
+    ],
+  };
+}
+
+export function jumpArgs(own: OwnChain): string[] {
+  return ['-m', 'comment', '--comment', RULE_TAG, '-j', own.chain];
+}
+
+function iptablesArgv(tools: IptablesTools, table: FirewallTable, ...args: string[]): string[] {
+  return [tools.iptables, '-w', '5', '-t', table, ...args];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+export async function readRuleset(runner: Runner, tools: IptablesTools): Promise<IptablesSaveTable[]> {
+  const result = await runner.run([tools.save], { readOnly: true });
+  return parseIptablesSave(result.stdout);
+}
+
+export interface ChainState {
+  own: OwnChain;
+  tableExists: boolean;
+  chainExists: boolean;
+  rules: string[][];
+  /** Tagged jumps from the hook to the own chain. */
+  jumps: number;
+  /** Other rules anywhere in the table that jump to the own chain (would block its removal). */
+  foreignReferences: IptablesRule[];
+}
+
+function isOwnJump(rule: IptablesRule, own: OwnChain): boolean {
+  return rule.chain === own.hook && rule.target === own.chain && rule.comment === RULE_TAG;
+}
+
+export function chainState(tables: IptablesSaveTable[], own: OwnChain): ChainState {
+  const table = tables.find((t) => t.name === own.table);
+  const rules = table?.rules ?? [];
+  return {
+    own,
+    tableExists: table !== undefined,
+    chainExists: table?.chains.some((c) => c.name === own.chain) ?? false,
+    rules: rules.filter((r) => r.chain === own.chain).map((r) => r.args),
+    jumps: rules.filter((r) => isOwnJump(r, own)).length,
+    foreignReferences: rules.filter((r) => r.target === own.chain && !isOwnJump(r, own)),
+  };
+}
+
+function sameRules(a: string[][], b: string[][]): boolean {
+  return a.length === b.length && a.every((rule, i) => rule.length === b[i].length && rule.every((t, j) => t === b[i][j]));
+}
+
+/** True when the chain holds exactly `desired` and is jumped to exactly once. */
+export function chainInPlace(state: ChainState, desired: string[][]): boolean {
+  return state.chainExists && state.jumps === 1 && sameRules(state.rules, desired);
+}
+
+/** Tables that exist in an iptables-save listing. */
+export function existingTables(tables: IptablesSaveTable[]): Set<string> {
+  return new Set(tables.map((t) => t.name));
+}
+
+/** Counts `-A` rules that are not the agent's own (its chains and tagged jumps). */
+export function foreignRuleCount(tables: IptablesSaveTable[]): number {
+  const ownNames = new Set(OWN_CHAINS.map((c) => c.chain));
+  let n = 0;
+  for (const t of tables) for (const r of t.rules) if (!ownNames.has(r.chain) && !(r.target && ownNames.has(r.target) && r.comment === RULE_TAG)) n++;
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backend detection
+
+/**
+ * Which iptables is live. `iptables --version` says which backend the `iptables` command
+ * uses; the rule counts say where the system's rules actually are (legacy and nft do not see
+ * each other's rules): when only the other backend holds rules, that one is live.
+ */
+export async function detectBackend(runner: Runner): Promise<{ tools: IptablesTools; evidence: string }> {
+  const version = await runner.run(['iptables', '--version'], { readOnly: true, allowFailure: true });
+  if (version.exitCode === 127) throw new Error('iptables is not installed (apt install iptables)');
+  if (version.exitCode !== 0) throw new Error(`iptables --version failed with exit code ${version.exitCode}`);
+  const { backend: defaultKind, version: ver } = parseIptablesVersion(version.stdout);
+  const counts: Partial<Record<IptablesBackend, number>> = {};
+  for (const kind of ['nft', 'legacy'] as const) {
+    const save = await runner.run([`iptables-${kind}-save`], { readOnly: true, allowFailure: true });
+    if (save.exitCode === 0) counts[kind] = foreignRuleCount(parseIptablesSave(save.stdout));
+  }
+  const other: IptablesBackend = defaultKind === 'nft' ? 'legacy' : 'nft';
+  const kind = (counts[other] ?? 0) > 0 && (counts[defaultKind] ?? 0) === 0 ? other : defaultKind;
+  const haveVariant = counts[kind] !== undefined;
+  const tools: IptablesTools = {
+    kind,
+    iptables: haveVariant ? `iptables-${kind}` : 'iptables',
+    save: haveVariant ? `iptables-${kind}-save` : 'iptables-save',
+    version: ver,
+  };
+  const countText = (['nft', 'legacy'] as const).map((k) => `${k} ${counts[k] ?? 'n/a'}`).join(', ');
+  const why = kind === defaultKind ? `\`iptables\` is ${defaultKind}` : `\`iptables\` is ${defaultKind} but only ${kind} holds rules`;
+  return { tools, evidence: `${tools.iptables} (${why}; existing rules: ${countText})` };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Changing
+
+/**
+ * Makes the own chain hold exactly `desired`, jumped to once. Returns what it did, or
+ * `{ skipped }` when it was already so (no command run).
+ */
+export async function ensureChain(
+  runner: Runner,
+  tools: IptablesTools,
+  state: ChainState,
+  desired: string[][],
+): Promise<string | { skipped: string }> {
+  const { own } = state;
+  if (chainInPlace(state, desired)) return { skipped: `${own.table} ${own.chain}: already in place (${desired.length} rules, 1 jump)` };
+  const done: string[] = [];
+  if (!state.chainExists) {
+    await runner.run(iptablesArgv(tools, own.table, '-N', own.chain));
+    done.push('created');
+  }
+  if (!sameRules(state.rules, desired)) {
+    if (state.chainExists && state.rules.length > 0) await runner.run(iptablesArgv(tools, own.table, '-F', own.chain));
+    for (const rule of desired) await runner.run(iptablesArgv(tools, own.table, '-A', own.chain, ...rule));
+    done.push(`${desired.length} rules written`);
+  }
+  if (state.jumps === 0) {
+    await runner.run(iptablesArgv(tools, own.table, '-I', own.hook, '1', ...jumpArgs(own)));
+    done.push(`jump from ${own.hook}`);
+  }
+  for (let extra = state.jumps; extra > 1; extra--) {
+    await runner.run(iptablesArgv(tools, own.table, '-D', own.hook, ...jumpArgs(own)));
+    done.push('duplicate jump removed');
+  }
+  return `${own.table} ${own.chain} (${own.purpose}): ${done.join(', ')}`;
+}
+
+/** Removes the tagged jumps and the own chain. `{ skipped }` when there is nothing of it. */
+export async function removeChain(runner: Runner, tools: IptablesTools, state: ChainState): Promise<string | { skipped: string }> {
+  const { own } = state;
+  if (!state.chainExists && state.jumps === 0) return { skipped: `${own.table} ${own.chain}: not present` };
+  if (state.foreignReferences.length > 0) {
+    const rule = state.foreignReferences[0];
+    throw new Error(
+      `${own.table} ${own.chain} is also jumped to by a rule wgctl did not add (chain ${rule.chain}: ${rule.args.join(' ')}); remove that rule first`,
+    );
+  }
+  for (let i = 0; i < state.jumps; i++) await runner.run(iptablesArgv(tools, own.table, '-D', own.hook, ...jumpArgs(own)));
+  if (state.chainExists) {
+    await runner.run(iptablesArgv(tools, own.table, '-F', own.chain));
+    await runner.run(iptablesArgv(tools, own.table, '-X', own.chain));
+  }
+  return `${own.table} ${own.chain}: ${state.jumps} jump(s) and the chain removed`;
+}
+
+/**
+ * An iptables-nft table the agent caused to exist is deleted again when it is back to its
+ * pristine state (built-in chains with ACCEPT policy, no rules, no user chains).
+ */
+export function tableIsPristine(tables: IptablesSaveTable[], table: FirewallTable): boolean {
+  const t = tables.find((x) => x.name === table);
+  if (!t) return false;
+  return t.rules.length === 0 && t.chains.every((c) => c.builtin && c.policy === 'ACCEPT');
+}
+
+export function deleteNftTableArgv(table: FirewallTable): string[] {
+  return ['nft', 'delete', 'table', 'ip', table];
+}

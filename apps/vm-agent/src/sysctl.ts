@@ -1,0 +1,64 @@
+/**
+ * Kernel parameters (net.ipv4.ip_forward, …). The agent reads and writes /proc/sys directly:
+ * no process per read, and the health sampler can look as often as it likes.
+ *
+ * RunnerSysctl does the same through `sysctl(8)` on a runner: for tests that drive a
+ * network namespace from outside it (/proc/sys/net always shows the *caller's* namespace).
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Runner } from '@wgctl/runner';
+
+export const IP_FORWARD = 'net.ipv4.ip_forward';
+/** Set to 1 by wg-quick for full-tunnel configs (and never restored by it). */
+export const SRC_VALID_MARK = 'net.ipv4.conf.all.src_valid_mark';
+
+const NAME = /^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$/;
+
+export interface Sysctl {
+  /** The current value, trimmed. `runner` is the step's runner (used only by command-based implementations). */
+  read(name: string, runner?: Runner): Promise<string>;
+  write(name: string, value: string, runner?: Runner): Promise<void>;
+  /** Where the value lives, for step messages. */
+  where(name: string): string;
+}
+
+function checkName(name: string): void {
+  if (!NAME.test(name)) throw new Error(`invalid sysctl name "${name}"`);
+}
+
+export class ProcSysctl implements Sysctl {
+  constructor(private readonly root = '/proc/sys') {}
+
+  where(name: string): string {
+    checkName(name);
+    return join(this.root, ...name.split('.'));
+  }
+
+  async read(name: string): Promise<string> {
+    return (await readFile(this.where(name), 'utf8')).trim();
+  }
+
+  async write(name: string, value: string): Promise<void> {
+    await writeFile(this.where(name), `${value}\n`);
+  }
+}
+
+export class RunnerSysctl implements Sysctl {
+  constructor(private readonly runner: Runner) {}
+
+  where(name: string): string {
+    checkName(name);
+    return `sysctl ${name}`;
+  }
+
+  async read(name: string, runner: Runner = this.runner): Promise<string> {
+    checkName(name);
+    return (await runner.run(['sysctl', '-n', name], { readOnly: true })).stdout.trim();
+  }
+
+  async write(name: string, value: string, runner: Runner = this.runner): Promise<void> {
+    checkName(name);
+    await runner.run(['sysctl', '-w', `${name}=${value}`]);
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Request arguments, checked before anything runs. Errors name the proto field so the RPC
+ * layer can answer INVALID_ARGUMENT with an actionable message.
+ */
+import { isIPv4, isInterfaceName, parseCidr } from '@wgctl/config';
+
+export class InvalidArgumentError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+    this.name = 'InvalidArgumentError';
+  }
+}
+
+function ipv4ToInt(address: string): number {
+  return address.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
+}
+
+function intToIpv4(value: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
+}
+
+/**
+ * The Mac's source as iptables prints it: `198.51.100.2` → `198.51.100.2/32`,
+ * `198.51.100.7/24` → `198.51.100.0/24`. IPv4 only (the SNAT is IPv4); /0 is refused
+ * (it would forward and SNAT every source).
+ */
+export function normalizeMacSource(value: string): string {
+  const field = 'mac_source';
+  const text = value.trim();
+  if (text === '') throw new InvalidArgumentError(field, 'required: the Mac\'s address on the VM network, e.g. 192.168.64.1');
+  if (isIPv4(text)) return `${text}/32`;
+  const cidr = parseCidr(text);
+  if (!cidr) throw new InvalidArgumentError(field, `"${value}" is not an IPv4 address or CIDR`);
+  if (cidr.family !== 4) throw new InvalidArgumentError(field, `"${value}" is IPv6; only IPv4 sources are forwarded and SNATed`);
+  if (cidr.prefix === 0) throw new InvalidArgumentError(field, `"${value}" would match every source; give the Mac's address or subnet`);
+  const size = 2 ** (32 - cidr.prefix);
+  const network = Math.floor(ipv4ToInt(cidr.address) / size) * size;
+  return `${intToIpv4(network)}/${cidr.prefix}`;
+}
+
+export function validateInterfaceName(field: string, value: string): void {
+  if (!isInterfaceName(value)) {
+    throw new InvalidArgumentError(field, `"${value}" is not an interface name (1–15 characters of A–Z a–z 0–9 _ . = + -)`);
+  }
+}
+
+export const MAX_HANDSHAKE_TIMEOUT_MS = 300_000;
+
+export function validateHandshakeTimeout(ms: number): void {
+  if (ms > MAX_HANDSHAKE_TIMEOUT_MS) {
+    throw new InvalidArgumentError('handshake_timeout_ms', `${ms} is above the maximum of ${MAX_HANDSHAKE_TIMEOUT_MS} (5 minutes)`);
+  }
+}
