@@ -10,7 +10,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ExecRunner, type Runner } from '@wgctl/runner';
 import { binaries } from './lab';
 import { detachedCommand, inNamespace, WIREGUARD_GO_ENV, type ProcessSpec } from './plan';
-import { liveProcess, processSpecPath, readProcessSpecs, terminate, waitUntil } from './processes';
+import { isAlive, liveProcess, processSpecPath, readProcessSpecs, terminate, waitUntil } from './processes';
 import { LabError, type Lab } from './topology';
 
 export type AgentName = 'vm-agent' | 'mac-agent';
@@ -86,7 +86,7 @@ async function startAgent(lab: Lab, name: AgentName, ns: string, defaultFlags: s
         // start-stop-daemon writes the pid file before exec: give node a moment before calling it dead.
         if (pid === null && existsSync(spec.pidFile)) {
           const recorded = Number(readFileSync(spec.pidFile, 'utf8'));
-          if (!existsSync(`/proc/${recorded}`)) throw new LabError(`${name} exited at start-up`);
+          if (!isAlive(recorded)) throw new LabError(`${name} exited at start-up`);
           return false;
         }
         if (pid === null) return false;

@@ -55,8 +55,14 @@ req.on('error', (e) => {
 export const DNS_QUERY_JS = `'use strict';
 const { Resolver } = require('node:dns').promises;
 const [server, name, type, timeoutArg] = process.argv.slice(2);
-const resolver = new Resolver({ timeout: Number(timeoutArg || 1000), tries: 1 });
+const timeoutMs = Number(timeoutArg || 1000);
+const resolver = new Resolver({ timeout: timeoutMs, tries: 1 });
 resolver.setServers([server]);
+// c-ares may retry past its per-try timeout: hold the whole query to one deadline.
+setTimeout(() => {
+  process.stderr.write('dns-query ' + name + ' @' + server + ': ETIMEOUT no answer within ' + timeoutMs + ' ms\\n');
+  process.exit(1);
+}, timeoutMs).unref();
 (type === 'AAAA' ? resolver.resolve6(name) : resolver.resolve4(name)).then(
   (addresses) => process.stdout.write(JSON.stringify(addresses) + '\\n'),
   (e) => {
