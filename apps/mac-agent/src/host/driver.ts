@@ -47,6 +47,8 @@ export interface KillSwitchHandle {
   pfToken?: string;
   /** darwin: whether we added the anchor reference to the main ruleset. */
   addedAnchorReference?: boolean;
+  /** linux: the nftables table holding the rules (`inet wgctl`). */
+  nftTable?: string;
 }
 
 export interface KillSwitchStatus {
@@ -75,11 +77,26 @@ export interface DnsSnapshot {
   services: { name: string; servers: string[]; searchDomains?: string[] }[];
   /** linux: resolv.conf content before we replaced it. */
   resolvConf?: string;
+  /** linux: resolv.conf was a symlink to this target (systemd-resolved, NetworkManager…). */
+  resolvConfLink?: string;
+  /** linux: there was no resolv.conf at all (restore removes ours). */
+  resolvConfMissing?: boolean;
+  /** linux resolvectl mode: the link whose DNS we set (restore = `resolvectl revert`). */
+  resolvectlLink?: string;
+}
+
+/** Where DNS is being pointed from (drivers that set DNS per link need it). */
+export interface DnsContext {
+  uplink?: string;
+  vnic?: string;
 }
 
 export interface RouteChange {
   kind: 'default-changed' | 'link-changed' | 'other';
   line: string;
+  /** For route events: the destination (CIDR), so the service can ignore its own routes. */
+  destination?: string;
+  deleted?: boolean;
 }
 
 export interface HostNetworkDriver {
@@ -101,8 +118,9 @@ export interface HostNetworkDriver {
   unloadKillSwitch(run: Runner, handle: KillSwitchHandle): Promise<void>;
   readKillSwitch(run: Runner, policy?: KillSwitchPolicy, handle?: KillSwitchHandle): Promise<KillSwitchStatus>;
 
-  readDns(run: Runner): Promise<DnsSnapshot>;
-  setDns(run: Runner, servers: string[], current: DnsSnapshot): Promise<void>;
+  /** `context` lets per-link drivers (linux resolvectl) record in the snapshot which link they will change. */
+  readDns(run: Runner, context?: DnsContext): Promise<DnsSnapshot>;
+  setDns(run: Runner, servers: string[], current: DnsSnapshot, context?: DnsContext): Promise<void>;
   restoreDns(run: Runner, snapshot: DnsSnapshot): Promise<void>;
 
   /** argv of the routing-event monitor (`route -n monitor`, `ip monitor route link addr`). */

@@ -1,0 +1,243 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CommandError, DryRunRunner, RuleRunner, ScriptedRunner } from '@wgctl/runner';
+import type { KillSwitchPolicy } from '../driver';
+import { killSwitchChains, LinuxDriver, renderNftKillSwitch, renderResolvConf } from '../linux';
+
+const fixtures = join(__dirname, '../../../../../libs/parsers/src/linux/__fixtures__');
+const fixture = (name: string) => readFileSync(join(fixtures, name), 'utf8');
+
+const policy: KillSwitchPolicy = {
+  uplink: 'wtmx0',
+  endpoints: [{ ip: '203.0.113.10', port: 51820 }],
+  vnic: 'wtmv0',
+  vmAddress: '192.0.2.130',
+  allowDhcp6: false,
+  blockIpv6: true,
+};
+
+const addrJson = (ifname: string, v4: string, v6?: string) =>
+  JSON.stringify([
+    {
+      ifindex: 3,
+      ifname,
+      flags: ['UP'],
+      addr_info: [
+        { family: 'inet', local: v4, prefixlen: 24, scope: 'global' },
+        ...(v6 ? [{ family: 'inet6', local: v6, prefixlen: 64, scope: 'global' }] : []),
+      ],
+    },
+  ]);
+
+describe('LinuxDriver discovery', () => {
+  it('finds the uplink from the default route with the lowest metric, plus its IPv6 gateway', async () => {
+    const run = new ScriptedRunner([
+      { argv: ['ip', '-j', 'route', 'show', 'table', 'main'], stdout: fixture('ip-route-main.json') },
+      { argv: ['ip', '-j', '-6', 'route', 'show', 'table', 'main'], stdout: fixture('ip-6-route-main.json') },
+      { argv: ['ip', '-j', 'addr', 'show', 'dev', 'wtmx0'], stdout: addrJson('wtmx0', '192.0.2.2') },
+    ]);
+    await expect(new LinuxDriver().discoverUplink(run)).resolves.toEqual({ interface: 'wtmx0', gateway: '192.0.2.1', gateway6: 'fe80::1', address: '192.0.2.2' });
+    run.assertDone();
+  });
+
+  it('reports no uplink when there is no usable default route', async () => {
+    const run = new ScriptedRunner([{ argv: ['ip', '-j', 'route', 'show', 'table', 'main'], stdout: '[{"dst":"192.0.2.0/26","dev":"a","flags":[]}]' }]);
+    await expect(new LinuxDriver().discoverUplink(run)).resolves.toBeNull();
+  });
+
+  it('finds the vnic facing the VM and refuses a VM behind a gateway', async () => {
+    const run = new ScriptedRunner([
+      { argv: ['ip', '-j', 'route', 'get', '192.0.2.130'], stdout: '[{"dst":"192.0.2.130","dev":"wtmv0","prefsrc":"192.0.2.129","flags":[],"uid":0,"cache":[]}]' },
+      { argv: ['ip', '-j', 'addr', 'show', 'dev', 'wtmv0'], stdout: addrJson('wtmv0', '192.0.2.129', '2001:db8:3::1') },
+      { argv: ['ip', '-j', 'route', 'get', '198.51.100.7'], stdout: fixture('ip-route-get.json') },
+    ]);
+    const driver = new LinuxDriver();
+    await expect(driver.discoverVnic(run, '192.0.2.130')).resolves.toEqual({ interface: 'wtmv0', address: '192.0.2.129', address6: '2001:db8:3::1' });
+    await expect(driver.discoverVnic(run, '198.51.100.7')).rejects.toThrow(/not on a directly connected network \(it is reached via 192.0.2.3 dev wtmx0\)/);
+  });
+});
+
+describe('LinuxDriver routes', () => {
+  const pin = { destination: '203.0.113.10/32', gateway: '192.0.2.1', interface: 'wtmx0' };
+
+  it('reads routes back with the routing-table line as evidence', async () => {
+    const run = new RuleRunner([{ match: (a) => a.join(' ') === 'ip -j route show table main', reply: { stdout: fixture('ip-route-main.json') } }]);
+    const [present, absent] = await new LinuxDriver().readRoutes(run, [pin, { destination: '128.0.0.0/1', gateway: '192.0.2.130', interface: 'wtmv0' }]);
+    expect(present).toMatchObject({ present: true, evidence: '203.0.113.10 via 192.0.2.1 dev wtmx0' });
+    expect(absent).toMatchObject({ present: false, evidence: '' });
+  });
+
+  it('adds with `ip route add` and treats "File exists" as success only when it is our route', async () => {
+    const driver = new LinuxDriver();
+    const ours = new ScriptedRunner([
+      { argv: ['ip', 'route', 'add', '203.0.113.10/32', 'via', '192.0.2.1', 'dev', 'wtmx0'], exitCode: 2, stderr: 'RTNETLINK answers: File exists\n' },
+      { argv: ['ip', '-j', 'route', 'show', 'table', 'main'], stdout: fixture('ip-route-main.json') },
+    ]);
+    await driver.addRoute(ours, pin);
+    ours.assertDone();
+    const theirs = new ScriptedRunner([
+      { argv: ['ip', 'route', 'add', '0.0.0.0/1', 'via', '192.0.2.130', 'dev', 'wtmv0'], exitCode: 2, stderr: 'RTNETLINK answers: File exists\n' },
+      { argv: ['ip', '-j', 'route', 'show', 'table', 'main'], stdout: fixture('ip-route-main.json') },
+    ]);
+    await expect(driver.addRoute(theirs, { destination: '0.0.0.0/1', gateway: '192.0.2.130', interface: 'wtmv0' })).rejects.toThrow(
+      /a different route is in the way: 0.0.0.0\/1 via 192.0.2.1 dev wtmx0/,
+    );
+    const other = new ScriptedRunner([{ argv: ['ip', '-6', 'route', 'add', '::/1', 'via', '2001:db8:3::2', 'dev', 'wtmv0'], exitCode: 2, stderr: 'Error: Nexthop has invalid gateway.' }]);
+    await expect(driver.addRoute(other, { destination: '::/1', gateway: '2001:db8:3::2', interface: 'wtmv0' })).rejects.toThrow(CommandError);
+  });
+
+  it('deletes exactly the given route, tolerates "not there", and never deletes a default route', async () => {
+    const driver = new LinuxDriver();
+    const run = new ScriptedRunner([
+      { argv: ['ip', 'route', 'del', '203.0.113.10/32', 'via', '192.0.2.1', 'dev', 'wtmx0'], exitCode: 2, stderr: 'RTNETLINK answers: No such process\n' },
+      { argv: ['ip', 'route', 'del', '203.0.113.10/32', 'via', '192.0.2.1', 'dev', 'wtmx0'], exitCode: 1, stderr: 'Cannot find device "wtmx0"\n' },
+    ]);
+    await driver.deleteRoute(run, pin);
+    await driver.deleteRoute(run, pin);
+    run.assertDone();
+    await expect(driver.deleteRoute(run, { destination: '0.0.0.0/0', gateway: '192.0.2.1' })).rejects.toThrow(/refusing/);
+    await expect(driver.deleteRoute(run, { destination: '::/0', gateway: 'fe80::1' })).rejects.toThrow(/refusing/);
+  });
+});
+
+describe('LinuxDriver kill switch', () => {
+  it('renders one table whose output, input and forward chains drop the uplink except DHCP and the endpoint', () => {
+    const text = renderNftKillSwitch('wgctl', policy);
+    expect(text).toContain('table inet wgctl {');
+    expect(text).toContain('type filter hook forward priority filter; policy accept;');
+    expect(text).toContain('oifname "wtmx0" ip daddr 203.0.113.10 udp dport 51820 accept comment "wireguard endpoint 203.0.113.10:51820"');
+    expect(text).not.toContain('icmpv6'); // IPv6 unused: not even neighbour discovery passes
+    const chains = killSwitchChains({ ...policy, allowDhcp6: true, endpoints: [...policy.endpoints, { ip: '2001:db8::10', port: 443 }] });
+    const output = chains.find((c) => c.name === 'output')!.rules.map((r) => r.text);
+    expect(output).toEqual([
+      'oifname "wtmx0" udp sport 68 udp dport 67 accept',
+      'oifname "wtmx0" meta nfproto ipv6 udp sport 546 udp dport 547 accept',
+      'oifname "wtmx0" icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept',
+      'oifname "wtmx0" ip daddr 203.0.113.10 udp dport 51820 accept',
+      'oifname "wtmx0" ip6 daddr 2001:db8::10 udp dport 443 accept',
+      'oifname "wtmx0" counter drop',
+    ]);
+    for (const chain of chains) expect(chain.rules[chain.rules.length - 1].text).toMatch(/^(o|i)ifname "wtmx0" counter drop$/);
+  });
+
+  it('checks with nft -c, then loads atomically (add; delete; table) in one batch', async () => {
+    const batch = `add table inet wgctl\ndelete table inet wgctl\n${renderNftKillSwitch('wgctl', policy)}`;
+    const run = new ScriptedRunner([
+      { argv: ['nft', '-c', '-f', '-'], input: batch },
+      { argv: ['nft', '-f', '-'], input: batch },
+      { argv: ['nft', '-f', '-'], input: 'add table inet wgctl\ndelete table inet wgctl\n' },
+    ]);
+    const driver = new LinuxDriver();
+    await expect(driver.loadKillSwitch(run, policy)).resolves.toEqual({ nftTable: 'inet wgctl' });
+    await driver.unloadKillSwitch(run, {});
+    run.assertDone();
+  });
+
+  it('a dry run still validates the ruleset (nft -c is read-only) but loads nothing', async () => {
+    const reads = new RuleRunner([{ match: (a) => a.join(' ') === 'nft -c -f -', reply: {} }]);
+    const dry = new DryRunRunner(reads);
+    await new LinuxDriver().loadKillSwitch(dry, policy);
+    expect(reads.calls).toEqual([['nft', '-c', '-f', '-']]);
+    expect(dry.recorded.map((r) => r.argv.join(' '))).toEqual(['nft -f -']);
+  });
+
+  it('reads the table back and names what differs from the policy', async () => {
+    const driver = new LinuxDriver();
+    const missing = new ScriptedRunner([{ argv: ['nft', '-j', 'list', 'table', 'inet', 'wgctl'], exitCode: 1, stderr: 'Error: No such file or directory\nlist table inet wgctl\n' }]);
+    await expect(driver.readKillSwitch(missing, policy)).resolves.toMatchObject({ loaded: false, problems: ['nftables table inet wgctl is not loaded'] });
+    // The fixture table was written for a different policy (no forward chain, other rules).
+    const other = new ScriptedRunner([{ argv: ['nft', '-j', 'list', 'table', 'inet', 'wgctl'], stdout: fixture('nft-list-table.json') }]);
+    const status = await driver.readKillSwitch(other, policy);
+    expect(status).toMatchObject({ loaded: true, enabled: false, interface: 'wtmx0' });
+    expect(status.rules[0]).toBe('output: oifname "wtmx0" udp sport 68 udp dport 67 accept');
+    expect(status.problems).toEqual(
+      expect.arrayContaining([
+        'chain forward is missing',
+        expect.stringMatching(/^chain output differs from the policy: .*unexpected: oifname "wtmx0" meta nfproto ipv6 udp sport 546 udp dport 547 accept/),
+        'not every base chain (output, input, forward) is hooked',
+      ]),
+    );
+  });
+});
+
+describe('LinuxDriver DNS (resolv.conf)', () => {
+  const path = '/tmp/wtm-test/resolv.conf';
+
+  it('snapshots the file, replaces it atomically keeping search/options, and restores it exactly', async () => {
+    const original = '# from DHCP\nnameserver 192.0.2.1\nsearch lan.example\noptions edns0\n';
+    const driver = new LinuxDriver({ resolvConfPath: path });
+    const run = new ScriptedRunner([
+      { argv: ['readlink', path], exitCode: 1 },
+      { argv: ['cat', path], stdout: original },
+      { argv: ['tee', `${path}.wgctl-tmp`], input: renderResolvConf(['198.51.100.53'], original) },
+      { argv: ['mv', '-f', '-T', `${path}.wgctl-tmp`, path] },
+      { argv: ['tee', `${path}.wgctl-tmp`], input: original },
+      { argv: ['mv', '-f', '-T', `${path}.wgctl-tmp`, path] },
+    ]);
+    const snapshot = await driver.readDns(run);
+    expect(snapshot).toEqual({ services: [{ name: path, servers: ['192.0.2.1'], searchDomains: ['lan.example'] }], resolvConf: original });
+    await driver.setDns(run, ['198.51.100.53'], snapshot);
+    await driver.restoreDns(run, snapshot);
+    run.assertDone();
+    expect(renderResolvConf(['198.51.100.53'], original)).toMatch(/nameserver 198.51.100.53\nsearch lan.example\noptions edns0\n$/);
+  });
+
+  it('remembers "no file" and a symlink, and restores those too', async () => {
+    const driver = new LinuxDriver({ resolvConfPath: path });
+    const run = new ScriptedRunner([
+      { argv: ['readlink', path], exitCode: 1 },
+      { argv: ['cat', path], exitCode: 1, stderr: `cat: ${path}: No such file or directory\n` },
+      { argv: ['rm', '-f', path] },
+      { argv: ['readlink', path], stdout: '../run/systemd/resolve/stub-resolv.conf\n' },
+      { argv: ['cat', path], stdout: 'nameserver 127.0.0.53\n' },
+      { argv: ['ln', '-sfn', '../run/systemd/resolve/stub-resolv.conf', `${path}.wgctl-tmp`] },
+      { argv: ['mv', '-f', '-T', `${path}.wgctl-tmp`, path] },
+    ]);
+    const none = await driver.readDns(run);
+    expect(none).toEqual({ services: [{ name: path, servers: [] }], resolvConfMissing: true });
+    await driver.restoreDns(run, none);
+    const link = await driver.readDns(run);
+    expect(link.resolvConfLink).toBe('../run/systemd/resolve/stub-resolv.conf');
+    expect(link.resolvConf).toBeUndefined();
+    await driver.restoreDns(run, link);
+    run.assertDone();
+  });
+});
+
+describe('LinuxDriver DNS (resolvectl)', () => {
+  it('sets DNS on the VM-facing link and reverts that link on restore', async () => {
+    const driver = new LinuxDriver({ dnsMode: 'resolvectl' });
+    const run = new ScriptedRunner([
+      { argv: ['resolvectl', 'dns'], stdout: 'Global:\nLink 2 (eth0): 192.0.2.1\nLink 3 (wtmv0):\n' },
+      { argv: ['resolvectl', 'domain'], stdout: 'Global:\nLink 2 (eth0): lan.example\nLink 3 (wtmv0):\n' },
+      { argv: ['resolvectl', 'dns', 'wtmv0', '198.51.100.53'] },
+      { argv: ['resolvectl', 'domain', 'wtmv0', '~.'] },
+      { argv: ['resolvectl', 'default-route', 'wtmv0', 'yes'] },
+      { argv: ['resolvectl', 'revert', 'wtmv0'] },
+    ]);
+    const snapshot = await driver.readDns(run, { vnic: 'wtmv0' });
+    expect(snapshot.resolvectlLink).toBe('wtmv0');
+    expect(snapshot.services[1]).toEqual({ name: 'eth0', servers: ['192.0.2.1'], searchDomains: ['lan.example'] });
+    await driver.setDns(run, ['198.51.100.53'], snapshot, { vnic: 'wtmv0' });
+    await driver.restoreDns(run, snapshot);
+    run.assertDone();
+  });
+});
+
+describe('LinuxDriver monitor', () => {
+  const driver = new LinuxDriver();
+  it('watches with one-line labelled ip monitor output', () => {
+    expect(driver.monitorArgv()).toEqual(['ip', '-o', 'monitor', 'label', 'route', 'link', 'address']);
+  });
+
+  it('classifies default-route and link events; own and local routes are "other"', () => {
+    expect(driver.classifyMonitorEvent('[ROUTE]Deleted default via 192.0.2.1 dev wtmx0 ')).toMatchObject({ kind: 'default-changed', destination: '0.0.0.0/0', deleted: true });
+    expect(driver.classifyMonitorEvent('[ROUTE]default via 2001:db8:a::1 dev wtmx0 metric 1024 pref medium')).toMatchObject({ kind: 'default-changed', destination: '::/0' });
+    expect(driver.classifyMonitorEvent('[ROUTE]0.0.0.0/1 via 192.0.2.130 dev wtmv0 ')).toMatchObject({ kind: 'other', destination: '0.0.0.0/1' });
+    expect(driver.classifyMonitorEvent('[ROUTE]Deleted broadcast 192.0.2.63 dev wtmx0 table local proto kernel scope link src 192.0.2.2 linkdown ').kind).toBe('other');
+    expect(driver.classifyMonitorEvent('[LINK]3: wtmx0@wtmx1: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 1500 state LOWERLAYERDOWN \\    link/ether 3e:95:27:df:e4:20').kind).toBe('link-changed');
+    expect(driver.classifyMonitorEvent('[ADDR]3: wtmx0    inet 192.0.2.2/26 scope global wtmx0\\       valid_lft forever').kind).toBe('other');
+    // Unreadable: re-read rather than miss a change.
+    expect(driver.classifyMonitorEvent('[ROUTE]???').kind).toBe('link-changed');
+  });
+});

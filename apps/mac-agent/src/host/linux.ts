@@ -1,0 +1,432 @@
+/**
+ * The Linux host driver: iproute2 (`ip -j`), nftables (`table inet wgctl`), and DNS through
+ * /etc/resolv.conf (default) or systemd-resolved (`resolvectl`).
+ *
+ * Like every driver it only builds argv and hands them to the runner it is given; parsing is
+ * in @wgctl/parsers. Even resolv.conf is read and written through commands (`cat`, `tee`,
+ * `mv -T`) so that every change shows up, with its argv, in the step that made it.
+ */
+import ipaddr from 'ipaddr.js';
+import {
+  formatIpRouteLine,
+  parseIpAddrJson,
+  parseIpMonitorLine,
+  parseIpRouteJson,
+  parseNftJson,
+  parseResolvConf,
+  parseResolvectlScopes,
+  primaryIpAddress,
+  usableDefaultRoutes,
+  type IpFamily,
+  type IpRoute,
+} from '@wgctl/parsers';
+import { CommandError, type Runner } from '@wgctl/runner';
+import type {
+  DnsContext,
+  DnsSnapshot,
+  HostNetworkDriver,
+  KillSwitchHandle,
+  KillSwitchPolicy,
+  KillSwitchStatus,
+  RouteChange,
+  RouteReadback,
+  RouteSpec,
+  ServerEndpoint,
+  Uplink,
+  Vnic,
+} from './driver';
+
+export type LinuxDnsMode = 'resolv-conf' | 'resolvectl';
+
+export interface LinuxDriverOptions {
+  /** resolv.conf to manage (tests point this at a temp file). Default /etc/resolv.conf. */
+  resolvConfPath?: string;
+  dnsMode?: LinuxDnsMode;
+  /** nftables table name in family inet. Default `wgctl`. */
+  nftTable?: string;
+}
+
+const READ = { readOnly: true } as const;
+
+export function familyOfAddress(address: string): IpFamily {
+  return address.includes(':') ? 'inet6' : 'inet';
+}
+
+function hostCidr(address: string): string {
+  return familyOfAddress(address) === 'inet' ? `${address}/32` : `${address}/128`;
+}
+
+function sameAddress(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  try {
+    return ipaddr.parse(a.split('%')[0]).toString() === ipaddr.parse(b.split('%')[0]).toString();
+  } catch {
+    return a === b;
+  }
+}
+
+function canonicalCidr(cidr: string): string {
+  const [address, length] = cidr.split('/');
+  const family = familyOfAddress(address);
+  return `${ipaddr.parse(address).toString()}/${length ?? (family === 'inet' ? 32 : 128)}`;
+}
+
+function isDefault(cidr: string): boolean {
+  return cidr === '0.0.0.0/0' || cidr === '::/0' || cidr === 'default';
+}
+
+function familyFlag(family: IpFamily): string[] {
+  return family === 'inet6' ? ['-6'] : [];
+}
+
+function routeArgv(verb: 'add' | 'del', route: RouteSpec): string[] {
+  const family = familyOfAddress(route.destination.split('/')[0]);
+  return ['ip', ...familyFlag(family), 'route', verb, route.destination, 'via', route.gateway, ...(route.interface ? ['dev', route.interface] : [])];
+}
+
+// ---------------------------------------------------------------------------------------
+// Kill switch: the nftables rules, as data first so that rendering and read-back checks use
+// one definition. Each rule's text is exactly what `nft list` prints back for it.
+
+export interface NftRuleSpec {
+  text: string;
+  comment: string;
+}
+
+export interface NftChainSpec {
+  name: 'output' | 'input' | 'forward';
+  rules: NftRuleSpec[];
+}
+
+const NDP_OUT = 'icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert }';
+const NDP_IN = 'icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect }';
+const ICMP_ERRORS = 'meta l4proto { icmp, ipv6-icmp } ct state related';
+
+function endpointMatch(endpoint: ServerEndpoint, direction: 'to' | 'from'): string {
+  const ip = familyOfAddress(endpoint.ip) === 'inet' ? 'ip' : 'ip6';
+  const address = ipaddr.parse(endpoint.ip).toString();
+  return direction === 'to' ? `${ip} daddr ${address} udp dport ${endpoint.port}` : `${ip} saddr ${address} udp sport ${endpoint.port}`;
+}
+
+/**
+ * The kill switch: everything in or out of the uplink is dropped — locally generated
+ * (output/input hooks) and forwarded (the VM's NATed traffic, forward hook, seen before the
+ * masquerade rewrites it) — except DHCP, IPv6 neighbour discovery when IPv6 is in use, and
+ * WireGuard UDP to/from each server endpoint. Loopback and every other interface are not
+ * touched: the rules only ever match the uplink.
+ */
+export function killSwitchChains(policy: KillSwitchPolicy): NftChainSpec[] {
+  const out = `oifname "${policy.uplink}"`;
+  const inn = `iifname "${policy.uplink}"`;
+  const ipv6InUse = policy.allowDhcp6 || policy.endpoints.some((e) => familyOfAddress(e.ip) === 'inet6');
+  const endpointsOut = policy.endpoints.map((e) => ({ text: `${out} ${endpointMatch(e, 'to')} accept`, comment: `wireguard endpoint ${e.ip}:${e.port}` }));
+  const endpointsIn = policy.endpoints.map((e) => ({ text: `${inn} ${endpointMatch(e, 'from')} accept`, comment: `wireguard endpoint ${e.ip}:${e.port}` }));
+  const output: NftRuleSpec[] = [
+    { text: `${out} udp sport 68 udp dport 67 accept`, comment: 'dhcp' },
+    ...(policy.allowDhcp6 ? [{ text: `${out} meta nfproto ipv6 udp sport 546 udp dport 547 accept`, comment: 'dhcpv6' }] : []),
+    ...(ipv6InUse ? [{ text: `${out} ${NDP_OUT} accept`, comment: 'ipv6 neighbour discovery' }] : []),
+    ...endpointsOut,
+    { text: `${out} counter drop`, comment: 'kill switch' },
+  ];
+  const input: NftRuleSpec[] = [
+    { text: `${inn} udp sport 67 udp dport 68 accept`, comment: 'dhcp' },
+    ...(policy.allowDhcp6 ? [{ text: `${inn} meta nfproto ipv6 udp sport 547 udp dport 546 accept`, comment: 'dhcpv6' }] : []),
+    ...(ipv6InUse ? [{ text: `${inn} ${NDP_IN} accept`, comment: 'ipv6 neighbour discovery' }] : []),
+    ...endpointsIn,
+    { text: `${inn} ${ICMP_ERRORS} accept`, comment: 'icmp errors for allowed flows (path mtu)' },
+    { text: `${inn} counter drop`, comment: 'kill switch' },
+  ];
+  const forward: NftRuleSpec[] = [
+    ...endpointsOut,
+    { text: `${out} counter drop`, comment: 'kill switch (forwarded: the VM and anything NATed)' },
+    ...endpointsIn,
+    { text: `${inn} ${ICMP_ERRORS} accept`, comment: 'icmp errors for allowed flows (path mtu)' },
+    { text: `${inn} counter drop`, comment: 'kill switch (forwarded)' },
+  ];
+  return [
+    { name: 'output', rules: output },
+    { name: 'input', rules: input },
+    { name: 'forward', rules: forward },
+  ];
+}
+
+export function renderNftKillSwitch(table: string, policy: KillSwitchPolicy): string {
+  const chains = killSwitchChains(policy).map((chain) =>
+    [
+      `\tchain ${chain.name} {`,
+      `\t\ttype filter hook ${chain.name} priority filter; policy accept;`,
+      ...chain.rules.map((r) => `\t\t${r.text} comment "${r.comment}"`),
+      '\t}',
+    ].join('\n'),
+  );
+  return `table inet ${table} {\n${chains.join('\n')}\n}\n`;
+}
+
+/** `add; delete` makes the delete succeed whether or not the table exists (nft 1.0.6 has no `destroy`). */
+function dropTableBatch(table: string): string {
+  return `add table inet ${table}\ndelete table inet ${table}\n`;
+}
+
+// ---------------------------------------------------------------------------------------
+
+const RESOLV_HEADER = '# Written by wgctl mac-agent: DNS goes through the tunnel. The previous file is restored on down.';
+
+export function renderResolvConf(servers: string[], previous?: string): string {
+  const kept = previous ? parseResolvConf(previous) : { search: [], options: [] };
+  const lines = [RESOLV_HEADER, ...servers.map((s) => `nameserver ${s}`)];
+  if (kept.search.length) lines.push(`search ${kept.search.join(' ')}`);
+  if (kept.options.length) lines.push(`options ${kept.options.join(' ')}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export class LinuxDriver implements HostNetworkDriver {
+  readonly name = 'linux' as const;
+  readonly resolvConfPath: string;
+  readonly dnsMode: LinuxDnsMode;
+  readonly nftTable: string;
+
+  constructor(options: LinuxDriverOptions = {}) {
+    this.resolvConfPath = options.resolvConfPath ?? '/etc/resolv.conf';
+    this.dnsMode = options.dnsMode ?? 'resolv-conf';
+    this.nftTable = options.nftTable ?? 'wgctl';
+  }
+
+  private async routes(run: Runner, family: IpFamily): Promise<IpRoute[]> {
+    const result = await run.run(['ip', '-j', ...familyFlag(family), 'route', 'show', 'table', 'main'], READ);
+    return parseIpRouteJson(result.stdout, family);
+  }
+
+  private async link(run: Runner, dev: string) {
+    const result = await run.run(['ip', '-j', 'addr', 'show', 'dev', dev], READ);
+    const [link] = parseIpAddrJson(result.stdout);
+    if (!link) throw new Error(`interface ${dev} not found in \`ip -j addr show dev ${dev}\``);
+    return link;
+  }
+
+  async discoverUplink(run: Runner): Promise<Uplink | null> {
+    const [best] = usableDefaultRoutes(await this.routes(run, 'inet'));
+    if (!best || !best.dev || !best.gateway) return null;
+    const defaults6 = usableDefaultRoutes(await this.routes(run, 'inet6'));
+    const v6 = defaults6.find((r) => r.dev === best.dev) ?? defaults6[0];
+    const link = await this.link(run, best.dev);
+    return {
+      interface: best.dev,
+      gateway: best.gateway,
+      gateway6: v6?.gateway,
+      address: primaryIpAddress(link, 'inet')?.local,
+    };
+  }
+
+  async discoverVnic(run: Runner, vmAddress: string): Promise<Vnic> {
+    const result = await run.run(['ip', '-j', 'route', 'get', vmAddress], READ);
+    const [route] = parseIpRouteJson(result.stdout, familyOfAddress(vmAddress));
+    if (!route || !route.dev) throw new Error(`no route to the VM address ${vmAddress}`);
+    if (route.type === 'local') throw new Error(`${vmAddress} is an address of this host, not the VM's`);
+    if (route.gateway) {
+      throw new Error(`the VM address ${vmAddress} is not on a directly connected network (it is reached via ${route.gateway} dev ${route.dev}); give the VM's vnic address`);
+    }
+    const link = await this.link(run, route.dev);
+    const address = route.prefsrc ?? primaryIpAddress(link, 'inet')?.local;
+    if (!address) throw new Error(`interface ${route.dev} facing the VM has no IPv4 address`);
+    return { interface: route.dev, address, address6: primaryIpAddress(link, 'inet6')?.local };
+  }
+
+  async readRoutes(run: Runner, wanted: RouteSpec[]): Promise<RouteReadback[]> {
+    const families = new Set(wanted.map((w) => familyOfAddress(w.destination.split('/')[0])));
+    const table: IpRoute[] = [];
+    for (const family of ['inet', 'inet6'] as const) if (families.has(family)) table.push(...(await this.routes(run, family)));
+    return wanted.map((spec) => {
+      const destination = canonicalCidr(spec.destination);
+      const sameDestination = table.filter((r) => r.destination === destination);
+      const match = sameDestination.find(
+        (r) => sameAddress(r.gateway, spec.gateway) && (spec.interface === undefined || r.dev === spec.interface),
+      );
+      const shown = match ?? sameDestination[0];
+      return { ...spec, present: match !== undefined, evidence: shown ? formatIpRouteLine(shown) : '' };
+    });
+  }
+
+  async addRoute(run: Runner, route: RouteSpec): Promise<void> {
+    const result = await run.run(routeArgv('add', route), { allowFailure: true });
+    if (result.exitCode === 0) return;
+    if (/File exists/.test(result.stderr)) {
+      const [readback] = await this.readRoutes(run, [route]);
+      if (readback.present) return;
+      throw new Error(`cannot add ${route.destination} via ${route.gateway}: a different route is in the way: ${readback.evidence}`);
+    }
+    throw new CommandError(result);
+  }
+
+  async deleteRoute(run: Runner, route: RouteSpec): Promise<void> {
+    // Never the user's default route, whatever the caller asks.
+    if (isDefault(route.destination)) throw new Error(`refusing to delete a default route (${route.destination})`);
+    const result = await run.run(routeArgv('del', route), { allowFailure: true });
+    if (result.exitCode === 0) return;
+    // ESRCH: not in the table; a vanished device took its routes with it.
+    if (/No such process|Cannot find device|No such device/.test(result.stderr)) return;
+    throw new CommandError(result);
+  }
+
+  renderKillSwitch(policy: KillSwitchPolicy): string {
+    return renderNftKillSwitch(this.nftTable, policy);
+  }
+
+  async loadKillSwitch(run: Runner, policy: KillSwitchPolicy): Promise<KillSwitchHandle> {
+    // One batch replaces the table atomically: there is no moment without rules.
+    const batch = dropTableBatch(this.nftTable) + this.renderKillSwitch(policy);
+    await run.run(['nft', '-c', '-f', '-'], { input: batch, readOnly: true });
+    await run.run(['nft', '-f', '-'], { input: batch });
+    return { nftTable: `inet ${this.nftTable}` };
+  }
+
+  async unloadKillSwitch(run: Runner, _handle: KillSwitchHandle): Promise<void> {
+    await run.run(['nft', '-f', '-'], { input: dropTableBatch(this.nftTable) });
+  }
+
+  async readKillSwitch(run: Runner, policy?: KillSwitchPolicy): Promise<KillSwitchStatus> {
+    const result = await run.run(['nft', '-j', 'list', 'table', 'inet', this.nftTable], { readOnly: true, allowFailure: true });
+    const status: KillSwitchStatus = { loaded: false, enabled: false, referenced: false, tokenHeld: false, rules: [], problems: [] };
+    if (result.exitCode !== 0) {
+      if (/No such file or directory/.test(result.stderr)) {
+        if (policy) status.problems.push(`nftables table inet ${this.nftTable} is not loaded`);
+        return status;
+      }
+      throw new CommandError(result);
+    }
+    const ruleset = parseNftJson(result.stdout);
+    status.loaded = true;
+    status.rules = ruleset.rules.map((r) => `${r.chain}: ${r.text}`);
+    status.interface = /(?:o|i)ifname "([^"]+)"/.exec(ruleset.rules[0]?.text ?? '')?.[1];
+    const hooked = ruleset.chains.filter((c) => c.hook !== undefined);
+    // nftables has no separate "enabled" switch or reference: a table whose base chains are
+    // hooked is in force. `referenced`/`tokenHeld` (PF concepts) mirror that on linux.
+    status.enabled = ['output', 'input', 'forward'].every((hook) => hooked.some((c) => c.hook === hook));
+    status.referenced = status.enabled;
+    status.tokenHeld = status.enabled;
+    if (policy) {
+      for (const spec of killSwitchChains(policy)) {
+        const chain = ruleset.chains.find((c) => c.name === spec.name);
+        if (!chain) {
+          status.problems.push(`chain ${spec.name} is missing`);
+          continue;
+        }
+        if (chain.hook !== spec.name || chain.policy !== 'accept' || chain.type !== 'filter') {
+          status.problems.push(`chain ${spec.name} is not a filter chain on the ${spec.name} hook (hook ${chain.hook ?? 'none'})`);
+        }
+        const live = ruleset.rules.filter((r) => r.chain === spec.name).map((r) => r.text);
+        const wanted = spec.rules.map((r) => r.text);
+        if (JSON.stringify(live) !== JSON.stringify(wanted)) {
+          const missing = wanted.filter((w) => !live.includes(w));
+          const extra = live.filter((l) => !wanted.includes(l));
+          const detail = [...missing.map((m) => `missing: ${m}`), ...extra.map((e) => `unexpected: ${e}`)];
+          status.problems.push(`chain ${spec.name} differs from the policy${detail.length ? `: ${detail.join('; ')}` : ' (order)'}`);
+        }
+      }
+      if (!status.enabled) status.problems.push('not every base chain (output, input, forward) is hooked');
+    }
+    return status;
+  }
+
+  // ----- DNS -----
+
+  async readDns(run: Runner, context?: DnsContext): Promise<DnsSnapshot> {
+    if (this.dnsMode === 'resolvectl') {
+      const dns = parseResolvectlScopes((await run.run(['resolvectl', 'dns'], READ)).stdout);
+      const domains = parseResolvectlScopes((await run.run(['resolvectl', 'domain'], READ)).stdout);
+      return {
+        resolvectlLink: context?.vnic,
+        services: dns.map((scope) => ({
+          name: scope.scope,
+          servers: scope.values,
+          searchDomains: domains.find((d) => d.scope === scope.scope)?.values ?? [],
+        })),
+      };
+    }
+    const path = this.resolvConfPath;
+    const link = await run.run(['readlink', path], { readOnly: true, allowFailure: true });
+    const cat = await run.run(['cat', path], { readOnly: true, allowFailure: true });
+    const snapshot: DnsSnapshot = { services: [] };
+    if (link.exitCode === 0 && link.stdout.trim()) snapshot.resolvConfLink = link.stdout.replace(/\n$/, '');
+    if (cat.exitCode === 0) {
+      if (!snapshot.resolvConfLink) snapshot.resolvConf = cat.stdout;
+      const parsed = parseResolvConf(cat.stdout);
+      snapshot.services.push({ name: path, servers: parsed.nameservers, searchDomains: parsed.search });
+    } else if (/No such file or directory/.test(cat.stderr)) {
+      if (!snapshot.resolvConfLink) snapshot.resolvConfMissing = true;
+      snapshot.services.push({ name: path, servers: [] });
+    } else {
+      throw new CommandError(cat);
+    }
+    return snapshot;
+  }
+
+  async setDns(run: Runner, servers: string[], current: DnsSnapshot, context?: DnsContext): Promise<void> {
+    if (servers.length === 0) throw new Error('setDns: no DNS servers given');
+    if (this.dnsMode === 'resolvectl') {
+      const link = context?.vnic;
+      if (!link) throw new Error('resolvectl DNS needs the VM-facing interface (vnic)');
+      await run.run(['resolvectl', 'dns', link, ...servers]);
+      await run.run(['resolvectl', 'domain', link, '~.']);
+      await run.run(['resolvectl', 'default-route', link, 'yes']);
+      return;
+    }
+    // Keep search domains and options of the file we replace (from the target if it was a link).
+    const previous = current.resolvConf ?? (await this.currentResolvConf(run));
+    await this.writeFileAtomically(run, renderResolvConf(servers, previous));
+  }
+
+  async restoreDns(run: Runner, snapshot: DnsSnapshot): Promise<void> {
+    if (this.dnsMode === 'resolvectl') {
+      if (snapshot.resolvectlLink) await run.run(['resolvectl', 'revert', snapshot.resolvectlLink]);
+      return;
+    }
+    const path = this.resolvConfPath;
+    const tmp = `${path}.wgctl-tmp`;
+    if (snapshot.resolvConfLink) {
+      await run.run(['ln', '-sfn', snapshot.resolvConfLink, tmp]);
+      await run.run(['mv', '-f', '-T', tmp, path]);
+    } else if (snapshot.resolvConfMissing) {
+      await run.run(['rm', '-f', path]);
+    } else if (snapshot.resolvConf !== undefined) {
+      await this.writeFileAtomically(run, snapshot.resolvConf);
+    }
+  }
+
+  private async currentResolvConf(run: Runner): Promise<string | undefined> {
+    const cat = await run.run(['cat', this.resolvConfPath], { readOnly: true, allowFailure: true });
+    return cat.exitCode === 0 ? cat.stdout : undefined;
+  }
+
+  /** tee into a sibling temp file, then rename over the target: readers never see half a file. */
+  private async writeFileAtomically(run: Runner, content: string): Promise<void> {
+    const tmp = `${this.resolvConfPath}.wgctl-tmp`;
+    await run.run(['tee', tmp], { input: content });
+    await run.run(['mv', '-f', '-T', tmp, this.resolvConfPath]);
+  }
+
+  // ----- roaming -----
+
+  monitorArgv(): string[] {
+    // -o folds each event onto one line; `label` says which kind it is.
+    return ['ip', '-o', 'monitor', 'label', 'route', 'link', 'address'];
+  }
+
+  classifyMonitorEvent(block: string): RouteChange {
+    let event;
+    try {
+      event = parseIpMonitorLine(block);
+    } catch {
+      // Unreadable: let the service re-read the routing table rather than miss a change.
+      return { kind: 'link-changed', line: block };
+    }
+    if (event.object === 'route') {
+      const inMain = event.route.table === undefined || event.route.table === 'main';
+      const kind = inMain && isDefault(event.route.destination) && event.route.type === 'unicast' ? 'default-changed' : 'other';
+      return { kind, line: event.line, destination: event.route.destination, deleted: event.deleted };
+    }
+    if (event.object === 'link') return { kind: 'link-changed', line: event.line, deleted: event.deleted };
+    return { kind: 'other', line: event.line, deleted: event.deleted };
+  }
+}
+
+export { hostCidr };
