@@ -3,10 +3,16 @@
  * root in the VM's / the Mac's namespace, detached, output in `<dir>/logs/<name>.log`, a pid
  * file in `<dir>/pids` (so destroyLab ends them too).
  *
- * The default flags (`--listen`, `--tls-dir`, and `--driver linux` for the mac-agent) follow
- * the agents' CLIs as planned; pass `flags` to replace them or `args` to add more.
+ * Default flags keep each lab's agents apart from the host and from other labs: the journal
+ * goes to `<dir>/state/<agent>` (not /var/lib/wgctl), the mac-agent manages the Mac
+ * namespace's own resolv.conf file (/etc/netns/<p>-mac/resolv.conf, which `ip netns exec`
+ * bind-mounts over /etc/resolv.conf), the vm-agent uses the lab's wg-quick config.
+ *   mac-agent: --driver linux --listen L --tls-dir T --state-dir S --dns-resolv-conf R
+ *   vm-agent:  --listen L --tls-dir T --config <dir>/vm/<p>-wg0.conf --state-dir S
+ * (the mac-agent's flags are its CLI's; the vm-agent's follow the same convention). Pass
+ * `flags` to replace them or `args` to add more.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { ExecRunner, type Runner } from '@wgctl/runner';
 import { binaries } from './lab';
 import { detachedCommand, inNamespace, WIREGUARD_GO_ENV, type ProcessSpec } from './plan';
@@ -105,17 +111,26 @@ async function startAgent(lab: Lab, name: AgentName, ns: string, defaultFlags: s
   return { ...spec, pid: pid! };
 }
 
-/** vm-agent in the VM namespace; wg-quick there uses wireguard-go (no kernel module). */
-export function startVmAgent(lab: Lab, options: AgentStartOptions): Promise<AgentProcess> {
-  return startAgent(lab, 'vm-agent', lab.vm.ns, ['--listen', options.listen, '--tls-dir', options.tlsDir], {
-    ...options,
-    env: { ...WIREGUARD_GO_ENV, ...options.env },
-  });
+/** The agent's journal directory inside the lab (cleared with the lab). */
+export function agentStateDir(lab: Lab, name: AgentName): string {
+  const dir = `${lab.paths.dir}/state/${name}`;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
 }
 
-/** mac-agent with its linux driver in the Mac namespace (whose /etc/resolv.conf is the lab's). */
+/** vm-agent in the VM namespace; wg-quick there uses wireguard-go (no kernel module). */
+export function startVmAgent(lab: Lab, options: AgentStartOptions): Promise<AgentProcess> {
+  const flags = ['--listen', options.listen, '--tls-dir', options.tlsDir, '--config', lab.vm.wireguard.configPath, '--state-dir', agentStateDir(lab, 'vm-agent')];
+  return startAgent(lab, 'vm-agent', lab.vm.ns, flags, { ...options, env: { ...WIREGUARD_GO_ENV, ...options.env } });
+}
+
+/** mac-agent with its linux driver in the Mac namespace, managing that namespace's resolv.conf. */
 export function startMacAgent(lab: Lab, options: AgentStartOptions): Promise<AgentProcess> {
-  return startAgent(lab, 'mac-agent', lab.mac.ns, ['--driver', 'linux', '--listen', options.listen, '--tls-dir', options.tlsDir], options);
+  const resolvConf = lab.paths.resolvConf.mac;
+  // Without this file `ip netns exec` would not bind-mount it, and /etc/resolv.conf would be the host's.
+  if (!existsSync(resolvConf)) throw new LabError(`${resolvConf} is missing: is lab '${lab.prefix}' up?`);
+  const flags = ['--driver', 'linux', '--listen', options.listen, '--tls-dir', options.tlsDir, '--state-dir', agentStateDir(lab, 'mac-agent'), '--dns-resolv-conf', resolvConf];
+  return startAgent(lab, 'mac-agent', lab.mac.ns, flags, options);
 }
 
 /** Stops an agent started by this module (SIGTERM, then SIGKILL after `graceMs`). No-op if not running. */

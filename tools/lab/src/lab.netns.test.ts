@@ -189,7 +189,13 @@ net.createServer((s) => s.end('hi\\n')).listen(Number(listen.slice(i + 1)), list
     const vmAgent = await startVmAgent(lab, { bundle, tlsDir: '/nonexistent/tls', listen: `${lab.vm.eth.ipv4}:7443` });
     expect(readCmdline(vmAgent.pid)).toEqual(vmAgent.argv);
     const macAgent = await startMacAgent(lab, { bundle, tlsDir: '/nonexistent/tls', listen: '127.0.0.1:7444', args: ['--verbose'] });
-    expect(macAgent.argv).toEqual([process.execPath, bundle, '--driver', 'linux', '--listen', '127.0.0.1:7444', '--tls-dir', '/nonexistent/tls', '--verbose']);
+    expect(macAgent.argv).toEqual([
+      process.execPath, bundle,
+      '--driver', 'linux', '--listen', '127.0.0.1:7444', '--tls-dir', '/nonexistent/tls',
+      '--state-dir', `${lab.paths.dir}/state/mac-agent`, '--dns-resolv-conf', `/etc/netns/${lab.ns.mac}/resolv.conf`,
+      '--verbose',
+    ]);
+    expect(vmAgent.argv).toContain(lab.vm.wireguard.configPath);
     // The vm-agent listens on the VM's vnic: reachable from the Mac namespace (where the controller runs).
     const probe = await labExec(lab, 'mac', [process.execPath, '-e', `require('net').connect(7443, '${lab.vm.eth.ipv4}').on('data', (d) => { process.stdout.write(d); process.exit(0); }).on('error', () => process.exit(1))`], { allowFailure: true });
     expect(probe.stdout).toBe('hi\n');

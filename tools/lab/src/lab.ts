@@ -120,7 +120,7 @@ function prepareDirectory(lab: Lab): void {
   const { dir } = lab.paths;
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   // Only the lab's own sub-paths are cleared: `dir` may be a directory the user chose.
-  for (const sub of ['logs', 'pids', 'bin', 'vm', 'srv', 'web']) rmSync(`${dir}/${sub}`, { recursive: true, force: true });
+  for (const sub of ['logs', 'pids', 'bin', 'vm', 'srv', 'web', 'state']) rmSync(`${dir}/${sub}`, { recursive: true, force: true });
   rmSync(lab.paths.labJson, { force: true });
   for (const sub of ['logs', 'pids', 'bin', 'web']) mkdirSync(`${dir}/${sub}`, { mode: 0o755 });
   for (const sub of ['vm', 'srv']) mkdirSync(`${dir}/${sub}`, { mode: 0o700 }); // keys live there
@@ -265,7 +265,7 @@ export async function destroyLab(prefix: string = DEFAULT_PREFIX, options: { dir
       rmSync(processSpecPath(`${d}/pids`, spec.name), { force: true });
     }
     // Keys, configs and scripts go; the logs stay, for post-mortems.
-    for (const sub of ['vm', 'srv', 'web', 'bin', 'lab.json']) rmSync(`${d}/${sub}`, { recursive: true, force: true });
+    for (const sub of ['vm', 'srv', 'web', 'bin', 'state', 'lab.json']) rmSync(`${d}/${sub}`, { recursive: true, force: true });
   }
   rmSync(registryPath(prefix), { force: true });
   return { namespaces, pids: signalled, sockets, etcNetns };
