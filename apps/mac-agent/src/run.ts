@@ -1,0 +1,180 @@
+/**
+ * The running agent: driver + engine + journal + health sampler + gRPC server, and the
+ * install/uninstall actions. Loaded lazily by cli.ts (it pulls in gRPC).
+ */
+import { chownSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { createLogger, type Logger, type LogLevel } from '@wgctl/logging';
+import { MacAgentService } from '@wgctl/proto';
+import { ExecRunner, type Runner } from '@wgctl/runner';
+import { createAgentServer, loadTlsMaterial, type AgentServer } from '@wgctl/transport';
+import type { AgentOptions } from './cli';
+import { agentArgs } from './cli';
+import type { HostNetworkDriver } from './host/driver';
+import { LinuxDriver } from './host/linux';
+import { installSystemd, uninstallSystemd } from './install/systemd';
+import { MacAgentEngine } from './service/engine';
+import { HealthSampler } from './service/health';
+import { JournalStore } from './service/journal';
+import { createMacAgentImplementation } from './service/server';
+
+export const SERVICE_NAME = 'wgctl.v1.MacAgent';
+
+export function createDriver(options: AgentOptions): HostNetworkDriver {
+  if (options.driver === 'linux') return new LinuxDriver({ resolvConfPath: options.dnsResolvConf, dnsMode: options.dnsMode });
+  return loadDarwinDriver();
+}
+
+/**
+ * The darwin driver and launchd installer are written alongside this file by another helper;
+ * the glob-style require lets the bundle pick them up whenever they exist.
+ * TODO: plain `require('./host/darwin')` / `require('./install/launchd')` once both landed.
+ */
+function requireSibling<T>(dir: 'host' | 'install', name: string): T {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (dir === 'host' ? require(`./host/${name}`) : require(`./install/${name}`)) as T;
+  } catch (e) {
+    throw new Error(`this mac-agent build has no ${dir}/${name} module (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
+function loadDarwinDriver(): HostNetworkDriver {
+  const darwin = requireSibling<{ DarwinDriver: new () => HostNetworkDriver }>('host', 'darwin');
+  return new darwin.DarwinDriver();
+}
+
+/** gid of a group from /etc/group (present on Linux and, for local groups like admin, on macOS). */
+export function groupId(name: string, groupFile = '/etc/group'): number {
+  if (/^\d+$/.test(name)) return Number(name);
+  for (const line of readFileSync(groupFile, 'utf8').split('\n')) {
+    const [group, , gid] = line.split(':');
+    if (group === name && gid !== undefined) return Number(gid);
+  }
+  throw new Error(`group "${name}" not found in ${groupFile}`);
+}
+
+export interface RunningAgent {
+  engine: MacAgentEngine;
+  sampler: HealthSampler;
+  server: AgentServer;
+  address: string;
+  stop(): Promise<void>;
+}
+
+export interface StartAgentExtras {
+  runner?: Runner;
+  logger?: Logger;
+  driver?: HostNetworkDriver;
+  engine?: Partial<ConstructorParameters<typeof MacAgentEngine>[0]>;
+  sampleIntervalMs?: number;
+}
+
+export async function startAgent(options: AgentOptions, extras: StartAgentExtras = {}): Promise<RunningAgent> {
+  const logger = extras.logger ?? createLogger({ service: 'mac-agent', level: options.logLevel as LogLevel });
+  const driver = extras.driver ?? createDriver(options);
+  const engine = new MacAgentEngine({
+    driver,
+    runner: extras.runner ?? new ExecRunner(),
+    journal: new JournalStore(options.stateDir),
+    logger,
+    stallAfterStep: process.env.WGCTL_TEST_STALL_AFTER_STEP || undefined,
+    ...extras.engine,
+  });
+  const tls = options.tlsDir ? loadTlsMaterial(options.tlsDir, 'mac-agent') : undefined;
+  const server = createAgentServer({
+    serviceName: SERVICE_NAME,
+    tls,
+    insecure: tls ? undefined : 'unix-socket',
+    allowedRoles: ['controller'],
+    logger,
+    initialHealth: false,
+  });
+  const sampler = new HealthSampler({ engine, logger, intervalMs: extras.sampleIntervalMs, onHealth: (serving) => server.setHealth(serving) });
+  server.addService(MacAgentService, createMacAgentImplementation(engine, sampler));
+  if (options.listen.startsWith('unix:')) mkdirSync(dirname(options.listen.slice('unix:'.length)), { recursive: true, mode: 0o755 });
+  const address = await server.listen(options.listen);
+  if (options.listen.startsWith('unix:') && options.socketGroup) {
+    chownSync(options.listen.slice('unix:'.length), 0, groupId(options.socketGroup));
+  }
+  logger.info('mac-agent started', { driver: driver.name, listen: address, stateDir: options.stateDir });
+  await engine.start();
+  sampler.start();
+  return {
+    engine,
+    sampler,
+    server,
+    address,
+    async stop() {
+      sampler.stop();
+      await server.shutdown(2_000);
+      // Routes, kill switch and DNS stay as they are: a restart must not open the host.
+      await engine.close();
+    },
+  };
+}
+
+export async function runAgent(options: AgentOptions): Promise<void> {
+  const agent = await startAgent(options);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    void agent.stop().then(
+      () => process.exit(0),
+      (e) => {
+        process.stderr.write(`mac-agent: stopping on ${signal} failed: ${String(e)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function scriptPath(): string {
+  return resolve(process.argv[1] ?? 'mac-agent.js');
+}
+
+export async function installService(options: AgentOptions, install: { start: boolean; unitDir?: string }): Promise<void> {
+  const runner = new ExecRunner();
+  if (options.driver === 'linux') {
+    const path = await installSystemd(runner, {
+      nodePath: process.execPath,
+      scriptPath: scriptPath(),
+      agentArgs: agentArgs(options),
+      unitDir: install.unitDir,
+      start: install.start,
+    });
+    process.stdout.write(`installed ${path}${install.start ? ' (enabled and started)' : ''}\n`);
+    return;
+  }
+  const launchd = requireSibling<LaunchdModule>('install', 'launchd');
+  const path = await launchd.installLaunchd(runner, { nodePath: process.execPath, scriptPath: scriptPath(), agentArgs: agentArgs(options), start: install.start });
+  process.stdout.write(`installed ${path}\n`);
+}
+
+/** What this file needs from install/launchd.ts (written alongside the darwin driver). */
+interface LaunchdModule {
+  installLaunchd(run: Runner, options: { nodePath: string; scriptPath: string; agentArgs: string[]; start?: boolean }): Promise<string>;
+  uninstallLaunchd(run: Runner, options?: { stop?: boolean }): Promise<string>;
+}
+
+export async function uninstallService(options: AgentOptions, uninstall: { unitDir?: string }): Promise<void> {
+  const runner = new ExecRunner();
+  const logger = createLogger({ service: 'mac-agent', level: options.logLevel as LogLevel, destination: 'stderr' });
+  let path: string;
+  if (options.driver === 'linux') path = await uninstallSystemd(runner, { unitDir: uninstall.unitDir });
+  else {
+    const launchd = requireSibling<LaunchdModule>('install', 'launchd');
+    path = await launchd.uninstallLaunchd(runner);
+  }
+  // The service is stopped: undo what the journal lists, so nothing blocks the host afterwards.
+  const engine = new MacAgentEngine({ driver: createDriver(options), runner, journal: new JournalStore(options.stateDir), logger });
+  const outcome = await engine.down({}, (step) => {
+    if (step.state !== 'started') process.stdout.write(`${step.step}: ${step.state}${step.message ? ` — ${step.message}` : ''}\n`);
+  });
+  await engine.close();
+  process.stdout.write(`removed ${path}\n`);
+  if (!outcome.ok) throw new Error(`undoing the host changes failed at ${outcome.failedStep}: ${outcome.error}`);
+}

@@ -1,0 +1,835 @@
+/**
+ * The mac-agent's engine: Up/Down as named steps over a HostNetworkDriver, the journal that
+ * makes Down work after a crash, the roaming loop, and status read-back. Transport-free (the
+ * gRPC layer in server.ts maps it to wgctl.v1.MacAgent), so tests drive it in-process.
+ *
+ * Up, in order (each a step streamed with its argv):
+ *   discover      uplink (default route), the vnic facing the VM, the IPv6 decision
+ *   kill-switch   load the uplink block (fail-closed from here on)
+ *   pin-endpoint  each WireGuard server /32 (/128) via the original gateway — before the /1s
+ *   split-routes  0.0.0.0/1 and 128.0.0.0/1 via the VM
+ *   ipv6          ::/1 and 8000::/1 via the VM, or IPv6 left blocked on the uplink
+ *   dns           resolvers through the tunnel (the previous DNS is journaled first)
+ *   remove-stale  routes of an earlier Up that are no longer wanted (changed endpoints…)
+ *   verify        routes and kill switch read back and matched
+ * Down: restore-dns, remove-routes, unload-kill-switch, verify-clean.
+ *
+ * All operations (Up, Down, roaming, reconcile, status) run one at a time.
+ */
+import ipaddr from 'ipaddr.js';
+import { redactText, type Logger } from '@wgctl/logging';
+import {
+  DryRunRunner,
+  ObservedRunner,
+  StepFailedError,
+  StepRunner,
+  formatArgv,
+  spawnStreaming,
+  type Runner,
+  type StepListener,
+  type StreamingOptions,
+  type StreamingProcess,
+} from '@wgctl/runner';
+import type {
+  DnsContext,
+  DnsSnapshot,
+  HostNetworkDriver,
+  KillSwitchPolicy,
+  KillSwitchStatus,
+  RouteReadback,
+  RouteSpec,
+  Uplink,
+  Vnic,
+} from '../host/driver';
+import { emptyJournal, JournalStore, type JournalRoute, type MacJournal, type UpIntent } from './journal';
+
+export type SpawnStreaming = (argv: readonly string[], options: StreamingOptions) => StreamingProcess;
+
+export interface EngineOptions {
+  driver: HostNetworkDriver;
+  runner: Runner;
+  journal: JournalStore;
+  logger: Logger;
+  /** Starts the routing monitor (tests prefix it with `ip netns exec`). */
+  spawnMonitor?: SpawnStreaming;
+  now?: () => number;
+  /** Quiet time after the last routing event before re-reading the table. */
+  roamDebounceMs?: number;
+  /** Upper bound on that wait while events keep coming. */
+  roamMaxWaitMs?: number;
+  /** Retry interval of a re-assert that failed (journal says up, host not yet ready). */
+  reassertRetryMs?: number;
+  /** Test hook: hang forever after this Up step (kill -9 tests). */
+  stallAfterStep?: string;
+}
+
+export interface OperationOutcome {
+  ok: boolean;
+  failedStep: string;
+  error: string;
+  totalMs: number;
+}
+
+export interface StatusCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  evidence: string[];
+}
+
+export interface EngineStatus {
+  up: boolean;
+  phase: MacJournal['phase'];
+  intent: UpIntent | null;
+  uplink: Uplink | null;
+  uplinkLost: boolean;
+  vnic: Vnic | null;
+  routes: RouteReadback[];
+  killSwitch: KillSwitchStatus;
+  dns: { servers: string[]; previous: string[]; managed: boolean };
+  checks: StatusCheck[];
+  healthy: boolean;
+  reasons: string[];
+  sampledAtMs: number;
+  lastRoamMs: number;
+  lastError: string;
+}
+
+export class InvalidRequestError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidRequestError';
+  }
+}
+
+const IPV4_SPLIT = ['0.0.0.0/1', '128.0.0.0/1'];
+const IPV6_SPLIT = ['::/1', '8000::/1'];
+
+function isIp(value: string, family?: 4 | 6): boolean {
+  if (!ipaddr.isValid(value)) return false;
+  if (family === 4) return ipaddr.IPv4.isValidFourPartDecimal(value);
+  if (family === 6) return ipaddr.IPv6.isValid(value);
+  return ipaddr.IPv4.isValidFourPartDecimal(value) || ipaddr.IPv6.isValid(value);
+}
+
+function canonicalIp(value: string): string {
+  return ipaddr.parse(value).toString();
+}
+
+/** Checks an Up request before anything is touched; throws InvalidRequestError. */
+export function validateIntent(intent: UpIntent): UpIntent {
+  const problems: string[] = [];
+  if (!isIp(intent.vmAddress, 4)) problems.push(`vm_address "${intent.vmAddress}" is not an IPv4 address`);
+  if (intent.vmAddress6 && !isIp(intent.vmAddress6, 6)) problems.push(`vm_address6 "${intent.vmAddress6}" is not an IPv6 address`);
+  if (intent.endpoints.length === 0) problems.push('no WireGuard server endpoints given');
+  for (const e of intent.endpoints) {
+    if (!isIp(e.ip)) problems.push(`endpoint ip "${e.ip}" is not an IP address (resolve names before Up)`);
+    if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) problems.push(`endpoint port ${e.port} is not in 1..65535`);
+  }
+  for (const s of intent.dnsServers) if (!isIp(s)) problems.push(`DNS server "${s}" is not an IP address`);
+  if (intent.ipv6 === 'route' && !intent.vmAddress6) problems.push('ipv6 route mode needs vm_address6 (the VM\'s IPv6 address on the vnic)');
+  if (problems.length) throw new InvalidRequestError(problems.join('; '));
+  return {
+    ...intent,
+    vmAddress: canonicalIp(intent.vmAddress),
+    vmAddress6: intent.vmAddress6 ? canonicalIp(intent.vmAddress6) : undefined,
+    endpoints: intent.endpoints.map((e) => ({ ...e, ip: canonicalIp(e.ip) })),
+    dnsServers: intent.dnsServers.map(canonicalIp),
+  };
+}
+
+function hostRoute(ip: string): string {
+  return ip.includes(':') ? `${ip}/128` : `${ip}/32`;
+}
+
+function sameRoute(a: RouteSpec, b: RouteSpec): boolean {
+  return a.destination === b.destination && a.gateway === b.gateway && (a.interface ?? '') === (b.interface ?? '');
+}
+
+function describeDns(snapshot: DnsSnapshot): string {
+  const servers = snapshot.services.flatMap((s) => s.servers);
+  return servers.length ? servers.join(' ') : 'none set';
+}
+
+function messageOf(e: unknown): string {
+  if (e instanceof StepFailedError) return messageOf(e.cause);
+  return e instanceof Error ? e.message : String(e);
+}
+
+export class MacAgentEngine {
+  private readonly driver: HostNetworkDriver;
+  private readonly runner: Runner;
+  private readonly store: JournalStore;
+  private readonly logger: Logger;
+  private readonly spawnMonitor: SpawnStreaming;
+  private readonly now: () => number;
+  private readonly roamDebounceMs: number;
+  private readonly roamMaxWaitMs: number;
+  private readonly reassertRetryMs: number;
+  private readonly stallAfterStep?: string;
+
+  private queue: Promise<unknown> = Promise.resolve();
+  private monitor?: StreamingProcess;
+  private monitorWanted = false;
+  private monitorRestart?: NodeJS.Timeout;
+  private debounce?: NodeJS.Timeout;
+  private firstPendingEventAt = 0;
+  private pendingEvents: string[] = [];
+  private retryTimer?: NodeJS.Timeout;
+  private closed = false;
+  /** Roams handled since start (tests and status). */
+  readonly roams: { atMs: number; fromInterface: string; toInterface: string; fromGateway: string; toGateway: string; tookMs: number }[] = [];
+
+  constructor(options: EngineOptions) {
+    this.driver = options.driver;
+    this.runner = options.runner;
+    this.store = options.journal;
+    this.logger = options.logger;
+    this.spawnMonitor = options.spawnMonitor ?? spawnStreaming;
+    this.now = options.now ?? Date.now;
+    this.roamDebounceMs = options.roamDebounceMs ?? 100;
+    this.roamMaxWaitMs = options.roamMaxWaitMs ?? 300;
+    this.reassertRetryMs = options.reassertRetryMs ?? 5_000;
+    this.stallAfterStep = options.stallAfterStep;
+  }
+
+  get driverName(): string {
+    return this.driver.name;
+  }
+
+  /** Runs operations one at a time, in call order. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(fn, fn);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private loadJournal(): MacJournal {
+    return this.store.load() ?? emptyJournal(this.driver.name, this.now());
+  }
+
+  journal(): MacJournal {
+    return this.loadJournal();
+  }
+
+  // ------------------------------------------------------------------------------ start/stop
+
+  /**
+   * On start: if the journal says up (or crashed half-way through Up), re-assert it; if it
+   * crashed during Down, finish the Down. Never throws: failures are logged and retried.
+   */
+  async start(): Promise<void> {
+    let journal: MacJournal;
+    try {
+      journal = this.loadJournal();
+    } catch (e) {
+      this.logger.error('cannot read the journal; not reconciling', { error: messageOf(e) });
+      return;
+    }
+    if (journal.phase === 'down-in-progress') {
+      this.logger.warn('journal says a Down was interrupted: finishing it');
+      const outcome = await this.down({ dryRun: false }, (s) => this.logStep('reconcile-down', s));
+      if (!outcome.ok) this.logger.error('finishing the interrupted Down failed', { error: outcome.error, step: outcome.failedStep });
+    } else if ((journal.phase === 'up' || journal.phase === 'up-in-progress') && journal.intent) {
+      this.logger.info('journal says up: re-asserting', { phase: journal.phase });
+      await this.reassert();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    await this.stopMonitor();
+    await this.exclusive(async () => undefined);
+  }
+
+  private logStep(operation: string, step: Parameters<StepListener>[0]): void {
+    if (step.state === 'started') return;
+    const level = step.state === 'failed' ? 'warn' : 'info';
+    this.logger.log(level, `${operation}: ${step.step} ${step.state}`, {
+      message: step.message,
+      commands: step.commands.map((c) => formatArgv(c.argv)),
+    });
+  }
+
+  private async reassert(): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const journal = this.loadJournal();
+    if (!journal.intent || (journal.phase !== 'up' && journal.phase !== 'up-in-progress')) return;
+    const outcome = await this.exclusive(() => this.doUp(journal.intent as UpIntent, false, (s) => this.logStep('reconcile', s), 'reconcile'));
+    if (!outcome.ok && !this.closed) {
+      this.logger.warn('re-assert failed; the kill switch stays as it is; retrying', { step: outcome.failedStep, error: outcome.error, retryMs: this.reassertRetryMs });
+      this.retryTimer = setTimeout(() => void this.reassert(), this.reassertRetryMs);
+      this.retryTimer.unref();
+    }
+  }
+
+  // ------------------------------------------------------------------------------------- Up
+
+  up(request: UpIntent, options: { dryRun?: boolean }, listener: StepListener): Promise<OperationOutcome> {
+    const intent = validateIntent(request); // throws InvalidRequestError before anything runs
+    return this.exclusive(() => this.doUp(intent, options.dryRun ?? false, listener, 'request'));
+  }
+
+  private async stallIfAsked(step: string): Promise<void> {
+    if (this.stallAfterStep === step) {
+      this.logger.warn('test hook: stalling after step', { step });
+      await new Promise(() => undefined);
+    }
+  }
+
+  private async doUp(intent: UpIntent, dryRun: boolean, listener: StepListener, mode: 'request' | 'reconcile'): Promise<OperationOutcome> {
+    const started = this.now();
+    const driver = this.driver;
+    const run: Runner = dryRun ? new DryRunRunner(this.runner) : this.runner;
+    const steps = new StepRunner(run, listener, redactText);
+    const previous = this.loadJournal();
+    const j: MacJournal = JSON.parse(JSON.stringify(previous)) as MacJournal;
+    const persist = () => {
+      if (dryRun) return;
+      j.updatedAtMs = this.now();
+      this.store.save(j);
+    };
+    let changedAnything = false;
+    let uplink!: Uplink;
+    let vnic!: Vnic;
+    let ipv6!: 'route' | 'block';
+
+    try {
+      await steps.step('discover', async (r) => {
+        const found = await driver.discoverUplink(r);
+        if (found) uplink = found;
+        else if (mode === 'reconcile' && previous.uplink) {
+          // Offline while re-asserting: keep the kill switch on the last known uplink.
+          uplink = previous.uplink;
+          j.uplinkLost = true;
+        } else {
+          throw new Error('no default route: connect to a network first (the WireGuard server is pinned through the current gateway)');
+        }
+        vnic = await driver.discoverVnic(r, intent.vmAddress);
+        if (vnic.interface === uplink.interface) {
+          throw new Error(`the VM (${intent.vmAddress}) is reached through the uplink ${uplink.interface}: use a shared or host-only VM network, not a bridged one`);
+        }
+        if (intent.ipv6 === 'route' && !vnic.address6) throw new Error(`ipv6 route mode: ${vnic.interface} has no global IPv6 address facing the VM`);
+        ipv6 = intent.ipv6 === 'route' || (intent.ipv6 === 'auto' && vnic.address6 && intent.vmAddress6) ? 'route' : 'block';
+        for (const e of intent.endpoints) {
+          if (e.ip.includes(':') && !uplink.gateway6) throw new Error(`endpoint ${e.ip} is IPv6 but the uplink ${uplink.interface} has no IPv6 default route`);
+        }
+        return `uplink ${uplink.interface} via ${uplink.gateway}${j.uplinkLost ? ' (last known; no default route now)' : ''}; VM ${intent.vmAddress} on ${vnic.interface} (host ${vnic.address}); IPv6 ${ipv6 === 'route' ? `routed via ${intent.vmAddress6}` : 'blocked on the uplink'}`;
+      });
+      await this.stallIfAsked('discover');
+
+      const policy: KillSwitchPolicy = {
+        uplink: uplink.interface,
+        endpoints: intent.endpoints.map(({ ip, port }) => ({ ip, port })),
+        vnic: vnic.interface,
+        vmAddress: intent.vmAddress,
+        allowDhcp6: Boolean(uplink.gateway6),
+        blockIpv6: ipv6 === 'block',
+      };
+      j.phase = 'up-in-progress';
+      j.intent = intent;
+      j.uplink = uplink;
+      j.vnic = vnic;
+      j.ipv6 = ipv6;
+      j.lastError = '';
+      j.killSwitch = { policy, handle: previous.killSwitch?.handle ?? null };
+      persist();
+      changedAnything = true;
+
+      await steps.step('kill-switch', async (r) => {
+        const live = await driver.readKillSwitch(r, policy, j.killSwitch?.handle ?? undefined);
+        if (live.loaded && live.enabled && live.problems.length === 0) return { skipped: `already loaded on ${policy.uplink} and matching` };
+        const handle = await driver.loadKillSwitch(r, policy, j.killSwitch?.handle ?? undefined);
+        j.killSwitch = { policy, handle };
+        persist();
+        return `loaded on ${policy.uplink}: only UDP to ${policy.endpoints.map((e) => `${e.ip}:${e.port}`).join(', ')} and DHCP may use it`;
+      });
+      await this.stallIfAsked('kill-switch');
+
+      const pins: RouteSpec[] = intent.endpoints.map((e) => ({
+        destination: hostRoute(e.ip),
+        gateway: e.ip.includes(':') ? (uplink.gateway6 as string) : uplink.gateway,
+        interface: uplink.interface,
+      }));
+      const split: RouteSpec[] = IPV4_SPLIT.map((destination) => ({ destination, gateway: intent.vmAddress, interface: vnic.interface }));
+      const split6: RouteSpec[] =
+        ipv6 === 'route' ? IPV6_SPLIT.map((destination) => ({ destination, gateway: intent.vmAddress6 as string, interface: vnic.interface })) : [];
+
+      const ensure = async (r: Runner, role: JournalRoute['role'], specs: RouteSpec[]): Promise<number> => {
+        const readback = await driver.readRoutes(r, specs);
+        let added = 0;
+        for (const spec of readback.filter((x) => !x.present)) {
+          const route: RouteSpec = { destination: spec.destination, gateway: spec.gateway, interface: spec.interface };
+          // Write-ahead: listed before it exists, so a crash right after still gets it removed.
+          if (!j.routes.some((x) => sameRoute(x, route))) j.routes.push({ role, ...route });
+          persist();
+          await driver.addRoute(r, route);
+          added++;
+        }
+        return added;
+      };
+
+      await steps.step('pin-endpoint', async (r) => {
+        const added = await ensure(r, 'pin', pins);
+        const what = pins.map((p) => p.destination).join(', ');
+        return added ? `pinned ${what} via ${uplink.gateway} dev ${uplink.interface}` : { skipped: `${what} already pinned via ${uplink.gateway}` };
+      });
+      await this.stallIfAsked('pin-endpoint');
+
+      await steps.step('split-routes', async (r) => {
+        const added = await ensure(r, 'split', split);
+        return added ? `0.0.0.0/1 and 128.0.0.0/1 via ${intent.vmAddress} dev ${vnic.interface}` : { skipped: 'split routes already in place' };
+      });
+      await this.stallIfAsked('split-routes');
+
+      await steps.step('ipv6', async (r) => {
+        if (ipv6 === 'block') return `no IPv6 route via the VM: the kill switch drops IPv6 on ${uplink.interface}`;
+        const added = await ensure(r, 'split6', split6);
+        return added ? `::/1 and 8000::/1 via ${intent.vmAddress6} dev ${vnic.interface}` : { skipped: 'IPv6 split routes already in place' };
+      });
+      await this.stallIfAsked('ipv6');
+
+      await steps.step('dns', async (r) => {
+        const context: DnsContext = { uplink: uplink.interface, vnic: vnic.interface };
+        if (intent.dnsServers.length === 0) {
+          if (j.dns) {
+            await driver.restoreDns(r, j.dns.snapshot);
+            const was = describeDns(j.dns.snapshot);
+            j.dns = null;
+            persist();
+            return `no DNS servers requested: restored the previous DNS (${was})`;
+          }
+          return { skipped: 'no DNS servers requested: DNS left as it is' };
+        }
+        if (!j.dns) {
+          // Snapshot once: a re-Up must not mistake our own DNS for the user's.
+          j.dns = { snapshot: await driver.readDns(r, context), servers: intent.dnsServers };
+          persist();
+        } else {
+          j.dns.servers = intent.dnsServers;
+          persist();
+        }
+        const current = await driver.readDns(r, context);
+        const wanted = intent.dnsServers.join(' ');
+        if (current.services.length > 0 && current.services.every((s) => s.servers.join(' ') === wanted)) {
+          return { skipped: `DNS already ${wanted}` };
+        }
+        await driver.setDns(r, intent.dnsServers, j.dns.snapshot, context);
+        return `DNS → ${wanted} (previous: ${describeDns(j.dns.snapshot)})`;
+      });
+      await this.stallIfAsked('dns');
+
+      const wanted = [...pins, ...split, ...split6];
+      const stale = j.routes.filter((x) => !wanted.some((w) => sameRoute(w, x)));
+      if (stale.length) {
+        await steps.step('remove-stale', async (r) => {
+          for (const route of stale) {
+            await driver.deleteRoute(r, route);
+            j.routes = j.routes.filter((x) => !sameRoute(x, route));
+            persist();
+          }
+          return `removed routes of an earlier Up: ${stale.map((s) => `${s.destination} via ${s.gateway}`).join(', ')}`;
+        });
+      }
+
+      await steps.step('verify', async (r) => {
+        if (dryRun) return { skipped: 'dry run: nothing to verify' };
+        const routes = await driver.readRoutes(r, wanted);
+        const missing = routes.filter((x) => !x.present);
+        const ks = await driver.readKillSwitch(r, policy, j.killSwitch?.handle ?? undefined);
+        const problems = [
+          ...missing.map((m) => `route ${m.destination} via ${m.gateway} missing${m.evidence ? ` (table has: ${m.evidence})` : ''}`),
+          ...ks.problems.map((p) => `kill switch: ${p}`),
+        ];
+        if (problems.length) throw new Error(problems.join('; '));
+        return `${routes.length} routes and ${ks.rules.length} kill-switch rules read back`;
+      });
+
+      j.phase = 'up';
+      persist();
+      if (!dryRun) this.startMonitor();
+      return { ok: true, failedStep: '', error: '', totalMs: this.now() - started };
+    } catch (e) {
+      const failedStep = e instanceof StepFailedError ? e.step : '';
+      const error = messageOf(e);
+      if (dryRun) return { ok: false, failedStep, error, totalMs: this.now() - started };
+      if (mode === 'reconcile' && !changedAnything) {
+        // E.g. at boot before the VM is up: keep (or put back) the last kill switch.
+        await this.holdKillSwitch(previous);
+        return { ok: false, failedStep, error, totalMs: this.now() - started };
+      }
+      if (!changedAnything) return { ok: false, failedStep, error, totalMs: this.now() - started };
+      if (mode === 'reconcile') {
+        // The user asked for up: stay fail-closed and retry, never fall open.
+        j.lastError = `${failedStep}: ${error}`;
+        persist();
+        await this.holdKillSwitch(j);
+        return { ok: false, failedStep, error, totalMs: this.now() - started };
+      }
+      // An Up the caller asked for leaves nothing half-applied: undo everything.
+      this.logger.warn('up failed: rolling back', { step: failedStep, error });
+      const rollback = await this.doDown(false, (s) => listener({ ...s, step: `rollback-${s.step}` }));
+      const suffix = rollback.ok ? ' (rolled back)' : ` (rollback failed at ${rollback.failedStep}: ${rollback.error})`;
+      return { ok: false, failedStep, error: error + suffix, totalMs: this.now() - started };
+    }
+  }
+
+  /** Re-asserting failed: make sure the journaled kill switch is loaded (after a reboot it is not). */
+  private async holdKillSwitch(journal: MacJournal): Promise<void> {
+    if (!journal.killSwitch) return;
+    try {
+      const live = await this.driver.readKillSwitch(this.runner, journal.killSwitch.policy, journal.killSwitch.handle ?? undefined);
+      if (live.loaded && live.enabled && live.problems.length === 0) return;
+      const handle = await this.driver.loadKillSwitch(this.runner, journal.killSwitch.policy, journal.killSwitch.handle ?? undefined);
+      journal.killSwitch = { policy: journal.killSwitch.policy, handle };
+      journal.updatedAtMs = this.now();
+      this.store.save(journal);
+      this.logger.warn('kill switch re-loaded from the journal while the rest cannot be re-asserted (fail-closed)', { uplink: journal.killSwitch.policy.uplink });
+    } catch (e) {
+      this.logger.error('cannot load the journaled kill switch', { error: messageOf(e) });
+    }
+  }
+
+  // ----------------------------------------------------------------------------------- Down
+
+  down(options: { dryRun?: boolean }, listener: StepListener): Promise<OperationOutcome> {
+    return this.exclusive(() => this.doDown(options.dryRun ?? false, listener));
+  }
+
+  private async doDown(dryRun: boolean, listener: StepListener): Promise<OperationOutcome> {
+    const started = this.now();
+    const driver = this.driver;
+    const run: Runner = dryRun ? new DryRunRunner(this.runner) : this.runner;
+    const steps = new StepRunner(run, listener, redactText);
+    const j = this.loadJournal();
+    const persist = () => {
+      if (dryRun) return;
+      j.updatedAtMs = this.now();
+      this.store.save(j);
+    };
+    if (!dryRun) {
+      if (this.retryTimer) clearTimeout(this.retryTimer);
+      await this.stopMonitor();
+      j.phase = 'down-in-progress';
+      persist();
+    }
+    const removed: RouteSpec[] = [];
+    try {
+      await steps.step('restore-dns', async (r) => {
+        if (!j.dns) return { skipped: 'DNS was not changed' };
+        await driver.restoreDns(r, j.dns.snapshot);
+        const was = describeDns(j.dns.snapshot);
+        j.dns = null;
+        persist();
+        return `restored DNS (${was})`;
+      });
+
+      await steps.step('remove-routes', async (r) => {
+        if (j.routes.length === 0) return { skipped: 'no routes of ours in the journal' };
+        // Split routes first, pins last: traffic never falls back to the uplink unblocked.
+        const order: JournalRoute['role'][] = ['split6', 'split', 'pin'];
+        const routes = [...j.routes].sort((a, b) => order.indexOf(a.role) - order.indexOf(b.role));
+        for (const route of routes) {
+          const spec: RouteSpec = { destination: route.destination, gateway: route.gateway, interface: route.interface };
+          await driver.deleteRoute(r, spec);
+          removed.push(spec);
+          j.routes = j.routes.filter((x) => !sameRoute(x, spec));
+          persist();
+        }
+        return `removed ${routes.map((x) => x.destination).join(', ')}`;
+      });
+
+      await steps.step('unload-kill-switch', async (r) => {
+        const live = await driver.readKillSwitch(r, undefined, j.killSwitch?.handle ?? undefined);
+        if (!live.loaded && !j.killSwitch) return { skipped: 'kill switch not loaded' };
+        await driver.unloadKillSwitch(r, j.killSwitch?.handle ?? {});
+        j.killSwitch = null;
+        persist();
+        return 'kill switch unloaded';
+      });
+
+      await steps.step('verify-clean', async (r) => {
+        if (dryRun) return { skipped: 'dry run: nothing to verify' };
+        const left = removed.length ? (await driver.readRoutes(r, removed)).filter((x) => x.present) : [];
+        const ks = await driver.readKillSwitch(r);
+        const problems = [...left.map((x) => `route still present: ${x.evidence}`), ...(ks.loaded ? ['kill switch still loaded'] : [])];
+        if (problems.length) throw new Error(problems.join('; '));
+        return 'nothing of ours left';
+      });
+
+      const fresh = emptyJournal(this.driver.name, this.now());
+      fresh.lastRoamMs = j.lastRoamMs;
+      Object.assign(j, fresh);
+      persist();
+      return { ok: true, failedStep: '', error: '', totalMs: this.now() - started };
+    } catch (e) {
+      const failedStep = e instanceof StepFailedError ? e.step : '';
+      const error = messageOf(e);
+      if (!dryRun) {
+        j.lastError = `${failedStep}: ${error}`;
+        persist();
+      }
+      return { ok: false, failedStep, error, totalMs: this.now() - started };
+    }
+  }
+
+  // -------------------------------------------------------------------------------- roaming
+
+  private startMonitor(): void {
+    this.monitorWanted = true;
+    if (this.monitor || this.closed) return;
+    const argv = this.driver.monitorArgv();
+    const proc = this.spawnMonitor(argv, {
+      onLine: (line) => this.onMonitorLine(line),
+      onExit: (exit) => {
+        if (this.monitor === proc) this.monitor = undefined;
+        if (this.monitorWanted && !this.closed) {
+          this.logger.warn('routing monitor exited; restarting', { argv: formatArgv(argv), code: exit.code, signal: exit.signal, error: exit.error, stderr: proc.stderrTail().join(' | ') });
+          this.monitorRestart = setTimeout(() => {
+            this.startMonitor();
+            this.scheduleRecheck('monitor restarted');
+          }, 1_000);
+          this.monitorRestart.unref();
+        }
+      },
+    });
+    this.monitor = proc;
+    this.logger.info('watching routing changes', { argv: formatArgv(argv), pid: proc.pid });
+  }
+
+  private async stopMonitor(): Promise<void> {
+    this.monitorWanted = false;
+    if (this.monitorRestart) clearTimeout(this.monitorRestart);
+    if (this.debounce) clearTimeout(this.debounce);
+    this.debounce = undefined;
+    const proc = this.monitor;
+    this.monitor = undefined;
+    if (proc) await proc.stop(500);
+  }
+
+  /** Whether the monitor is running (tests). */
+  get watching(): boolean {
+    return this.monitor !== undefined;
+  }
+
+  private isOwnRoute(destination: string): boolean {
+    const journal = this.store.load();
+    return Boolean(journal?.routes.some((r) => r.destination === destination));
+  }
+
+  private onMonitorLine(line: string): void {
+    const change = this.driver.classifyMonitorEvent(line);
+    if (change.kind === 'other') return;
+    // Our own routes echo back through the monitor; they are not a network change.
+    if (change.destination && this.isOwnRoute(change.destination)) return;
+    this.logger.debug('routing event', { kind: change.kind, line: change.line });
+    this.scheduleRecheck(change.line);
+  }
+
+  private scheduleRecheck(trigger: string): void {
+    if (this.closed) return;
+    const now = this.now();
+    if (this.pendingEvents.length === 0) this.firstPendingEventAt = now;
+    this.pendingEvents.push(trigger);
+    if (this.debounce) clearTimeout(this.debounce);
+    const waited = now - this.firstPendingEventAt;
+    const delay = Math.max(0, Math.min(this.roamDebounceMs, this.roamMaxWaitMs - waited));
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined;
+      const events = this.pendingEvents;
+      const firstAt = this.firstPendingEventAt;
+      this.pendingEvents = [];
+      void this.exclusive(() => this.doRoam(events, firstAt)).catch((e) => this.logger.error('roaming failed', { error: messageOf(e) }));
+    }, delay);
+  }
+
+  /**
+   * After a burst of routing events: re-read the default route; if the gateway or uplink
+   * changed, move the kill switch and the server pins to it. Routes of ours that vanished
+   * (link flaps take their routes with them) are put back.
+   */
+  private async doRoam(events: string[], firstEventAt: number): Promise<void> {
+    const j = this.loadJournal();
+    if (j.phase !== 'up' || !j.intent || !j.uplink || !j.killSwitch) return;
+    const commands: string[] = [];
+    const run = new ObservedRunner(this.runner, (r) => {
+      if (!r.argv.includes('-j') && r.argv[0] !== 'cat' && r.argv[0] !== 'readlink') commands.push(formatArgv(r.argv));
+    });
+    const persist = () => {
+      j.updatedAtMs = this.now();
+      this.store.save(j);
+    };
+    const found = await this.driver.discoverUplink(run);
+    if (!found) {
+      if (!j.uplinkLost) {
+        j.uplinkLost = true;
+        persist();
+        this.logger.warn('uplink lost: no default route; the kill switch stays loaded (fail-closed)', { lastUplink: j.uplink.interface, events: events.length });
+      }
+      return;
+    }
+    const old = j.uplink;
+    const interfaceChanged = found.interface !== old.interface;
+    const gatewayChanged = found.gateway !== old.gateway || (found.gateway6 ?? '') !== (old.gateway6 ?? '');
+    if (interfaceChanged || gatewayChanged || j.uplinkLost) {
+      const policy: KillSwitchPolicy = { ...j.killSwitch.policy, uplink: found.interface, allowDhcp6: Boolean(found.gateway6) };
+      const live = await this.driver.readKillSwitch(run, policy, j.killSwitch.handle ?? undefined);
+      if (!(live.loaded && live.enabled && live.problems.length === 0)) {
+        // Fail-closed first: block the new uplink before anything is routed through it.
+        const handle = await this.driver.loadKillSwitch(run, policy, j.killSwitch.handle ?? undefined);
+        j.killSwitch = { policy, handle };
+        persist();
+      }
+      const newPins: RouteSpec[] = j.intent.endpoints.map((e) => ({
+        destination: hostRoute(e.ip),
+        gateway: e.ip.includes(':') ? (found.gateway6 ?? '') : found.gateway,
+        interface: found.interface,
+      }));
+      const oldPins = j.routes.filter((r) => r.role === 'pin' && !newPins.some((p) => sameRoute(p, r)));
+      // Same destination, so the old pin must go before the new one can be added.
+      for (const pin of oldPins) {
+        await this.driver.deleteRoute(run, pin);
+        j.routes = j.routes.filter((x) => !sameRoute(x, pin));
+        persist();
+      }
+      for (const pin of newPins) {
+        if (!pin.gateway) {
+          this.logger.warn('IPv6 endpoint not pinned: the new uplink has no IPv6 default route', { endpoint: pin.destination });
+          continue;
+        }
+        if (!j.routes.some((x) => sameRoute(x, pin))) j.routes.push({ role: 'pin', ...pin });
+        persist();
+        await this.driver.addRoute(run, pin);
+      }
+      j.uplink = found;
+      j.uplinkLost = false;
+      j.lastRoamMs = this.now();
+      persist();
+      const tookMs = this.now() - firstEventAt;
+      this.roams.push({ atMs: j.lastRoamMs, fromInterface: old.interface, toInterface: found.interface, fromGateway: old.gateway, toGateway: found.gateway, tookMs });
+      this.logger.info('roamed: server pinned and kill switch moved to the new uplink', {
+        from: `${old.interface} via ${old.gateway}`,
+        to: `${found.interface} via ${found.gateway}`,
+        tookMs,
+        commands,
+      });
+    }
+    // Repair routes of ours that a link flap removed (the vnic or the uplink went down and up).
+    const readback = await this.driver.readRoutes(run, j.routes);
+    for (const missing of readback.filter((r) => !r.present)) {
+      try {
+        await this.driver.addRoute(run, { destination: missing.destination, gateway: missing.gateway, interface: missing.interface });
+        this.logger.info('route restored after a link change', { route: `${missing.destination} via ${missing.gateway}` });
+      } catch (e) {
+        this.logger.warn('cannot restore route yet (link down?)', { route: `${missing.destination} via ${missing.gateway}`, error: messageOf(e) });
+      }
+    }
+  }
+
+  // --------------------------------------------------------------------------------- status
+
+  /** Reads the live state back and judges it. Spawns commands: call from the sampler or Status. */
+  status(): Promise<EngineStatus> {
+    return this.exclusive(() => this.collectStatus());
+  }
+
+  private async collectStatus(): Promise<EngineStatus> {
+    const j = this.loadJournal();
+    const run = this.runner;
+    const checks: StatusCheck[] = [];
+    const up = j.phase === 'up';
+    const uplink = await this.driver.discoverUplink(run);
+    const policy = j.killSwitch?.policy;
+    const killSwitch = await this.driver.readKillSwitch(run, up ? policy : undefined, j.killSwitch?.handle ?? undefined);
+    const routes = j.routes.length ? await this.driver.readRoutes(run, j.routes) : [];
+    let dnsNow: DnsSnapshot = { services: [] };
+    try {
+      dnsNow = await this.driver.readDns(run, { uplink: uplink?.interface, vnic: j.vnic?.interface });
+    } catch (e) {
+      checks.push({ name: 'dns-readable', ok: false, detail: messageOf(e), evidence: [] });
+    }
+    const dnsServers = [...new Set(dnsNow.services.flatMap((s) => s.servers))];
+
+    if (up || j.phase === 'up-in-progress') {
+      checks.push({
+        name: 'uplink',
+        ok: uplink !== null,
+        detail: uplink ? `${uplink.interface} via ${uplink.gateway}` : 'no default route (fail-closed: the kill switch stays loaded)',
+        evidence: [],
+      });
+      if (uplink && j.uplink) {
+        const same = uplink.interface === j.uplink.interface && uplink.gateway === j.uplink.gateway;
+        checks.push({
+          name: 'pinned-uplink-current',
+          ok: same,
+          detail: same ? `server pinned via the current gateway ${uplink.gateway}` : `pinned via ${j.uplink.interface}/${j.uplink.gateway} but the default is now ${uplink.interface}/${uplink.gateway} (roaming pending)`,
+          evidence: [],
+        });
+      }
+      const missing = routes.filter((r) => !r.present);
+      checks.push({
+        name: 'routes',
+        ok: routes.length > 0 && missing.length === 0,
+        detail: missing.length ? `missing: ${missing.map((m) => `${m.destination} via ${m.gateway}`).join(', ')}` : `${routes.length} routes present`,
+        evidence: routes.map((r) => r.evidence).filter(Boolean),
+      });
+      checks.push({
+        name: 'kill-switch',
+        ok: killSwitch.loaded && killSwitch.enabled && killSwitch.problems.length === 0,
+        detail: killSwitch.problems.length ? killSwitch.problems.join('; ') : `loaded on ${killSwitch.interface ?? '?'}, ${killSwitch.rules.length} rules match the policy`,
+        evidence: killSwitch.rules,
+      });
+      if (j.dns) {
+        const wanted = j.dns.servers.join(' ');
+        const ok = dnsNow.services.length > 0 && dnsNow.services.every((s) => s.servers.join(' ') === wanted);
+        checks.push({ name: 'dns', ok, detail: ok ? `DNS is ${wanted}` : `DNS should be ${wanted}, is ${dnsServers.join(' ') || 'none'}`, evidence: dnsServers });
+      }
+      if (j.lastError) checks.push({ name: 'last-operation', ok: false, detail: j.lastError, evidence: [] });
+    } else {
+      checks.push({
+        name: 'kill-switch-absent',
+        ok: !killSwitch.loaded,
+        detail: killSwitch.loaded ? 'a kill switch is loaded while down: run Down to remove it' : 'no kill switch loaded',
+        evidence: killSwitch.rules,
+      });
+      if (j.lastError) checks.push({ name: 'last-operation', ok: false, detail: j.lastError, evidence: [] });
+    }
+    const reasons = checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
+    return {
+      up,
+      phase: j.phase,
+      intent: j.intent,
+      uplink,
+      uplinkLost: j.uplinkLost,
+      vnic: j.vnic,
+      routes,
+      killSwitch,
+      dns: { servers: dnsServers, previous: j.dns ? j.dns.snapshot.services.flatMap((s) => s.servers) : [], managed: j.dns !== null },
+      checks,
+      healthy: reasons.length === 0,
+      reasons,
+      sampledAtMs: this.now(),
+      lastRoamMs: j.lastRoamMs,
+      lastError: j.lastError,
+    };
+  }
+
+  /** Uplink and (when known) the vnic facing the VM, read live. */
+  describe(vmAddress?: string): Promise<{ uplink: Uplink | null; vnic: Vnic | null }> {
+    return this.exclusive(async () => {
+      const uplink = await this.driver.discoverUplink(this.runner);
+      const address = vmAddress || this.loadJournal().intent?.vmAddress;
+      let vnic: Vnic | null = null;
+      if (address) {
+        try {
+          vnic = await this.driver.discoverVnic(this.runner, address);
+        } catch {
+          vnic = null;
+        }
+      }
+      return { uplink, vnic };
+    });
+  }
+}

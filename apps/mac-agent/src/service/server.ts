@@ -1,0 +1,175 @@
+/**
+ * wgctl.v1.MacAgent over gRPC: maps the engine to the generated service. Health comes from
+ * the background sampler (no process per health call); Capture is UNIMPLEMENTED here (the
+ * verify feature adds it).
+ */
+import { hostname } from 'node:os';
+import type * as grpc from '@grpc/grpc-js';
+import {
+  HealthState,
+  Ipv6Mode,
+  PROTOCOL_VERSION,
+  StepState,
+  wgctlVersion,
+  type AgentInfo,
+  type MacAgentServer,
+  type MacDescription,
+  type MacDownRequest,
+  type MacStatus,
+  type MacUpRequest,
+  type Progress,
+} from '@wgctl/proto';
+import type { StepRecord } from '@wgctl/runner';
+import { invalidArgument, statusError } from '@wgctl/transport';
+import type { EngineStatus, MacAgentEngine, OperationOutcome } from './engine';
+import { InvalidRequestError } from './engine';
+import type { HealthSampler } from './health';
+import type { Ipv6Choice, UpIntent } from './journal';
+
+/** gRPC metadata key the controller sets on Describe (see apps/wgctl clients.ts). */
+export const VM_ADDRESS_METADATA = 'wgctl-vm-address';
+const GRPC_UNIMPLEMENTED = 12;
+
+const STEP_STATES: Record<StepRecord['state'], StepState> = {
+  started: StepState.STEP_STATE_STARTED,
+  done: StepState.STEP_STATE_DONE,
+  skipped: StepState.STEP_STATE_SKIPPED,
+  failed: StepState.STEP_STATE_FAILED,
+};
+
+export function agentInfo(driver: string): AgentInfo {
+  return {
+    agent: 'mac-agent',
+    version: wgctlVersion(),
+    protocolVersion: PROTOCOL_VERSION,
+    hostname: hostname(),
+    driver,
+    pid: String(process.pid),
+  };
+}
+
+export function stepProgress(step: StepRecord): Progress {
+  return {
+    kind: {
+      $case: 'step',
+      value: {
+        step: step.step,
+        state: STEP_STATES[step.state],
+        message: step.message,
+        commands: step.commands.map((c) => ({
+          argv: c.argv,
+          exitCode: c.exitCode,
+          stderr: c.stderr,
+          dryRun: c.dryRun,
+          durationMs: String(Math.round(c.durationMs)),
+        })),
+        elapsedMs: String(Math.round(step.elapsedMs)),
+      },
+    },
+  };
+}
+
+export function outcomeProgress(outcome: OperationOutcome): Progress {
+  return { kind: { $case: 'outcome', value: { ok: outcome.ok, failedStep: outcome.failedStep, error: outcome.error, totalMs: String(Math.round(outcome.totalMs)) } } };
+}
+
+export function intentFromRequest(request: MacUpRequest): UpIntent {
+  const ipv6: Ipv6Choice = request.ipv6 === Ipv6Mode.IPV6_MODE_ROUTE ? 'route' : request.ipv6 === Ipv6Mode.IPV6_MODE_BLOCK ? 'block' : 'auto';
+  return {
+    vmAddress: request.vmAddress.trim(),
+    vmAddress6: request.vmAddress6.trim() || undefined,
+    endpoints: request.endpoints.map((e) => ({ host: e.host, ip: e.ip.trim(), port: e.port })),
+    dnsServers: request.dnsServers.map((s) => s.trim()).filter(Boolean),
+    ipv6,
+  };
+}
+
+export function statusMessage(status: EngineStatus, driver: string): MacStatus {
+  const ks = status.killSwitch;
+  return {
+    agent: agentInfo(driver),
+    health: {
+      state: status.healthy ? HealthState.HEALTH_STATE_SERVING : HealthState.HEALTH_STATE_NOT_SERVING,
+      reasons: status.reasons,
+      sampledAtMs: String(status.sampledAtMs),
+    },
+    uplinkInterface: status.uplink?.interface ?? '',
+    gateway: status.uplink?.gateway ?? '',
+    routes: status.routes.map((r) => ({
+      destination: r.destination,
+      gateway: r.gateway,
+      interface: r.interface ?? '',
+      present: r.present,
+      evidence: r.evidence,
+    })),
+    killSwitch: { loaded: ks.loaded, enabled: ks.enabled, referenced: ks.referenced, tokenHeld: ks.tokenHeld, interface: ks.interface ?? '', rules: ks.rules },
+    dns: { servers: status.dns.servers, previous: status.dns.previous, managed: status.dns.managed },
+    checks: status.checks,
+    up: status.up,
+    vmAddress: status.intent?.vmAddress ?? '',
+    endpoints: (status.intent?.endpoints ?? []).map((e) => ({ host: e.host ?? '', ip: e.ip, port: e.port })),
+    lastRoamUnixMs: String(status.lastRoamMs),
+  };
+}
+
+/** Streams an Up/Down: one Progress per step event, then the Outcome; ends the call. */
+async function streamOperation(
+  call: grpc.ServerWritableStream<unknown, Progress>,
+  run: (listener: (step: StepRecord) => void) => Promise<OperationOutcome>,
+  afterwards: () => void,
+): Promise<void> {
+  const write = (p: Progress) => {
+    if (!call.writableEnded && !call.destroyed) call.write(p);
+  };
+  const outcome = await run((step) => write(stepProgress(step)));
+  write(outcomeProgress(outcome));
+  call.end();
+  afterwards();
+}
+
+export function createMacAgentImplementation(engine: MacAgentEngine, sampler: HealthSampler): MacAgentServer {
+  const resample = () => void sampler.refresh().catch(() => undefined);
+  return {
+    describe: (call, callback) => {
+      const fromMetadata = call.metadata.get(VM_ADDRESS_METADATA)[0];
+      const vmAddress = typeof fromMetadata === 'string' ? fromMetadata.trim() : undefined;
+      engine.describe(vmAddress).then(
+        ({ uplink, vnic }) => {
+          const description: MacDescription = {
+            agent: agentInfo(engine.driverName),
+            uplinkInterface: uplink?.interface ?? '',
+            gateway: uplink?.gateway ?? '',
+            gateway6: uplink?.gateway6 ?? '',
+            vnicInterface: vnic?.interface ?? '',
+            vnicAddress: vnic?.address ?? '',
+          };
+          callback(null, description);
+        },
+        (e: unknown) => callback(e as Error),
+      );
+    },
+    up: async (call) => {
+      const request = call.request as MacUpRequest;
+      try {
+        const intent = intentFromRequest(request);
+        await streamOperation(call, (listener) => engine.up(intent, { dryRun: request.dryRun }, listener), resample);
+      } catch (e) {
+        if (e instanceof InvalidRequestError) throw invalidArgument(e.message);
+        throw e;
+      }
+    },
+    down: async (call) => {
+      const request = call.request as MacDownRequest;
+      await streamOperation(call, (listener) => engine.down({ dryRun: request.dryRun }, listener), resample);
+    },
+    status: (_call, callback) => {
+      sampler.current().then(
+        (status) => callback(null, statusMessage(status, engine.driverName)),
+        (e: unknown) => callback(e as Error),
+      );
+    },
+    capture: (_call, callback) => {
+      callback(statusError(GRPC_UNIMPLEMENTED, 'Capture is not implemented by this mac-agent yet'));
+    },
+  };
+}
