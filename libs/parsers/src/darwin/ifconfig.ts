@@ -123,7 +123,7 @@ export function parseIfconfig(text: string): IfconfigInterface[] {
   let detailIndent = -1;
   text.split(/\r?\n/).forEach((raw, index) => {
     const lineNo = index + 1;
-    const line = raw.replace(/\s+$/, '');
+    const line = raw.trimEnd();
     if (line.trim() === '') return;
     if (!/^\s/.test(line)) {
       const header = HEADER.exec(line);

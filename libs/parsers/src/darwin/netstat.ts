@@ -201,7 +201,7 @@ function inferFamily(destination: string, gateway: string, gatewayColumn: number
 const FLAGS = /^[A-Za-z0-9]+$/;
 
 function parseRow(raw: string, lineNo: number, layout: Layout, sectionFamily: DarwinFamily | undefined): NetstatRoute {
-  const text = raw.replace(/\s+$/, '');
+  const text = raw.trimEnd();
   const tokens = text.trim().split(/\s+/);
   if (tokens.length < 4) {
     throw new ParseError(KIND, `a route needs Destination, Gateway, Flags and Netif: "${text.trim()}"`, lineNo);

@@ -57,7 +57,8 @@ export function parsePfRules(text: string): PfRule[] {
   text.split(/\r?\n/).forEach((raw, index) => {
     const lineNo = index + 1;
     const line = raw.trim();
-    if (line === '' || PFCTL_NOISE.test(line)) return;
+    // `pfctl -sa` prints section titles (FILTER RULES:, TRANSLATION RULES:…) between rule lists.
+    if (line === '' || PFCTL_NOISE.test(line) || /^[A-Z][A-Z ]*:$/.test(line)) return;
     if (line.startsWith('pfctl:')) throw new ParseError(RULES_KIND, `pfctl reported an error: ${line.slice(6).trim()}`, lineNo);
     const counters = /^\[(.*)\]$/.exec(line);
     if (counters) {
@@ -91,6 +92,19 @@ export function parsePfRules(text: string): PfRule[] {
   });
   if (depth !== 0) throw new ParseError(RULES_KIND, 'unterminated anchor block');
   return rules;
+}
+
+/** Parses `pfctl [-v] -s Anchors`: one anchor path per line. */
+export function parsePfAnchors(text: string): string[] {
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !PFCTL_NOISE.test(l))
+    .map((l, index) => {
+      if (l.startsWith('pfctl:')) throw new ParseError('pfctl -s Anchors', `pfctl reported an error: ${l.slice(6).trim()}`, index + 1);
+      if (!/^[A-Za-z0-9_.*/-]+$/.test(l)) throw new ParseError('pfctl -s Anchors', `not an anchor path: "${l}"`, index + 1);
+      return l;
+    });
 }
 
 /** Whether the top level of a ruleset has `anchor "NAME"` (what makes an anchor's rules run). */
@@ -135,6 +149,9 @@ function tokenize(rule: string): string[] {
         .trim();
       tokens.push(`(${inner})`);
       i = j + 1;
+    } else if (s.startsWith('->', i)) {
+      tokens.push('->'); // translation target (nat/rdr)
+      i += 2;
     } else if (c === '<' && /^<[^\s<>=]+>/.test(s.slice(i))) {
       const end = s.indexOf('>', i);
       tokens.push(s.slice(i, end + 1)); // a <table>
@@ -151,6 +168,7 @@ function tokenize(rule: string): string[] {
     } else {
       let j = i;
       while (j < s.length && isWordChar(s[j])) j++;
+      if (j === i) throw new ParseError(NORMALIZE_KIND, `unexpected "${c}" in "${rule}"`);
       tokens.push(s.slice(i, j));
       i = j;
     }

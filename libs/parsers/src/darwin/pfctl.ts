@@ -12,7 +12,7 @@ import { PFCTL_NOISE } from './pf-rules';
 function meaningfulLines(text: string): string[] {
   return text
     .split(/\r?\n/)
-    .map((l) => l.replace(/\s+$/, ''))
+    .map((l) => l.trimEnd())
     .filter((l) => l.trim() !== '' && !PFCTL_NOISE.test(l.trim()));
 }
 
@@ -41,7 +41,7 @@ export function parsePfInfo(text: string, now?: Date): PfInfo {
   const statusIndex = lines.findIndex((l) => /^Status: /.test(l.trim()));
   if (statusIndex < 0) throw new ParseError(kind, 'no "Status:" line');
   const statusLine = lines[statusIndex].trim();
-  const status = /^Status: (Enabled|Disabled)(?: for (\d+) days? (\d{1,2}):(\d{2}):(\d{2}))?(?:\s+Debug: (\S+))?$/.exec(statusLine);
+  const status = /^Status: (Enabled|Disabled)(?: for (\d{1,7}) days? (\d{1,2}):(\d{2}):(\d{2}))?(?:\s+Debug: (\S+))?$/.exec(statusLine);
   if (!status) throw new ParseError(kind, `unreadable status "${statusLine}"`, statusIndex + 1);
   const info: PfInfo = { enabled: status[1] === 'Enabled', sections: {} };
   if (status[2] !== undefined) {
@@ -91,7 +91,7 @@ export function parsePfReferences(text: string): PfReference[] {
       sawHeader = true;
       return;
     }
-    const row = /^(\d+)\s+(.*?)\s+(\d+)\s+((\d+) days? (\d{1,2}):(\d{2}):(\d{2}))$/.exec(trimmed);
+    const row = /^(\d{1,10})\s+(.*?)\s+(\d+)\s+((\d{1,7}) days? (\d{1,2}):(\d{2}):(\d{2}))$/.exec(trimmed);
     if (!row || !sawHeader) throw new ParseError(kind, `unexpected line "${trimmed}"`, index + 1);
     if (!isU64(row[3])) throw new ParseError(kind, `token is not a u64: "${row[3]}"`, index + 1);
     references.push({
@@ -155,20 +155,29 @@ export interface PfLoadErrors {
   errors: PfSyntaxError[];
   /** `pfctl: Syntax error in config file: pf rules not loaded`. */
   rulesNotLoaded: boolean;
+  /** What pfctl reported doing (`rules cleared`, `3 states cleared`, `pf: statistics cleared`…). */
+  info: string[];
   /** Other pfctl complaints (`pfctl: …`, `no IP address found for en9`…), noise and warnings excluded. */
   other: string[];
 }
 
 const F_WARNING = /^(pfctl: Use of -f option, could result in flushing of rules|present in the main ruleset added by the system at startup\.|See \/etc\/pf\.conf for further details\.)$/;
 
-/** Parses what `pfctl [-n] [-a ANCHOR] -f FILE` printed on stderr when loading failed. */
+const PF_INFO =
+  /^(rules cleared|nat cleared|dummynet cleared|altq cleared|source tracking entries cleared|pf: statistics cleared|pf: interface flags reset|\d+ states? cleared|\d+ tables? deleted\.|\d+ states? killed)$/;
+
+/** Parses what `pfctl [-n] [-a ANCHOR] -f FILE` (or `-F …`) printed on stderr when loading failed. */
 export function parsePfSyntaxErrors(stderr: string): PfLoadErrors {
-  const result: PfLoadErrors = { errors: [], rulesNotLoaded: false, other: [] };
+  const result: PfLoadErrors = { errors: [], rulesNotLoaded: false, info: [], other: [] };
   for (const raw of meaningfulLines(stderr)) {
     const line = raw.trim();
     if (F_WARNING.test(line)) continue;
     if (/Syntax error in config file: pf rules not loaded/.test(line)) {
       result.rulesNotLoaded = true;
+      continue;
+    }
+    if (PF_INFO.test(line)) {
+      result.info.push(line);
       continue;
     }
     const m = /^(.+?):(\d+): (.+)$/.exec(line);

@@ -136,7 +136,7 @@ export function parseRouteMonitorInterface(value: string): RouteMonitorInterface
   return out;
 }
 
-const GOT = /^got message of size (\d+) on (.*?)\s*$/;
+const GOT = /^got message of size (\d+) on (.*)$/;
 const RTM = /(RTM_[A-Z0-9_]+): ([^:]*?):\s/;
 
 /**
@@ -160,7 +160,7 @@ export function parseRouteMonitor(text: string): RouteMonitorMessage[] {
   const lines = text.split(/\r?\n/);
   lines.forEach((raw, index) => {
     const lineNo = index + 1;
-    const line = raw.replace(/\s+$/, '');
+    const line = raw.trimEnd();
     if (line.trim() === '') return;
     const got = GOT.exec(line.trim());
     if (got) {

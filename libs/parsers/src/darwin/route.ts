@@ -82,7 +82,7 @@ export function parseRouteGet(text: string): RouteGetResult | null {
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i];
     if (line.trim() === '') continue;
-    const field = /^\s*(route to|destination|mask|gateway|interface|flags|if address):\s?(.*?)\s*$/.exec(line);
+    const field = /^(route to|destination|mask|gateway|interface|flags|if address):\s?(.*)$/.exec(line.trim());
     if (field) {
       fields.set(field[1], field[2]);
       continue;
