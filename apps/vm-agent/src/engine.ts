@@ -23,7 +23,9 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import {
   HealthState,
+  PROTOCOL_VERSION,
   StepState,
+  wgctlVersion,
   type AgentInfo,
   type Check,
   type Outcome,
@@ -71,8 +73,6 @@ import {
   type InterfaceMethod,
 } from './wireguard';
 
-export const AGENT_VERSION = '0.1.0';
-export const PROTOCOL_VERSION = 'wgctl.v1';
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 20_000;
 export const DEFAULT_HANDSHAKE_THRESHOLD_S = 180;
 /** Keepalive set temporarily on a peer without one, to make it initiate the handshake now. */
@@ -209,7 +209,7 @@ export class VmEngine {
   agentInfo(): AgentInfo {
     return {
       agent: 'vm-agent',
-      version: AGENT_VERSION,
+      version: wgctlVersion(),
       protocolVersion: PROTOCOL_VERSION,
       hostname: hostname(),
       driver: this.cachedTools ? `iptables-${this.cachedTools.kind}` : '',

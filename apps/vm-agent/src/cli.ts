@@ -1,0 +1,147 @@
+/**
+ * vm-agent's command line. Parsing only: gRPC, the engine and the transport are loaded inside
+ * the actions, so `--help` stays fast.
+ *
+ *   vm-agent --listen ADDR:PORT --tls-dir DIR --wg-config FILE [--state-dir DIR] [--log-level L]
+ *            [--insecure-loopback-dev] [--health-interval MS] [--handshake-threshold S]
+ *            [--handshake-timeout MS] [--wg-method auto|wg-quick|systemd]
+ *   vm-agent install   [the same options] [--prefix DIR] [--root DIR] [--no-enable]
+ *   vm-agent uninstall [--wg-config FILE] [--state-dir DIR] [--prefix DIR] [--root DIR] [--keep-network]
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_STATE_DIR } from './unit';
+
+export const DEFAULT_WG_CONFIG = '/etc/wireguard/wg0.conf';
+
+export interface AgentOptions {
+  listen: string;
+  tlsDir?: string;
+  wgConfig: string;
+  stateDir: string;
+  logLevel: string;
+  insecureLoopbackDev: boolean;
+  healthIntervalMs: number;
+  handshakeThresholdS: number;
+  handshakeTimeoutMs: number;
+  wgMethod: 'auto' | 'wg-quick' | 'systemd';
+}
+
+function integer(min: number, max: number): (value: string) => number {
+  return (value) => {
+    if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
+      throw new InvalidArgumentError(`expected an integer ${min}–${max}`);
+    }
+    return Number(value);
+  };
+}
+
+function addAgentOptions(command: Command): Command {
+  return command
+    .option('--listen <addr:port>', 'address to serve gRPC on (only this one), e.g. 192.168.64.2:7443')
+    .option('--tls-dir <dir>', 'mTLS material: ca.crt, vm-agent.crt, vm-agent.key; clients need a certificate of the pairing CA (role controller; health also monitor)')
+    .option('--wg-config <file>', 'the wg-quick config the agent manages', DEFAULT_WG_CONFIG)
+    .option('--state-dir <dir>', 'where the journal of applied changes lives', process.env.STATE_DIRECTORY?.split(':')[0] ?? DEFAULT_STATE_DIR)
+    .addOption(new Option('--log-level <level>', 'log level').choices(['error', 'warn', 'info', 'debug']).default(process.env.WGCTL_LOG_LEVEL ?? 'info'))
+    .option('--insecure-loopback-dev', 'DEVELOPMENT ONLY: plaintext gRPC, allowed only on 127.0.0.1/::1', false)
+    .option('--health-interval <ms>', 'background health sampling interval', integer(200, 600_000), 5000)
+    .option('--handshake-threshold <s>', 'a handshake older than this is NOT_SERVING', integer(1, 86_400), 180)
+    .option('--handshake-timeout <ms>', 'how long Up waits for a handshake by default', integer(100, 300_000), 20_000)
+    .addOption(
+      new Option('--wg-method <method>', 'how the interface is brought up: systemd (wg-quick@ / systemd-run) when systemd runs the system')
+        .choices(['auto', 'wg-quick', 'systemd'])
+        .default('auto'),
+    );
+}
+
+export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
+  if (!raw.listen) throw new InvalidArgumentError('--listen ADDR:PORT is required');
+  const insecure = raw.insecureLoopbackDev === true;
+  if (!insecure && !raw.tlsDir) throw new InvalidArgumentError('--tls-dir is required (mTLS); --insecure-loopback-dev is for development on loopback only');
+  if (insecure && raw.tlsDir) throw new InvalidArgumentError('give either --tls-dir or --insecure-loopback-dev, not both');
+  return {
+    listen: String(raw.listen),
+    tlsDir: raw.tlsDir as string | undefined,
+    wgConfig: String(raw.wgConfig),
+    stateDir: String(raw.stateDir),
+    logLevel: String(raw.logLevel),
+    insecureLoopbackDev: insecure,
+    healthIntervalMs: Number(raw.healthInterval),
+    handshakeThresholdS: Number(raw.handshakeThreshold),
+    handshakeTimeoutMs: Number(raw.handshakeTimeout),
+    wgMethod: raw.wgMethod as AgentOptions['wgMethod'],
+  };
+}
+
+/** The flags that reproduce these options (ExecStart of the unit). */
+export function agentArgs(o: AgentOptions): string[] {
+  const args = ['--listen', o.listen];
+  if (o.tlsDir) args.push('--tls-dir', o.tlsDir);
+  if (o.insecureLoopbackDev) args.push('--insecure-loopback-dev');
+  args.push('--wg-config', o.wgConfig, '--state-dir', o.stateDir, '--log-level', o.logLevel);
+  args.push('--health-interval', String(o.healthIntervalMs), '--handshake-threshold', String(o.handshakeThresholdS));
+  args.push('--handshake-timeout', String(o.handshakeTimeoutMs), '--wg-method', o.wgMethod);
+  return args;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('vm-agent')
+    .description(
+      'wgctl VM agent: brings up the wg-quick tunnel, forwards and SNATs the Mac\'s traffic into it (kill switch included), and reports health over mTLS gRPC',
+    )
+    .showHelpAfterError()
+    // Options before a subcommand belong to the program, after it to the subcommand.
+    .enablePositionalOptions();
+  addAgentOptions(program).action(async (raw: Record<string, unknown>) => {
+    const options = agentOptionsFrom(raw);
+    const { runAgent } = await import('./run');
+    await runAgent(options);
+  });
+
+  addAgentOptions(program.command('install').description('install the program and its systemd unit, enable and start it'))
+    .option('--prefix <dir>', 'program goes to PREFIX/lib/wgctl/vm-agent.js', '/usr/local')
+    .option('--root <dir>', 'install into this root instead of / (no systemctl)', '/')
+    .option('--no-enable', 'do not enable/start the unit')
+    .action(async (raw: Record<string, unknown>) => {
+      const options = agentOptionsFrom(raw);
+      const [{ install }, { ExecRunner }] = await Promise.all([import('./install'), import('@wgctl/runner')]);
+      await install({
+        agentArgs: agentArgs(options),
+        bundlePath: process.argv[1],
+        nodePath: process.execPath,
+        prefix: String(raw.prefix),
+        root: String(raw.root),
+        enable: raw.enable !== false,
+        runner: new ExecRunner(),
+        log: (line) => process.stdout.write(`${line}\n`),
+      });
+    });
+
+  program
+    .command('uninstall')
+    .description('stop and disable the unit, take down what the agent applied (its journal), remove the unit and the program')
+    .option('--wg-config <file>', 'the wg-quick config the agent managed', DEFAULT_WG_CONFIG)
+    .option('--state-dir <dir>', 'the agent\'s journal directory', DEFAULT_STATE_DIR)
+    .option('--prefix <dir>', 'where install put the program', '/usr/local')
+    .option('--root <dir>', 'uninstall from this root instead of / (no systemctl, no Down)', '/')
+    .option('--keep-network', 'leave the tunnel, forwarding and rules as they are', false)
+    .action(async (raw: Record<string, unknown>) => {
+      const { uninstallAgent } = await import('./run');
+      await uninstallAgent({
+        wgConfig: String(raw.wgConfig),
+        stateDir: String(raw.stateDir),
+        prefix: String(raw.prefix),
+        root: String(raw.root),
+        keepNetwork: raw.keepNetwork === true,
+      });
+    });
+  return program;
+}
+
+export async function main(argv: string[] = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (e) {
+    process.stderr.write(`vm-agent: ${(e as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}

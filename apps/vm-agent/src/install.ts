@@ -1,0 +1,99 @@
+/**
+ * `vm-agent install` / `uninstall`: puts the program (this single-file bundle) and the
+ * systemd unit in place and enables it; uninstall stops and disables it, takes down what
+ * the agent applied (Down, from its journal) and removes both files.
+ *
+ * `root` (default /) lets tests install into a scratch directory; systemctl is only run
+ * when installing into the real root.
+ */
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Runner } from '@wgctl/runner';
+import { UNIT_NAME, UNIT_PATH, renderUnit } from './unit';
+
+export const DEFAULT_PREFIX = '/usr/local';
+
+export interface InstallPlan {
+  /** Absolute path of the program on the target system. */
+  programPath: string;
+  unitPath: string;
+  unitText: string;
+}
+
+export interface InstallOptions {
+  /** The agent's own flags (--listen, --tls-dir, …) for ExecStart. */
+  agentArgs: string[];
+  /** The running bundle, copied into place. */
+  bundlePath: string;
+  nodePath: string;
+  prefix?: string;
+  root?: string;
+  /** Enable and start it (real root only). Default true. */
+  enable?: boolean;
+  runner: Runner;
+  log?: (line: string) => void;
+}
+
+export function programPathFor(prefix = DEFAULT_PREFIX): string {
+  return join(prefix, 'lib/wgctl/vm-agent.js');
+}
+
+export function planInstall(options: Pick<InstallOptions, 'agentArgs' | 'nodePath' | 'prefix'>): InstallPlan {
+  const programPath = programPathFor(options.prefix);
+  return { programPath, unitPath: UNIT_PATH, unitText: renderUnit([options.nodePath, programPath, ...options.agentArgs]) };
+}
+
+function writeAtomically(path: string, content: string | Buffer, mode: number): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, content, { mode });
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
+}
+
+export async function install(options: InstallOptions): Promise<InstallPlan> {
+  const log = options.log ?? (() => undefined);
+  const root = options.root ?? '/';
+  const plan = planInstall(options);
+  if (!existsSync(options.bundlePath)) throw new Error(`cannot install: the program ${options.bundlePath} does not exist (run the built bundle)`);
+  writeAtomically(join(root, plan.programPath), readFileSync(options.bundlePath), 0o755);
+  log(`installed ${plan.programPath}`);
+  writeAtomically(join(root, plan.unitPath), plan.unitText, 0o644);
+  log(`installed ${plan.unitPath}`);
+  if (root === '/') {
+    await options.runner.run(['systemctl', 'daemon-reload']);
+    if (options.enable !== false) {
+      await options.runner.run(['systemctl', 'enable', '--now', UNIT_NAME]);
+      log(`enabled and started ${UNIT_NAME}`);
+    }
+  }
+  return plan;
+}
+
+export interface UninstallOptions {
+  prefix?: string;
+  root?: string;
+  runner: Runner;
+  /** Takes down what the agent applied (its journal); run after the service has stopped. */
+  down?: () => Promise<void>;
+  log?: (line: string) => void;
+}
+
+export async function uninstall(options: UninstallOptions): Promise<void> {
+  const log = options.log ?? (() => undefined);
+  const root = options.root ?? '/';
+  if (root === '/') {
+    // Exit code 1/5 when the unit is not loaded: nothing to stop.
+    await options.runner.run(['systemctl', 'disable', '--now', UNIT_NAME], { okExitCodes: [0, 1, 5] });
+    log(`stopped and disabled ${UNIT_NAME}`);
+  }
+  if (options.down) await options.down();
+  for (const path of [UNIT_PATH, programPathFor(options.prefix)]) {
+    const target = join(root, path);
+    if (existsSync(target)) {
+      rmSync(target, { force: true });
+      log(`removed ${path}`);
+    }
+  }
+  if (root === '/') await options.runner.run(['systemctl', 'daemon-reload']);
+}

@@ -1,0 +1,99 @@
+/**
+ * Wires the running agent: logger, TLS, engine, health sampler, gRPC server; reconciles the
+ * journal at start-up (after a crash or a reboot) and shuts down cleanly on SIGTERM/SIGINT.
+ * Stopping the agent does not take the tunnel down: the journal keeps what it applied and the
+ * next start reconciles.
+ */
+import { createLogger, type Logger } from '@wgctl/logging';
+import { VmAgentService } from '@wgctl/proto';
+import { ExecRunner } from '@wgctl/runner';
+import { createAgentServer, loadTlsMaterial } from '@wgctl/transport';
+import type { AgentOptions } from './cli';
+import { VmEngine } from './engine';
+import { HealthSampler } from './health';
+import { uninstall } from './install';
+import { JournalStore } from './journal';
+import { vmAgentHandlers } from './service';
+import { ProcSysctl } from './sysctl';
+
+export const SERVICE_NAME = 'wgctl.v1.VmAgent';
+
+function engineFor(options: Pick<AgentOptions, 'wgConfig' | 'stateDir'> & Partial<AgentOptions>, logger: Logger): VmEngine {
+  return new VmEngine({
+    configPath: options.wgConfig,
+    runner: new ExecRunner(),
+    sysctl: new ProcSysctl(),
+    journal: new JournalStore(options.stateDir),
+    logger,
+    interfaceMethod: options.wgMethod ?? 'auto',
+    handshakeTimeoutMs: options.handshakeTimeoutMs,
+    handshakeThresholdS: options.handshakeThresholdS,
+  });
+}
+
+export async function runAgent(options: AgentOptions): Promise<void> {
+  const logger = createLogger({ service: 'vm-agent', level: options.logLevel as never });
+  const tls = options.tlsDir ? loadTlsMaterial(options.tlsDir, 'vm-agent') : undefined;
+  const engine = engineFor(options, logger);
+  const server = createAgentServer({
+    serviceName: SERVICE_NAME,
+    tls,
+    insecure: options.insecureLoopbackDev ? 'loopback-dev' : undefined,
+    allowedRoles: ['controller'],
+    logger,
+    initialHealth: false,
+  });
+  const sampler = new HealthSampler(() => engine.sample(), {
+    intervalMs: options.healthIntervalMs,
+    onChange: (serving) => server.setHealth(serving),
+    logger,
+  });
+  server.addService(VmAgentService, vmAgentHandlers(engine, sampler, logger));
+  const bound = await server.listen(options.listen);
+  logger.info('vm-agent ready', { address: bound, wgConfig: options.wgConfig, stateDir: options.stateDir, pid: process.pid });
+  sampler.start();
+
+  void engine
+    .reconcile()
+    .then((outcome) => {
+      if (outcome) logger.info('reconcile finished', { ok: outcome.ok, failedStep: outcome.failedStep, error: outcome.error });
+    })
+    .catch((e) => logger.error('reconcile failed', { error: (e as Error).message }))
+    .finally(() => void sampler.refresh());
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info('stopping', { signal });
+      sampler.stop();
+      void server.shutdown(5000).then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+export async function uninstallAgent(options: {
+  wgConfig: string;
+  stateDir: string;
+  prefix: string;
+  root: string;
+  keepNetwork: boolean;
+}): Promise<void> {
+  const logger = createLogger({ service: 'vm-agent', destination: 'stderr' });
+  const runner = new ExecRunner();
+  const engine = engineFor(options, logger);
+  await uninstall({
+    prefix: options.prefix,
+    root: options.root,
+    runner,
+    log: (line) => process.stdout.write(`${line}\n`),
+    down:
+      options.keepNetwork || options.root !== '/'
+        ? undefined
+        : async () => {
+            const outcome = await engine.down({});
+            if (!outcome.ok) throw new Error(`Down failed at ${outcome.failedStep}: ${outcome.error} (the unit and program are left in place)`);
+            process.stdout.write('took down what the agent had applied\n');
+          },
+  });
+}
