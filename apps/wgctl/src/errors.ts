@@ -15,7 +15,12 @@ export const EXIT = {
 
 export type ExitCode = number;
 
+/** Survives duplicated module copies (the release bundle loads commands separately). */
+const CLI_ERROR = Symbol.for('wgctl.CliError');
+
 export class CliError extends Error {
+  readonly [CLI_ERROR] = true;
+
   constructor(
     message: string,
     readonly exitCode: ExitCode = EXIT.failed,
@@ -23,6 +28,10 @@ export class CliError extends Error {
     super(message);
     this.name = 'CliError';
   }
+}
+
+export function isCliError(error: unknown): error is CliError {
+  return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[CLI_ERROR] === true;
 }
 
 /** Bad input from the user (flags, arguments, config): exit 2. */

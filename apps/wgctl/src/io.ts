@@ -11,12 +11,30 @@ export interface CliIo {
   stderr: Writable & { isTTY?: boolean };
   stdin: NodeJS.ReadableStream;
   env: NodeJS.ProcessEnv;
-  /** Resolves when the user asks to stop (Ctrl-C): long-running commands watch it. */
-  interrupted?: Promise<void>;
+  /**
+   * Lets a long-running command handle Ctrl-C. The handler answers 'exit' to let the process
+   * quit (exit code 130). Returns the function that unregisters it.
+   */
+  onInterrupt?: (handler: () => 'handled' | 'exit') => () => void;
 }
 
 export function processIo(): CliIo {
-  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    // Lazy: touching process.stdin loads readline and fs/promises, which --help never needs.
+    get stdin() {
+      return process.stdin;
+    },
+    env: process.env,
+    onInterrupt(handler) {
+      const listener = () => {
+        if (handler() === 'exit') process.exit(130);
+      };
+      process.on('SIGINT', listener);
+      return () => process.off('SIGINT', listener);
+    },
+  };
 }
 
 export function line(out: Writable, text = ''): void {

@@ -60,7 +60,9 @@ export type OrchestratorEvent =
   | { kind: 'agent'; step: StepId; side: Side; event: StepEvent; atMs: number }
   | { kind: 'done'; step: StepId; detail: string; atMs: number }
   | { kind: 'skipped'; step: StepId; detail: string; atMs: number }
-  | { kind: 'failed'; step: StepId; error: string; atMs: number };
+  | { kind: 'failed'; step: StepId; error: string; atMs: number }
+  /** Emitted once, before rolling back: the steps that will follow, in order. */
+  | { kind: 'rollback'; steps: StepId[]; atMs: number };
 
 export type EventListener = (event: OrchestratorEvent) => void;
 
@@ -99,6 +101,8 @@ export interface UpOptions {
   lanInterface?: string;
   /** wgctl.v1.Ipv6Mode number (0 auto, 1 route, 2 block). */
   ipv6?: number;
+  /** Aborting stops before the next step (the one in flight completes), then rolls back. */
+  signal?: AbortSignal;
   now?: () => number;
 }
 
@@ -145,7 +149,11 @@ class Sequencer {
     this.onEvent({ ...event, atMs: this.elapsed() } as OrchestratorEvent);
   }
 
-  async run<T>(step: StepId, fn: () => Promise<{ value: T; detail: string }>): Promise<T> {
+  async run<T>(step: StepId, fn: () => Promise<{ value: T; detail: string }>, signal?: AbortSignal): Promise<T> {
+    if (signal?.aborted) {
+      this.emit({ kind: 'skipped', step, detail: 'interrupted' });
+      throw new StepFailure({ step, message: 'interrupted by the user (Ctrl-C)' });
+    }
     this.emit({ kind: 'start', step });
     try {
       const { value, detail } = await fn();
@@ -335,7 +343,7 @@ export async function up(
       const both = requireBoth(c);
       const source = await resolveMacSource(opts, both.mac);
       return { value: { ...both, macSource: source }, detail: `${connectDetail(c)}; Mac source ${source}` };
-    });
+    }, opts.signal);
     result.vm = described.vm;
     result.mac = described.mac;
     const macSource = described.macSource;
@@ -347,7 +355,7 @@ export async function up(
         vm.up(vmUpRequest(opts, macSource, false), onStep),
       );
       return { value: undefined, detail: vmLog.changed ? `forwarding ${macSource} into the tunnel` : 'already up' };
-    });
+    }, opts.signal);
 
     const vmNow = await seq.run('vm-describe', async () => {
       const d = await vm.describe();
@@ -357,7 +365,7 @@ export async function up(
         value: d,
         detail: `endpoints ${describeEndpoints(d.endpoints)}; tunnel ${d.tunnelAddresses.join(', ')}`,
       };
-    });
+    }, opts.signal);
     result.vm = vmNow;
     result.endpoints = vmNow.endpoints;
     result.tunnelAddresses = vmNow.tunnelAddresses;
@@ -366,7 +374,7 @@ export async function up(
       macUpStarted = true;
       await streamStep(seq, 'mac-up', 'mac', macLog, (onStep) => mac.up(macUpRequest(opts, vmNow, false), onStep));
       return { value: undefined, detail: `all traffic via ${opts.vmAddress}` };
-    });
+    }, opts.signal);
     result.ok = true;
   } catch (error) {
     result.failure = error instanceof StepFailure ? error.failure : { step: 'connect', message: messageOf(error) };
@@ -384,6 +392,7 @@ export async function up(
         run: () => vm.down({ dryRun: false, forceInterfaceDown: false }, (e) => forward('rollback-vm', 'vm', e)),
       });
     }
+    seq.emit({ kind: 'rollback', steps: rollbacks.map((rb) => rb.step) });
     for (const rb of rollbacks) {
       try {
         await seq.run(rb.step, async () => {
@@ -535,7 +544,7 @@ export async function plan(
       const both = requireBoth(c);
       const source = await resolveMacSource(opts, both.mac);
       return { value: { ...both, macSource: source }, detail: `${connectDetail(c)}; Mac source ${source}` };
-    });
+    }, opts.signal);
     const macSource = described.macSource;
     result.macSource = macSource;
     result.endpoints = described.vm.endpoints;
@@ -543,11 +552,11 @@ export async function plan(
     await seq.run('vm-plan', async () => {
       await streamStep(seq, 'vm-plan', 'vm', vmLog, (cb) => vm.up(vmUpRequest(opts, macSource, true), cb));
       return { value: undefined, detail: `${vmLog.terminalEvents().length} steps` };
-    });
+    }, opts.signal);
     await seq.run('mac-plan', async () => {
       await streamStep(seq, 'mac-plan', 'mac', macLog, (cb) => mac.up(macUpRequest(opts, described.vm, true), cb));
       return { value: undefined, detail: `${macLog.terminalEvents().length} steps` };
-    });
+    }, opts.signal);
     result.ok = true;
   } catch (error) {
     result.failure = error instanceof StepFailure ? error.failure : { step: 'connect', message: messageOf(error) };

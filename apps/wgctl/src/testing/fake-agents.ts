@@ -209,6 +209,11 @@ export class FakeAgents {
     this.servers = [vmServer, macServer];
   }
 
+  /** grpc.health.v1 status of one side ('' and the app service). */
+  setHealth(side: 'vm' | 'mac', serving: boolean): void {
+    this.servers[side === 'vm' ? 0 : 1]?.setHealth(serving);
+  }
+
   /** Stops one side (to simulate an unreachable agent). */
   async stop(side?: 'vm' | 'mac'): Promise<void> {
     const which = side === 'vm' ? [this.servers[0]] : side === 'mac' ? [this.servers[1]] : this.servers;
@@ -279,11 +284,12 @@ export interface Lab {
   cleanup(): Promise<void>;
 }
 
-/** A temp dir with a fresh PKI and both fake agents listening. */
-export async function startLab(allowedRoles: Role[] = ['controller']): Promise<Lab> {
-  const dir = mkdtempSync(join(tmpdir(), 'wgctl-test-'));
-  const tlsDir = join(dir, 'tls');
-  await createPki(tlsDir, { vmAddresses: ['127.0.0.1'] });
+/** A temp dir with a fresh PKI (or the given one) and both fake agents listening. */
+export async function startLab(options: { allowedRoles?: Role[]; dir?: string; tlsDir?: string } = {}): Promise<Lab> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'wgctl-test-'));
+  const tlsDir = options.tlsDir ?? join(dir, 'tls');
+  if (!options.tlsDir) await createPki(tlsDir, { vmAddresses: ['127.0.0.1'] });
+  const allowedRoles = options.allowedRoles ?? ['controller'];
   const agents = new FakeAgents(dir, tlsDir);
   await agents.start(allowedRoles);
   return {

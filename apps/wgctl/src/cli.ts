@@ -1,0 +1,198 @@
+/**
+ * The command-line surface. Only commander is loaded here: every action imports its command
+ * module when it runs, so `wgctl --help` never loads gRPC, listr2, the transport or the
+ * parsers (esbuild keeps those modules as lazy inits in the bundle).
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { EXIT, errorMessage, isCliError } from './errors';
+import type { CliIo } from './io';
+import { commands } from './load-commands';
+
+export interface GlobalOptions {
+  config?: string;
+  json: boolean;
+  logLevel?: string;
+  /** Seconds; undefined = the command's default. */
+  timeout?: number;
+}
+
+export interface CommandContext {
+  io: CliIo;
+  global: GlobalOptions;
+}
+
+const LOG_LEVELS = ['error', 'warn', 'info', 'debug'];
+
+function positiveSeconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0) || n > 86_400) {
+    throw new InvalidArgumentError('expected a number of seconds between 0 and 86400, e.g. 30 or 0.5');
+  }
+  return n;
+}
+
+function positiveInteger(max: number) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
+      throw new InvalidArgumentError(`expected a whole number from 1 to ${max}`);
+    }
+    return Number(value);
+  };
+}
+
+function port(value: string): number {
+  if (!/^\d{1,5}$/.test(value) || Number(value) < 1 || Number(value) > 65535) {
+    throw new InvalidArgumentError('expected a port number from 1 to 65535');
+  }
+  return Number(value);
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
+}
+
+const EXIT_CODES_HELP = `
+Exit codes:
+  0  success (status: healthy; health: SERVING; verify: PASS)
+  1  the operation failed (status: degraded; health: NOT_SERVING; verify: FAIL)
+  2  bad command-line input or config (status: down or an agent unreachable; health: unreachable)
+
+Config: --config FILE, else $WGCTL_CONFIG, else ~/.config/wgctl/config.json (written by \`wgctl init\`).`;
+
+type Action<O> = (ctx: CommandContext, options: O, ...args: string[]) => Promise<number>;
+
+export interface RunResult {
+  exitCode: number;
+}
+
+export function buildProgram(io: CliIo, setExit: (code: number) => void, version: string): Command {
+  const program = new Command('wgctl');
+  program
+    .description('Send every packet of this Mac through a WireGuard tunnel in a Linux VM: fail-closed, leak-free, observable.')
+    .version(version, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help')
+    .addOption(new Option('-c, --config <file>', 'config file (default: $WGCTL_CONFIG or ~/.config/wgctl/config.json)'))
+    .option('--json', 'machine-readable JSON on stdout instead of text')
+    .addOption(new Option('--log-level <level>', 'controller log level, logs go to stderr as JSON lines').choices(LOG_LEVELS))
+    .addOption(new Option('--timeout <seconds>', 'deadline of each agent call (default: 10 for status/health, 120 for up/down/plan)').argParser(positiveSeconds))
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', EXIT_CODES_HELP)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    });
+
+  /** Wraps a lazily loaded command: (ctx, options, ...positional) → exit code. */
+  function run<O>(load: () => Promise<Action<O>>) {
+    return async (...args: unknown[]) => {
+      const command = args[args.length - 1] as Command;
+      const options = args[args.length - 2] as O;
+      const positional = args.slice(0, -2) as string[];
+      const all = command.optsWithGlobals() as GlobalOptions & Record<string, unknown>;
+      const ctx: CommandContext = {
+        io,
+        global: { config: all.config, json: Boolean(all.json), logLevel: all.logLevel, timeout: all.timeout },
+      };
+      const action = await load();
+      setExit(await action(ctx, options, ...positional));
+    };
+  }
+
+  program
+    .command('init')
+    .description('write the config and a pairing PKI (CA + certificates for controller, vm-agent, mac-agent, monitor)')
+    .option('--dir <dir>', 'directory for config.json and tls/ (default: ~/.config/wgctl)')
+    .option('--vm-address <ip>', "the VM's address on the Mac-VM network (where vm-agent listens; next hop of the Mac's routes)")
+    .addOption(new Option('--vm-port <port>', 'vm-agent TCP port (default: 7443)').argParser(port))
+    .option('--mac-agent <address>', 'mac-agent address: unix:PATH or ADDR:PORT (default: unix:/var/run/wgctl/mac-agent.sock)')
+    .option('--dns <ip>', 'resolver reached through the tunnel (repeatable or comma-separated; default: the DNS of the VM\'s wg config)', collect)
+    .addOption(new Option('--ipv6 <mode>', 'IPv6 handling on the Mac').choices(['auto', 'route', 'block']))
+    .addOption(new Option('--handshake-timeout <seconds>', 'how long vm-agent waits for the first handshake').argParser(positiveSeconds))
+    .option('--force', 'overwrite an existing config (the PKI is kept; use --rotate to renew it)', false)
+    .option('--rotate', 'renew every certificate and key under the existing CA (config unchanged)', false)
+    .option('--rotate-ca', 'with --rotate: make a new CA too (every agent needs the new ca.crt)', false)
+    .action(run(async () => commands().initCommand));
+
+  program
+    .command('up')
+    .description('VM up (handshake awaited), then the Mac: routes via the VM, endpoint pinning, kill switch, DNS')
+    .option('--dry-run', 'show the plan instead (same as `wgctl plan`)', false)
+    .option('--mac-source <ip>', "the Mac's address facing the VM, when the mac-agent cannot tell")
+    .action(run(async () => commands().upCommand));
+
+  program
+    .command('down')
+    .description('Mac first, then the VM; an unreachable agent does not stop the other side')
+    .option('--dry-run', 'ask both agents what they would remove, change nothing', false)
+    .option('--force', 'vm-agent: run wg-quick down even if it did not bring the interface up', false)
+    .action(run(async () => commands().downCommand));
+
+  program
+    .command('status')
+    .description('both agents side by side: handshake, transfer, endpoint, routes, kill switch, DNS, gateway, uplink')
+    .addOption(new Option('--watch [seconds]', 'refresh every SECONDS (default 2) until Ctrl-C').argParser(positiveSeconds))
+    .action(run(async () => commands().statusCommand));
+
+  program
+    .command('verify')
+    .description('prove nothing leaks: capture on the Mac uplink and the VM tunnel while probing through the tunnel')
+    .option('--target <ip>', 'probe target (default: the first DNS server of the VM\'s wg config, else 1.1.1.1)')
+    .addOption(new Option('--duration <seconds>', 'capture duration (default: 5)').argParser(positiveSeconds))
+    .addOption(new Option('--count <n>', 'probe packets (default: 3)').argParser(positiveInteger(100)))
+    .action(run(async () => commands().verifyCommand));
+
+  program
+    .command('plan')
+    .description('every command both agents would run for `up`, in order, without running any')
+    .option('--mac-source <ip>', "the Mac's address facing the VM, when the mac-agent cannot tell")
+    .action(run(async () => commands().planCommand));
+
+  program
+    .command('health')
+    .description('grpc.health.v1 probe for cron/launchd/monitoring: exit 0 SERVING, 1 NOT_SERVING, 2 unreachable')
+    .addOption(new Option('--agent <which>', 'which agent to probe').choices(['vm', 'mac', 'both']).default('both'))
+    .option('--service <name>', "service name to check ('' = the whole server)", '')
+    .addOption(new Option('--cert <role>', 'client certificate to use (default: monitor if present, else controller)').choices(['monitor', 'controller']))
+    .action(run(async () => commands().healthCommand));
+
+  const debug = program.command('debug').description('tools for troubleshooting');
+  debug
+    .command('parse')
+    .description('print the parsed JSON of a saved command output (FILE, or - for stdin)')
+    .argument('<kind>', 'what the output is (see the list below)')
+    .argument('<file>', 'file with the saved output, or - for stdin')
+    .addHelpText('after', () => `\n${commands().kindsHelp()}`)
+    .action(run(async () => commands().debugParseCommand));
+
+  for (const command of [program, ...program.commands, ...debug.commands]) {
+    command.exitOverride().configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    });
+  }
+  return program;
+}
+
+/** Runs the CLI in-process; returns the exit code (never calls process.exit). */
+export async function runCli(argv: string[], io: CliIo, version = '0.0.0-dev'): Promise<number> {
+  let exitCode: number = EXIT.ok;
+  const program = buildProgram(io, (code) => (exitCode = code), version);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return EXIT.ok;
+      // commander already printed the message (naming the flag) on stderr.
+      return EXIT.usage;
+    }
+    if (isCliError(error)) {
+      io.stderr.write(`wgctl: ${error.message}\n`);
+      return error.exitCode;
+    }
+    const debug = (program.opts().logLevel as string | undefined) === 'debug';
+    io.stderr.write(`wgctl: ${debug && error instanceof Error && error.stack ? error.stack : errorMessage(error)}\n`);
+    return EXIT.failed;
+  }
+}

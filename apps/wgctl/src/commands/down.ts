@@ -1,0 +1,31 @@
+/** `wgctl down`: Mac first, then the VM; an unreachable agent does not stop the other side. */
+import type { CommandContext } from '../cli';
+import { EXIT } from '../errors';
+import { DOWN_STEPS, down } from '../orchestrator';
+import { createProgress } from '../render/progress';
+import { renderDownResult } from '../render/results';
+import { controllerLogger, loadControllerConfig, openAgents, progressMode, timeoutMs, writeJson } from './context';
+import { UP_DEFAULT_TIMEOUT_S } from './up';
+
+export async function downCommand(ctx: CommandContext, flags: { dryRun?: boolean; force?: boolean }): Promise<number> {
+  const { config } = loadControllerConfig(ctx);
+  const logger = controllerLogger(ctx);
+  const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, UP_DEFAULT_TIMEOUT_S) });
+  const progress = createProgress({ mode: progressMode(ctx), out: ctx.io.stdout, steps: DOWN_STEPS, stopOnFailure: false });
+  try {
+    const result = await down(agents.vm, agents.mac, { dryRun: flags.dryRun, forceInterfaceDown: flags.force }, (event) => {
+      logger.debug('down event', { event });
+      progress.onEvent(event);
+    });
+    await progress.finish();
+    if (ctx.global.json) writeJson(ctx, { command: 'down', ...result });
+    else {
+      const text = renderDownResult(result, !!flags.dryRun);
+      ctx.io.stdout.write(text.stdout);
+      ctx.io.stderr.write(text.stderr);
+    }
+    return result.ok ? EXIT.ok : EXIT.failed;
+  } finally {
+    agents.close();
+  }
+}

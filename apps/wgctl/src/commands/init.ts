@@ -1,0 +1,193 @@
+/**
+ * `wgctl init`: the config file and a pairing PKI, with no prompts. `--rotate` renews the
+ * certificates (keeping the CA unless --rotate-ca). Every bad flag value is reported with
+ * the flag's name; nothing is written unless everything is valid.
+ */
+import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import {
+  ConfigError,
+  DEFAULT_VM_AGENT_PORT,
+  isIpAddress,
+  loadConfig,
+  parseAddress,
+  parseWgctlConfig,
+  type WgctlConfig,
+} from '@wgctl/config';
+import { createPki } from '@wgctl/transport';
+import type { CommandContext } from '../cli';
+import { EXIT, UsageError } from '../errors';
+import { configPath } from './context';
+
+export const DEFAULT_MAC_AGENT = 'unix:/var/run/wgctl/mac-agent.sock';
+export const VM_TLS_DIR = '/etc/wgctl/tls';
+
+export interface InitFlags {
+  dir?: string;
+  vmAddress?: string;
+  vmPort?: number;
+  macAgent?: string;
+  dns?: string[];
+  ipv6?: 'auto' | 'route' | 'block';
+  handshakeTimeout?: number;
+  force?: boolean;
+  rotate?: boolean;
+  rotateCa?: boolean;
+}
+
+/** Config field → the flag that sets it, so schema errors name what the user typed. */
+const FLAG_OF_FIELD: [RegExp, string][] = [
+  [/^vm\.address/, '--vm-address'],
+  [/^vm\.port/, '--vm-port'],
+  [/^mac\.agent/, '--mac-agent'],
+  [/^dns/, '--dns'],
+  [/^ipv6/, '--ipv6'],
+  [/^handshakeTimeoutMs/, '--handshake-timeout'],
+];
+
+function flagFor(path: string): string {
+  return FLAG_OF_FIELD.find(([re]) => re.test(path))?.[1] ?? path;
+}
+
+function locations(ctx: CommandContext, flags: InitFlags): { configFile: string; dir: string; tlsDir: string } {
+  const configFile = resolve(ctx.global.config ?? (flags.dir ? join(flags.dir, 'config.json') : configPath(ctx)));
+  const dir = resolve(flags.dir ?? dirname(configFile));
+  return { configFile, dir, tlsDir: join(dir, 'tls') };
+}
+
+function validateFlags(flags: InitFlags): string[] {
+  const problems: string[] = [];
+  if (flags.vmAddress === undefined) problems.push('--vm-address is required (the VM\'s IP address on the Mac-VM network)');
+  else if (!isIpAddress(flags.vmAddress)) problems.push(`--vm-address: expected an IPv4 or IPv6 address, got "${flags.vmAddress}"`);
+  if (flags.macAgent !== undefined) {
+    const parsed = parseAddress(flags.macAgent);
+    if (!parsed.ok) problems.push(`--mac-agent: ${parsed.reason} (expected unix:/PATH or ADDR:PORT), got "${flags.macAgent}"`);
+  }
+  for (const server of flags.dns ?? []) {
+    if (!isIpAddress(server)) problems.push(`--dns: expected an IPv4 or IPv6 address, got "${server}"`);
+  }
+  if (flags.rotateCa && !flags.rotate) problems.push('--rotate-ca needs --rotate');
+  return problems;
+}
+
+/** IP SANs for the mac-agent certificate when it listens on TCP. */
+function macAgentIps(target: string): string[] {
+  const parsed = parseAddress(target);
+  return parsed.ok && parsed.address.kind === 'tcp' && isIpAddress(parsed.address.host) ? [parsed.address.host] : [];
+}
+
+function writeConfigAtomically(file: string, config: WgctlConfig): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, file);
+}
+
+function quote(path: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`;
+}
+
+export function nextSteps(config: WgctlConfig, configFile: string, tlsDir: string, isDefaultConfig: boolean, rotated: boolean): string {
+  const t = (f: string) => quote(join(tlsDir, f));
+  const vmListen = `${config.vm.address.includes(':') ? `[${config.vm.address}]` : config.vm.address}:${config.vm.port}`;
+  const cfg = isDefaultConfig ? '' : ` --config ${quote(configFile)}`;
+  const lines = [
+    '',
+    'Next steps:',
+    `  1. Copy the VM's certificate and key to the VM (keep the key mode 0600):`,
+    `       ssh root@${config.vm.address} 'install -d -m 0700 ${VM_TLS_DIR}'`,
+    `       scp ${t('ca.crt')} ${t('vm-agent.crt')} ${t('vm-agent.key')} root@${config.vm.address}:${VM_TLS_DIR}/`,
+    `     (plus the vm-agent bundle itself, if it is not installed yet)`,
+    `  2. On the VM:  sudo vm-agent install --listen ${vmListen} --tls-dir ${VM_TLS_DIR}`,
+    `  3. On the Mac: sudo mac-agent install --listen ${config.mac.agent} --tls-dir ${quote(tlsDir)}`,
+    `  4. Check both: wgctl${cfg} health   then   wgctl${cfg} plan   then   wgctl${cfg} up`,
+    `  Monitoring hosts get only ${t('ca.crt')}, ${t('monitor.crt')} and ${t('monitor.key')} (for \`wgctl health\`).`,
+  ];
+  if (rotated) lines.splice(1, 0, 'The agents keep using the old certificates until you copy the new ones and restart them.');
+  if (!isDefaultConfig) lines.push(`  Tip: export WGCTL_CONFIG=${quote(configFile)} to skip --config.`);
+  return `${lines.join('\n')}\n`;
+}
+
+async function rotate(ctx: CommandContext, flags: InitFlags, configFile: string): Promise<number> {
+  const given = (['vmAddress', 'vmPort', 'macAgent', 'dns', 'ipv6', 'handshakeTimeout'] as const).filter((k) => flags[k] !== undefined);
+  if (given.length > 0) {
+    throw new UsageError(`--rotate renews certificates only; drop ${given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} (or use --force to rewrite the config)`);
+  }
+  let config: WgctlConfig;
+  try {
+    config = loadConfig(configFile);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new UsageError(`--rotate needs an existing config: ${error.message}`);
+    throw error;
+  }
+  const vmAddresses = isIpAddress(config.vm.address) ? [config.vm.address] : [];
+  try {
+    const result = await createPki(config.tlsDir, { rotate: true, rotateCa: flags.rotateCa, vmAddresses, macAgentAddresses: macAgentIps(config.mac.agent) });
+    ctx.io.stdout.write(
+      `Renewed ${result.files.filter((f) => f.endsWith('.crt')).length} certificates in ${config.tlsDir}${result.newCa ? ' under a NEW CA' : ' (same CA)'}.\n`,
+    );
+  } catch (error) {
+    throw new UsageError(`cannot rotate the PKI in ${config.tlsDir}: ${(error as Error).message}`);
+  }
+  ctx.io.stdout.write(nextSteps(config, configFile, config.tlsDir, !ctx.global.config && !ctx.io.env.WGCTL_CONFIG && !flags.dir, true));
+  return EXIT.ok;
+}
+
+export async function initCommand(ctx: CommandContext, flags: InitFlags): Promise<number> {
+  const { configFile, dir, tlsDir } = locations(ctx, flags);
+  if (flags.rotate) return rotate(ctx, flags, configFile);
+
+  const problems = validateFlags(flags);
+  if (problems.length > 0) throw new UsageError(problems.join('\n       '));
+
+  const tlsRelative = relative(dirname(configFile), tlsDir);
+  const candidate = {
+    version: 1,
+    vm: { address: flags.vmAddress!, port: flags.vmPort ?? DEFAULT_VM_AGENT_PORT },
+    mac: { agent: flags.macAgent ?? DEFAULT_MAC_AGENT },
+    tlsDir: tlsRelative && !tlsRelative.startsWith('..') ? tlsRelative : tlsDir,
+    ...(flags.dns && flags.dns.length > 0 ? { dns: flags.dns } : {}),
+    ...(flags.handshakeTimeout !== undefined ? { handshakeTimeoutMs: Math.round(flags.handshakeTimeout * 1000) } : {}),
+    ...(flags.ipv6 ? { ipv6: flags.ipv6 } : {}),
+  };
+  let config: WgctlConfig;
+  try {
+    config = parseWgctlConfig(candidate);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      throw new UsageError(error.problems.map((p) => `${flagFor(p.path)}: ${p.message}`).join('\n       ') || error.message);
+    }
+    throw error;
+  }
+
+  if (existsSync(configFile) && !flags.force) {
+    throw new UsageError(`${configFile} already exists: pass --force to overwrite it, or --rotate to renew the certificates only`);
+  }
+  const pkiExists = existsSync(join(tlsDir, 'ca.crt'));
+  if (pkiExists && !flags.force) {
+    throw new UsageError(`a PKI already exists in ${tlsDir}: pass --force to reuse its CA, or --rotate to renew it`);
+  }
+
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // With --force over an existing PKI the CA stays (agents keep trusting it) and every
+  // certificate is reissued, so the SANs match the new addresses.
+  const pki = await createPki(tlsDir, {
+    vmAddresses: [config.vm.address],
+    macAgentAddresses: macAgentIps(config.mac.agent),
+    rotate: pkiExists,
+  });
+  writeConfigAtomically(configFile, config);
+  loadConfig(configFile); // what we wrote must load: same validation as every later command
+
+  if (ctx.global.json) {
+    ctx.io.stdout.write(`${JSON.stringify({ command: 'init', config: configFile, tlsDir, newCa: pki.newCa, files: pki.files }, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  ctx.io.stdout.write(
+    `Wrote ${configFile} (mode 0600) and ${pki.newCa ? 'a new' : 'renewed certificates of the existing'} PKI in ${tlsDir}:\n` +
+      `  CA (ca.crt, ca.key) and certificates for controller, vm-agent (DNS:vm-agent, IP:${config.vm.address}), mac-agent, monitor; keys 0600.\n`,
+  );
+  ctx.io.stdout.write(nextSteps(config, configFile, tlsDir, !ctx.global.config && !ctx.io.env.WGCTL_CONFIG && !flags.dir, false));
+  return EXIT.ok;
+}

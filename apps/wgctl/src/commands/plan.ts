@@ -1,0 +1,28 @@
+/** `wgctl plan` / `up --dry-run`: Up with dry_run on both agents; prints every command, runs none. */
+import type { CommandContext } from '../cli';
+import { EXIT } from '../errors';
+import { PLAN_STEPS, plan } from '../orchestrator';
+import { createProgress } from '../render/progress';
+import { renderPlan } from '../render/results';
+import { openAgents, timeoutMs, writeJson } from './context';
+import { UP_DEFAULT_TIMEOUT_S, upOptionsFor } from './up';
+
+export async function planCommand(ctx: CommandContext, flags: { macSource?: string }): Promise<number> {
+  const { config, options, vmAddress } = await upOptionsFor(ctx, flags);
+  const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, UP_DEFAULT_TIMEOUT_S), vmAddress });
+  // The plan itself is the output; progress would only repeat it.
+  const progress = createProgress({ mode: 'none', out: ctx.io.stdout, steps: PLAN_STEPS, stopOnFailure: true });
+  try {
+    const result = await plan(agents.vm, agents.mac, options, progress.onEvent);
+    await progress.finish();
+    if (ctx.global.json) writeJson(ctx, { command: 'plan', ...result });
+    else if (result.ok) ctx.io.stdout.write(renderPlan(result));
+    else {
+      ctx.io.stdout.write(renderPlan(result));
+      ctx.io.stderr.write(`wgctl plan: could not complete the dry run: ${result.failure?.message}\n`);
+    }
+    return result.ok ? EXIT.ok : EXIT.failed;
+  } finally {
+    agents.close();
+  }
+}

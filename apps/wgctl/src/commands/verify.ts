@@ -1,0 +1,81 @@
+/**
+ * `wgctl verify`: the Mac captures on its uplink while probing a target through the tunnel;
+ * at the same time the VM captures on the tunnel interface. judgeVerify decides.
+ */
+import { isIpAddress } from '@wgctl/config';
+import type { CaptureResult } from '@wgctl/proto';
+import type { CommandContext } from '../cli';
+import { CliError, EXIT, UsageError } from '../errors';
+import { connectBoth } from '../orchestrator';
+import { judgeVerify, type VerifyVerdict } from '../verify';
+import { loadControllerConfig, openAgents, timeoutMs, writeJson } from './context';
+
+const DEFAULT_DURATION_S = 5;
+const DEFAULT_COUNT = 3;
+const FALLBACK_TARGET = '1.1.1.1';
+/** The VM's capture starts first and ends last, so it covers the whole probe. */
+const VM_HEAD_START_MS = 500;
+const MAX_PACKETS = 2000;
+
+export interface VerifyFlags {
+  target?: string;
+  duration?: number;
+  count?: number;
+}
+
+export function renderVerdict(verdict: VerifyVerdict, target: string): string {
+  const lines: string[] = [];
+  lines.push(`verify: ${verdict.pass ? 'PASS' : 'FAIL'} (probe ${target}; uplink ${verdict.uplinkInterface || '?'}, tunnel ${verdict.tunnelInterface || '?'})`);
+  const a = verdict.allowed;
+  lines.push(`  uplink: ${a.wireguard} WireGuard, ${a.dhcp} DHCP, ${a.arp} ARP, ${a.ndp} NDP packet(s) allowed; ${verdict.leaks.length} leaked`);
+  lines.push(`  tunnel: probe seen leaving with a tunnel source: ${verdict.probeSeen.length} packet(s)`);
+  if (verdict.leaks.length > 0) {
+    lines.push('  leaked on the uplink:');
+    for (const leak of verdict.leaks.slice(0, 50)) lines.push(`    - ${leak.reason}`);
+    if (verdict.leaks.length > 50) lines.push(`    … and ${verdict.leaks.length - 50} more (see --json)`);
+  }
+  for (const p of verdict.problems) lines.push(`  problem: ${p}`);
+  for (const w of verdict.warnings) lines.push(`  note: ${w}`);
+  return `${lines.join('\n')}\n`;
+}
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function verifyCommand(ctx: CommandContext, flags: VerifyFlags): Promise<number> {
+  if (flags.target !== undefined && !isIpAddress(flags.target)) {
+    throw new UsageError(`--target: expected an IPv4 or IPv6 address, got "${flags.target}"`);
+  }
+  const { config } = loadControllerConfig(ctx);
+  const durationMs = Math.round((flags.duration ?? DEFAULT_DURATION_S) * 1000);
+  const probeCount = flags.count ?? DEFAULT_COUNT;
+  const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, durationMs / 1000 + VM_HEAD_START_MS / 1000 + 30) });
+  try {
+    const connected = await connectBoth(agents.vm, agents.mac);
+    const unusable = Object.values(connected.errors);
+    if (unusable.length > 0 || !connected.vm) throw new CliError(`cannot verify: ${unusable.join('; ')}`);
+    const vm = connected.vm;
+    const target = flags.target ?? vm.dns.find(isIpAddress) ?? FALLBACK_TARGET;
+
+    if (!ctx.global.json) ctx.io.stdout.write(`verify: capturing for ${durationMs / 1000} s while probing ${target} ${probeCount} time(s)…\n`);
+    const vmCapture = agents.vm.capture({ interface: '', durationMs: durationMs + 2 * VM_HEAD_START_MS, maxPackets: MAX_PACKETS, probeTarget: '', probeCount: 0 });
+    const macCapture = delay(VM_HEAD_START_MS).then(() =>
+      agents.mac.capture({ interface: '', durationMs, maxPackets: MAX_PACKETS, probeTarget: target, probeCount }),
+    );
+    const [vmResult, macResult] = await Promise.allSettled([vmCapture, macCapture]);
+    const failures = [vmResult, macResult].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failures.length > 0) {
+      throw new CliError(`capture failed: ${failures.map((f) => (f.reason instanceof Error ? f.reason.message : String(f.reason))).join('; ')}`);
+    }
+    const mac = (macResult as PromiseFulfilledResult<CaptureResult>).value;
+    const tunnel = (vmResult as PromiseFulfilledResult<CaptureResult>).value;
+    const verdict = judgeVerify(mac, tunnel, vm.endpoints, vm.tunnelAddresses, target);
+    if (ctx.global.json) {
+      writeJson(ctx, { command: 'verify', target, endpoints: vm.endpoints, tunnelAddresses: vm.tunnelAddresses, ...verdict });
+    } else {
+      ctx.io.stdout.write(renderVerdict(verdict, target));
+    }
+    return verdict.pass ? EXIT.ok : EXIT.failed;
+  } finally {
+    agents.close();
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * Live progress of an orchestrated operation: listr2 on a terminal, plain timestamped lines
+ * otherwise (pipes, CI, logs), nothing with --json. Both consume the orchestrator's events.
+ */
+import { type StepEvent, StepState } from '@wgctl/proto';
+import { SIDE_LABEL } from '../agents';
+import type { Writable } from '../io';
+import { type OrchestratorEvent, STEP_TITLES, type StepId } from '../orchestrator';
+import { shellQuote } from './text';
+
+export interface ProgressView {
+  onEvent(event: OrchestratorEvent): void;
+  /** Settles the display (steps that never ran are shown as not run). */
+  finish(): Promise<void>;
+}
+
+export type ProgressMode = 'listr' | 'plain' | 'none';
+
+export interface ProgressOptions {
+  mode: ProgressMode;
+  out: Writable;
+  /** Top-level steps in order (rollback steps appear only when a rollback happens). */
+  steps: StepId[];
+  /** up/plan stop at the first failed step; down carries on. */
+  stopOnFailure: boolean;
+}
+
+const STATE_WORD: Record<number, string> = {
+  [StepState.STEP_STATE_STARTED]: 'started',
+  [StepState.STEP_STATE_DONE]: 'done',
+  [StepState.STEP_STATE_SKIPPED]: 'skipped',
+  [StepState.STEP_STATE_FAILED]: 'FAILED',
+};
+
+export function agentStepLine(side: 'vm' | 'mac', event: StepEvent): string {
+  const word = STATE_WORD[event.state] ?? 'unknown';
+  return `${side === 'vm' ? 'vm ' : 'mac'} ${event.step} ${word}${event.message ? `: ${event.message}` : ''}`;
+}
+
+export function commandLine(c: { argv: string[]; exitCode: number; dryRun: boolean; stderr: string }): string {
+  const status = c.dryRun ? ' (would run)' : c.exitCode === 0 ? '' : ` (exit ${c.exitCode})`;
+  return `$ ${shellQuote(c.argv)}${status}`;
+}
+
+function stamp(ms: number): string {
+  return `[${(ms / 1000).toFixed(1).padStart(5)}s]`;
+}
+
+export function createProgress(options: ProgressOptions): ProgressView {
+  if (options.mode === 'none') return { onEvent: () => {}, finish: async () => {} };
+  if (options.mode === 'plain') return plainProgress(options.out);
+  return listrProgress(options);
+}
+
+/** One line per event; agent steps with each command they ran. Never rewrites a line. */
+export function plainProgress(out: Writable): ProgressView {
+  return {
+    onEvent(e) {
+      const t = stamp(e.atMs);
+      switch (e.kind) {
+        case 'start':
+          out.write(`${t} ${e.step}: ${STEP_TITLES[e.step]}\n`);
+          break;
+        case 'agent':
+          if (e.event.state === StepState.STEP_STATE_STARTED) break;
+          out.write(`${t}   ${agentStepLine(e.side, e.event)}\n`);
+          for (const c of e.event.commands) {
+            out.write(`${t}       ${commandLine(c)}\n`);
+            if (c.exitCode !== 0 && !c.dryRun && c.stderr) out.write(`${t}         stderr: ${c.stderr.split('\n').join('\n                 ')}\n`);
+          }
+          break;
+        case 'done':
+          out.write(`${t} ${e.step}: ok${e.detail ? ` (${e.detail})` : ''}\n`);
+          break;
+        case 'skipped':
+          out.write(`${t} ${e.step}: skipped (${e.detail})\n`);
+          break;
+        case 'failed':
+          out.write(`${t} ${e.step}: FAILED: ${e.error}\n`);
+          break;
+        case 'rollback':
+          out.write(`${t} rolling back: ${e.steps.join(', ')}\n`);
+          break;
+      }
+    },
+    finish: async () => {},
+  };
+}
+
+interface Deferred {
+  resolve(detail?: string): void;
+  reject(error: Error): void;
+  skip(detail: string): void;
+}
+
+/** listr2 with one task per step, resolved by the events; rollback tasks are added on demand. */
+function listrProgress(options: ProgressOptions): ProgressView {
+  // Lazy: listr2 is only loaded for an interactive terminal.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { Listr } = require('listr2') as typeof import('listr2');
+  type Wrapper = { title: string | undefined; output: string; skip(message?: string): void };
+
+  const buffered = new Map<StepId, OrchestratorEvent[]>();
+  const active = new Map<StepId, { task: Wrapper; deferred: Deferred }>();
+  const settled = new Set<StepId>();
+  let stopped = false;
+  let finished = false;
+  const isMainStep = (step: StepId) => options.steps.includes(step);
+  let rollbackSteps: StepId[] | undefined;
+  let resolveRollback: (steps: StepId[]) => void = () => {};
+  const rollbackKnown = new Promise<StepId[]>((r) => (resolveRollback = r));
+
+  function apply(step: StepId, e: OrchestratorEvent): void {
+    const entry = active.get(step);
+    if (!entry) {
+      buffered.set(step, [...(buffered.get(step) ?? []), e]);
+      return;
+    }
+    const { task, deferred } = entry;
+    switch (e.kind) {
+      case 'agent':
+        if (e.event.state === StepState.STEP_STATE_STARTED) task.output = `${SIDE_LABEL[e.side]}: ${e.event.step}…`;
+        else task.output = agentStepLine(e.side, e.event);
+        break;
+      case 'done':
+        settled.add(step);
+        if (e.detail) task.title = `${STEP_TITLES[step]} (${e.detail})`;
+        deferred.resolve();
+        break;
+      case 'skipped':
+        settled.add(step);
+        deferred.skip(e.detail);
+        break;
+      case 'failed':
+        settled.add(step);
+        deferred.reject(new Error(e.error));
+        break;
+      default:
+        break;
+    }
+  }
+
+  function taskFor(step: StepId) {
+    return {
+      title: STEP_TITLES[step],
+      task: (_ctx: unknown, task: Wrapper) =>
+        new Promise<void>((resolve, reject) => {
+          const deferred: Deferred = {
+            resolve: () => resolve(),
+            reject,
+            skip: (detail) => {
+              task.skip(`${STEP_TITLES[step]} (${detail})`);
+              resolve();
+            },
+          };
+          active.set(step, { task, deferred });
+          if (((stopped && isMainStep(step)) || finished) && !buffered.has(step)) {
+            settled.add(step);
+            deferred.skip('not run');
+            return;
+          }
+          for (const e of buffered.get(step) ?? []) apply(step, e);
+          buffered.delete(step);
+        }),
+      rendererOptions: { persistentOutput: true, outputBar: Infinity },
+    };
+  }
+
+  const tasks = [
+    ...options.steps.map(taskFor),
+    {
+      // Untitled (hidden) unless a rollback happens; then it holds the rollback steps.
+      task: async (_ctx: unknown, task: Wrapper & { newListr: (t: unknown[], o?: unknown) => unknown }) => {
+        const steps = await rollbackKnown;
+        if (steps.length === 0) return;
+        task.title = 'Roll back what this run changed';
+        return task.newListr(steps.map(taskFor), { exitOnError: false });
+      },
+    },
+  ];
+  const listr = new Listr(tasks as never, {
+    exitOnError: false,
+    registerSignalListeners: false,
+    rendererOptions: { collapseSubtasks: false, showErrorMessage: true },
+  });
+  const running = listr.run().catch(() => {});
+
+  /** Main steps after a failure (or everything, when finishing) will not run: show that. */
+  function stopRemaining(): void {
+    stopped = true;
+    for (const [step, { deferred }] of active) {
+      if (!settled.has(step) && (finished || isMainStep(step))) {
+        settled.add(step);
+        deferred.skip('not run');
+      }
+    }
+  }
+
+  return {
+    onEvent(e) {
+      if (e.kind === 'rollback') {
+        rollbackSteps = e.steps;
+        resolveRollback(e.steps);
+        return;
+      }
+      apply(e.step, e);
+      if (e.kind === 'failed' && options.stopOnFailure && isMainStep(e.step)) stopRemaining();
+    },
+    async finish() {
+      if (!rollbackSteps) resolveRollback([]);
+      finished = true;
+      stopRemaining();
+      await running;
+    },
+  };
+}

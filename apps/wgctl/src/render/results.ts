@@ -1,0 +1,80 @@
+/** Text for the end of up/down/plan: what happened, what failed (with the command's stderr). */
+import { SIDE_LABEL } from '../agents';
+import type { DownResult, Failure, PlanResult, UpResult } from '../orchestrator';
+import { commandLine } from './progress';
+import { formatDuration, shellQuote } from './text';
+
+function failureLines(failure: Failure): string[] {
+  const where = failure.agentStep ? `${failure.step} (agent step ${failure.agentStep})` : failure.step;
+  const lines = [`FAILED at step ${where}: ${failure.message}`];
+  if (failure.command) {
+    lines.push(`  command: ${shellQuote(failure.command.argv)} (exit ${failure.command.exitCode})`);
+    if (failure.command.stderr) lines.push(`  stderr:  ${failure.command.stderr.split('\n').join('\n           ')}`);
+  }
+  return lines;
+}
+
+export function renderUpResult(result: UpResult): { stdout: string; stderr: string } {
+  if (result.ok) {
+    const endpoints = result.endpoints.map((e) => `${e.ip || e.host}:${e.port}`).join(', ');
+    return {
+      stdout: `up: done in ${formatDuration(result.totalMs)}: all traffic goes through the tunnel (server ${endpoints}, tunnel ${result.tunnelAddresses.join(', ')})\n`,
+      stderr: '',
+    };
+  }
+  const lines = [`wgctl up: ${failureLines(result.failure!).join('\n')}`];
+  if (result.rollback.length === 0) lines.push('  nothing to roll back: this run changed nothing');
+  for (const rb of result.rollback) {
+    lines.push(`  rollback ${SIDE_LABEL[rb.side]} Down: ${rb.ok ? 'ok' : `FAILED: ${rb.error}`}`);
+  }
+  for (const left of result.left) lines.push(`  left: ${left}`);
+  lines.push(`  total ${formatDuration(result.totalMs)}`);
+  return { stdout: '', stderr: `${lines.join('\n')}\n` };
+}
+
+export function renderDownResult(result: DownResult, dryRun: boolean): { stdout: string; stderr: string } {
+  const sideLine = (side: 'mac' | 'vm') => {
+    const s = result.sides[side];
+    const label = SIDE_LABEL[side];
+    switch (s.outcome) {
+      case 'done':
+        return `  ${label}: ${dryRun ? 'dry run done' : 'down'}`;
+      case 'unreachable':
+        return `  ${label}: UNREACHABLE: ${s.error}`;
+      case 'failed':
+        return [`  ${label}: ${failureLines(s.failure!).join('\n  ')}`].join('\n');
+      default:
+        return `  ${label}: not run`;
+    }
+  };
+  const body = [sideLine('mac'), sideLine('vm')];
+  if (result.ok) return { stdout: `down: done in ${formatDuration(result.totalMs)}\n${body.join('\n')}\n`, stderr: '' };
+  const lines = [`wgctl down: incomplete after ${formatDuration(result.totalMs)}`, ...body];
+  for (const left of result.left) lines.push(`  left: ${left}`);
+  return { stdout: '', stderr: `${lines.join('\n')}\n` };
+}
+
+export function renderPlan(result: PlanResult): string {
+  const lines: string[] = [];
+  lines.push(`Plan for \`wgctl up\` (nothing was changed; Mac source ${result.macSource ?? '?'}):`);
+  let n = 0;
+  for (const side of ['vm', 'mac'] as const) {
+    const steps = result.steps.filter((s) => s.side === side);
+    lines.push('');
+    lines.push(`${side === 'vm' ? 'VM' : 'Mac'} (${SIDE_LABEL[side]}), in order:`);
+    if (steps.length === 0) lines.push('  (no steps reported)');
+    for (const step of steps) {
+      n += 1;
+      const state = step.state === 'skipped' ? ' [already done, skipped]' : step.state === 'failed' ? ' [FAILED]' : '';
+      lines.push(`  ${n}. ${step.step}${state}${step.message ? `: ${step.message}` : ''}`);
+      for (const c of step.commands) {
+        lines.push(`       ${c.wouldRun ? commandLine({ argv: c.argv, exitCode: -1, dryRun: true, stderr: '' }) : `${commandLine({ argv: c.argv, exitCode: 0, dryRun: false, stderr: '' })}   (read-only, ran to inspect)`}`);
+      }
+    }
+  }
+  if (!result.ok && result.failure) {
+    lines.push('');
+    lines.push(failureLines(result.failure).join('\n'));
+  }
+  return `${lines.join('\n')}\n`;
+}

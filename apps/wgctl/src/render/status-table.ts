@@ -1,0 +1,93 @@
+/** `wgctl status` for people: the two agents side by side, then the verdict. */
+import { freshestHandshake, type MacSideJson, type StatusReport, type Unreachable, type VmSideJson } from '../status-model';
+import { columns, formatAge, formatBytes } from './text';
+
+const NA = '-';
+
+type Row = [label: string, vm: string, mac: string];
+
+function agentCell(side: VmSideJson | MacSideJson): string {
+  const a = side.agent;
+  return a ? `${a.name} ${a.version}${a.driver ? ` (${a.driver})` : ''} on ${a.hostname}` : 'unknown agent';
+}
+
+function healthCell(side: VmSideJson | MacSideJson): string {
+  return side.health.reasons.length ? `${side.health.state}: ${side.health.reasons.join('; ')}` : side.health.state;
+}
+
+function vmRows(vm: VmSideJson): Omit<Record<string, string>, never> {
+  const age = freshestHandshake(vm);
+  const rx = vm.peers.reduce((n, p) => n + p.rxBytes, 0);
+  const tx = vm.peers.reduce((n, p) => n + p.txBytes, 0);
+  return {
+    agent: agentCell(vm),
+    health: healthCell(vm),
+    tunnel: `${vm.interface || '?'} ${vm.interfaceUp ? 'up' : 'DOWN'}${vm.tunnelAddresses.length ? ` ${vm.tunnelAddresses.join(', ')}` : ''}`,
+    handshake: !vm.interfaceUp ? NA : age === null ? 'never' : formatAge(age),
+    transfer: vm.peers.length ? `rx ${formatBytes(rx)} / tx ${formatBytes(tx)}` : NA,
+    endpoint: vm.peers.map((p) => p.endpoint ?? '(none)').join(', ') || NA,
+    routes: `ip_forward ${vm.ipForward ? 'on' : 'OFF'}${vm.macSource ? `, SNAT ${vm.macSource}` : ''}`,
+    killSwitch: NA,
+    dns: NA,
+    gateway: NA,
+    uplink: NA,
+  };
+}
+
+function macRows(mac: MacSideJson): Record<string, string> {
+  const ks = mac.killSwitch;
+  return {
+    agent: agentCell(mac),
+    health: healthCell(mac),
+    tunnel: `${mac.up ? 'up' : 'DOWN'}${mac.vmAddress ? ` via ${mac.vmAddress}` : ''}`,
+    handshake: NA,
+    transfer: NA,
+    endpoint: mac.endpoints.map((e) => `${e.ip || e.host}:${e.port}`).join(', ') || NA,
+    routes: mac.routes.map((r) => `${r.destination}${r.present ? '' : ' MISSING'}`).join(', ') || NA,
+    killSwitch: ks.loaded
+      ? `${ks.enabled ? 'on' : 'loaded, NOT enabled'}${ks.interface ? ` (${ks.interface})` : ''}`
+      : 'OFF',
+    dns: mac.dns.servers.length ? `${mac.dns.servers.join(', ')}${mac.dns.managed ? '' : ' (not managed)'}` : NA,
+    gateway: mac.uplink.gateway ?? NA,
+    uplink: mac.uplink.interface ?? NA,
+  };
+}
+
+const LABELS: [key: string, label: string][] = [
+  ['agent', 'Agent'],
+  ['health', 'Health'],
+  ['tunnel', 'Tunnel'],
+  ['handshake', 'Handshake'],
+  ['transfer', 'Transfer'],
+  ['endpoint', 'Endpoint'],
+  ['routes', 'Routes'],
+  ['killSwitch', 'Kill switch'],
+  ['dns', 'DNS'],
+  ['gateway', 'Gateway'],
+  ['uplink', 'Uplink'],
+];
+
+function unreachableRows(side: Unreachable): Record<string, string> {
+  const cells: Record<string, string> = Object.fromEntries(LABELS.map(([k]) => [k, NA]));
+  cells.agent = 'UNREACHABLE';
+  cells.health = side.error;
+  return cells;
+}
+
+export function renderStatusTable(report: StatusReport): string {
+  const vm = report.vm.reachable ? vmRows(report.vm) : unreachableRows(report.vm);
+  const mac = report.mac.reachable ? macRows(report.mac) : unreachableRows(report.mac);
+  const rows: Row[] = [
+    ['', `VM (${report.vm.target})`, `Mac (${report.mac.target})`],
+    ...LABELS.map(([key, label]): Row => [label, vm[key] ?? NA, mac[key] ?? NA]),
+  ];
+  const failing = [
+    ...(report.vm.reachable ? report.vm.checks.filter((c) => !c.ok).map((c) => `VM ${c.name}`) : []),
+    ...(report.mac.reachable ? report.mac.checks.filter((c) => !c.ok).map((c) => `Mac ${c.name}`) : []),
+  ];
+  const lines = columns(rows, 3);
+  lines.push('');
+  lines.push(`Overall: ${report.overall.toUpperCase()}${failing.length ? ` (failing checks: ${failing.join(', ')})` : ''}`);
+  for (const p of report.problems) lines.push(`  - ${p}`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,263 @@
+/**
+ * `wgctl status` as data: the two agents' Status answers (or why they could not be had)
+ * turned into one report — the JSON of `status --json` (schema: docs/status-schema.md, zod
+ * mirror in status-schema.ts) and the input of the table. Pure: `now` is a parameter.
+ */
+import type { Check, Endpoint, Health, MacStatus, VmStatus } from '@wgctl/proto';
+
+export const STATUS_SCHEMA_ID = 'wgctl.status/v1';
+
+/** WireGuard re-handshakes about every 2 minutes on a live tunnel; 180 s = RejectAfterTime. */
+export const HANDSHAKE_STALE_S = 180;
+
+export type Overall = 'healthy' | 'degraded' | 'down';
+export const OVERALL_EXIT: Record<Overall, number> = { healthy: 0, degraded: 1, down: 2 };
+
+export interface AgentJson {
+  name: string;
+  version: string;
+  protocolVersion: string;
+  hostname: string;
+  driver: string;
+  pid: number;
+}
+
+export interface HealthJson {
+  state: 'SERVING' | 'NOT_SERVING' | 'UNKNOWN';
+  reasons: string[];
+  sampledAt: string | null;
+}
+
+export interface CheckJson {
+  name: string;
+  ok: boolean;
+  detail: string;
+  evidence: string[];
+}
+
+export interface Unreachable {
+  reachable: false;
+  target: string;
+  error: string;
+}
+
+export interface VmPeerJson {
+  publicKey: string;
+  endpoint: string | null;
+  allowedIps: string[];
+  latestHandshake: string | null;
+  handshakeAgeSeconds: number | null;
+  rxBytes: number;
+  txBytes: number;
+  persistentKeepalive: number | null;
+}
+
+export interface VmSideJson {
+  reachable: true;
+  target: string;
+  agent: AgentJson | null;
+  health: HealthJson;
+  interface: string;
+  interfaceUp: boolean;
+  publicKey: string;
+  listenPort: number;
+  tunnelAddresses: string[];
+  ipForward: boolean;
+  iptablesBackend: string;
+  macSource: string | null;
+  peers: VmPeerJson[];
+  checks: CheckJson[];
+}
+
+export interface MacSideJson {
+  reachable: true;
+  target: string;
+  agent: AgentJson | null;
+  health: HealthJson;
+  up: boolean;
+  uplink: { interface: string | null; gateway: string | null };
+  vmAddress: string | null;
+  endpoints: { host: string; ip: string; port: number }[];
+  routes: { destination: string; gateway: string; interface: string; present: boolean; evidence: string }[];
+  killSwitch: {
+    loaded: boolean;
+    enabled: boolean;
+    referenced: boolean;
+    tokenHeld: boolean;
+    interface: string | null;
+    rules: string[];
+  };
+  dns: { servers: string[]; previous: string[]; managed: boolean };
+  lastRoam: string | null;
+  checks: CheckJson[];
+}
+
+export interface StatusReport {
+  schema: typeof STATUS_SCHEMA_ID;
+  time: string;
+  overall: Overall;
+  exitCode: 0 | 1 | 2;
+  problems: string[];
+  vm: VmSideJson | Unreachable;
+  mac: MacSideJson | Unreachable;
+}
+
+export type Fetched<T> = { ok: true; value: T } | { ok: false; error: string };
+
+const orNull = (s: string): string | null => (s === '' ? null : s);
+
+function toNumber(value: string | number): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  return Number.isFinite(n) ? n : 0;
+}
+
+function isoFromMs(ms: string | number): string | null {
+  const n = toNumber(ms);
+  return n > 0 ? new Date(n).toISOString() : null;
+}
+
+function agentJson(agent: VmStatus['agent']): AgentJson | null {
+  if (!agent) return null;
+  return {
+    name: agent.agent,
+    version: agent.version,
+    protocolVersion: agent.protocolVersion,
+    hostname: agent.hostname,
+    driver: agent.driver,
+    pid: toNumber(agent.pid),
+  };
+}
+
+function healthJson(health: Health | undefined): HealthJson {
+  const state = health?.state === 1 ? 'SERVING' : health?.state === 2 ? 'NOT_SERVING' : 'UNKNOWN';
+  return { state, reasons: health?.reasons ?? [], sampledAt: health ? isoFromMs(health.sampledAtMs) : null };
+}
+
+function checksJson(checks: Check[]): CheckJson[] {
+  return checks.map((c) => ({ name: c.name, ok: c.ok, detail: c.detail, evidence: c.evidence }));
+}
+
+function endpointJson(e: Endpoint) {
+  return { host: e.host, ip: e.ip, port: e.port };
+}
+
+export function vmSide(target: string, s: VmStatus): VmSideJson {
+  return {
+    reachable: true,
+    target,
+    agent: agentJson(s.agent),
+    health: healthJson(s.health),
+    interface: s.interface,
+    interfaceUp: s.interfaceUp,
+    publicKey: s.publicKey,
+    listenPort: s.listenPort,
+    tunnelAddresses: s.tunnelAddresses,
+    ipForward: s.ipForward,
+    iptablesBackend: s.iptablesBackend,
+    macSource: orNull(s.macSource),
+    peers: s.peers.map((p) => {
+      const handshake = toNumber(p.latestHandshakeUnix);
+      const age = toNumber(p.handshakeAgeS);
+      return {
+        publicKey: p.publicKey,
+        endpoint: orNull(p.endpoint),
+        allowedIps: p.allowedIps,
+        latestHandshake: handshake > 0 ? new Date(handshake * 1000).toISOString() : null,
+        handshakeAgeSeconds: handshake > 0 && age >= 0 ? age : null,
+        rxBytes: toNumber(p.rxBytes),
+        txBytes: toNumber(p.txBytes),
+        persistentKeepalive: p.persistentKeepalive > 0 ? p.persistentKeepalive : null,
+      };
+    }),
+    checks: checksJson(s.checks),
+  };
+}
+
+export function macSide(target: string, s: MacStatus): MacSideJson {
+  const ks = s.killSwitch;
+  return {
+    reachable: true,
+    target,
+    agent: agentJson(s.agent),
+    health: healthJson(s.health),
+    up: s.up,
+    uplink: { interface: orNull(s.uplinkInterface), gateway: orNull(s.gateway) },
+    vmAddress: orNull(s.vmAddress),
+    endpoints: s.endpoints.map(endpointJson),
+    routes: s.routes.map((r) => ({ destination: r.destination, gateway: r.gateway, interface: r.interface, present: r.present, evidence: r.evidence })),
+    killSwitch: {
+      loaded: ks?.loaded ?? false,
+      enabled: ks?.enabled ?? false,
+      referenced: ks?.referenced ?? false,
+      tokenHeld: ks?.tokenHeld ?? false,
+      interface: ks ? orNull(ks.interface) : null,
+      rules: ks?.rules ?? [],
+    },
+    dns: { servers: s.dns?.servers ?? [], previous: s.dns?.previous ?? [], managed: s.dns?.managed ?? false },
+    lastRoam: isoFromMs(s.lastRoamUnixMs),
+    checks: checksJson(s.checks),
+  };
+}
+
+/** The freshest handshake over all peers: seconds, null = never. */
+export function freshestHandshake(vm: VmSideJson): number | null {
+  const ages = vm.peers.map((p) => p.handshakeAgeSeconds).filter((a): a is number => a !== null);
+  return ages.length > 0 ? Math.min(...ages) : null;
+}
+
+/**
+ * healthy: both reachable and up, SERVING, every check ok, a handshake within 180 s, the
+ * split routes present, kill switch loaded and enabled, ip_forward on.
+ * down: an agent unreachable, or neither side up. Anything in between: degraded.
+ */
+export function assess(vm: VmSideJson | Unreachable, mac: MacSideJson | Unreachable): { overall: Overall; problems: string[] } {
+  const problems: string[] = [];
+  if (!vm.reachable) problems.push(`vm-agent unreachable (${vm.target}): ${vm.error}`);
+  if (!mac.reachable) problems.push(`mac-agent unreachable (${mac.target}): ${mac.error}`);
+  if (!vm.reachable || !mac.reachable) return { overall: 'down', problems };
+
+  if (!vm.interfaceUp && !mac.up) return { overall: 'down', problems: ['the tunnel is down on both sides (run `wgctl up`)'] };
+
+  if (vm.health.state !== 'SERVING') problems.push(`vm-agent ${vm.health.state}${vm.health.reasons.length ? `: ${vm.health.reasons.join('; ')}` : ''}`);
+  if (mac.health.state !== 'SERVING') problems.push(`mac-agent ${mac.health.state}${mac.health.reasons.length ? `: ${mac.health.reasons.join('; ')}` : ''}`);
+
+  if (!vm.interfaceUp) problems.push(`VM: ${vm.interface || 'the WireGuard interface'} is down`);
+  else {
+    const age = freshestHandshake(vm);
+    if (age === null) problems.push('VM: no handshake with the server yet');
+    else if (age > HANDSHAKE_STALE_S) problems.push(`VM: last handshake ${age} s ago (stale after ${HANDSHAKE_STALE_S} s)`);
+    if (!vm.ipForward) problems.push('VM: ip_forward is off: the Mac\'s traffic is not forwarded');
+  }
+  if (!mac.up) problems.push('Mac: not up (routes/kill switch not applied)');
+  else {
+    const missing = mac.routes.filter((r) => !r.present).map((r) => r.destination);
+    if (missing.length > 0) problems.push(`Mac: routes missing: ${missing.join(', ')}`);
+    if (!mac.killSwitch.loaded || !mac.killSwitch.enabled) {
+      problems.push(`Mac: kill switch ${!mac.killSwitch.loaded ? 'not loaded' : 'loaded but not enabled'}: traffic could leak`);
+    }
+  }
+  for (const [who, checks] of [['VM', vm.checks], ['Mac', mac.checks]] as const) {
+    for (const c of checks) if (!c.ok) problems.push(`${who}: check ${c.name} failed${c.detail ? `: ${c.detail}` : ''}`);
+  }
+  return { overall: problems.length === 0 ? 'healthy' : 'degraded', problems };
+}
+
+export function buildStatusReport(
+  vm: Fetched<VmStatus>,
+  mac: Fetched<MacStatus>,
+  targets: { vm: string; mac: string },
+  now: Date,
+): StatusReport {
+  const vmJson: VmSideJson | Unreachable = vm.ok ? vmSide(targets.vm, vm.value) : { reachable: false, target: targets.vm, error: vm.error };
+  const macJson: MacSideJson | Unreachable = mac.ok ? macSide(targets.mac, mac.value) : { reachable: false, target: targets.mac, error: mac.error };
+  const { overall, problems } = assess(vmJson, macJson);
+  return {
+    schema: STATUS_SCHEMA_ID,
+    time: now.toISOString(),
+    overall,
+    exitCode: OVERALL_EXIT[overall] as 0 | 1 | 2,
+    problems,
+    vm: vmJson,
+    mac: macJson,
+  };
+}
