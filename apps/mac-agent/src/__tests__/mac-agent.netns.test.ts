@@ -12,12 +12,15 @@ import type { StepRecord } from '@wgctl/runner';
 import { LinuxDriver } from '../host/linux';
 import { MacAgentEngine } from '../service/engine';
 import { JournalStore, type UpIntent } from '../service/journal';
-import { ADDR, IF, createLab, enableVmIpv6, netnsSpawner, netnsTestsEnabled, type Lab } from '../testing/lab';
+import { ADDR, IF, createLab, enableVmIpv6, netnsSpawner, netnsTestsEnabled, sentBy, type Lab } from '../testing/lab';
 
 const describeNetns = netnsTestsEnabled() ? describe : describe.skip;
 jest.setTimeout(60_000);
 
 const ORIGINAL_RESOLV = '# lab resolv.conf\nnameserver 192.0.2.1\nsearch lan.example\n';
+
+/** IPv6 neighbour discovery the kill switch lets out when the uplink has IPv6 (link-local housekeeping). */
+const isNdp = (p: { family: string; line: string }) => p.family === 'ip6' && /ICMP6, (neighbor (solicitation|advertisement)|router solicitation)/.test(p.line);
 
 const intent = (overrides: Partial<UpIntent> = {}): UpIntent => ({
   vmAddress: ADDR.vm,
@@ -36,6 +39,8 @@ describeNetns('mac-agent on a Linux host (network namespaces)', () => {
   let dir: string;
   let engine: MacAgentEngine;
   let logs: MemoryTransport;
+  /** What the echo server received: `rx ADDRESS PORT PAYLOAD`. */
+  const received: string[] = [];
   const resolvPath = () => join(dir, 'resolv.conf');
 
   const newEngine = () => {
@@ -53,6 +58,14 @@ describeNetns('mac-agent on a Linux host (network namespaces)', () => {
     lab = await createLab();
     dir = mkdtempSync(join(tmpdir(), 'wtm-mac-'));
     writeFileSync(resolvPath(), ORIGINAL_RESOLV);
+    // The "WireGuard server": a UDP echo on ADDR.port, v4 and v6, for every test.
+    let listeners = 0;
+    await new Promise<void>((ready) =>
+      lab.node(lab.ns.srv, 'echo-server', [ADDR.server, ADDR.server6, String(ADDR.port)], (line) => {
+        received.push(line);
+        if (line.startsWith('listening') && ++listeners === 2) ready();
+      }),
+    );
   });
 
   afterAll(async () => {
@@ -137,5 +150,134 @@ describeNetns('mac-agent on a Linux host (network namespaces)', () => {
     expect(await routeLines(lab)).toEqual(before);
     expect(readFileSync(resolvPath(), 'utf8')).toBe(ORIGINAL_RESOLV);
     expect((await lab.host.run(['nft', 'list', 'tables'])).stdout).not.toContain('wgctl');
+  });
+
+  it('kill switch: tcpdump on the uplink sees only UDP to/from the server (the VM\'s NATed traffic included), no IPv6', async () => {
+    const hostProbes = [`udp:${ADDR.server}:${ADDR.port}`, `udp:${ADDR.server}:9999`, `tcp:${ADDR.server}:80`, `udp:${ADDR.internet}:5353`, `udp:[${ADDR.server6}]:${ADDR.port}`];
+    const vmProbes = [`udp:${ADDR.server}:${ADDR.port}`, `udp:${ADDR.server}:5353`, `tcp:${ADDR.server}:443`];
+    const traffic = async () => {
+      await lab.probe(lab.ns.host, hostProbes);
+      await lab.probe(lab.ns.vm, vmProbes);
+      await lab.ping(lab.ns.host, ADDR.server);
+      await lab.ping(lab.ns.host, ADDR.server6);
+      await lab.ping(lab.ns.vm, ADDR.server);
+    };
+    const isServerUdp = (p: { family: string; protocol: string; src: string; dst: string; srcPort?: number; dstPort?: number }) =>
+      p.family === 'ip' && p.protocol === 'udp' && ((p.dst === ADDR.server && p.dstPort === ADDR.port) || (p.src === ADDR.server && p.srcPort === ADDR.port));
+
+    // Control, before Up: the same traffic does leak onto the uplink (so the capture can see leaks).
+    const control = await lab.capture(lab.ns.host, IF.hostA);
+    await traffic();
+    const leaked = sentBy(control, await control.stop()).filter((p) => p.family !== 'arp' && !isServerUdp(p));
+    expect(leaked.some((p) => p.protocol === 'udp' && p.dstPort === 9999)).toBe(true);
+    expect(leaked.some((p) => p.protocol === 'tcp' && p.dstPort === 443)).toBe(true); // the VM's, masqueraded
+    expect(leaked.some((p) => p.family === 'ip6' && !isNdp(p))).toBe(true);
+
+    engine = newEngine();
+    expect(await engine.up(intent(), {}, () => undefined)).toMatchObject({ ok: true });
+    received.length = 0;
+    const capture = await lab.capture(lab.ns.host, IF.hostA);
+    await traffic();
+    const packets = await capture.stop();
+    const offenders = sentBy(capture, packets).filter((p) => p.family !== 'arp' && !isServerUdp(p) && !isNdp(p));
+    expect(offenders.map((p) => p.line)).toEqual([]);
+    // The allowed flows did pass, both the host's own and the VM's (masqueraded to the host's address).
+    const toServer = packets.filter((p) => isServerUdp(p) && p.dst === ADDR.server);
+    expect(toServer.length).toBeGreaterThanOrEqual(2);
+    expect(toServer.every((p) => p.src === ADDR.hostA)).toBe(true);
+    expect(received.filter((l) => l.startsWith(`rx ${ADDR.hostA} `)).length).toBeGreaterThanOrEqual(2);
+    expect(packets.some((p) => p.src === ADDR.server && p.srcPort === ADDR.port)).toBe(true); // echoes came back
+    expect(received.some((l) => l.includes('5353') || l.includes('9999'))).toBe(false);
+
+    // The agent dies and the VM network goes away (split routes gone): still nothing leaks.
+    await engine.close();
+    for (const dst of ['0.0.0.0/1', '128.0.0.0/1']) await lab.host.run(['ip', 'route', 'del', dst, 'via', ADDR.vm, 'dev', IF.hostV]);
+    const orphan = await lab.capture(lab.ns.host, IF.hostA);
+    await lab.probe(lab.ns.host, [`udp:${ADDR.internet}:5353`, `tcp:${ADDR.internet}:80`]);
+    expect(await lab.ping(lab.ns.host, ADDR.internet)).toBe(false);
+    expect(sentBy(orphan, await orphan.stop()).filter((p) => p.family !== 'arp' && !isNdp(p)).map((p) => p.line)).toEqual([]);
+    engine = newEngine(); // afterEach brings it down from the journal
+  });
+
+  it('roaming: the gateway, then the uplink change under it; traffic resumes within 1 s with no command; no uplink stays fail-closed', async () => {
+    engine = newEngine();
+    expect(await engine.up(intent(), {}, () => undefined)).toMatchObject({ ok: true });
+    expect(engine.watching).toBe(true);
+
+    // The "VM" keeps a WireGuard-like UDP flow to the server, every 10 ms.
+    const echoes: { seq: number; sentAt: number; receivedAt: number }[] = [];
+    lab.node(lab.ns.vm, 'pinger', [ADDR.server, String(ADDR.port), '10'], (line) => {
+      const [kind, seq, sentAt, receivedAt] = line.split(' ');
+      if (kind === 'echo') echoes.push({ seq: Number(seq), sentAt: Number(sentAt), receivedAt: Number(receivedAt) });
+    });
+    const waitFor = async (what: string, ok: () => boolean, ms = 5_000) => {
+      const deadline = Date.now() + ms;
+      while (!ok()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    /** ms from `changedAt` until an echo of a datagram sent after it came back. */
+    const resumedAfter = async (changedAt: number) => {
+      await waitFor('traffic to resume', () => echoes.some((e) => e.sentAt > changedAt), 3_000).catch(async (e) => {
+        process.stdout.write(`DEBUG echoes=${echoes.length} last=${JSON.stringify(echoes.slice(-2))} changedAt=${changedAt}\n${logs.lines.slice(-30).join('\n')}\n${(await routeLines(lab)).join('\n')}\n`);
+        throw e;
+      });
+      return echoes.find((e) => e.sentAt > changedAt)!.receivedAt - changedAt;
+    };
+    await waitFor('the first echo', () => echoes.length > 0);
+
+    // 1. Same uplink, new gateway (the router's other address).
+    await lab.host.run(['ip', 'route', 'replace', 'default', 'via', ADDR.gwAlt, 'dev', IF.hostA]);
+    const t1 = Date.now(); // the change is in effect
+    await waitFor('the server re-pinned via the new gateway', () => engine.roams.length === 1);
+    const gatewayResume = await resumedAfter(t1);
+    expect(engine.roams[0]).toMatchObject({ fromInterface: IF.hostA, toInterface: IF.hostA, fromGateway: ADDR.gwA, toGateway: ADDR.gwAlt });
+    expect(await routeLines(lab)).toContain(`${ADDR.server} via ${ADDR.gwAlt} dev ${IF.hostA}`);
+    expect(await routeLines(lab)).not.toContain(`${ADDR.server} via ${ADDR.gwA} dev ${IF.hostA}`);
+
+    // 2. The uplink goes away and another network takes over (Wi-Fi → Ethernet).
+    await lab.host.run(['ip', 'link', 'set', IF.hostA, 'down']);
+    await lab.host.run(['ip', 'route', 'add', 'default', 'via', ADDR.gwB, 'dev', IF.hostB]);
+    const t2 = Date.now(); // the change is in effect: from here the flow is broken until the agent re-pins
+    const uplinkResume = await resumedAfter(t2);
+    await waitFor('the roam to the new uplink', () => engine.roams.length === 2);
+    expect(engine.roams[1]).toMatchObject({ fromInterface: IF.hostA, toInterface: IF.hostB, toGateway: ADDR.gwB });
+    expect(await routeLines(lab)).toContain(`${ADDR.server} via ${ADDR.gwB} dev ${IF.hostB}`);
+    const table = (await lab.host.run(['nft', 'list', 'table', 'inet', 'wgctl'])).stdout;
+    expect(table).toContain(`oifname "${IF.hostB}" counter`);
+    expect(table).not.toContain(IF.hostA);
+    process.stdout.write(`roaming: gateway change resumed in ${gatewayResume} ms, uplink change in ${uplinkResume} ms (agent reaction ${engine.roams.map((r) => r.tookMs).join(' / ')} ms)\n`);
+    expect(gatewayResume).toBeLessThan(1_000);
+    expect(uplinkResume).toBeLessThan(1_000);
+
+    // The kill switch followed: on the new uplink only the server flow leaves.
+    const capture = await lab.capture(lab.ns.host, IF.hostB);
+    await lab.probe(lab.ns.host, [`udp:${ADDR.server}:9999`, `tcp:${ADDR.server}:80`]);
+    await lab.probe(lab.ns.vm, [`udp:${ADDR.server}:5353`]);
+    const seen = sentBy(capture, await capture.stop());
+    expect(seen.some((p) => p.protocol === 'udp' && p.dst === ADDR.server && p.dstPort === ADDR.port)).toBe(true); // the VM's flow, now on wtmhb
+    const offenders = seen.filter((p) => p.family !== 'arp' && !isNdp(p) && !(p.protocol === 'udp' && p.dst === ADDR.server && p.dstPort === ADDR.port));
+    expect(offenders.map((p) => p.line)).toEqual([]);
+    expect((await engine.status()).healthy).toBe(true);
+
+    // 3. No uplink at all: fail-closed, the kill switch stays; it comes back on its own.
+    await lab.host.run(['ip', 'route', 'del', 'default', 'via', ADDR.gwB, 'dev', IF.hostB]);
+    await waitFor('the agent to notice', () => engine.journal().uplinkLost);
+    const lost = await engine.status();
+    expect(lost.killSwitch).toMatchObject({ loaded: true, interface: IF.hostB, problems: [] });
+    expect(lost.healthy).toBe(false);
+    expect(lost.reasons.join(' ')).toMatch(/uplink: no default route/);
+    await lab.host.run(['ip', 'route', 'add', 'default', 'via', ADDR.gwB, 'dev', IF.hostB]);
+    await waitFor('the uplink to come back', () => !engine.journal().uplinkLost);
+    expect((await engine.status()).healthy).toBe(true);
+
+    // Put the lab back for the other tests.
+    await engine.down({}, () => undefined);
+    await lab.host.run(['ip', 'route', 'del', 'default', 'via', ADDR.gwB, 'dev', IF.hostB]);
+    await lab.host.run(['ip', 'link', 'set', IF.hostA, 'up']);
+    await lab.host.run(['ip', 'addr', 'replace', `${ADDR.hostA6}/64`, 'dev', IF.hostA, 'nodad']); // IPv6 addresses go with the link
+    await lab.host.run(['ip', 'route', 'replace', 'default', 'via', ADDR.gwA, 'dev', IF.hostA]);
+    await lab.host.run(['ip', '-6', 'route', 'replace', 'default', 'via', ADDR.gwA6, 'dev', IF.hostA]);
   });
 });

@@ -137,6 +137,10 @@ export function killSwitchChains(policy: KillSwitchPolicy): NftChainSpec[] {
     { text: `${inn} counter drop`, comment: 'kill switch' },
   ];
   const forward: NftRuleSpec[] = [
+    // With the split routes, whatever the VM sends that is not pinned is routed straight back
+    // to it: a loop. Dropping it also keeps conntrack from remembering such a flow without NAT
+    // (while a roam briefly unpins the server), which would strand the VM's WireGuard flow.
+    ...(policy.vnic ? [{ text: `iifname "${policy.vnic}" oifname "${policy.vnic}" drop`, comment: 'routed back to the VM: a loop' }] : []),
     ...endpointsOut,
     { text: `${out} counter drop`, comment: 'kill switch (forwarded: the VM and anything NATed)' },
     ...endpointsIn,

@@ -177,6 +177,7 @@ export class MacAgentEngine {
   private pendingEvents: string[] = [];
   private retryTimer?: NodeJS.Timeout;
   private closed = false;
+  private ownDestinations = new Set<string>();
   /** Roams handled since start (tests and status). */
   readonly roams: { atMs: number; fromInterface: string; toInterface: string; fromGateway: string; toGateway: string; tookMs: number }[] = [];
 
@@ -205,7 +206,14 @@ export class MacAgentEngine {
   }
 
   private loadJournal(): MacJournal {
-    return this.store.load() ?? emptyJournal(this.driver.name, this.now());
+    const journal = this.store.load() ?? emptyJournal(this.driver.name, this.now());
+    this.ownDestinations = new Set(journal.routes.map((r) => r.destination));
+    return journal;
+  }
+
+  private saveJournal(journal: MacJournal): void {
+    this.store.save(journal);
+    this.ownDestinations = new Set(journal.routes.map((r) => r.destination));
   }
 
   journal(): MacJournal {
@@ -289,7 +297,7 @@ export class MacAgentEngine {
     const persist = () => {
       if (dryRun) return;
       j.updatedAtMs = this.now();
-      this.store.save(j);
+      this.saveJournal(j);
     };
     let changedAnything = false;
     let uplink!: Uplink;
@@ -485,7 +493,7 @@ export class MacAgentEngine {
       const handle = await this.driver.loadKillSwitch(this.runner, journal.killSwitch.policy, journal.killSwitch.handle ?? undefined);
       journal.killSwitch = { policy: journal.killSwitch.policy, handle };
       journal.updatedAtMs = this.now();
-      this.store.save(journal);
+      this.saveJournal(journal);
       this.logger.warn('kill switch re-loaded from the journal while the rest cannot be re-asserted (fail-closed)', { uplink: journal.killSwitch.policy.uplink });
     } catch (e) {
       this.logger.error('cannot load the journaled kill switch', { error: messageOf(e) });
@@ -507,7 +515,7 @@ export class MacAgentEngine {
     const persist = () => {
       if (dryRun) return;
       j.updatedAtMs = this.now();
-      this.store.save(j);
+      this.saveJournal(j);
     };
     if (!dryRun) {
       if (this.retryTimer) clearTimeout(this.retryTimer);
@@ -614,16 +622,18 @@ export class MacAgentEngine {
     return this.monitor !== undefined;
   }
 
+  /** From the last journal read or written: no file read per monitor line. */
   private isOwnRoute(destination: string): boolean {
-    const journal = this.store.load();
-    return Boolean(journal?.routes.some((r) => r.destination === destination));
+    return this.ownDestinations.has(destination);
   }
 
   private onMonitorLine(line: string): void {
     const change = this.driver.classifyMonitorEvent(line);
-    if (change.kind === 'other') return;
-    // Our own routes echo back through the monitor; they are not a network change.
-    if (change.destination && this.isOwnRoute(change.destination)) return;
+    const ownDeleted = change.deleted === true && change.destination !== undefined && this.isOwnRoute(change.destination);
+    if (change.kind === 'other' && !ownDeleted) return;
+    // Our own routes echo back through the monitor; adding them is not a network change
+    // (their deletion is: a link flap or someone else removed them, so they are put back).
+    if (change.destination && !change.deleted && this.isOwnRoute(change.destination)) return;
     this.logger.debug('routing event', { kind: change.kind, line: change.line });
     this.scheduleRecheck(change.line);
   }
@@ -659,7 +669,7 @@ export class MacAgentEngine {
     });
     const persist = () => {
       j.updatedAtMs = this.now();
-      this.store.save(j);
+      this.saveJournal(j);
     };
     const found = await this.driver.discoverUplink(run);
     if (!found) {

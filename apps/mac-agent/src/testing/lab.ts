@@ -112,7 +112,15 @@ export interface Lab {
 
 export interface Capture {
   packets: TcpdumpPacket[];
+  /** Everything seen, both directions. */
   stop(): Promise<TcpdumpPacket[]>;
+  /** The MAC of the captured interface: packets with this source MAC were sent by its namespace. */
+  mac: string;
+}
+
+/** Only what the namespace sent (tcpdump also shows what arrives, before any filtering). */
+export function sentBy(capture: Capture, packets: TcpdumpPacket[]): TcpdumpPacket[] {
+  return packets.filter((p) => p.srcMac === capture.mac);
 }
 
 const SCRIPTS = { 'echo-server': ECHO_SERVER, pinger: PINGER } as const;
@@ -145,14 +153,15 @@ export async function createLab(): Promise<Lab> {
       return (await inNs(name).run([process.execPath, '-e', PROBES, ...specs], { timeoutMs: 5_000 })).stdout;
     },
     async ping(name, target) {
-      const r = await inNs(name).run(['ping', '-n', '-c', '1', '-W', '1', target], { allowFailure: true, timeoutMs: 5_000 });
+      const r = await inNs(name).run(['ping', '-n', '-c', '1', '-W', '0.5', target], { allowFailure: true, timeoutMs: 5_000 });
       return r.exitCode === 0;
     },
     async capture(name, iface) {
+      const [link] = JSON.parse((await inNs(name).run(['ip', '-j', 'link', 'show', 'dev', iface])).stdout) as { address: string }[];
       const packets: TcpdumpPacket[] = [];
       let ready!: () => void;
       const listening = new Promise<void>((resolve) => (ready = resolve));
-      const proc = spawnStreaming(['ip', 'netns', 'exec', name, 'tcpdump', '-nn', '-l', '-U', '-i', iface], {
+      const proc = spawnStreaming(['ip', 'netns', 'exec', name, 'tcpdump', '-nn', '-l', '-U', '-e', '-i', iface], {
         onLine: (line) => {
           const p = parseTcpdumpLine(line);
           if (p) packets.push(p);
@@ -166,6 +175,7 @@ export async function createLab(): Promise<Lab> {
       await listening;
       return {
         packets,
+        mac: link.address,
         async stop() {
           await new Promise((r) => setTimeout(r, 150)); // let the last packets through
           await proc.stop(1_000);
