@@ -280,4 +280,61 @@ describeNetns('mac-agent on a Linux host (network namespaces)', () => {
     await lab.host.run(['ip', 'route', 'replace', 'default', 'via', ADDR.gwA, 'dev', IF.hostA]);
     await lab.host.run(['ip', '-6', 'route', 'replace', 'default', 'via', ADDR.gwA6, 'dev', IF.hostA]);
   });
+
+  it('IPv6 route mode: ::/1 and 8000::/1 via the VM when it has IPv6 on the vnic; IPv6 still never leaves the uplink', async () => {
+    await enableVmIpv6(lab);
+    engine = newEngine();
+    const steps: StepRecord[] = [];
+    expect(await engine.up(intent({ vmAddress6: ADDR.vm6 }), {}, (s) => steps.push(s))).toMatchObject({ ok: true });
+    expect(steps.find((s) => s.step === 'ipv6' && s.state === 'done')?.message).toBe(`::/1 and 8000::/1 via ${ADDR.vm6} dev ${IF.hostV}`);
+    const routes6 = await routeLines(lab, '-6');
+    expect(routes6).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^::/1 via ${ADDR.vm6} dev ${IF.hostV}`)), expect.stringMatching(new RegExp(`^8000::/1 via ${ADDR.vm6} dev ${IF.hostV}`))]));
+    const [route] = parseIpRouteJson((await lab.host.run(['ip', '-j', '-6', 'route', 'get', ADDR.server6])).stdout, 'inet6');
+    expect(route).toMatchObject({ gateway: ADDR.vm6, dev: IF.hostV });
+    // The VM gets the IPv6 traffic; the uplink sees none of it.
+    const uplink = await lab.capture(lab.ns.host, IF.hostA);
+    const vnic = await lab.capture(lab.ns.host, IF.hostV);
+    await lab.probe(lab.ns.host, [`udp:[${ADDR.server6}]:443`]);
+    expect(sentBy(uplink, await uplink.stop()).filter((p) => p.family === 'ip6' && !isNdp(p)).map((p) => p.line)).toEqual([]);
+    expect(sentBy(vnic, await vnic.stop()).some((p) => p.family === 'ip6' && p.dst === ADDR.server6 && p.dstPort === 443)).toBe(true);
+    expect((await engine.status()).healthy).toBe(true);
+
+    // Back to block mode: the IPv6 routes of the earlier Up are removed as stale.
+    const again: StepRecord[] = [];
+    expect(await engine.up(intent({ ipv6: 'block' }), {}, (s) => again.push(s))).toMatchObject({ ok: true });
+    expect(again.filter((s) => s.step === 'remove-stale').map((s) => s.state)).toEqual(['started', 'done']);
+    expect((await routeLines(lab, '-6')).filter((l) => /^(::|8000::)\/1 /.test(l))).toEqual([]);
+  });
+
+  it('dry run: shows the commands, changes nothing; a failing Up rolls back everything it did', async () => {
+    engine = newEngine();
+    const before = await routeLines(lab);
+    const dry: StepRecord[] = [];
+    expect(await engine.up(intent(), { dryRun: true }, (s) => dry.push(s))).toMatchObject({ ok: true });
+    const planned = dry.flatMap((s) => s.commands.filter((c) => c.dryRun).map((c) => c.argv.join(' ')));
+    expect(planned).toEqual(expect.arrayContaining(['nft -f -', `ip route add ${ADDR.server}/32 via ${ADDR.gwA} dev ${IF.hostA}`, `ip route add 0.0.0.0/1 via ${ADDR.vm} dev ${IF.hostV}`]));
+    expect(await routeLines(lab)).toEqual(before);
+    expect((await lab.host.run(['nft', 'list', 'tables'])).stdout).not.toContain('wgctl');
+    expect(engine.journal().phase).toBe('down');
+
+    // Someone else's 128.0.0.0/1 is in the way: Up fails at split-routes and undoes the rest.
+    await lab.host.run(['ip', 'route', 'add', '128.0.0.0/1', 'via', ADDR.gwA, 'dev', IF.hostA]);
+    const steps: StepRecord[] = [];
+    const outcome = await engine.up(intent(), {}, (s) => steps.push(s));
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'split-routes' });
+    expect(outcome.error).toMatch(/a different route is in the way: 128.0.0.0\/1 via 192.0.2.1 dev wtmha .*\(rolled back\)/);
+    expect(steps.filter((s) => s.step.startsWith('rollback-') && s.state === 'done').map((s) => s.step)).toEqual(
+      expect.arrayContaining(['rollback-remove-routes', 'rollback-unload-kill-switch']),
+    );
+    expect(new Set(await routeLines(lab))).toEqual(new Set([...before, `128.0.0.0/1 via ${ADDR.gwA} dev ${IF.hostA}`]));
+    expect((await lab.host.run(['nft', 'list', 'tables'])).stdout).not.toContain('wgctl');
+    expect(readFileSync(resolvPath(), 'utf8')).toBe(ORIGINAL_RESOLV);
+    await lab.host.run(['ip', 'route', 'del', '128.0.0.0/1', 'via', ADDR.gwA, 'dev', IF.hostA]);
+
+    // A VM address that is not on a directly connected network is refused before any change.
+    const refused = await engine.up(intent({ vmAddress: '203.0.113.99' }), {}, () => undefined);
+    expect(refused).toMatchObject({ ok: false, failedStep: 'discover' });
+    expect(refused.error).toMatch(/not on a directly connected network/);
+    expect(await routeLines(lab)).toEqual(before);
+  });
 });
