@@ -28,8 +28,10 @@ export interface InstallOptions {
   nodePath: string;
   prefix?: string;
   root?: string;
-  /** Enable and start it (real root only). Default true. */
+  /** Enable and start it. Default true. */
   enable?: boolean;
+  /** Run systemctl (daemon-reload, enable --now); default: only when root is /. */
+  systemctl?: boolean;
   runner: Runner;
   log?: (line: string) => void;
 }
@@ -60,7 +62,7 @@ export async function install(options: InstallOptions): Promise<InstallPlan> {
   log(`installed ${plan.programPath}`);
   writeAtomically(join(root, plan.unitPath), plan.unitText, 0o644);
   log(`installed ${plan.unitPath}`);
-  if (root === '/') {
+  if (options.systemctl ?? root === '/') {
     await options.runner.run(['systemctl', 'daemon-reload']);
     if (options.enable !== false) {
       await options.runner.run(['systemctl', 'enable', '--now', UNIT_NAME]);
@@ -73,6 +75,8 @@ export async function install(options: InstallOptions): Promise<InstallPlan> {
 export interface UninstallOptions {
   prefix?: string;
   root?: string;
+  /** Run systemctl (disable --now, daemon-reload); default: only when root is /. */
+  systemctl?: boolean;
   runner: Runner;
   /** Takes down what the agent applied (its journal); run after the service has stopped. */
   down?: () => Promise<void>;
@@ -82,7 +86,8 @@ export interface UninstallOptions {
 export async function uninstall(options: UninstallOptions): Promise<void> {
   const log = options.log ?? (() => undefined);
   const root = options.root ?? '/';
-  if (root === '/') {
+  const systemctl = options.systemctl ?? root === '/';
+  if (systemctl) {
     // Exit code 1/5 when the unit is not loaded: nothing to stop.
     await options.runner.run(['systemctl', 'disable', '--now', UNIT_NAME], { okExitCodes: [0, 1, 5] });
     log(`stopped and disabled ${UNIT_NAME}`);
@@ -95,5 +100,5 @@ export async function uninstall(options: UninstallOptions): Promise<void> {
       log(`removed ${path}`);
     }
   }
-  if (root === '/') await options.runner.run(['systemctl', 'daemon-reload']);
+  if (systemctl) await options.runner.run(['systemctl', 'daemon-reload']);
 }

@@ -191,6 +191,33 @@ describeNetns('VmEngine in network namespaces', () => {
     expect(await snapshot(lab)).toEqual(start);
   });
 
+  it('detects and uses iptables-legacy when the live rules are legacy ones', async () => {
+    for (const args of [
+      ['-t', 'filter', '-A', 'INPUT', '-p', 'udp', '--dport', '53', '-j', 'ACCEPT'],
+      ['-t', 'nat', '-A', 'POSTROUTING', '-o', lab.vethUp, '-j', 'MASQUERADE'],
+      ['-t', 'mangle', '-A', 'PREROUTING', '-p', 'udp', '-j', 'ACCEPT'],
+    ]) {
+      await lab.vm.run(['iptables-legacy', '-w', ...args]);
+    }
+    const legacySave = async (): Promise<string> =>
+      (await lab.vm.run(['iptables-legacy-save'])).stdout
+        .split('\n')
+        .filter((l) => !l.startsWith('#'))
+        .join('\n');
+    const before = await legacySave();
+    const engine = engineFor(lab);
+    const result = await up(engine, lab);
+    expect(result.outcome.ok).toBe(true);
+    expect(result.steps.find((s) => s.step === 'detect-backend' && s.state === StepState.STEP_STATE_DONE)?.message).toMatch(
+      /^iptables-legacy \(`iptables` is nft but only legacy holds rules; existing rules: nft 0, legacy 3\)$/,
+    );
+    expect(await legacySave()).toContain('-A WGCTL-POST -s 198.51.100.2/32 -o');
+    expect(await lab.vmRuleset()).toBe(''); // nothing went to the nft side
+    expect(await lab.macPing(lab.serverTunnelAddress)).toBe(true);
+    expect((await down(engine)).outcome.ok).toBe(true);
+    expect(await legacySave()).toBe(before);
+  });
+
   it('dry-run records the mutating commands and changes nothing', async () => {
     const engine = engineFor(lab);
     const start = await snapshot(lab);

@@ -1,0 +1,134 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ExecRunner, ScriptedRunner } from '@wgctl/runner';
+import { agentArgs, agentOptionsFrom, buildProgram } from '../cli';
+import { install, planInstall, uninstall } from '../install';
+import { UNIT_NAME, UNIT_PATH, renderUnit, systemdQuote } from '../unit';
+
+const host = new ExecRunner();
+
+describe('systemd unit', () => {
+  const unit = renderUnit(['/usr/bin/node', '/usr/local/lib/wgctl/vm-agent.js', '--listen', '192.0.2.10:7443']);
+
+  it('is hardened with the holes the agent needs', () => {
+    const lines = unit.split('\n');
+    const has = (line: string): boolean => lines.includes(line);
+    for (const line of [
+      'Wants=network-online.target',
+      'After=network-online.target nss-lookup.target',
+      'Restart=on-failure',
+      'NoNewPrivileges=yes',
+      'ProtectSystem=strict',
+      'ProtectHome=yes',
+      'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE',
+      'StateDirectory=wgctl/vm-agent',
+      'LogsDirectory=wgctl/vm-agent',
+      'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET',
+      'WantedBy=multi-user.target',
+    ]) {
+      expect(has(line)).toBe(true);
+    }
+    expect(lines.find((l) => l.startsWith('ReadWritePaths='))).toMatch(/^ReadWritePaths=\/etc\/wireguard -\/run\/wireguard /);
+    // These would break ip_forward (/proc/sys), wireguard-go (/dev/net/tun) and the JIT.
+    expect(unit).not.toMatch(/^(ProtectKernelTunables|PrivateDevices|MemoryDenyWriteExecute)=/m);
+  });
+
+  it('quotes ExecStart words systemd would split or expand', () => {
+    expect(systemdQuote('/etc/wireguard/wg0.conf')).toBe('/etc/wireguard/wg0.conf');
+    expect(systemdQuote('/srv/my dir/wg0.conf')).toBe('"/srv/my dir/wg0.conf"');
+    expect(systemdQuote('a"b$c%d')).toBe('"a\\"b$$c%%d"');
+  });
+
+  const analyze = existsSync('/usr/bin/systemd-analyze') ? it : it.skip;
+
+  analyze('passes systemd-analyze verify without a warning, and reports its exposure', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wtv-unit-'));
+    try {
+      const path = join(dir, UNIT_NAME);
+      writeFileSync(path, renderUnit([process.execPath, '/usr/local/lib/wgctl/vm-agent.js', '--listen', '192.0.2.10:7443', '--tls-dir', '/etc/wgctl/tls']));
+      const verify = await host.run(['systemd-analyze', 'verify', path], { allowFailure: true });
+      expect(verify.exitCode).toBe(0);
+      expect(verify.stderr.split('\n').filter((l) => l.includes(UNIT_NAME))).toEqual([]);
+      const security = await host.run(['systemd-analyze', 'security', '--offline=true', path], { allowFailure: true });
+      const exposure = /Overall exposure level for \S+: ([0-9.]+)/.exec(security.stdout);
+      expect(exposure).not.toBeNull();
+      process.stdout.write(`systemd-analyze security exposure: ${exposure![1]}\n`);
+      expect(Number(exposure![1])).toBeLessThan(6);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('install / uninstall', () => {
+  it('puts program and unit in place, enables it, and removes both again', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'wtv-root-'));
+    try {
+      const bundle = join(root, 'bundle.js');
+      writeFileSync(bundle, '#!/usr/bin/env node\n// the agent\n');
+      const options = agentOptionsFrom({
+        listen: '192.0.2.10:7443',
+        tlsDir: '/etc/wgctl/tls',
+        wgConfig: '/etc/wireguard/wg0.conf',
+        stateDir: '/var/lib/wgctl/vm-agent',
+        logLevel: 'info',
+        insecureLoopbackDev: false,
+        healthInterval: 5000,
+        handshakeThreshold: 180,
+        handshakeTimeout: 20000,
+        wgMethod: 'auto',
+      });
+      const runner = new ScriptedRunner([{ argv: ['systemctl', 'daemon-reload'] }, { argv: ['systemctl', 'enable', '--now', UNIT_NAME] }]);
+      const plan = await install({ agentArgs: agentArgs(options), bundlePath: bundle, nodePath: '/usr/bin/node', root, systemctl: true, runner });
+      runner.assertDone();
+      expect(plan).toEqual(planInstall({ agentArgs: agentArgs(options), nodePath: '/usr/bin/node' }));
+      const program = join(root, 'usr/local/lib/wgctl/vm-agent.js');
+      expect(readFileSync(program, 'utf8')).toBe(readFileSync(bundle, 'utf8'));
+      expect(statSync(program).mode & 0o777).toBe(0o755);
+      const unitFile = join(root, UNIT_PATH);
+      expect(statSync(unitFile).mode & 0o777).toBe(0o644);
+      expect(readFileSync(unitFile, 'utf8')).toContain(
+        'ExecStart=/usr/bin/node /usr/local/lib/wgctl/vm-agent.js --listen 192.0.2.10:7443 --tls-dir /etc/wgctl/tls --wg-config /etc/wireguard/wg0.conf',
+      );
+
+      const down = jest.fn(async () => undefined);
+      const off = new ScriptedRunner([{ argv: ['systemctl', 'disable', '--now', UNIT_NAME] }, { argv: ['systemctl', 'daemon-reload'] }]);
+      await uninstall({ root, systemctl: true, runner: off, down });
+      off.assertDone();
+      expect(down).toHaveBeenCalledTimes(1);
+      expect(existsSync(program)).toBe(false);
+      expect(existsSync(unitFile)).toBe(false);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('command line', () => {
+  const parse = async (argv: string[]): Promise<Record<string, unknown>> => {
+    const program = buildProgram().exitOverride();
+    let captured: Record<string, unknown> = {};
+    program.action((raw: Record<string, unknown>) => {
+      captured = raw;
+    });
+    await program.parseAsync(['node', 'vm-agent', ...argv]);
+    return captured;
+  };
+
+  it('needs --listen and mTLS unless the loopback dev flag is given', async () => {
+    expect(() => agentOptionsFrom(({ wgConfig: 'x' }) as Record<string, unknown>)).toThrow(/--listen ADDR:PORT is required/);
+    const raw = await parse(['--listen', '192.0.2.10:7443']);
+    expect(() => agentOptionsFrom(raw)).toThrow(/--tls-dir is required/);
+    const dev = agentOptionsFrom(await parse(['--listen', '127.0.0.1:7443', '--insecure-loopback-dev']));
+    expect(dev).toMatchObject({ insecureLoopbackDev: true, wgConfig: '/etc/wireguard/wg0.conf', healthIntervalMs: 5000, handshakeThresholdS: 180 });
+    expect(() => agentOptionsFrom({ ...raw, tlsDir: '/t', insecureLoopbackDev: true })).toThrow(/not both/);
+  });
+
+  it('round-trips options through the flags install writes', async () => {
+    const options = agentOptionsFrom(
+      await parse(['--listen', '192.0.2.10:7443', '--tls-dir', '/etc/wgctl/tls', '--wg-config', '/etc/wireguard/wg1.conf', '--state-dir', '/srv/state', '--health-interval', '1000', '--wg-method', 'wg-quick']),
+    );
+    expect(agentOptionsFrom(await parse(agentArgs(options)))).toEqual(options);
+  });
+});
