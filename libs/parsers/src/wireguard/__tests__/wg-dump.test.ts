@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ExecRunner } from '@wgctl/runner';
 import { ParseError } from '../../errors';
 import {
   parseWgDump,
@@ -10,6 +12,7 @@ import {
   parseWgTransfer,
   wgHandshakeAgeSeconds,
 } from '../wg-dump';
+import { syntheticDump } from './wg-dump-bench';
 
 const fixture = (name: string): string => readFileSync(join(__dirname, '../__fixtures__', name), 'utf8');
 
@@ -152,27 +155,31 @@ describe('parseWgDump edge cases', () => {
 });
 
 describe('parseWgDump performance', () => {
-  it('parses a 10,000-peer dump within the budget', () => {
-    const k = (): string => randomBytes(32).toString('base64');
-    const rows = [`${k()}\t${k()}\t51820\toff`];
-    for (let i = 0; i < 10_000; i++) {
-      const ep = i % 3 === 0 ? `[2001:db8::${(i % 65535).toString(16)}]:${1024 + (i % 60000)}` : i % 3 === 1 ? `203.0.113.${i % 256}:51820` : '(none)';
-      const allowed = i % 2 ? `192.0.2.${i % 256}/32,2001:db8:1::${i.toString(16)}/128` : `198.51.100.${i % 256}/32`;
-      rows.push(`${k()}\t${i % 4 ? '(none)' : k()}\t${ep}\t${allowed}\t${i % 5 ? 1700000000 + i : 0}\t${i * 1000}\t${i * 7}\t${i % 2 ? 25 : 'off'}`);
+  it('parses a 10,000-peer dump within 10 ms (median, fresh node process)', async () => {
+    // Measured in its own process: jest's vm sandbox and the heap left by other test files
+    // (the suite runs in band) would measure jest, not the parser.
+    const dir = mkdtempSync(join(tmpdir(), 'wg-dump-bench-'));
+    try {
+      const bundle = join(dir, 'bench.js');
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { build } = require('esbuild') as typeof import('esbuild');
+      await build({ entryPoints: [join(__dirname, 'wg-dump-bench.ts')], bundle: true, platform: 'node', target: 'node20', outfile: bundle, logLevel: 'error' });
+      const result = await new ExecRunner().run([process.execPath, bundle], { timeoutMs: 60_000 });
+      const { peers, medianMs, minMs } = JSON.parse(result.stdout) as { peers: number; medianMs: number; minMs: number };
+      process.stdout.write(`parseWgDump 10k peers: median ${medianMs.toFixed(2)} ms, min ${minMs.toFixed(2)} ms\n`);
+      expect(peers).toBe(10_000);
+      // The budget is 10 ms; CI machines get a looser ceiling so a noisy neighbour does not fail the build.
+      expect(medianMs).toBeLessThan(process.env.CI === 'true' ? 30 : 10);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
-    const text = `${rows.join('\n')}\n`;
-    for (let i = 0; i < 5; i++) parseWgDump(text); // warm-up (JIT)
-    const times: number[] = [];
-    for (let i = 0; i < 20; i++) {
-      const t0 = process.hrtime.bigint();
-      const dump = parseWgDump(text);
-      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      expect(dump.peers).toHaveLength(10_000);
-    }
-    times.sort((a, b) => a - b);
-    const median = times[Math.floor(times.length / 2)];
-    // Reported for the record; the budget is 10 ms (a loose ceiling keeps slow CI machines green).
-    process.stdout.write(`parseWgDump 10k peers: median ${median.toFixed(2)} ms, min ${times[0].toFixed(2)} ms\n`);
-    expect(median).toBeLessThan(process.env.CI === 'true' ? 50 : 10);
+  });
+
+  it('is linear: the in-process parse of 10,000 peers stays far below a quadratic blow-up', () => {
+    const text = syntheticDump(10_000);
+    parseWgDump(text);
+    const t0 = process.hrtime.bigint();
+    expect(parseWgDump(text).peers).toHaveLength(10_000);
+    expect(Number(process.hrtime.bigint() - t0) / 1e6).toBeLessThan(500);
   });
 });
