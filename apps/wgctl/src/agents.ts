@@ -45,9 +45,10 @@ export class AgentCallError extends Error {
     readonly side: Side,
     readonly rpc: string,
     readonly grpcCode: number | undefined,
-    readonly details: string,
+    /** The whole sentence for the user (who, what, what to check). */
+    message: string,
   ) {
-    super(`${SIDE_LABEL[side]} ${rpc}: ${details}`);
+    super(message);
     this.name = 'AgentCallError';
   }
 }

@@ -47,11 +47,17 @@ const CLI_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 1000,
 };
 
+/** grpc-js wraps the socket error in boilerplate: keep the part that says what happened. */
+export function conciseDetails(details: string): string {
+  const last = /Last error: (?:Error: )?(.*?)(?:\.\s*Resolution note:.*)?$/s.exec(details);
+  return (last?.[1] ?? details).trim();
+}
+
 /** Turns a transport-level failure into a sentence that says what to do. */
 export function describeCallError(side: Side, rpc: string, target: string, error: grpc.ServiceError | Error, timeoutMs: number): AgentCallError {
   const who = SIDE_LABEL[side];
   const code = (error as grpc.ServiceError).code;
-  const details = (error as grpc.ServiceError).details ?? error.message;
+  const details = conciseDetails((error as grpc.ServiceError).details ?? error.message);
   let sentence: string;
   switch (code) {
     case grpc.status.UNAVAILABLE:

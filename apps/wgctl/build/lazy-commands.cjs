@@ -12,17 +12,18 @@
  * replaced by a loader that, on the first command, reads the bundle file, decodes that
  * comment and compiles it with vm. The result is still ONE file.
  *
- * Use: plugins: [lazyCommandsPlugin(), ...] in the esbuild build of apps/wgctl/src/main.ts.
+ * Use: plugins: [lazyCommandsPlugin(), ...] in the esbuild build of apps/wgctl/src/main.ts
+ *   (from an ESM script: import { lazyCommandsPlugin } from '../../apps/wgctl/build/lazy-commands.cjs').
  * The other plugins, define, externals, platform and target are reused for the inner build.
  */
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { brotliCompressSync, constants } from 'node:zlib';
+'use strict';
+// CommonJS so both the ESM build script and jest (CJS) can load it.
+const { join } = require('node:path');
+const { brotliCompressSync, constants } = require('node:zlib');
 
-const here = dirname(fileURLToPath(import.meta.url));
-const COMMANDS_ENTRY = join(here, '../src/commands/index.ts');
+const COMMANDS_ENTRY = join(__dirname, '../src/commands/index.ts');
 const LOADER_MODULE = /[\\/]apps[\\/]wgctl[\\/]src[\\/]load-commands\.ts$/;
-export const MARKER = '/*WGCTL-COMMANDS:';
+const MARKER = '/*WGCTL-COMMANDS:';
 
 /** The replacement of load-commands.ts: decode the tail comment, compile, cache. */
 const LOADER_SOURCE = `
@@ -47,7 +48,7 @@ export function commands() {
 }
 `;
 
-export function lazyCommandsPlugin() {
+function lazyCommandsPlugin() {
   return {
     name: 'wgctl-lazy-commands',
     async setup(build) {
@@ -82,3 +83,5 @@ export function lazyCommandsPlugin() {
     },
   };
 }
+
+module.exports = { lazyCommandsPlugin, MARKER };

@@ -1,0 +1,62 @@
+/** verify through the CLI: both captures requested concurrently, the verdict decides the exit code. */
+import * as grpc from '@grpc/grpc-js';
+import type { Packet } from '@wgctl/proto';
+import { type Lab, startLab } from '../testing/fake-agents';
+import { cli, writeLabConfig } from '../testing/cli-harness';
+
+let lab: Lab;
+let config: string;
+
+beforeEach(async () => {
+  lab = await startLab();
+  config = writeLabConfig(lab);
+});
+afterEach(() => lab.cleanup());
+
+const pkt = (p: Partial<Packet>): Packet => ({ interface: '', family: 'ip', protocol: 'udp', src: '', dst: '', srcPort: 0, dstPort: 0, line: '', ...p });
+const wg = pkt({ interface: 'en0', src: '192.0.2.10', srcPort: 55555, dst: '203.0.113.5', dstPort: 51820 });
+const probe = pkt({ interface: 'wg0', protocol: 'icmp', src: '10.64.0.2', dst: '10.64.0.1' });
+
+describe('wgctl verify', () => {
+  it('PASS (exit 0): asks the Mac to probe the VM\'s DNS through the tunnel while the VM captures', async () => {
+    lab.agents.mac.capture = { interface: 'en0', packets: [wg], probeOk: true, probeDetail: '3/3', command: undefined };
+    lab.agents.vm.capture = { interface: 'wg0', packets: [probe], probeOk: false, probeDetail: '', command: undefined };
+    const r = await cli(['--config', config, 'verify', '--duration', '0.2', '--count', '2']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/verify: PASS \(probe 10\.64\.0\.1; uplink en0, tunnel wg0\)/);
+    const captures = lab.agents.calls.filter((c) => c.rpc === 'Capture');
+    expect(captures.map((c) => c.side)).toEqual(['vm', 'mac']);
+    expect(captures[1]!.request).toMatchObject({ probeTarget: '10.64.0.1', probeCount: 2, durationMs: 200 });
+    expect((captures[0]!.request as { durationMs: number }).durationMs).toBeGreaterThan(200);
+  });
+
+  it('FAIL (exit 1) lists what leaked; --json carries the packets', async () => {
+    const dns = pkt({ interface: 'en0', src: '192.0.2.10', srcPort: 5353, dst: '192.0.2.1', dstPort: 53 });
+    lab.agents.mac.capture = { interface: 'en0', packets: [wg, dns], probeOk: true, probeDetail: '', command: undefined };
+    lab.agents.vm.capture = { interface: 'wg0', packets: [probe], probeOk: false, probeDetail: '', command: undefined };
+    const text = await cli(['--config', config, 'verify', '--duration', '0.1', '--target', '10.64.0.1']);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/verify: FAIL/);
+    expect(text.stdout).toContain('    - UDP 192.0.2.10:5353 → 192.0.2.1:53: DNS outside the tunnel');
+
+    const json = await cli(['--config', config, '--json', 'verify', '--duration', '0.1', '--target', '10.64.0.1']);
+    expect(json.code).toBe(1);
+    const doc = JSON.parse(json.stdout);
+    expect(doc).toMatchObject({ command: 'verify', pass: false, target: '10.64.0.1', leaks: [{ packet: { dstPort: 53 } }] });
+  });
+
+  it('a capture the agent does not implement yet is a clear failure (exit 1)', async () => {
+    lab.agents.vm.capture = { grpcError: { code: grpc.status.UNIMPLEMENTED, details: 'Capture is not implemented' } };
+    const r = await cli(['--config', config, 'verify', '--duration', '0.1']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/capture failed: vm-agent at 127\.0\.0\.1:\d+ does not implement Capture/);
+  });
+
+  it('a bad --target is exit 2 before any capture', async () => {
+    const r = await cli(['--config', config, 'verify', '--target', 'example.com']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--target: expected an IPv4 or IPv6 address/);
+    expect(lab.agents.calls).toEqual([]);
+  });
+});
