@@ -8,14 +8,15 @@
  *   that goes away aborts the operation at the next step, and what was changed is rolled back.
  * - Bad arguments → INVALID_ARGUMENT naming the field; an unreadable wg-quick config →
  *   FAILED_PRECONDITION.
- * - Status answers from the health sampler's cache; Capture is not implemented here (grpc-js
- *   answers UNIMPLEMENTED).
+ * - Status answers from the health sampler's cache; Capture (tcpdump, see ./capture) defaults
+ *   to the tunnel interface.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '@wgctl/logging';
 import type { DescribeRequest, Progress, StatusRequest, VmDescription, VmDownRequest, VmStatus, VmUpRequest } from '@wgctl/proto';
 import { aborted, failedPrecondition, invalidArgument } from '@wgctl/transport';
 import { ConfigFileError } from './config';
+import { vmCaptureHandler } from './capture';
 import { BusyError, type OperationContext, type VmEngine } from './engine';
 import type { HealthSampler } from './health';
 import { InvalidArgumentError } from './validation';
@@ -93,5 +94,6 @@ export function vmAgentHandlers(engine: VmEngine, sampler: HealthSampler, logger
       const sample = await sampler.current();
       callback(null, sample.status);
     },
+    capture: vmCaptureHandler(engine, { logger }),
   };
 }

@@ -332,6 +332,13 @@ describeNetns('VmEngine when the handshake does not come', () => {
     expect(result.finals.map(([s]) => s)).toEqual(expect.arrayContaining(['rollback-ip-forward', 'rollback-firewall-filter', 'rollback-wg-quick-down']));
     expect(await snapshot(lab)).toEqual(start);
     expect(existsSync(new JournalStore(lab.stateDir).path)).toBe(false);
+
+    // The caller's deadline bounds the wait (minus the reserve for the rollback).
+    const deadlineMs = Date.now() + 4500;
+    const bounded = await collect((emit) => engine.up({ macSource: lab.macAddress, handshakeTimeoutMs: 60_000 }, { emit, deadlineMs }));
+    expect(bounded.outcome.error).toMatch(/^no handshake within 1\d{3} ms/);
+    expect(Date.now()).toBeLessThan(deadlineMs);
+    expect(await snapshot(lab)).toEqual(start);
   });
 
   it('says "no route" for an endpoint nothing routes to, and pokes a peer without keepalive', async () => {

@@ -1,6 +1,13 @@
 import { InvalidArgumentError, normalizeMacSource, validateHandshakeTimeout, validateInterfaceName } from '../validation';
 import { downArgvs, systemdMethodFor, upArgv, wgQuickTable } from '../wireguard';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ScriptedRunner } from '@wgctl/runner';
 import { derivePublicKey, tunnelConfigFromText } from '../config';
+import { VmEngine } from '../engine';
+import { JournalStore } from '../journal';
+import { ProcSysctl } from '../sysctl';
 
 describe('normalizeMacSource', () => {
   it.each([
@@ -79,5 +86,73 @@ describe('tunnel config', () => {
     expect(JSON.stringify(config)).not.toContain(alicePrivate);
     expect(() => tunnelConfigFromText('/etc/wireguard/wg0.cfg', '[Interface]\n')).toThrow(/named <interface>\.conf/);
     expect(() => tunnelConfigFromText('/etc/wireguard/wg0.conf', '[Interface]\nMTU = x\n')).toThrow(/^\/etc\/wireguard\/wg0\.conf: wg-quick config: line 2: MTU/);
+  });
+});
+
+describe('Describe', () => {
+  it('returns addresses, resolved endpoints, peers and the public key, never a private or preshared key, without running anything', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wtv-describe-'));
+    try {
+      const priv = Buffer.alloc(32, 3).toString('base64');
+      const psk = Buffer.alloc(32, 4).toString('base64');
+      const server = derivePublicKey(Buffer.alloc(32, 5).toString('base64'));
+      const other = derivePublicKey(Buffer.alloc(32, 6).toString('base64'));
+      const configPath = join(dir, 'wg0.conf');
+      writeFileSync(
+        configPath,
+        [
+          '[Interface]',
+          `PrivateKey = ${priv}`,
+          'Address = 192.0.2.2/24, 2001:db8:9::2/64',
+          'DNS = 192.0.2.53',
+          'MTU = 1380',
+          '[Peer]',
+          `PublicKey = ${server}`,
+          `PresharedKey = ${psk}`,
+          'Endpoint = vpn.example.net:51820',
+          'AllowedIPs = 0.0.0.0/0, ::/0',
+          'PersistentKeepalive = 25',
+          '[Peer]',
+          `PublicKey = ${other}`,
+          'Endpoint = gone.example.net:4500',
+          'AllowedIPs = 198.51.100.0/24',
+          '',
+        ].join('\n'),
+      );
+      const runner = new ScriptedRunner([]);
+      const engine = new VmEngine({
+        configPath,
+        runner,
+        sysctl: new ProcSysctl(join(dir, 'sys')),
+        journal: new JournalStore(dir),
+        resolver: async (host) => {
+          if (host === 'vpn.example.net') return '203.0.113.1';
+          throw new Error('ENOTFOUND');
+        },
+      });
+      const description = await engine.describe();
+      runner.assertDone();
+      expect(description).toMatchObject({
+        interface: 'wg0',
+        tunnelAddresses: ['192.0.2.2/24', '2001:db8:9::2/64'],
+        endpoints: [
+          { host: 'vpn.example.net', ip: '203.0.113.1', port: 51820 },
+          { host: 'gone.example.net', ip: '', port: 4500 },
+        ],
+        dns: ['192.0.2.53'],
+        mtu: 1380,
+        configPath,
+        publicKey: derivePublicKey(priv),
+      });
+      expect(description.peers.map((p) => [p.publicKey, p.allowedIps, p.persistentKeepalive])).toEqual([
+        [server, ['0.0.0.0/0', '::/0'], 25],
+        [other, ['198.51.100.0/24'], 0],
+      ]);
+      const text = JSON.stringify(description);
+      expect(text).not.toContain(priv);
+      expect(text).not.toContain(psk);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
