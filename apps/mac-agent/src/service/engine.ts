@@ -465,6 +465,9 @@ export class MacAgentEngine {
       if (dryRun) return { ok: false, failedStep, error, totalMs: this.now() - started };
       if (mode === 'reconcile' && !changedAnything) {
         // E.g. at boot before the VM is up: keep (or put back) the last kill switch.
+        previous.lastError = `${failedStep}: ${error}`;
+        previous.updatedAtMs = this.now();
+        this.saveJournal(previous);
         await this.holdKillSwitch(previous);
         return { ok: false, failedStep, error, totalMs: this.now() - started };
       }

@@ -1,0 +1,33 @@
+import { DEFAULT_LISTEN, agentArgs, agentOptionsFrom, buildProgram, defaultDriver, defaultStateDir } from '../cli';
+
+describe('mac-agent CLI', () => {
+  it('defaults: the unix socket, the platform driver, a state dir per OS', () => {
+    expect(DEFAULT_LISTEN).toBe('unix:/var/run/wgctl/mac-agent.sock');
+    expect(defaultDriver('darwin')).toBe('darwin');
+    expect(defaultDriver('linux')).toBe('linux');
+    expect(defaultStateDir('darwin')).toBe('/Library/Application Support/wgctl/mac-agent');
+    expect(defaultStateDir('linux')).toBe('/var/lib/wgctl/mac-agent');
+  });
+
+  it('needs --tls-dir off the unix socket; socket group admin on darwin', () => {
+    const base = { driver: 'linux', listen: '0.0.0.0:7443', logLevel: 'info', dnsResolvConf: '/etc/resolv.conf', dnsMode: 'resolv-conf' };
+    expect(() => agentOptionsFrom(base)).toThrow(/give --tls-dir/);
+    expect(agentOptionsFrom({ ...base, tlsDir: '/etc/wgctl/pki' })).toMatchObject({ listen: '0.0.0.0:7443', stateDir: '/var/lib/wgctl/mac-agent', socketGroup: undefined });
+    expect(agentOptionsFrom({ ...base, driver: 'darwin', listen: DEFAULT_LISTEN }).socketGroup).toBe('admin');
+  });
+
+  it('reproduces its options for the service definition', () => {
+    const options = agentOptionsFrom({ driver: 'linux', listen: DEFAULT_LISTEN, stateDir: '/s', logLevel: 'debug', dnsResolvConf: '/etc/resolv.conf', dnsMode: 'resolv-conf' });
+    expect(agentArgs(options)).toEqual(['--driver', 'linux', '--listen', DEFAULT_LISTEN, '--state-dir', '/s', '--log-level', 'debug', '--dns-mode', 'resolv-conf', '--dns-resolv-conf', '/etc/resolv.conf']);
+  });
+
+  it('documents every flag of the issue in --help, with install and uninstall', () => {
+    const help = buildProgram().helpInformation();
+    for (const flag of ['--driver', '--listen', '--tls-dir', '--state-dir', '--log-level', '--dns-resolv-conf', 'install', 'uninstall']) expect(help).toContain(flag);
+  });
+
+  it('rejects an unknown driver', async () => {
+    const program = buildProgram().exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+    await expect(program.parseAsync(['node', 'mac-agent', '--driver', 'windows'])).rejects.toThrow(/Allowed choices are darwin, linux/);
+  });
+});

@@ -1,0 +1,84 @@
+/**
+ * The gRPC wiring in-process, on an in-memory host (no root): health answered from the
+ * sampler without touching the host, Up/Down streamed as Progress, mTLS on TCP for the
+ * controller role only.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { silentLogger } from '@wgctl/logging';
+import { MacAgentClient, MacDownRequest, MacUpRequest, StatusRequest, StepState, type MacStatus, type Progress } from '@wgctl/proto';
+import { connectAgent, createPki, healthCheck, loadTlsMaterial, readStream, unaryCall } from '@wgctl/transport';
+import { startAgent, type RunningAgent } from '../run';
+import { FakeDriver, fakeHost } from '../testing/fake-host';
+import type { AgentOptions } from '../cli';
+
+describe('mac-agent gRPC service (in-process, in-memory host)', () => {
+  let dir: string;
+  let driver: FakeDriver;
+  let agent: RunningAgent;
+  const options = (listen: string, tlsDir?: string): AgentOptions => ({
+    driver: 'linux',
+    listen,
+    tlsDir,
+    stateDir: join(dir, 'state'),
+    logLevel: 'error',
+    dnsResolvConf: join(dir, 'resolv.conf'),
+    dnsMode: 'resolv-conf',
+  });
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'wtm-srv-'));
+    driver = new FakeDriver(fakeHost());
+  });
+  afterEach(async () => {
+    await agent?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('health never touches the host; Up and Down stream steps then an outcome; Status reads back', async () => {
+    agent = await startAgent(options(`unix:${join(dir, 'a.sock')}`), { driver, logger: silentLogger(), sampleIntervalMs: 60_000 });
+    const target = `unix:${join(dir, 'a.sock')}`;
+    await agent.sampler.refresh();
+    const before = driver.calls.length;
+    for (let i = 0; i < 30; i++) {
+      expect(await healthCheck(target, { insecure: true }, i % 2 ? '' : 'wgctl.v1.MacAgent')).toBe('SERVING');
+    }
+    expect(driver.calls.length).toBe(before);
+
+    const client = connectAgent(MacAgentClient, target, { insecure: true });
+    const events: Progress[] = [];
+    for await (const p of readStream(client.up(MacUpRequest.fromPartial({ vmAddress: '192.0.2.130', endpoints: [{ ip: '203.0.113.10', port: 51820 }], dnsServers: ['198.51.100.53'] })))) events.push(p);
+    const steps = events.filter((e) => e.kind?.$case === 'step').map((e) => (e.kind as { value: { step: string; state: StepState } }).value);
+    expect(steps.filter((s) => s.state === StepState.STEP_STATE_DONE).map((s) => s.step)).toEqual(['discover', 'kill-switch', 'pin-endpoint', 'split-routes', 'ipv6', 'dns', 'verify']);
+    expect(events[events.length - 1].kind).toMatchObject({ $case: 'outcome', value: { ok: true } });
+
+    const status: MacStatus = await unaryCall(client.status.bind(client), StatusRequest.fromPartial({}), { timeoutMs: 5_000 });
+    expect(status).toMatchObject({ up: true, health: { state: 1 }, vmAddress: '192.0.2.130', endpoints: [{ ip: '203.0.113.10', port: 51820 }], killSwitch: { loaded: true, interface: 'en0' }, dns: { servers: ['198.51.100.53'], previous: ['192.0.2.1'], managed: true } });
+    expect(status.routes.map((r) => r.destination)).toEqual(['203.0.113.10/32', '0.0.0.0/1', '128.0.0.0/1']);
+
+    // The host breaks behind the agent's back: the next sample turns health NOT_SERVING.
+    driver.host.killSwitch = null;
+    await agent.sampler.refresh();
+    expect(await healthCheck(target, { insecure: true })).toBe('NOT_SERVING');
+
+    const down: Progress[] = [];
+    for await (const p of readStream(client.down(MacDownRequest.fromPartial({})))) down.push(p);
+    expect(down[down.length - 1].kind).toMatchObject({ $case: 'outcome', value: { ok: true } });
+    client.close();
+  });
+
+  it('on TCP it requires mTLS and the controller role', async () => {
+    const pki = join(dir, 'pki');
+    await createPki(pki, { vmAddresses: ['192.0.2.130'], macAgentAddresses: ['127.0.0.1'] });
+    agent = await startAgent(options('127.0.0.1:0', pki), { driver, logger: silentLogger() });
+    const controller = connectAgent(MacAgentClient, agent.address, { tls: loadTlsMaterial(pki, 'controller') });
+    const status: MacStatus = await unaryCall(controller.status.bind(controller), StatusRequest.fromPartial({}), { timeoutMs: 5_000 });
+    expect(status.agent?.agent).toBe('mac-agent');
+    controller.close();
+    const monitor = connectAgent(MacAgentClient, agent.address, { tls: loadTlsMaterial(pki, 'monitor') });
+    await expect(unaryCall(monitor.status.bind(monitor), StatusRequest.fromPartial({}), { timeoutMs: 5_000 })).rejects.toMatchObject({ code: grpc.status.PERMISSION_DENIED });
+    monitor.close();
+  });
+});
