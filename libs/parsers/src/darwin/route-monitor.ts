@@ -13,7 +13,7 @@
  * family as `(255) ffff ff`.
  */
 import { ParseError } from '../errors';
-import type { DarwinFamily } from './addresses';
+import { type DarwinFamily, canonicalIpv6, ipv4MaskToPrefix, ipv4ToInt, ipv6MaskToPrefix, isIpv4, isIpv6, splitScope } from './addresses';
 
 const KIND = 'route -n monitor';
 
@@ -291,4 +291,24 @@ export function classifyRouteMonitorMessage(
   const verb = message.type === 'RTM_DELETE' || message.type === 'RTM_OLDDEL' ? 'removed' : message.type === 'RTM_CHANGE' ? 'changed' : 'added';
   const via = message.addresses.GATEWAY ? ` via ${message.addresses.GATEWAY}` : '';
   return withFamily('default-changed', `${scoped ? 'scoped ' : ''}default route ${verb}${via}`);
+}
+
+/**
+ * The route a route message is about, as CIDR (`default` + `128.0.0.0` → `0.0.0.0/1`; no
+ * NETMASK → host route /32 or /128). Undefined for messages without a readable DST/NETMASK.
+ */
+export function routeMonitorDestination(message: RouteMonitorMessage): string | undefined {
+  const dst = message.addresses.DST;
+  if (dst === undefined) return undefined;
+  const mask = message.addresses.NETMASK;
+  const v6 = dst === '::' || (dst !== 'default' && dst.includes(':')) || (mask !== undefined && mask.includes(':'));
+  const address = dst === 'default' ? (v6 ? '::' : '0.0.0.0') : splitScope(dst).address;
+  if (v6 ? !isIpv6(address) : !isIpv4(address)) return undefined;
+  let prefix: number | undefined;
+  if (mask === undefined) prefix = v6 ? 128 : 32;
+  else if (ZERO.has(mask)) prefix = 0;
+  else if (v6) prefix = ipv6MaskToPrefix(mask);
+  else if (isIpv4(mask)) prefix = ipv4MaskToPrefix(ipv4ToInt(mask));
+  if (prefix === undefined) return undefined;
+  return `${v6 ? canonicalIpv6(address) : address}/${prefix}`;
 }

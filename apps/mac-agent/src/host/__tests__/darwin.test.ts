@@ -1,0 +1,548 @@
+/**
+ * The darwin driver against real macOS outputs (libs/parsers/src/darwin/__fixtures__), with a
+ * ScriptedRunner asserting the exact argv sequence (and stdin) it issues. No Mac needed.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { normalizePfRuleset } from '@wgctl/parsers';
+import { CommandError, ScriptedRunner, type ScriptedCall } from '@wgctl/runner';
+import { DarwinDriver, DarwinKillSwitchError, darwinRouteArgv, renderDarwinKillSwitch } from '../darwin';
+import type { KillSwitchPolicy } from '../driver';
+
+const FIXTURES = join(__dirname, '../../../../../libs/parsers/src/darwin/__fixtures__');
+const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
+
+const STATE = '/Library/Application Support/wgctl/mac-agent';
+const RULES_FILE = `${STATE}/pf-com.wgctl.conf`;
+const driver = () => new DarwinDriver({ stateDir: STATE });
+
+async function play<T>(script: ScriptedCall[], fn: (run: ScriptedRunner) => Promise<T>): Promise<T> {
+  const run = new ScriptedRunner(script);
+  const result = await fn(run);
+  run.assertDone();
+  return result;
+}
+
+/** `ifconfig en1` prints only en1: cut it out of the full capture. */
+function onlyInterface(text: string, name: string): string {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`${name}: flags=`));
+  const end = lines.findIndex((l, i) => i > start && /^\S+: flags=/.test(l));
+  return `${lines.slice(start, end < 0 ? undefined : end).join('\n')}\n`;
+}
+
+describe('DarwinDriver.discoverUplink on real routing tables', () => {
+  it('Ventura (grep default, UGScg): gateway, and the address from ifconfig', async () => {
+    const uplink = await play(
+      [
+        { argv: ['netstat', '-rn'], stdout: fixture('netstat-rn-grep-default-ventura-ugscg-tp.txt') },
+        { argv: ['ifconfig', 'en0'], stdout: fixture('ifconfig-en0-ventura-tp.txt') },
+      ],
+      (run) => driver().discoverUplink(run),
+    );
+    // The system utun IPv6 defaults are not an IPv6 uplink.
+    expect(uplink).toEqual({ interface: 'en0', gateway: '10.33.19.254', address: '10.33.16.202' });
+  });
+
+  it('Mojave (Refs/Use columns) with IPv6: gateway6 on the same interface', async () => {
+    const uplink = await play(
+      [
+        { argv: ['netstat', '-rn'], stdout: fixture('netstat-rn-mojave-with-inet6-evidence-pack.txt') },
+        { argv: ['ifconfig', 'en1'], stdout: onlyInterface(fixture('ifconfig-lo0-en-mojave-evidence-pack.txt'), 'en1') },
+      ],
+      (run) => driver().discoverUplink(run),
+    );
+    expect(uplink).toEqual({ interface: 'en1', gateway: '192.168.1.1', gateway6: 'fe80::7637:5fff:fe96:ab30%en1', address: '192.168.1.98' });
+  });
+
+  it('Big Sur: an interface gone by the time ifconfig runs costs only the address', async () => {
+    const uplink = await play(
+      [
+        { argv: ['netstat', '-rn'], stdout: fixture('netstat-rn-bigsur-11.3-default-hatenablog.txt') },
+        { argv: ['ifconfig', 'en0'], exitCode: 1, stderr: 'ifconfig: interface en0 does not exist\n' },
+      ],
+      (run) => driver().discoverUplink(run),
+    );
+    expect(uplink).toEqual({ interface: 'en0', gateway: '192.168.0.1' });
+  });
+
+  it('two defaults (Mojave): the unscoped one', async () => {
+    const uplink = await play(
+      [
+        { argv: ['netstat', '-rn'], stdout: fixture('netstat-rn-two-defaults-mojave-2020-blog.txt') },
+        { argv: ['ifconfig', 'en5'], stdout: 'en5: flags=8863<UP,BROADCAST,SMART,RUNNING,SIMPLEX,MULTICAST> mtu 1500\n\tinet 172.20.10.3 netmask 0xfffffff0 broadcast 172.20.10.15\n' },
+      ],
+      (run) => driver().discoverUplink(run),
+    );
+    expect(uplink).toMatchObject({ interface: 'en5', gateway: '172.20.10.1', address: '172.20.10.3' });
+  });
+
+  it('another VPN owns the default (link#17 on utun3): the scoped physical default', async () => {
+    const uplink = await play(
+      [
+        { argv: ['netstat', '-rn'], stdout: fixture('netstat-rn-vpn-default-scoped-jackpal-gateway.txt') },
+        { argv: ['ifconfig', 'en0'], stdout: fixture('ifconfig-en0-ventura-tp.txt') },
+      ],
+      (run) => driver().discoverUplink(run),
+    );
+    expect(uplink).toMatchObject({ interface: 'en0', gateway: '192.168.1.254' });
+  });
+
+  it('no IPv4 default at all: null, and nothing else is asked', async () => {
+    const uplink = await play([{ argv: ['netstat', '-rn'], stdout: fixture('netstat-rn-inet6-openwrt-blog-excerpt.txt') }], (run) => driver().discoverUplink(run));
+    expect(uplink).toBeNull();
+  });
+});
+
+describe('DarwinDriver.discoverVnic', () => {
+  it('legacy Parallels vnic0 and UTM/vmnet bridge100', async () => {
+    const parallels = await play([{ argv: ['ifconfig'], stdout: fixture('ifconfig-vnic0-parallels-legacy.txt') }], (run) => driver().discoverVnic(run, '10.211.55.5'));
+    expect(parallels).toEqual({ interface: 'vnic0', address: '10.211.55.2' });
+    const utm = await play([{ argv: ['ifconfig'], stdout: fixture('ifconfig-bridge100-utm-vmnet.txt') }], (run) => driver().discoverVnic(run, '192.168.64.2'));
+    expect(utm).toEqual({ interface: 'bridge100', address: '192.168.64.1', address6: 'fdc4:f46c:bb17:931b:1099:c71:e430:9090' });
+  });
+
+  it('says why when the VM address is ours or on no network of the Mac', async () => {
+    await expect(play([{ argv: ['ifconfig'], stdout: fixture('ifconfig-vnic0-parallels-legacy.txt') }], (run) => driver().discoverVnic(run, '10.211.55.2'))).rejects.toThrow(
+      /address of this Mac \(on vnic0\)/,
+    );
+    await expect(play([{ argv: ['ifconfig'], stdout: fixture('ifconfig-vnic0-parallels-legacy.txt') }], (run) => driver().discoverVnic(run, '198.51.100.7'))).rejects.toThrow(
+      /is the VM running/,
+    );
+  });
+});
+
+describe('DarwinDriver routes', () => {
+  const split = { destination: '0.0.0.0/1', gateway: '10.211.55.5', interface: 'vnic0' };
+  const pin = { destination: '203.0.113.10/32', gateway: '192.168.1.1', interface: 'en0' };
+  const table = [
+    'Routing tables',
+    '',
+    'Internet:',
+    'Destination        Gateway            Flags           Netif Expire',
+    '0/1                10.211.55.5        UGSc            vnic0       ',
+    'default            192.168.1.1        UGScg             en0       ',
+    '128.0/1            10.211.55.5        UGSc            vnic0       ',
+    '203.0.113.10       192.168.1.1        UGHS              en0       ',
+    '',
+  ].join('\n');
+
+  it('builds route argv: -host for host routes, -inet6 for IPv6, -interface without a gateway', () => {
+    expect(darwinRouteArgv('add', split)).toEqual(['route', '-q', '-n', 'add', '-inet', '0.0.0.0/1', '10.211.55.5']);
+    expect(darwinRouteArgv('add', pin)).toEqual(['route', '-q', '-n', 'add', '-inet', '-host', '203.0.113.10', '192.168.1.1']);
+    expect(darwinRouteArgv('delete', { destination: '8000::/1', gateway: 'fd00:5::5' })).toEqual(['route', '-q', '-n', 'delete', '-inet6', '8000::/1', 'fd00:5::5']);
+    expect(darwinRouteArgv('add', { destination: '192.0.2.0/24', gateway: '', interface: 'utun4' })).toEqual(['route', '-q', '-n', 'add', '-inet', '192.0.2.0/24', '-interface', 'utun4']);
+  });
+
+  it('addRoute: ok; "File exists" with our route in place is success', async () => {
+    await play([{ argv: darwinRouteArgv('add', split), stdout: 'add net 0.0.0.0: gateway 10.211.55.5\n' }], (run) => driver().addRoute(run, split));
+    await play(
+      [
+        {
+          argv: darwinRouteArgv('add', pin),
+          stdout: 'add host 203.0.113.10: gateway 192.168.1.1: File exists\n',
+          stderr: 'route: writing to routing socket: File exists\n',
+        },
+        { argv: ['netstat', '-rn'], stdout: table },
+      ],
+      (run) => driver().addRoute(run, pin),
+    );
+  });
+
+  it('addRoute: "File exists" because of someone else\'s route is a failure naming it', async () => {
+    const stale = { ...pin, gateway: '192.168.7.1' };
+    await expect(
+      play(
+        [
+          { argv: darwinRouteArgv('add', stale), stdout: 'add host 203.0.113.10: gateway 192.168.7.1: File exists\n' },
+          { argv: ['netstat', '-rn'], stdout: table },
+        ],
+        (run) => driver().addRoute(run, stale),
+      ),
+    ).rejects.toThrow(/different route is in the way \(203\.0\.113\.10 192\.168\.1\.1 UGHS en0\)/);
+  });
+
+  it('addRoute: "Network is unreachable" (exit 0!) is a failure', async () => {
+    const far = { destination: '0.0.0.0/1', gateway: '10.9.9.9' };
+    await expect(
+      play(
+        [
+          {
+            argv: darwinRouteArgv('add', far),
+            stdout: 'add net 0.0.0.0: gateway 10.9.9.9: Network is unreachable\n',
+            stderr: 'route: writing to routing socket: Network is unreachable\n',
+          },
+        ],
+        (run) => driver().addRoute(run, far),
+      ),
+    ).rejects.toThrow(/Network is unreachable \(10\.9\.9\.9 is not on a directly connected network\)/);
+  });
+
+  it('deleteRoute: ok and "not in table" are success; a non-root exit is not; defaults are refused', async () => {
+    await play([{ argv: darwinRouteArgv('delete', split), stdout: 'delete net 0.0.0.0: gateway 10.211.55.5\n' }], (run) => driver().deleteRoute(run, split));
+    await play(
+      [
+        {
+          argv: darwinRouteArgv('delete', pin),
+          stdout: 'delete host 203.0.113.10: gateway 192.168.1.1: not in table\n',
+          stderr: 'route: writing to routing socket: not in table\n',
+        },
+      ],
+      (run) => driver().deleteRoute(run, pin),
+    );
+    await expect(
+      play([{ argv: darwinRouteArgv('delete', pin), exitCode: 77, stderr: 'route: must be root to alter routing table\n' }], (run) => driver().deleteRoute(run, pin)),
+    ).rejects.toThrow(CommandError);
+    await expect(play([], (run) => driver().deleteRoute(run, { destination: '0.0.0.0/0', gateway: '192.168.1.1' }))).rejects.toThrow(/refusing/);
+  });
+
+  it('readRoutes: present with evidence; a scoped duplicate or another gateway does not count', async () => {
+    const scopedOnly = { destination: '0.0.0.0/0', gateway: '192.168.1.1', interface: 'en0' };
+    const readback = await play([{ argv: ['netstat', '-rn'], stdout: table.replace('UGScg  ', 'UGScIg ') }], (run) =>
+      driver().readRoutes(run, [split, pin, { ...pin, gateway: '192.168.7.1' }, scopedOnly, { destination: '::/1', gateway: 'fd00::5' }]),
+    );
+    expect(readback.map((r) => [r.destination, r.present, r.evidence])).toEqual([
+      ['0.0.0.0/1', true, '0/1 10.211.55.5 UGSc vnic0'],
+      ['203.0.113.10/32', true, '203.0.113.10 192.168.1.1 UGHS en0'],
+      ['203.0.113.10/32', false, '203.0.113.10 192.168.1.1 UGHS en0'],
+      ['0.0.0.0/0', false, 'default 192.168.1.1 UGScIg en0'],
+      ['::/1', false, ''],
+    ]);
+    expect(readback[2].gateway).toBe('192.168.7.1'); // the spec comes back as asked
+  });
+});
+
+describe('DarwinDriver kill switch', () => {
+  const policy: KillSwitchPolicy = {
+    uplink: 'en0',
+    endpoints: [{ ip: '203.0.113.10', port: 51820 }],
+    vnic: 'bridge100',
+    vmAddress: '192.168.64.2',
+    allowDhcp6: false,
+    blockIpv6: true,
+  };
+  // What pfctl prints back for the rendered policy (written out by hand, not computed).
+  const PRINTED = [
+    'block drop in on en0 all',
+    'block drop out on en0 all',
+    'pass quick on lo0 all flags S/SA keep state',
+    'pass out quick on en0 inet proto udp from any port = 68 to any port = 67 keep state',
+    'pass in quick on en0 inet proto udp from any port = 67 to any port = 68 keep state',
+    'block drop quick on en0 inet6 all',
+    'pass out quick on en0 inet proto udp from any to 203.0.113.10 port = 51820 keep state',
+  ];
+  const APPLE_MAIN = fixture('pfctl-s-rules-main-default-apple-stackexchange-221058.txt');
+  const MAIN_WITH_OURS = 'scrub-anchor "com.apple/*" all fragment reassemble\nanchor "com.apple/*" all\nanchor "com.wgctl" all\n';
+  const capture = JSON.parse(fixture('pfctl-E-X-results-macos26-capture.json')) as Record<string, { code: number; stdout: string; stderr: string }>;
+  const TOKEN = '11012949885072952621';
+  const ALTQ = 'No ALTQ support in kernel\nALTQ related functions disabled\n';
+
+  it('renders rules whose printed form is what pfctl shows; the comment explains the VM NAT', () => {
+    const text = renderDarwinKillSwitch(policy);
+    expect(normalizePfRuleset(text)).toEqual(PRINTED);
+    expect(text).toMatch(/after translation/);
+    const dual = renderDarwinKillSwitch({ ...policy, allowDhcp6: true, blockIpv6: false, endpoints: [...policy.endpoints, { ip: '2001:DB8::10', port: 443 }] });
+    expect(normalizePfRuleset(dual)).toEqual([
+      ...PRINTED.slice(0, 5),
+      'pass out quick on en0 inet6 proto udp from any port = 546 to any port = 547 keep state',
+      'pass in quick on en0 inet6 proto udp from any port = 547 to any port = 546 keep state',
+      'pass out quick on en0 inet6 proto ipv6-icmp all icmp6-type routersol keep state',
+      'pass out quick on en0 inet6 proto ipv6-icmp all icmp6-type neighbrsol keep state',
+      'pass out quick on en0 inet6 proto ipv6-icmp all icmp6-type neighbradv keep state',
+      'pass in quick on en0 inet6 proto ipv6-icmp all icmp6-type routeradv keep state',
+      'pass in quick on en0 inet6 proto ipv6-icmp all icmp6-type neighbrsol keep state',
+      'pass in quick on en0 inet6 proto ipv6-icmp all icmp6-type neighbradv keep state',
+      PRINTED[6],
+      'pass out quick on en0 inet6 proto udp from any to 2001:db8::10 port = 443 keep state',
+    ]);
+    // With IPv6 blocked, an IPv6 endpoint gets no pass rule.
+    expect(normalizePfRuleset(renderDarwinKillSwitch({ ...policy, endpoints: [{ ip: '2001:db8::10', port: 443 }] }))).not.toContain(
+      'pass out quick on en0 inet6 proto udp from any to 2001:db8::10 port = 443 keep state',
+    );
+    expect(() => renderDarwinKillSwitch({ ...policy, uplink: 'en0 all\npass' })).toThrow(/bad uplink/);
+    expect(() => renderDarwinKillSwitch({ ...policy, endpoints: [{ ip: 'example.com', port: 1 }] })).toThrow(/not an IP/);
+  });
+
+  const loadPrefix = (rendered: string): ScriptedCall[] => [
+    { argv: ['mkdir', '-p', STATE] },
+    { argv: ['tee', RULES_FILE], input: rendered, stdout: rendered },
+    { argv: ['pfctl', '-n', '-a', 'com.wgctl', '-f', RULES_FILE], stderr: ALTQ },
+    { argv: ['pfctl', '-a', 'com.wgctl', '-f', RULES_FILE], stderr: ALTQ },
+  ];
+
+  it('load with PF disabled and the stock main ruleset: adds the reference via -R (stdin), takes a token, flushes states', async () => {
+    const rendered = renderDarwinKillSwitch(policy);
+    const handle = await play(
+      [
+        ...loadPrefix(rendered),
+        { argv: ['pfctl', '-sr'], stdout: APPLE_MAIN.replace(ALTQ, ''), stderr: ALTQ },
+        { argv: ['pfctl', '-R', '-f', '-'], input: MAIN_WITH_OURS, stderr: `${ALTQ}pfctl: Use of -f option, could result in flushing of rules\n` },
+        { argv: ['pfctl', '-E'], stderr: capture['pfctl -E'].stderr },
+        { argv: ['pfctl', '-F', 'states'], stderr: '0 states cleared\n' },
+      ],
+      (run) => driver().loadKillSwitch(run, policy),
+    );
+    expect(handle).toEqual({ pfToken: TOKEN, addedAnchorReference: true });
+  });
+
+  it('load with PF enabled by another holder and our reference already in the main ruleset: no -R, a token of our own', async () => {
+    const rendered = renderDarwinKillSwitch(policy);
+    const handle = await play(
+      [
+        ...loadPrefix(rendered),
+        { argv: ['pfctl', '-sr'], stdout: MAIN_WITH_OURS },
+        { argv: ['pfctl', '-E'], stderr: 'pf enabled\nToken : 15053025338191571182\n' },
+        { argv: ['pfctl', '-F', 'states'], stderr: '37 states cleared\n' },
+      ],
+      (run) => driver().loadKillSwitch(run, policy),
+    );
+    expect(handle).toEqual({ pfToken: '15053025338191571182', addedAnchorReference: false });
+  });
+
+  it('re-load keeps a token that is still held (no second -E) and remembers it added the reference', async () => {
+    const rendered = renderDarwinKillSwitch(policy);
+    const previous = { pfToken: '9084387343160548126', addedAnchorReference: true };
+    const handle = await play(
+      [
+        ...loadPrefix(rendered),
+        { argv: ['pfctl', '-sr'], stdout: MAIN_WITH_OURS },
+        { argv: ['pfctl', '-s', 'References'], stdout: fixture('pfctl-s-references-two-macos26-capture.txt') },
+        { argv: ['pfctl', '-F', 'states'], stderr: '2 states cleared\n' },
+      ],
+      (run) => driver().loadKillSwitch(run, policy, previous),
+    );
+    expect(handle).toEqual(previous);
+  });
+
+  it('a stale token (Mac rebooted) is replaced by a new one', async () => {
+    const rendered = renderDarwinKillSwitch(policy);
+    const handle = await play(
+      [
+        ...loadPrefix(rendered),
+        { argv: ['pfctl', '-sr'], stdout: APPLE_MAIN },
+        { argv: ['pfctl', '-R', '-f', '-'], input: MAIN_WITH_OURS },
+        { argv: ['pfctl', '-s', 'References'], stdout: fixture('pfctl-s-references-none-macos26-capture.txt') },
+        { argv: ['pfctl', '-E'], stderr: capture['pfctl -E'].stderr },
+        { argv: ['pfctl', '-F', 'states'], stderr: '0 states cleared\n' },
+      ],
+      (run) => driver().loadKillSwitch(run, policy, { pfToken: '42', addedAnchorReference: true }),
+    );
+    expect(handle).toEqual({ pfToken: TOKEN, addedAnchorReference: true });
+  });
+
+  it('a file pfctl rejects loads nothing: the error names the line', async () => {
+    const rendered = renderDarwinKillSwitch(policy);
+    await expect(
+      play(
+        [
+          { argv: ['mkdir', '-p', STATE] },
+          { argv: ['tee', RULES_FILE], input: rendered },
+          {
+            argv: ['pfctl', '-n', '-a', 'com.wgctl', '-f', RULES_FILE],
+            exitCode: 1,
+            stderr: `${ALTQ}${RULES_FILE}:7: syntax error\npfctl: Syntax error in config file: pf rules not loaded\n`,
+          },
+        ],
+        (run) => driver().loadKillSwitch(run, policy),
+      ),
+    ).rejects.toThrow(/line 7: syntax error/);
+  });
+
+  it('a failure after -E hands back the token taken (so it can be released)', async () => {
+    const rendered = renderDarwinKillSwitch(policy);
+    const run = new ScriptedRunner([
+      ...loadPrefix(rendered),
+      { argv: ['pfctl', '-sr'], stdout: MAIN_WITH_OURS },
+      { argv: ['pfctl', '-E'], stderr: capture['pfctl -E'].stderr },
+      { argv: ['pfctl', '-F', 'states'], exitCode: 1, stderr: 'pfctl: Operation not permitted\n' },
+    ]);
+    const error = await driver()
+      .loadKillSwitch(run, policy)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DarwinKillSwitchError);
+    expect((error as DarwinKillSwitchError).handle).toEqual({ pfToken: TOKEN, addedAnchorReference: false });
+    run.assertDone();
+  });
+
+  it('unload with the token still valid (another holder remains): flush, -X, remove our reference', async () => {
+    await play(
+      [
+        { argv: ['pfctl', '-a', 'com.wgctl', '-F', 'all'], stderr: fixture('pfctl-F-all-and-f-warning-ettercap-pr641.txt').split('pfctl: Use')[0] },
+        { argv: ['pfctl', '-X', TOKEN], exitCode: 0, stderr: capture['pfctl -X <valid, others remain>'].stderr },
+        { argv: ['pfctl', '-sr'], stdout: MAIN_WITH_OURS },
+        { argv: ['pfctl', '-R', '-f', '-'], input: 'scrub-anchor "com.apple/*" all fragment reassemble\nanchor "com.apple/*" all\n' },
+        { argv: ['rm', '-f', RULES_FILE] },
+      ],
+      (run) => driver().unloadKillSwitch(run, { pfToken: TOKEN, addedAnchorReference: true }),
+    );
+  });
+
+  it('unload after a reboot: "pf not enabled" is already released, and pf.conf has no reference to remove', async () => {
+    const stale = capture['pfctl -X <stale> while pf disabled'];
+    await play(
+      [
+        { argv: ['pfctl', '-a', 'com.wgctl', '-F', 'all'], stderr: 'rules cleared\nnat cleared\n' },
+        { argv: ['pfctl', '-X', TOKEN], exitCode: stale.code, stderr: stale.stderr },
+        { argv: ['pfctl', '-sr'], stdout: APPLE_MAIN },
+        { argv: ['rm', '-f', RULES_FILE] },
+      ],
+      (run) => driver().unloadKillSwitch(run, { pfToken: TOKEN, addedAnchorReference: true }),
+    );
+  });
+
+  it('unload reports a real -X failure after doing everything else', async () => {
+    await expect(
+      play(
+        [
+          { argv: ['pfctl', '-a', 'com.wgctl', '-F', 'all'] },
+          { argv: ['pfctl', '-X', TOKEN], exitCode: 1, stderr: 'pfctl: Permission denied\n' },
+          { argv: ['rm', '-f', RULES_FILE] },
+        ],
+        (run) => driver().unloadKillSwitch(run, { pfToken: TOKEN }),
+      ),
+    ).rejects.toThrow(/pfctl -X 11012949885072952621: pfctl: Permission denied/);
+  });
+
+  const readScript = (main: string, anchorRules: string, references = fixture('pfctl-s-references-two-macos26-capture.txt'), info = fixture('pfctl-s-info-enabled-macos26-capture.txt')): ScriptedCall[] => [
+    { argv: ['pfctl', '-s', 'info'], stdout: info },
+    { argv: ['pfctl', '-sr'], stdout: main },
+    { argv: ['pfctl', '-a', 'com.wgctl', '-sr'], stdout: anchorRules },
+    { argv: ['pfctl', '-s', 'References'], stdout: references },
+  ];
+  const handle = { pfToken: '9084387343160548126', addedAnchorReference: true };
+
+  it('readKillSwitch: loaded, enabled, referenced, token held, rules as policy → no problems', async () => {
+    const status = await play(readScript(MAIN_WITH_OURS, `${PRINTED.join('\n')}\n`), (run) => driver().readKillSwitch(run, policy, handle));
+    expect(status).toEqual({ loaded: true, enabled: true, referenced: true, tokenHeld: true, interface: 'en0', rules: PRINTED, problems: [] });
+  });
+
+  it('readKillSwitch: the user reloaded /etc/pf.conf, so the anchor is no longer referenced', async () => {
+    const status = await play(readScript(APPLE_MAIN, `${PRINTED.join('\n')}\n`), (run) => driver().readKillSwitch(run, policy, handle));
+    expect(status.referenced).toBe(false);
+    expect(status.problems).toEqual(['the main PF ruleset no longer references anchor "com.wgctl" (was /etc/pf.conf reloaded?): its rules are not evaluated']);
+  });
+
+  it('readKillSwitch: rules that drifted from the policy, PF disabled, token gone', async () => {
+    const drifted = PRINTED.map((r) => r.replace('port = 51820', 'port = 51821'));
+    const status = await play(
+      readScript(MAIN_WITH_OURS, `${drifted.join('\n')}\n`, fixture('pfctl-s-references-none-macos26-capture.txt'), fixture('pfctl-s-info-disabled-macos26-capture.txt')),
+      (run) => driver().readKillSwitch(run, policy, handle),
+    );
+    expect(status).toMatchObject({ loaded: true, enabled: false, tokenHeld: false });
+    expect(status.problems).toEqual([
+      'PF is disabled: the kill switch rules are not in force (was the Mac restarted?)',
+      'our PF reference (pfctl -E token) is no longer held: another program releasing PF would turn it off',
+      `anchor com.wgctl differs from the policy: missing: ${PRINTED[6]}; unexpected: ${drifted[6]}`,
+    ]);
+  });
+
+  it('readKillSwitch after a reboot: the anchor does not exist → not loaded', async () => {
+    const status = await play(
+      [
+        { argv: ['pfctl', '-s', 'info'], stdout: fixture('pfctl-s-info-disabled-macos26-capture.txt') },
+        { argv: ['pfctl', '-sr'], stdout: APPLE_MAIN },
+        { argv: ['pfctl', '-a', 'com.wgctl', '-sr'], exitCode: 1, stderr: 'pfctl: DIOCGETRULES: Invalid argument\n' },
+      ],
+      (run) => driver().readKillSwitch(run, policy),
+    );
+    expect(status).toEqual({ loaded: false, enabled: false, referenced: false, tokenHeld: false, rules: [], problems: ['PF anchor com.wgctl has no rules loaded'] });
+  });
+});
+
+describe('DarwinDriver DNS', () => {
+  const SERVICES = 'An asterisk (*) denotes that a network service is disabled.\nWi-Fi\n*Thunderbolt Bridge\nParallels Shared #0\n';
+  const NONE = (what: string, service: string) => `There aren't any ${what} set on ${service}.\n`;
+
+  it('reads every service (disabled too), remembering "none set" as []', async () => {
+    const snapshot = await play(
+      [
+        { argv: ['networksetup', '-listallnetworkservices'], stdout: SERVICES },
+        { argv: ['networksetup', '-getdnsservers', 'Wi-Fi'], stdout: '192.0.2.53\n192.0.2.54\n' },
+        { argv: ['networksetup', '-getsearchdomains', 'Wi-Fi'], stdout: 'corp.example\n' },
+        { argv: ['networksetup', '-getdnsservers', 'Thunderbolt Bridge'], stdout: fixture('networksetup-getdnsservers-empty.txt').replace('Wi-Fi', 'Thunderbolt Bridge') },
+        { argv: ['networksetup', '-getsearchdomains', 'Thunderbolt Bridge'], stdout: NONE('Search Domains', 'Thunderbolt Bridge') },
+        // Removed between the list and the question: exit 4 and the error text on stdout.
+        { argv: ['networksetup', '-getdnsservers', 'Parallels Shared #0'], exitCode: 4, stdout: 'Parallels Shared #0 is not a recognized network service.\n** Error: The parameters were not valid.\n' },
+      ],
+      (run) => driver().readDns(run),
+    );
+    expect(snapshot).toEqual({
+      services: [
+        { name: 'Wi-Fi', servers: ['192.0.2.53', '192.0.2.54'], searchDomains: ['corp.example'] },
+        { name: 'Thunderbolt Bridge', servers: [], searchDomains: [] },
+      ],
+    });
+  });
+
+  const snapshot = {
+    services: [
+      { name: 'Wi-Fi', servers: ['192.0.2.53'], searchDomains: ['corp.example'] },
+      { name: 'Thunderbolt Bridge', servers: [], searchDomains: [] },
+    ],
+  };
+
+  it('sets our servers on every service, then restores them ("Empty" for none set)', async () => {
+    await play(
+      [
+        { argv: ['networksetup', '-setdnsservers', 'Wi-Fi', '10.64.0.1', 'fd00:64::1'] },
+        { argv: ['networksetup', '-setdnsservers', 'Thunderbolt Bridge', '10.64.0.1', 'fd00:64::1'] },
+      ],
+      (run) => driver().setDns(run, ['10.64.0.1', 'fd00:64::1'], snapshot),
+    );
+    await play(
+      [
+        { argv: ['networksetup', '-setdnsservers', 'Wi-Fi', '192.0.2.53'] },
+        { argv: ['networksetup', '-setsearchdomains', 'Wi-Fi', 'corp.example'] },
+        { argv: ['networksetup', '-setdnsservers', 'Thunderbolt Bridge', 'Empty'] },
+        { argv: ['networksetup', '-setsearchdomains', 'Thunderbolt Bridge', 'Empty'] },
+      ],
+      (run) => driver().restoreDns(run, snapshot),
+    );
+  });
+
+  it('an error printed with exit 0 is still an error; a vanished service is skipped', async () => {
+    await expect(
+      play([{ argv: ['networksetup', '-setdnsservers', 'Wi-Fi', '10.64.0.1'], stdout: '** Error: Unable to commit changes to network database.\n' }], (run) =>
+        driver().setDns(run, ['10.64.0.1'], { services: [snapshot.services[0]] }),
+      ),
+    ).rejects.toThrow(/Unable to commit/);
+    await play(
+      [{ argv: ['networksetup', '-setdnsservers', 'Wi-Fi', 'Empty'], exitCode: 4, stdout: fixture('networksetup-unknown-service-error.txt').replace('NoSuch', 'Wi-Fi') }],
+      (run) => driver().restoreDns(run, { services: [{ name: 'Wi-Fi', servers: [], searchDomains: [] }] }),
+    );
+    await expect(play([], (run) => driver().setDns(run, ['dns.example'], snapshot))).rejects.toThrow(/not an IP address/);
+  });
+});
+
+describe('DarwinDriver routing monitor', () => {
+  it('watches `route -n monitor`', () => {
+    expect(driver().monitorArgv()).toEqual(['route', '-n', 'monitor']);
+  });
+
+  it('classifies streamed lines: the line completing a message carries the verdict', () => {
+    const d = driver();
+    const lines = fixture('route-monitor-service-reorder-2020-blog.txt').split('\n');
+    const verdicts = lines.map((line) => d.classifyMonitorEvent(line)).filter((c) => c.kind !== 'other' || c.destination !== undefined);
+    expect(verdicts.map((c) => [c.kind, c.destination, c.deleted ?? false])).toEqual([
+      ['default-changed', '0.0.0.0/0', true],
+      ['default-changed', '0.0.0.0/0', true],
+      ['default-changed', '0.0.0.0/0', false],
+      ['other', '0.0.0.0/0', false], // the scoped add
+    ]);
+    expect(verdicts[0].line).toBe('RTM_DELETE default 172.20.10.1 default en5:40.a5.ef.41.9f.fb 172.20.10.3 (default route removed via 172.20.10.1)');
+  });
+
+  it('reports our split routes by destination (so their deletion can be noticed) and IFINFO at once', () => {
+    const d = driver();
+    const echo = ['got message of size 132 on Mon Mar  2 10:00:00 2026', 'RTM_DELETE: Delete Route: len 132, pid: 0, seq 1, errno 0, flags:<GATEWAY,DONE,STATIC,CONDEMNED>', 'locks:  inits: ', 'sockaddrs: <DST,GATEWAY,NETMASK>', ' default 10.211.55.5 128.0.0.0'];
+    const results = echo.map((l) => d.classifyMonitorEvent(l));
+    expect(results.slice(0, 4).every((r) => r.kind === 'other' && r.destination === undefined)).toBe(true);
+    expect(results[4]).toMatchObject({ kind: 'other', destination: '0.0.0.0/1', deleted: true });
+    const ifinfo = fixture('route-monitor-ifinfo-2020-real-world-systems.txt').split('\n');
+    expect(d.classifyMonitorEvent(ifinfo[0]).kind).toBe('other');
+    expect(d.classifyMonitorEvent(ifinfo[1]).kind).toBe('link-changed');
+    // A whole block at once works too.
+    expect(d.classifyMonitorEvent(fixture('route-monitor-delete-default-2023-wg-blog.txt'))).toMatchObject({ kind: 'default-changed', destination: '0.0.0.0/0', deleted: true });
+    expect(d.classifyMonitorEvent(fixture('route-monitor-mullvad-2020-comment.txt')).kind).toBe('other'); // errno 3: nothing changed
+  });
+});

@@ -1,0 +1,539 @@
+/**
+ * The macOS host driver: netstat/route/ifconfig for routes, a PF anchor for the kill switch,
+ * networksetup for DNS, `route -n monitor` for roaming.
+ *
+ * Like every driver it only builds argv and hands them to the runner it is given (so each
+ * step records its commands); parsing is in @wgctl/parsers. Facts it relies on (see
+ * shared/notes/macos.md): `route` exits 0 on kernel errors, so its text decides; PF is taken
+ * with `pfctl -E` (a reference token, a u64 kept as a string) and released with `-X`, never
+ * `-e`/`-d`, which would break other PF users (the Application Firewall, Internet Sharing,
+ * other VPNs); the main ruleset is never reloaded from /etc/pf.conf (that would drop the
+ * anchors the system inserts at run time, e.g. the hypervisor's NAT).
+ */
+import ipaddr from 'ipaddr.js';
+import {
+  DARWIN_INTERFACE_NAME,
+  NetworksetupUnknownServiceError,
+  classifyPfRelease,
+  classifyRouteChange,
+  classifyRouteMonitorMessage,
+  findDefaultGateway,
+  findIfconfigInterfaceForAddress,
+  networksetupError,
+  normalizePfRuleset,
+  parseDnsServers,
+  parseIfconfig,
+  parseNetstatRoutes,
+  parseNetworkServices,
+  parsePfEnableOutput,
+  parsePfInfo,
+  parsePfReferences,
+  parsePfRules,
+  parsePfSyntaxErrors,
+  parseRouteMonitor,
+  parseSearchDomains,
+  pfRulesReferenceAnchor,
+  routeMonitorDestination,
+  type NetstatGateway,
+  type NetstatRoute,
+  type PfRule,
+  type RouteMonitorMessage,
+} from '@wgctl/parsers';
+import { CommandError, type RunResult, type Runner } from '@wgctl/runner';
+import type {
+  DnsSnapshot,
+  HostNetworkDriver,
+  KillSwitchHandle,
+  KillSwitchPolicy,
+  KillSwitchStatus,
+  RouteChange,
+  RouteReadback,
+  RouteSpec,
+  Uplink,
+  Vnic,
+} from './driver';
+
+export interface DarwinDriverOptions {
+  /** Where the PF rules file is written (the agent's state dir). */
+  stateDir?: string;
+  /** The PF anchor holding our rules. Default `com.wgctl`. */
+  anchor?: string;
+}
+
+export const DARWIN_DEFAULT_STATE_DIR = '/Library/Application Support/wgctl/mac-agent';
+export const DARWIN_PF_ANCHOR = 'com.wgctl';
+
+const READ = { readOnly: true } as const;
+
+type Family = 'inet' | 'inet6';
+
+function familyOf(address: string): Family {
+  return address.includes(':') ? 'inet6' : 'inet';
+}
+
+function canonicalCidr(cidr: string): string {
+  const [address, length] = cidr.split('/');
+  const family = familyOf(address);
+  return `${ipaddr.parse(address).toString()}/${length ?? (family === 'inet' ? 32 : 128)}`;
+}
+
+function isDefault(cidr: string): boolean {
+  return cidr === 'default' || /^(0\.0\.0\.0|::)\/0$/.test(cidr);
+}
+
+/** `fe80::1%en0` and `FE80::1%en0` are the same next hop; the scope counts only when given. */
+function gatewayMatches(gateway: NetstatGateway, wanted: string): boolean {
+  if (gateway.kind !== 'ip') return false;
+  const [address, scope] = wanted.split('%');
+  try {
+    if (ipaddr.parse(address).toString() !== gateway.address) return false;
+  } catch {
+    return false;
+  }
+  return scope === undefined || scope === gateway.scope;
+}
+
+/**
+ * `route -q -n add|delete -inet[6] [-host] DEST GATEWAY`. Host routes get `-host`: without it
+ * route(8) decides host-or-net from the classful host part (192.0.2.0 would become a net).
+ */
+export function darwinRouteArgv(verb: 'add' | 'delete', route: RouteSpec): string[] {
+  const [address, length] = route.destination.split('/');
+  const family = familyOf(address);
+  const host = length === undefined || Number(length) === (family === 'inet' ? 32 : 128);
+  const destination = host ? ['-host', address] : [route.destination];
+  const via = route.gateway ? [route.gateway] : route.interface ? ['-interface', route.interface] : [];
+  return ['route', '-q', '-n', verb, `-${family}`, ...destination, ...via];
+}
+
+function describeRoute(route: RouteSpec): string {
+  return `${route.destination} via ${route.gateway}${route.interface ? ` dev ${route.interface}` : ''}`;
+}
+
+function checkExit(result: RunResult): void {
+  if (result.exitCode !== 0 && !result.dryRun) throw new CommandError(result);
+}
+
+// ---------------------------------------------------------------------------------------
+// Kill switch rules
+
+function validatePolicy(policy: KillSwitchPolicy): void {
+  // Everything below is pasted into pf.conf syntax: refuse anything that is not a plain value.
+  if (!DARWIN_INTERFACE_NAME.test(policy.uplink)) throw new Error(`kill switch: bad uplink interface name "${policy.uplink}"`);
+  for (const e of policy.endpoints) {
+    if (!ipaddr.IPv4.isValidFourPartDecimal(e.ip) && !ipaddr.IPv6.isValid(e.ip)) throw new Error(`kill switch: endpoint "${e.ip}" is not an IP address`);
+    if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) throw new Error(`kill switch: bad endpoint port ${e.port}`);
+  }
+}
+
+/**
+ * The PF rules of the kill switch, for anchor `anchor`. Order matters in PF (last match wins
+ * unless `quick`): the two non-quick blocks come first, every allowed flow is a later `quick`
+ * pass. Nothing here touches other interfaces; the VM's bridge is not filtered at all.
+ */
+export function renderDarwinKillSwitch(policy: KillSwitchPolicy, anchor = DARWIN_PF_ANCHOR): string {
+  validatePolicy(policy);
+  const on = `on ${policy.uplink}`;
+  const endpoints = policy.endpoints.filter((e) => !(policy.blockIpv6 && familyOf(e.ip) === 'inet6'));
+  const lines = [
+    `# wgctl kill switch, anchor "${anchor}" (generated by the mac-agent; do not edit).`,
+    `# Nothing may use ${policy.uplink} but DHCP and WireGuard UDP to the server(s).`,
+    '#',
+    `# The VM's traffic is covered too: the hypervisor NATs it (PF nat, or vmnet's own) and it`,
+    `# leaves through ${policy.uplink} after translation, so rules "on ${policy.uplink}" see the translated`,
+    '# packets: a leak from the VM is blocked by the same rules as one from the Mac.',
+    `block drop in ${on} all`,
+    `block drop out ${on} all`,
+    'pass quick on lo0 all',
+    '# DHCP (client 68 <-> server 67)',
+    `pass out quick ${on} inet proto udp from any port 68 to any port 67`,
+    `pass in quick ${on} inet proto udp from any port 67 to any port 68`,
+  ];
+  if (policy.allowDhcp6) {
+    lines.push(
+      '# DHCPv6 (client 546 <-> server 547) and the neighbour discovery IPv6 needs to work at all',
+      `pass out quick ${on} inet6 proto udp from any port 546 to any port 547`,
+      `pass in quick ${on} inet6 proto udp from any port 547 to any port 546`,
+      `pass out quick ${on} inet6 proto ipv6-icmp all icmp6-type { routersol, neighbrsol, neighbradv }`,
+      `pass in quick ${on} inet6 proto ipv6-icmp all icmp6-type { routeradv, neighbrsol, neighbradv }`,
+    );
+  }
+  if (policy.blockIpv6) lines.push('# No IPv6 through the VM: none on the uplink either', `block drop quick ${on} inet6 all`);
+  if (endpoints.length > 0) lines.push('# WireGuard to the server(s)');
+  for (const e of endpoints) {
+    lines.push(`pass out quick ${on} ${familyOf(e.ip)} proto udp from any to ${ipaddr.parse(e.ip).toString()} port ${e.port}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function loadError(what: string, result: RunResult): Error {
+  const parsed = parsePfSyntaxErrors(result.stderr);
+  const details = [...parsed.errors.map((e) => `line ${e.line}: ${e.message}`), ...parsed.other];
+  return new Error(`pfctl ${what} failed (exit ${result.exitCode})${details.length ? `: ${details.join('; ')}` : ''}`);
+}
+
+export class DarwinKillSwitchError extends Error {
+  constructor(
+    message: string,
+    /** What was taken before the failure (journal it: the token must be released later). */
+    readonly handle: KillSwitchHandle,
+  ) {
+    super(message);
+    this.name = 'DarwinKillSwitchError';
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+export class DarwinDriver implements HostNetworkDriver {
+  readonly name = 'darwin' as const;
+  readonly stateDir: string;
+  readonly anchor: string;
+  /** Lines of a `route -n monitor` message fed one at a time (see classifyMonitorEvent). */
+  private monitorLines: string[] = [];
+
+  constructor(options: DarwinDriverOptions = {}) {
+    this.stateDir = options.stateDir ?? DARWIN_DEFAULT_STATE_DIR;
+    this.anchor = options.anchor ?? DARWIN_PF_ANCHOR;
+    if (!/^[A-Za-z0-9_.-]+$/.test(this.anchor)) throw new Error(`bad PF anchor name "${this.anchor}"`);
+  }
+
+  /** The file the anchor's rules are loaded from. */
+  get rulesFile(): string {
+    return `${this.stateDir.replace(/\/+$/, '')}/pf-${this.anchor}.conf`;
+  }
+
+  private async routes(run: Runner): Promise<NetstatRoute[]> {
+    return parseNetstatRoutes((await run.run(['netstat', '-rn'], READ)).stdout);
+  }
+
+  // ----- discovery -----
+
+  async discoverUplink(run: Runner): Promise<Uplink | null> {
+    const routes = await this.routes(run);
+    const v4 = findDefaultGateway(routes, 'inet');
+    if (!v4) return null;
+    const v6 = findDefaultGateway(routes, 'inet6');
+    const uplink: Uplink = { interface: v4.interface, gateway: v4.gateway };
+    if (v6 && v6.interface === v4.interface) uplink.gateway6 = v6.gateway;
+    // The address is a nicety: an interface that vanished meanwhile must not fail discovery.
+    const ifconfig = await run.run(['ifconfig', v4.interface], { readOnly: true, allowFailure: true });
+    if (ifconfig.exitCode === 0) {
+      const address = parseIfconfig(ifconfig.stdout).find((i) => i.name === v4.interface)?.inet[0]?.address;
+      if (address) uplink.address = address;
+    }
+    return uplink;
+  }
+
+  async discoverVnic(run: Runner, vmAddress: string): Promise<Vnic> {
+    const interfaces = parseIfconfig((await run.run(['ifconfig'], READ)).stdout);
+    const own = interfaces.find((i) => i.inet.some((a) => a.address === vmAddress));
+    if (own) throw new Error(`${vmAddress} is an address of this Mac (on ${own.name}), not the VM's`);
+    const found = findIfconfigInterfaceForAddress(interfaces, vmAddress);
+    if (!found) {
+      throw new Error(
+        `no interface of this Mac is on the same network as the VM address ${vmAddress}: is the VM running, on a shared or host-only network (bridge100/bridge101, vnic0)?`,
+      );
+    }
+    const vnic: Vnic = { interface: found.interface.name, address: found.inet.address };
+    const global6 = found.interface.inet6.find(
+      (a) => !a.scope && !a.address.startsWith('fe80:') && !a.flags.includes('deprecated') && !a.flags.includes('temporary'),
+    );
+    if (global6) vnic.address6 = global6.address;
+    return vnic;
+  }
+
+  // ----- routes -----
+
+  async readRoutes(run: Runner, wanted: RouteSpec[]): Promise<RouteReadback[]> {
+    if (wanted.length === 0) return [];
+    const table = await this.routes(run);
+    return wanted.map((spec) => {
+      const destination = canonicalCidr(spec.destination);
+      const same = table.filter((r) => r.destination === destination);
+      // Scoped duplicates (flag I) are not what unbound sockets use: they do not count.
+      const match = same.find((r) => !r.scoped && gatewayMatches(r.gateway, spec.gateway) && (!spec.interface || r.netif === spec.interface));
+      const shown = match ?? same[0];
+      return { ...spec, present: match !== undefined, evidence: shown ? shown.text.trim().replace(/\s+/g, ' ') : '' };
+    });
+  }
+
+  async addRoute(run: Runner, route: RouteSpec): Promise<void> {
+    const result = await run.run(darwinRouteArgv('add', route), { allowFailure: true });
+    checkExit(result);
+    const outcome = classifyRouteChange(result.stdout, result.stderr);
+    if (outcome.outcome === 'ok') return;
+    if (outcome.outcome === 'exists') {
+      // Ours from an earlier run is fine; someone else's route in the way is not.
+      const [readback] = await this.readRoutes(run, [route]);
+      if (readback.present) return;
+      throw new Error(`cannot add ${describeRoute(route)}: a different route is in the way (${readback.evidence || 'not shown by netstat'})`);
+    }
+    const hint = outcome.outcome === 'unreachable' ? ` (${route.gateway} is not on a directly connected network)` : '';
+    throw new Error(`route add ${describeRoute(route)} failed: ${outcome.message}${hint}`);
+  }
+
+  async deleteRoute(run: Runner, route: RouteSpec): Promise<void> {
+    // Never the user's default route, whatever the caller asks.
+    if (isDefault(route.destination)) throw new Error(`refusing to delete a default route (${route.destination})`);
+    const result = await run.run(darwinRouteArgv('delete', route), { allowFailure: true });
+    checkExit(result);
+    const outcome = classifyRouteChange(result.stdout, result.stderr);
+    // "not in table": already gone (a vanished vnic takes its routes with it).
+    if (outcome.outcome === 'ok' || outcome.outcome === 'not-in-table') return;
+    throw new Error(`route delete ${describeRoute(route)} failed: ${outcome.message}`);
+  }
+
+  // ----- kill switch -----
+
+  renderKillSwitch(policy: KillSwitchPolicy): string {
+    return renderDarwinKillSwitch(policy, this.anchor);
+  }
+
+  private anchorReference(): string {
+    return `anchor "${this.anchor}" all`;
+  }
+
+  /** The main filter ruleset (as `pfctl -sr` printed it) with or without our anchor reference. */
+  private mainRulesetWith(rules: PfRule[], reference: boolean): string {
+    const kept = rules.filter((r) => r.depth === 0 && !(r.action === 'anchor' && r.anchor === this.anchor)).map((r) => r.text);
+    if (reference) kept.push(this.anchorReference());
+    return `${kept.join('\n')}\n`;
+  }
+
+  async loadKillSwitch(run: Runner, policy: KillSwitchPolicy, previous?: KillSwitchHandle): Promise<KillSwitchHandle> {
+    const rules = this.renderKillSwitch(policy);
+    const file = this.rulesFile;
+    await run.run(['mkdir', '-p', this.stateDir]);
+    await run.run(['tee', file], { input: rules });
+    // Validate first (-n): a rejected file changes nothing. Loading with -a replaces only the
+    // anchor's rules, atomically, and never touches the main ruleset.
+    const check = await run.run(['pfctl', '-n', '-a', this.anchor, '-f', file], { allowFailure: true });
+    if (check.exitCode !== 0) throw loadError(`-n -a ${this.anchor} -f ${file}`, check);
+    const load = await run.run(['pfctl', '-a', this.anchor, '-f', file], { allowFailure: true });
+    if (load.exitCode !== 0) throw loadError(`-a ${this.anchor} -f ${file}`, load);
+
+    const handle: KillSwitchHandle = { addedAnchorReference: previous?.addedAnchorReference ?? false };
+    try {
+      // An anchor's rules run only where the main ruleset says `anchor "NAME"`. Re-load just
+      // the filter rules (-R) as they are now, plus our reference at the end (last = decides).
+      const main = parsePfRules((await run.run(['pfctl', '-sr'], READ)).stdout);
+      if (!pfRulesReferenceAnchor(main, this.anchor)) {
+        await run.run(['pfctl', '-R', '-f', '-'], { input: this.mainRulesetWith(main, true) });
+        handle.addedAnchorReference = true;
+      }
+
+      // Our own PF reference: -E starts PF if needed and hands back a token; an earlier token
+      // still held is reused (each -E adds a reference that only its -X removes).
+      if (previous?.pfToken) {
+        const held = parsePfReferences((await run.run(['pfctl', '-s', 'References'], READ)).stdout);
+        if (held.some((r) => r.token === previous.pfToken)) handle.pfToken = previous.pfToken;
+      }
+      if (!handle.pfToken) {
+        const enable = await run.run(['pfctl', '-E']);
+        if (!enable.dryRun) handle.pfToken = parsePfEnableOutput(enable.stderr).token;
+      }
+
+      // States created before the rules keep passing packets: drop them all (with PF off
+      // before there were none; the VM's NAT state is re-created by its next packet).
+      await run.run(['pfctl', '-F', 'states']);
+      return handle;
+    } catch (e) {
+      throw new DarwinKillSwitchError(`loading the kill switch failed after its rules were loaded: ${e instanceof Error ? e.message : String(e)}`, handle);
+    }
+  }
+
+  async unloadKillSwitch(run: Runner, handle: KillSwitchHandle): Promise<void> {
+    const failures: string[] = [];
+    const flush = await run.run(['pfctl', '-a', this.anchor, '-F', 'all'], { allowFailure: true });
+    if (flush.exitCode !== 0) failures.push(loadError(`-a ${this.anchor} -F all`, flush).message);
+
+    if (handle.pfToken) {
+      const release = await run.run(['pfctl', '-X', handle.pfToken], { allowFailure: true });
+      const outcome = classifyPfRelease(release.stdout, release.stderr);
+      // "pf not enabled" (after a reboot) and "token invalid" mean it is already released.
+      if (outcome.outcome === 'failed' && !release.dryRun) failures.push(`pfctl -X ${handle.pfToken}: ${outcome.reason}`);
+    }
+
+    if (handle.addedAnchorReference) {
+      const main = parsePfRules((await run.run(['pfctl', '-sr'], READ)).stdout);
+      if (pfRulesReferenceAnchor(main, this.anchor)) {
+        const result = await run.run(['pfctl', '-R', '-f', '-'], { input: this.mainRulesetWith(main, false), allowFailure: true });
+        if (result.exitCode !== 0) failures.push(loadError('-R -f - (removing our anchor reference)', result).message);
+      }
+    }
+    await run.run(['rm', '-f', this.rulesFile], { allowFailure: true });
+    if (failures.length > 0) throw new Error(`unloading the kill switch: ${failures.join('; ')}`);
+  }
+
+  async readKillSwitch(run: Runner, policy?: KillSwitchPolicy, handle?: KillSwitchHandle): Promise<KillSwitchStatus> {
+    const info = parsePfInfo((await run.run(['pfctl', '-s', 'info'], READ)).stdout);
+    const main = parsePfRules((await run.run(['pfctl', '-sr'], READ)).stdout);
+    const anchorResult = await run.run(['pfctl', '-a', this.anchor, '-sr'], { readOnly: true, allowFailure: true });
+    let live: PfRule[] = [];
+    if (anchorResult.exitCode === 0) live = parsePfRules(anchorResult.stdout);
+    // An anchor that was never created cannot be listed; that is "nothing loaded".
+    else if (!/Invalid argument|does not exist/i.test(anchorResult.stderr)) throw new CommandError(anchorResult);
+
+    const status: KillSwitchStatus = {
+      loaded: live.length > 0,
+      enabled: info.enabled,
+      referenced: pfRulesReferenceAnchor(main, this.anchor),
+      tokenHeld: false,
+      rules: live.map((r) => r.text),
+      problems: [],
+    };
+    const uplink = live.map((r) => /\bon (\S+)/.exec(r.text)?.[1]).find((name) => name !== undefined && name !== 'lo0');
+    if (uplink) status.interface = uplink;
+    if (handle?.pfToken) {
+      const held = parsePfReferences((await run.run(['pfctl', '-s', 'References'], READ)).stdout);
+      status.tokenHeld = held.some((r) => r.token === handle.pfToken);
+    }
+
+    if (!status.loaded) {
+      if (policy) status.problems.push(`PF anchor ${this.anchor} has no rules loaded`);
+      return status;
+    }
+    if (!status.enabled) status.problems.push('PF is disabled: the kill switch rules are not in force (was the Mac restarted?)');
+    if (!status.referenced) {
+      status.problems.push(`the main PF ruleset no longer references anchor "${this.anchor}" (was /etc/pf.conf reloaded?): its rules are not evaluated`);
+    }
+    if (handle?.pfToken && !status.tokenHeld) {
+      status.problems.push('our PF reference (pfctl -E token) is no longer held: another program releasing PF would turn it off');
+    }
+    if (policy) {
+      const wanted = normalizePfRuleset(this.renderKillSwitch(policy));
+      if (JSON.stringify(wanted) !== JSON.stringify(status.rules)) {
+        const missing = wanted.filter((w) => !status.rules.includes(w));
+        const extra = status.rules.filter((l) => !wanted.includes(l));
+        const detail = [...missing.map((m) => `missing: ${m}`), ...extra.map((x) => `unexpected: ${x}`)];
+        status.problems.push(`anchor ${this.anchor} differs from the policy${detail.length ? `: ${detail.join('; ')}` : ' (order)'}`);
+      }
+    }
+    return status;
+  }
+
+  // ----- DNS -----
+
+  /** Runs a networksetup read; its exit status is not trusted, the text is. */
+  private async networksetupRead(run: Runner, argv: string[]): Promise<string> {
+    const result = await run.run(argv, { readOnly: true, allowFailure: true });
+    if (result.exitCode !== 0 && !networksetupError(result.stdout, result.stderr)) throw new CommandError(result);
+    return result.stdout;
+  }
+
+  async readDns(run: Runner): Promise<DnsSnapshot> {
+    // Every service, disabled ones included: one enabled later must not bypass our DNS.
+    const services = parseNetworkServices(await this.networksetupRead(run, ['networksetup', '-listallnetworkservices']));
+    const snapshot: DnsSnapshot = { services: [] };
+    for (const { name } of services) {
+      try {
+        const servers = parseDnsServers(await this.networksetupRead(run, ['networksetup', '-getdnsservers', name]));
+        const searchDomains = parseSearchDomains(await this.networksetupRead(run, ['networksetup', '-getsearchdomains', name]));
+        snapshot.services.push({ name, servers, searchDomains });
+      } catch (e) {
+        // Renamed or removed since it was listed: nothing of it to remember.
+        if (e instanceof NetworksetupUnknownServiceError) continue;
+        throw e;
+      }
+    }
+    return snapshot;
+  }
+
+  private async networksetupSet(run: Runner, argv: string[]): Promise<'ok' | 'unknown-service'> {
+    const result = await run.run(argv, { allowFailure: true });
+    const error = networksetupError(result.stdout, result.stderr);
+    if (error && / is not a recognized network service\.$/.test(error)) return 'unknown-service';
+    if (error) throw new Error(`${argv.join(' ')}: ${error}`);
+    checkExit(result);
+    return 'ok';
+  }
+
+  async setDns(run: Runner, servers: string[], current: DnsSnapshot): Promise<void> {
+    if (servers.length === 0) throw new Error('setDns: no DNS servers given');
+    for (const address of servers) {
+      const bare = address.split('%')[0];
+      if (!ipaddr.IPv4.isValidFourPartDecimal(bare) && !ipaddr.IPv6.isValid(bare)) throw new Error(`setDns: "${address}" is not an IP address`);
+    }
+    for (const service of current.services) {
+      // A service gone since the snapshot has nothing to set.
+      await this.networksetupSet(run, ['networksetup', '-setdnsservers', service.name, ...servers]);
+    }
+  }
+
+  async restoreDns(run: Runner, snapshot: DnsSnapshot): Promise<void> {
+    for (const service of snapshot.services) {
+      // `Empty` = none set: back to whatever DHCP provides.
+      const servers = service.servers.length > 0 ? service.servers : ['Empty'];
+      if ((await this.networksetupSet(run, ['networksetup', '-setdnsservers', service.name, ...servers])) === 'unknown-service') continue;
+      if (service.searchDomains) {
+        const domains = service.searchDomains.length > 0 ? service.searchDomains : ['Empty'];
+        await this.networksetupSet(run, ['networksetup', '-setsearchdomains', service.name, ...domains]);
+      }
+    }
+  }
+
+  // ----- roaming -----
+
+  monitorArgv(): string[] {
+    return ['route', '-n', 'monitor'];
+  }
+
+  /**
+   * Classifies `route -n monitor` output: a whole message (several lines) at once, or — as the
+   * service streams it — one line at a time, in which case the lines are gathered here and the
+   * line that completes a message (its sockaddr values) carries the verdict; the others are
+   * `other`. RTM_IFINFO is reported on its own header line (it usually has no more lines).
+   */
+  classifyMonitorEvent(block: string): RouteChange {
+    if (block.includes('\n')) return this.classifyMessages(block);
+    const line = block.replace(/\r$/, '');
+    if (line.trim() === '') return { kind: 'other', line };
+    if (/^got message of size /.test(line.trim())) {
+      this.monitorLines = [line];
+      return { kind: 'other', line };
+    }
+    if (/RTM_[A-Z0-9_]+: /.test(line)) {
+      this.monitorLines = this.monitorLines.length === 1 && /^got message/.test(this.monitorLines[0].trim()) ? [...this.monitorLines, line] : [line];
+      if (/RTM_IFINFO: /.test(line)) {
+        const text = this.monitorLines.join('\n');
+        this.monitorLines = []; // its sockaddr lines, if any, add nothing
+        return this.classifyMessages(text);
+      }
+      return { kind: 'other', line };
+    }
+    if (this.monitorLines.length === 0) return { kind: 'other', line };
+    this.monitorLines.push(line);
+    if (line.startsWith(' ') && this.monitorLines.some((l) => /^sockaddrs: /.test(l.trim()))) {
+      const text = this.monitorLines.join('\n');
+      this.monitorLines = [];
+      return this.classifyMessages(text);
+    }
+    if (this.monitorLines.length > 16) this.monitorLines = []; // not a message we understand
+    return { kind: 'other', line };
+  }
+
+  private classifyMessages(text: string): RouteChange {
+    let messages: RouteMonitorMessage[];
+    try {
+      messages = parseRouteMonitor(text);
+    } catch {
+      // Unreadable: let the service re-read the routing table rather than miss a change.
+      return { kind: 'link-changed', line: text.trim() };
+    }
+    const rank = { 'default-changed': 2, 'link-changed': 1, other: 0 } as const;
+    let best: RouteChange = { kind: 'other', line: text.trim() };
+    for (const message of messages) {
+      const verdict = classifyRouteMonitorMessage(message);
+      const summary = [message.type, ...message.sockaddrs.map((name) => message.addresses[name] ?? '')].join(' ').trim();
+      const change: RouteChange = { kind: verdict.kind, line: `${summary} (${verdict.reason})` };
+      const destination = routeMonitorDestination(message);
+      if (destination !== undefined) change.destination = destination;
+      if (message.type === 'RTM_DELETE' || message.type === 'RTM_OLDDEL') change.deleted = true;
+      if (rank[change.kind] > rank[best.kind] || (best.destination === undefined && change.destination !== undefined && rank[change.kind] === rank[best.kind])) {
+        best = change;
+      }
+    }
+    return best;
+  }
+}
