@@ -1,7 +1,7 @@
 /**
  * The gRPC service on loopback (plaintext dev mode) with a scripted system underneath:
  * health and Status are answered from the background sample (no process per call), errors
- * map to the right codes, a concurrent Up is ABORTED, Capture is UNIMPLEMENTED.
+ * map to the right codes, a concurrent Up is ABORTED, Capture is served.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -176,9 +176,9 @@ describe('vm-agent gRPC service', () => {
     gate.release();
   });
 
-  it('leaves Capture UNIMPLEMENTED', async () => {
-    await expect(unaryCall(client.capture.bind(client), CaptureRequest.fromPartial({}), { timeoutMs: 5000 })).rejects.toMatchObject({
-      code: grpc.status.UNIMPLEMENTED,
+  it('serves Capture, refusing a bad request before running anything (see capture.test.ts)', async () => {
+    await expect(unaryCall(client.capture.bind(client), CaptureRequest.fromPartial({ probeTarget: 'example.com' }), { timeoutMs: 5000 })).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
     });
   });
 });
