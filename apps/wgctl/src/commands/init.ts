@@ -21,6 +21,7 @@ import { configPath } from './context';
 
 export const DEFAULT_MAC_AGENT = 'unix:/var/run/wgctl/mac-agent.sock';
 export const VM_TLS_DIR = '/etc/wgctl/tls';
+export const VM_WG_CONFIG = '/etc/wireguard/wg0.conf';
 
 export interface InitFlags {
   dir?: string;
@@ -91,21 +92,22 @@ function quote(path: string): string {
 export function nextSteps(config: WgctlConfig, configFile: string, tlsDir: string, isDefaultConfig: boolean, rotated: boolean): string {
   const t = (f: string) => quote(join(tlsDir, f));
   const vmListen = `${config.vm.address.includes(':') ? `[${config.vm.address}]` : config.vm.address}:${config.vm.port}`;
-  const cfg = isDefaultConfig ? '' : ` --config ${quote(configFile)}`;
   const lines = [
     '',
     'Next steps:',
-    `  1. Copy the VM's certificate and key to the VM (keep the key mode 0600):`,
+    `  1. Copy the VM's certificate and key, and the vm-agent program, to the VM (the key stays mode 0600):`,
     `       ssh root@${config.vm.address} 'install -d -m 0700 ${VM_TLS_DIR}'`,
     `       scp ${t('ca.crt')} ${t('vm-agent.crt')} ${t('vm-agent.key')} root@${config.vm.address}:${VM_TLS_DIR}/`,
-    `     (plus the vm-agent bundle itself, if it is not installed yet)`,
-    `  2. On the VM:  sudo vm-agent install --listen ${vmListen} --tls-dir ${VM_TLS_DIR}`,
-    `  3. On the Mac: sudo mac-agent install --listen ${config.mac.agent} --tls-dir ${quote(tlsDir)}`,
-    `  4. Check both: wgctl${cfg} health   then   wgctl${cfg} plan   then   wgctl${cfg} up`,
+    `       scp dist/apps/vm-agent/vm-agent.js root@${config.vm.address}:/root/`,
+    `  2. On the VM (its WireGuard config in ${VM_WG_CONFIG}):`,
+    `       sudo node /root/vm-agent.js install --listen ${vmListen} --tls-dir ${VM_TLS_DIR} --wg-config ${VM_WG_CONFIG}`,
+    `  3. On this Mac:`,
+    `       sudo node dist/apps/mac-agent/mac-agent.js install --listen ${config.mac.agent} --tls-dir ${quote(tlsDir)}`,
+    `  4. Check, look, go:${isDefaultConfig ? '' : ` export WGCTL_CONFIG=${quote(configFile)}`}`,
+    `       wgctl health && wgctl plan && wgctl up && wgctl verify`,
     `  Monitoring hosts get only ${t('ca.crt')}, ${t('monitor.crt')} and ${t('monitor.key')} (for \`wgctl health\`).`,
   ];
   if (rotated) lines.splice(1, 0, 'The agents keep using the old certificates until you copy the new ones and restart them.');
-  if (!isDefaultConfig) lines.push(`  Tip: export WGCTL_CONFIG=${quote(configFile)} to skip --config.`);
   return `${lines.join('\n')}\n`;
 }
 
