@@ -1,7 +1,7 @@
 /**
  * wgctl.v1.MacAgent over gRPC: maps the engine to the generated service. Health comes from
- * the background sampler (no process per health call); Capture is UNIMPLEMENTED here (the
- * verify feature adds it).
+ * the background sampler (no process per health call); Capture (tcpdump, see ./capture)
+ * defaults to the uplink.
  */
 import { hostname } from 'node:os';
 import type * as grpc from '@grpc/grpc-js';
@@ -20,7 +20,8 @@ import {
   type Progress,
 } from '@wgctl/proto';
 import type { StepRecord } from '@wgctl/runner';
-import { invalidArgument, statusError } from '@wgctl/transport';
+import { invalidArgument } from '@wgctl/transport';
+import { macCaptureHandler } from './capture';
 import type { EngineStatus, MacAgentEngine, OperationOutcome } from './engine';
 import { InvalidRequestError } from './engine';
 import type { HealthSampler } from './health';
@@ -28,7 +29,6 @@ import type { Ipv6Choice, UpIntent } from './journal';
 
 /** gRPC metadata key the controller sets on Describe (see apps/wgctl clients.ts). */
 export const VM_ADDRESS_METADATA = 'wgctl-vm-address';
-const GRPC_UNIMPLEMENTED = 12;
 
 const STEP_STATES: Record<StepRecord['state'], StepState> = {
   started: StepState.STEP_STATE_STARTED,
@@ -168,8 +168,6 @@ export function createMacAgentImplementation(engine: MacAgentEngine, sampler: He
         (e: unknown) => callback(e as Error),
       );
     },
-    capture: (_call, callback) => {
-      callback(statusError(GRPC_UNIMPLEMENTED, 'Capture is not implemented by this mac-agent yet'));
-    },
+    capture: macCaptureHandler(engine),
   };
 }
