@@ -8,7 +8,7 @@
  * namespace's own resolv.conf file (/etc/netns/<p>-mac/resolv.conf, which `ip netns exec`
  * bind-mounts over /etc/resolv.conf), the vm-agent uses the lab's wg-quick config.
  *   mac-agent: --driver linux --listen L --tls-dir T --state-dir S --dns-resolv-conf R
- *   vm-agent:  --listen L --tls-dir T --config <dir>/vm/<p>-wg0.conf --state-dir S
+ *   vm-agent:  --listen L --tls-dir T --wg-config <dir>/vm/<p>-wg0.conf --state-dir S
  * (the mac-agent's flags are its CLI's; the vm-agent's follow the same convention). Pass
  * `flags` to replace them or `args` to add more.
  */
@@ -120,7 +120,7 @@ export function agentStateDir(lab: Lab, name: AgentName): string {
 
 /** vm-agent in the VM namespace; wg-quick there uses wireguard-go (no kernel module). */
 export function startVmAgent(lab: Lab, options: AgentStartOptions): Promise<AgentProcess> {
-  const flags = ['--listen', options.listen, '--tls-dir', options.tlsDir, '--config', lab.vm.wireguard.configPath, '--state-dir', agentStateDir(lab, 'vm-agent')];
+  const flags = ['--listen', options.listen, '--tls-dir', options.tlsDir, '--wg-config', lab.vm.wireguard.configPath, '--state-dir', agentStateDir(lab, 'vm-agent')];
   return startAgent(lab, 'vm-agent', lab.vm.ns, flags, { ...options, env: { ...WIREGUARD_GO_ENV, ...options.env } });
 }
 
