@@ -22,26 +22,18 @@ export const SERVICE_NAME = 'wgctl.v1.MacAgent';
 
 export function createDriver(options: AgentOptions): HostNetworkDriver {
   if (options.driver === 'linux') return new LinuxDriver({ resolvConfPath: options.dnsResolvConf, dnsMode: options.dnsMode });
-  return loadDarwinDriver();
+  return loadDarwinDriver(options.stateDir);
 }
 
-/**
- * The darwin driver and launchd installer are written alongside this file by another helper;
- * the glob-style require lets the bundle pick them up whenever they exist.
- * TODO: plain `require('./host/darwin')` / `require('./install/launchd')` once both landed.
- */
-function requireSibling<T>(dir: 'host' | 'install', name: string): T {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return (dir === 'host' ? require(`./host/${name}`) : require(`./install/${name}`)) as T;
-  } catch (e) {
-    throw new Error(`this mac-agent build has no ${dir}/${name} module (${e instanceof Error ? e.message : String(e)})`);
-  }
+function loadDarwinDriver(stateDir: string): HostNetworkDriver {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { DarwinDriver } = require('./host/darwin') as typeof import('./host/darwin');
+  return new DarwinDriver({ stateDir });
 }
 
-function loadDarwinDriver(): HostNetworkDriver {
-  const darwin = requireSibling<{ DarwinDriver: new () => HostNetworkDriver }>('host', 'darwin');
-  return new darwin.DarwinDriver();
+function loadLaunchd(): LaunchdModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('./install/launchd') as LaunchdModule;
 }
 
 /** gid of a group from /etc/group (present on Linux and, for local groups like admin, on macOS). */
@@ -94,8 +86,13 @@ export async function startAgent(options: AgentOptions, extras: StartAgentExtras
   server.addService(MacAgentService, createMacAgentImplementation(engine, sampler));
   if (options.listen.startsWith('unix:')) mkdirSync(dirname(options.listen.slice('unix:'.length)), { recursive: true, mode: 0o755 });
   const address = await server.listen(options.listen);
-  if (options.listen.startsWith('unix:') && options.socketGroup) {
-    chownSync(options.listen.slice('unix:'.length), 0, groupId(options.socketGroup));
+  try {
+    if (options.listen.startsWith('unix:') && options.socketGroup) {
+      chownSync(options.listen.slice('unix:'.length), 0, groupId(options.socketGroup));
+    }
+  } catch (e) {
+    await server.shutdown(0);
+    throw e;
   }
   logger.info('mac-agent started', { driver: driver.name, listen: address, stateDir: options.stateDir });
   await engine.start();
@@ -149,12 +146,12 @@ export async function installService(options: AgentOptions, install: { start: bo
     process.stdout.write(`installed ${path}${install.start ? ' (enabled and started)' : ''}\n`);
     return;
   }
-  const launchd = requireSibling<LaunchdModule>('install', 'launchd');
+  const launchd = loadLaunchd();
   const path = await launchd.installLaunchd(runner, { nodePath: process.execPath, scriptPath: scriptPath(), agentArgs: agentArgs(options), start: install.start });
   process.stdout.write(`installed ${path}\n`);
 }
 
-/** What this file needs from install/launchd.ts (written alongside the darwin driver). */
+/** What this file uses of install/launchd.ts (darwin; loaded only there). */
 interface LaunchdModule {
   installLaunchd(run: Runner, options: { nodePath: string; scriptPath: string; agentArgs: string[]; start?: boolean }): Promise<string>;
   uninstallLaunchd(run: Runner, options?: { stop?: boolean }): Promise<string>;
@@ -166,7 +163,7 @@ export async function uninstallService(options: AgentOptions, uninstall: { unitD
   let path: string;
   if (options.driver === 'linux') path = await uninstallSystemd(runner, { unitDir: uninstall.unitDir });
   else {
-    const launchd = requireSibling<LaunchdModule>('install', 'launchd');
+    const launchd = loadLaunchd();
     path = await launchd.uninstallLaunchd(runner);
   }
   // The service is stopped: undo what the journal lists, so nothing blocks the host afterwards.
