@@ -26,6 +26,7 @@ import {
   parseRouteMonitor,
   parseScutilNwi,
   parseSearchDomains,
+  routeMonitorDestination,
 } from '@wgctl/parsers';
 import { fixture, fixtureNames } from './fixture-helpers';
 
@@ -42,7 +43,7 @@ const parsers: Record<string, { parse: Parser; fixtures: RegExp }> = {
   },
   parseRouteGet: { parse: parseRouteGet, fixtures: /^route-get-/ },
   classifyRouteChange: { parse: (t) => classifyRouteChange(t, t), fixtures: /^route-add-/ },
-  parseRouteMonitor: { parse: (t) => parseRouteMonitor(t).map((m) => classifyRouteMonitorMessage(m, { ownPids: [1] })), fixtures: /^route-monitor-/ },
+  parseRouteMonitor: { parse: (t) => parseRouteMonitor(t).map((m) => [classifyRouteMonitorMessage(m, { ownPids: [1] }), routeMonitorDestination(m)]), fixtures: /^route-monitor-/ },
   parsePfRules: { parse: parsePfRules, fixtures: /^pfctl-(a-|killswitch|mullvad|s-rules)/ },
   normalizePfRule: { parse: (t) => t.split('\n').map(normalizePfRule), fixtures: /^pfctl-(a-|killswitch|s-rules)/ },
   normalizePfRuleset: { parse: normalizePfRuleset, fixtures: /(\.conf$|^pf-conf)/ },

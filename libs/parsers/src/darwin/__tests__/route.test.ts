@@ -1,4 +1,4 @@
-import { ParseError, classifyRouteChange, classifyRouteMonitorMessage, parseRouteGet, parseRouteMonitor } from '@wgctl/parsers';
+import { ParseError, classifyRouteChange, classifyRouteMonitorMessage, parseRouteGet, parseRouteMonitor, routeMonitorDestination } from '@wgctl/parsers';
 
 const METRICS = ` recvpipe  sendpipe  ssthresh  rtt,msec    rttvar  hopcount      mtu     expire
        0         0         0         0         0         0      1500         0 `;
@@ -137,5 +137,24 @@ sockaddrs: <DST>
     expect(() => parseRouteMonitor('RTM_ADD: Add Route: len 1, pid: 1, seq 1, errno 0, flags:<UP>\nsockaddrs: <DST,GATEWAY>\n 1.2.3.4\n')).toThrow(/expected 2/);
     expect(() => parseRouteMonitor('RTM_ADD: Add Route: len 1, flags:<UP>\nsockaddrs: <DST,NOPE>\n')).toThrow(/unknown sockaddr/);
     expect(parseRouteMonitor('')).toEqual([]);
+  });
+});
+
+describe('routeMonitorDestination', () => {
+  const route = (sockaddrs: string, values: string) =>
+    parseRouteMonitor(`RTM_DELETE: Delete Route: len 1, pid: 0, seq 1, errno 0, flags:<GATEWAY,DONE>\nlocks:  inits: \nsockaddrs: <${sockaddrs}>\n ${values}\n`)[0];
+
+  it.each([
+    ['DST,GATEWAY,NETMASK', 'default 10.211.55.5 128.0.0.0', '0.0.0.0/1'],
+    ['DST,GATEWAY,NETMASK', '128.0.0.0 10.211.55.5 128.0.0.0', '128.0.0.0/1'],
+    ['DST,GATEWAY,NETMASK', 'default 192.168.1.1 default', '0.0.0.0/0'],
+    ['DST,GATEWAY', '203.0.113.10 192.168.1.1', '203.0.113.10/32'],
+    ['DST,GATEWAY,NETMASK', ':: fe80::1%bridge100 8000::', '::/1'],
+    ['DST,GATEWAY,NETMASK', '8000:: fe80::1%bridge100 8000::', '8000::/1'],
+    ['DST,GATEWAY', '2001:DB8::10 fe80::1%en0', '2001:db8::10/128'],
+    ['DST,GATEWAY,NETMASK', '10.0.0.0 192.168.1.1 (255) 0 ffff ff', undefined],
+    ['GATEWAY', '192.168.1.1', undefined],
+  ])('<%s> %s → %s', (sockaddrs, values, expected) => {
+    expect(routeMonitorDestination(route(sockaddrs, values))).toBe(expected);
   });
 });
