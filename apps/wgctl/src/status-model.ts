@@ -3,7 +3,7 @@
  * turned into one report — the JSON of `status --json` (schema: docs/status-schema.md, zod
  * mirror in status-schema.ts) and the input of the table. Pure: `now` is a parameter.
  */
-import type { Check, Endpoint, Health, MacStatus, VmStatus } from '@wgctl/proto';
+import { type Check, type Endpoint, type Health, type MacStatus, PROTOCOL_VERSION, type VmStatus } from '@wgctl/proto';
 
 export const STATUS_SCHEMA_ID = 'wgctl.status/v1';
 
@@ -218,6 +218,11 @@ export function assess(vm: VmSideJson | Unreachable, mac: MacSideJson | Unreacha
 
   if (!vm.interfaceUp && !mac.up) return { overall: 'down', problems: ['the tunnel is down on both sides (run `wgctl up`)'] };
 
+  for (const side of [vm, mac]) {
+    if (side.agent && side.agent.protocolVersion !== PROTOCOL_VERSION) {
+      problems.push(`${side.agent.name || 'agent'} speaks protocol "${side.agent.protocolVersion}", this wgctl "${PROTOCOL_VERSION}": upgrade one of them`);
+    }
+  }
   if (vm.health.state !== 'SERVING') problems.push(`vm-agent ${vm.health.state}${vm.health.reasons.length ? `: ${vm.health.reasons.join('; ')}` : ''}`);
   if (mac.health.state !== 'SERVING') problems.push(`mac-agent ${mac.health.state}${mac.health.reasons.length ? `: ${mac.health.reasons.join('; ')}` : ''}`);
 

@@ -83,6 +83,13 @@ describe('wgctl status', () => {
     expect(doc.vm.health.sampledAt).toBeNull();
   });
 
+  it('degraded: an agent speaking another protocol version', async () => {
+    lab.agents.mac.status = { ...healthyMacStatus(), agent: { ...healthyMacStatus().agent!, protocolVersion: 'wgctl.v2' } };
+    const { code, doc } = await statusJson();
+    expect(code).toBe(1);
+    expect(doc.problems).toEqual(['mac-agent speaks protocol "wgctl.v2", this wgctl "wgctl.v1": upgrade one of them']);
+  });
+
   it('down (exit 2): the tunnel is down on both sides', async () => {
     lab.agents.vm.status = { ...healthyVmStatus(), interfaceUp: false, peers: [] };
     lab.agents.mac.status = { ...healthyMacStatus(), up: false, routes: [] };

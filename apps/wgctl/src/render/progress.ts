@@ -19,6 +19,8 @@ export type ProgressMode = 'listr' | 'plain' | 'none';
 export interface ProgressOptions {
   mode: ProgressMode;
   out: Writable;
+  /** listr2 mode: where its renderer writes (default: `out`). */
+  err?: Writable;
   /** Top-level steps in order (rollback steps appear only when a rollback happens). */
   steps: StepId[];
   /** up/plan stop at the first failed step; down carries on. */
@@ -97,7 +99,9 @@ interface Deferred {
 function listrProgress(options: ProgressOptions): ProgressView {
   // Lazy: listr2 is only loaded for an interactive terminal.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { Listr } = require('listr2') as typeof import('listr2');
+  const { Listr, ListrLogger, ProcessOutput } = require('listr2') as typeof import('listr2');
+  type Stream = ConstructorParameters<typeof ProcessOutput>[0];
+  const logger = new ListrLogger({ processOutput: new ProcessOutput(options.out as Stream, (options.err ?? options.out) as Stream) });
   type Wrapper = { title: string | undefined; output: string; skip(message?: string): void };
 
   const buffered = new Map<StepId, OrchestratorEvent[]>();
@@ -149,7 +153,7 @@ function listrProgress(options: ProgressOptions): ProgressView {
             resolve: () => resolve(),
             reject,
             skip: (detail) => {
-              task.skip(`${STEP_TITLES[step]} (${detail})`);
+              task.skip(detail);
               resolve();
             },
           };
@@ -181,7 +185,9 @@ function listrProgress(options: ProgressOptions): ProgressView {
   const listr = new Listr(tasks as never, {
     exitOnError: false,
     registerSignalListeners: false,
-    rendererOptions: { collapseSubtasks: false, showErrorMessage: true },
+    rendererOptions: { collapseSubtasks: false, showErrorMessage: true, logger },
+    // Not a TTY after all (listr2 checks process.stdout): its line-by-line renderer.
+    fallbackRendererOptions: { logger },
   });
   const running = listr.run().catch(() => {});
 
