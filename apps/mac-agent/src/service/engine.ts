@@ -731,14 +731,52 @@ export class MacAgentEngine {
     }
     // Repair routes of ours that a link flap removed (the vnic or the uplink went down and up).
     const readback = await this.driver.readRoutes(run, j.routes);
-    for (const missing of readback.filter((r) => !r.present)) {
+    const missing = readback.filter((r) => !r.present);
+    if (missing.some((r) => j.routes.some((x) => x.role !== 'pin' && x.destination === r.destination)) && (await this.followVnic(run, j))) return;
+    for (const route of missing) {
       try {
-        await this.driver.addRoute(run, { destination: missing.destination, gateway: missing.gateway, interface: missing.interface });
-        this.logger.info('route restored after a link change', { route: `${missing.destination} via ${missing.gateway}` });
+        await this.driver.addRoute(run, { destination: route.destination, gateway: route.gateway, interface: route.interface });
+        this.logger.info('route restored after a link change', { route: `${route.destination} via ${route.gateway}` });
       } catch (e) {
-        this.logger.warn('cannot restore route yet (link down?)', { route: `${missing.destination} via ${missing.gateway}`, error: messageOf(e) });
+        this.logger.warn('cannot restore route yet (link down?)', { route: `${route.destination} via ${route.gateway}`, error: messageOf(e) });
       }
     }
+  }
+
+  /**
+   * The VM came back on another interface (a hypervisor re-creating its bridge): move the split
+   * routes and the kill switch's VM interface to it. Returns whether it did.
+   */
+  private async followVnic(run: Runner, j: MacJournal): Promise<boolean> {
+    if (!j.intent || !j.vnic || !j.killSwitch) return false;
+    let vnic: Vnic;
+    try {
+      vnic = await this.driver.discoverVnic(run, j.intent.vmAddress);
+    } catch {
+      return false; // the VM is not reachable yet; the next link event tries again
+    }
+    if (vnic.interface === j.vnic.interface) return false;
+    const persist = () => {
+      j.updatedAtMs = this.now();
+      this.saveJournal(j);
+    };
+    const old = j.vnic.interface;
+    const policy: KillSwitchPolicy = { ...j.killSwitch.policy, vnic: vnic.interface };
+    j.killSwitch = { policy, handle: await this.driver.loadKillSwitch(run, policy, j.killSwitch.handle ?? undefined) };
+    persist();
+    for (const route of j.routes.filter((r) => r.role !== 'pin' && r.interface === old)) {
+      const moved: JournalRoute = { ...route, interface: vnic.interface };
+      j.routes.push(moved);
+      persist();
+      await this.driver.addRoute(run, moved);
+      await this.driver.deleteRoute(run, route);
+      j.routes = j.routes.filter((x) => !sameRoute(x, route));
+      persist();
+    }
+    j.vnic = vnic;
+    persist();
+    this.logger.info('the VM moved to another interface: split routes and kill switch follow it', { from: old, to: vnic.interface });
+    return true;
   }
 
   // --------------------------------------------------------------------------------- status

@@ -202,6 +202,18 @@ describe('MacAgentEngine (in-memory host)', () => {
     expect(status.reasons[0]).toMatch(/^uplink: no default route/);
   });
 
+  it('follows the VM to a new interface when its bridge is re-created', async () => {
+    await engine.up(intent(), {}, () => undefined);
+    host.routes = host.routes.filter((r) => r.interface !== 'bridge100'); // the bridge went away with its routes
+    host.vnic = { interface: 'bridge101', address: '192.0.2.129' };
+    monitorLines!('link bridge101');
+    await settle();
+    expect(host.routes.filter((r) => r.interface === 'bridge101').map((r) => r.destination)).toEqual(['0.0.0.0/1', '128.0.0.0/1']);
+    expect(host.killSwitch).toMatchObject({ uplink: 'en0', vnic: 'bridge101' });
+    expect(store.load()!.routes.every((r) => r.interface !== 'bridge100')).toBe(true);
+    expect((await engine.status()).healthy).toBe(true);
+  });
+
   it('status judges the live state against the journal', async () => {
     expect(await engine.status()).toMatchObject({ up: false, healthy: true, checks: [{ name: 'kill-switch-absent', ok: true }] });
     await engine.up(intent(), {}, () => undefined);
