@@ -74,12 +74,28 @@ function lazyCommandsPlugin() {
       });
       const code = inner.outputFiles[0].text;
       const packed = brotliCompressSync(Buffer.from(code, 'utf8'), {
-        params: { [constants.BROTLI_PARAM_QUALITY]: 9, [constants.BROTLI_PARAM_SIZE_HINT]: code.length },
+        params: {
+          [constants.BROTLI_PARAM_QUALITY]: 9,
+          [constants.BROTLI_PARAM_LGWIN]: 24,
+          [constants.BROTLI_PARAM_SIZE_HINT]: code.length,
+        },
       }).toString('base64');
       const footer = options.footer?.js ? `${options.footer.js}\n` : '';
       options.footer = { ...options.footer, js: `${footer}${MARKER}${packed}*/` };
 
       build.onLoad({ filter: LOADER_MODULE }, () => ({ contents: LOADER_SOURCE, loader: 'js' }));
+
+      // commander requires child_process at load time only for executable subcommands, which
+      // wgctl has none of; loading it costs a few ms of --help. Defer it until first use.
+      build.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
+        /[\\/]node_modules[\\/]commander[\\/]/.test(args.importer) ? { path: 'lazy-child-process', namespace: 'wgctl-lazy' } : undefined,
+      );
+      build.onLoad({ filter: /^lazy-child-process$/, namespace: 'wgctl-lazy' }, () => ({
+        contents:
+          "let cp; const load = () => (cp ??= require('node:child_process'));\n" +
+          'module.exports = new Proxy({}, { get: (_, key) => load()[key], has: (_, key) => key in load() });\n',
+        loader: 'js',
+      }));
     },
   };
 }
