@@ -155,8 +155,9 @@ describeNetns('mac-agent on a Linux host (network namespaces)', () => {
   it('kill switch: tcpdump on the uplink sees only UDP to/from the server (the VM\'s NATed traffic included), no IPv6', async () => {
     const hostProbes = [`udp:${ADDR.server}:${ADDR.port}`, `udp:${ADDR.server}:9999`, `tcp:${ADDR.server}:80`, `udp:${ADDR.internet}:5353`, `udp:[${ADDR.server6}]:${ADDR.port}`];
     const vmProbes = [`udp:${ADDR.server}:${ADDR.port}`, `udp:${ADDR.server}:5353`, `tcp:${ADDR.server}:443`];
+    let hostProbeResults = '';
     const traffic = async () => {
-      await lab.probe(lab.ns.host, hostProbes);
+      hostProbeResults = await lab.probe(lab.ns.host, hostProbes);
       await lab.probe(lab.ns.vm, vmProbes);
       await lab.ping(lab.ns.host, ADDR.server);
       await lab.ping(lab.ns.host, ADDR.server6);
@@ -181,6 +182,8 @@ describeNetns('mac-agent on a Linux host (network namespaces)', () => {
     const packets = await capture.stop();
     const offenders = sentBy(capture, packets).filter((p) => p.family !== 'arp' && !isServerUdp(p) && !isNdp(p));
     expect(offenders.map((p) => p.line)).toEqual([]);
+    // The host's own blocked connections fail at once (rejected locally), not after a timeout.
+    expect(hostProbeResults).toMatch(new RegExp(`tcp:${ADDR.server}:80 error E[A-Z]+`));
     // The allowed flows did pass, both the host's own and the VM's (masqueraded to the host's address).
     const toServer = packets.filter((p) => isServerUdp(p) && p.dst === ADDR.server);
     expect(toServer.length).toBeGreaterThanOrEqual(2);

@@ -109,7 +109,7 @@ function endpointMatch(endpoint: ServerEndpoint, direction: 'to' | 'from'): stri
 }
 
 /**
- * The kill switch: everything in or out of the uplink is dropped — locally generated
+ * The kill switch: everything in or out of the uplink is blocked — locally generated
  * (output/input hooks) and forwarded (the VM's NATed traffic, forward hook, seen before the
  * masquerade rewrites it) — except DHCP, IPv6 neighbour discovery when IPv6 is in use, and
  * WireGuard UDP to/from each server endpoint. Loopback and every other interface are not
@@ -126,7 +126,9 @@ export function killSwitchChains(policy: KillSwitchPolicy): NftChainSpec[] {
     ...(policy.allowDhcp6 ? [{ text: `${out} meta nfproto ipv6 udp sport 546 udp dport 547 accept`, comment: 'dhcpv6' }] : []),
     ...(ipv6InUse ? [{ text: `${out} ${NDP_OUT} accept`, comment: 'ipv6 neighbour discovery' }] : []),
     ...endpointsOut,
-    { text: `${out} counter drop`, comment: 'kill switch' },
+    // Rejected, not dropped: the host's own programs fail at once (IPv6 falls back to IPv4
+    // without waiting) and the ICMP error is delivered locally, never sent on the uplink.
+    { text: `${out} counter reject with icmpx admin-prohibited`, comment: 'kill switch' },
   ];
   const input: NftRuleSpec[] = [
     { text: `${inn} udp sport 67 udp dport 68 accept`, comment: 'dhcp' },

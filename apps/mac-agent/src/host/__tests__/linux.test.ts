@@ -115,9 +115,9 @@ describe('LinuxDriver kill switch', () => {
       'oifname "wtmx0" icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept',
       'oifname "wtmx0" ip daddr 203.0.113.10 udp dport 51820 accept',
       'oifname "wtmx0" ip6 daddr 2001:db8::10 udp dport 443 accept',
-      'oifname "wtmx0" counter drop',
+      'oifname "wtmx0" counter reject with icmpx admin-prohibited',
     ]);
-    for (const chain of chains) expect(chain.rules[chain.rules.length - 1].text).toMatch(/^(o|i)ifname "wtmx0" counter drop$/);
+    for (const chain of chains) expect(chain.rules[chain.rules.length - 1].text).toMatch(/^(o|i)ifname "wtmx0" counter (drop|reject with icmpx admin-prohibited)$/);
   });
 
   it('checks with nft -c, then loads atomically (add; delete; table) in one batch', async () => {
