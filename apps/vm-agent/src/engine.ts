@@ -286,8 +286,8 @@ export class VmEngine {
     let changed = false; // once true, a failure rolls back
 
     const step = async (name: string, fn: (r: Runner) => Promise<string | { skipped: string }>): Promise<void> => {
-      this.checkAbort(ctx);
       failedStep = name;
+      this.checkAbort(ctx);
       await steps.step(name, fn);
     };
 
@@ -314,6 +314,7 @@ export class VmEngine {
       await step('detect-backend', async (r) => {
         if (prior?.backend) {
           tools = prior.backend;
+          this.cachedTools = tools;
           tablesBefore = existingTables(await readRuleset(r, tools));
           return { skipped: `${tools.iptables} (recorded in the journal)` };
         }
@@ -385,8 +386,9 @@ export class VmEngine {
         return `${IP_FORWARD}: ${current} → 1 (${this.options.sysctl.where(IP_FORWARD)}; ${record!.ipForward.previous} is restored by Down)`;
       });
 
-      let link = await linkState(runner, config.interface);
+      let link!: Awaited<ReturnType<typeof linkState>>;
       await step('clean-stale', async (r) => {
+        link = await linkState(r, config.interface);
         if (link.exists) return { skipped: `${config.interface} exists: its wg-quick state is live` };
         const removed = await cleanWgQuickLeftovers(r, config.interface, wgQuickTable(config.parsed.interface.table));
         return removed.length ? `removed leftovers of a crashed wg-quick: ${removed.join('; ')}` : { skipped: 'no wg-quick leftovers' };
@@ -819,10 +821,8 @@ export class VmEngine {
 
     let tools = record?.backend ?? this.cachedTools;
     try {
-      if (!tools) {
-        tools = (await detectBackend(runner)).tools;
-        this.cachedTools = tools;
-      }
+      if (!tools) tools = (await detectBackend(runner)).tools;
+      this.cachedTools = tools;
       if (record && record.macSource) {
         const tables = await readRuleset(runner, tools);
         const desired = desiredRules({

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ExecRunner, type RunOptions, type RunResult, type Runner } from '@wgctl/runner';
+import { ExecRunner, spawnStreaming, type RunOptions, type RunResult, type Runner } from '@wgctl/runner';
 import { derivePublicKey } from '../config';
 
 export const WG_USERSPACE_ENV = {
@@ -177,6 +177,32 @@ export class VmLab {
   async vmLinkExists(ifname: string): Promise<boolean> {
     const r = await this.vm.run(['ip', 'link', 'show', 'dev', ifname], { okExitCodes: [0, 1] });
     return r.exitCode === 0;
+  }
+
+  /**
+   * tcpdump in a namespace while `during` runs: starts it, waits until it is listening (its
+   * "listening on" line), runs `during`, then returns the packet lines it printed.
+   */
+  async capture(namespace: string, args: string[], during: () => Promise<void>): Promise<string[]> {
+    const lines: string[] = [];
+    let ready!: () => void;
+    const listening = new Promise<void>((resolve) => (ready = resolve));
+    const proc = spawnStreaming(['ip', 'netns', 'exec', namespace, 'tcpdump', '-nn', '-l', ...args], {
+      onLine: (line) => lines.push(line),
+      onStderrLine: (line) => {
+        if (line.includes('listening on')) ready();
+      },
+    });
+    const timeout = setTimeout(ready, 10_000);
+    try {
+      await listening;
+      await during();
+      await new Promise((r) => setTimeout(r, 300)); // last packets reach the buffer
+    } finally {
+      clearTimeout(timeout);
+      await proc.stop(1000);
+    }
+    return lines;
   }
 
   /** ping from the Mac namespace; true when at least one reply came back. */
