@@ -28,7 +28,7 @@ export type StepListener = (event: StepRecord) => void;
 export class StepFailedError extends Error {
   constructor(
     readonly step: string,
-    readonly cause: unknown,
+    override readonly cause: unknown,
   ) {
     super(`step ${step} failed: ${cause instanceof Error ? cause.message : String(cause)}`);
     this.name = 'StepFailedError';
