@@ -127,4 +127,11 @@ export interface HostNetworkDriver {
   monitorArgv(): string[];
   /** Classifies one monitor event (a block of lines) ; pure. */
   classifyMonitorEvent(block: string): RouteChange;
+
+  /**
+   * Optional: after a roam, forget NAT/firewall state of the flows to the servers so they are
+   * set up afresh on the new uplink (linux: `conntrack -D`, when conntrack-tools is installed).
+   * Best effort: never throws for a missing tool.
+   */
+  forgetFlows?(run: Runner, endpoints: ServerEndpoint[]): Promise<void>;
 }

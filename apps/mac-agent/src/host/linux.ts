@@ -412,6 +412,17 @@ export class LinuxDriver implements HostNetworkDriver {
 
   // ----- roaming -----
 
+  async forgetFlows(run: Runner, endpoints: ServerEndpoint[]): Promise<void> {
+    for (const endpoint of endpoints) {
+      // A NAT binding made on the old uplink would keep the old source address; conntrack-tools
+      // may be absent (exit 127) and "0 flow entries" exits 1: both are fine.
+      await run.run(
+        ['conntrack', '-D', '-f', familyOfAddress(endpoint.ip) === 'inet' ? 'ipv4' : 'ipv6', '-p', 'udp', '--orig-dst', endpoint.ip, '--orig-port-dst', String(endpoint.port)],
+        { allowFailure: true },
+      );
+    }
+  }
+
   monitorArgv(): string[] {
     // -o folds each event onto one line; `label` says which kind it is.
     return ['ip', '-o', 'monitor', 'label', 'route', 'link', 'address'];

@@ -716,6 +716,7 @@ export class MacAgentEngine {
         persist();
         await this.driver.addRoute(run, pin);
       }
+      if (interfaceChanged && this.driver.forgetFlows) await this.driver.forgetFlows(run, j.intent.endpoints);
       j.uplink = found;
       j.uplinkLost = false;
       j.lastRoamMs = this.now();

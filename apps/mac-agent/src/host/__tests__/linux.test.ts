@@ -241,3 +241,13 @@ describe('LinuxDriver monitor', () => {
     expect(driver.classifyMonitorEvent('[ROUTE]???').kind).toBe('link-changed');
   });
 });
+describe('LinuxDriver forgetFlows', () => {
+  it('deletes the conntrack entries of each server flow, tolerating a missing conntrack or no entries', async () => {
+    const run = new ScriptedRunner([
+      { argv: ['conntrack', '-D', '-f', 'ipv4', '-p', 'udp', '--orig-dst', '203.0.113.10', '--orig-port-dst', '51820'], exitCode: 127, stderr: 'conntrack: command not found' },
+      { argv: ['conntrack', '-D', '-f', 'ipv6', '-p', 'udp', '--orig-dst', '2001:db8::10', '--orig-port-dst', '443'], exitCode: 1, stderr: 'conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.' },
+    ]);
+    await new LinuxDriver().forgetFlows(run, [{ ip: '203.0.113.10', port: 51820 }, { ip: '2001:db8::10', port: 443 }]);
+    run.assertDone();
+  });
+});
