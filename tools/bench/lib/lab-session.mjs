@@ -1,0 +1,111 @@
+/**
+ * A lab for the lab benchmarks (#1 up, #2 status, #6 roaming, #7 idle): network namespaces
+ * from tools/lab under the prefix `wgb` (BENCH_LAB_PREFIX), `wgctl init` in the Mac namespace,
+ * both agents started from the built bundles as the lab starts them. Needs root.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { BENCH_DIR, ROOT, bundleTs, runProcess } from './common.mjs';
+
+export const LAB_PREFIX = process.env.BENCH_LAB_PREFIX ?? 'wgb';
+export const BUNDLES = {
+  wgctl: join(ROOT, 'dist/apps/wgctl/wgctl.js'),
+  vmAgent: join(ROOT, 'dist/apps/vm-agent/vm-agent.js'),
+  macAgent: join(ROOT, 'dist/apps/mac-agent/mac-agent.js'),
+};
+const VM_AGENT_PORT = 7443;
+const MAC_AGENT_LISTEN = '127.0.0.1:7444';
+
+/** Why the lab benchmarks cannot run here, or null. */
+export function labUnavailable() {
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces)';
+  const missing = Object.entries(BUNDLES).filter(([, path]) => !existsSync(path));
+  if (missing.length) return `bundles missing (${missing.map(([, p]) => p).join(', ')}): run \`npm run build\``;
+  for (const tool of ['ip', 'nft', 'iptables', 'wg', 'wg-quick', 'wireguard-go', 'ping']) {
+    const found = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].some((d) => existsSync(join(d, tool)));
+    if (!found) return `${tool} is not installed`;
+  }
+  return null;
+}
+
+let apiPromise;
+/** The lab's TypeScript API (tools/lab/src), bundled on first use. */
+export function labApi() {
+  apiPromise ??= bundleTs('lib/lab-api.ts', 'lab-api').then((file) => createRequire(import.meta.url)(file));
+  return apiPromise;
+}
+
+/** Runs `argv` in a lab namespace (ip netns exec); throws with output on failure. */
+export async function inNs(ns, argv, options = {}) {
+  const result = await runProcess(['ip', 'netns', 'exec', ns, ...argv], options);
+  if (result.code !== 0 && !options.allowFailure) {
+    throw new Error(`ip netns exec ${ns} ${argv.join(' ')} exited ${result.code}:\n${(result.stdout + result.stderr).slice(-3000)}`);
+  }
+  return result;
+}
+
+/**
+ * Creates the lab, the wgctl config + PKI, and starts both agents. Returns a session with
+ * `wgctl(args)` (runs the CLI in the Mac namespace), the environment for the shell scripts,
+ * and `close()` (destroys the lab: processes, namespaces).
+ */
+export async function openLab(log = console.error) {
+  const reason = labUnavailable();
+  if (reason) throw new Error(reason);
+  const api = await labApi();
+  const lab = await api.createLab({ prefix: LAB_PREFIX });
+  const close = async () => {
+    await api.destroyLab(LAB_PREFIX).catch((e) => log(`  destroyLab: ${e.message}`));
+  };
+  try {
+    const wgctlDir = join(lab.paths.dir, 'wgctl');
+    const config = join(wgctlDir, 'config.json');
+    const tlsDir = join(wgctlDir, 'tls');
+    const vmListen = `${lab.vm.eth.ipv4}:${VM_AGENT_PORT}`;
+    rmSync(wgctlDir, { recursive: true, force: true }); // the lab keeps its directory between runs
+    const wgctl = (args, options = {}) =>
+      inNs(lab.ns.mac, [process.execPath, BUNDLES.wgctl, '--config', config, ...args], options);
+    await inNs(lab.ns.mac, [
+      process.execPath,
+      BUNDLES.wgctl,
+      'init',
+      '--dir',
+      wgctlDir,
+      '--vm-address',
+      lab.vm.eth.ipv4,
+      '--vm-port',
+      String(VM_AGENT_PORT),
+      '--mac-agent',
+      MAC_AGENT_LISTEN,
+      '--dns',
+      lab.srv.dns,
+    ]);
+    const vmAgent = await api.startVmAgent(lab, { bundle: BUNDLES.vmAgent, tlsDir, listen: vmListen });
+    const macAgent = await api.startMacAgent(lab, { bundle: BUNDLES.macAgent, tlsDir, listen: MAC_AGENT_LISTEN });
+    const env = {
+      ...process.env,
+      MAC_NS: lab.ns.mac,
+      VM_NS: lab.ns.vm,
+      WG_CONF: lab.vm.wireguard.configPath,
+      WG_IF: lab.vm.wireguard.interface,
+      VM_ETH: lab.vm.eth.interface,
+      VM_IP: lab.vm.eth.ipv4,
+      MAC_VNIC: lab.mac.vnic.interface,
+      VM_SOURCE: lab.mac.vnic.ipv4,
+      TUNNEL_IP: lab.vm.wireguard.address,
+      UPLINK: lab.mac.uplink,
+      GATEWAY: lab.cafes[lab.state.macCafe].client.gateway4,
+      SERVER: lab.srv.wan.ipv4,
+      PORT: String(lab.srv.wireguard.listenPort),
+      // Answers only through the tunnel: the server's tunnel address (its resolver).
+      PING_TARGET: lab.srv.dns,
+      WGCTL_CONFIG: config,
+      WGCTL_BUNDLE: BUNDLES.wgctl,
+    };
+    return { api, lab, config, tlsDir, vmAgent, macAgent, env, wgctl, close, scripts: { manual: join(BENCH_DIR, 'manual-up.sh'), wgctlUp: join(BENCH_DIR, 'wgctl-up.sh') } };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

@@ -1,0 +1,117 @@
+/** #1 `wgctl up` to the first ping through the tunnel, vs the seed's manual procedure (manual-up.sh). */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { median, round, row, runProcess } from './lib/common.mjs';
+import { LAB_PREFIX, labUnavailable, openLab } from './lib/lab-session.mjs';
+
+export const id = 'up';
+export const title = '`wgctl up` to the first ping through the tunnel (#1)';
+
+const ROUNDS = Number(process.env.BENCH_UP_ROUNDS ?? 5);
+const TARGET_RATIO = 1.5;
+
+/** wgctl's own timeline from its plain-text progress: `[  0.6s] vm-up: ok …` and `up: done in 894 ms`. */
+function wgctlTimeline(text) {
+  const phases = {};
+  for (const m of text.matchAll(/^\[\s*([\d.]+)s\] (connect|vm-up|vm-describe|mac-up): ok/gm)) phases[m[2]] = Number(m[1]) * 1000;
+  const done = /^up: done in (\d+) ms/m.exec(text);
+  // Commands the agents ran, as wgctl lists them under each step (`      $ iptables-nft-save`).
+  const commands = { vm: 0, mac: 0 };
+  let side = null;
+  for (const line of text.split('\n')) {
+    const step = /^\[\s*[\d.]+s\]\s{2}(vm|mac)\s/.exec(line);
+    if (step) side = step[1];
+    else if (side && /^\[\s*[\d.]+s\]\s+\$ /.test(line)) commands[side]++;
+  }
+  return { phases, doneMs: done ? Number(done[1]) : NaN, commands };
+}
+
+export async function run(log = console.error) {
+  const reason = labUnavailable();
+  if (reason) return { id, title, rows: [], skipped: reason };
+  const session = await openLab(log);
+  const { env, lab, scripts } = session;
+  try {
+    const manualDown = () => runProcess(['bash', scripts.manual, 'down'], { env });
+    const wgctlDown = async () => {
+      const r = await session.wgctl(['down'], { allowFailure: true });
+      if (r.code !== 0) throw new Error(`wgctl down failed:\n${r.stdout}${r.stderr}`);
+    };
+    /** Checks that the web host sees the Mac's traffic arrive from the WireGuard server. */
+    const checkTunnelled = async (what) => {
+      const r = await session.api.labHttpGet(lab, lab.ns.mac, lab.web.url4, { timeoutMs: 3000 });
+      const remote = r.ok ? JSON.parse(r.body).remote : r.error;
+      if (remote !== lab.srv.wan.ipv4) throw new Error(`${what}: the web host saw ${remote}, not the server ${lab.srv.wan.ipv4}`);
+    };
+
+    const times = { manual: [], wgctl: [] };
+    const timelines = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const order = i % 2 === 0 ? ['manual', 'wgctl'] : ['wgctl', 'manual'];
+      for (const variant of order) {
+        const logFile = join(lab.paths.logs, `bench-up-${variant}-${i + 1}.log`);
+        const argv = variant === 'manual' ? ['bash', scripts.manual, 'up'] : ['bash', scripts.wgctlUp];
+        const r = await runProcess(argv, { env: { ...env, WGCTL_LOG: logFile }, timeoutMs: 60_000 });
+        if (r.code !== 0) {
+          const out = variant === 'wgctl' ? readFileSync(logFile, 'utf8') : r.stderr;
+          throw new Error(`${variant} up (round ${i + 1}) exited ${r.code}:\n${out.slice(-3000)}`);
+        }
+        times[variant].push(r.ms);
+        if (variant === 'wgctl') timelines.push(wgctlTimeline(readFileSync(logFile, 'utf8')));
+        if (i === 0) await checkTunnelled(`${variant} up`);
+        log(`  round ${i + 1} ${variant}: ${round(r.ms)} ms`);
+        if (variant === 'manual') await manualDown();
+        else await wgctlDown();
+      }
+    }
+    const w = median(times.wgctl);
+    const m = median(times.manual);
+    const rows = [
+      row({
+        id: 'up.wall',
+        figure: '`wgctl up` → first ping reply through the tunnel',
+        value: round(w),
+        unit: 'ms',
+        baseline: round(m),
+        baselineLabel: 'manual commands (manual-up.sh)',
+        ratio: round(w / m),
+        target: `≤ ${TARGET_RATIO}× manual`,
+        pass: w / m <= TARGET_RATIO,
+      }),
+    ];
+    const phase = (name) => median(timelines.map((t) => t.phases[name]).filter(Number.isFinite));
+    const method = [
+      `In the namespace lab (tools/lab, prefix \`${LAB_PREFIX}\`): the Mac, the VM, a WireGuard server (wireguard-go), a cafe`,
+      'router; `wgctl init` in the Mac namespace, then both agents started from the built bundles (vm-agent in the VM',
+      'namespace on its vnic address, mac-agent with the linux driver in the Mac namespace), as the lab starts them.',
+      '',
+      '- **wgctl** (`tools/bench/wgctl-up.sh`): `ip netns exec <mac> node dist/apps/wgctl/wgctl.js up` (the agents already',
+      '  run, as daemons do), then the wait for the first reply.',
+      '- **manual** (`tools/bench/manual-up.sh up`), the seed\'s procedure by hand, one root shell per machine: on the VM',
+      '  `wg-quick up`, `sysctl net.ipv4.ip_forward=1`, two iptables FORWARD accepts and the SNAT rule; on the Mac an',
+      '  nftables kill switch (output/input/forward chains: DHCP and the server\'s UDP only on the uplink), the host route',
+      '  to the server via the gateway, `0.0.0.0/1` and `128.0.0.0/1` via the VM; then the same wait.',
+      '- **the wait** (`tools/bench/lib/first-reply.sh`, shared): `ping -c 1 -i 0.02 -w 20` from the Mac to the server\'s',
+      '  tunnel address, which answers only through the tunnel; it returns at the first reply.',
+      '',
+      `Each figure is the wall time of the whole script, spawn to exit. ${ROUNDS} rounds, alternating which goes first;`,
+      'after each run its own teardown (`manual-up.sh down` / `wgctl down`, untimed) restores the starting state. In the',
+      'first round the web host is asked who it sees: the server\'s address, so the traffic was tunnelled. Medians.',
+    ].join('\n');
+    const details = [
+      '| round | wgctl ms | manual ms |',
+      '|---|---|---|',
+      ...times.wgctl.map((t, i) => `| ${i + 1} | ${round(t)} | ${round(times.manual[i])} |`),
+      '',
+      `wgctl's own timeline (medians, from its progress output; 0.1 s resolution): connected to both agents at`,
+      `${round(phase('connect'))} ms, VM side up (handshake awaited) at ${round(phase('vm-up'))} ms, Mac side up at`,
+      `${round(phase('mac-up'))} ms; "up: done in" ${round(median(timelines.map((t) => t.doneMs)))} ms. The rest of the wall time is node`,
+      'start-up of the CLI, `ip netns exec`, and the first ping. Per-run logs: `<lab dir>/logs/bench-up-*.log`.',
+      `Commands the agents ran for one \`wgctl up\` (listed in its progress output): VM ${median(timelines.map((t) => t.commands.vm))},`,
+      `Mac ${median(timelines.map((t) => t.commands.mac))}; the manual procedure runs 10 (5 on the VM, 5 on the Mac) plus the shells.`,
+    ].join('\n');
+    return { id, title, method, rows, details, raw: { times, timelines } };
+  } finally {
+    await session.close();
+  }
+}
