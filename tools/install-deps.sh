@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
 # --no-install-recommends: wireguard-tools would otherwise pull a kernel image.
-apt_packages=(wireguard-tools wireguard-go iptables nftables iproute2 tcpdump iputils-ping dnsmasq-base openssl procps kmod systemd)
+apt_packages=(wireguard-tools wireguard-go iptables nftables iproute2 tcpdump iputils-ping dnsmasq-base conntrack openssl procps kmod systemd)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
