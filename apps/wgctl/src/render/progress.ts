@@ -68,7 +68,8 @@ export function plainProgress(out: Writable): ProgressView {
           out.write(`${t}   ${agentStepLine(e.side, e.event)}\n`);
           for (const c of e.event.commands) {
             out.write(`${t}       ${commandLine(c)}\n`);
-            if (c.exitCode !== 0 && !c.dryRun && c.stderr) out.write(`${t}         stderr: ${c.stderr.split('\n').join('\n                 ')}\n`);
+            // stderr only where it explains a failure (probes like `nft list table` exit 1 by design)
+            if (e.event.state === StepState.STEP_STATE_FAILED && c.exitCode !== 0 && !c.dryRun && c.stderr) out.write(`${t}         stderr: ${c.stderr.split('\n').join('\n                 ')}\n`);
           }
           break;
         case 'done':
