@@ -165,3 +165,12 @@ describe('usage errors', () => {
     expect(r.stderr).toMatch(/none\.json: no such file \(run `wgctl init` to create it\)/);
   });
 });
+
+describe('debug parse: Maps become JSON objects', () => {
+  it('wg-transfer', async () => {
+    const peer = key();
+    const r = await cli(['debug', 'parse', 'wg-transfer', '-'], { stdin: `${peer}\t1024\t2048\n` });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ [peer]: { rxBytes: '1024', txBytes: '2048' } });
+  });
+});
