@@ -1,7 +1,8 @@
 /**
- * The Capture RPC of the vm-agent: `tcpdump -nn -l -p -i IF` for a bounded time (default: the
- * WireGuard interface), optionally probing a target with `ping` while it listens. `wgctl
- * verify` uses it to see the probe leave the tunnel with the tunnel's source address.
+ * The Capture RPC of the vm-agent: `tcpdump -nn -l -p --immediate-mode -i IF` for a bounded
+ * time (default: the WireGuard interface), optionally probing a target with `ping` while it
+ * listens. `wgctl verify` uses it to see the probe leave the tunnel with the tunnel's source
+ * address.
  *
  * - Inputs are checked before anything runs: interface name pattern, an IP literal as probe
  *   target (never a name or anything ping could read as an option), duration ≤ 30 s, packet
@@ -85,9 +86,13 @@ export function planCapture(request: CaptureRequest): CapturePlan {
   return { interface: iface, durationMs, maxPackets, probe: { target, count, intervalS } };
 }
 
-/** -p: no promiscuous mode, so other hosts' traffic on a shared LAN is not reported as ours. */
+/**
+ * -p: no promiscuous mode, so other hosts' traffic on a shared LAN is not reported as ours.
+ * --immediate-mode: each packet is delivered at once; buffered (Linux TPACKET_V3 blocks, BPF)
+ * packets of the last second would otherwise be lost when the capture is stopped.
+ */
 export function tcpdumpArgv(iface: string, maxPackets: number): string[] {
-  return ['tcpdump', '-nn', '-l', '-p', '-i', iface, '-c', String(maxPackets)];
+  return ['tcpdump', '-nn', '-l', '-p', '--immediate-mode', '-i', iface, '-c', String(maxPackets)];
 }
 
 /** iputils ping (the VM is Linux): IPv4 and IPv6 literals alike; exit 0 iff a reply came. */

@@ -1,7 +1,8 @@
 /**
- * The Capture RPC of the mac-agent: `tcpdump -nn -l -p -i IF` for a bounded time (default: the
- * uplink, where nothing but WireGuard UDP to the server may appear while up), optionally
- * probing a target with `ping` while it listens. `wgctl verify` judges what it saw.
+ * The Capture RPC of the mac-agent: `tcpdump -nn -l -p --immediate-mode -i IF` for a bounded
+ * time (default: the uplink, where nothing but WireGuard UDP to the server may appear while
+ * up), optionally probing a target with `ping` while it listens. `wgctl verify` judges what it
+ * saw.
  *
  * - Inputs are checked before anything runs: interface name pattern, an IP literal as probe
  *   target (never a name or anything ping could read as an option), duration ≤ 30 s, packet
@@ -86,9 +87,13 @@ export function planCapture(request: CaptureRequest): CapturePlan {
   return { interface: iface, durationMs, maxPackets, probe: { target, count, intervalS } };
 }
 
-/** -p: no promiscuous mode, so other hosts' traffic on a shared LAN is not reported as ours. */
+/**
+ * -p: no promiscuous mode, so other hosts' traffic on a shared LAN is not reported as ours.
+ * --immediate-mode: each packet is delivered at once; buffered (Linux TPACKET_V3 blocks, BPF)
+ * packets of the last second would otherwise be lost when the capture is stopped.
+ */
 export function tcpdumpArgv(iface: string, maxPackets: number): string[] {
-  return ['tcpdump', '-nn', '-l', '-p', '-i', iface, '-c', String(maxPackets)];
+  return ['tcpdump', '-nn', '-l', '-p', '--immediate-mode', '-i', iface, '-c', String(maxPackets)];
 }
 
 /** ping for the driver's system; exit 0 iff a reply came (iputils and macOS alike). */

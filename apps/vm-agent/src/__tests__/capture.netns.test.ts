@@ -55,7 +55,7 @@ run('Capture with the real tcpdump (netns)', () => {
     const icmp = result.packets.filter((p) => p.protocol === 'icmp');
     expect(icmp.filter((p) => p.src === ADDR_A && p.dst === ADDR_B && /echo request/.test(p.line))).toHaveLength(2);
     expect(icmp.filter((p) => p.src === ADDR_B && p.dst === ADDR_A && /echo reply/.test(p.line))).toHaveLength(2);
-    expect(result.command?.argv).toEqual(['tcpdump', '-nn', '-l', '-p', '-i', IF_A, '-c', '1000']);
+    expect(result.command?.argv).toEqual(['tcpdump', '-nn', '-l', '-p', '--immediate-mode', '-i', IF_A, '-c', '1000']);
     expect(Number(result.command?.durationMs)).toBeGreaterThanOrEqual(1500);
   });
 

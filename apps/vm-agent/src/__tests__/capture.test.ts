@@ -109,7 +109,7 @@ describe('planCapture', () => {
 
 describe('argv', () => {
   it('captures without promiscuous mode, line-buffered, numeric, bounded', () => {
-    expect(tcpdumpArgv('wgl-wg0', 100)).toEqual(['tcpdump', '-nn', '-l', '-p', '-i', 'wgl-wg0', '-c', '100']);
+    expect(tcpdumpArgv('wgl-wg0', 100)).toEqual(['tcpdump', '-nn', '-l', '-p', '--immediate-mode', '-i', 'wgl-wg0', '-c', '100']);
   });
   it('pings IPv4 and IPv6 literals', () => {
     expect(pingArgv({ target: '203.0.113.82', count: 3, intervalS: 1 })).toEqual(['ping', '-n', '-4', '-c', '3', '-i', '1', '-W', '1', '203.0.113.82']);
