@@ -109,23 +109,23 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void, version
     .option('--dns <ip>', 'resolver reached through the tunnel (repeatable or comma-separated; default: the DNS of the VM\'s wg config)', collect)
     .addOption(new Option('--ipv6 <mode>', 'IPv6 handling on the Mac').choices(['auto', 'route', 'block']))
     .addOption(new Option('--handshake-timeout <seconds>', 'how long vm-agent waits for the first handshake').argParser(positiveSeconds))
-    .option('--force', 'overwrite an existing config (the PKI is kept; use --rotate to renew it)', false)
-    .option('--rotate', 'renew every certificate and key under the existing CA (config unchanged)', false)
-    .option('--rotate-ca', 'with --rotate: make a new CA too (every agent needs the new ca.crt)', false)
+    .option('--force', 'overwrite an existing config (the PKI is kept; use --rotate to renew it)')
+    .option('--rotate', 'renew every certificate and key under the existing CA (config unchanged)')
+    .option('--rotate-ca', 'with --rotate: make a new CA too (every agent needs the new ca.crt)')
     .action(run(async () => commands().initCommand));
 
   program
     .command('up')
     .description('VM up (handshake awaited), then the Mac: routes via the VM, endpoint pinning, kill switch, DNS')
-    .option('--dry-run', 'show the plan instead (same as `wgctl plan`)', false)
+    .option('--dry-run', 'show the plan instead (same as `wgctl plan`)')
     .option('--mac-source <ip>', "the Mac's address facing the VM, when the mac-agent cannot tell")
     .action(run(async () => commands().upCommand));
 
   program
     .command('down')
     .description('Mac first, then the VM; an unreachable agent does not stop the other side')
-    .option('--dry-run', 'ask both agents what they would remove, change nothing', false)
-    .option('--force', 'vm-agent: run wg-quick down even if it did not bring the interface up', false)
+    .option('--dry-run', 'ask both agents what they would remove, change nothing')
+    .option('--force', 'vm-agent: run wg-quick down even if it did not bring the interface up')
     .action(run(async () => commands().downCommand));
 
   program
