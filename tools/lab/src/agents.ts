@@ -13,6 +13,7 @@
  * `flags` to replace them or `args` to add more.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { ExecRunner, type Runner } from '@wgctl/runner';
 import { binaries } from './lab';
 import { detachedCommand, inNamespace, WIREGUARD_GO_ENV, type ProcessSpec } from './plan';
@@ -52,6 +53,17 @@ function listenPort(listen: string): number | null {
   const port = Number(listen.slice(listen.lastIndexOf(':') + 1));
   if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new LabError(`cannot read a port from listen address '${listen}'`);
   return port;
+}
+
+function unixSocketAccepts(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 function logTail(path: string, lines = 15): string {
@@ -96,7 +108,8 @@ async function startAgent(lab: Lab, name: AgentName, ns: string, defaultFlags: s
           return false;
         }
         if (pid === null) return false;
-        if (port === null) return existsSync(options.listen.slice('unix:'.length));
+        // A socket file left by a killed agent exists before the new one listens: connect to it.
+        if (port === null) return unixSocketAccepts(options.listen.slice('unix:'.length));
         const r = await runner.run(inNamespace(ns, ['ss', '-H', '-l', '-t', '-n', 'sport', '=', `:${port}`]), { readOnly: true, allowFailure: true });
         return r.stdout.trim() !== '';
       },
