@@ -153,5 +153,11 @@ export async function createStack(prefix: string, options: StackOptions = {}): P
 
 /** `wgctl …` output for an assertion message. */
 export function describeRun(r: RunResult): string {
-  return `$ wgctl … (exit ${r.exitCode})\n${r.stdout}${r.stderr ? `\n[stderr]\n${r.stderr}` : ''}`;
+  return `$ wgctl ${r.argv.slice(r.argv.indexOf(bundlePath('wgctl')) + 1).join(' ')} (exit ${r.exitCode})\n${r.stdout}${r.stderr ? `\n[stderr]\n${r.stderr}` : ''}`;
+}
+
+/** Throws with the whole output unless `wgctl` exited with `code`. */
+export function expectExit(r: RunResult, code: number): RunResult {
+  if (r.exitCode !== code) throw new Error(`expected exit code ${code}, got ${r.exitCode}\n${describeRun(r)}`);
+  return r;
 }
