@@ -14,6 +14,7 @@ import {
   VmAgentClient,
 } from '@wgctl/proto';
 import { connectAgent, type ClientConstructor, type TlsMaterial } from '@wgctl/transport';
+import { formatDuration } from './render/text';
 import { AgentCallError, type MacAgentApi, SIDE_LABEL, type Side, type StepListener, type VmAgentApi } from './agents';
 
 export type ClientRole = 'controller' | 'monitor';
@@ -28,8 +29,10 @@ export interface AgentTarget {
 
 export interface ClientOptions {
   tls: TlsMaterial;
-  /** Deadline of each call, ms. */
+  /** Deadline of Up/Down/Capture, ms. */
   timeoutMs: number;
+  /** Deadline of Describe/Status, ms (default timeoutMs): a dead agent is reported quickly. */
+  quickTimeoutMs?: number;
   /** Sent as gRPC metadata on Describe to the mac-agent so it can report its vnic. */
   vmAddress?: string;
 }
@@ -64,7 +67,7 @@ export function describeCallError(side: Side, rpc: string, target: string, error
       sentence = `cannot reach ${who} at ${target}: ${details} (is the agent running? is the address right?)`;
       break;
     case grpc.status.DEADLINE_EXCEEDED:
-      sentence = `${who} at ${target} did not answer ${rpc} within ${Math.round(timeoutMs / 1000)} s (raise --timeout?)`;
+      sentence = `${who} at ${target} did not answer ${rpc} within ${formatDuration(timeoutMs)} (raise --timeout?)`;
       break;
     case grpc.status.UNAUTHENTICATED:
     case grpc.status.PERMISSION_DENIED:
@@ -97,17 +100,21 @@ class AgentConnection {
     }) as GenericClient;
   }
 
-  private deadline(): Date {
-    return new Date(Date.now() + this.options.timeoutMs);
+  private timeoutFor(rpc: string): number {
+    return rpc === 'Describe' || rpc === 'Status' ? (this.options.quickTimeoutMs ?? this.options.timeoutMs) : this.options.timeoutMs;
+  }
+
+  private deadline(rpc: string): Date {
+    return new Date(Date.now() + this.timeoutFor(rpc));
   }
 
   private fail(rpc: string, error: grpc.ServiceError | Error): AgentCallError {
-    return describeCallError(this.side, rpc, this.target, error, this.options.timeoutMs);
+    return describeCallError(this.side, rpc, this.target, error, this.timeoutFor(rpc));
   }
 
   unary<Res>(rpc: string, method: string, request: unknown, metadata = new grpc.Metadata()): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
-      this.client[method]!(request, metadata, { deadline: this.deadline() }, (error: grpc.ServiceError | null, response: Res) => {
+      this.client[method]!(request, metadata, { deadline: this.deadline(rpc) }, (error: grpc.ServiceError | null, response: Res) => {
         if (error) reject(this.fail(rpc, error));
         else resolve(response);
       });
@@ -117,7 +124,7 @@ class AgentConnection {
   /** Reads an Up/Down Progress stream to its Outcome. */
   progress(rpc: string, method: string, request: unknown, onStep: StepListener): Promise<Outcome> {
     return new Promise<Outcome>((resolve, reject) => {
-      const call = this.client[method]!(request, new grpc.Metadata(), { deadline: this.deadline() }) as grpc.ClientReadableStream<Progress>;
+      const call = this.client[method]!(request, new grpc.Metadata(), { deadline: this.deadline(rpc) }) as grpc.ClientReadableStream<Progress>;
       let outcome: Outcome | undefined;
       let settled = false;
       call.on('data', (message: Progress) => {

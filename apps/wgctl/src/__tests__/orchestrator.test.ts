@@ -191,6 +191,21 @@ describe('up', () => {
     expect(result.left).toEqual([expect.stringMatching(/^Mac: split routes, endpoint pin, kill switch and DNS may still be in place/)]);
   });
 
+  it('a hung Describe fails connect on the quick deadline, not the long one', async () => {
+    vm.close();
+    vm = vmAgentApi(
+      { side: 'vm', target: lab.agents.vmTarget },
+      { tls: loadTlsMaterial(lab.tlsDir, 'controller'), timeoutMs: 30_000, quickTimeoutMs: 300 },
+    );
+    lab.agents.vm.describe = { hang: true };
+    const started = Date.now();
+    const result = await up(vm, mac, UP_OPTS);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(result.failure).toMatchObject({ step: 'connect' });
+    expect(result.failure!.message).toMatch(/did not answer Describe within 300 ms/);
+    expect(lab.agents.sequence()).toEqual([]);
+  });
+
   it('a hung VM Up hits the deadline, fails the step and rolls back', async () => {
     vm.close();
     vm = vmAgentApi({ side: 'vm', target: lab.agents.vmTarget }, { tls: loadTlsMaterial(lab.tlsDir, 'controller'), timeoutMs: 300 });

@@ -37,6 +37,9 @@ export function timeoutMs(ctx: CommandContext, defaultSeconds: number): number {
   return Math.round((ctx.global.timeout ?? defaultSeconds) * 1000);
 }
 
+/** Describe/Status: quick unless --timeout says otherwise. */
+export const QUICK_DEFAULT_TIMEOUT_S = 10;
+
 export function vmTarget(config: WgctlConfig): string {
   const host = config.vm.address.includes(':') ? `[${config.vm.address}]` : config.vm.address;
   return `${host}:${config.vm.port}`;
@@ -68,14 +71,12 @@ export interface Agents {
 
 export function openAgents(
   config: WgctlConfig,
-  options: { timeoutMs: number; role?: 'controller' | 'monitor'; vmAddress?: string },
+  options: { timeoutMs: number; quickTimeoutMs?: number; role?: 'controller' | 'monitor'; vmAddress?: string },
 ): Agents {
   const tls = loadClientTls(config, options.role ?? 'controller');
-  const vm = vmAgentApi({ side: 'vm', target: vmTarget(config), serverName: config.vm.tlsServerName }, { tls, timeoutMs: options.timeoutMs });
-  const mac = macAgentApi(
-    { side: 'mac', target: config.mac.agent },
-    { tls, timeoutMs: options.timeoutMs, vmAddress: options.vmAddress ?? config.vm.address },
-  );
+  const timeouts = { timeoutMs: options.timeoutMs, quickTimeoutMs: options.quickTimeoutMs };
+  const vm = vmAgentApi({ side: 'vm', target: vmTarget(config), serverName: config.vm.tlsServerName }, { tls, ...timeouts });
+  const mac = macAgentApi({ side: 'mac', target: config.mac.agent }, { tls, ...timeouts, vmAddress: options.vmAddress ?? config.vm.address });
   return {
     vm,
     mac,

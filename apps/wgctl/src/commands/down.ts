@@ -4,13 +4,13 @@ import { EXIT } from '../errors';
 import { DOWN_STEPS, down } from '../orchestrator';
 import { createProgress } from '../render/progress';
 import { renderDownResult } from '../render/results';
-import { controllerLogger, loadControllerConfig, openAgents, progressMode, timeoutMs, writeJson } from './context';
+import { QUICK_DEFAULT_TIMEOUT_S, controllerLogger, loadControllerConfig, openAgents, progressMode, timeoutMs, writeJson } from './context';
 import { UP_DEFAULT_TIMEOUT_S } from './up';
 
 export async function downCommand(ctx: CommandContext, flags: { dryRun?: boolean; force?: boolean }): Promise<number> {
   const { config } = loadControllerConfig(ctx);
   const logger = controllerLogger(ctx);
-  const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, UP_DEFAULT_TIMEOUT_S) });
+  const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, UP_DEFAULT_TIMEOUT_S), quickTimeoutMs: timeoutMs(ctx, QUICK_DEFAULT_TIMEOUT_S) });
   const progress = createProgress({ mode: progressMode(ctx), out: ctx.io.stdout, steps: DOWN_STEPS, stopOnFailure: false });
   try {
     const result = await down(agents.vm, agents.mac, { dryRun: flags.dryRun, forceInterfaceDown: flags.force }, (event) => {

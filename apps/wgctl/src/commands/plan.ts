@@ -4,12 +4,12 @@ import { EXIT } from '../errors';
 import { PLAN_STEPS, plan } from '../orchestrator';
 import { createProgress } from '../render/progress';
 import { renderPlan } from '../render/results';
-import { openAgents, timeoutMs, writeJson } from './context';
+import { QUICK_DEFAULT_TIMEOUT_S, openAgents, timeoutMs, writeJson } from './context';
 import { UP_DEFAULT_TIMEOUT_S, upOptionsFor } from './up';
 
 export async function planCommand(ctx: CommandContext, flags: { macSource?: string }): Promise<number> {
   const { config, options, vmAddress } = await upOptionsFor(ctx, flags);
-  const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, UP_DEFAULT_TIMEOUT_S), vmAddress });
+  const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, UP_DEFAULT_TIMEOUT_S), quickTimeoutMs: timeoutMs(ctx, QUICK_DEFAULT_TIMEOUT_S), vmAddress });
   // The plan itself is the output; progress would only repeat it.
   const progress = createProgress({ mode: 'none', out: ctx.io.stdout, steps: PLAN_STEPS, stopOnFailure: true });
   try {

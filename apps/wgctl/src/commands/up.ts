@@ -6,7 +6,7 @@ import { sameHostTarget, localSourceAddress } from '../local-source';
 import { type UpOptions, UP_STEPS, up } from '../orchestrator';
 import { createProgress } from '../render/progress';
 import { renderUpResult } from '../render/results';
-import { controllerLogger, loadControllerConfig, openAgents, progressMode, timeoutMs, vmAddressIp, writeJson } from './context';
+import { QUICK_DEFAULT_TIMEOUT_S, controllerLogger, loadControllerConfig, openAgents, progressMode, timeoutMs, vmAddressIp, writeJson } from './context';
 import { planCommand } from './plan';
 
 export const UP_DEFAULT_TIMEOUT_S = 120;
@@ -39,7 +39,7 @@ export async function upCommand(ctx: CommandContext, flags: UpFlags): Promise<nu
   if (flags.dryRun) return planCommand(ctx, { macSource: flags.macSource });
   const { config, options, vmAddress } = await upOptionsFor(ctx, flags);
   const logger = controllerLogger(ctx);
-  const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, UP_DEFAULT_TIMEOUT_S), vmAddress });
+  const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, UP_DEFAULT_TIMEOUT_S), quickTimeoutMs: timeoutMs(ctx, QUICK_DEFAULT_TIMEOUT_S), vmAddress });
   const progress = createProgress({ mode: progressMode(ctx), out: ctx.io.stdout, steps: UP_STEPS, stopOnFailure: true });
 
   // Ctrl-C: finish the step in flight, then roll back (a second Ctrl-C exits at once).

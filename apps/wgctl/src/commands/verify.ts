@@ -8,7 +8,7 @@ import type { CommandContext } from '../cli';
 import { CliError, EXIT, UsageError } from '../errors';
 import { connectBoth } from '../orchestrator';
 import { judgeVerify, type VerifyVerdict } from '../verify';
-import { loadControllerConfig, openAgents, timeoutMs, writeJson } from './context';
+import { QUICK_DEFAULT_TIMEOUT_S, loadControllerConfig, openAgents, timeoutMs, writeJson } from './context';
 
 const DEFAULT_DURATION_S = 5;
 const DEFAULT_COUNT = 3;
@@ -48,7 +48,10 @@ export async function verifyCommand(ctx: CommandContext, flags: VerifyFlags): Pr
   const { config } = loadControllerConfig(ctx);
   const durationMs = Math.round((flags.duration ?? DEFAULT_DURATION_S) * 1000);
   const probeCount = flags.count ?? DEFAULT_COUNT;
-  const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, durationMs / 1000 + VM_HEAD_START_MS / 1000 + 30) });
+  const agents = openAgents(config, {
+    timeoutMs: timeoutMs(ctx, durationMs / 1000 + VM_HEAD_START_MS / 1000 + 30),
+    quickTimeoutMs: timeoutMs(ctx, QUICK_DEFAULT_TIMEOUT_S),
+  });
   try {
     const connected = await connectBoth(agents.vm, agents.mac);
     const unusable = Object.values(connected.errors);
