@@ -16,6 +16,8 @@ import { chmodSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+// wgctl only: keeps `wgctl --help` near `node -e 0` (see the plugin's header).
+import lazyCommands from '../../apps/wgctl/build/lazy-commands.cjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(join(root, 'package.json'));
@@ -105,7 +107,7 @@ for (const app of apps) {
       WGCTL_VERSION: JSON.stringify(version),
       WGCTL_EMBEDDED_PROTOS: JSON.stringify(embedded),
     },
-    plugins: [embedProtos],
+    plugins: [embedProtos, ...(app === 'wgctl' ? [lazyCommands.lazyCommandsPlugin()] : [])],
     logLevel: 'warning',
   });
   chmodSync(outfile, 0o755);

@@ -2,7 +2,7 @@
  * The one door to the command implementations (gRPC, listr2, transport, parsers…).
  *
  * In dev and tests this is a plain lazy require. The release build
- * (apps/wgctl/build/lazy-commands.mjs) replaces this module: the commands are bundled
+ * (apps/wgctl/build/lazy-commands.cjs) replaces this module: the commands are bundled
  * separately, compressed into a comment at the end of the single-file bundle, and compiled
  * only when a command runs, so V8 does not have to parse ~3 MB of code for `--help`.
  */
