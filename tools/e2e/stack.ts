@@ -10,7 +10,7 @@
  * Nothing here talks to an agent directly: everything goes through `wgctl`, like a user.
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ExecRunner, type RunResult, type Runner } from '@wgctl/runner';
 import {
   createLab,
@@ -25,7 +25,15 @@ import {
 } from '../lab/src';
 import { liveProcess, readProcessSpecs } from '../lab/src/processes';
 
-export const REPO_ROOT = resolve(__dirname, '../..');
+/** The repository: found upwards from this file, which also runs bundled under dist/tools/. */
+export const REPO_ROOT = findRepoRoot(__dirname);
+
+function findRepoRoot(from: string): string {
+  for (let dir = from; dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'apps'))) return dir;
+  }
+  throw new Error(`cannot find the repository root above ${from}`);
+}
 /** The VM agent's port (wgctl's default, so the config needs no --vm-port). */
 export const VM_AGENT_PORT = 7443;
 

@@ -1,0 +1,242 @@
+/**
+ * The demo (README command #1, `npm run demo`): the whole product in the namespace lab, as a
+ * user would run it, with every step's output shown and checked:
+ *
+ *   lab up → wgctl init → the VM's certificates copied (init's next steps) → both agents
+ *   started from the built bundles with mTLS → the web host sees the coffee shop →
+ *   wgctl up → wgctl status → wgctl verify → the web host sees the WireGuard server →
+ *   wgctl down → the web host sees the coffee shop again → lab down
+ *
+ * Exit 0 only if every step passed. Whatever happens (a failed step, Ctrl-C), the tunnel is
+ * taken down and the lab removed, unless --keep. Usage (root):
+ *   node tools/lab/demo.mjs [--prefix P] [--keep]
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { relative } from 'node:path';
+import { ExecRunner, spawnStreaming } from '@wgctl/runner';
+import { assertBuilt, bundlePath, REPO_ROOT, stackFor, type Stack } from '../../e2e/stack';
+import { agentLogPath, type AgentName } from './agents';
+import { createLab, destroyLab, labHttpGet, labNamespaces } from './lab';
+import { inNamespace } from './plan';
+import { validatePrefix, type Lab } from './topology';
+
+const DEFAULT_PREFIX = 'wgdemo';
+
+interface Options {
+  prefix: string;
+  keep: boolean;
+}
+
+interface StepRecord {
+  title: string;
+  ok: boolean;
+  ms: number;
+  note?: string;
+}
+
+class StepFailed extends Error {}
+
+function parseArgs(argv: string[]): Options {
+  const options: Options = { prefix: DEFAULT_PREFIX, keep: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--prefix' && argv[i + 1]) options.prefix = argv[++i];
+    else if (arg === '--keep') options.keep = true;
+    else if (arg === '--help' || arg === '-h') {
+      process.stdout.write('usage: node tools/lab/demo.mjs [--prefix P] [--keep]   (as root)\n');
+      process.exit(0);
+    } else throw new Error(`unknown argument '${arg}' (usage: node tools/lab/demo.mjs [--prefix P] [--keep])`);
+  }
+  validatePrefix(options.prefix);
+  return options;
+}
+
+const out = (text = '') => process.stdout.write(`${text}\n`);
+const indent = (text: string, by = '    ') =>
+  text
+    .replace(/\n$/, '')
+    .split('\n')
+    .map((l) => `${by}${l}`)
+    .join('\n');
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const shown = (path: string) => (path.startsWith(REPO_ROOT) ? relative(REPO_ROOT, path) : path);
+
+export async function runDemo(argv: string[]): Promise<number> {
+  const options = parseArgs(argv);
+  if (process.getuid?.() !== 0) {
+    out('The demo builds network namespaces, veth links and WireGuard interfaces: run it as root (sudo npm run demo).');
+    return 2;
+  }
+  assertBuilt();
+
+  const started = Date.now();
+  const steps: StepRecord[] = [];
+  const runner = new ExecRunner();
+  let lab: Lab | undefined;
+  let stack: Stack | undefined;
+  let tunnelUp = false;
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+    out('\n(interrupted: cleaning up)');
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  /** Runs one titled step; a failed check throws StepFailed (the rest is skipped, cleanup runs). */
+  async function step(title: string, body: () => Promise<string | void>, options: { evenIfInterrupted?: boolean } = {}): Promise<void> {
+    if (interrupted && !options.evenIfInterrupted) throw new StepFailed('interrupted');
+    out(`\n━━ ${steps.length + 1}. ${title}`);
+    const t = Date.now();
+    try {
+      const note = (await body()) ?? undefined;
+      steps.push({ title, ok: true, ms: Date.now() - t, note });
+      out(`  ✓ ${title} (${seconds(Date.now() - t)})${note ? ` — ${note}` : ''}`);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      steps.push({ title, ok: false, ms: Date.now() - t, note: message.split('\n')[0] });
+      out(`  ✗ ${title} FAILED: ${message}`);
+      throw error instanceof StepFailed ? error : new StepFailed(message);
+    }
+  }
+
+  /** `wgctl ARGS` in the Mac's namespace, output streamed as the user would see it. */
+  async function wgctl(args: string[]): Promise<number> {
+    out(`  [mac] $ wgctl ${args.join(' ')}`);
+    const proc = spawnStreaming(inNamespace(lab!.mac.ns, [process.execPath, bundlePath('wgctl'), ...args]), {
+      env: { WGCTL_CONFIG: stack!.configFile },
+      onLine: (line) => out(indent(line)),
+      onStderrLine: (line) => out(indent(line, '    ! ')),
+    });
+    const exit = await proc.exited;
+    return exit.code ?? -1;
+  }
+
+  async function wgctlMustExit(args: string[], expected = 0): Promise<void> {
+    const code = await wgctl(args);
+    if (code !== expected) throw new StepFailed(`wgctl ${args[0]} exited with ${code}, expected ${expected}`);
+  }
+
+  /** What the web host says about who asked: the coffee shop, or the WireGuard server. */
+  async function webSees(expected: 'cafe' | 'server'): Promise<string> {
+    const l = lab!;
+    const want = expected === 'cafe' ? l.cafes.cafe1.wan.ipv4 : l.srv.wan.ipv4;
+    out(`  [mac] HTTP GET ${l.web.url4}`);
+    const r = await labHttpGet(l, 'mac', l.web.url4);
+    if (!r.ok) throw new StepFailed(`the web host did not answer: ${r.error}`);
+    out(indent(r.body.trim()));
+    const remote = (JSON.parse(r.body) as { remote: string }).remote;
+    const label = remote === l.cafes.cafe1.wan.ipv4 ? "the coffee shop's address" : remote === l.srv.wan.ipv4 ? "the WireGuard server's address" : 'an unexpected address';
+    if (remote !== want) throw new StepFailed(`the web host saw ${remote} (${label}), expected ${want}`);
+    return `the web host saw ${remote}: ${label}`;
+  }
+
+  out(`wgctl demo: every packet of a "Mac" through a WireGuard tunnel in a "Linux VM" — network namespaces on this machine, lab prefix "${options.prefix}".`);
+  out('[mac] / [vm]: the command runs in that namespace (ip netns exec …), as it would on that machine.');
+
+  let failed = false;
+  try {
+    await step('lab up: coffee shops, the Mac, the VM, a WireGuard server, a web host', async () => {
+      out(`  $ node tools/lab/run.mjs up --prefix ${options.prefix}`);
+      lab = await createLab({ prefix: options.prefix, runner });
+      stack = stackFor(lab, { runner });
+      out(indent(`the Mac: ${lab.mac.uplink} ${lab.cafes.cafe1.client.ipv4} on the coffee shop's LAN (gateway ${lab.cafes.cafe1.client.gateway4}), ${lab.mac.vnic.interface} ${lab.mac.vnic.ipv4} to the VM`));
+      out(indent(`the VM:  ${lab.vm.eth.interface} ${lab.vm.eth.ipv4}; WireGuard config ${lab.vm.wireguard.configPath} (tunnel ${lab.vm.wireguard.address}, server ${lab.srv.endpoint})`));
+      out(indent(`the web: ${lab.web.url4} (${lab.web.hostname}); tunnel-only resolver ${lab.srv.dns}`));
+    });
+
+    await step('wgctl init: config and pairing PKI', async () => {
+      await wgctlMustExit(stack!.initArgs());
+      out(`  (from here on: export WGCTL_CONFIG=${stack!.configFile})`);
+    });
+
+    await step("the VM's certificate and key copied to the VM (init's next step 1)", async () => {
+      const commands = await stack!.installVmCertificates();
+      for (const argv of commands) out(`  [vm] $ ${argv.join(' ')}`);
+    });
+
+    await step('both agents started (built bundles, real flags, mTLS)', async () => {
+      const [vm, mac] = await stack!.startAgents();
+      for (const agent of [vm, mac]) {
+        const where = agent.name === 'vm-agent' ? 'vm' : 'mac';
+        out(`  [${where}] $ ${agent.argv.map((a) => (a === process.execPath ? 'node' : shown(a))).join(' ')}`);
+        out(indent(`pid ${agent.pid}, log ${agent.logFile}`));
+      }
+      return `vm-agent on ${stack!.vmAgentListen}, mac-agent on unix:${stack!.macAgentSocket}`;
+    });
+
+    await step('before: the web host sees the coffee shop', () => webSees('cafe'));
+
+    await step('wgctl up', async () => {
+      tunnelUp = true; // from here on, cleanup runs `wgctl down`
+      await wgctlMustExit(['up']);
+    });
+
+    await step('wgctl status', () => wgctlMustExit(['status']));
+
+    await step(`wgctl verify: capture on the Mac's uplink and in the VM's tunnel while probing the web host`, () =>
+      wgctlMustExit(['verify', '--target', lab!.web.wan.ipv4]),
+    );
+
+    await step('through the tunnel: the web host sees the WireGuard server', () => webSees('server'));
+
+    await step('wgctl down', async () => {
+      await wgctlMustExit(['down']);
+      tunnelUp = false;
+    });
+
+    await step('after: the web host sees the coffee shop again', () => webSees('cafe'));
+  } catch (error) {
+    failed = true;
+    if (!(error instanceof StepFailed)) out(`\nunexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    if (lab) showAgentLogs(lab);
+  }
+
+  if (options.keep && lab) {
+    out(`\n--keep: the lab stays up${tunnelUp ? ' (and so does the tunnel)' : ''}. Explore, then tear down:`);
+    out(`  ip netns exec ${lab.mac.ns} env WGCTL_CONFIG=${stack!.configFile} node ${shown(bundlePath('wgctl'))} status`);
+    out(`  node tools/lab/run.mjs down --prefix ${lab.prefix}`);
+  } else {
+    if (tunnelUp && stack) {
+      out('\n(cleanup) wgctl down');
+      await wgctl(['down']).catch(() => -1);
+    }
+    const labUp = lab !== undefined || (await labNamespaces(options.prefix, runner)).length > 0;
+    if (labUp) {
+      try {
+        await step(
+          'lab down',
+          async () => {
+            out(`  $ node tools/lab/run.mjs down --prefix ${options.prefix}`);
+            if (stack) await stack.destroy();
+            else await destroyLab(options.prefix, { runner });
+            const left = await labNamespaces(options.prefix, runner);
+            if (left.length > 0) throw new StepFailed(`namespaces left: ${left.join(', ')}`);
+          },
+          { evenIfInterrupted: true },
+        );
+      } catch {
+        failed = true;
+      }
+    }
+  }
+
+  out('\nSummary');
+  const width = Math.max(...steps.map((s) => s.title.length));
+  for (const [i, s] of steps.entries()) out(`  ${s.ok ? '✓' : '✗'} ${String(i + 1).padStart(2)}. ${s.title.padEnd(width)} ${seconds(s.ms).padStart(6)}`);
+  const passed = !failed && !interrupted && steps.every((s) => s.ok);
+  const verdict = passed ? 'PASS' : interrupted ? 'INTERRUPTED' : 'FAIL';
+  out(`\ndemo: ${verdict} — ${steps.filter((s) => s.ok).length}/${steps.length} steps passed in ${seconds(Date.now() - started)}`);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  return passed ? 0 : interrupted ? 130 : 1;
+}
+
+function showAgentLogs(lab: Lab): void {
+  for (const name of ['vm-agent', 'mac-agent'] as AgentName[]) {
+    const path = agentLogPath(lab, name);
+    if (!existsSync(path)) continue;
+    out(`\n--- ${path} (last lines) ---`);
+    out(readFileSync(path, 'utf8').trimEnd().split('\n').slice(-15).join('\n'));
+  }
+}
