@@ -108,7 +108,7 @@ export async function run(log = console.error) {
       `${round(phase('mac-up'))} ms; "up: done in" ${round(median(timelines.map((t) => t.doneMs)))} ms. The rest of the wall time is node`,
       'start-up of the CLI, `ip netns exec`, and the first ping. Per-run logs: `<lab dir>/logs/bench-up-*.log`.',
       `Commands the agents ran for one \`wgctl up\` (listed in its progress output): VM ${median(timelines.map((t) => t.commands.vm))},`,
-      `Mac ${median(timelines.map((t) => t.commands.mac))}; the manual procedure runs 10 (5 on the VM, 5 on the Mac) plus the shells.`,
+      `Mac ${median(timelines.map((t) => t.commands.mac))}; the manual procedure runs 9 (5 on the VM, 4 on the Mac) in two shells.`,
     ].join('\n');
     return { id, title, method, rows, details, raw: { times, timelines } };
   } finally {
