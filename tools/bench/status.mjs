@@ -35,7 +35,7 @@ export async function run(log = console.error) {
         value: round(s),
         unit: 'ms',
         baseline: round(m),
-        baselineLabel: 'the same facts by hand (manual-status.sh)',
+        baselineLabel: 'manual-status.sh',
         ratio: round(s / m),
         target: `≤ ${TARGET_MS} ms`,
         pass: s <= TARGET_MS,

@@ -1,7 +1,7 @@
 /** #1 `wgctl up` to the first ping through the tunnel, vs the seed's manual procedure (manual-up.sh). */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { median, round, row, runProcess } from './lib/common.mjs';
+import { BUNDLE_DIR, median, round, row, runProcess } from './lib/common.mjs';
 import { LAB_PREFIX, labUnavailable, openLab } from './lib/lab-session.mjs';
 
 export const id = 'up';
@@ -9,6 +9,8 @@ export const title = '`wgctl up` to the first ping through the tunnel (#1)';
 
 const ROUNDS = Number(process.env.BENCH_UP_ROUNDS ?? 5);
 const TARGET_RATIO = 1.5;
+/** Outside the lab directory, which the next createLab() empties. */
+const LOG_DIR = join(BUNDLE_DIR, 'logs');
 
 /** wgctl's own timeline from its plain-text progress: `[  0.6s] vm-up: ok …` and `up: done in 894 ms`. */
 function wgctlTimeline(text) {
@@ -19,16 +21,41 @@ function wgctlTimeline(text) {
   const commands = { vm: 0, mac: 0 };
   let side = null;
   for (const line of text.split('\n')) {
-    const step = /^\[\s*[\d.]+s\]\s{2}(vm|mac)\s/.exec(line);
+    const step = /^\[\s*[\d.]+s\] {3}(vm|mac) /.exec(line);
     if (step) side = step[1];
     else if (side && /^\[\s*[\d.]+s\]\s+\$ /.test(line)) commands[side]++;
   }
   return { phases, doneMs: done ? Number(done[1]) : NaN, commands };
 }
 
+/** Median duration of each vm-agent step over all Up calls, from its JSON log (`step X started` / `done`). */
+function vmStepDurations(logFile) {
+  const started = new Map();
+  const durations = new Map();
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let entry;
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (!entry.step || !entry.timestamp) continue;
+    const at = Date.parse(entry.timestamp);
+    if (entry.state === 'started') started.set(entry.step, at);
+    else if (started.has(entry.step)) {
+      if (!durations.has(entry.step)) durations.set(entry.step, []);
+      durations.get(entry.step).push(at - started.get(entry.step));
+      started.delete(entry.step);
+    }
+  }
+  return [...durations].map(([step, list]) => ({ step, ms: median(list), count: list.length }));
+}
+
 export async function run(log = console.error) {
   const reason = labUnavailable();
   if (reason) return { id, title, rows: [], skipped: reason };
+  mkdirSync(LOG_DIR, { recursive: true });
   const session = await openLab(log);
   const { env, lab, scripts } = session;
   try {
@@ -49,7 +76,7 @@ export async function run(log = console.error) {
     for (let i = 0; i < ROUNDS; i++) {
       const order = i % 2 === 0 ? ['manual', 'wgctl'] : ['wgctl', 'manual'];
       for (const variant of order) {
-        const logFile = join(lab.paths.logs, `bench-up-${variant}-${i + 1}.log`);
+        const logFile = join(LOG_DIR, `up-${variant}-${i + 1}.log`);
         const argv = variant === 'manual' ? ['bash', scripts.manual, 'up'] : ['bash', scripts.wgctlUp];
         const r = await runProcess(argv, { env: { ...env, WGCTL_LOG: logFile }, timeoutMs: 60_000 });
         if (r.code !== 0) {
@@ -64,6 +91,12 @@ export async function run(log = console.error) {
         else await wgctlDown();
       }
     }
+    let vmSteps = [];
+    try {
+      vmSteps = vmStepDurations(join(lab.paths.logs, 'vm-agent.log'));
+    } catch (error) {
+      log(`  (no vm-agent step timings: ${error.message})`);
+    }
     const w = median(times.wgctl);
     const m = median(times.manual);
     const rows = [
@@ -73,7 +106,7 @@ export async function run(log = console.error) {
         value: round(w),
         unit: 'ms',
         baseline: round(m),
-        baselineLabel: 'manual commands (manual-up.sh)',
+        baselineLabel: 'manual-up.sh',
         ratio: round(w / m),
         target: `≤ ${TARGET_RATIO}× manual`,
         pass: w / m <= TARGET_RATIO,
@@ -106,11 +139,18 @@ export async function run(log = console.error) {
       `wgctl's own timeline (medians, from its progress output; 0.1 s resolution): connected to both agents at`,
       `${round(phase('connect'))} ms, VM side up (handshake awaited) at ${round(phase('vm-up'))} ms, Mac side up at`,
       `${round(phase('mac-up'))} ms; "up: done in" ${round(median(timelines.map((t) => t.doneMs)))} ms. The rest of the wall time is node`,
-      'start-up of the CLI, `ip netns exec`, and the first ping. Per-run logs: `<lab dir>/logs/bench-up-*.log`.',
+      'start-up of the CLI, `ip netns exec`, and the first ping. Per-run logs: `dist/bench/logs/up-*.log`.',
       `Commands the agents ran for one \`wgctl up\` (listed in its progress output): VM ${median(timelines.map((t) => t.commands.vm))},`,
       `Mac ${median(timelines.map((t) => t.commands.mac))}; the manual procedure runs 9 (5 on the VM, 4 on the Mac) in two shells.`,
+      ...(vmSteps.length
+        ? [
+            '',
+            'vm-agent steps of Up and Down (medians over the runs, from its JSON log\'s `step … started/done` timestamps, ms):',
+            vmSteps.map((s) => `${s.step} ${round(s.ms)}`).join(', ') + '.',
+          ]
+        : []),
     ].join('\n');
-    return { id, title, method, rows, details, raw: { times, timelines } };
+    return { id, title, method, rows, details, raw: { times, timelines, vmSteps } };
   } finally {
     await session.close();
   }
