@@ -170,10 +170,12 @@ suite('end to end: the tunnel (netns)', () => {
       const roamEnd = Date.now();
       const resumed = await eventually('a reply after roaming', async () => replies.find((t) => t > roamEnd), 3000, 10);
       const lastBefore = Math.max(...replies.filter((t) => t < roamStart));
-      const gapMs = Math.round(resumed - lastBefore);
-      const afterRoamMs = Math.round(resumed - roamEnd);
-      process.stdout.write(`roaming: ${afterRoamMs} ms after the new LAN was up (gap in replies: ${gapMs} ms)\n`);
-      expect(afterRoamMs).toBeLessThanOrEqual(1000);
+      const sinceMoveMs = Math.round(resumed - roamStart);
+      process.stdout.write(
+        `roaming: first reply ${sinceMoveMs} ms after the move began, ${Math.round(resumed - roamEnd)} ms after the new LAN was up ` +
+          `(the move took ${roamEnd - roamStart} ms; gap in replies ${Math.round(resumed - lastBefore)} ms)\n`,
+      );
+      expect(sinceMoveMs).toBeLessThanOrEqual(1000);
     } finally {
       await pinger.stop(500);
     }
