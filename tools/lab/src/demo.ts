@@ -12,7 +12,7 @@
  *   node tools/lab/demo.mjs [--prefix P] [--keep]
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { relative } from 'node:path';
+import { dirname, relative } from 'node:path';
 import { ExecRunner, spawnStreaming } from '@wgctl/runner';
 import { assertBuilt, bundlePath, REPO_ROOT, stackFor, type Stack } from '../../e2e/stack';
 import { agentLogPath, type AgentName } from './agents';
@@ -195,7 +195,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   if (options.keep && lab) {
     out(`\n--keep: the lab stays up${tunnelUp ? ' (and so does the tunnel)' : ''}. Explore, then tear down:`);
     out(`  ip netns exec ${lab.mac.ns} env WGCTL_CONFIG=${stack!.configFile} node ${shown(bundlePath('wgctl'))} status`);
-    out(`  node tools/lab/run.mjs down --prefix ${lab.prefix}`);
+    out(`  node tools/lab/run.mjs down --prefix ${lab.prefix} && rm -rf ${stack!.configDir} ${dirname(stack!.macAgentSocket)}`);
   } else {
     if (tunnelUp && stack) {
       out('\n(cleanup) wgctl down');
