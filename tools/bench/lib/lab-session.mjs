@@ -9,11 +9,15 @@ import { join } from 'node:path';
 import { BENCH_DIR, ROOT, bundleTs, runProcess } from './common.mjs';
 
 export const LAB_PREFIX = process.env.BENCH_LAB_PREFIX ?? 'wgb';
+/** BENCH_DIST: another build's apps directory (…/<app>/<app>.js), to measure a candidate fix. */
+const APPS_DIR = process.env.BENCH_DIST ?? join(ROOT, 'dist/apps');
 export const BUNDLES = {
-  wgctl: join(ROOT, 'dist/apps/wgctl/wgctl.js'),
-  vmAgent: join(ROOT, 'dist/apps/vm-agent/vm-agent.js'),
-  macAgent: join(ROOT, 'dist/apps/mac-agent/mac-agent.js'),
+  wgctl: join(APPS_DIR, 'wgctl/wgctl.js'),
+  vmAgent: join(APPS_DIR, 'vm-agent/vm-agent.js'),
+  macAgent: join(APPS_DIR, 'mac-agent/mac-agent.js'),
 };
+/** BENCH_AGENT_NODE_OPTIONS: NODE_OPTIONS for both agents (e.g. --max-semi-space-size=1). */
+const AGENT_ENV = process.env.BENCH_AGENT_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_AGENT_NODE_OPTIONS } : {};
 const VM_AGENT_PORT = 7443;
 const MAC_AGENT_LISTEN = '127.0.0.1:7444';
 
@@ -81,8 +85,8 @@ export async function openLab(log = console.error) {
       '--dns',
       lab.srv.dns,
     ]);
-    const vmAgent = await api.startVmAgent(lab, { bundle: BUNDLES.vmAgent, tlsDir, listen: vmListen });
-    const macAgent = await api.startMacAgent(lab, { bundle: BUNDLES.macAgent, tlsDir, listen: MAC_AGENT_LISTEN });
+    const vmAgent = await api.startVmAgent(lab, { bundle: BUNDLES.vmAgent, tlsDir, listen: vmListen, env: AGENT_ENV });
+    const macAgent = await api.startMacAgent(lab, { bundle: BUNDLES.macAgent, tlsDir, listen: MAC_AGENT_LISTEN, env: AGENT_ENV });
     const env = {
       ...process.env,
       MAC_NS: lab.ns.mac,
