@@ -114,6 +114,16 @@ export function parseWgEndpoint(text: string): WgEndpoint | undefined {
   return { host, port, family };
 }
 
+/**
+ * Text of the file as shown in an error message. A run of 20+ base64 characters with an
+ * upper-case letter, '+' or '/' could be (part of) a PrivateKey or PresharedKey written on the
+ * wrong line or without its '=': it is masked, so no error ever carries a secret. Host names
+ * and addresses (lower case, dots, colons) stay readable.
+ */
+export function shownInError(text: string): string {
+  return text.replace(/[A-Za-z0-9+/]{20,}={0,2}/g, (run) => (/[A-Z+/]/.test(run) ? `[${run.length} characters hidden]` : run));
+}
+
 function splitList(value: string): string[] {
   return value
     .split(/[,\s]+/)
@@ -123,7 +133,7 @@ function splitList(value: string): string[] {
 
 function parseUint(value: string, max: number, what: string, line: number): number {
   if (!/^[0-9]+$/.test(value) || Number(value) > max) {
-    throw new ParseError(KIND, `${what} must be an integer 0–${max}, got "${value}"`, line);
+    throw new ParseError(KIND, `${what} must be an integer 0–${max}, got "${shownInError(value)}"`, line);
   }
   return Number(value);
 }
@@ -132,7 +142,7 @@ function parseBool(value: string, what: string, line: number): boolean {
   const v = value.toLowerCase();
   if (v === 'true') return true;
   if (v === 'false') return false;
-  throw new ParseError(KIND, `${what} must be true or false, got "${value}"`, line);
+  throw new ParseError(KIND, `${what} must be true or false, got "${shownInError(value)}"`, line);
 }
 
 function requireKey(value: string, what: string, line: number): string {
@@ -186,24 +196,24 @@ export function parseWgQuickConfig(text: string): WgQuickConfig {
         peer = { allowedIps: [], line: lineNo };
         section = 'peer';
       } else {
-        throw new ParseError(KIND, `unknown section ${stripped}`, lineNo);
+        throw new ParseError(KIND, `unknown section ${shownInError(stripped)}`, lineNo);
       }
       continue;
     }
     const eq = stripped.indexOf('=');
-    if (eq <= 0) throw new ParseError(KIND, `expected "Key = Value", got "${stripped}"`, lineNo);
+    if (eq <= 0) throw new ParseError(KIND, `expected "Key = Value", got "${shownInError(stripped)}"`, lineNo);
     const keyWritten = stripped.slice(0, eq).trim();
     const key = keyWritten.toLowerCase();
     const value = stripped.slice(eq + 1).trim();
     const repeatable = ['address', 'dns', 'allowedips', 'preup', 'postup', 'predown', 'postdown'].includes(key);
-    if (!repeatable && seenKeys.has(key)) throw new ParseError(KIND, `${keyWritten} is set twice in one section`, lineNo);
+    if (!repeatable && seenKeys.has(key)) throw new ParseError(KIND, `${shownInError(keyWritten)} is set twice in one section`, lineNo);
     seenKeys.add(key);
 
     if (section === 'interface' && iface) {
       switch (key) {
         case 'address':
           for (const a of splitList(value)) {
-            if (!isWgCidrOrAddress(a)) throw new ParseError(KIND, `Address "${a}" is not an IP address or CIDR`, lineNo);
+            if (!isWgCidrOrAddress(a)) throw new ParseError(KIND, `Address "${shownInError(a)}" is not an IP address or CIDR`, lineNo);
             iface.addresses.push(a);
           }
           break;
@@ -230,7 +240,7 @@ export function parseWgQuickConfig(text: string): WgQuickConfig {
           for (const v of splitList(value)) {
             // wg-quick's own test: digits-and-dots or anything with a colon is a server.
             if (/^[0-9.]+$/.test(v) || v.includes(':')) {
-              if (!isIpLiteral(v)) throw new ParseError(KIND, `DNS server "${v}" is not an IP address`, lineNo);
+              if (!isIpLiteral(v)) throw new ParseError(KIND, `DNS server "${shownInError(v)}" is not an IP address`, lineNo);
               iface.dns.push(v);
             } else {
               iface.dnsSearch.push(v);
@@ -253,7 +263,7 @@ export function parseWgQuickConfig(text: string): WgQuickConfig {
           iface.saveConfig = parseBool(value, 'SaveConfig', lineNo);
           break;
         default:
-          throw new ParseError(KIND, `unknown [Interface] key ${keyWritten}`, lineNo);
+          throw new ParseError(KIND, `unknown [Interface] key ${shownInError(keyWritten)}`, lineNo);
       }
     } else if (section === 'peer' && peer) {
       switch (key) {
@@ -266,14 +276,14 @@ export function parseWgQuickConfig(text: string): WgQuickConfig {
         case 'endpoint': {
           const endpoint = parseWgEndpoint(value);
           if (!endpoint) {
-            throw new ParseError(KIND, `Endpoint "${value}" is not HOST:PORT or [IPV6]:PORT`, lineNo);
+            throw new ParseError(KIND, `Endpoint "${shownInError(value)}" is not HOST:PORT or [IPV6]:PORT`, lineNo);
           }
           peer.endpoint = endpoint;
           break;
         }
         case 'allowedips':
           for (const a of splitList(value)) {
-            if (!isWgCidrOrAddress(a)) throw new ParseError(KIND, `AllowedIPs entry "${a}" is not an IP address or CIDR`, lineNo);
+            if (!isWgCidrOrAddress(a)) throw new ParseError(KIND, `AllowedIPs entry "${shownInError(a)}" is not an IP address or CIDR`, lineNo);
             peer.allowedIps.push(a);
           }
           break;
@@ -281,10 +291,10 @@ export function parseWgQuickConfig(text: string): WgQuickConfig {
           peer.persistentKeepalive = value.toLowerCase() === 'off' ? 0 : parseUint(value, 65535, 'PersistentKeepalive', lineNo);
           break;
         default:
-          throw new ParseError(KIND, `unknown [Peer] key ${keyWritten}`, lineNo);
+          throw new ParseError(KIND, `unknown [Peer] key ${shownInError(keyWritten)}`, lineNo);
       }
     } else {
-      throw new ParseError(KIND, `${keyWritten} appears before any [Interface] or [Peer] section`, lineNo);
+      throw new ParseError(KIND, `${shownInError(keyWritten)} appears before any [Interface] or [Peer] section`, lineNo);
     }
   }
   finishPeer();
