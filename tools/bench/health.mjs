@@ -172,7 +172,7 @@ export async function run(log = console.error) {
       '**Processes spawned per call**: the server runs with `node --require tools/bench/health/spawn-counter.cjs`, which wraps',
       '`ChildProcess.prototype.spawn` (where spawn, exec, execFile and fork all end) and `spawnSync`/`execSync`/`execFileSync`',
       'before any server code loads. The server first spawns one `node -e 0` and refuses to start unless the counter reads',
-      'exactly 1 (so the counter is shown to work); after all rounds it reports the count since then, plus its children',
+      'exactly 1 (so the counter is shown to work); after the run it reports the count since then, plus its children',
       'as the kernel lists them (`/proc/self/task/*/children`). The figure is the sum of both.',
     ].join('\n');
 

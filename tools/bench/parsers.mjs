@@ -40,7 +40,9 @@ export async function run(log = console.error) {
     `One process (\`node --expose-gc\`, the parsers bundled with esbuild as in the apps): per case ${WARMUP} untimed pairs, then`,
     `${RUNS} timed pairs alternating the parser and its baseline — the least any parser must do: split the text into`,
     'lines and fields (`split("\\n")` then `split("\\t")` or `split(/\\s+/)`; `JSON.parse` for JSON). A full GC runs before',
-    'each timed call, so a call pays for its own garbage but not the previous one\'s. Figures are medians.',
+    'each timed call, so a call pays for its own garbage but not the previous one\'s. Each call\'s time is its wall time',
+    'less the time its thread spent waiting for a CPU (`/proc/thread-self/schedstat`), so other work on the machine does',
+    'not inflate it (raw wall times are kept in dist/bench/results.json). Figures are medians.',
   ].join('\n');
   const details = [
     '| input | lines | bytes | parser median / p90 / min ms | baseline median / p90 / min ms |',

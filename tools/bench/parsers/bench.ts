@@ -151,7 +151,7 @@ const results = cases.map((c) => {
   }
   return {
     name: c.name,
-    lines: c.text.split('\n').length - 1,
+    lines: c.text.split('\n').length - (c.text.endsWith('\n') ? 1 : 0),
     bytes: Buffer.byteLength(c.text),
     parserMs: stats(parser.map((x) => x.own)),
     baselineMs: stats(baseline.map((x) => x.own)),
