@@ -137,7 +137,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void, version
   program
     .command('verify')
     .description('prove nothing leaks: capture on the Mac uplink and the VM tunnel while probing through the tunnel')
-    .option('--target <ip>', 'probe target (default: the first DNS server of the VM\'s wg config, else 1.1.1.1)')
+    .option('--target <ip>', 'probe target (default: the first DNS server of the wgctl config, else of the VM\'s wg-quick config)')
     .addOption(new Option('--duration <seconds>', 'capture duration (default: 5)').argParser(positiveSeconds))
     .addOption(new Option('--count <n>', 'probe packets (default: 3)').argParser(positiveInteger(100)))
     .action(run(async () => commands().verifyCommand));

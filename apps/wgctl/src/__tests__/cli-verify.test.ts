@@ -1,7 +1,7 @@
 /** verify through the CLI: both captures requested concurrently, the verdict decides the exit code. */
 import * as grpc from '@grpc/grpc-js';
 import type { Packet } from '@wgctl/proto';
-import { type Lab, startLab } from '../testing/fake-agents';
+import { type Lab, defaultVmDescription, startLab } from '../testing/fake-agents';
 import { cli, writeLabConfig } from '../testing/cli-harness';
 
 let lab: Lab;
@@ -21,26 +21,26 @@ describe('wgctl verify', () => {
   it('PASS (exit 0): asks the Mac to probe the VM\'s DNS through the tunnel while the VM captures', async () => {
     lab.agents.mac.capture = { interface: 'en0', packets: [wg], probeOk: true, probeDetail: '3/3', command: undefined };
     lab.agents.vm.capture = { interface: 'wg0', packets: [probe], probeOk: false, probeDetail: '', command: undefined };
-    const r = await cli(['--config', config, 'verify', '--duration', '0.2', '--count', '2']);
+    const r = await cli(['--config', config, 'verify', '--duration', '2', '--count', '2']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/verify: PASS \(probe 10\.64\.0\.1; uplink en0, tunnel wg0\)/);
     const captures = lab.agents.calls.filter((c) => c.rpc === 'Capture');
     expect(captures.map((c) => c.side)).toEqual(['vm', 'mac']);
-    expect(captures[1]!.request).toMatchObject({ probeTarget: '10.64.0.1', probeCount: 2, durationMs: 200 });
-    expect((captures[0]!.request as { durationMs: number }).durationMs).toBeGreaterThan(200);
+    expect(captures[1]!.request).toMatchObject({ probeTarget: '10.64.0.1', probeCount: 2, durationMs: 2000 });
+    expect((captures[0]!.request as { durationMs: number }).durationMs).toBeGreaterThan(2000);
   });
 
   it('FAIL (exit 1) lists what leaked; --json carries the packets', async () => {
     const dns = pkt({ interface: 'en0', src: '192.0.2.10', srcPort: 5353, dst: '192.0.2.1', dstPort: 53 });
     lab.agents.mac.capture = { interface: 'en0', packets: [wg, dns], probeOk: true, probeDetail: '', command: undefined };
     lab.agents.vm.capture = { interface: 'wg0', packets: [probe], probeOk: false, probeDetail: '', command: undefined };
-    const text = await cli(['--config', config, 'verify', '--duration', '0.1', '--target', '10.64.0.1']);
+    const text = await cli(['--config', config, 'verify', '--duration', '1.6', '--target', '10.64.0.1']);
     expect(text.code).toBe(1);
     expect(text.stdout).toMatch(/verify: FAIL/);
     expect(text.stdout).toContain('    - UDP 192.0.2.10:5353 → 192.0.2.1:53: DNS outside the tunnel');
 
-    const json = await cli(['--config', config, '--json', 'verify', '--duration', '0.1', '--target', '10.64.0.1']);
+    const json = await cli(['--config', config, '--json', 'verify', '--duration', '1.6', '--target', '10.64.0.1']);
     expect(json.code).toBe(1);
     const doc = JSON.parse(json.stdout);
     expect(doc).toMatchObject({ command: 'verify', pass: false, target: '10.64.0.1', leaks: [{ packet: { dstPort: 53 } }] });
@@ -48,7 +48,7 @@ describe('wgctl verify', () => {
 
   it('a capture the agent does not implement yet is a clear failure (exit 1)', async () => {
     lab.agents.vm.capture = { grpcError: { code: grpc.status.UNIMPLEMENTED, details: 'Capture is not implemented' } };
-    const r = await cli(['--config', config, 'verify', '--duration', '0.1']);
+    const r = await cli(['--config', config, 'verify', '--duration', '1.6']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/capture failed: vm-agent at 127\.0\.0\.1:\d+ does not implement Capture/);
   });
@@ -58,5 +58,23 @@ describe('wgctl verify', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--target: expected an IPv4 or IPv6 address/);
     expect(lab.agents.calls).toEqual([]);
+  });
+
+  it.each([
+    [['--duration', '30'], /--duration: at most 29 seconds/],
+    [['--duration', '1', '--count', '20'], /--duration: 20 probe\(s\) need at least 5 seconds/],
+  ])('refuses %j before any capture (exit 2)', async (flags, message) => {
+    const r = await cli(['--config', config, 'verify', '--target', '10.64.0.1', ...flags]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(lab.agents.calls).toEqual([]);
+  });
+
+  it('never probes a built-in address: with no DNS anywhere it asks for --target (exit 2)', async () => {
+    lab.agents.vm.describe = { ...defaultVmDescription(), dns: [] };
+    const r = await cli(['--config', config, 'verify', '--duration', '2']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--target: no default probe target/);
+    expect(lab.agents.calls.filter((c) => c.rpc === 'Capture')).toEqual([]);
   });
 });

@@ -12,7 +12,10 @@ import { QUICK_DEFAULT_TIMEOUT_S, loadControllerConfig, openAgents, timeoutMs, w
 
 const DEFAULT_DURATION_S = 5;
 const DEFAULT_COUNT = 3;
-const FALLBACK_TARGET = '1.1.1.1';
+/** The agents' capture limits (apps/*-agent capture.ts): checked here so a bad flag exits 2. */
+const MAX_DURATION_S = 29; // the VM's capture runs 1 s longer, and agents refuse more than 30 s
+const MIN_PROBE_INTERVAL_S = 0.2;
+const PROBE_REPLY_WAIT_S = 1;
 /** The VM's capture starts first and ends last, so it covers the whole probe. */
 const VM_HEAD_START_MS = 500;
 const MAX_PACKETS = 2000;
@@ -45,9 +48,15 @@ export async function verifyCommand(ctx: CommandContext, flags: VerifyFlags): Pr
   if (flags.target !== undefined && !isIpAddress(flags.target)) {
     throw new UsageError(`--target: expected an IPv4 or IPv6 address, got "${flags.target}"`);
   }
-  const { config } = loadControllerConfig(ctx);
-  const durationMs = Math.round((flags.duration ?? DEFAULT_DURATION_S) * 1000);
+  const durationS = flags.duration ?? DEFAULT_DURATION_S;
   const probeCount = flags.count ?? DEFAULT_COUNT;
+  if (durationS > MAX_DURATION_S) throw new UsageError(`--duration: at most ${MAX_DURATION_S} seconds, got ${durationS}`);
+  const neededS = probeCount * MIN_PROBE_INTERVAL_S + PROBE_REPLY_WAIT_S;
+  if (durationS < neededS) {
+    throw new UsageError(`--duration: ${probeCount} probe(s) need at least ${neededS} seconds of capture, got ${durationS} (or lower --count)`);
+  }
+  const { config } = loadControllerConfig(ctx);
+  const durationMs = Math.round(durationS * 1000);
   const agents = openAgents(config, {
     timeoutMs: timeoutMs(ctx, durationMs / 1000 + VM_HEAD_START_MS / 1000 + 30),
     quickTimeoutMs: timeoutMs(ctx, QUICK_DEFAULT_TIMEOUT_S),
@@ -57,7 +66,12 @@ export async function verifyCommand(ctx: CommandContext, flags: VerifyFlags): Pr
     const unusable = Object.values(connected.errors);
     if (unusable.length > 0 || !connected.vm) throw new CliError(`cannot verify: ${unusable.join('; ')}`);
     const vm = connected.vm;
-    const target = flags.target ?? vm.dns.find(isIpAddress) ?? FALLBACK_TARGET;
+    // Never a built-in public address: the probe goes to a resolver the user named (wgctl
+    // config, then the VM's wg-quick DNS) or to --target.
+    const target = flags.target ?? config.dns?.find(isIpAddress) ?? vm.dns.find(isIpAddress);
+    if (!target) {
+      throw new UsageError('--target: no default probe target (neither the wgctl config nor the VM\'s wg-quick config names a DNS server); pass --target IP');
+    }
 
     if (!ctx.global.json) ctx.io.stdout.write(`verify: capturing for ${durationMs / 1000} s while probing ${target} ${probeCount} time(s)…\n`);
     const vmCapture = agents.vm.capture({ interface: '', durationMs: durationMs + 2 * VM_HEAD_START_MS, maxPackets: MAX_PACKETS, probeTarget: '', probeCount: 0 });
