@@ -125,7 +125,7 @@ async function main(): Promise<void> {
       const [method, port] = spec.split('@');
       const { address, credentials, channelOptions } = channelSetup(`127.0.0.1:${port}`, { tls, serverName: 'vm-agent' });
       const client = new grpc.Client(address, credentials, channelOptions);
-      return { method, client, call: makeCall(client, method), latencies: [] as Float64Array[], seconds: 0, errors: [] as string[] };
+      return { method, client, call: makeCall(client, method), latencies: [] as Float64Array[], seconds: 0, blockSeconds: [] as number[], errors: [] as string[] };
     });
 
   for (const t of targets) {
@@ -140,14 +140,15 @@ async function main(): Promise<void> {
       const r = await drive(t.call, size, concurrency);
       t.latencies.push(r.latencies);
       t.seconds += r.seconds;
+      t.blockSeconds.push(r.seconds);
       t.errors.push(...r.errors);
     }
     done += size;
   }
-  const result: Record<string, ReturnType<typeof summarize>> = {};
+  const result: Record<string, ReturnType<typeof summarize> & { blockSeconds: number[] }> = {};
   for (const t of targets) {
     t.client.close();
-    result[t.method] = summarize(t.latencies, t.seconds, t.errors);
+    result[t.method] = { ...summarize(t.latencies, t.seconds, t.errors), blockSeconds: t.blockSeconds };
   }
   process.stdout.write(JSON.stringify(result) + '\n');
 }
