@@ -47,7 +47,7 @@ export function parseIpAddrJson(text: string): IpLink[] {
       }
       const addrInfo = Array.isArray(link.addr_info) ? (link.addr_info as Record<string, unknown>[]) : [];
       const addresses: IpAddrEntry[] = addrInfo
-        .filter((a) => a.family === 'inet' || a.family === 'inet6')
+        .filter((a) => a !== null && typeof a === 'object' && (a.family === 'inet' || a.family === 'inet6'))
         .map((a) => {
           if (typeof a.local !== 'string' || typeof a.prefixlen !== 'number') {
             throw new ParseError(KIND, `${link.ifname}: address entry lacks local/prefixlen`);

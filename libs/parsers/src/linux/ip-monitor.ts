@@ -55,11 +55,17 @@ function isAddressLike(token: string): boolean {
   return ipaddr.IPv4.isValidFourPartDecimal(bare) || ipaddr.IPv6.isValid(bare);
 }
 
+/** ipaddr's canonical form; a token that only looks like an address is a ParseError. */
+function canonicalAddress(address: string): string {
+  if (!ipaddr.isValid(address)) throw new ParseError(KIND, `not an address: "${address.slice(0, 60)}"`);
+  return ipaddr.parse(address).toString();
+}
+
 function toCidr(dst: string, family: IpFamily): string {
   if (dst === 'default') return family === 'inet' ? '0.0.0.0/0' : '::/0';
   const [address, length] = dst.split('/');
   const max = address.includes(':') ? 128 : 32;
-  return `${ipaddr.parse(address).toString()}/${length ?? max}`;
+  return `${canonicalAddress(address)}/${length ?? max}`;
 }
 
 function parseRoute(body: string, line: string): IpMonitorRoute {
@@ -146,7 +152,7 @@ export function parseIpMonitorLine(text: string): IpMonitorEvent {
         ifindex: Number(addr[1]),
         ifname: addr[2],
         family: addr[3] as IpFamily,
-        local: ipaddr.parse(addr[4]).toString(),
+        local: canonicalAddress(addr[4]),
         prefixlen: Number(addr[5]),
         scope,
       },

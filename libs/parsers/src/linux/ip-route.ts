@@ -107,7 +107,7 @@ export function parseIpRouteJson(text: string, family: IpFamily = 'inet'): IpRou
     if (!dst) throw new ParseError(KIND, `route #${index + 1} has no "dst"`);
     const ownFamily = dst === 'default' ? family : (familyOf(dst) ?? family);
     const nexthops = Array.isArray(entry.nexthops)
-      ? (entry.nexthops as Record<string, unknown>[]).map((hop) => ({
+      ? (entry.nexthops as unknown[]).map((raw) => (raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : {})).map((hop) => ({
           gateway: gatewayOf(hop),
           dev: asString(hop.dev, 'nexthops.dev'),
           weight: asNumber(hop.weight, 'nexthops.weight'),
@@ -124,7 +124,7 @@ export function parseIpRouteJson(text: string, family: IpFamily = 'inet'): IpRou
       scope: asString(entry.scope, 'scope'),
       prefsrc: asString(entry.prefsrc, 'prefsrc'),
       metric: asNumber(entry.metric, 'metric'),
-      table: entry.table === undefined ? undefined : String(entry.table),
+      table: entry.table === undefined ? undefined : typeof entry.table === 'string' ? entry.table : JSON.stringify(entry.table),
       pref: asString(entry.pref, 'pref'),
       flags: asFlags(entry.flags),
       nexthops,

@@ -64,10 +64,10 @@ function renderValue(value: unknown, quoteStrings = false): string {
       return `{ ${items.map((v) => renderValue(v, quoteStrings)).join(', ')} }`;
     }
     if ('prefix' in o) {
-      const p = o.prefix as { addr: unknown; len: unknown };
+      const p = fields(o.prefix);
       return `${renderValue(p.addr)}/${renderValue(p.len)}`;
     }
-    if ('range' in o) {
+    if ('range' in o && Array.isArray(o.range)) {
       const [lo, hi] = o.range as unknown[];
       return `${renderValue(lo, quoteStrings)}-${renderValue(hi, quoteStrings)}`;
     }
@@ -75,21 +75,31 @@ function renderValue(value: unknown, quoteStrings = false): string {
   return JSON.stringify(value);
 }
 
+/** A JSON value as text (String() throws on objects whose toString is not a function). */
+function jsonText(value: unknown): string {
+  return typeof value === 'string' ? value : value === undefined ? 'undefined' : (JSON.stringify(value) ?? '');
+}
+
+/** The members of a JSON object; {} for anything else (nft's JSON is read, never trusted). */
+function fields(value: unknown): Record<string, unknown> {
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
 function renderLeft(left: unknown): { text: string; quoteRight: boolean } {
   if (left && typeof left === 'object') {
     const o = left as Record<string, unknown>;
     if ('meta' in o) {
-      const key = String((o.meta as { key: unknown }).key);
+      const key = jsonText(fields(o.meta).key);
       return { text: UNQUALIFIED_META.has(key) ? key : `meta ${key}`, quoteRight: NAME_KEYS.has(key) };
     }
     if ('payload' in o) {
-      const p = o.payload as { protocol?: unknown; field?: unknown; base?: unknown; offset?: unknown; len?: unknown };
-      if (p.protocol !== undefined) return { text: `${String(p.protocol)} ${String(p.field)}`, quoteRight: false };
-      return { text: `@${String(p.base)},${String(p.offset)},${String(p.len)}`, quoteRight: false };
+      const p = fields(o.payload);
+      if (p.protocol !== undefined) return { text: `${jsonText(p.protocol)} ${jsonText(p.field)}`, quoteRight: false };
+      return { text: `@${jsonText(p.base)},${jsonText(p.offset)},${jsonText(p.len)}`, quoteRight: false };
     }
     if ('ct' in o) {
-      const ct = o.ct as { key: unknown; dir?: unknown };
-      return { text: ct.dir ? `ct ${String(ct.dir)} ${String(ct.key)}` : `ct ${String(ct.key)}`, quoteRight: false };
+      const ct = fields(o.ct);
+      return { text: ct.dir ? `ct ${jsonText(ct.dir)} ${jsonText(ct.key)}` : `ct ${jsonText(ct.key)}`, quoteRight: false };
     }
   }
   return { text: renderValue(left), quoteRight: false };
@@ -101,23 +111,23 @@ export function renderNftStatement(statement: unknown): string {
   const [key] = Object.keys(statement);
   const body = (statement as Record<string, unknown>)[key];
   if (key === 'match') {
-    const m = body as { op: string; left: unknown; right: unknown };
+    const m = fields(body);
     const left = renderLeft(m.left);
     const right = quoteIfName(m.right, left.quoteRight);
     const op = m.op === '==' || m.op === 'in' ? '' : `${m.op} `;
     return `${left.text} ${op}${right}`;
   }
   if (VERDICTS.has(key)) return key;
-  if (key === 'jump' || key === 'goto') return `${key} ${String((body as { target: unknown }).target)}`;
+  if (key === 'jump' || key === 'goto') return `${key} ${jsonText(fields(body).target)}`;
   if (key === 'counter') return 'counter';
   if (key === 'reject') {
-    const r = (body ?? {}) as { type?: unknown; expr?: unknown };
+    const r = fields(body);
     if (r.type === undefined) return 'reject';
-    return r.expr === undefined ? `reject with ${String(r.type)}` : `reject with ${String(r.type)} ${String(r.expr)}`;
+    return r.expr === undefined ? `reject with ${jsonText(r.type)}` : `reject with ${jsonText(r.type)} ${jsonText(r.expr)}`;
   }
   if (key === 'log') {
-    const l = (body ?? {}) as { prefix?: unknown };
-    return l.prefix === undefined ? 'log' : `log prefix "${String(l.prefix)}"`;
+    const l = fields(body);
+    return l.prefix === undefined ? 'log' : `log prefix "${jsonText(l.prefix)}"`;
   }
   if (key === 'masquerade') return 'masquerade';
   return `${key} ${JSON.stringify(body)}`;
@@ -142,13 +152,13 @@ export function parseNftJson(text: string): NftRuleset {
     const o = item as Record<string, Record<string, unknown>>;
     if (o.metainfo) ruleset.version = typeof o.metainfo.version === 'string' ? o.metainfo.version : undefined;
     else if (o.table) {
-      ruleset.tables.push({ family: String(o.table.family), name: String(o.table.name), handle: o.table.handle as number | undefined });
+      ruleset.tables.push({ family: jsonText(o.table.family), name: jsonText(o.table.name), handle: o.table.handle as number | undefined });
     } else if (o.chain) {
       const c = o.chain;
       ruleset.chains.push({
-        family: String(c.family),
-        table: String(c.table),
-        name: String(c.name),
+        family: jsonText(c.family),
+        table: jsonText(c.table),
+        name: jsonText(c.name),
         handle: c.handle as number | undefined,
         type: c.type as string | undefined,
         hook: c.hook as string | undefined,
@@ -157,11 +167,11 @@ export function parseNftJson(text: string): NftRuleset {
       });
     } else if (o.rule) {
       const r = o.rule;
-      if (!Array.isArray(r.expr)) throw new ParseError(KIND, `rule ${String(r.handle)} in ${String(r.chain)} has no expr list`);
+      if (!Array.isArray(r.expr)) throw new ParseError(KIND, `rule ${jsonText(r.handle)} in ${jsonText(r.chain)} has no expr list`);
       ruleset.rules.push({
-        family: String(r.family),
-        table: String(r.table),
-        chain: String(r.chain),
+        family: jsonText(r.family),
+        table: jsonText(r.table),
+        chain: jsonText(r.chain),
         handle: r.handle as number | undefined,
         comment: typeof r.comment === 'string' ? r.comment : undefined,
         expr: r.expr,
