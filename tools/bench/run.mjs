@@ -9,7 +9,8 @@
  * so running one benchmark refreshes its own section and keeps the others (each section says
  * when it was measured).
  *
- * Flags: --no-write (print only), --list.
+ * Flags: --no-write (print only), --render (rewrite docs/BENCHMARKS.md from the kept results,
+ * e.g. after editing NOTES.md, without measuring), --list.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,6 +39,11 @@ async function main() {
     return;
   }
   const write = !args.includes('--no-write');
+  if (args.includes('--render')) {
+    writeFileSync(REPORT_FILE, renderReport(loadResults(), BENCHMARKS));
+    console.error(`wrote ${REPORT_FILE} from ${RESULTS_FILE}`);
+    return;
+  }
   const names = args.filter((a) => !a.startsWith('-'));
   const unknown = names.filter((n) => !BENCHMARKS.includes(n));
   if (unknown.length) {
