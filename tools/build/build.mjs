@@ -101,6 +101,9 @@ for (const app of apps) {
     target: 'node20',
     format: 'cjs',
     sourcemap: false,
+    // Minified agents idle ~17 MiB lighter (docs/BENCHMARKS.md #7); names kept for readable errors.
+    minify: true,
+    keepNames: true,
     legalComments: 'none',
     banner: { js: '#!/usr/bin/env node' },
     define: {
