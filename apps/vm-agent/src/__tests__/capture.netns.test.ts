@@ -3,9 +3,9 @@
  * a veth pair (192.0.2.0/29): what the parser sees is what tcpdump prints on this system.
  */
 import * as grpc from '@grpc/grpc-js';
+import { runCapture, type CaptureDeps } from '@wgctl/capture';
 import type { CaptureRequest } from '@wgctl/proto';
 import { ExecRunner, spawnStreaming, type RunOptions, type Runner } from '@wgctl/runner';
-import { runCapture, type CaptureDeps } from '../capture';
 
 const isRoot = process.getuid?.() === 0;
 const run = isRoot || process.env.CI === 'true' ? describe : describe.skip;

@@ -1,241 +1,69 @@
-import * as grpc from '@grpc/grpc-js';
-import type { CaptureRequest } from '@wgctl/proto';
-import { ScriptedRunner, type StreamExit, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
-import { CAPTURE_LIMITS, captureHandler, pingArgv, planCapture, runCapture, tcpdumpArgv, type CaptureDeps } from '../capture';
-
-const request = (fields: Partial<CaptureRequest> = {}): CaptureRequest => ({
-  interface: '',
-  durationMs: 300,
-  maxPackets: 0,
-  probeTarget: '',
-  probeCount: 0,
-  ...fields,
-});
-
-const LINES = [
-  '07:13:19.207730 IP 198.51.100.66 > 203.0.113.82: ICMP echo request, id 7, seq 1, length 64',
-  '07:13:19.208100 IP 203.0.113.82 > 198.51.100.66: ICMP echo reply, id 7, seq 1, length 64',
-  '07:13:19.300000 IP 198.51.100.66.40000 > 198.51.100.65.53: 1234+ A? web.lab.test. (30)',
-];
-
-interface FakeTcpdump {
-  spawn: NonNullable<CaptureDeps['spawn']>;
-  argv: () => readonly string[] | undefined;
-  stopped: () => boolean;
-}
-
 /**
- * A tcpdump stand-in: says "listening" (unless told not to), prints `lines`, and either
- * waits to be stopped or exits by itself after `exitAfterMs`.
+ * The vm-agent's Capture wiring: the tunnel as default interface and iputils ping, with a
+ * stand-in tcpdump (the shared core's tests are in libs/capture; the real tcpdump runs in
+ * capture.netns.test.ts).
  */
-function fakeTcpdump(options: { lines?: string[]; listen?: boolean; exitAfterMs?: number; exitCode?: number; stderr?: string[] } = {}): FakeTcpdump {
-  let argv: readonly string[] | undefined;
-  let stopped = false;
-  const spawn = (a: readonly string[], o: StreamingOptions): StreamingProcess => {
-    argv = a;
-    let finish: (exit: StreamExit) => void = () => undefined;
-    const exited = new Promise<StreamExit>((resolve) => (finish = resolve));
-    const tail: string[] = [];
-    const err = (line: string) => {
-      tail.push(line);
-      o.onStderrLine?.(line);
-    };
-    setTimeout(() => {
-      for (const line of options.stderr ?? []) err(line);
-      if (options.listen !== false) err(`listening on ${a[a.indexOf('-i') + 1]}, link-type RAW (Raw IP), snapshot length 262144 bytes`);
-      for (const line of options.lines ?? []) o.onLine(line);
-    }, 5);
-    if (options.exitAfterMs !== undefined) setTimeout(() => finish({ code: options.exitCode ?? 1, signal: null }), options.exitAfterMs);
-    return {
-      argv: a,
-      pid: 4242,
-      exited,
-      stderrTail: () => [...tail],
-      stop: async () => {
-        stopped = true;
-        finish({ code: 0, signal: null });
-        return exited;
-      },
-    };
+import * as grpc from '@grpc/grpc-js';
+import { fakeTcpdump, tcpdumpArgv } from '@wgctl/capture';
+import type { CaptureRequest, CaptureResult } from '@wgctl/proto';
+import { ScriptedRunner } from '@wgctl/runner';
+import { vmCaptureHandler } from '../capture';
+
+const request = (fields: Partial<CaptureRequest> = {}): CaptureRequest => ({ interface: '', durationMs: 200, maxPackets: 0, probeTarget: '', probeCount: 0, ...fields });
+
+function engine(tunnelInterface: string) {
+  let describes = 0;
+  return {
+    describe: async () => {
+      describes++;
+      return { interface: tunnelInterface };
+    },
+    describes: () => describes,
   };
-  return { spawn, argv: () => argv, stopped: () => stopped };
 }
 
-function deps(fake: FakeTcpdump, runner = new ScriptedRunner([]), defaultInterface = 'wgl-wg0'): CaptureDeps {
-  return { runner, spawn: fake.spawn, defaultInterface: async () => defaultInterface };
+function invoke(handler: grpc.handleUnaryCall<CaptureRequest, CaptureResult>, fields: Partial<CaptureRequest>): Promise<CaptureResult> {
+  const call = { request: request(fields), on: () => undefined, off: () => undefined } as unknown as grpc.ServerUnaryCall<CaptureRequest, CaptureResult>;
+  return new Promise((resolve, reject) => {
+    const result = handler(call, (err, value) => (err ? reject(err) : resolve(value!))) as unknown as Promise<void> | undefined;
+    result?.catch(reject);
+  });
 }
 
-async function grpcCode(promise: Promise<unknown>): Promise<{ code: number; details: string }> {
-  try {
-    await promise;
-  } catch (e) {
-    const err = e as { code: number; details?: string; message: string };
-    return { code: err.code, details: err.details ?? err.message };
-  }
-  throw new Error('expected a gRPC error');
-}
-
-describe('planCapture', () => {
-  it('fills in defaults', () => {
-    expect(planCapture(request({ durationMs: 0 }))).toEqual({ interface: '', durationMs: CAPTURE_LIMITS.defaultDurationMs, maxPackets: CAPTURE_LIMITS.defaultMaxPackets });
-  });
-
-  it('spreads the probes over the duration, at most one a second', () => {
-    expect(planCapture(request({ durationMs: 5000, probeTarget: '203.0.113.82' })).probe).toEqual({ target: '203.0.113.82', count: 3, intervalS: 1 });
-    expect(planCapture(request({ durationMs: 3000, probeTarget: '2001:db8::2', probeCount: 5 })).probe).toEqual({ target: '2001:db8::2', count: 5, intervalS: 0.4 });
-  });
-
-  it.each([
-    [{ interface: 'eth0; rm -rf /' }, /interface/],
-    [{ interface: 'a-very-long-interface-name' }, /interface/],
-    [{ durationMs: 30_001 }, /duration_ms.*30000/],
-    [{ maxPackets: 10_001 }, /max_packets/],
-    [{ probeTarget: 'example.com' }, /probe_target.*IPv4 or IPv6/],
-    [{ probeTarget: '-f' }, /probe_target/],
-    [{ probeTarget: '203.0.113.82', probeCount: 101 }, /probe_count.*100/],
-    [{ probeTarget: '203.0.113.82', probeCount: 50, durationMs: 5000 }, /do not fit.*11000/],
-    [{ probeCount: 3 }, /probe_count needs probe_target/],
-  ])('refuses %j with INVALID_ARGUMENT', (fields, message) => {
-    let thrown: { code?: number; details?: string } | undefined;
-    try {
-      planCapture(request(fields));
-    } catch (e) {
-      thrown = e as { code: number; details: string };
-    }
-    expect(thrown?.code).toBe(grpc.status.INVALID_ARGUMENT);
-    expect(thrown?.details).toMatch(message);
-  });
-});
-
-describe('argv', () => {
-  it('captures without promiscuous mode, line-buffered, numeric, bounded', () => {
-    expect(tcpdumpArgv('wgl-wg0', 100)).toEqual(['tcpdump', '-nn', '-l', '-p', '--immediate-mode', '-i', 'wgl-wg0', '-c', '100']);
-  });
-  it('pings IPv4 and IPv6 literals', () => {
-    expect(pingArgv({ target: '203.0.113.82', count: 3, intervalS: 1 })).toEqual(['ping', '-n', '-4', '-c', '3', '-i', '1', '-W', '1', '203.0.113.82']);
-    expect(pingArgv({ target: '2001:db8::2', count: 2, intervalS: 0.5 })).toEqual(['ping', '-n', '-6', '-c', '2', '-i', '0.5', '-W', '1', '2001:db8::2']);
-  });
-});
-
-describe('runCapture', () => {
-  it('captures on the default interface and parses every packet', async () => {
-    const fake = fakeTcpdump({ lines: LINES });
-    const started = Date.now();
-    const result = await runCapture(request({ durationMs: 200 }), deps(fake));
-    expect(Date.now() - started).toBeGreaterThanOrEqual(195);
-    expect(fake.argv()).toEqual(tcpdumpArgv('wgl-wg0', CAPTURE_LIMITS.defaultMaxPackets));
-    expect(fake.stopped()).toBe(true);
+describe('vmCaptureHandler', () => {
+  it('captures on the tunnel interface by default', async () => {
+    const fake = fakeTcpdump({ lines: ['07:13:19.207730 IP 198.51.100.66 > 203.0.113.82: ICMP echo request, id 7, seq 1, length 64'] });
+    const result = await invoke(vmCaptureHandler(engine('wgl-wg0'), { runner: new ScriptedRunner([]), spawn: fake.spawn }), {});
+    expect(fake.argv()).toEqual(tcpdumpArgv('wgl-wg0', 1000));
     expect(result.interface).toBe('wgl-wg0');
-    expect(result.packets.map((p) => [p.protocol, p.src, p.dst, p.dstPort])).toEqual([
-      ['icmp', '198.51.100.66', '203.0.113.82', 0],
-      ['icmp', '203.0.113.82', '198.51.100.66', 0],
-      ['udp', '198.51.100.66', '198.51.100.65', 53],
-    ]);
-    expect(result.packets[0]).toMatchObject({ interface: 'wgl-wg0', family: 'ip', line: LINES[0] });
-    expect(result.command?.argv).toEqual(fake.argv());
-    expect(result.probeOk).toBe(false);
+    expect(result.packets.map((p) => `${p.protocol} ${p.src} > ${p.dst}`)).toEqual(['icmp 198.51.100.66 > 203.0.113.82']);
   });
 
-  it('uses the interface the request names', async () => {
+  it('probes with iputils ping while capturing', async () => {
     const fake = fakeTcpdump();
-    const result = await runCapture(request({ interface: 'wgl-eth0', durationMs: 50 }), deps(fake));
-    expect(result.interface).toBe('wgl-eth0');
-    expect(fake.argv()).toContain('wgl-eth0');
-  });
-
-  it('pings once tcpdump listens and reports the reply', async () => {
     const runner = new ScriptedRunner([
-      { argv: pingArgv({ target: '203.0.113.82', count: 2, intervalS: 0.25 }), stdout: 'PING …\n\n--- 203.0.113.82 ping statistics ---\n2 packets transmitted, 2 received, 0% packet loss, time 201ms\n' },
+      { argv: ['ping', '-n', '-6', '-c', '2', '-i', '0.5', '-W', '1', '2001:db8::2'], stdout: '2 packets transmitted, 2 received, 0% packet loss, time 501ms\n' },
     ]);
-    const result = await runCapture(request({ durationMs: 1500, probeTarget: '203.0.113.82', probeCount: 2 }), deps(fakeTcpdump({ lines: LINES }), runner));
+    const result = await invoke(vmCaptureHandler(engine('wgl-wg0'), { runner, spawn: fake.spawn }), { durationMs: 2000, probeTarget: '2001:db8::2', probeCount: 2 });
     runner.assertDone();
     expect(result.probeOk).toBe(true);
-    expect(result.probeDetail).toBe('2 packets transmitted, 2 received, 0% packet loss, time 201ms');
+    expect(result.probeDetail).toBe('2 packets transmitted, 2 received, 0% packet loss, time 501ms');
   });
 
-  it('reports a probe without reply as not ok, with ping\'s summary', async () => {
-    const runner = new ScriptedRunner([
-      { argv: pingArgv({ target: '203.0.113.82', count: 1, intervalS: 0.5 }), exitCode: 1, stdout: '1 packets transmitted, 0 received, 100% packet loss, time 0ms\n' },
-    ]);
-    const result = await runCapture(request({ durationMs: 1500, probeTarget: '203.0.113.82', probeCount: 1 }), deps(fakeTcpdump(), runner));
-    expect(result.probeOk).toBe(false);
-    expect(result.probeDetail).toMatch(/100% packet loss/);
-  });
-
-  it('stops at max_packets without waiting for the duration', async () => {
-    const fake = fakeTcpdump({ lines: LINES, exitAfterMs: 30, exitCode: 0 });
-    const started = Date.now();
-    const result = await runCapture(request({ durationMs: 5000, maxPackets: 2 }), deps(fake));
-    expect(Date.now() - started).toBeLessThan(1000);
-    expect(result.packets).toHaveLength(2);
-  });
-
-  it('fails with FAILED_PRECONDITION and tcpdump\'s words when it cannot start', async () => {
-    const fake = fakeTcpdump({ listen: false, exitAfterMs: 20, stderr: ['tcpdump: wgl-nope: No such device exists'] });
-    const error = await grpcCode(runCapture(request({ interface: 'wgl-nope' }), deps(fake)));
-    expect(error.code).toBe(grpc.status.FAILED_PRECONDITION);
-    expect(error.details).toMatch(/capture on wgl-nope failed: tcpdump exited.*No such device exists/);
-  });
-
-  it('fails when tcpdump never says it listens', async () => {
-    const fake = fakeTcpdump({ listen: false });
-    const error = await grpcCode(runCapture(request(), { ...deps(fake), startTimeoutMs: 50 }));
-    expect(error.code).toBe(grpc.status.FAILED_PRECONDITION);
-    expect(error.details).toMatch(/did not start listening within 50 ms/);
-    expect(fake.stopped()).toBe(true);
-  });
-
-  it('fails when tcpdump stops early: a truncated capture proves nothing', async () => {
-    const fake = fakeTcpdump({ lines: LINES.slice(0, 1), exitAfterMs: 40, exitCode: 1, stderr: ['tcpdump: pcap_loop: The interface disappeared'] });
-    const error = await grpcCode(runCapture(request({ durationMs: 2000 }), deps(fake)));
-    expect(error.code).toBe(grpc.status.FAILED_PRECONDITION);
-    expect(error.details).toMatch(/stopped after \d+ ms of 2000.*interface disappeared/);
-  });
-
-  it('needs an interface when the agent has no default', async () => {
-    const error = await grpcCode(runCapture(request(), deps(fakeTcpdump(), new ScriptedRunner([]), '')));
-    expect(error.code).toBe(grpc.status.FAILED_PRECONDITION);
-  });
-
-  it('validates before starting anything', async () => {
+  it('does not ask the engine when the request names the interface', async () => {
+    const e = engine('wgl-wg0');
     const fake = fakeTcpdump();
-    const error = await grpcCode(runCapture(request({ probeTarget: '$(reboot)' }), deps(fake)));
-    expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
+    await invoke(vmCaptureHandler(e, { runner: new ScriptedRunner([]), spawn: fake.spawn }), { interface: 'wgl-eth0', durationMs: 50 });
+    expect(fake.argv()).toContain('wgl-eth0');
+    expect(e.describes()).toBe(0);
+  });
+
+  it('without a tunnel configured: FAILED_PRECONDITION asking for an interface', async () => {
+    const fake = fakeTcpdump();
+    await expect(invoke(vmCaptureHandler(engine(''), { runner: new ScriptedRunner([]), spawn: fake.spawn }), {})).rejects.toMatchObject({
+      code: grpc.status.FAILED_PRECONDITION,
+      details: expect.stringMatching(/no interface to capture on/),
+    });
     expect(fake.argv()).toBeUndefined();
-  });
-
-  it('ends early when the caller goes away', async () => {
-    const controller = new AbortController();
-    const fake = fakeTcpdump();
-    setTimeout(() => controller.abort(), 50);
-    const started = Date.now();
-    const error = await grpcCode(runCapture(request({ durationMs: 10_000 }), deps(fake), controller.signal));
-    expect(Date.now() - started).toBeLessThan(2000);
-    expect(error.code).toBe(grpc.status.CANCELLED);
-    expect(fake.stopped()).toBe(true);
-  });
-});
-
-describe('captureHandler', () => {
-  function call(fields: Partial<CaptureRequest>) {
-    const listeners: (() => void)[] = [];
-    return {
-      request: request(fields),
-      on: (_: string, fn: () => void) => listeners.push(fn),
-      off: () => undefined,
-    } as unknown as grpc.ServerUnaryCall<CaptureRequest, never>;
-  }
-
-  it(`runs at most ${CAPTURE_LIMITS.maxConcurrent} captures at once`, async () => {
-    const handler = captureHandler(deps(fakeTcpdump()));
-    const results: unknown[] = [];
-    const callback = (err: unknown, value: unknown) => results.push(err ?? value);
-    const running = Array.from({ length: CAPTURE_LIMITS.maxConcurrent }, () => handler(call({ durationMs: 200 }), callback));
-    const refused = await grpcCode(Promise.resolve(handler(call({ durationMs: 200 }), callback)));
-    expect(refused.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
-    await Promise.all(running);
-    expect(results).toHaveLength(CAPTURE_LIMITS.maxConcurrent);
-    await handler(call({ durationMs: 10 }), callback); // a slot is free again
-    expect(results).toHaveLength(CAPTURE_LIMITS.maxConcurrent + 1);
   });
 });

@@ -1,0 +1,3 @@
+export * from './capture';
+export * from './ping';
+export * from './testing/fake-tcpdump';
