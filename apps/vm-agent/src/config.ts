@@ -6,7 +6,8 @@
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { addKnownSecret } from '@wgctl/logging';
 import { parseWgQuickConfig, wgQuickInterfaceFromPath, type WgQuickConfig, type WgEndpoint } from '@wgctl/parsers';
 
 export class ConfigFileError extends Error {
@@ -62,6 +63,9 @@ export function tunnelConfigFromText(path: string, text: string): TunnelConfig {
   const addresses = parsed.interface.addresses;
   const v4 = addresses.find((a) => !a.includes(':'));
   const privateKey = parsed.interface.privateKey;
+  // From now on these values are redacted wherever they would appear (logs, errors, RPCs).
+  if (privateKey) addKnownSecret(privateKey.reveal());
+  for (const peer of parsed.peers) if (peer.presharedKey) addKnownSecret(peer.presharedKey.reveal());
   return {
     path,
     interface: iface,
@@ -72,11 +76,31 @@ export function tunnelConfigFromText(path: string, text: string): TunnelConfig {
   };
 }
 
+/**
+ * The config holds the private key, and wg-quick runs its PostUp/PreDown lines as root: a file
+ * others can read leaks the key, one they can write (or own) is root for them. wg-quick only
+ * warns about a world-accessible file; the agent refuses it, naming the file and the fix.
+ */
+export function checkConfigFileMode(path: string, mode: number, uid: number, agentUid = process.geteuid?.() ?? 0): void {
+  const bits = mode & 0o777;
+  if (bits & 0o077) {
+    throw new ConfigFileError(
+      `${path} is accessible by group or others (mode ${bits.toString(8).padStart(4, '0')}) and holds the WireGuard private key: run chmod 600 ${path}`,
+    );
+  }
+  if (uid !== agentUid && uid !== 0) {
+    throw new ConfigFileError(`${path} is owned by uid ${uid}, not by root or the agent (uid ${agentUid}): wg-quick runs its PostUp lines as root; run chown root ${path}`);
+  }
+}
+
 export async function loadTunnelConfig(path: string): Promise<TunnelConfig> {
   let text: string;
   try {
+    const info = await stat(path);
+    checkConfigFileMode(path, info.mode, info.uid);
     text = await readFile(path, 'utf8');
   } catch (e) {
+    if (e instanceof ConfigFileError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new ConfigFileError(
       code === 'ENOENT' ? `${path} does not exist (pass --wg-config)` : `cannot read ${path}: ${(e as Error).message}`,

@@ -21,9 +21,53 @@ const ANY_WG_KEY = new RegExp(String.raw`(?<![A-Za-z0-9+/])${WG_KEY}(?![A-Za-z0-
 
 const SECRET_FIELD = /(private|preshared|psk|secret|password|token|passphrase|^key$|private_key|privateKey)/i;
 
+/**
+ * Secret values this process knows (the vm-agent's WireGuard private and preshared keys, as
+ * it reads its config). Wherever they appear — labelled or not, in a log line, an error, a
+ * command's stderr or an RPC answer — they are replaced: redaction does not depend on a
+ * label being next to them.
+ */
+const knownSecrets = new Set<string>();
+
+/** Registers a secret value; values shorter than 16 characters are refused (they would redact ordinary text). */
+export function addKnownSecret(value: string): void {
+  if (value.length < 16) throw new Error('addKnownSecret: a secret shorter than 16 characters cannot be redacted safely');
+  knownSecrets.add(value);
+}
+
+/** Forgets every registered secret (tests). */
+export function clearKnownSecrets(): void {
+  knownSecrets.clear();
+}
+
+/** Replaces every registered secret value; nothing else. */
+export function redactKnownSecrets(text: string): string {
+  if (knownSecrets.size === 0) return text;
+  let out = text;
+  for (const secret of knownSecrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
+  return out;
+}
+
+/**
+ * A copy of a message (plain objects, arrays, strings) with every registered secret replaced
+ * in every string; other values (numbers, Uint8Array, …) are kept as they are. The value itself
+ * comes back when no secret is registered. For RPC answers: the transport scrubs them all.
+ */
+export function scrubKnownSecrets<T>(value: T, depth = 0): T {
+  if (knownSecrets.size === 0 || depth > 32) return value;
+  if (typeof value === 'string') return redactKnownSecrets(value) as T;
+  if (Array.isArray(value)) return value.map((v) => scrubKnownSecrets(v, depth + 1)) as T;
+  if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = scrubKnownSecrets(v, depth + 1);
+    return out as T;
+  }
+  return value;
+}
+
 /** Redacts labelled secrets in free text (log messages, stderr, error messages). */
 export function redactText(text: string): string {
-  return text
+  return redactKnownSecrets(text)
     .replace(PEM_PRIVATE, `-----BEGIN $1-----${REDACTED}-----END $1-----`)
     .replace(LABELLED_KEY, `$1${REDACTED}`)
     .replace(TOKEN_ASSIGN, `$1${REDACTED}`);

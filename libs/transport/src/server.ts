@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import type * as GrpcReflection from '@grpc/reflection';
 import type * as GrpcHealthCheck from 'grpc-health-check';
 import { formatListenAddress, isLoopbackHost, parseListenAddress, type ListenAddress } from '@wgctl/config';
-import type { Logger } from '@wgctl/logging';
+import { scrubKnownSecrets, type Logger } from '@wgctl/logging';
 import { permissionDenied, toStatusError, type StatusError } from './errors';
 import { loadReflectionPackageDefinition } from './proto-files';
 import type { Role } from './roles';
@@ -165,7 +165,8 @@ export function createAgentServer(options: AgentServerOptions): AgentServer {
           callback(mapped, null, trailer, flags);
         } else {
           logCall(method, role, startedAt, grpc.status.OK);
-          callback(null, value, trailer, flags);
+          // No answer carries a secret the process knows (see @wgctl/logging addKnownSecret).
+          callback(null, scrubKnownSecrets(value), trailer, flags);
         }
       };
       if (error) return finish(error);
@@ -203,6 +204,8 @@ export function createAgentServer(options: AgentServerOptions): AgentServer {
         }
         return emit(event, ...args);
       }) as typeof call.emit;
+      const write = call.write.bind(call) as (chunk: unknown, ...rest: unknown[]) => boolean;
+      call.write = ((chunk: unknown, ...rest: unknown[]) => write(scrubKnownSecrets(chunk), ...rest)) as typeof call.write;
       call.on('finish', () => logOnce(status?.code ?? grpc.status.OK, status?.details));
       call.on('cancelled', () => logOnce(grpc.status.CANCELLED, 'cancelled by the client'));
       const fail = (thrown: unknown) => {

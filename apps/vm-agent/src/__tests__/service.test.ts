@@ -40,6 +40,7 @@ describe('vm-agent gRPC service', () => {
     writeFileSync(
       configPath,
       `[Interface]\nPrivateKey = ${PRIV}\nAddress = 192.0.2.2/24\n[Peer]\nPublicKey = ${SERVER_PUB}\nEndpoint = 203.0.113.1:51820\nAllowedIPs = 0.0.0.0/0\nPersistentKeepalive = 25\n`,
+      { mode: 0o600 }, // the agent refuses a config others can read
     );
     mkdirSync(join(dir, 'sys/net/ipv4'), { recursive: true });
     writeFileSync(join(dir, 'sys/net/ipv4/ip_forward'), '1\n');

@@ -118,6 +118,7 @@ describe('Describe', () => {
           'AllowedIPs = 198.51.100.0/24',
           '',
         ].join('\n'),
+        { mode: 0o600 }, // the agent refuses a config others can read
       );
       const runner = new ScriptedRunner([]);
       const engine = new VmEngine({
