@@ -2,12 +2,13 @@
  * Clients for the agents: mTLS with the server's role name checked against its certificate
  * (so bare-IP targets work without SNI/DEP0123), plaintext only to a unix socket or loopback.
  */
+import { createSecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
 import { isLoopbackHost, parseAddress } from '@wgctl/config';
 import { deadlineExceeded } from './errors';
 import { roleForService } from './roles';
-import type { TlsMaterial } from './tls';
+import { MIN_TLS_VERSION, type TlsMaterial } from './tls';
 
 export interface ConnectOptions {
   tls?: TlsMaterial;
@@ -58,7 +59,9 @@ export function channelSetup(
   if (!serverName) throw new Error(`connect to ${target}: serverName is required (the name in the server certificate)`);
   channelOptions['grpc.ssl_target_name_override'] = serverName;
   channelOptions['grpc.default_authority'] = serverName;
-  const credentials = grpc.credentials.createSsl(options.tls.ca, options.tls.key, options.tls.cert);
+  // The same as createSsl, with the TLS floor set explicitly (see MIN_TLS_VERSION).
+  const secureContext = createSecureContext({ ca: options.tls.ca, key: options.tls.key, cert: options.tls.cert, minVersion: MIN_TLS_VERSION });
+  const credentials = grpc.credentials.createFromSecureContext(secureContext);
   return { address: target, credentials, channelOptions };
 }
 

@@ -16,7 +16,7 @@ import { scrubKnownSecrets, type Logger } from '@wgctl/logging';
 import { permissionDenied, toStatusError, type StatusError } from './errors';
 import { loadReflectionPackageDefinition } from './proto-files';
 import type { Role } from './roles';
-import type { TlsMaterial } from './tls';
+import { MIN_TLS_VERSION, type TlsMaterial } from './tls';
 
 type ServingStatus = GrpcHealthCheck.ServingStatus;
 
@@ -97,6 +97,21 @@ async function clearStaleSocket(path: string): Promise<void> {
   rmSync(path, { force: true });
 }
 
+/**
+ * mTLS server credentials: client certificate required and verified against the CA, TLS 1.2
+ * or newer — set explicitly, so a node started with --tls-min-v1.0 (or a changed
+ * tls.DEFAULT_MIN_VERSION) cannot lower it.
+ */
+export function mtlsServerCredentials(tls: TlsMaterial): grpc.ServerCredentials {
+  const credentials = grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true);
+  const serverOptions = credentials._getConstructorOptions();
+  const contextOptions = credentials._getSecureContextOptions();
+  if (!serverOptions || !contextOptions) throw new Error('mtlsServerCredentials: grpc-js returned credentials without TLS options');
+  Object.assign(serverOptions, { minVersion: MIN_TLS_VERSION, rejectUnauthorized: true });
+  Object.assign(contextOptions, { minVersion: MIN_TLS_VERSION });
+  return credentials;
+}
+
 export function createAgentServer(options: AgentServerOptions): AgentServer {
   const { serviceName, tls, insecure, logger } = options;
   if (tls && insecure) throw new Error('createAgentServer: give either tls or insecure, not both');
@@ -107,9 +122,7 @@ export function createAgentServer(options: AgentServerOptions): AgentServer {
   const allowedRoles = new Set<string>(options.allowedRoles);
   const checkRoles = Boolean(tls);
   const server = new grpc.Server({ ...DEFAULT_SERVER_OPTIONS, ...options.serverOptions });
-  const credentials = tls
-    ? grpc.ServerCredentials.createSsl(tls.ca, [{ private_key: tls.key, cert_chain: tls.cert }], true)
-    : grpc.ServerCredentials.createInsecure();
+  const credentials = tls ? mtlsServerCredentials(tls) : grpc.ServerCredentials.createInsecure();
   const socketPaths = new Set<string>();
 
   // Loaded here, not at import: clients (the wgctl CLI) never pay for the server-only modules.

@@ -15,6 +15,9 @@ export interface TlsMaterial {
   key: Buffer;
 }
 
+/** Both ends refuse anything older (set explicitly: node's default can be lowered by a flag). */
+export const MIN_TLS_VERSION = 'TLSv1.2' as const;
+
 export const CA_CERT_FILE = 'ca.crt';
 export const CA_KEY_FILE = 'ca.key';
 export const certFile = (role: Role | 'ca'): string => `${role}.crt`;
