@@ -3,12 +3,12 @@
  * (write-ahead), so that after a crash, a kill -9 or a reboot a new process knows exactly
  * what is its own to remove and which values to restore.
  *
- * Written atomically: temporary file (0600) → fsync → rename → fsync of the directory.
- * A reader sees either the old or the new record, never a torn one.
+ * Written atomically (@wgctl/state: temporary file 0600 → fsync → rename → fsync of the
+ * directory): a reader sees either the old or the new record, never a torn one. A corrupt
+ * file is an error (never silently ignored).
  */
-import { constants } from 'node:fs';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { JsonStateFile, schemaDecoder } from '@wgctl/state';
 import { z } from 'zod';
 
 export const TABLES = ['filter', 'nat', 'mangle'] as const;
@@ -48,71 +48,11 @@ export const journalSchema = z.object({
 
 export type JournalRecord = z.infer<typeof journalSchema>;
 
-export class JournalError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'JournalError';
-  }
-}
+export { StateFileError as JournalError } from '@wgctl/state';
 
-export class JournalStore {
-  readonly path: string;
-
+/** read() → the record or null; write(record) refuses one the schema refuses; remove(). */
+export class JournalStore extends JsonStateFile<JournalRecord> {
   constructor(stateDir: string, fileName = 'journal.json') {
-    this.path = join(stateDir, fileName);
-  }
-
-  /** The record, or null when there is none. A corrupt file is an error (never silently ignored). */
-  async read(): Promise<JournalRecord | null> {
-    let text: string;
-    try {
-      text = await readFile(this.path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw e;
-    }
-    let data: unknown;
-    try {
-      data = JSON.parse(text);
-    } catch (e) {
-      throw new JournalError(`${this.path} is not valid JSON (${(e as Error).message}); inspect it, then remove it to start over`);
-    }
-    const parsed = journalSchema.safeParse(data);
-    if (!parsed.success) {
-      const first = parsed.error.issues[0];
-      throw new JournalError(`${this.path}: ${first.path.join('.') || '(root)'}: ${first.message}; inspect it, then remove it to start over`);
-    }
-    return parsed.data;
-  }
-
-  async write(record: JournalRecord): Promise<void> {
-    const valid = journalSchema.parse(record);
-    const dir = dirname(this.path);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const tmp = `${this.path}.tmp-${process.pid}`;
-    const file = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
-    try {
-      await file.chmod(0o600); // O_CREAT's mode is masked by the umask; be explicit
-      await file.writeFile(`${JSON.stringify(valid, null, 2)}\n`);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(tmp, this.path);
-    await syncDir(dir);
-  }
-
-  async remove(): Promise<void> {
-    await rm(this.path, { force: true });
-    await syncDir(dirname(this.path));
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, constants.O_RDONLY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+    super(join(stateDir, fileName), schemaDecoder(journalSchema));
   }
 }

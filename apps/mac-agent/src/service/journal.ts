@@ -1,13 +1,14 @@
 /**
  * The journal: what the agent changed on this host, on disk, so that Down works after a
  * crash or a reboot. Written ahead of each change (a route is listed before it is added),
- * atomically (temp file + fsync + rename + directory fsync), mode 0600, in --state-dir.
+ * atomically (@wgctl/state: temp file + fsync + rename + directory fsync), mode 0600, in
+ * --state-dir. Read and written synchronously, as the engine calls it.
  *
  * Format: one JSON object, `version: 1` (see MacJournal). Unknown versions are refused
  * rather than guessed at.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { JsonStateFile } from '@wgctl/state';
 import type { DnsSnapshot, KillSwitchHandle, KillSwitchPolicy, ServerEndpoint, Uplink, Vnic } from '../host/driver';
 
 export const JOURNAL_VERSION = 1;
@@ -70,71 +71,25 @@ export function emptyJournal(driver: string, now: number): MacJournal {
   };
 }
 
-export class JournalError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'JournalError';
-  }
+export { StateFileError as JournalError } from '@wgctl/state';
+
+function decodeJournal(data: unknown): MacJournal {
+  const version = (data as { version?: unknown } | null)?.version;
+  if (version !== JOURNAL_VERSION) throw new Error(`has version ${String(version)}, this agent reads version ${JOURNAL_VERSION}`);
+  return data as MacJournal;
 }
 
-export class JournalStore {
-  readonly path: string;
-
+export class JournalStore extends JsonStateFile<MacJournal> {
   constructor(readonly stateDir: string) {
-    this.path = join(stateDir, JOURNAL_FILE);
+    super(join(stateDir, JOURNAL_FILE), decodeJournal);
   }
 
   /** null when there is no journal (never been up on this host). */
   load(): MacJournal | null {
-    let text: string;
-    try {
-      text = readFileSync(this.path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw e;
-    }
-    let data: MacJournal;
-    try {
-      data = JSON.parse(text) as MacJournal;
-    } catch (e) {
-      throw new JournalError(`journal ${this.path} is not valid JSON (${(e as Error).message}); inspect it, then remove it to start afresh`);
-    }
-    if (data.version !== JOURNAL_VERSION) {
-      throw new JournalError(`journal ${this.path} has version ${String(data.version)}, this agent reads version ${JOURNAL_VERSION}`);
-    }
-    return data;
+    return this.readSync();
   }
 
   save(journal: MacJournal): void {
-    mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
-    const tmp = `${this.path}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, `${JSON.stringify(journal, null, 2)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    try {
-      renameSync(tmp, this.path);
-    } catch (e) {
-      try {
-        unlinkSync(tmp);
-      } catch {
-        /* already gone */
-      }
-      throw e;
-    }
-    // The rename itself must survive a power cut too.
-    try {
-      const dir = openSync(this.stateDir, 'r');
-      try {
-        fsyncSync(dir);
-      } finally {
-        closeSync(dir);
-      }
-    } catch {
-      /* some filesystems refuse fsync on directories; the rename is still atomic */
-    }
+    this.writeSync(journal);
   }
 }
