@@ -9,8 +9,9 @@
  * How: apps/wgctl/src/commands/index.ts (every command) is bundled separately, minified,
  * brotli-compressed and base64-encoded into a block comment appended to the bundle
  * (scanning a comment is nearly free). The module apps/wgctl/src/load-commands.ts is
- * replaced by a loader that, on the first command, reads the bundle file, decodes that
- * comment and compiles it with vm. The result is still ONE file.
+ * replaced by commands-loader.js which, on the first command, reads the bundle file, decodes
+ * that comment and compiles it with vm, keeping the decoded source and V8's code cache under
+ * the user's cache directory for the next runs. The result is still ONE file.
  *
  * Use: plugins: [lazyCommandsPlugin(), ...] in the esbuild build of apps/wgctl/src/main.ts
  *   (from an ESM script: import { lazyCommandsPlugin } from '../../apps/wgctl/build/lazy-commands.cjs').
@@ -19,34 +20,30 @@
 'use strict';
 // CommonJS so both the ESM build script and jest (CJS) can load it.
 const { join } = require('node:path');
+const { createHash } = require('node:crypto');
+const { readFileSync } = require('node:fs');
 const { brotliCompressSync, constants } = require('node:zlib');
 
 const COMMANDS_ENTRY = join(__dirname, '../src/commands/index.ts');
 const LOADER_MODULE = /[\\/]apps[\\/]wgctl[\\/]src[\\/]load-commands\.ts$/;
+const LOADER_TEMPLATE = join(__dirname, 'commands-loader.js');
 const MARKER = '/*WGCTL-COMMANDS:';
 
-/** The replacement of load-commands.ts: decode the tail comment, compile, cache. */
-const LOADER_SOURCE = `
-const { readFileSync } = require('node:fs');
-const { runInThisContext } = require('node:vm');
-const { brotliDecompressSync } = require('node:zlib');
-let loaded;
-export function commands() {
-  if (loaded) return loaded;
-  const text = readFileSync(__filename, 'latin1');
-  const start = text.lastIndexOf(${JSON.stringify(MARKER)});
-  const end = text.indexOf('*/', start);
-  if (start < 0 || end < 0) throw new Error('wgctl bundle is damaged: the commands section is missing (' + __filename + ')');
-  const code = brotliDecompressSync(Buffer.from(text.slice(start + ${MARKER.length}, end), 'base64')).toString('utf8');
-  const wrapper = runInThisContext('(function (exports, require, module, __filename, __dirname) {' + code + '\\n})', {
-    filename: __filename + ' [commands]',
+/** The replacement of load-commands.ts (decode, compile, code cache), build-time tokens filled in. */
+function loaderSource(code) {
+  const bytes = Buffer.from(code, 'utf8');
+  const tokens = {
+    __WGCTL_MARKER__: JSON.stringify(MARKER),
+    __WGCTL_CODE_SHA256__: JSON.stringify(createHash('sha256').update(bytes).digest('hex')),
+    __WGCTL_CODE_BYTES__: String(bytes.length),
+  };
+  const template = readFileSync(LOADER_TEMPLATE, 'utf8');
+  const out = template.replace(/__WGCTL_[A-Z0-9_]+__/g, (token) => {
+    if (!(token in tokens)) throw new Error(`lazy-commands: unknown token ${token} in ${LOADER_TEMPLATE}`);
+    return tokens[token];
   });
-  const module = { exports: {} };
-  wrapper(module.exports, require, module, __filename, __dirname);
-  loaded = module.exports;
-  return loaded;
+  return out;
 }
-`;
 
 function lazyCommandsPlugin() {
   return {
@@ -83,7 +80,8 @@ function lazyCommandsPlugin() {
       const footer = options.footer?.js ? `${options.footer.js}\n` : '';
       options.footer = { ...options.footer, js: `${footer}${MARKER}${packed}*/` };
 
-      build.onLoad({ filter: LOADER_MODULE }, () => ({ contents: LOADER_SOURCE, loader: 'js' }));
+      const loader = loaderSource(code);
+      build.onLoad({ filter: LOADER_MODULE }, () => ({ contents: loader, loader: 'js' }));
 
       // commander requires child_process at load time only for executable subcommands, which
       // wgctl has none of; loading it costs a few ms of --help. Defer it until first use.

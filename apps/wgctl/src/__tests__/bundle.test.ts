@@ -2,7 +2,7 @@
  * The single-file bundle (esbuild + the lazy-commands plugin): it runs, and `--help` does not
  * carry the heavy modules in the part V8 parses at start-up.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
@@ -13,7 +13,8 @@ let dir: string;
 let bundle: string;
 const runner = new ExecRunner();
 // The brief's build flags keep these external; the bundle finds them in the workspace.
-const env = { NODE_PATH: join(root, 'node_modules') };
+// Each test names its commands cache directory; never the user's own.
+const env: Record<string, string> = { NODE_PATH: join(root, 'node_modules'), WGCTL_CACHE_DIR: '' };
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'wgctl-bundle-'));
@@ -40,8 +41,8 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const node = (args: string[], input?: string) =>
-  runner.run([process.execPath, bundle, ...args], { allowFailure: true, timeoutMs: 30_000, env, input, cwd: dir, readOnly: true });
+const node = (args: string[], input?: string, extraEnv: Record<string, string> = {}) =>
+  runner.run([process.execPath, bundle, ...args], { allowFailure: true, timeoutMs: 30_000, env: { ...env, ...extraEnv }, input, cwd: dir, readOnly: true });
 
 describe('bundled wgctl', () => {
   it('--help works and the start-up part holds commander but none of the heavy modules', async () => {
@@ -79,5 +80,55 @@ describe('bundled wgctl', () => {
 
     const parseHelp = await node(['debug', 'parse', '--help']);
     expect(parseHelp.stdout).toMatch(/^ {2}wg-dump +wg show IF dump/m);
+  });
+
+  it('keeps the decoded commands and a V8 code cache per user, and survives a stale, corrupt or unwritable cache', async () => {
+    const cacheDir = join(dir, 'cache');
+    const parse = () => node(['debug', 'parse', 'resolv-conf', '-'], 'nameserver 192.0.2.53\n', { WGCTL_CACHE_DIR: cacheDir });
+    const expectParsed = (r: { exitCode: number; stdout: string; stderr: string }) => {
+      expect(r.stderr).toBe('');
+      expect(r.exitCode).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ nameservers: ['192.0.2.53'] });
+    };
+    const files = () => readdirSync(cacheDir).sort();
+
+    expectParsed(await parse());
+    const written = files();
+    expect(written).toEqual([expect.stringMatching(/^commands-[0-9a-f]{16}\.js$/), expect.stringMatching(/^commands-[0-9a-f]{16}\.v8$/)]);
+    const [source, codeCache] = written.map((f) => join(cacheDir, f));
+    const cachedBytes = readFileSync(codeCache);
+    expectParsed(await parse());
+    expect(readFileSync(codeCache).equals(cachedBytes)).toBe(true); // accepted: not rewritten
+
+    // Flipped bytes in the code cache: refused by its checksum, rewritten.
+    const corrupt = Buffer.from(cachedBytes);
+    for (let i = 100; i < corrupt.length; i += 997) corrupt[i] ^= 0xff;
+    writeFileSync(codeCache, corrupt);
+    expectParsed(await parse());
+    expect(readFileSync(codeCache).subarray(0, 64).toString()).toMatch(/^[0-9a-f]{64}$/);
+    expect(readFileSync(codeCache).equals(corrupt)).toBe(false);
+
+    // A source of the right size but other content (an older build, damage): not run.
+    const text = readFileSync(source, 'utf8');
+    writeFileSync(source, text.replace('nameservers', 'NAMESERVERS'));
+    expectParsed(await parse());
+    expect(readFileSync(source, 'utf8')).toBe(text);
+
+    // Writable by others: not trusted (and not run), whatever it holds.
+    writeFileSync(source, text.replace('nameservers', 'NAMESERVERS'));
+    chmodSync(source, 0o666);
+    expectParsed(await parse());
+
+    // Files of another build are removed when this build writes its own.
+    rmSync(cacheDir, { recursive: true, force: true });
+    expectParsed(await parse());
+    writeFileSync(join(cacheDir, 'commands-0123456789abcdef.v8'), 'old');
+    rmSync(codeCache);
+    expectParsed(await parse());
+    expect(files()).toEqual(written);
+
+    // A cache directory that cannot be created: commands still run.
+    writeFileSync(join(dir, 'not-a-dir'), '');
+    expectParsed(await node(['debug', 'parse', 'resolv-conf', '-'], 'nameserver 192.0.2.53\n', { WGCTL_CACHE_DIR: join(dir, 'not-a-dir', 'cache') }));
   });
 });
