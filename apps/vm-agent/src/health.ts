@@ -2,10 +2,12 @@
  * The health sampler: samples the live system (link, `wg show dump`, ip_forward, iptables)
  * on an interval in the background and keeps the latest result. Health checks and Status
  * are answered from this cache, so no RPC ever spawns a process; concurrent refreshes are
- * coalesced into one sample.
+ * coalesced into one sample (the mechanism is @wgctl/state's BackgroundSampler; the verdict
+ * policy is here).
  */
 import type { Logger } from '@wgctl/logging';
 import { HealthState, VmStatus } from '@wgctl/proto';
+import { BackgroundSampler } from '@wgctl/state';
 import type { VmSample } from './engine';
 
 export const DEFAULT_HEALTH_INTERVAL_MS = 5_000;
@@ -18,71 +20,68 @@ export interface HealthSamplerOptions {
 }
 
 export class HealthSampler {
-  private latestSample: VmSample | undefined;
-  private inFlight: Promise<VmSample> | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly sampler: BackgroundSampler<VmSample>;
   private lastVerdict: boolean | undefined;
-  /** Number of samples taken (tests check that RPCs do not cause samples). */
-  samples = 0;
 
   constructor(
     private readonly sampleFn: () => Promise<VmSample>,
     private readonly options: HealthSamplerOptions = {},
-  ) {}
+  ) {
+    this.sampler = new BackgroundSampler(() => this.take(), {
+      intervalMs: options.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS,
+      onSample: (sample) => this.judge(sample),
+    });
+  }
 
   get intervalMs(): number {
-    return this.options.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS;
+    return this.sampler.intervalMs;
   }
 
   get latest(): VmSample | undefined {
-    return this.latestSample;
+    return this.sampler.latest;
+  }
+
+  /** Number of samples taken (tests check that RPCs do not cause samples). */
+  get samples(): number {
+    return this.sampler.samples;
   }
 
   start(): void {
-    if (this.timer) return;
-    void this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.intervalMs);
-    this.timer.unref();
+    this.sampler.start();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.sampler.stop();
   }
 
   /** Takes a sample now, or joins the one in progress. Never rejects (a failed sample is NOT_SERVING). */
   refresh(): Promise<VmSample> {
-    if (this.inFlight) return this.inFlight;
-    this.inFlight = this.take().finally(() => {
-      this.inFlight = undefined;
-    });
-    return this.inFlight;
+    return this.sampler.refresh();
   }
 
   /** The cached sample; only when there is none yet does it wait for the first one. */
   async current(): Promise<VmSample> {
-    return this.latestSample ?? this.refresh();
+    return this.sampler.latest ?? this.refresh();
   }
 
   private async take(): Promise<VmSample> {
-    let sample: VmSample;
     try {
-      sample = await this.sampleFn();
+      return await this.sampleFn();
     } catch (e) {
       const reason = `sampling failed: ${(e as Error).message}`;
       this.options.logger?.warn('health sample failed', { error: (e as Error).message });
       const sampledAtMs = Date.now();
       const health = { state: HealthState.HEALTH_STATE_NOT_SERVING, reasons: [reason], sampledAtMs: String(sampledAtMs) };
-      const status = this.latestSample ? { ...this.latestSample.status, health } : VmStatus.fromPartial({ health });
-      sample = { status, serving: false, reasons: [reason], sampledAtMs };
+      const previous = this.sampler.latest;
+      const status = previous ? { ...previous.status, health } : VmStatus.fromPartial({ health });
+      return { status, serving: false, reasons: [reason], sampledAtMs };
     }
-    this.samples++;
-    this.latestSample = sample;
-    if (sample.serving !== this.lastVerdict) {
-      this.lastVerdict = sample.serving;
-      this.options.logger?.info(`health ${sample.serving ? 'SERVING' : 'NOT_SERVING'}`, { reasons: sample.reasons });
-      this.options.onChange?.(sample.serving, sample.reasons);
-    }
-    return sample;
+  }
+
+  private judge(sample: VmSample): void {
+    if (sample.serving === this.lastVerdict) return;
+    this.lastVerdict = sample.serving;
+    this.options.logger?.info(`health ${sample.serving ? 'SERVING' : 'NOT_SERVING'}`, { reasons: sample.reasons });
+    this.options.onChange?.(sample.serving, sample.reasons);
   }
 }

@@ -1,2 +1,3 @@
 export * from './atomic-file';
 export * from './json-state-file';
+export * from './background-sampler';

@@ -1,9 +1,11 @@
 /**
  * The health sampler: reads the live state in the background and caches it, so that
  * grpc.health.v1 calls never spawn a process. Status answers from the cache when it is
- * fresh enough and otherwise takes one new sample (concurrent callers share it).
+ * fresh enough and otherwise takes one new sample (concurrent callers share it). The
+ * mechanism is @wgctl/state's BackgroundSampler; the verdict policy is here.
  */
 import type { Logger } from '@wgctl/logging';
+import { BackgroundSampler } from '@wgctl/state';
 import type { EngineStatus, MacAgentEngine } from './engine';
 
 export interface HealthSamplerOptions {
@@ -17,71 +19,63 @@ export interface HealthSamplerOptions {
 }
 
 export class HealthSampler {
-  private latestSample?: EngineStatus;
-  private inFlight?: Promise<EngineStatus>;
-  private timer?: NodeJS.Timeout;
+  private readonly sampler: BackgroundSampler<EngineStatus>;
   private lastServing?: boolean;
-  private readonly intervalMs: number;
   private readonly now: () => number;
-  /** Samples taken (tests check that health calls do not add any). */
-  samples = 0;
 
   constructor(private readonly options: HealthSamplerOptions) {
-    this.intervalMs = options.intervalMs ?? 5_000;
     this.now = options.now ?? Date.now;
+    this.sampler = new BackgroundSampler(() => this.take(), {
+      intervalMs: options.intervalMs ?? 5_000,
+      onSample: (status) => this.judge(status),
+    });
+  }
+
+  /** Samples taken (tests check that health calls do not add any). */
+  get samples(): number {
+    return this.sampler.samples;
   }
 
   start(): void {
-    if (this.timer) return;
-    void this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.intervalMs);
-    this.timer.unref();
+    this.sampler.start();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.sampler.stop();
   }
 
   /** The last sample, or undefined before the first one finished. No I/O. */
   latest(): EngineStatus | undefined {
-    return this.latestSample;
+    return this.sampler.latest;
   }
 
   /** Takes a sample now (shared with any sample already running). */
   refresh(): Promise<EngineStatus> {
-    if (this.inFlight) return this.inFlight;
-    const sample = this.options.engine
-      .status()
-      .then((status) => {
-        this.samples++;
-        this.latestSample = status;
-        if (this.lastServing !== status.healthy) {
-          this.options.logger.log(status.healthy ? 'info' : 'warn', status.healthy ? 'health: serving' : 'health: not serving', { reasons: status.reasons });
-        }
-        this.lastServing = status.healthy;
-        this.options.onHealth?.(status.healthy, status.reasons);
-        return status;
-      })
-      .catch((e: unknown) => {
-        const reason = `status sampling failed: ${e instanceof Error ? e.message : String(e)}`;
-        this.options.logger.warn(reason);
-        this.lastServing = false;
-        this.options.onHealth?.(false, [reason]);
-        throw e;
-      })
-      .finally(() => {
-        this.inFlight = undefined;
-      });
-    this.inFlight = sample;
-    sample.catch(() => undefined);
-    return sample;
+    return this.sampler.refresh();
   }
 
   /** The cached sample if younger than maxAgeMs, else a fresh one. */
   async current(maxAgeMs = 1_000): Promise<EngineStatus> {
-    const cached = this.latestSample;
+    const cached = this.sampler.latest;
     if (cached && this.now() - cached.sampledAtMs <= maxAgeMs) return cached;
     return this.refresh();
+  }
+
+  private take(): Promise<EngineStatus> {
+    return this.options.engine.status().catch((e: unknown) => {
+      const reason = `status sampling failed: ${e instanceof Error ? e.message : String(e)}`;
+      this.options.logger.warn(reason);
+      this.lastServing = false;
+      this.options.onHealth?.(false, [reason]);
+      throw e;
+    });
+  }
+
+  private judge(status: EngineStatus): void {
+    if (this.lastServing !== status.healthy) {
+      this.options.logger.log(status.healthy ? 'info' : 'warn', status.healthy ? 'health: serving' : 'health: not serving', { reasons: status.reasons });
+    }
+    this.lastServing = status.healthy;
+    this.options.onHealth?.(status.healthy, status.reasons);
   }
 }

@@ -1,0 +1,84 @@
+import { BackgroundSampler } from '..';
+
+const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A sample source that counts its calls and can be told to fail. */
+function source() {
+  const state = { calls: 0, fail: false };
+  const take = async (): Promise<number> => {
+    state.calls++;
+    await tick(10);
+    if (state.fail) throw new Error('sampling broke');
+    return state.calls;
+  };
+  return { state, take };
+}
+
+describe('BackgroundSampler', () => {
+  it('has nothing cached before the first sample; reads of the cache take no sample', async () => {
+    const { state, take } = source();
+    const sampler = new BackgroundSampler(take, { intervalMs: 60_000 });
+    expect(sampler.latest).toBeUndefined();
+    expect(await sampler.refresh()).toBe(1);
+    for (let i = 0; i < 50; i++) expect(sampler.latest).toBe(1);
+    expect(state.calls).toBe(1);
+    expect(sampler.samples).toBe(1);
+  });
+
+  it('joins a sample being taken instead of starting another', async () => {
+    const { state, take } = source();
+    const sampler = new BackgroundSampler(take, { intervalMs: 60_000 });
+    const results = await Promise.all([sampler.refresh(), sampler.refresh(), sampler.refresh()]);
+    expect(results).toEqual([1, 1, 1]);
+    expect(state.calls).toBe(1);
+    expect(await sampler.refresh()).toBe(2); // once it is done, a refresh samples again
+  });
+
+  it('hands each sample to onSample once it is the latest, before refresh resolves', async () => {
+    const seen: [number, number | undefined][] = [];
+    const sampler: BackgroundSampler<number> = new BackgroundSampler(source().take, { intervalMs: 60_000, onSample: (s) => seen.push([s, sampler.latest]) });
+    await sampler.refresh();
+    expect(seen).toEqual([[1, 1]]);
+  });
+
+  it('passes a failure to the caller and keeps the last good sample', async () => {
+    const { state, take } = source();
+    const sampler = new BackgroundSampler(take, { intervalMs: 60_000 });
+    await sampler.refresh();
+    state.fail = true;
+    await expect(sampler.refresh()).rejects.toThrow('sampling broke');
+    expect(sampler.latest).toBe(1);
+    expect(sampler.samples).toBe(1);
+    state.fail = false;
+    expect(await sampler.refresh()).toBe(3); // a failure does not wedge the next refresh
+  });
+
+  it('turns a synchronous throw into a rejection', async () => {
+    const sampler = new BackgroundSampler<number>(() => {
+      throw new Error('no sampler');
+    }, { intervalMs: 60_000 });
+    await expect(sampler.refresh()).rejects.toThrow('no sampler');
+  });
+
+  it('samples at start and on the interval until stopped, without unhandled rejections', async () => {
+    jest.useFakeTimers();
+    try {
+      let calls = 0;
+      const sampler = new BackgroundSampler(async () => {
+        calls++;
+        throw new Error('sampling broke'); // the interval's failures must not surface as unhandled rejections
+      }, { intervalMs: 30 });
+      sampler.start();
+      sampler.start(); // idempotent: one timer
+      await jest.advanceTimersByTimeAsync(0);
+      expect(calls).toBe(1);
+      await jest.advanceTimersByTimeAsync(90);
+      expect(calls).toBe(4);
+      sampler.stop();
+      await jest.advanceTimersByTimeAsync(300);
+      expect(calls).toBe(4);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});

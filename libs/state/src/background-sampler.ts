@@ -1,0 +1,70 @@
+/**
+ * A sample of something expensive to read (commands, files), taken in the background on an
+ * interval and cached, so that callers (health checks, Status) read the cache instead of
+ * starting processes. A refresh while a sample is being taken joins it rather than starting
+ * another. What a sample is, how a failure counts and when the cache is fresh enough are the
+ * caller's.
+ */
+export interface BackgroundSamplerOptions<T> {
+  intervalMs: number;
+  /** Called with each sample once it is the latest, before refresh() resolves. */
+  onSample?: (sample: T) => void;
+}
+
+export class BackgroundSampler<T> {
+  private latestSample: T | undefined;
+  private inFlight: Promise<T> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private taken = 0;
+
+  constructor(
+    private readonly take: () => Promise<T>,
+    private readonly options: BackgroundSamplerOptions<T>,
+  ) {}
+
+  get intervalMs(): number {
+    return this.options.intervalMs;
+  }
+
+  /** The last sample, or undefined before the first one came. No I/O. */
+  get latest(): T | undefined {
+    return this.latestSample;
+  }
+
+  /** Samples taken so far (tests check that reads do not add any). */
+  get samples(): number {
+    return this.taken;
+  }
+
+  /** Samples now and then every intervalMs; the timer does not keep the process alive. */
+  start(): void {
+    if (this.timer) return;
+    void this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Takes a sample now, or joins the one being taken. Rejects when `take` does (the cache keeps the last sample). */
+  refresh(): Promise<T> {
+    if (this.inFlight) return this.inFlight;
+    const sample = new Promise<T>((resolve) => resolve(this.take()))
+      .then((value) => {
+        this.taken++;
+        this.latestSample = value;
+        this.options.onSample?.(value);
+        return value;
+      })
+      .finally(() => {
+        this.inFlight = undefined;
+      });
+    this.inFlight = sample;
+    // The interval's refreshes are not awaited: a failure is the caller's to report, not an unhandled rejection.
+    sample.catch(() => undefined);
+    return sample;
+  }
+}
