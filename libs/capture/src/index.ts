@@ -1,3 +1,3 @@
 export * from './capture';
 export * from './ping';
-export * from './testing/fake-tcpdump';
+export * from './testing/fakes';

@@ -4,7 +4,7 @@
  * capture.netns.test.ts).
  */
 import * as grpc from '@grpc/grpc-js';
-import { fakeTcpdump, tcpdumpArgv } from '@wgctl/capture';
+import { fakeTcpdump, invokeCapture, tcpdumpArgv } from '@wgctl/capture';
 import type { CaptureRequest, CaptureResult } from '@wgctl/proto';
 import { ScriptedRunner } from '@wgctl/runner';
 import { vmCaptureHandler } from '../capture';
@@ -23,11 +23,7 @@ function engine(tunnelInterface: string) {
 }
 
 function invoke(handler: grpc.handleUnaryCall<CaptureRequest, CaptureResult>, fields: Partial<CaptureRequest>): Promise<CaptureResult> {
-  const call = { request: request(fields), on: () => undefined, off: () => undefined } as unknown as grpc.ServerUnaryCall<CaptureRequest, CaptureResult>;
-  return new Promise((resolve, reject) => {
-    const result = handler(call, (err, value) => (err ? reject(err) : resolve(value!))) as unknown as Promise<void> | undefined;
-    result?.catch(reject);
-  });
+  return invokeCapture(handler, request(fields));
 }
 
 describe('vmCaptureHandler', () => {

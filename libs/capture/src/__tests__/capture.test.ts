@@ -3,7 +3,7 @@ import type { CaptureRequest } from '@wgctl/proto';
 import { ScriptedRunner } from '@wgctl/runner';
 import { CAPTURE_LIMITS, captureHandler, planCapture, runCapture, tcpdumpArgv, type CaptureDeps } from '../capture';
 import { darwinPingArgv, iputilsPingArgv, pingArgvFor } from '../ping';
-import { fakeTcpdump, type FakeTcpdump } from '../testing/fake-tcpdump';
+import { fakeTcpdump, type FakeTcpdump } from '../testing/fakes';
 
 const request = (fields: Partial<CaptureRequest> = {}): CaptureRequest => ({
   interface: '',

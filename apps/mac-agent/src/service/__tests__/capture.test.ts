@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { CaptureRequest, CaptureResult } from '@wgctl/proto';
 import { ScriptedRunner, type StreamExit, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
-import { tcpdumpArgv } from '@wgctl/capture';
+import { invokeCapture, tcpdumpArgv } from '@wgctl/capture';
 import { macCaptureHandler } from '../capture';
 
 const request = (fields: Partial<CaptureRequest> = {}): CaptureRequest => ({ interface: '', durationMs: 200, maxPackets: 0, probeTarget: '', probeCount: 0, ...fields });
@@ -45,11 +45,7 @@ function engine(driverName: string, uplink: string | null) {
 }
 
 function invoke(handler: grpc.handleUnaryCall<CaptureRequest, CaptureResult>, fields: Partial<CaptureRequest>): Promise<CaptureResult> {
-  const call = { request: request(fields), on: () => undefined, off: () => undefined } as unknown as grpc.ServerUnaryCall<CaptureRequest, CaptureResult>;
-  return new Promise((resolve, reject) => {
-    const result = handler(call, (err, value) => (err ? reject(err) : resolve(value!))) as unknown as Promise<void> | undefined;
-    result?.catch(reject);
-  });
+  return invokeCapture(handler, request(fields));
 }
 
 describe('macCaptureHandler', () => {

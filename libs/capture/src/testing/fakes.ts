@@ -1,7 +1,10 @@
 /**
- * A tcpdump stand-in for capture tests (no process): says "listening" (unless told not to),
- * prints `lines`, and either waits to be stopped or exits by itself after `exitAfterMs`.
+ * For capture tests: a tcpdump stand-in (no process) that says "listening" (unless told not
+ * to), prints `lines`, and either waits to be stopped or exits by itself after `exitAfterMs`;
+ * and a way to call a Capture handler without a server.
  */
+import type * as grpc from '@grpc/grpc-js';
+import type { CaptureRequest, CaptureResult } from '@wgctl/proto';
 import type { StreamExit, StreamingOptions, StreamingProcess } from '@wgctl/runner';
 import type { CaptureDeps } from '../capture';
 
@@ -52,4 +55,13 @@ export function fakeTcpdump(options: FakeTcpdumpOptions = {}): FakeTcpdump {
     };
   };
   return { spawn, argv: () => argv, stopped: () => stopped };
+}
+
+/** Calls a Capture handler as grpc-js would (no cancellation); rejects with the status error it reports or throws. */
+export function invokeCapture(handler: grpc.handleUnaryCall<CaptureRequest, CaptureResult>, request: CaptureRequest): Promise<CaptureResult> {
+  const call = { request, on: () => undefined, off: () => undefined } as unknown as grpc.ServerUnaryCall<CaptureRequest, CaptureResult>;
+  return new Promise((resolve, reject) => {
+    const result = handler(call, (err, value) => (err ? reject(err) : resolve(value!))) as unknown as Promise<void> | undefined;
+    result?.catch(reject);
+  });
 }
