@@ -1,5 +1,6 @@
 /** `ip -j addr [show dev X]` (iproute2 JSON): links with their addresses. */
 import { ParseError } from '../errors';
+import { parseIpJsonArray } from './json';
 import type { IpFamily } from './ip-route';
 
 export interface IpAddrEntry {
@@ -28,15 +29,7 @@ const KIND = 'ip -j addr';
 const ADDRESS_FLAGS = ['tentative', 'dadfailed', 'deprecated', 'optimistic', 'secondary', 'temporary', 'noprefixroute', 'dynamic', 'permanent'];
 
 export function parseIpAddrJson(text: string): IpLink[] {
-  const trimmed = text.trim();
-  if (trimmed === '') return [];
-  let data: unknown;
-  try {
-    data = JSON.parse(trimmed);
-  } catch (e) {
-    throw new ParseError(KIND, `not JSON: ${(e as Error).message}`);
-  }
-  if (!Array.isArray(data)) throw new ParseError(KIND, 'expected a JSON array of links');
+  const data = parseIpJsonArray(KIND, text, 'links');
   // `ip -j addr show dev X` on a link without addresses may print `[{}]`-like stubs: skip them.
   return data
     .filter((raw) => raw && typeof raw === 'object' && 'ifname' in raw)

@@ -7,6 +7,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { ParseError } from '../errors';
+import { parseIpJsonArray } from './json';
 
 export type IpFamily = 'inet' | 'inet6';
 
@@ -91,15 +92,7 @@ function gatewayOf(entry: Record<string, unknown>): string | undefined {
  * itself an address decides its own family.
  */
 export function parseIpRouteJson(text: string, family: IpFamily = 'inet'): IpRoute[] {
-  const trimmed = text.trim();
-  if (trimmed === '') return [];
-  let data: unknown;
-  try {
-    data = JSON.parse(trimmed);
-  } catch (e) {
-    throw new ParseError(KIND, `not JSON: ${(e as Error).message}`);
-  }
-  if (!Array.isArray(data)) throw new ParseError(KIND, 'expected a JSON array of routes');
+  const data = parseIpJsonArray(KIND, text, 'routes');
   return data.map((raw, index) => {
     if (!raw || typeof raw !== 'object') throw new ParseError(KIND, `route #${index + 1} is not an object`);
     const entry = raw as Record<string, unknown>;

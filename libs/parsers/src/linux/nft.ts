@@ -6,6 +6,7 @@
  * out), so a caller can compare the live rules with the ones it loaded, line by line.
  */
 import { ParseError } from '../errors';
+import { parseToolJson } from './json';
 
 export interface NftTable {
   family: string;
@@ -138,12 +139,7 @@ export function renderNftRule(expr: unknown[]): string {
 }
 
 export function parseNftJson(text: string): NftRuleset {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (e) {
-    throw new ParseError(KIND, `not JSON: ${(e as Error).message}`);
-  }
+  const data = parseToolJson(KIND, text);
   const items = (data as { nftables?: unknown })?.nftables;
   if (!Array.isArray(items)) throw new ParseError(KIND, 'expected an object with an "nftables" array');
   const ruleset: NftRuleset = { tables: [], chains: [], rules: [] };
