@@ -7,7 +7,9 @@
  *   mac-agent install   [same options]  (launchd on darwin, systemd on linux)
  *   mac-agent uninstall [--driver …] [--state-dir DIR]  (stops it and removes what it changed)
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { isAbsolute } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { parseAddress } from '@wgctl/config';
 
 export type DriverChoice = 'darwin' | 'linux';
 
@@ -32,16 +34,48 @@ export function defaultStateDir(driver: DriverChoice): string {
   return driver === 'darwin' ? '/Library/Application Support/wgctl/mac-agent' : '/var/lib/wgctl/mac-agent';
 }
 
+/** Exit code of a bad command line (wgctl's convention too); 1 is a failure at run time. */
+export const EXIT_USAGE = 2;
+
+/** --listen: unix:/path, ADDR:PORT or [V6]:PORT (port 0 = any free port). */
+export function listenAddress(value: string): string {
+  const parsed = parseAddress(value, { allowPortZero: true });
+  if (!parsed.ok) throw new InvalidArgumentError(`${parsed.reason} (e.g. ${DEFAULT_LISTEN})`);
+  return value;
+}
+
+/** Paths the agent writes to or reads as root: absolute, so the service means the same from any cwd. */
+export function absolutePath(value: string): string {
+  if (!isAbsolute(value) || value.includes('\0')) throw new InvalidArgumentError('expected an absolute path');
+  return value;
+}
+
+/**
+ * --tls-dir: absolute. Its files (ca.crt, the agent's certificate and 0600 key) are checked when
+ * the agent starts, each problem naming the file.
+ */
+export function tlsDirectory(value: string): string {
+  return absolutePath(value);
+}
+
+/** --socket-group: a group name (POSIX portable characters) or a numeric gid. */
+export function groupName(value: string): string {
+  if (!/^(?:[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/.test(value)) {
+    throw new InvalidArgumentError('expected a group name (letters, digits, _ . -) or a numeric gid');
+  }
+  return value;
+}
+
 function addAgentOptions(command: Command): Command {
   return command
     .addOption(new Option('--driver <name>', 'host network driver').choices(['darwin', 'linux']).default(defaultDriver()))
-    .option('--listen <address>', 'unix:PATH, or ADDR:PORT (TCP needs --tls-dir)', DEFAULT_LISTEN)
-    .option('--tls-dir <dir>', 'mTLS material: ca.crt, mac-agent.crt, mac-agent.key (clients must be role controller)')
-    .option('--state-dir <dir>', 'where the journal lives (default: /var/lib/wgctl/mac-agent; darwin: /Library/Application Support/wgctl/mac-agent)')
+    .option('--listen <address>', 'unix:PATH, or ADDR:PORT (TCP needs --tls-dir)', listenAddress, DEFAULT_LISTEN)
+    .option('--tls-dir <dir>', 'mTLS material: ca.crt, mac-agent.crt, mac-agent.key (clients must be role controller)', tlsDirectory)
+    .option('--state-dir <dir>', 'where the journal lives (default: /var/lib/wgctl/mac-agent; darwin: /Library/Application Support/wgctl/mac-agent)', absolutePath)
     .addOption(new Option('--log-level <level>', 'log level').choices(['error', 'warn', 'info', 'debug']).default(process.env.WGCTL_LOG_LEVEL ?? 'info'))
-    .option('--dns-resolv-conf <path>', 'linux: the resolv.conf to manage', '/etc/resolv.conf')
+    .option('--dns-resolv-conf <path>', 'linux: the resolv.conf to manage', absolutePath, '/etc/resolv.conf')
     .addOption(new Option('--dns-mode <mode>', 'linux: resolv.conf file, or systemd-resolved via resolvectl').choices(['resolv-conf', 'resolvectl']).default('resolv-conf'))
-    .option('--socket-group <group>', 'group owning the unix socket (default: admin on darwin, root on linux)');
+    .option('--socket-group <group>', 'group owning the unix socket (default: admin on darwin, root on linux)', groupName);
 }
 
 export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
@@ -77,7 +111,7 @@ export function agentArgs(options: AgentOptions): string[] {
 export function buildProgram(): Command {
   const program = new Command('mac-agent')
     .description('wgctl host agent: every packet through the WireGuard VM — split routes, server pinning, kill switch, DNS, roaming')
-    .showHelpAfterError()
+    .showHelpAfterError('(run with --help for usage)')
     .enablePositionalOptions();
   addAgentOptions(program).action(async (raw: Record<string, unknown>) => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -86,14 +120,14 @@ export function buildProgram(): Command {
   });
   addAgentOptions(program.command('install').description('install as a system service (launchd on darwin, systemd on linux) and start it'))
     .option('--no-start', 'write the service definition only')
-    .option('--unit-dir <dir>', 'linux: where the systemd unit goes', '/etc/systemd/system')
+    .option('--unit-dir <dir>', 'linux: where the systemd unit goes', absolutePath, '/etc/systemd/system')
     .action(async (raw: Record<string, unknown>) => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { installService } = require('./run') as typeof import('./run');
       await installService(agentOptionsFrom(raw), { start: raw.start !== false, unitDir: raw.unitDir as string });
     });
   addAgentOptions(program.command('uninstall').description('stop the service, undo its routes/kill switch/DNS (from the journal), remove it'))
-    .option('--unit-dir <dir>', 'linux: where the systemd unit is', '/etc/systemd/system')
+    .option('--unit-dir <dir>', 'linux: where the systemd unit is', absolutePath, '/etc/systemd/system')
     .action(async (raw: Record<string, unknown>) => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { uninstallService } = require('./run') as typeof import('./run');
@@ -102,11 +136,47 @@ export function buildProgram(): Command {
   return program;
 }
 
-export async function main(argv: string[] = process.argv): Promise<void> {
-  try {
-    await buildProgram().parseAsync(argv);
-  } catch (e) {
-    process.stderr.write(`mac-agent: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 1;
+export interface CliOutput {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+const processOutput: CliOutput = {
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+};
+
+/**
+ * Runs the command line; returns (and sets as process.exitCode) 0, 1 (failed at run time) or
+ * 2 (bad command line: the message names the flag). Never calls process.exit itself.
+ */
+export async function main(argv: string[] = process.argv, output: CliOutput = processOutput): Promise<number> {
+  const program = buildProgram();
+  let reported = false;
+  for (const command of [program, ...program.commands]) {
+    command.exitOverride().configureOutput({
+      writeOut: output.stdout,
+      writeErr: output.stderr,
+      outputError: (text, write) => {
+        reported = true;
+        write(text);
+      },
+    });
   }
+  let code = 0;
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      const done = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help';
+      // Errors commander found were printed already; ours (InvalidArgumentError in an action) were not.
+      if (!done && !reported) output.stderr(`mac-agent: ${e.message}\n(run with --help for usage)\n`);
+      code = done ? 0 : EXIT_USAGE;
+    } else {
+      output.stderr(`mac-agent: ${e instanceof Error ? e.message : String(e)}\n`);
+      code = 1;
+    }
+  }
+  process.exitCode = code;
+  return code;
 }

@@ -8,7 +8,10 @@
  *   vm-agent install   [the same options] [--prefix DIR] [--root DIR] [--no-enable]
  *   vm-agent uninstall [--wg-config FILE] [--state-dir DIR] [--prefix DIR] [--root DIR] [--keep-network]
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { isAbsolute } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { isLoopbackHost, parseAddress } from '@wgctl/config';
+import { wgQuickInterfaceFromPath } from '@wgctl/parsers';
 import { DEFAULT_STATE_DIR } from './unit';
 
 export const DEFAULT_WG_CONFIG = '/etc/wireguard/wg0.conf';
@@ -35,12 +38,44 @@ function integer(min: number, max: number): (value: string) => number {
   };
 }
 
+/** Exit code of a bad command line (wgctl's convention too); 1 is a failure at run time. */
+export const EXIT_USAGE = 2;
+
+/** --listen: ADDR:PORT, [V6]:PORT (port 0 = any free port) or unix:/path. */
+export function listenAddress(value: string): string {
+  const parsed = parseAddress(value, { allowPortZero: true });
+  if (!parsed.ok) throw new InvalidArgumentError(`${parsed.reason} (e.g. 192.168.64.2:7443)`);
+  return value;
+}
+
+/** --wg-config: wg-quick takes the interface name from the file name, so it must make one. */
+export function wgConfigPath(value: string): string {
+  if (!wgQuickInterfaceFromPath(value)) {
+    throw new InvalidArgumentError('the file must be named <interface>.conf, the interface 1–15 characters of a-z A-Z 0-9 _ = + . - (e.g. /etc/wireguard/wg0.conf)');
+  }
+  return value;
+}
+
+/** Directories the agent writes to or installs into: absolute, so a unit file means the same from any cwd. */
+export function absolutePath(value: string): string {
+  if (!isAbsolute(value) || value.includes('\0')) throw new InvalidArgumentError('expected an absolute path');
+  return value;
+}
+
+/**
+ * --tls-dir: absolute. Its files (ca.crt, the agent's certificate and 0600 key) are checked when
+ * the agent starts, each problem naming the file.
+ */
+export function tlsDirectory(value: string): string {
+  return absolutePath(value);
+}
+
 function addAgentOptions(command: Command): Command {
   return command
-    .option('--listen <addr:port>', 'address to serve gRPC on (only this one), e.g. 192.168.64.2:7443')
-    .option('--tls-dir <dir>', 'mTLS material: ca.crt, vm-agent.crt, vm-agent.key; clients need a certificate of the pairing CA (role controller; health also monitor)')
-    .option('--wg-config <file>', 'the wg-quick config the agent manages', DEFAULT_WG_CONFIG)
-    .option('--state-dir <dir>', 'where the journal of applied changes lives', process.env.STATE_DIRECTORY?.split(':')[0] ?? DEFAULT_STATE_DIR)
+    .option('--listen <addr:port>', 'address to serve gRPC on (only this one), e.g. 192.168.64.2:7443', listenAddress)
+    .option('--tls-dir <dir>', 'mTLS material: ca.crt, vm-agent.crt, vm-agent.key; clients need a certificate of the pairing CA (role controller; health also monitor)', tlsDirectory)
+    .option('--wg-config <file>', 'the wg-quick config the agent manages', wgConfigPath, DEFAULT_WG_CONFIG)
+    .option('--state-dir <dir>', 'where the journal of applied changes lives', absolutePath, process.env.STATE_DIRECTORY?.split(':')[0] ?? DEFAULT_STATE_DIR)
     .addOption(new Option('--log-level <level>', 'log level').choices(['error', 'warn', 'info', 'debug']).default(process.env.WGCTL_LOG_LEVEL ?? 'info'))
     .option('--insecure-loopback-dev', 'DEVELOPMENT ONLY: plaintext gRPC, allowed only on 127.0.0.1/::1', false)
     .option('--health-interval <ms>', 'background health sampling interval', integer(200, 600_000), 5000)
@@ -58,6 +93,12 @@ export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
   const insecure = raw.insecureLoopbackDev === true;
   if (!insecure && !raw.tlsDir) throw new InvalidArgumentError('--tls-dir is required (mTLS); --insecure-loopback-dev is for development on loopback only');
   if (insecure && raw.tlsDir) throw new InvalidArgumentError('give either --tls-dir or --insecure-loopback-dev, not both');
+  if (insecure) {
+    const parsed = parseAddress(String(raw.listen), { allowPortZero: true });
+    if (!parsed.ok || parsed.address.kind !== 'tcp' || !isLoopbackHost(parsed.address.host)) {
+      throw new InvalidArgumentError(`--insecure-loopback-dev: refusing plaintext on --listen ${String(raw.listen)}; only 127.0.0.1, ::1 or localhost`);
+    }
+  }
   return {
     listen: String(raw.listen),
     tlsDir: raw.tlsDir as string | undefined,
@@ -88,7 +129,7 @@ export function buildProgram(): Command {
     .description(
       'wgctl VM agent: brings up the wg-quick tunnel, forwards and SNATs the Mac\'s traffic into it (kill switch included), and reports health over mTLS gRPC',
     )
-    .showHelpAfterError()
+    .showHelpAfterError('(run with --help for usage)')
     // Options before a subcommand belong to the program, after it to the subcommand.
     .enablePositionalOptions();
   addAgentOptions(program).action(async (raw: Record<string, unknown>) => {
@@ -98,8 +139,8 @@ export function buildProgram(): Command {
   });
 
   addAgentOptions(program.command('install').description('install the program and its systemd unit, enable and start it'))
-    .option('--prefix <dir>', 'program goes to PREFIX/lib/wgctl/vm-agent.js', '/usr/local')
-    .option('--root <dir>', 'install into this root instead of / (no systemctl)', '/')
+    .option('--prefix <dir>', 'program goes to PREFIX/lib/wgctl/vm-agent.js', absolutePath, '/usr/local')
+    .option('--root <dir>', 'install into this root instead of / (no systemctl)', absolutePath, '/')
     .option('--no-enable', 'do not enable/start the unit')
     .action(async (raw: Record<string, unknown>) => {
       const options = agentOptionsFrom(raw);
@@ -119,10 +160,10 @@ export function buildProgram(): Command {
   program
     .command('uninstall')
     .description('stop and disable the unit, take down what the agent applied (its journal), remove the unit and the program')
-    .option('--wg-config <file>', 'the wg-quick config the agent managed', DEFAULT_WG_CONFIG)
-    .option('--state-dir <dir>', 'the agent\'s journal directory', DEFAULT_STATE_DIR)
-    .option('--prefix <dir>', 'where install put the program', '/usr/local')
-    .option('--root <dir>', 'uninstall from this root instead of / (no systemctl, no Down)', '/')
+    .option('--wg-config <file>', 'the wg-quick config the agent managed', wgConfigPath, DEFAULT_WG_CONFIG)
+    .option('--state-dir <dir>', 'the agent\'s journal directory', absolutePath, DEFAULT_STATE_DIR)
+    .option('--prefix <dir>', 'where install put the program', absolutePath, '/usr/local')
+    .option('--root <dir>', 'uninstall from this root instead of / (no systemctl, no Down)', absolutePath, '/')
     .option('--keep-network', 'leave the tunnel, forwarding and rules as they are', false)
     .action(async (raw: Record<string, unknown>) => {
       const { uninstallAgent } = await import('./run');
@@ -137,11 +178,47 @@ export function buildProgram(): Command {
   return program;
 }
 
-export async function main(argv: string[] = process.argv): Promise<void> {
-  try {
-    await buildProgram().parseAsync(argv);
-  } catch (e) {
-    process.stderr.write(`vm-agent: ${(e as Error).message}\n`);
-    process.exitCode = 1;
+export interface CliOutput {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+const processOutput: CliOutput = {
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+};
+
+/**
+ * Runs the command line; returns (and sets as process.exitCode) 0, 1 (failed at run time) or
+ * 2 (bad command line: the message names the flag). Never calls process.exit.
+ */
+export async function main(argv: string[] = process.argv, output: CliOutput = processOutput): Promise<number> {
+  const program = buildProgram();
+  let reported = false;
+  for (const command of [program, ...program.commands]) {
+    command.exitOverride().configureOutput({
+      writeOut: output.stdout,
+      writeErr: output.stderr,
+      outputError: (text, write) => {
+        reported = true;
+        write(text);
+      },
+    });
   }
+  let code = 0;
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      const done = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help';
+      // Errors commander found were printed already; ours (InvalidArgumentError in an action) were not.
+      if (!done && !reported) output.stderr(`vm-agent: ${e.message}\n(run with --help for usage)\n`);
+      code = done ? 0 : EXIT_USAGE;
+    } else {
+      output.stderr(`vm-agent: ${(e as Error).message}\n`);
+      code = 1;
+    }
+  }
+  process.exitCode = code;
+  return code;
 }

@@ -47,6 +47,14 @@ function port(value: string): number {
   return Number(value);
 }
 
+/** A gRPC service name as grpc.health.v1 knows it ('' = the whole server). */
+function serviceName(value: string): string {
+  if (value !== '' && !/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/.test(value)) {
+    throw new InvalidArgumentError("expected a fully qualified service name such as wgctl.v1.VmAgent, or '' for the whole server");
+  }
+  return value;
+}
+
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
 }
@@ -152,7 +160,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void, version
     .command('health')
     .description('grpc.health.v1 probe for cron/launchd/monitoring: exit 0 SERVING, 1 NOT_SERVING, 2 unreachable')
     .addOption(new Option('--agent <which>', 'which agent to probe').choices(['vm', 'mac', 'both']).default('both'))
-    .option('--service <name>', "service name to check ('' = the whole server)", '')
+    .option('--service <name>', "service name to check ('' = the whole server)", serviceName, '')
     .addOption(new Option('--cert <role>', 'client certificate to use (default: monitor if present, else controller)').choices(['monitor', 'controller']))
     .action(run(async () => commands().healthCommand));
 

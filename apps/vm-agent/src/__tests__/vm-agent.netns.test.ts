@@ -196,8 +196,8 @@ describeNetns('vm-agent program', () => {
     lab = await new VmLab({ serverUp: false }).create();
     const refused = new AgentProcess(lab.nsVm, bundles.agent, ['--listen', target, '--insecure-loopback-dev', '--wg-config', lab.vmConfigPath, '--state-dir', lab.stateDir]);
     const exit = await refused.exited;
-    expect(exit.code).toBe(1);
-    expect(refused.stderr.join('\n')).toMatch(/refusing plaintext/);
+    expect(exit.code).toBe(2); // a bad command line: exit 2, the flag named
+    expect(refused.stderr.join('\n')).toMatch(/--insecure-loopback-dev: refusing plaintext/);
 
     agent = new AgentProcess(lab.nsVm, bundles.agent, [
       '--listen',
@@ -213,7 +213,7 @@ describeNetns('vm-agent program', () => {
     expect((last(lines).result as { interface: string }).interface).toBe(lab.wgVm);
     // Without --tls-dir and without the dev flag the agent does not start.
     const noTls = new AgentProcess(lab.nsVm, bundles.agent, ['--listen', target, '--wg-config', lab.vmConfigPath]);
-    expect((await noTls.exited).code).toBe(1);
+    expect((await noTls.exited).code).toBe(2);
     expect(noTls.stderr.join('\n')).toMatch(/--tls-dir is required/);
   });
 });
