@@ -20,6 +20,22 @@ export class FakeRunnerError extends Error {
   }
 }
 
+/** The result a real run with this output would give, thrown as CommandError when the exit code is not accepted. */
+function replay(argv: readonly string[], reply: Omit<ScriptedCall, 'argv'>, options: RunOptions): RunResult {
+  const result: RunResult = {
+    argv: [...argv],
+    stdout: reply.stdout ?? '',
+    stderr: reply.stderr ?? '',
+    exitCode: reply.exitCode ?? 0,
+    signal: null,
+    timedOut: false,
+    durationMs: 0,
+    dryRun: false,
+  };
+  if (!isAccepted(result, options)) throw new CommandError(result);
+  return result;
+}
+
 export class ScriptedRunner implements Runner {
   private index = 0;
   readonly calls: { argv: readonly string[]; input?: string }[] = [];
@@ -41,18 +57,7 @@ export class ScriptedRunner implements Runner {
       throw new FakeRunnerError(`command #${this.index + 1} (${formatArgv(argv)}) got unexpected stdin:\n${options.input ?? ''}`);
     }
     this.index++;
-    const result: RunResult = {
-      argv: [...argv],
-      stdout: expected.stdout ?? '',
-      stderr: expected.stderr ?? '',
-      exitCode: expected.exitCode ?? 0,
-      signal: null,
-      timedOut: false,
-      durationMs: 0,
-      dryRun: false,
-    };
-    if (!isAccepted(result, options)) throw new CommandError(result);
-    return result;
+    return replay(argv, expected, options);
   }
 
   /** Throws unless every scripted call was consumed. */
@@ -77,17 +82,6 @@ export class RuleRunner implements Runner {
     this.calls.push([...argv]);
     const rule = this.rules.find((r) => r.match(argv));
     if (!rule) throw new FakeRunnerError(`no rule for: ${formatArgv(argv)}`);
-    const result: RunResult = {
-      argv: [...argv],
-      stdout: rule.reply.stdout ?? '',
-      stderr: rule.reply.stderr ?? '',
-      exitCode: rule.reply.exitCode ?? 0,
-      signal: null,
-      timedOut: false,
-      durationMs: 0,
-      dryRun: false,
-    };
-    if (!isAccepted(result, options)) throw new CommandError(result);
-    return result;
+    return replay(argv, rule.reply, options);
   }
 }
