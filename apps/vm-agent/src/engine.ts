@@ -35,7 +35,7 @@ import {
   type VmPeerStatus,
   type VmStatus,
 } from '@wgctl/proto';
-import { wgHandshakeAgeSeconds, type WgDumpInterface } from '@wgctl/parsers';
+import { wgHandshakeAgeSeconds, type IptablesSaveTable, type WgDumpInterface } from '@wgctl/parsers';
 import { DryRunRunner, StepFailedError, StepRunner, type Runner, type StepRecord } from '@wgctl/runner';
 import { redactText, silentLogger, type Logger } from '@wgctl/logging';
 import { loadTunnelConfig, resolveEndpoint, systemResolver, type HostResolver, type TunnelConfig } from './config';
@@ -310,20 +310,22 @@ export class VmEngine {
       });
 
       let tools!: IptablesTools;
-      let tablesBefore = new Set<string>();
+      // One read of the rules serves every firewall step below: each changes only its own table.
+      let rulesetBefore: IptablesSaveTable[] = [];
       await step('detect-backend', async (r) => {
         if (prior?.backend) {
           tools = prior.backend;
           this.cachedTools = tools;
-          tablesBefore = existingTables(await readRuleset(r, tools));
+          rulesetBefore = await readRuleset(r, tools);
           return { skipped: `${tools.iptables} (recorded in the journal)` };
         }
         const detected = await detectBackend(r);
         tools = detected.tools;
         this.cachedTools = tools;
-        tablesBefore = existingTables(await readRuleset(r, tools));
+        rulesetBefore = detected.ruleset ?? (await readRuleset(r, tools));
         return detected.evidence;
       });
+      const tablesBefore = existingTables(rulesetBefore);
 
       let lanInterface = request.lanInterface ?? '';
       await step('resolve-lan', async (r) => {
@@ -370,10 +372,9 @@ export class VmEngine {
 
       const desired = desiredRules(plan);
       for (const table of TABLES) {
-        await step(`firewall-${table}`, async (r) => {
-          const state = chainState(await readRuleset(r, tools), ownChain(table));
-          return ensureChain(r, tools, state, desired[table]);
-        });
+        await step(`firewall-${table}`, async (r) =>
+          ensureChain(r, tools, chainState(rulesetBefore, ownChain(table)), desired[table], { showBatch: dryRun }),
+        );
       }
 
       await step('ip-forward', async (r) => {
@@ -656,10 +657,12 @@ export class VmEngine {
       return `${IP_FORWARD}: ${current} → ${previous} (restored)`;
     });
 
+    // Read once, in the first firewall step: each step changes only its own table.
+    let ruleset: IptablesSaveTable[] | undefined;
     for (const table of TABLES) {
       await step(`firewall-${table}`, async (r) => {
-        const state = chainState(await readRuleset(r, tools), ownChain(table));
-        return removeChain(r, tools, state);
+        ruleset ??= await readRuleset(r, tools);
+        return removeChain(r, tools, chainState(ruleset, ownChain(table)), { showBatch: dryRun });
       });
     }
 

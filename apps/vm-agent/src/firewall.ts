@@ -83,10 +83,6 @@ export function jumpArgs(own: OwnChain): string[] {
   return ['-m', 'comment', '--comment', RULE_TAG, '-j', own.chain];
 }
 
-function iptablesArgv(tools: IptablesTools, table: FirewallTable, ...args: string[]): string[] {
-  return [tools.iptables, '-w', '5', '-t', table, ...args];
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reading
 
@@ -153,15 +149,21 @@ export function foreignRuleCount(tables: IptablesSaveTable[]): number {
  * uses; the rule counts say where the system's rules actually are (legacy and nft do not see
  * each other's rules): when only the other backend holds rules, that one is live.
  */
-export async function detectBackend(runner: Runner): Promise<{ tools: IptablesTools; evidence: string }> {
+export async function detectBackend(
+  runner: Runner,
+): Promise<{ tools: IptablesTools; evidence: string; /** The chosen backend's rules, as read to decide (saves a read). */ ruleset?: IptablesSaveTable[] }> {
   const version = await runner.run(['iptables', '--version'], { readOnly: true, allowFailure: true });
   if (version.exitCode === 127) throw new Error('iptables is not installed (apt install iptables)');
   if (version.exitCode !== 0) throw new Error(`iptables --version failed with exit code ${version.exitCode}`);
   const { backend: defaultKind, version: ver } = parseIptablesVersion(version.stdout);
   const counts: Partial<Record<IptablesBackend, number>> = {};
+  const rulesets: Partial<Record<IptablesBackend, IptablesSaveTable[]>> = {};
   for (const kind of ['nft', 'legacy'] as const) {
     const save = await runner.run([`iptables-${kind}-save`], { readOnly: true, allowFailure: true });
-    if (save.exitCode === 0) counts[kind] = foreignRuleCount(parseIptablesSave(save.stdout));
+    if (save.exitCode === 0) {
+      rulesets[kind] = parseIptablesSave(save.stdout);
+      counts[kind] = foreignRuleCount(rulesets[kind]);
+    }
   }
   const other: IptablesBackend = defaultKind === 'nft' ? 'legacy' : 'nft';
   const kind = (counts[other] ?? 0) > 0 && (counts[defaultKind] ?? 0) === 0 ? other : defaultKind;
@@ -174,11 +176,61 @@ export async function detectBackend(runner: Runner): Promise<{ tools: IptablesTo
   };
   const countText = (['nft', 'legacy'] as const).map((k) => `${k} ${counts[k] ?? 'n/a'}`).join(', ');
   const why = kind === defaultKind ? `\`iptables\` is ${defaultKind}` : `\`iptables\` is ${defaultKind} but only ${kind} holds rules`;
-  return { tools, evidence: `${tools.iptables} (${why}; existing rules: ${countText})` };
+  return { tools, evidence: `${tools.iptables} (${why}; existing rules: ${countText})`, ruleset: rulesets[kind] };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Changing
+//
+// Each table is written in ONE `iptables-restore --noflush` batch of the detected backend
+// (iptables-nft-restore / iptables-legacy-restore): one process instead of one per chain, rule
+// and jump (~6 ms each), and atomic — nft commits the batch as one transaction, legacy replaces
+// the table once at COMMIT; a line that fails leaves the table as it was. --noflush keeps every
+// other rule of the table; the batch names only the own chain and the tagged jump.
+
+/** `iptables-nft` → `iptables-nft-restore` (same backend as the rules were read with). */
+export function restoreArgv(tools: IptablesTools): string[] {
+  return [`${tools.iptables}-restore`, '-w', '5', '--noflush'];
+}
+
+function restoreBatch(table: FirewallTable, lines: string[][]): string {
+  return `*${table}\n${lines.map((l) => l.join(' ')).join('\n')}\nCOMMIT\n`;
+}
+
+export interface BatchOptions {
+  /** Append the batch to the message: a plan (dry-run) shows only argv, not what goes to stdin. */
+  showBatch?: boolean;
+}
+
+function withBatch(message: string, batch: string, options: BatchOptions): string {
+  return options.showBatch ? `${message}; batch: ${batch.trim().split('\n').join(' ; ')}` : message;
+}
+
+/**
+ * The batch that makes the own chain hold exactly `desired`, jumped to once, or undefined
+ * when it already does. Declaring the chain creates it if missing (and, with --noflush,
+ * flushes it if present; the explicit -F says so for every backend).
+ */
+export function ensureChainBatch(state: ChainState, desired: string[][]): { batch: string; done: string[] } | undefined {
+  const { own } = state;
+  if (chainInPlace(state, desired)) return undefined;
+  const lines: string[][] = [];
+  const done: string[] = [];
+  if (!sameRules(state.rules, desired) || !state.chainExists) {
+    lines.push([`:${own.chain}`, '-', '[0:0]'], ['-F', own.chain], ...desired.map((rule) => ['-A', own.chain, ...rule]));
+    if (!state.chainExists) done.push('created');
+    done.push(`${desired.length} rules written`);
+  }
+  if (state.jumps === 0) {
+    lines.push(['-I', own.hook, '1', ...jumpArgs(own)]);
+    done.push(`jump from ${own.hook}`);
+  }
+  for (let extra = state.jumps; extra > 1; extra--) {
+    lines.push(['-D', own.hook, ...jumpArgs(own)]);
+    done.push('duplicate jump removed');
+  }
+  return { batch: restoreBatch(own.table, lines), done };
+}
 
 /**
  * Makes the own chain hold exactly `desired`, jumped to once. Returns what it did, or
@@ -189,46 +241,43 @@ export async function ensureChain(
   tools: IptablesTools,
   state: ChainState,
   desired: string[][],
+  options: BatchOptions = {},
 ): Promise<string | { skipped: string }> {
   const { own } = state;
-  if (chainInPlace(state, desired)) return { skipped: `${own.table} ${own.chain}: already in place (${desired.length} rules, 1 jump)` };
-  const done: string[] = [];
-  if (!state.chainExists) {
-    await runner.run(iptablesArgv(tools, own.table, '-N', own.chain));
-    done.push('created');
-  }
-  if (!sameRules(state.rules, desired)) {
-    if (state.chainExists && state.rules.length > 0) await runner.run(iptablesArgv(tools, own.table, '-F', own.chain));
-    for (const rule of desired) await runner.run(iptablesArgv(tools, own.table, '-A', own.chain, ...rule));
-    done.push(`${desired.length} rules written`);
-  }
-  if (state.jumps === 0) {
-    await runner.run(iptablesArgv(tools, own.table, '-I', own.hook, '1', ...jumpArgs(own)));
-    done.push(`jump from ${own.hook}`);
-  }
-  for (let extra = state.jumps; extra > 1; extra--) {
-    await runner.run(iptablesArgv(tools, own.table, '-D', own.hook, ...jumpArgs(own)));
-    done.push('duplicate jump removed');
-  }
-  return `${own.table} ${own.chain} (${own.purpose}): ${done.join(', ')}`;
+  const change = ensureChainBatch(state, desired);
+  if (!change) return { skipped: `${own.table} ${own.chain}: already in place (${desired.length} rules, 1 jump)` };
+  await runner.run(restoreArgv(tools), { input: change.batch });
+  return withBatch(`${own.table} ${own.chain} (${own.purpose}): ${change.done.join(', ')}`, change.batch, options);
 }
 
-/** Removes the tagged jumps and the own chain. `{ skipped }` when there is nothing of it. */
-export async function removeChain(runner: Runner, tools: IptablesTools, state: ChainState): Promise<string | { skipped: string }> {
+/** The batch that removes the tagged jumps and the own chain (undefined: nothing of it). */
+export function removeChainBatch(state: ChainState): string | undefined {
   const { own } = state;
-  if (!state.chainExists && state.jumps === 0) return { skipped: `${own.table} ${own.chain}: not present` };
+  if (!state.chainExists && state.jumps === 0) return undefined;
   if (state.foreignReferences.length > 0) {
     const rule = state.foreignReferences[0];
     throw new Error(
       `${own.table} ${own.chain} is also jumped to by a rule wgctl did not add (chain ${rule.chain}: ${rule.args.join(' ')}); remove that rule first`,
     );
   }
-  for (let i = 0; i < state.jumps; i++) await runner.run(iptablesArgv(tools, own.table, '-D', own.hook, ...jumpArgs(own)));
-  if (state.chainExists) {
-    await runner.run(iptablesArgv(tools, own.table, '-F', own.chain));
-    await runner.run(iptablesArgv(tools, own.table, '-X', own.chain));
-  }
-  return `${own.table} ${own.chain}: ${state.jumps} jump(s) and the chain removed`;
+  const lines: string[][] = [];
+  for (let i = 0; i < state.jumps; i++) lines.push(['-D', own.hook, ...jumpArgs(own)]);
+  if (state.chainExists) lines.push(['-F', own.chain], ['-X', own.chain]);
+  return restoreBatch(own.table, lines);
+}
+
+/** Removes the tagged jumps and the own chain. `{ skipped }` when there is nothing of it. */
+export async function removeChain(
+  runner: Runner,
+  tools: IptablesTools,
+  state: ChainState,
+  options: BatchOptions = {},
+): Promise<string | { skipped: string }> {
+  const { own } = state;
+  const batch = removeChainBatch(state);
+  if (batch === undefined) return { skipped: `${own.table} ${own.chain}: not present` };
+  await runner.run(restoreArgv(tools), { input: batch });
+  return withBatch(`${own.table} ${own.chain}: ${state.jumps} jump(s) and the chain removed`, batch, options);
 }
 
 /**

@@ -18,7 +18,9 @@ import {
 const FIXTURES = join(__dirname, '../../../../libs/parsers/src/linux/__fixtures__');
 const plan = { macSource: '198.51.100.2/32', lanInterface: 'wtvl0', wgInterface: 'wtv0', tunnelAddress: '192.0.2.2' };
 const tools: IptablesTools = { kind: 'nft', iptables: 'iptables-nft', save: 'iptables-nft-save', version: '1.8.9' };
-const ipt = (...args: string[]): string[] => ['iptables-nft', '-w', '5', ...args];
+const restore = ['iptables-nft-restore', '-w', '5', '--noflush'];
+const batch = (table: string, ...lines: string[][]): string => `*${table}\n${lines.map((l) => l.join(' ')).join('\n')}\nCOMMIT\n`;
+const fwdJump = ['-m', 'comment', '--comment', 'wgctl', '-j', 'WGCTL-FWD'];
 
 describe('desiredRules', () => {
   it('is exactly what iptables-save prints for the rules (real capture), so a second Up compares equal', () => {
@@ -50,14 +52,28 @@ describe('ensureChain / removeChain', () => {
   const own = ownChain('filter');
   const desired = desiredRules(plan).filter;
 
-  it('creates the chain, its rules and one jump when absent', async () => {
+  it('creates the chain, its rules and one jump when absent, in one restore batch', async () => {
     const runner = new ScriptedRunner([
-      { argv: ipt('-t', 'filter', '-N', 'WGCTL-FWD') },
-      ...desired.map((rule) => ({ argv: ipt('-t', 'filter', '-A', 'WGCTL-FWD', ...rule) })),
-      { argv: ipt('-t', 'filter', '-I', 'FORWARD', '1', '-m', 'comment', '--comment', 'wgctl', '-j', 'WGCTL-FWD') },
+      {
+        argv: restore,
+        input: batch(
+          'filter',
+          [':WGCTL-FWD', '-', '[0:0]'],
+          ['-F', 'WGCTL-FWD'],
+          ...desired.map((rule) => ['-A', 'WGCTL-FWD', ...rule]),
+          ['-I', 'FORWARD', '1', ...fwdJump],
+        ),
+      },
     ]);
     const message = await ensureChain(runner, tools, chainState(parseIptablesSave(save('')), own), desired);
     expect(message).toMatch(/created, 4 rules written, jump from FORWARD/);
+    runner.assertDone();
+  });
+
+  it('uses the restore binary of the detected backend', async () => {
+    const legacy: IptablesTools = { kind: 'legacy', iptables: 'iptables-legacy', save: 'iptables-legacy-save', version: '1.8.9' };
+    const runner = new ScriptedRunner([{ argv: ['iptables-legacy-restore', '-w', '5', '--noflush'] }]);
+    await ensureChain(runner, legacy, chainState(parseIptablesSave(save('')), own), desired);
     runner.assertDone();
   });
 
@@ -74,20 +90,32 @@ describe('ensureChain / removeChain', () => {
     const body =
       ':WGCTL-FWD - [0:0]\n-A FORWARD -m comment --comment wgctl -j WGCTL-FWD\n-A FORWARD -m comment --comment wgctl -j WGCTL-FWD\n-A WGCTL-FWD -s 198.51.100.9/32 -j ACCEPT\n';
     const runner = new ScriptedRunner([
-      { argv: ipt('-t', 'filter', '-F', 'WGCTL-FWD') },
-      ...desired.map((rule) => ({ argv: ipt('-t', 'filter', '-A', 'WGCTL-FWD', ...rule) })),
-      { argv: ipt('-t', 'filter', '-D', 'FORWARD', '-m', 'comment', '--comment', 'wgctl', '-j', 'WGCTL-FWD') },
+      {
+        argv: restore,
+        input: batch(
+          'filter',
+          [':WGCTL-FWD', '-', '[0:0]'],
+          ['-F', 'WGCTL-FWD'],
+          ...desired.map((rule) => ['-A', 'WGCTL-FWD', ...rule]),
+          ['-D', 'FORWARD', ...fwdJump],
+        ),
+      },
     ]);
-    await ensureChain(runner, tools, chainState(parseIptablesSave(save(body)), own), desired);
+    expect(await ensureChain(runner, tools, chainState(parseIptablesSave(save(body)), own), desired)).toMatch(/4 rules written, duplicate jump removed$/);
     runner.assertDone();
   });
 
-  it('removes jumps and chain, and refuses when a foreign rule still jumps to it', async () => {
+  it('only adds the jump when the chain is right but not jumped to', async () => {
+    const body = `:WGCTL-FWD - [0:0]\n${desired.map((r) => `-A WGCTL-FWD ${r.join(' ')}\n`).join('')}`;
+    const runner = new ScriptedRunner([{ argv: restore, input: batch('filter', ['-I', 'FORWARD', '1', ...fwdJump]) }]);
+    expect(await ensureChain(runner, tools, chainState(parseIptablesSave(save(body)), own), desired)).toMatch(/: jump from FORWARD$/);
+    runner.assertDone();
+  });
+
+  it('removes jumps and chain in one batch, and refuses when a foreign rule still jumps to it', async () => {
     const body = ':WGCTL-FWD - [0:0]\n-A FORWARD -m comment --comment wgctl -j WGCTL-FWD\n-A WGCTL-FWD -j ACCEPT\n';
     const runner = new ScriptedRunner([
-      { argv: ipt('-t', 'filter', '-D', 'FORWARD', '-m', 'comment', '--comment', 'wgctl', '-j', 'WGCTL-FWD') },
-      { argv: ipt('-t', 'filter', '-F', 'WGCTL-FWD') },
-      { argv: ipt('-t', 'filter', '-X', 'WGCTL-FWD') },
+      { argv: restore, input: batch('filter', ['-D', 'FORWARD', ...fwdJump], ['-F', 'WGCTL-FWD'], ['-X', 'WGCTL-FWD']) },
     ]);
     await removeChain(runner, tools, chainState(parseIptablesSave(save(body)), own));
     runner.assertDone();
@@ -123,8 +151,10 @@ describe('detectBackend', () => {
   });
 
   it('picks legacy when only legacy holds rules (they do not see each other)', async () => {
-    const { tools: t, evidence } = await detectBackend(runnerWith('iptables v1.8.9 (nf_tables)\n', '', legacyOnly));
+    const { tools: t, evidence, ruleset } = await detectBackend(runnerWith('iptables v1.8.9 (nf_tables)\n', '', legacyOnly));
     expect(t.kind).toBe('legacy');
+    // The rules it read to decide are the chosen backend's: the caller need not read again.
+    expect(ruleset).toEqual(parseIptablesSave(legacyOnly));
     expect(t.iptables).toBe('iptables-legacy');
     expect(evidence).toMatch(/only legacy holds rules/);
   });
