@@ -290,6 +290,16 @@ async function resolveMacSource(opts: UpOptions, mac: MacDescription): Promise<s
   return source;
 }
 
+/** The first step of up and plan: both agents described, and the Mac's address facing the VM. */
+function connectStep(seq: Sequencer, vm: VmAgentApi, mac: MacAgentApi, opts: UpOptions) {
+  return seq.run('connect', async () => {
+    const c = await connectBoth(vm, mac);
+    const both = requireBoth(c);
+    const source = await resolveMacSource(opts, both.mac);
+    return { value: { ...both, macSource: source }, detail: `${connectDetail(c)}; Mac source ${source}` };
+  }, opts.signal);
+}
+
 function stripPrefix(cidr: string): string {
   const slash = cidr.indexOf('/');
   return slash < 0 ? cidr : cidr.slice(0, slash);
@@ -338,12 +348,7 @@ export async function up(
   let macUpStarted = false;
 
   try {
-    const described = await seq.run('connect', async () => {
-      const c = await connectBoth(vm, mac);
-      const both = requireBoth(c);
-      const source = await resolveMacSource(opts, both.mac);
-      return { value: { ...both, macSource: source }, detail: `${connectDetail(c)}; Mac source ${source}` };
-    }, opts.signal);
+    const described = await connectStep(seq, vm, mac, opts);
     result.vm = described.vm;
     result.mac = described.mac;
     const macSource = described.macSource;
@@ -539,12 +544,7 @@ export async function plan(
   const vmLog = new AgentStepLog();
   const macLog = new AgentStepLog();
   try {
-    const described = await seq.run('connect', async () => {
-      const c = await connectBoth(vm, mac);
-      const both = requireBoth(c);
-      const source = await resolveMacSource(opts, both.mac);
-      return { value: { ...both, macSource: source }, detail: `${connectDetail(c)}; Mac source ${source}` };
-    }, opts.signal);
+    const described = await connectStep(seq, vm, mac, opts);
     const macSource = described.macSource;
     result.macSource = macSource;
     result.endpoints = described.vm.endpoints;
