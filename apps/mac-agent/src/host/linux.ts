@@ -278,10 +278,12 @@ export class LinuxDriver implements HostNetworkDriver {
   }
 
   async loadKillSwitch(run: Runner, policy: KillSwitchPolicy): Promise<KillSwitchHandle> {
-    // One batch replaces the table atomically: there is no moment without rules.
+    // One batch replaces the table atomically: there is no moment without rules. `nft -f` is
+    // one transaction: a batch nft rejects changes nothing, so no `nft -c` is needed first.
+    // Only when the load is not really run (dry-run) is the batch checked with `nft -c`.
     const batch = dropTableBatch(this.nftTable) + this.renderKillSwitch(policy);
-    await run.run(['nft', '-c', '-f', '-'], { input: batch, readOnly: true });
-    await run.run(['nft', '-f', '-'], { input: batch });
+    const load = await run.run(['nft', '-f', '-'], { input: batch });
+    if (load.dryRun) await run.run(['nft', '-c', '-f', '-'], { input: batch, readOnly: true });
     return { nftTable: `inet ${this.nftTable}` };
   }
 

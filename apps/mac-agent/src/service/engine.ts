@@ -365,8 +365,13 @@ export class MacAgentEngine {
       const split6: RouteSpec[] =
         ipv6 === 'route' ? IPV6_SPLIT.map((destination) => ({ destination, gateway: intent.vmAddress6 as string, interface: vnic.interface })) : [];
 
+      const wanted = [...pins, ...split, ...split6];
+      // The routing table is read once per Up, by the first route step, for every route it
+      // wants: adding a pin does not change whether a split route is there, and vice versa.
+      let routesBefore: RouteReadback[] | undefined;
       const ensure = async (r: Runner, role: JournalRoute['role'], specs: RouteSpec[]): Promise<number> => {
-        const readback = await driver.readRoutes(r, specs);
+        routesBefore ??= await driver.readRoutes(r, wanted);
+        const readback = specs.map((spec) => routesBefore!.find((x) => sameRoute(x, spec))!);
         let added = 0;
         for (const spec of readback.filter((x) => !x.present)) {
           const route: RouteSpec = { destination: spec.destination, gateway: spec.gateway, interface: spec.interface };
@@ -411,15 +416,17 @@ export class MacAgentEngine {
           }
           return { skipped: 'no DNS servers requested: DNS left as it is' };
         }
+        let current: DnsSnapshot;
         if (!j.dns) {
           // Snapshot once: a re-Up must not mistake our own DNS for the user's.
-          j.dns = { snapshot: await driver.readDns(r, context), servers: intent.dnsServers };
+          current = await driver.readDns(r, context);
+          j.dns = { snapshot: current, servers: intent.dnsServers };
           persist();
         } else {
           j.dns.servers = intent.dnsServers;
           persist();
+          current = await driver.readDns(r, context);
         }
-        const current = await driver.readDns(r, context);
         const wanted = intent.dnsServers.join(' ');
         if (current.services.length > 0 && current.services.every((s) => s.servers.join(' ') === wanted)) {
           return { skipped: `DNS already ${wanted}` };
@@ -429,7 +436,6 @@ export class MacAgentEngine {
       });
       await this.stallIfAsked('dns');
 
-      const wanted = [...pins, ...split, ...split6];
       const stale = j.routes.filter((x) => !wanted.some((w) => sameRoute(w, x)));
       if (stale.length) {
         await steps.step('remove-stale', async (r) => {

@@ -120,10 +120,9 @@ describe('LinuxDriver kill switch', () => {
     for (const chain of chains) expect(chain.rules[chain.rules.length - 1].text).toMatch(/^(o|i)ifname "wtmx0" counter (drop|reject with icmpx admin-prohibited)$/);
   });
 
-  it('checks with nft -c, then loads atomically (add; delete; table) in one batch', async () => {
+  it('loads atomically (add; delete; table) in one batch, with no separate nft -c (nft -f is one transaction)', async () => {
     const batch = `add table inet wgctl\ndelete table inet wgctl\n${renderNftKillSwitch('wgctl', policy)}`;
     const run = new ScriptedRunner([
-      { argv: ['nft', '-c', '-f', '-'], input: batch },
       { argv: ['nft', '-f', '-'], input: batch },
       { argv: ['nft', '-f', '-'], input: 'add table inet wgctl\ndelete table inet wgctl\n' },
     ]);
