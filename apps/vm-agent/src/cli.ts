@@ -10,7 +10,7 @@
  */
 import { isAbsolute } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { isLoopbackHost, parseAddress } from '@wgctl/config';
+import { isInterfaceName, isLoopbackHost, parseAddress } from '@wgctl/config';
 import { wgQuickInterfaceFromPath } from '@wgctl/parsers';
 import { DEFAULT_STATE_DIR } from './unit';
 
@@ -50,8 +50,9 @@ export function listenAddress(value: string): string {
 
 /** --wg-config: wg-quick takes the interface name from the file name, so it must make one. */
 export function wgConfigPath(value: string): string {
-  if (!wgQuickInterfaceFromPath(value)) {
-    throw new InvalidArgumentError('the file must be named <interface>.conf, the interface 1–15 characters of a-z A-Z 0-9 _ = + . - (e.g. /etc/wireguard/wg0.conf)');
+  const iface = wgQuickInterfaceFromPath(value);
+  if (!iface || !isInterfaceName(iface)) {
+    throw new InvalidArgumentError('the file must be named <interface>.conf, the interface 1–15 characters of a-z A-Z 0-9 _ = + . - not starting with - (e.g. /etc/wireguard/wg0.conf)');
   }
   return value;
 }

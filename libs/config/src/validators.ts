@@ -102,15 +102,18 @@ export const durationMsSchema = z
 // ---------------------------------------------------------------------------------------------
 // Interface names and WireGuard keys
 
-/** Linux IFNAMSIZ-1 = 15 characters; macOS utun names fit the same rule. */
-export const INTERFACE_NAME = /^[A-Za-z0-9_.=+-]{1,15}$/;
+/**
+ * Linux IFNAMSIZ-1 = 15 characters; macOS utun names fit the same rule. Not starting with '-':
+ * the name is passed to ip/tcpdump/pfctl as an argument and must never read as an option.
+ */
+export const INTERFACE_NAME = /^[A-Za-z0-9_.=+][A-Za-z0-9_.=+-]{0,14}$/;
 
 export function isInterfaceName(value: string): boolean {
   return INTERFACE_NAME.test(value) && value !== '.' && value !== '..';
 }
 
 export const interfaceNameSchema = z.string().refine(isInterfaceName, {
-  message: 'expected an interface name: 1–15 characters of A–Z a–z 0–9 _ . = + -, not "." or ".."',
+  message: 'expected an interface name: 1–15 characters of A–Z a–z 0–9 _ . = + -, not starting with "-", not "." or ".."',
 });
 
 /** 32 bytes in base64: 43 significant characters (the last one carries 4 bits) and one '='. */

@@ -116,18 +116,37 @@ function canonicalIp(value: string): string {
   return ipaddr.parse(value).toString();
 }
 
-/** Checks an Up request before anything is touched; throws InvalidRequestError. */
+/** Bounds of an Up request: more than this is a mistake, not a configuration. */
+export const MAX_ENDPOINTS = 16;
+export const MAX_DNS_SERVERS = 8;
+
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+
+/** Shows a request value in an error: quoted, cut short (a request can hold anything). */
+function shown(value: string): string {
+  return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
+}
+
+/**
+ * Checks an Up request before anything is touched; throws InvalidRequestError naming each bad
+ * field as the proto does (vm_address, endpoints[1].ip, dns_servers[0], …).
+ */
 export function validateIntent(intent: UpIntent): UpIntent {
   const problems: string[] = [];
-  if (!isIp(intent.vmAddress, 4)) problems.push(`vm_address "${intent.vmAddress}" is not an IPv4 address`);
-  if (intent.vmAddress6 && !isIp(intent.vmAddress6, 6)) problems.push(`vm_address6 "${intent.vmAddress6}" is not an IPv6 address`);
-  if (intent.endpoints.length === 0) problems.push('no WireGuard server endpoints given');
-  for (const e of intent.endpoints) {
-    if (!isIp(e.ip)) problems.push(`endpoint ip "${e.ip}" is not an IP address (resolve names before Up)`);
-    if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) problems.push(`endpoint port ${e.port} is not in 1..65535`);
-  }
-  for (const s of intent.dnsServers) if (!isIp(s)) problems.push(`DNS server "${s}" is not an IP address`);
-  if (intent.ipv6 === 'route' && !intent.vmAddress6) problems.push('ipv6 route mode needs vm_address6 (the VM\'s IPv6 address on the vnic)');
+  if (!isIp(intent.vmAddress, 4)) problems.push(`vm_address: ${shown(intent.vmAddress)} is not an IPv4 address`);
+  if (intent.vmAddress6 && !isIp(intent.vmAddress6, 6)) problems.push(`vm_address6: ${shown(intent.vmAddress6)} is not an IPv6 address`);
+  if (intent.endpoints.length === 0) problems.push('endpoints: no WireGuard server endpoints given');
+  if (intent.endpoints.length > MAX_ENDPOINTS) problems.push(`endpoints: ${intent.endpoints.length} given, at most ${MAX_ENDPOINTS}`);
+  intent.endpoints.slice(0, MAX_ENDPOINTS).forEach((e, i) => {
+    if (!isIp(e.ip)) problems.push(`endpoints[${i}].ip: ${shown(e.ip)} is not an IP address (resolve names before Up)`);
+    if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) problems.push(`endpoints[${i}].port: ${e.port} is not in 1..65535`);
+    if (e.host && !isIp(e.host) && !HOST_NAME.test(e.host)) problems.push(`endpoints[${i}].host: ${shown(e.host)} is not a host name or an IP address`);
+  });
+  if (intent.dnsServers.length > MAX_DNS_SERVERS) problems.push(`dns_servers: ${intent.dnsServers.length} given, at most ${MAX_DNS_SERVERS}`);
+  intent.dnsServers.slice(0, MAX_DNS_SERVERS).forEach((server, i) => {
+    if (!isIp(server)) problems.push(`dns_servers[${i}]: ${shown(server)} is not an IP address`);
+  });
+  if (intent.ipv6 === 'route' && !intent.vmAddress6) problems.push('ipv6: route mode needs vm_address6 (the VM\'s IPv6 address on the vnic)');
   if (problems.length) throw new InvalidRequestError(problems.join('; '));
   return {
     ...intent,

@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import type * as grpc from '@grpc/grpc-js';
+import ipaddr from 'ipaddr.js';
 import {
   HealthState,
   Ipv6Mode,
@@ -73,8 +74,16 @@ export function outcomeProgress(outcome: OperationOutcome): Progress {
   return { kind: { $case: 'outcome', value: { ok: outcome.ok, failedStep: outcome.failedStep, error: outcome.error, totalMs: String(Math.round(outcome.totalMs)) } } };
 }
 
+const IPV6_CHOICES: Partial<Record<number, Ipv6Choice>> = {
+  [Ipv6Mode.IPV6_MODE_UNSPECIFIED]: 'auto',
+  [Ipv6Mode.IPV6_MODE_ROUTE]: 'route',
+  [Ipv6Mode.IPV6_MODE_BLOCK]: 'block',
+};
+
 export function intentFromRequest(request: MacUpRequest): UpIntent {
-  const ipv6: Ipv6Choice = request.ipv6 === Ipv6Mode.IPV6_MODE_ROUTE ? 'route' : request.ipv6 === Ipv6Mode.IPV6_MODE_BLOCK ? 'block' : 'auto';
+  const ipv6 = IPV6_CHOICES[request.ipv6];
+  // An enum value this agent does not know (a newer controller) is refused, not read as auto.
+  if (ipv6 === undefined) throw new InvalidRequestError(`ipv6: unknown mode ${String(request.ipv6)} (expected 0 auto, 1 route, 2 block)`);
   return {
     vmAddress: request.vmAddress.trim(),
     vmAddress6: request.vmAddress6.trim() || undefined,
@@ -133,6 +142,11 @@ export function createMacAgentImplementation(engine: MacAgentEngine, sampler: He
     describe: (call, callback) => {
       const fromMetadata = call.metadata.get(VM_ADDRESS_METADATA)[0];
       const vmAddress = typeof fromMetadata === 'string' ? fromMetadata.trim() : undefined;
+      // It ends up in `route get`: an IP address or nothing.
+      if (vmAddress && !ipaddr.IPv4.isValidFourPartDecimal(vmAddress) && !ipaddr.IPv6.isValid(vmAddress)) {
+        callback(invalidArgument(`metadata ${VM_ADDRESS_METADATA}: ${JSON.stringify(vmAddress.slice(0, 64))} is not an IP address`));
+        return;
+      }
       engine.describe(vmAddress).then(
         ({ uplink, vnic }) => {
           const description: MacDescription = {
