@@ -817,16 +817,21 @@ export class MacAgentEngine {
     const run = this.runner;
     const checks: StatusCheck[] = [];
     const up = j.phase === 'up';
-    const uplink = await this.driver.discoverUplink(run);
     const policy = j.killSwitch?.policy;
-    const killSwitch = await this.driver.readKillSwitch(run, up ? policy : undefined, j.killSwitch?.handle ?? undefined);
-    const routes = j.routes.length ? await this.driver.readRoutes(run, j.routes) : [];
+    // Independent reads, run side by side: a Status that has to sample answers sooner.
+    const [uplink, killSwitch, routes, dnsRead] = await Promise.all([
+      this.driver.discoverUplink(run),
+      this.driver.readKillSwitch(run, up ? policy : undefined, j.killSwitch?.handle ?? undefined),
+      j.routes.length ? this.driver.readRoutes(run, j.routes) : Promise.resolve([]),
+      // The DNS context names the journal's uplink: the live one is being read at the same time.
+      this.driver.readDns(run, { uplink: j.uplink?.interface, vnic: j.vnic?.interface }).then(
+        (snapshot) => ({ snapshot }),
+        (e: unknown) => ({ error: messageOf(e) }),
+      ),
+    ]);
     let dnsNow: DnsSnapshot = { services: [] };
-    try {
-      dnsNow = await this.driver.readDns(run, { uplink: uplink?.interface, vnic: j.vnic?.interface });
-    } catch (e) {
-      checks.push({ name: 'dns-readable', ok: false, detail: messageOf(e), evidence: [] });
-    }
+    if ('snapshot' in dnsRead) dnsNow = dnsRead.snapshot;
+    else checks.push({ name: 'dns-readable', ok: false, detail: dnsRead.error, evidence: [] });
     const dnsServers = [...new Set(dnsNow.services.flatMap((s) => s.servers))];
 
     if (up || j.phase === 'up-in-progress') {
