@@ -76,6 +76,10 @@ export function describeCallError(side: Side, rpc: string, target: string, error
     case grpc.status.UNIMPLEMENTED:
       sentence = `${who} at ${target} does not implement ${rpc}: ${details} (agent too old?)`;
       break;
+    case grpc.status.ABORTED:
+      // The agents refuse a second Up/Down while one runs: another wgctl (or a rollback) is at work.
+      sentence = `${who} is busy: ${details} — another wgctl up/down is in progress; wait for it to finish, then run \`wgctl status\``;
+      break;
     default:
       sentence = `${who} ${rpc} failed: ${code !== undefined ? `${grpc.status[code] ?? code}: ` : ''}${details}`;
   }
@@ -122,14 +126,31 @@ class AgentConnection {
   }
 
   /** Reads an Up/Down Progress stream to its Outcome. */
+  /**
+   * The stream broke after the agent had started (it restarted, crashed, or the network went):
+   * say where, and what to do — the agent's journal knows what it changed.
+   */
+  private connectionLost(rpc: string, lastStep: string | undefined, why: string): AgentCallError {
+    const who = SIDE_LABEL[this.side];
+    return new AgentCallError(
+      this.side,
+      rpc,
+      grpc.status.UNAVAILABLE,
+      `${who} connection lost during ${lastStep ? `step ${lastStep}` : rpc} (${why}); the agent journals its changes: ` +
+        'run `wgctl status`, then `wgctl up` or `wgctl down`',
+    );
+  }
+
   progress(rpc: string, method: string, request: unknown, onStep: StepListener): Promise<Outcome> {
     return new Promise<Outcome>((resolve, reject) => {
       const call = this.client[method]!(request, new grpc.Metadata(), { deadline: this.deadline(rpc) }) as grpc.ClientReadableStream<Progress>;
       let outcome: Outcome | undefined;
       let settled = false;
+      let lastStep: string | undefined;
       call.on('data', (message: Progress) => {
         const kind = message.kind;
         if (kind?.$case === 'step') {
+          lastStep = kind.value.step;
           try {
             onStep(kind.value as StepEvent);
           } catch {
@@ -140,13 +161,17 @@ class AgentConnection {
       call.on('error', (error: grpc.ServiceError) => {
         if (settled) return;
         settled = true;
-        reject(this.fail(rpc, error));
+        // Codes of a broken connection, once the agent has begun (the agent's own refusals —
+        // INVALID_ARGUMENT, ABORTED, … — come before any step and keep their own message).
+        const broken = [grpc.status.UNAVAILABLE, grpc.status.CANCELLED, grpc.status.INTERNAL, grpc.status.UNKNOWN].includes(error.code);
+        if (lastStep !== undefined && broken) reject(this.connectionLost(rpc, lastStep, conciseDetails(error.details ?? error.message)));
+        else reject(this.fail(rpc, error));
       });
       call.on('end', () => {
         if (settled) return;
         settled = true;
         if (outcome) resolve(outcome);
-        else reject(new AgentCallError(this.side, rpc, undefined, `${SIDE_LABEL[this.side]} ${rpc} stream ended without an outcome`));
+        else reject(this.connectionLost(rpc, lastStep, 'the stream ended without an outcome'));
       });
     });
   }

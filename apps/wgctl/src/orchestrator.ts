@@ -18,7 +18,10 @@ import {
   type VmDescription,
   type VmUpRequest,
 } from '@wgctl/proto';
-import { type MacAgentApi, SIDE_LABEL, type Side, type VmAgentApi } from './agents';
+import { AgentCallError, type MacAgentApi, SIDE_LABEL, type Side, type VmAgentApi } from './agents';
+
+/** grpc.status.ABORTED (this module stays free of gRPC code). */
+const GRPC_ABORTED = 10;
 
 const STEP_STARTED = StepState.STEP_STATE_STARTED;
 const STEP_DONE = StepState.STEP_STATE_DONE;
@@ -345,6 +348,7 @@ export async function up(
   const macLog = new AgentStepLog();
   let vmUpStarted = false;
   let vmUpOutcome: Outcome | undefined;
+  let vmUpError: unknown;
   let macUpStarted = false;
 
   try {
@@ -357,7 +361,10 @@ export async function up(
     await seq.run('vm-up', async () => {
       vmUpStarted = true;
       vmUpOutcome = await streamStep(seq, 'vm-up', 'vm', vmLog, (onStep) =>
-        vm.up(vmUpRequest(opts, macSource, false), onStep),
+        vm.up(vmUpRequest(opts, macSource, false), onStep).catch((error: unknown) => {
+          vmUpError = error;
+          throw error;
+        }),
       );
       return { value: undefined, detail: vmLog.changed ? `forwarding ${macSource} into the tunnel` : 'already up' };
     }, opts.signal);
@@ -385,7 +392,10 @@ export async function up(
     result.failure = error instanceof StepFailure ? error.failure : { step: 'connect', message: messageOf(error) };
     // Reverse order, and only what this run started. A VM Up that reported every step
     // SKIPPED found the tunnel already up: that tunnel is not ours to tear down.
-    const vmChangedByUs = vmUpStarted && (vmLog.changed || !vmUpOutcome);
+    // An agent that answered ABORTED before any step refused to start (another Up/Down runs):
+    // it changed nothing for us, and a Down now would undo the other run's work.
+    const vmRefusedBusy = vmUpError instanceof AgentCallError && vmUpError.grpcCode === GRPC_ABORTED && vmLog.order.length === 0;
+    const vmChangedByUs = vmUpStarted && (vmLog.changed || (!vmUpOutcome && !vmRefusedBusy));
     const rollbacks: { side: Side; step: StepId; run: () => Promise<Outcome> }[] = [];
     if (macUpStarted) {
       rollbacks.push({ side: 'mac', step: 'rollback-mac', run: () => mac.down({ dryRun: false }, (e) => forward('rollback-mac', 'mac', e)) });

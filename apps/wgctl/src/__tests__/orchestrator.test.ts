@@ -135,7 +135,7 @@ describe('up', () => {
     lab.agents.vm.up = { grpcError: { code: grpc.status.INTERNAL, details: 'agent crashed' }, afterSteps: okSteps('wg-quick-up') };
     const result = await up(vm, mac, UP_OPTS);
     expect(result.failure).toMatchObject({ step: 'vm-up' });
-    expect(result.failure!.message).toMatch(/vm-agent Up failed: INTERNAL: agent crashed/);
+    expect(result.failure!.message).toMatch(/vm-agent connection lost during step wg-quick-up \(agent crashed\); .*wgctl status/);
     expect(lab.agents.sequence()).toEqual(['vm.Up', 'vm.Down']);
   });
 

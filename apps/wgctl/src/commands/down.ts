@@ -1,6 +1,8 @@
 /** `wgctl down`: Mac first, then the VM; an unreachable agent does not stop the other side. */
+import { dirname } from 'node:path';
 import type { CommandContext } from '../cli';
 import { EXIT } from '../errors';
+import { lockConfigDir } from '../lock';
 import { DOWN_STEPS, down } from '../orchestrator';
 import { createProgress } from '../render/progress';
 import { renderDownResult } from '../render/results';
@@ -8,9 +10,17 @@ import { QUICK_DEFAULT_TIMEOUT_S, controllerLogger, loadControllerConfig, openAg
 import { UP_DEFAULT_TIMEOUT_S } from './up';
 
 export async function downCommand(ctx: CommandContext, flags: { dryRun?: boolean; force?: boolean }): Promise<number> {
-  const { config } = loadControllerConfig(ctx);
+  const { config, path } = loadControllerConfig(ctx);
   const logger = controllerLogger(ctx);
   const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, UP_DEFAULT_TIMEOUT_S), quickTimeoutMs: timeoutMs(ctx, QUICK_DEFAULT_TIMEOUT_S) });
+  // One up/down at a time on this machine; a dry run changes nothing and needs no lock.
+  let lock: { release(): void } = { release: () => undefined };
+  try {
+    if (!flags.dryRun) lock = lockConfigDir(dirname(path), 'down', (line) => ctx.io.stderr.write(`${line}\n`));
+  } catch (error) {
+    agents.close();
+    throw error;
+  }
   const progress = createProgress({ mode: progressMode(ctx), out: ctx.io.stdout, steps: DOWN_STEPS, stopOnFailure: false });
   try {
     const result = await down(agents.vm, agents.mac, { dryRun: flags.dryRun, forceInterfaceDown: flags.force }, (event) => {
@@ -27,5 +37,6 @@ export async function downCommand(ctx: CommandContext, flags: { dryRun?: boolean
     return result.ok ? EXIT.ok : EXIT.failed;
   } finally {
     agents.close();
+    lock.release();
   }
 }

@@ -1,12 +1,14 @@
 /** `wgctl up`: VM first (handshake awaited), then the Mac; roll back on failure. */
+import { dirname } from 'node:path';
 import { isIpAddress } from '@wgctl/config';
 import type { CommandContext } from '../cli';
 import { EXIT, UsageError } from '../errors';
 import { sameHostTarget, localSourceAddress } from '../local-source';
+import { lockConfigDir } from '../lock';
 import { type UpOptions, UP_STEPS, up } from '../orchestrator';
 import { createProgress } from '../render/progress';
 import { renderUpResult } from '../render/results';
-import { QUICK_DEFAULT_TIMEOUT_S, controllerLogger, loadControllerConfig, openAgents, progressMode, timeoutMs, vmAddressIp, writeJson } from './context';
+import { QUICK_DEFAULT_TIMEOUT_S, configPath, controllerLogger, loadControllerConfig, openAgents, progressMode, timeoutMs, vmAddressIp, writeJson } from './context';
 import { planCommand } from './plan';
 
 export const UP_DEFAULT_TIMEOUT_S = 120;
@@ -40,6 +42,14 @@ export async function upCommand(ctx: CommandContext, flags: UpFlags): Promise<nu
   const { config, options, vmAddress } = await upOptionsFor(ctx, flags);
   const logger = controllerLogger(ctx);
   const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, UP_DEFAULT_TIMEOUT_S), quickTimeoutMs: timeoutMs(ctx, QUICK_DEFAULT_TIMEOUT_S), vmAddress });
+  // One up/down at a time on this machine (the agents also refuse a second one: ABORTED).
+  let lock: { release(): void };
+  try {
+    lock = lockConfigDir(dirname(configPath(ctx)), 'up', (line) => ctx.io.stderr.write(`${line}\n`));
+  } catch (error) {
+    agents.close();
+    throw error;
+  }
   const progress = createProgress({ mode: progressMode(ctx), out: ctx.io.stdout, steps: UP_STEPS, stopOnFailure: true });
 
   // Ctrl-C: finish the step in flight, then roll back (a second Ctrl-C exits at once).
@@ -66,5 +76,6 @@ export async function upCommand(ctx: CommandContext, flags: UpFlags): Promise<nu
   } finally {
     unregister?.();
     agents.close();
+    lock.release();
   }
 }
