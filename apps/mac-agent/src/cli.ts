@@ -22,6 +22,8 @@ export interface AgentOptions {
   dnsResolvConf: string;
   dnsMode: 'resolv-conf' | 'resolvectl';
   socketGroup?: string;
+  /** Background health sampling period, ms (default: the sampler's, 15 s). */
+  healthIntervalMs?: number;
 }
 
 export const DEFAULT_LISTEN = 'unix:/var/run/wgctl/mac-agent.sock';
@@ -58,6 +60,14 @@ export function tlsDirectory(value: string): string {
   return absolutePath(value);
 }
 
+/** --health-interval: ms, 200 (tests) to 600000 (10 min). */
+export function healthInterval(value: string): number {
+  if (!/^[0-9]{1,6}$/.test(value) || Number(value) < 200 || Number(value) > 600_000) {
+    throw new InvalidArgumentError('expected milliseconds from 200 to 600000');
+  }
+  return Number(value);
+}
+
 /** --socket-group: a group name (POSIX portable characters) or a numeric gid. */
 export function groupName(value: string): string {
   if (!/^(?:[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/.test(value)) {
@@ -75,7 +85,8 @@ function addAgentOptions(command: Command): Command {
     .addOption(new Option('--log-level <level>', 'log level').choices(['error', 'warn', 'info', 'debug']).default(process.env.WGCTL_LOG_LEVEL ?? 'info'))
     .option('--dns-resolv-conf <path>', 'linux: the resolv.conf to manage', absolutePath, '/etc/resolv.conf')
     .addOption(new Option('--dns-mode <mode>', 'linux: resolv.conf file, or systemd-resolved via resolvectl').choices(['resolv-conf', 'resolvectl']).default('resolv-conf'))
-    .option('--socket-group <group>', 'group owning the unix socket (default: admin on darwin, root on linux)', groupName);
+    .option('--socket-group <group>', 'group owning the unix socket (default: admin on darwin, root on linux)', groupName)
+    .option('--health-interval <ms>', 'background health sampling interval (default: 15000)', healthInterval);
 }
 
 export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
@@ -93,6 +104,7 @@ export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
     dnsResolvConf: String(raw.dnsResolvConf),
     dnsMode: raw.dnsMode as AgentOptions['dnsMode'],
     socketGroup: (raw.socketGroup as string | undefined) ?? (driver === 'darwin' ? 'admin' : undefined),
+    healthIntervalMs: raw.healthInterval as number | undefined,
   };
 }
 
@@ -105,6 +117,7 @@ export function agentArgs(options: AgentOptions): string[] {
     if (options.dnsMode === 'resolv-conf') args.push('--dns-resolv-conf', options.dnsResolvConf);
   }
   if (options.socketGroup) args.push('--socket-group', options.socketGroup);
+  if (options.healthIntervalMs !== undefined) args.push('--health-interval', String(options.healthIntervalMs));
   return args;
 }
 

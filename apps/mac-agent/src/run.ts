@@ -82,7 +82,7 @@ export async function startAgent(options: AgentOptions, extras: StartAgentExtras
     logger,
     initialHealth: false,
   });
-  const sampler = new HealthSampler({ engine, logger, intervalMs: extras.sampleIntervalMs, onHealth: (serving) => server.setHealth(serving) });
+  const sampler = new HealthSampler({ engine, logger, intervalMs: extras.sampleIntervalMs ?? options.healthIntervalMs, onHealth: (serving) => server.setHealth(serving) });
   server.addService(MacAgentService, createMacAgentImplementation(engine, sampler));
   if (options.listen.startsWith('unix:')) mkdirSync(dirname(options.listen.slice('unix:'.length)), { recursive: true, mode: 0o755 });
   const address = await server.listen(options.listen);

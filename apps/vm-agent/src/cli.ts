@@ -79,7 +79,7 @@ function addAgentOptions(command: Command): Command {
     .option('--state-dir <dir>', 'where the journal of applied changes lives', absolutePath, process.env.STATE_DIRECTORY?.split(':')[0] ?? DEFAULT_STATE_DIR)
     .addOption(new Option('--log-level <level>', 'log level').choices(['error', 'warn', 'info', 'debug']).default(process.env.WGCTL_LOG_LEVEL ?? 'info'))
     .option('--insecure-loopback-dev', 'DEVELOPMENT ONLY: plaintext gRPC, allowed only on 127.0.0.1/::1', false)
-    .option('--health-interval <ms>', 'background health sampling interval', integer(200, 600_000), 5000)
+    .option('--health-interval <ms>', 'background health sampling interval (Status answers from it)', integer(200, 600_000), 15_000)
     .option('--handshake-threshold <s>', 'a handshake older than this is NOT_SERVING', integer(1, 86_400), 180)
     .option('--handshake-timeout <ms>', 'how long Up waits for a handshake by default', integer(100, 300_000), 20_000)
     .addOption(

@@ -21,6 +21,23 @@ describe('mac-agent CLI', () => {
     expect(agentArgs(options)).toEqual(['--driver', 'linux', '--listen', DEFAULT_LISTEN, '--state-dir', '/s', '--log-level', 'debug', '--dns-mode', 'resolv-conf', '--dns-resolv-conf', '/etc/resolv.conf']);
   });
 
+  it('--health-interval: passed through to the service definition, checked, default left to the sampler', async () => {
+    const parse = async (args: string[]) => {
+      let raw: Record<string, unknown> = {};
+      const program = buildProgram().exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+      program.action((r: Record<string, unknown>) => {
+        raw = r;
+      });
+      await program.parseAsync(['node', 'mac-agent', ...args]);
+      return agentOptionsFrom(raw);
+    };
+    const options = await parse(['--driver', 'linux', '--health-interval', '1000']);
+    expect(options.healthIntervalMs).toBe(1000);
+    expect(agentArgs(options).slice(-2)).toEqual(['--health-interval', '1000']);
+    expect((await parse(['--driver', 'linux'])).healthIntervalMs).toBeUndefined();
+    await expect(parse(['--driver', 'linux', '--health-interval', '50'])).rejects.toThrow(/milliseconds from 200 to 600000/);
+  });
+
   it('documents every flag of the issue in --help, with install and uninstall', () => {
     const help = buildProgram().helpInformation();
     for (const flag of ['--driver', '--listen', '--tls-dir', '--state-dir', '--log-level', '--dns-resolv-conf', 'install', 'uninstall']) expect(help).toContain(flag);

@@ -8,10 +8,18 @@ import type { Logger } from '@wgctl/logging';
 import { BackgroundSampler } from '@wgctl/state';
 import type { EngineStatus, MacAgentEngine } from './engine';
 
+/**
+ * A sample runs ~7 commands (`ip -j` route/addr, `nft -j list`, resolv.conf) and parses them:
+ * every 5 s that was ~1% of a CPU at idle. Every 15 s costs a third; Status still reads afresh
+ * when the sample is older than a second, and route/link changes are seen at once by the
+ * engine's `ip monitor` / `route monitor`, so only the grpc health verdict waits for it.
+ */
+export const DEFAULT_HEALTH_INTERVAL_MS = 15_000;
+
 export interface HealthSamplerOptions {
   engine: Pick<MacAgentEngine, 'status'>;
   logger: Logger;
-  /** Background sampling period. Default 5 s. */
+  /** Background sampling period. Default DEFAULT_HEALTH_INTERVAL_MS. */
   intervalMs?: number;
   /** Called after every sample with the verdict (wire it to AgentServer.setHealth). */
   onHealth?: (serving: boolean, reasons: string[]) => void;
@@ -26,7 +34,7 @@ export class HealthSampler {
   constructor(private readonly options: HealthSamplerOptions) {
     this.now = options.now ?? Date.now;
     this.sampler = new BackgroundSampler(() => this.take(), {
-      intervalMs: options.intervalMs ?? 5_000,
+      intervalMs: options.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS,
       onSample: (status) => this.judge(status),
     });
   }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExecRunner, ScriptedRunner } from '@wgctl/runner';
 import { agentArgs, agentOptionsFrom, buildProgram } from '../cli';
+import { DEFAULT_HEALTH_INTERVAL_MS } from '../health';
 import { install, planInstall, uninstall } from '../install';
 import { UNIT_NAME, UNIT_PATH, renderUnit, systemdQuote } from '../unit';
 
@@ -121,7 +122,9 @@ describe('command line', () => {
     const raw = await parse(['--listen', '192.0.2.10:7443']);
     expect(() => agentOptionsFrom(raw)).toThrow(/--tls-dir is required/);
     const dev = agentOptionsFrom(await parse(['--listen', '127.0.0.1:7443', '--insecure-loopback-dev']));
-    expect(dev).toMatchObject({ insecureLoopbackDev: true, wgConfig: '/etc/wireguard/wg0.conf', healthIntervalMs: 5000, handshakeThresholdS: 180 });
+    expect(dev).toMatchObject({ insecureLoopbackDev: true, wgConfig: '/etc/wireguard/wg0.conf', healthIntervalMs: 15_000, handshakeThresholdS: 180 });
+    // The flag's default is the sampler's (cli.ts stays free of the sampler's imports).
+    expect(dev.healthIntervalMs).toBe(DEFAULT_HEALTH_INTERVAL_MS);
     expect(() => agentOptionsFrom({ ...raw, tlsDir: '/t', insecureLoopbackDev: true })).toThrow(/not both/);
   });
 
