@@ -93,6 +93,18 @@ export function checkConfigFileMode(path: string, mode: number, uid: number, age
   }
 }
 
+/** At start-up: a config others can read or own stops the agent (a missing one is only logged). */
+export async function checkConfigFileAtStart(path: string, logger: { warn: (message: string, meta?: object) => unknown }): Promise<void> {
+  let info;
+  try {
+    info = await stat(path);
+  } catch (e) {
+    logger.warn('the wg-quick config does not exist yet: Up will fail until it does', { path, error: (e as NodeJS.ErrnoException).code });
+    return;
+  }
+  checkConfigFileMode(path, info.mode, info.uid);
+}
+
 export async function loadTunnelConfig(path: string): Promise<TunnelConfig> {
   let text: string;
   try {

@@ -95,6 +95,8 @@ export interface VmEngineOptions {
   now?: () => number;
   /** sd_booted(3): /run/systemd/system exists. */
   systemdRunning?: () => boolean;
+  /** Test hook (WGCTL_TEST_STALL_AFTER_STEP): after this Up step, wait until the agent is stopped. */
+  stallAfterStep?: string;
 }
 
 export interface UpRequest {
@@ -126,6 +128,29 @@ export class BusyError extends Error {
     super(`another ${running} is in progress (started ${new Date(sinceMs).toISOString()}); wait for it to finish and retry`);
     this.name = 'BusyError';
   }
+}
+
+/**
+ * The agent is stopping (SIGTERM): the operation in flight ended after its current step. No
+ * rollback: the journal keeps what was applied, and the next start reconciles it.
+ */
+export class StoppingError extends Error {
+  constructor(
+    readonly reason: string,
+    readonly beforeStep?: string,
+  ) {
+    super(
+      beforeStep
+        ? `the vm-agent is stopping (${reason}): it finished its current step and stopped before ${beforeStep}; ` +
+            'its journal keeps what was applied and its next start reconciles it (run `wgctl status`, then `wgctl up` or `wgctl down`)'
+        : `the vm-agent is stopping (${reason}): no new Up or Down; try again once it has restarted`,
+    );
+    this.name = 'StoppingError';
+  }
+}
+
+function isStopping(e: unknown): boolean {
+  return e instanceof StoppingError || (e instanceof StepFailedError && e.cause instanceof StoppingError);
 }
 
 export class AbortedError extends Error {
@@ -184,6 +209,12 @@ function causeMessage(e: unknown): string {
 
 export class VmEngine {
   private busy: { op: string; sinceMs: number } | null = null;
+  /** The operation in flight (stop() waits for it). */
+  private current: Promise<unknown> | null = null;
+  /** Set by stop(): why the agent stops (e.g. 'SIGTERM'). */
+  private stopReason: string | null = null;
+  private readonly stopRequested: Promise<void>;
+  private signalStop!: () => void;
   private readonly logger: Logger;
   private readonly now: () => number;
   private cachedTools: IptablesTools | undefined;
@@ -191,6 +222,24 @@ export class VmEngine {
   constructor(private readonly options: VmEngineOptions) {
     this.logger = options.logger ?? silentLogger();
     this.now = options.now ?? Date.now;
+    this.stopRequested = new Promise((resolve) => (this.signalStop = resolve));
+  }
+
+  /**
+   * Stops taking work (SIGTERM): the Up or Down in flight finishes the step it is in, then
+   * ends without a rollback (the journal keeps what it applied; the next start reconciles).
+   * Resolves once nothing runs.
+   */
+  async stop(reason: string): Promise<void> {
+    if (this.stopReason === null) {
+      this.stopReason = reason;
+      this.signalStop();
+    }
+    while (this.current) await this.current.catch(() => undefined);
+  }
+
+  get stopping(): boolean {
+    return this.stopReason !== null;
   }
 
   get configPath(): string {
@@ -218,11 +267,21 @@ export class VmEngine {
   }
 
   private acquire(op: string): () => void {
+    if (this.stopReason !== null) throw new StoppingError(this.stopReason);
     if (this.busy) throw new BusyError(this.busy.op, this.busy.sinceMs);
     this.busy = { op, sinceMs: this.now() };
     return () => {
       this.busy = null;
     };
+  }
+
+  /** Runs an operation as the one in flight (stop() waits for it). */
+  private track<T>(operation: Promise<T>): Promise<T> {
+    const tracked = operation.finally(() => {
+      if (this.current === tracked) this.current = null;
+    });
+    this.current = tracked;
+    return tracked;
   }
 
   private interfaceMethod(config: TunnelConfig): InterfaceMethod {
@@ -270,7 +329,7 @@ export class VmEngine {
     if (request.handshakeTimeoutMs) validateHandshakeTimeout(request.handshakeTimeoutMs);
     const release = this.acquire('Up');
     try {
-      return await this.runUp({ ...request, macSource }, ctx);
+      return await this.track(this.runUp({ ...request, macSource }, ctx));
     } finally {
       release();
     }
@@ -287,8 +346,13 @@ export class VmEngine {
 
     const step = async (name: string, fn: (r: Runner) => Promise<string | { skipped: string }>): Promise<void> => {
       failedStep = name;
+      this.checkStop(name);
       this.checkAbort(ctx);
       await steps.step(name, fn);
+      if (this.options.stallAfterStep === name) {
+        this.logger.warn('test hook: stalling after step until the agent is stopped', { step: name });
+        await this.stopRequested;
+      }
     };
 
     try {
@@ -435,7 +499,8 @@ export class VmEngine {
       const error = causeMessage(e);
       this.logger.warn('Up failed', { step: failedStep, error });
       let rollbackError = '';
-      if (changed && !dryRun && record) {
+      // Stopping: no rollback now — the journal (phase applying) makes the next start remove it.
+      if (changed && !dryRun && record && !isStopping(e)) {
         try {
           await this.teardown(steps, record, { prefix: 'rollback-', forceInterfaceDown: false, dryRun: false });
           await this.options.journal.remove();
@@ -481,6 +546,7 @@ export class VmEngine {
           throw new Error(`no handshake within ${timeoutMs} ms: ${await this.diagnoseNoHandshake(runner, config)}`);
         }
         this.checkAbort(ctx);
+        this.checkStop(); // a wait, not a change: stop at once
         await sleep(this.options.pollIntervalMs ?? 200);
       }
     } finally {
@@ -549,7 +615,7 @@ export class VmEngine {
   async down(request: DownRequest, ctx: OperationContext = {}): Promise<Outcome> {
     const release = this.acquire('Down');
     try {
-      return await this.runDown(request, ctx);
+      return await this.track(this.runDown(request, ctx));
     } finally {
       release();
     }
@@ -635,6 +701,7 @@ export class VmEngine {
     const { prefix, dryRun } = options;
     const step = async (name: string, fn: (r: Runner) => Promise<string | { skipped: string }>): Promise<void> => {
       options.onStep?.(prefix + name);
+      this.checkStop(prefix + name);
       await steps.step(prefix + name, fn);
     };
 
@@ -898,6 +965,11 @@ export class VmEngine {
 
   private checkAbort(ctx: OperationContext): void {
     if (ctx.signal?.aborted) throw new AbortedError('cancelled: the client went away or the deadline passed');
+  }
+
+  /** Between steps (and while waiting for a handshake): stop if the agent is stopping. */
+  private checkStop(nextStep?: string): void {
+    if (this.stopReason !== null) throw new StoppingError(this.stopReason, nextStep);
   }
 
   private async persist(record: JournalRecord): Promise<void> {

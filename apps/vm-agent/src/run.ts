@@ -9,6 +9,7 @@ import { VmAgentService } from '@wgctl/proto';
 import { ExecRunner } from '@wgctl/runner';
 import { createAgentServer, loadTlsMaterial } from '@wgctl/transport';
 import type { AgentOptions } from './cli';
+import { checkConfigFileAtStart } from './config';
 import { VmEngine } from './engine';
 import { HealthSampler } from './health';
 import { uninstall } from './install';
@@ -28,12 +29,15 @@ function engineFor(options: Pick<AgentOptions, 'wgConfig' | 'stateDir'> & Partia
     interfaceMethod: options.wgMethod ?? 'auto',
     handshakeTimeoutMs: options.handshakeTimeoutMs,
     handshakeThresholdS: options.handshakeThresholdS,
+    stallAfterStep: process.env.WGCTL_TEST_STALL_AFTER_STEP || undefined,
   });
 }
 
 export async function runAgent(options: AgentOptions): Promise<void> {
   const logger = createLogger({ service: 'vm-agent', level: options.logLevel as never });
   const tls = options.tlsDir ? loadTlsMaterial(options.tlsDir, 'vm-agent') : undefined;
+  // It holds the WireGuard private key: refuse to start with a file others can read or own.
+  await checkConfigFileAtStart(options.wgConfig, logger);
   const engine = engineFor(options, logger);
   const server = createAgentServer({
     serviceName: SERVICE_NAME,
@@ -61,14 +65,29 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     .catch((e) => logger.error('reconcile failed', { error: (e as Error).message }))
     .finally(() => void sampler.refresh());
 
+  // SIGTERM/SIGINT: the Up or Down in flight finishes its current step and ends (its journal
+  // keeps what it applied; the next start reconciles), then the server closes and we exit 0.
   await new Promise<void>((resolve) => {
+    let stopping = false;
     const stop = (signal: string) => {
-      logger.info('stopping', { signal });
+      if (stopping) {
+        logger.warn('already stopping: finishing the current step', { signal });
+        return;
+      }
+      stopping = true;
+      const running = engine.running;
+      logger.info('stopping', { signal, ...(running ? { finishing: `the current step of ${running.op}` } : {}) });
       sampler.stop();
-      void server.shutdown(5000).then(resolve);
+      void engine
+        .stop(signal)
+        .then(() => server.shutdown(5000))
+        .then(() => {
+          logger.info('stopped', { signal });
+          resolve();
+        });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
 }
 

@@ -14,16 +14,17 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '@wgctl/logging';
 import type { DescribeRequest, Progress, StatusRequest, VmDescription, VmDownRequest, VmStatus, VmUpRequest } from '@wgctl/proto';
-import { aborted, failedPrecondition, invalidArgument } from '@wgctl/transport';
+import { aborted, failedPrecondition, invalidArgument, unavailable } from '@wgctl/transport';
 import { ConfigFileError } from './config';
 import { vmCaptureHandler } from './capture';
-import { BusyError, type OperationContext, type VmEngine } from './engine';
+import { BusyError, StoppingError, type OperationContext, type VmEngine } from './engine';
 import type { HealthSampler } from './health';
 import { InvalidArgumentError } from './validation';
 
 function mapError(e: unknown): unknown {
   if (e instanceof InvalidArgumentError) return invalidArgument(e.message);
   if (e instanceof BusyError) return aborted(e.message);
+  if (e instanceof StoppingError) return unavailable(e.message);
   if (e instanceof ConfigFileError) return failedPrecondition(e.message);
   return e;
 }
