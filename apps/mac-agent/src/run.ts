@@ -51,7 +51,8 @@ export interface RunningAgent {
   sampler: HealthSampler;
   server: AgentServer;
   address: string;
-  stop(): Promise<void>;
+  /** Finishes the step in flight (an Up/Down ends there), closes the server. */
+  stop(reason?: string): Promise<void>;
 }
 
 export interface StartAgentExtras {
@@ -102,11 +103,12 @@ export async function startAgent(options: AgentOptions, extras: StartAgentExtras
     sampler,
     server,
     address,
-    async stop() {
+    async stop(reason = 'stop') {
       sampler.stop();
+      // The Up/Down in flight finishes its current step and answers its caller; then the
+      // server closes. Routes, kill switch and DNS stay as they are: a restart must not open the host.
+      await engine.stop(reason);
       await server.shutdown(2_000);
-      // Routes, kill switch and DNS stay as they are: a restart must not open the host.
-      await engine.close();
     },
   };
 }
@@ -117,7 +119,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    void agent.stop().then(
+    void agent.stop(signal).then(
       () => process.exit(0),
       (e) => {
         process.stderr.write(`mac-agent: stopping on ${signal} failed: ${String(e)}\n`);

@@ -95,6 +95,42 @@ export interface EngineStatus {
   lastError: string;
 }
 
+/**
+ * The agent is stopping (SIGTERM): the operation in flight ended after its current step, with
+ * no rollback — the journal keeps it, and the next start completes it (an Up is re-asserted,
+ * a Down finished): the host stays as fail-closed as that step left it.
+ */
+export class StoppingError extends Error {
+  constructor(
+    readonly reason: string,
+    readonly beforeStep?: string,
+  ) {
+    super(
+      beforeStep
+        ? `the mac-agent is stopping (${reason}): it finished its current step and stopped before ${beforeStep}; ` +
+            'its journal keeps what was applied and its next start completes it (run `wgctl status`, then `wgctl up` or `wgctl down`)'
+        : `the mac-agent is stopping (${reason}): no new Up or Down; try again once it has restarted`,
+    );
+    this.name = 'StoppingError';
+  }
+}
+
+/** A StepRunner that checks, before each step, whether the agent is stopping. */
+class StoppableStepRunner extends StepRunner {
+  constructor(
+    runner: Runner,
+    listener: StepListener,
+    private readonly beforeStep: (name: string) => void,
+  ) {
+    super(runner, listener, redactText);
+  }
+
+  override async step(name: string, fn: (runner: Runner) => Promise<string | { skipped: string }>): Promise<void> {
+    this.beforeStep(name);
+    await super.step(name, fn);
+  }
+}
+
 export class InvalidRequestError extends Error {
   constructor(message: string) {
     super(message);
@@ -196,6 +232,10 @@ export class MacAgentEngine {
   private pendingEvents: string[] = [];
   private retryTimer?: NodeJS.Timeout;
   private closed = false;
+  /** Set by stop(): why the agent stops (e.g. 'SIGTERM'). */
+  private stopReason: string | null = null;
+  private readonly stopRequested: Promise<void>;
+  private signalStop!: () => void;
   private ownDestinations = new Set<string>();
   /** Roams handled since start (tests and status). */
   readonly roams: { atMs: number; fromInterface: string; toInterface: string; fromGateway: string; toGateway: string; tookMs: number }[] = [];
@@ -211,6 +251,34 @@ export class MacAgentEngine {
     this.roamMaxWaitMs = options.roamMaxWaitMs ?? 300;
     this.reassertRetryMs = options.reassertRetryMs ?? 5_000;
     this.stallAfterStep = options.stallAfterStep;
+    this.stopRequested = new Promise((resolve) => (this.signalStop = resolve));
+  }
+
+  /**
+   * SIGTERM: an Up or Down in flight finishes the step it is in and ends there (no rollback:
+   * the journal keeps it for the next start); new operations are refused; then close().
+   */
+  async stop(reason: string): Promise<void> {
+    if (this.stopReason === null) {
+      this.stopReason = reason;
+      this.logger.info('stopping: an Up or Down in flight finishes its current step', { reason });
+      this.signalStop();
+    }
+    await this.close();
+  }
+
+  get stopping(): boolean {
+    return this.stopReason !== null;
+  }
+
+  private refuseIfStopping(): void {
+    if (this.stopReason !== null) throw new StoppingError(this.stopReason);
+  }
+
+  private stepRunner(run: Runner, listener: StepListener): StepRunner {
+    return new StoppableStepRunner(run, listener, (name) => {
+      if (this.stopReason !== null) throw new StoppingError(this.stopReason, name);
+    });
   }
 
   get driverName(): string {
@@ -296,13 +364,14 @@ export class MacAgentEngine {
 
   up(request: UpIntent, options: { dryRun?: boolean }, listener: StepListener): Promise<OperationOutcome> {
     const intent = validateIntent(request); // throws InvalidRequestError before anything runs
+    this.refuseIfStopping();
     return this.exclusive(() => this.doUp(intent, options.dryRun ?? false, listener, 'request'));
   }
 
   private async stallIfAsked(step: string): Promise<void> {
     if (this.stallAfterStep === step) {
-      this.logger.warn('test hook: stalling after step', { step });
-      await new Promise(() => undefined);
+      this.logger.warn('test hook: stalling after step until the agent is stopped (or killed)', { step });
+      await this.stopRequested;
     }
   }
 
@@ -310,7 +379,7 @@ export class MacAgentEngine {
     const started = this.now();
     const driver = this.driver;
     const run: Runner = dryRun ? new DryRunRunner(this.runner) : this.runner;
-    const steps = new StepRunner(run, listener, redactText);
+    const steps = this.stepRunner(run, listener);
     const previous = this.loadJournal();
     const j: MacJournal = JSON.parse(JSON.stringify(previous)) as MacJournal;
     const persist = () => {
@@ -485,6 +554,11 @@ export class MacAgentEngine {
       if (!dryRun) this.startMonitor();
       return { ok: true, failedStep: '', error: '', totalMs: this.now() - started };
     } catch (e) {
+      if (e instanceof StoppingError) {
+        // Stopping between steps: the journal (up-in-progress) makes the next start finish this Up.
+        this.logger.warn('up stopped between steps: the agent is stopping', { before: e.beforeStep, reason: e.reason });
+        return { ok: false, failedStep: e.beforeStep ?? '', error: e.message, totalMs: this.now() - started };
+      }
       const failedStep = e instanceof StepFailedError ? e.step : '';
       const error = messageOf(e);
       if (dryRun) return { ok: false, failedStep, error, totalMs: this.now() - started };
@@ -531,6 +605,7 @@ export class MacAgentEngine {
   // ----------------------------------------------------------------------------------- Down
 
   down(options: { dryRun?: boolean }, listener: StepListener): Promise<OperationOutcome> {
+    this.refuseIfStopping();
     return this.exclusive(() => this.doDown(options.dryRun ?? false, listener));
   }
 
@@ -538,7 +613,7 @@ export class MacAgentEngine {
     const started = this.now();
     const driver = this.driver;
     const run: Runner = dryRun ? new DryRunRunner(this.runner) : this.runner;
-    const steps = new StepRunner(run, listener, redactText);
+    const steps = this.stepRunner(run, listener);
     const j = this.loadJournal();
     const persist = () => {
       if (dryRun) return;
@@ -601,6 +676,11 @@ export class MacAgentEngine {
       persist();
       return { ok: true, failedStep: '', error: '', totalMs: this.now() - started };
     } catch (e) {
+      if (e instanceof StoppingError) {
+        // The journal (down-in-progress) makes the next start finish this Down.
+        this.logger.warn('down stopped between steps: the agent is stopping', { before: e.beforeStep, reason: e.reason });
+        return { ok: false, failedStep: e.beforeStep ?? '', error: e.message, totalMs: this.now() - started };
+      }
       const failedStep = e instanceof StepFailedError ? e.step : '';
       const error = messageOf(e);
       if (!dryRun) {

@@ -21,10 +21,10 @@ import {
   type Progress,
 } from '@wgctl/proto';
 import type { StepRecord } from '@wgctl/runner';
-import { invalidArgument } from '@wgctl/transport';
+import { invalidArgument, unavailable } from '@wgctl/transport';
 import { macCaptureHandler } from './capture';
 import type { EngineStatus, MacAgentEngine, OperationOutcome } from './engine';
-import { InvalidRequestError } from './engine';
+import { InvalidRequestError, StoppingError } from './engine';
 import type { HealthSampler } from './health';
 import type { Ipv6Choice, UpIntent } from './journal';
 
@@ -169,12 +169,18 @@ export function createMacAgentImplementation(engine: MacAgentEngine, sampler: He
         await streamOperation(call, (listener) => engine.up(intent, { dryRun: request.dryRun }, listener), resample);
       } catch (e) {
         if (e instanceof InvalidRequestError) throw invalidArgument(e.message);
+        if (e instanceof StoppingError) throw unavailable(e.message);
         throw e;
       }
     },
     down: async (call) => {
       const request = call.request as MacDownRequest;
-      await streamOperation(call, (listener) => engine.down({ dryRun: request.dryRun }, listener), resample);
+      try {
+        await streamOperation(call, (listener) => engine.down({ dryRun: request.dryRun }, listener), resample);
+      } catch (e) {
+        if (e instanceof StoppingError) throw unavailable(e.message);
+        throw e;
+      }
     },
     status: (_call, callback) => {
       sampler.current().then(
