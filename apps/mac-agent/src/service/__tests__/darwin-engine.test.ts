@@ -578,6 +578,42 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     expect(store.load()).toEqual(emptyJournal('darwin', Date.now()));
   });
 
+  it('start after a reboot re-asserts the journaled Up: the stale token is replaced, the reference re-added, DNS (persisted) left alone', async () => {
+    await firstUp();
+    await engine.close();
+    jest.advanceTimersByTime(3_600_000);
+    engine = makeEngine();
+    const NEW_TOKEN = '15053025338191571182';
+    const referencesNew = PF_REFERENCES_OURS.replace(TOKEN, NEW_TOKEN);
+    await phase(
+      [
+        { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) }, // our routes went with the reboot
+        { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
+        { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
+        ...readKillSwitch(PF_INFO_DISABLED, MAIN_STOCK, ANCHOR_MISSING, PF_REFERENCES_NONE),
+        ...loadAnchor,
+        { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ },
+        { argv: pfctl('-R', '-f', '-'), input: MAIN_WITH_OURS, stderr: ALTQ },
+        { argv: pfctl('-s', 'References'), stdout: PF_REFERENCES_NONE, stderr: ALTQ }, // the journaled token is not held
+        { argv: pfctl('-E'), stderr: `${ALTQ}pf enabled\nToken : ${NEW_TOKEN}\n` },
+        { argv: pfctl('-F', 'states'), stderr: `${ALTQ}41 states cleared\n` },
+        { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) },
+        { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'add host 203.0.113.7: gateway 192.0.2.1\n' },
+        { argv: [...ROUTE, 'add', '-inet', '0.0.0.0/1', '198.51.100.5'], stdout: 'add net 0.0.0.0: gateway 198.51.100.5\n' },
+        { argv: [...ROUTE, 'add', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'add net 128.0.0.0: gateway 198.51.100.5\n' },
+        ...DNS_OURS, // networksetup settings survive a reboot: still ours, nothing set
+        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        ...readKillSwitch(PF_INFO_ENABLED, MAIN_WITH_OURS, liveRules('en0'), referencesNew),
+      ],
+      () => engine.start(),
+    );
+    const journal = UP_JOURNAL();
+    journal.killSwitch!.handle = { addedAnchorReference: true, pfToken: NEW_TOKEN };
+    expect(store.load()).toEqual({ ...journal, updatedAtMs: Date.parse('2026-03-02T11:00:00Z') });
+    expect(spawned).toEqual([['route', '-n', 'monitor'], ['route', '-n', 'monitor']]);
+    expect(errors()).toEqual([]);
+  });
+
   describe('roaming', () => {
     const feed = (...messages: string[]) => {
       for (const line of messages.join('\n').split('\n')) monitorLine!(line);
