@@ -636,6 +636,39 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
       expect(engine.roams).toEqual([]);
     });
 
+    it('Wi-Fi off: uplink lost, nothing removed (fail-closed); back on the same network: the pin is re-asserted', async () => {
+      await firstUp();
+      const NO_UPLINK = { defaults: [], links: [] };
+      await phase([{ argv: ['netstat', '-rn'], stdout: netstat(NO_UPLINK, { pinGateway: '192.0.2.1', pinInterface: 'en0' }) }], async () => {
+        feed(deleteDefault('192.0.2.1', EN0, '192.0.2.10'), deleteDefault('192.0.2.1', EN0, '192.0.2.10', 11), address('RTM_DELADDR', '255.255.255.0', EN0, '192.0.2.10', '192.0.2.255'));
+        jest.advanceTimersByTime(100);
+      });
+      expect(store.load()).toEqual({ ...UP_JOURNAL(), uplinkLost: true, updatedAtMs: Date.now() });
+
+      jest.advanceTimersByTime(5_000);
+      await phase(
+        [
+          { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+          { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
+          ...killSwitchInForce('en0'),
+          {
+            argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'],
+            stdout: 'add host 203.0.113.7: gateway 192.0.2.1: File exists\n',
+            stderr: 'route: writing to routing socket: File exists\n',
+          },
+          { argv: ['netstat', '-rn'], stdout: UP_TABLE }, // "File exists": ours, read back
+          { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        ],
+        async () => {
+          feed(address('RTM_NEWADDR', '255.255.255.0', EN0, '192.0.2.10', '192.0.2.255'), addDefault('192.0.2.1', '192.0.2.10'), addDefault('192.0.2.1', '192.0.2.10', 11));
+          jest.advanceTimersByTime(100);
+        },
+      );
+      expect(store.load()).toEqual({ ...UP_JOURNAL(), updatedAtMs: Date.now(), lastRoamMs: Date.now() });
+      expect(engine.roams).toMatchObject([{ fromInterface: 'en0', toInterface: 'en0', fromGateway: '192.0.2.1', toGateway: '192.0.2.1' }]);
+      expect(errors()).toEqual([]);
+    });
+
     it('Wi-Fi to another network: one re-read per burst, the pin moves to the new gateway; then Ethernet: the kill switch follows to en1 first', async () => {
       await firstUp();
       const t0 = Date.now();
