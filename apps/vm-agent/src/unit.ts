@@ -38,6 +38,9 @@ Restart=on-failure
 RestartSec=2s
 TimeoutStopSec=20s
 Environment=WGCTL_LOG_LEVEL=info
+# glibc gives each thread that mallocs its own arena; two are plenty for an idle agent and
+# keep ~4 MiB of its idle RSS off (docs/BENCHMARKS.md #7).
+Environment=MALLOC_ARENA_MAX=2
 StateDirectory=${STATE_DIRECTORY}
 StateDirectoryMode=0700
 LogsDirectory=${STATE_DIRECTORY}

@@ -17,7 +17,12 @@ export const BUNDLES = {
   macAgent: join(APPS_DIR, 'mac-agent/mac-agent.js'),
 };
 /** BENCH_AGENT_NODE_OPTIONS: NODE_OPTIONS for both agents (e.g. --max-semi-space-size=1). */
-const AGENT_ENV = process.env.BENCH_AGENT_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_AGENT_NODE_OPTIONS } : {};
+// MALLOC_ARENA_MAX=2: as the agents' systemd units set it (apps/vm-agent/src/unit.ts,
+// apps/mac-agent/src/install/systemd.ts), so the idle RSS measured is the installed agents'.
+const AGENT_ENV = {
+  MALLOC_ARENA_MAX: '2',
+  ...(process.env.BENCH_AGENT_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_AGENT_NODE_OPTIONS } : {}),
+};
 const VM_AGENT_PORT = 7443;
 const MAC_AGENT_LISTEN = '127.0.0.1:7444';
 

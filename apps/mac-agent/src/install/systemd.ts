@@ -38,6 +38,9 @@ export function renderSystemdUnit(options: SystemdUnitOptions): string {
     '[Service]',
     'Type=simple',
     `ExecStart=${exec}`,
+    // glibc gives each thread that mallocs its own arena; two are plenty for an idle agent and
+    // keep ~3 MiB of its idle RSS off (docs/BENCHMARKS.md #7). No such knob on macOS (launchd).
+    'Environment=MALLOC_ARENA_MAX=2',
     'Restart=always',
     'RestartSec=1',
     'RuntimeDirectory=wgctl',

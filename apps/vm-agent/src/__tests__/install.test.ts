@@ -19,6 +19,7 @@ describe('systemd unit', () => {
       'Wants=network-online.target',
       'After=network-online.target nss-lookup.target',
       'Restart=on-failure',
+      'Environment=MALLOC_ARENA_MAX=2',
       'NoNewPrivileges=yes',
       'ProtectSystem=strict',
       'ProtectHome=yes',

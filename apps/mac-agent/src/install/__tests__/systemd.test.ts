@@ -9,6 +9,7 @@ describe('systemd unit', () => {
     const unit = renderSystemdUnit({ nodePath: '/usr/bin/node', scriptPath: '/opt/wg ctl/mac-agent.js', agentArgs: ['--driver', 'linux', '--listen', 'unix:/run/wgctl/mac-agent.sock'] });
     expect(unit).toContain('ExecStart=/usr/bin/node "/opt/wg ctl/mac-agent.js" --driver linux --listen unix:/run/wgctl/mac-agent.sock\n');
     expect(unit).toMatch(/^Restart=always$/m);
+    expect(unit).toMatch(/^Environment=MALLOC_ARENA_MAX=2$/m); // idle RSS (docs/BENCHMARKS.md #7)
     expect(unit).toMatch(/^Before=network.target$/m);
     expect(unit).toMatch(/^WantedBy=multi-user.target$/m);
     expect(unit).not.toMatch(/ProtectSystem=(strict|full)/); // it must be able to replace /etc/resolv.conf
