@@ -6,7 +6,7 @@
  * file) is decoded and compiled. Both steps cost ~80 ms per run (V8 parses ~3 MB; brotli
  * ~15 ms), so the decoded source and V8's code cache (`vm.Script` `cachedData`; Node 20 has
  * no `module.enableCompileCache`) are kept under the user's cache directory, keyed by the
- * hash of the commands code: later runs read both instead (~5 ms).
+ * hash of the commands code (one code cache per command): later runs read both instead.
  *
  * The cache is an optimisation only: any problem (missing, stale, corrupt, foreign, not
  * writable) falls back to decoding the bundle, silently. Its files are trusted only if this
@@ -26,9 +26,10 @@ const WRAPPER_TAIL = '\n})';
 
 let loaded;
 
-export function commands() {
+/** `command` (e.g. 'status') picks the code cache: each holds what its command compiled. */
+export function commands(command) {
   if (loaded) return loaded;
-  const cache = cachePaths();
+  const cache = cachePaths(command);
   let code = cache && readTrusted(cache.source, CODE_BYTES);
   const sourceCached = Boolean(code && sha256(code) === CODE_SHA256);
   code = sourceCached ? code.toString('utf8') : decodeFromBundle();
@@ -62,7 +63,7 @@ function sha256(data) {
 }
 
 /** The cache files, or undefined when there is no usable per-user cache directory. */
-function cachePaths() {
+function cachePaths(command) {
   try {
     const env = process.env;
     let dir = env.WGCTL_CACHE_DIR;
@@ -77,7 +78,8 @@ function cachePaths() {
           : join(env.XDG_CACHE_HOME || join(home, '.cache'), 'wgctl');
     }
     const stem = join(dir, 'commands-' + CODE_SHA256.slice(0, 16));
-    return { dir, source: stem + '.js', codeCache: stem + '.v8' };
+    const key = typeof command === 'string' && /^[a-z][a-z-]{0,31}$/.test(command) ? command : 'any';
+    return { dir, source: stem + '.js', codeCache: stem + '-' + key + '.v8' };
   } catch {
     return undefined;
   }
@@ -132,9 +134,10 @@ function writeCache(cache, code, script) {
 
 /** Each build leaves its own files: keep only this one's. */
 function removeOtherBuilds(cache) {
-  const keep = new Set([cache.source, cache.codeCache].map((p) => p.slice(cache.dir.length + 1)));
+  const current = 'commands-' + CODE_SHA256.slice(0, 16);
   for (const name of fs.readdirSync(cache.dir)) {
-    if (/^commands-[0-9a-f]{16}\.(js|v8)$/.test(name) && !keep.has(name)) fs.rmSync(join(cache.dir, name), { force: true });
+    const build = /^(commands-[0-9a-f]{16})(?:-[a-z-]+)?\.(?:js|v8)$/.exec(name);
+    if (build && build[1] !== current) fs.rmSync(join(cache.dir, name), { force: true });
   }
 }
 

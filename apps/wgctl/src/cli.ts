@@ -120,27 +120,27 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void, version
     .option('--force', 'overwrite an existing config (the PKI is kept; use --rotate to renew it)')
     .option('--rotate', 'renew every certificate and key under the existing CA (config unchanged)')
     .option('--rotate-ca', 'with --rotate: make a new CA too (every agent needs the new ca.crt)')
-    .action(run(async () => commands().initCommand));
+    .action(run(async () => commands('init').initCommand));
 
   program
     .command('up')
     .description('VM up (handshake awaited), then the Mac: routes via the VM, endpoint pinning, kill switch, DNS')
     .option('--dry-run', 'show the plan instead (same as `wgctl plan`)')
     .option('--mac-source <ip>', "the Mac's address facing the VM, when the mac-agent cannot tell")
-    .action(run(async () => commands().upCommand));
+    .action(run(async () => commands('up').upCommand));
 
   program
     .command('down')
     .description('Mac first, then the VM; an unreachable agent does not stop the other side')
     .option('--dry-run', 'ask both agents what they would remove, change nothing')
     .option('--force', 'vm-agent: run wg-quick down even if it did not bring the interface up')
-    .action(run(async () => commands().downCommand));
+    .action(run(async () => commands('down').downCommand));
 
   program
     .command('status')
     .description('both agents side by side: handshake, transfer, endpoint, routes, kill switch, DNS, gateway, uplink')
     .addOption(new Option('--watch [seconds]', 'refresh every SECONDS (default 2) until Ctrl-C').argParser(positiveSeconds))
-    .action(run(async () => commands().statusCommand));
+    .action(run(async () => commands('status').statusCommand));
 
   program
     .command('verify')
@@ -148,13 +148,13 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void, version
     .option('--target <ip>', 'probe target (default: the first DNS server of the wgctl config, else of the VM\'s wg-quick config)')
     .addOption(new Option('--duration <seconds>', 'capture duration (default: 5)').argParser(positiveSeconds))
     .addOption(new Option('--count <n>', 'probe packets (default: 3)').argParser(positiveInteger(100)))
-    .action(run(async () => commands().verifyCommand));
+    .action(run(async () => commands('verify').verifyCommand));
 
   program
     .command('plan')
     .description('every command both agents would run for `up`, in order, without running any')
     .option('--mac-source <ip>', "the Mac's address facing the VM, when the mac-agent cannot tell")
-    .action(run(async () => commands().planCommand));
+    .action(run(async () => commands('plan').planCommand));
 
   program
     .command('health')
@@ -162,7 +162,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void, version
     .addOption(new Option('--agent <which>', 'which agent to probe').choices(['vm', 'mac', 'both']).default('both'))
     .option('--service <name>', "service name to check ('' = the whole server)", serviceName, '')
     .addOption(new Option('--cert <role>', 'client certificate to use (default: monitor if present, else controller)').choices(['monitor', 'controller']))
-    .action(run(async () => commands().healthCommand));
+    .action(run(async () => commands('health').healthCommand));
 
   const debug = program.command('debug').description('tools for troubleshooting');
   debug
@@ -170,8 +170,8 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void, version
     .description('print the parsed JSON of a saved command output (FILE, or - for stdin)')
     .argument('<kind>', 'what the output is (see the list below)')
     .argument('<file>', 'file with the saved output, or - for stdin')
-    .addHelpText('after', () => `\n${commands().kindsHelp()}`)
-    .action(run(async () => commands().debugParseCommand));
+    .addHelpText('after', () => `\n${commands('debug-parse').kindsHelp()}`)
+    .action(run(async () => commands('debug-parse').debugParseCommand));
 
   for (const command of [program, ...program.commands, ...debug.commands]) {
     command.exitOverride().configureOutput({

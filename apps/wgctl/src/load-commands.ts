@@ -10,7 +10,11 @@ export type Commands = typeof import('./commands');
 
 let loaded: Commands | undefined;
 
-export function commands(): Commands {
+/**
+ * `command` names the command about to run: the release build keeps one V8 code cache per
+ * command (each holds the functions its command compiled); here it is not needed.
+ */
+export function commands(_command?: string): Commands {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   loaded ??= require('./commands') as Commands;
   return loaded;

@@ -94,8 +94,9 @@ describe('bundled wgctl', () => {
 
     expectParsed(await parse());
     const written = files();
-    expect(written).toEqual([expect.stringMatching(/^commands-[0-9a-f]{16}\.js$/), expect.stringMatching(/^commands-[0-9a-f]{16}\.v8$/)]);
-    const [source, codeCache] = written.map((f) => join(cacheDir, f));
+    // The decoded source, and the code cache of the command that ran (one per command).
+    expect(written).toEqual([expect.stringMatching(/^commands-[0-9a-f]{16}-debug-parse\.v8$/), expect.stringMatching(/^commands-[0-9a-f]{16}\.js$/)]);
+    const [codeCache, source] = written.map((f) => join(cacheDir, f));
     const cachedBytes = readFileSync(codeCache);
     expectParsed(await parse());
     expect(readFileSync(codeCache).equals(cachedBytes)).toBe(true); // accepted: not rewritten
@@ -122,10 +123,16 @@ describe('bundled wgctl', () => {
     // Files of another build are removed when this build writes its own.
     rmSync(cacheDir, { recursive: true, force: true });
     expectParsed(await parse());
-    writeFileSync(join(cacheDir, 'commands-0123456789abcdef.v8'), 'old');
+    writeFileSync(join(cacheDir, 'commands-0123456789abcdef-status.v8'), 'old');
+    writeFileSync(join(cacheDir, 'commands-0123456789abcdef.js'), 'old');
     rmSync(codeCache);
     expectParsed(await parse());
     expect(files()).toEqual(written);
+
+    // Another command gets its own code cache next to the first.
+    expect((await node(['debug', 'parse', '--help'], undefined, { WGCTL_CACHE_DIR: cacheDir })).exitCode).toBe(0);
+    await node(['--json', 'init', '--dir', join(dir, 'cfg2'), '--vm-address', '192.0.2.10'], undefined, { WGCTL_CACHE_DIR: cacheDir });
+    expect(files()).toEqual([...written.slice(0, 1), expect.stringMatching(/^commands-[0-9a-f]{16}-init\.v8$/), ...written.slice(1)]);
 
     // A cache directory that cannot be created: commands still run.
     writeFileSync(join(dir, 'not-a-dir'), '');
