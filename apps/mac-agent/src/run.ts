@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { createLogger, type Logger, type LogLevel } from '@wgctl/logging';
 import { MacAgentService } from '@wgctl/proto';
 import { ExecRunner, type Runner } from '@wgctl/runner';
-import { createAgentServer, loadTlsMaterial, type AgentServer } from '@wgctl/transport';
+import { certificateCheck, createAgentServer, loadTlsMaterial, type AgentServer } from '@wgctl/transport';
 import type { AgentOptions } from './cli';
 import { agentArgs } from './cli';
 import type { HostNetworkDriver } from './host/driver';
@@ -66,15 +66,17 @@ export interface StartAgentExtras {
 export async function startAgent(options: AgentOptions, extras: StartAgentExtras = {}): Promise<RunningAgent> {
   const logger = extras.logger ?? createLogger({ service: 'mac-agent', level: options.logLevel as LogLevel });
   const driver = extras.driver ?? createDriver(options);
+  const tls = options.tlsDir ? loadTlsMaterial(options.tlsDir, 'mac-agent') : undefined;
   const engine = new MacAgentEngine({
     driver,
     runner: extras.runner ?? new ExecRunner(),
     journal: new JournalStore(options.stateDir),
     logger,
     stallAfterStep: process.env.WGCTL_TEST_STALL_AFTER_STEP || undefined,
+    // Over TCP (mTLS): Status warns CERTIFICATE_WARN_DAYS before its certificate or the CA expires.
+    advisoryChecks: tls ? () => [certificateCheck(tls, new Date())] : undefined,
     ...extras.engine,
   });
-  const tls = options.tlsDir ? loadTlsMaterial(options.tlsDir, 'mac-agent') : undefined;
   const server = createAgentServer({
     serviceName: SERVICE_NAME,
     tls,

@@ -97,6 +97,8 @@ export interface VmEngineOptions {
   systemdRunning?: () => boolean;
   /** Test hook (WGCTL_TEST_STALL_AFTER_STEP): after this Up step, wait until the agent is stopped. */
   stallAfterStep?: string;
+  /** Checks added to every Status sample that do not decide health (e.g. certificate expiry). */
+  advisoryChecks?: () => Check[];
 }
 
 export interface UpRequest {
@@ -919,6 +921,8 @@ export class VmEngine {
     const reasons = checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
     if (!checks.some((c) => c.name === 'handshake')) reasons.push('handshake: no WireGuard interface to read');
     const serving = reasons.length === 0;
+    // Advisory checks (certificate expiry): shown in Status, without turning health red.
+    checks.push(...(this.options.advisoryChecks?.() ?? []));
     const status: VmStatus = {
       agent: this.agentInfo(),
       health: {

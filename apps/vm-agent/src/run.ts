@@ -7,7 +7,7 @@
 import { createLogger, type Logger } from '@wgctl/logging';
 import { VmAgentService } from '@wgctl/proto';
 import { ExecRunner } from '@wgctl/runner';
-import { createAgentServer, loadTlsMaterial } from '@wgctl/transport';
+import { certificateCheck, createAgentServer, loadTlsMaterial, type TlsMaterial } from '@wgctl/transport';
 import type { AgentOptions } from './cli';
 import { checkConfigFileAtStart } from './config';
 import { VmEngine } from './engine';
@@ -19,8 +19,10 @@ import { ProcSysctl } from './sysctl';
 
 export const SERVICE_NAME = 'wgctl.v1.VmAgent';
 
-function engineFor(options: Pick<AgentOptions, 'wgConfig' | 'stateDir'> & Partial<AgentOptions>, logger: Logger): VmEngine {
+function engineFor(options: Pick<AgentOptions, 'wgConfig' | 'stateDir'> & Partial<AgentOptions>, logger: Logger, tls?: TlsMaterial): VmEngine {
   return new VmEngine({
+    // The agent's own certificate and the CA: Status warns CERTIFICATE_WARN_DAYS before either expires.
+    advisoryChecks: tls ? () => [certificateCheck(tls, new Date())] : undefined,
     configPath: options.wgConfig,
     runner: new ExecRunner(),
     sysctl: new ProcSysctl(),
@@ -38,7 +40,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
   const tls = options.tlsDir ? loadTlsMaterial(options.tlsDir, 'vm-agent') : undefined;
   // It holds the WireGuard private key: refuse to start with a file others can read or own.
   await checkConfigFileAtStart(options.wgConfig, logger);
-  const engine = engineFor(options, logger);
+  const engine = engineFor(options, logger, tls);
   const server = createAgentServer({
     serviceName: SERVICE_NAME,
     tls,

@@ -100,6 +100,21 @@ export interface StatusReport {
   problems: string[];
   vm: VmSideJson | Unreachable;
   mac: MacSideJson | Unreachable;
+  /** The controller's own mTLS certificate (null when it could not be read). */
+  controller: ControllerJson | null;
+}
+
+/** When the controller's certificate and its CA expire (wgctl warns 30 days ahead). */
+export interface ControllerJson {
+  certificate: {
+    notAfter: string;
+    daysLeft: number;
+    caNotAfter: string;
+    caDaysLeft: number;
+    /** false within the warning window (or expired): `wgctl init --rotate` renews. */
+    ok: boolean;
+    detail: string;
+  };
 }
 
 export type Fetched<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -252,10 +267,18 @@ export function buildStatusReport(
   mac: Fetched<MacStatus>,
   targets: { vm: string; mac: string },
   now: Date,
+  controller: ControllerJson | null = null,
 ): StatusReport {
   const vmJson: VmSideJson | Unreachable = vm.ok ? vmSide(targets.vm, vm.value) : { reachable: false, target: targets.vm, error: vm.error };
   const macJson: MacSideJson | Unreachable = mac.ok ? macSide(targets.mac, mac.value) : { reachable: false, target: targets.mac, error: mac.error };
-  const { overall, problems } = assess(vmJson, macJson);
+  const assessed = assess(vmJson, macJson);
+  const problems = assessed.problems;
+  let overall = assessed.overall;
+  // A certificate about to expire is reported long before it stops the controller.
+  if (controller && !controller.certificate.ok) {
+    problems.push(`controller: ${controller.certificate.detail}`);
+    if (overall === 'healthy') overall = 'degraded';
+  }
   return {
     schema: STATUS_SCHEMA_ID,
     time: now.toISOString(),
@@ -264,5 +287,6 @@ export function buildStatusReport(
     problems,
     vm: vmJson,
     mac: macJson,
+    controller,
   };
 }

@@ -91,6 +91,18 @@ export const statusReportSchema = z
     problems: z.array(z.string()),
     vm: z.discriminatedUnion('reachable', [vmSideSchema, unreachable]),
     mac: z.discriminatedUnion('reachable', [macSideSchema, unreachable]),
+    controller: z
+      .strictObject({
+        certificate: z.strictObject({
+          notAfter: isoTime,
+          daysLeft: z.number().int(),
+          caNotAfter: isoTime,
+          caDaysLeft: z.number().int(),
+          ok: z.boolean(),
+          detail: z.string(),
+        }),
+      })
+      .nullable(),
   })
   .refine((r) => r.exitCode === { healthy: 0, degraded: 1, down: 2 }[r.overall], { message: 'exitCode must match overall' })
   .refine((r) => (r.overall === 'healthy') === (r.problems.length === 0), { message: 'problems is empty exactly when healthy' });

@@ -140,3 +140,51 @@ export function loadTlsMaterial(dir: string, role: Role, now: Date = new Date())
   }
   return { ca, cert, key };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Certificate expiry, reported long before it stops the agents
+
+/** A certificate or the CA expiring within this many days turns the `certificate` check red. */
+export const CERTIFICATE_WARN_DAYS = 30;
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export interface CertificateExpiry {
+  /** 'vm-agent', 'controller', … for the leaf; 'CA' for the CA. */
+  what: string;
+  notAfter: Date;
+  /** Whole days left (negative once expired). */
+  daysLeft: number;
+  expiresSoon: boolean;
+}
+
+/** When the leaf certificate and the CA of `material` expire, judged against `now`. */
+export function certificateExpiries(material: Pick<TlsMaterial, 'ca' | 'cert'>, now: Date, warnDays = CERTIFICATE_WARN_DAYS): CertificateExpiry[] {
+  const leaf = certificateInfo(material.cert);
+  const ca = certificateInfo(material.ca);
+  return [
+    { what: leaf.subjectCN || 'certificate', notAfter: leaf.notAfter },
+    { what: 'CA', notAfter: ca.notAfter },
+  ].map(({ what, notAfter }) => {
+    const daysLeft = Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS);
+    return { what, notAfter, daysLeft, expiresSoon: daysLeft < warnDays };
+  });
+}
+
+/** A status check (the shape of wgctl.v1 Check) named `certificate`: red within `warnDays` of an expiry. */
+export function certificateCheck(
+  material: Pick<TlsMaterial, 'ca' | 'cert'>,
+  now: Date,
+  warnDays = CERTIFICATE_WARN_DAYS,
+): { name: string; ok: boolean; detail: string; evidence: string[] } {
+  const expiries = certificateExpiries(material, now, warnDays);
+  const describe = (e: CertificateExpiry) =>
+    e.daysLeft < 0
+      ? `${e.what} certificate EXPIRED on ${e.notAfter.toISOString()}`
+      : `${e.what} certificate expires in ${e.daysLeft} days (${e.notAfter.toISOString()})`;
+  const soon = expiries.filter((e) => e.expiresSoon);
+  const detail = soon.length
+    ? `${soon.map(describe).join('; ')}: renew with \`wgctl init --rotate${soon.some((e) => e.what === 'CA') ? ' --rotate-ca' : ''}\` and copy the new files to the agents`
+    : `valid: ${expiries.map((e) => `${e.what} until ${e.notAfter.toISOString().slice(0, 10)} (${e.daysLeft} days)`).join(', ')}`;
+  return { name: 'certificate', ok: soon.length === 0, detail, evidence: expiries.map((e) => `${e.what} notAfter=${e.notAfter.toISOString()}`) };
+}

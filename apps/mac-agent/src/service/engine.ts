@@ -59,8 +59,10 @@ export interface EngineOptions {
   roamMaxWaitMs?: number;
   /** Retry interval of a re-assert that failed (journal says up, host not yet ready). */
   reassertRetryMs?: number;
-  /** Test hook: hang forever after this Up step (kill -9 tests). */
+  /** Test hook: hang after this Up step until the agent is stopped or killed (SIGTERM / kill -9 tests). */
   stallAfterStep?: string;
+  /** Checks added to every status that do not decide health (e.g. certificate expiry). */
+  advisoryChecks?: () => StatusCheck[];
 }
 
 export interface OperationOutcome {
@@ -222,6 +224,7 @@ export class MacAgentEngine {
   private readonly roamMaxWaitMs: number;
   private readonly reassertRetryMs: number;
   private readonly stallAfterStep?: string;
+  private readonly advisoryChecks?: () => StatusCheck[];
 
   private queue: Promise<unknown> = Promise.resolve();
   private monitor?: StreamingProcess;
@@ -251,6 +254,7 @@ export class MacAgentEngine {
     this.roamMaxWaitMs = options.roamMaxWaitMs ?? 300;
     this.reassertRetryMs = options.reassertRetryMs ?? 5_000;
     this.stallAfterStep = options.stallAfterStep;
+    this.advisoryChecks = options.advisoryChecks;
     this.stopRequested = new Promise((resolve) => (this.signalStop = resolve));
   }
 
@@ -959,6 +963,8 @@ export class MacAgentEngine {
       if (j.lastError) checks.push({ name: 'last-operation', ok: false, detail: j.lastError, evidence: [] });
     }
     const reasons = checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
+    // Advisory checks (certificate expiry): shown in Status, without turning health red.
+    checks.push(...(this.advisoryChecks?.() ?? []));
     return {
       up,
       phase: j.phase,

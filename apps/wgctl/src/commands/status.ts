@@ -1,9 +1,10 @@
 /** `wgctl status [--watch [SECONDS]]`: both agents side by side; exit 0 healthy, 1 degraded, 2 down. */
 import type { MacStatus, VmStatus } from '@wgctl/proto';
+import { certificateCheck, certificateExpiries, type TlsMaterial } from '@wgctl/transport';
 import type { CommandContext } from '../cli';
 import { renderStatusTable } from '../render/status-table';
-import { buildStatusReport, type Fetched, type StatusReport } from '../status-model';
-import { type Agents, loadControllerConfig, openAgents, timeoutMs, vmTarget } from './context';
+import { buildStatusReport, type ControllerJson, type Fetched, type StatusReport } from '../status-model';
+import { type Agents, loadClientTls, loadControllerConfig, openAgents, timeoutMs, vmTarget } from './context';
 
 export const STATUS_DEFAULT_TIMEOUT_S = 10;
 const DEFAULT_WATCH_S = 2;
@@ -16,14 +17,37 @@ async function fetched<T>(p: Promise<T>): Promise<Fetched<T>> {
   }
 }
 
-export async function sampleStatus(agents: Agents, targets: { vm: string; mac: string }, now = () => new Date()): Promise<StatusReport> {
+/** The controller's certificate and CA expiry, as status reports it. */
+export function controllerJson(tls: Pick<TlsMaterial, 'ca' | 'cert'>, now: Date): ControllerJson {
+  const [leaf, ca] = certificateExpiries(tls, now);
+  const check = certificateCheck(tls, now);
+  return {
+    certificate: {
+      notAfter: leaf.notAfter.toISOString(),
+      daysLeft: leaf.daysLeft,
+      caNotAfter: ca.notAfter.toISOString(),
+      caDaysLeft: ca.daysLeft,
+      ok: check.ok,
+      detail: check.detail,
+    },
+  };
+}
+
+export async function sampleStatus(
+  agents: Agents,
+  targets: { vm: string; mac: string },
+  now = () => new Date(),
+  tls?: Pick<TlsMaterial, 'ca' | 'cert'>,
+): Promise<StatusReport> {
   const [vm, mac] = await Promise.all([fetched<VmStatus>(agents.vm.status()), fetched<MacStatus>(agents.mac.status())]);
-  return buildStatusReport(vm, mac, targets, now());
+  const at = now();
+  return buildStatusReport(vm, mac, targets, at, tls ? controllerJson(tls, at) : null);
 }
 
 export async function statusCommand(ctx: CommandContext, flags: { watch?: number | true }): Promise<number> {
   const { config } = loadControllerConfig(ctx);
   const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, STATUS_DEFAULT_TIMEOUT_S) });
+  const tls = loadClientTls(config, 'controller');
   const targets = { vm: vmTarget(config), mac: config.mac.agent };
   const watchS = flags.watch === undefined ? undefined : flags.watch === true ? DEFAULT_WATCH_S : flags.watch;
   const tty = Boolean(ctx.io.stdout.isTTY);
@@ -41,7 +65,7 @@ export async function statusCommand(ctx: CommandContext, flags: { watch?: number
   };
 
   try {
-    let report = await sampleStatus(agents, targets);
+    let report = await sampleStatus(agents, targets, undefined, tls);
     show(report, true);
     if (watchS === undefined) return report.exitCode;
 
@@ -58,7 +82,7 @@ export async function statusCommand(ctx: CommandContext, flags: { watch?: number
         const why = await Promise.race([tick, stopped.then(() => 'stop' as const)]);
         clearTimeout(timer);
         if (why === 'stop') break;
-        report = await sampleStatus(agents, targets);
+        report = await sampleStatus(agents, targets, undefined, tls);
         show(report, false);
       }
     } finally {

@@ -87,6 +87,7 @@ export function renderStatusTable(report: StatusReport): string {
   ];
   const lines = columns(rows, 3);
   lines.push('');
+  if (report.controller) lines.push(`Controller certificate: ${report.controller.certificate.detail}`);
   lines.push(`Overall: ${report.overall.toUpperCase()}${failing.length ? ` (failing checks: ${failing.join(', ')})` : ''}`);
   for (const p of report.problems) lines.push(`  - ${p}`);
   return `${lines.join('\n')}\n`;
