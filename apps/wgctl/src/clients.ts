@@ -15,6 +15,7 @@ import {
 } from '@wgctl/proto';
 import { connectAgent, type ClientConstructor, type TlsMaterial } from '@wgctl/transport';
 import { formatDuration } from './render/text';
+import { printable, printableMessage } from './untrusted';
 import { AgentCallError, type MacAgentApi, SIDE_LABEL, type Side, type StepListener, type VmAgentApi } from './agents';
 
 export type ClientRole = 'controller' | 'monitor';
@@ -60,7 +61,7 @@ export function conciseDetails(details: string): string {
 export function describeCallError(side: Side, rpc: string, target: string, error: grpc.ServiceError | Error, timeoutMs: number): AgentCallError {
   const who = SIDE_LABEL[side];
   const code = (error as grpc.ServiceError).code;
-  const details = conciseDetails((error as grpc.ServiceError).details ?? error.message);
+  const details = printable(conciseDetails((error as grpc.ServiceError).details ?? error.message));
   let sentence: string;
   switch (code) {
     case grpc.status.UNAVAILABLE:
@@ -120,7 +121,7 @@ class AgentConnection {
     return new Promise<Res>((resolve, reject) => {
       this.client[method]!(request, metadata, { deadline: this.deadline(rpc) }, (error: grpc.ServiceError | null, response: Res) => {
         if (error) reject(this.fail(rpc, error));
-        else resolve(response);
+        else resolve(printableMessage(response));
       });
     });
   }
@@ -147,8 +148,8 @@ class AgentConnection {
       let outcome: Outcome | undefined;
       let settled = false;
       let lastStep: string | undefined;
-      call.on('data', (message: Progress) => {
-        const kind = message.kind;
+      call.on('data', (raw: Progress) => {
+        const kind = printableMessage(raw).kind;
         if (kind?.$case === 'step') {
           lastStep = kind.value.step;
           try {
@@ -164,7 +165,7 @@ class AgentConnection {
         // Codes of a broken connection, once the agent has begun (the agent's own refusals —
         // INVALID_ARGUMENT, ABORTED, … — come before any step and keep their own message).
         const broken = [grpc.status.UNAVAILABLE, grpc.status.CANCELLED, grpc.status.INTERNAL, grpc.status.UNKNOWN].includes(error.code);
-        if (lastStep !== undefined && broken) reject(this.connectionLost(rpc, lastStep, conciseDetails(error.details ?? error.message)));
+        if (lastStep !== undefined && broken) reject(this.connectionLost(rpc, lastStep, printable(conciseDetails(error.details ?? error.message))));
         else reject(this.fail(rpc, error));
       });
       call.on('end', () => {
