@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { createLogger, type Logger, type LogLevel } from '@wgctl/logging';
 import { MacAgentService } from '@wgctl/proto';
 import { ExecRunner, type Runner } from '@wgctl/runner';
+import { startIdleTrim } from '@wgctl/state';
 import { certificateCheck, createAgentServer, loadTlsMaterial, type AgentServer } from '@wgctl/transport';
 import type { AgentOptions } from './cli';
 import { agentArgs } from './cli';
@@ -117,6 +118,8 @@ export async function startAgent(options: AgentOptions, extras: StartAgentExtras
 
 export async function runAgent(options: AgentOptions): Promise<void> {
   const agent = await startAgent(options);
+  // Memory back after each burst of work (docs/BENCHMARKS.md #7).
+  startIdleTrim();
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -7,6 +7,7 @@
 import { createLogger, type Logger } from '@wgctl/logging';
 import { VmAgentService } from '@wgctl/proto';
 import { ExecRunner } from '@wgctl/runner';
+import { startIdleTrim } from '@wgctl/state';
 import { certificateCheck, createAgentServer, loadTlsMaterial, type TlsMaterial } from '@wgctl/transport';
 import type { AgentOptions } from './cli';
 import { checkConfigFileAtStart } from './config';
@@ -58,6 +59,8 @@ export async function runAgent(options: AgentOptions): Promise<void> {
   const bound = await server.listen(options.listen);
   logger.info('vm-agent ready', { address: bound, wgConfig: options.wgConfig, stateDir: options.stateDir, pid: process.pid });
   sampler.start();
+  // Memory back after each burst of work (docs/BENCHMARKS.md #7).
+  startIdleTrim();
 
   void engine
     .reconcile()
