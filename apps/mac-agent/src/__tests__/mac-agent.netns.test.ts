@@ -118,7 +118,9 @@ describeNetns('mac-agent on a Linux host (network namespaces)', () => {
     expect(await get(ADDR.internet)).toMatchObject({ gateway: ADDR.vm, dev: IF.hostV });
     expect(await get(ADDR.server)).toMatchObject({ gateway: ADDR.gwA, dev: IF.hostA });
     expect(readFileSync(resolvPath(), 'utf8')).toMatch(/^nameserver 198\.51\.100\.53$/m);
-    expect((await lab.host.run(['nft', 'list', 'table', 'inet', 'wgctl'])).stdout).toContain(`oifname "${IF.hostA}" ip daddr ${ADDR.server} udp dport ${ADDR.port} accept`);
+    const table = (await lab.host.run(['nft', 'list', 'table', 'inet', 'wgctl'])).stdout;
+    expect(table).toContain(`ip daddr ${ADDR.server} udp dport ${ADDR.port} accept`);
+    expect(table).not.toContain(IF.hostA); // every interface but lo and the vnic: no rule names the uplink
 
     const status = await engine.status();
     expect(status.reasons).toEqual([]);
@@ -248,8 +250,10 @@ describeNetns('mac-agent on a Linux host (network namespaces)', () => {
     expect(engine.roams[1]).toMatchObject({ fromInterface: IF.hostA, toInterface: IF.hostB, toGateway: ADDR.gwB });
     expect(await routeLines(lab)).toContain(`${ADDR.server} via ${ADDR.gwB} dev ${IF.hostB}`);
     const table = (await lab.host.run(['nft', 'list', 'table', 'inet', 'wgctl'])).stdout;
-    expect(table).toContain(`oifname "${IF.hostB}" counter`);
+    // The rules held on wtmhb before it became the uplink (they name no uplink at all).
+    expect(table).toMatch(new RegExp(`iifname "${IF.hostV}" counter packets \\d+ bytes \\d+ drop`));
     expect(table).not.toContain(IF.hostA);
+    expect(table).not.toContain(IF.hostB);
     process.stdout.write(`roaming: gateway change resumed in ${gatewayResume} ms, uplink change in ${uplinkResume} ms (agent reaction ${engine.roams.map((r) => r.tookMs).join(' / ')} ms)\n`);
     expect(gatewayResume).toBeLessThan(1_000);
     expect(uplinkResume).toBeLessThan(1_000);

@@ -31,13 +31,18 @@ export interface Vnic {
   address6?: string; // a global IPv6 address on the vnic, if any
 }
 
+/**
+ * The kill switch holds on EVERY interface but loopback and the vnic (a second Wi-Fi/Ethernet,
+ * a tether, the interface roamed away from, a socket bound to any of them): no rule may
+ * depend on `uplink` being the only interface.
+ */
 export interface KillSwitchPolicy {
-  uplink: string; // interface the policy is written for
-  endpoints: ServerEndpoint[]; // the only non-DHCP traffic allowed on the uplink
-  vnic?: string; // the VM-facing interface (its NATed traffic must be covered too)
+  uplink: string; // the uplink now: for status and messages only, no rule names it
+  endpoints: ServerEndpoint[]; // the only non-DHCP traffic allowed on any interface but lo and the vnic
+  vnic?: string; // the VM-facing interface: passes freely; the VM's forwarded traffic is held to the endpoints
   vmAddress?: string;
   allowDhcp6: boolean;
-  /** No IPv6 routed via the VM: drop all IPv6 on the uplink except DHCPv6/NDP basics. */
+  /** No IPv6 routed via the VM: drop all IPv6 (but on lo and the vnic) except DHCPv6/NDP basics. */
   blockIpv6: boolean;
 }
 

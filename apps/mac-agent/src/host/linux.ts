@@ -109,46 +109,60 @@ function endpointMatch(endpoint: ServerEndpoint, direction: 'to' | 'from'): stri
 }
 
 /**
- * The kill switch: everything in or out of the uplink is blocked — locally generated
- * (output/input hooks) and forwarded (the VM's NATed traffic, forward hook, seen before the
- * masquerade rewrites it) — except DHCP, IPv6 neighbour discovery when IPv6 is in use, and
- * WireGuard UDP to/from each server endpoint. Loopback and every other interface are not
- * touched: the rules only ever match the uplink.
+ * The kill switch, fail-closed on every interface: only loopback and the VM's link (the vnic)
+ * pass freely. On any other interface — the uplink, a second Wi-Fi/Ethernet, a tether, the
+ * interface we roamed away from — only DHCP, IPv6 neighbour discovery when IPv6 is in use,
+ * and WireGuard UDP to/from each server endpoint may pass, for the host's own traffic
+ * (output/input hooks, so a socket bound to another interface is covered too) and for
+ * forwarded traffic (the VM's, seen in the forward hook before the hypervisor's masquerade
+ * rewrites it: from the vnic only UDP to a server may leave; towards the vnic only replies
+ * and UDP from a server may enter). No rule names the uplink: `policy.uplink` is for status.
  */
 export function killSwitchChains(policy: KillSwitchPolicy): NftChainSpec[] {
-  const out = `oifname "${policy.uplink}"`;
-  const inn = `iifname "${policy.uplink}"`;
+  const vnic = policy.vnic;
   const ipv6InUse = policy.allowDhcp6 || policy.endpoints.some((e) => familyOfAddress(e.ip) === 'inet6');
-  const endpointsOut = policy.endpoints.map((e) => ({ text: `${out} ${endpointMatch(e, 'to')} accept`, comment: `wireguard endpoint ${e.ip}:${e.port}` }));
-  const endpointsIn = policy.endpoints.map((e) => ({ text: `${inn} ${endpointMatch(e, 'from')} accept`, comment: `wireguard endpoint ${e.ip}:${e.port}` }));
+  const endpoints = (direction: 'to' | 'from', prefix = '') =>
+    policy.endpoints.map((e) => ({ text: `${prefix}${endpointMatch(e, direction)} accept`, comment: `wireguard endpoint ${e.ip}:${e.port}` }));
   const output: NftRuleSpec[] = [
-    { text: `${out} udp sport 68 udp dport 67 accept`, comment: 'dhcp' },
-    ...(policy.allowDhcp6 ? [{ text: `${out} meta nfproto ipv6 udp sport 546 udp dport 547 accept`, comment: 'dhcpv6' }] : []),
-    ...(ipv6InUse ? [{ text: `${out} ${NDP_OUT} accept`, comment: 'ipv6 neighbour discovery' }] : []),
-    ...endpointsOut,
+    { text: 'oifname "lo" accept', comment: 'loopback' },
+    ...(vnic ? [{ text: `oifname "${vnic}" accept`, comment: 'the link to the VM' }] : []),
+    { text: 'udp sport 68 udp dport 67 accept', comment: 'dhcp' },
+    ...(policy.allowDhcp6 ? [{ text: 'meta nfproto ipv6 udp sport 546 udp dport 547 accept', comment: 'dhcpv6' }] : []),
+    ...(ipv6InUse ? [{ text: `${NDP_OUT} accept`, comment: 'ipv6 neighbour discovery' }] : []),
+    ...endpoints('to'),
     // Rejected, not dropped: the host's own programs fail at once (IPv6 falls back to IPv4
-    // without waiting) and the ICMP error is delivered locally, never sent on the uplink.
-    { text: `${out} counter reject with icmpx admin-prohibited`, comment: 'kill switch' },
+    // without waiting) and the ICMP error is delivered locally, never sent on any interface.
+    { text: 'counter reject with icmpx admin-prohibited', comment: 'kill switch' },
   ];
   const input: NftRuleSpec[] = [
-    { text: `${inn} udp sport 67 udp dport 68 accept`, comment: 'dhcp' },
-    ...(policy.allowDhcp6 ? [{ text: `${inn} meta nfproto ipv6 udp sport 547 udp dport 546 accept`, comment: 'dhcpv6' }] : []),
-    ...(ipv6InUse ? [{ text: `${inn} ${NDP_IN} accept`, comment: 'ipv6 neighbour discovery' }] : []),
-    ...endpointsIn,
-    { text: `${inn} ${ICMP_ERRORS} accept`, comment: 'icmp errors for allowed flows (path mtu)' },
-    { text: `${inn} counter drop`, comment: 'kill switch' },
+    { text: 'iifname "lo" accept', comment: 'loopback' },
+    ...(vnic ? [{ text: `iifname "${vnic}" accept`, comment: 'the link to the VM' }] : []),
+    { text: 'udp sport 67 udp dport 68 accept', comment: 'dhcp' },
+    ...(policy.allowDhcp6 ? [{ text: 'meta nfproto ipv6 udp sport 547 udp dport 546 accept', comment: 'dhcpv6' }] : []),
+    ...(ipv6InUse ? [{ text: `${NDP_IN} accept`, comment: 'ipv6 neighbour discovery' }] : []),
+    ...endpoints('from'),
+    { text: `${ICMP_ERRORS} accept`, comment: 'icmp errors for allowed flows (path mtu)' },
+    { text: 'counter drop', comment: 'kill switch' },
   ];
-  const forward: NftRuleSpec[] = [
-    // With the split routes, whatever the VM sends that is not pinned is routed straight back
-    // to it: a loop. Dropping it also keeps conntrack from remembering such a flow without NAT
-    // (while a roam briefly unpins the server), which would strand the VM's WireGuard flow.
-    ...(policy.vnic ? [{ text: `iifname "${policy.vnic}" oifname "${policy.vnic}" drop`, comment: 'routed back to the VM: a loop' }] : []),
-    ...endpointsOut,
-    { text: `${out} counter drop`, comment: 'kill switch (forwarded: the VM and anything NATed)' },
-    ...endpointsIn,
-    { text: `${inn} ${ICMP_ERRORS} accept`, comment: 'icmp errors for allowed flows (path mtu)' },
-    { text: `${inn} counter drop`, comment: 'kill switch (forwarded)' },
-  ];
+  const forward: NftRuleSpec[] = vnic
+    ? [
+        // With the split routes, whatever the VM sends that is not pinned is routed straight back
+        // to it: a loop. Dropping it also keeps conntrack from remembering such a flow without NAT
+        // (while a roam briefly unpins the server), which would strand the VM's WireGuard flow.
+        { text: `iifname "${vnic}" oifname "${vnic}" drop`, comment: 'routed back to the VM: a loop' },
+        ...endpoints('to', `iifname "${vnic}" `),
+        { text: `iifname "${vnic}" counter drop`, comment: 'kill switch (the VM, whatever interface it would leave by)' },
+        { text: `oifname "${vnic}" ct state established,related accept`, comment: 'replies to the VM (and their icmp errors)' },
+        ...endpoints('from', `oifname "${vnic}" `),
+        { text: `oifname "${vnic}" counter drop`, comment: 'kill switch (towards the VM)' },
+        { text: 'counter drop', comment: 'kill switch (forwarded between other interfaces)' },
+      ]
+    : [
+        ...endpoints('to'),
+        ...endpoints('from'),
+        { text: `${ICMP_ERRORS} accept`, comment: 'icmp errors for allowed flows (path mtu)' },
+        { text: 'counter drop', comment: 'kill switch (forwarded)' },
+      ];
   return [
     { name: 'output', rules: output },
     { name: 'input', rules: input },
@@ -304,7 +318,8 @@ export class LinuxDriver implements HostNetworkDriver {
     const ruleset = parseNftJson(result.stdout);
     status.loaded = true;
     status.rules = ruleset.rules.map((r) => `${r.chain}: ${r.text}`);
-    status.interface = /(?:o|i)ifname "([^"]+)"/.exec(ruleset.rules[0]?.text ?? '')?.[1];
+    // The rules name no uplink (they hold on every interface): the policy's uplink is shown.
+    if (policy) status.interface = policy.uplink;
     const hooked = ruleset.chains.filter((c) => c.hook !== undefined);
     // nftables has no separate "enabled" switch or reference: a table whose base chains are
     // hooked is in force. `referenced`/`tokenHeld` (PF concepts) mirror that on linux.

@@ -440,11 +440,11 @@ export class MacAgentEngine {
 
       await steps.step('kill-switch', async (r) => {
         const live = await driver.readKillSwitch(r, policy, j.killSwitch?.handle ?? undefined);
-        if (live.loaded && live.enabled && live.problems.length === 0) return { skipped: `already loaded on ${policy.uplink} and matching` };
+        if (live.loaded && live.enabled && live.problems.length === 0) return { skipped: 'already loaded and matching' };
         const handle = await driver.loadKillSwitch(r, policy, j.killSwitch?.handle ?? undefined);
         j.killSwitch = { policy, handle };
         persist();
-        return `loaded on ${policy.uplink}: only UDP to ${policy.endpoints.map((e) => `${e.ip}:${e.port}`).join(', ')} and DHCP may use it`;
+        return `loaded on every interface but lo and ${policy.vnic}: only UDP to ${policy.endpoints.map((e) => `${e.ip}:${e.port}`).join(', ')} and DHCP may pass (uplink ${policy.uplink})`;
       });
       await this.stallIfAsked('kill-switch');
 
@@ -490,7 +490,7 @@ export class MacAgentEngine {
       await this.stallIfAsked('split-routes');
 
       await steps.step('ipv6', async (r) => {
-        if (ipv6 === 'block') return `no IPv6 route via the VM: the kill switch drops IPv6 on ${uplink.interface}`;
+        if (ipv6 === 'block') return 'no IPv6 route via the VM: the kill switch drops IPv6 on every interface but the VM\'s';
         const added = await ensure(r, 'split6', split6);
         return added ? `::/1 and 8000::/1 via ${intent.vmAddress6} dev ${vnic.interface}` : { skipped: 'IPv6 split routes already in place' };
       });
@@ -799,11 +799,12 @@ export class MacAgentEngine {
       const policy: KillSwitchPolicy = { ...j.killSwitch.policy, uplink: found.interface, allowDhcp6: Boolean(found.gateway6) };
       const live = await this.driver.readKillSwitch(run, policy, j.killSwitch.handle ?? undefined);
       if (!(live.loaded && live.enabled && live.problems.length === 0)) {
-        // Fail-closed first: block the new uplink before anything is routed through it.
+        // Fail-closed first: the rules hold on every interface, but rules that drifted (or now
+        // need DHCPv6) are re-loaded before anything is routed through the new uplink.
         const handle = await this.driver.loadKillSwitch(run, policy, j.killSwitch.handle ?? undefined);
         j.killSwitch = { policy, handle };
-        persist();
-      }
+      } else j.killSwitch = { policy, handle: j.killSwitch.handle }; // same rules: only the uplink shown changes
+      persist();
       const newPins: RouteSpec[] = j.intent.endpoints.map((e) => ({
         destination: hostRoute(e.ip),
         gateway: e.ip.includes(':') ? (found.gateway6 ?? '') : found.gateway,

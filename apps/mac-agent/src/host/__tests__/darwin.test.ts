@@ -223,13 +223,15 @@ describe('DarwinDriver kill switch', () => {
   };
   // What pfctl prints back for the rendered policy (written out by hand, not computed).
   const PRINTED = [
-    'block drop in on en0 all',
-    'block drop out on en0 all',
     'pass quick on lo0 all flags S/SA keep state',
-    'pass out quick on en0 inet proto udp from any port = 68 to any port = 67 keep state',
-    'pass in quick on en0 inet proto udp from any port = 67 to any port = 68 keep state',
-    'block drop quick on en0 inet6 all',
-    'pass out quick on en0 inet proto udp from any to 203.0.113.10 port = 51820 keep state',
+    'pass quick on bridge100 all flags S/SA keep state',
+    'pass out quick inet proto udp from any port = 68 to any port = 67 keep state',
+    'pass in quick inet proto udp from any port = 67 to any port = 68 keep state',
+    'block drop quick inet6 all',
+    'pass out quick inet proto udp from any to 203.0.113.10 port = 51820 keep state',
+    'pass in quick inet proto udp from 203.0.113.10 port = 51820 to any keep state',
+    'block drop in quick all',
+    'block drop out quick all',
   ];
   const APPLE_MAIN = fixture('pfctl-s-rules-main-default-apple-stackexchange-221058.txt');
   const MAIN_WITH_OURS = 'scrub-anchor "com.apple/*" all fragment reassemble\nanchor "com.apple/*" all\nanchor "com.wgctl" all\n';
@@ -243,24 +245,88 @@ describe('DarwinDriver kill switch', () => {
     expect(text).toMatch(/after translation/);
     const dual = renderDarwinKillSwitch({ ...policy, allowDhcp6: true, blockIpv6: false, endpoints: [...policy.endpoints, { ip: '2001:DB8::10', port: 443 }] });
     expect(normalizePfRuleset(dual)).toEqual([
-      ...PRINTED.slice(0, 5),
-      'pass out quick on en0 inet6 proto udp from any port = 546 to any port = 547 keep state',
-      'pass in quick on en0 inet6 proto udp from any port = 547 to any port = 546 keep state',
-      'pass out quick on en0 inet6 proto ipv6-icmp all icmp6-type routersol keep state',
-      'pass out quick on en0 inet6 proto ipv6-icmp all icmp6-type neighbrsol keep state',
-      'pass out quick on en0 inet6 proto ipv6-icmp all icmp6-type neighbradv keep state',
-      'pass in quick on en0 inet6 proto ipv6-icmp all icmp6-type routeradv keep state',
-      'pass in quick on en0 inet6 proto ipv6-icmp all icmp6-type neighbrsol keep state',
-      'pass in quick on en0 inet6 proto ipv6-icmp all icmp6-type neighbradv keep state',
+      ...PRINTED.slice(0, 4),
+      'pass out quick inet6 proto udp from any port = 546 to any port = 547 keep state',
+      'pass in quick inet6 proto udp from any port = 547 to any port = 546 keep state',
+      'pass out quick inet6 proto ipv6-icmp all icmp6-type routersol keep state',
+      'pass out quick inet6 proto ipv6-icmp all icmp6-type neighbrsol keep state',
+      'pass out quick inet6 proto ipv6-icmp all icmp6-type neighbradv keep state',
+      'pass in quick inet6 proto ipv6-icmp all icmp6-type routeradv keep state',
+      'pass in quick inet6 proto ipv6-icmp all icmp6-type neighbrsol keep state',
+      'pass in quick inet6 proto ipv6-icmp all icmp6-type neighbradv keep state',
+      PRINTED[5],
       PRINTED[6],
-      'pass out quick on en0 inet6 proto udp from any to 2001:db8::10 port = 443 keep state',
+      'pass out quick inet6 proto udp from any to 2001:db8::10 port = 443 keep state',
+      'pass in quick inet6 proto udp from 2001:db8::10 port = 443 to any keep state',
+      PRINTED[7],
+      PRINTED[8],
     ]);
     // With IPv6 blocked, an IPv6 endpoint gets no pass rule.
-    expect(normalizePfRuleset(renderDarwinKillSwitch({ ...policy, endpoints: [{ ip: '2001:db8::10', port: 443 }] }))).not.toContain(
-      'pass out quick on en0 inet6 proto udp from any to 2001:db8::10 port = 443 keep state',
-    );
+    expect(normalizePfRuleset(renderDarwinKillSwitch({ ...policy, endpoints: [{ ip: '2001:db8::10', port: 443 }] })).join('\n')).not.toContain('2001:db8::10');
     expect(() => renderDarwinKillSwitch({ ...policy, uplink: 'en0 all\npass' })).toThrow(/bad uplink/);
+    expect(() => renderDarwinKillSwitch({ ...policy, vnic: 'bridge100 all\npass' })).toThrow(/bad VM interface/);
     expect(() => renderDarwinKillSwitch({ ...policy, endpoints: [{ ip: 'example.com', port: 1 }] })).toThrow(/not an IP/);
+  });
+
+  /**
+   * PF's first-match evaluation of `quick` rules, for the printed shapes the kill switch uses
+   * (every rule is quick; anything else makes this throw, so the model cannot silently drift).
+   */
+  interface Packet {
+    dir: 'in' | 'out';
+    on: string;
+    af: 'inet' | 'inet6';
+    proto: 'udp' | 'tcp' | 'ipv6-icmp';
+    src: string;
+    sport: number;
+    dst: string;
+    dport: number;
+  }
+  const RULE =
+    /^(pass|block drop)(?: (in|out))? quick(?: on (\S+))?(?: (inet6?))?(?: proto (\S+))? (?:all|from (\S+)(?: port = (\d+))? to (\S+)(?: port = (\d+))?)(?: icmp6-type \S+)?(?: flags S\/SA)?(?: keep state)?$/;
+  const verdict = (rules: string[], p: Packet): string => {
+    for (const rule of rules) {
+      const m = RULE.exec(rule);
+      if (!m) throw new Error(`the test model does not know the rule "${rule}"`);
+      const [, action, dir, on, af, proto, src, sport, dst, dport] = m;
+      if (/icmp6-type/.test(rule)) continue; // NDP: not what these packets are
+      const matches =
+        (!dir || dir === p.dir) &&
+        (!on || on === p.on) &&
+        (!af || af === p.af) &&
+        (!proto || proto === p.proto) &&
+        (!src || src === 'any' || src === p.src) &&
+        (!sport || Number(sport) === p.sport) &&
+        (!dst || dst === 'any' || dst === p.dst) &&
+        (!dport || Number(dport) === p.dport);
+      if (matches) return `${action === 'pass' ? 'pass' : 'block'} (${rule})`;
+    }
+    return 'no match';
+  };
+
+  it('is fail-closed on EVERY interface: no rule depends on the uplink; a second interface is blocked like the uplink', () => {
+    const rules = normalizePfRuleset(renderDarwinKillSwitch(policy));
+    // Only loopback and the VM's bridge are named: nothing is written "on en0".
+    expect(rules.filter((r) => / on /.test(r))).toEqual(['pass quick on lo0 all flags S/SA keep state', 'pass quick on bridge100 all flags S/SA keep state']);
+    expect(renderDarwinKillSwitch(policy).split('\n').filter((l) => !l.startsWith('#')).join('\n')).not.toMatch(/\ben0\b/);
+    // A roam to another uplink renders the very same rules (nothing to reload).
+    expect(normalizePfRuleset(renderDarwinKillSwitch({ ...policy, uplink: 'en7' }))).toEqual(rules);
+    // The last two rules drop everything left, in and out, with no interface qualifier.
+    expect(rules.slice(-2)).toEqual(['block drop in quick all', 'block drop out quick all']);
+
+    const web = { af: 'inet', proto: 'tcp', src: '172.20.10.3', sport: 50000, dst: '198.51.100.7', dport: 443 } as const;
+    const wireguard = { af: 'inet', proto: 'udp', src: '172.20.10.3', sport: 50001, dst: '203.0.113.10', dport: 51820 } as const;
+    // en0 = the uplink, en5 = a USB tether with a scoped default, en1 = the interface we roamed from.
+    for (const on of ['en0', 'en5', 'en1', 'utun3']) {
+      expect(verdict(rules, { ...web, dir: 'out', on })).toBe('block (block drop out quick all)');
+      expect(verdict(rules, { ...web, dir: 'out', on, af: 'inet6', dst: '2001:db8::7' })).toBe('block (block drop quick inet6 all)');
+      expect(verdict(rules, { ...web, dir: 'in', on, src: '198.51.100.7', sport: 443, dst: '172.20.10.3', dport: 50000 })).toBe('block (block drop in quick all)');
+      expect(verdict(rules, { ...wireguard, dir: 'out', on })).toMatch(/^pass \(pass out quick inet proto udp from any to 203\.0\.113\.10/);
+      expect(verdict(rules, { ...wireguard, dir: 'out', on, dport: 51821 })).toBe('block (block drop out quick all)');
+      expect(verdict(rules, { ...wireguard, dir: 'in', on, src: '203.0.113.10', sport: 51820, dst: '172.20.10.3', dport: 50001 })).toMatch(/^pass \(pass in quick/);
+      expect(verdict(rules, { ...wireguard, dir: 'out', on, proto: 'udp', sport: 68, dst: '255.255.255.255', dport: 67 })).toMatch(/^pass \(.*port = 68 to any port = 67/);
+    }
+    for (const on of ['lo0', 'bridge100']) expect(verdict(rules, { ...web, dir: 'out', on })).toMatch(/^pass \(pass quick on /);
   });
 
   const loadPrefix = (rendered: string): ScriptedCall[] => [
@@ -432,7 +498,7 @@ describe('DarwinDriver kill switch', () => {
     expect(status.problems).toEqual([
       'PF is disabled: the kill switch rules are not in force (was the Mac restarted?)',
       'our PF reference (pfctl -E token) is no longer held: another program releasing PF would turn it off',
-      `anchor com.wgctl differs from the policy: missing: ${PRINTED[6]}; unexpected: ${drifted[6]}`,
+      `anchor com.wgctl differs from the policy: missing: ${PRINTED[5]}; missing: ${PRINTED[6]}; unexpected: ${drifted[5]}; unexpected: ${drifted[6]}`,
     ]);
   });
 

@@ -101,23 +101,58 @@ describe('LinuxDriver routes', () => {
 });
 
 describe('LinuxDriver kill switch', () => {
-  it('renders one table whose output, input and forward chains drop the uplink except DHCP and the endpoint', () => {
+  it('renders one table whose output, input and forward chains hold on every interface but lo and the vnic', () => {
     const text = renderNftKillSwitch('wgctl', policy);
     expect(text).toContain('table inet wgctl {');
     expect(text).toContain('type filter hook forward priority filter; policy accept;');
-    expect(text).toContain('oifname "wtmx0" ip daddr 203.0.113.10 udp dport 51820 accept comment "wireguard endpoint 203.0.113.10:51820"');
+    expect(text).toContain('\t\tip daddr 203.0.113.10 udp dport 51820 accept comment "wireguard endpoint 203.0.113.10:51820"');
     expect(text).not.toContain('icmpv6'); // IPv6 unused: not even neighbour discovery passes
+    // No rule depends on the uplink: a second interface (or the one we roamed from) meets the same rules.
+    expect(text).not.toContain('wtmx0');
+    expect(renderNftKillSwitch('wgctl', { ...policy, uplink: 'wtmx9' })).toBe(text);
     const chains = killSwitchChains({ ...policy, allowDhcp6: true, endpoints: [...policy.endpoints, { ip: '2001:db8::10', port: 443 }] });
-    const output = chains.find((c) => c.name === 'output')!.rules.map((r) => r.text);
-    expect(output).toEqual([
-      'oifname "wtmx0" udp sport 68 udp dport 67 accept',
-      'oifname "wtmx0" meta nfproto ipv6 udp sport 546 udp dport 547 accept',
-      'oifname "wtmx0" icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept',
-      'oifname "wtmx0" ip daddr 203.0.113.10 udp dport 51820 accept',
-      'oifname "wtmx0" ip6 daddr 2001:db8::10 udp dport 443 accept',
-      'oifname "wtmx0" counter reject with icmpx admin-prohibited',
+    const rules = (name: string) => chains.find((c) => c.name === name)!.rules.map((r) => r.text);
+    expect(rules('output')).toEqual([
+      'oifname "lo" accept',
+      'oifname "wtmv0" accept',
+      'udp sport 68 udp dport 67 accept',
+      'meta nfproto ipv6 udp sport 546 udp dport 547 accept',
+      'icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept',
+      'ip daddr 203.0.113.10 udp dport 51820 accept',
+      'ip6 daddr 2001:db8::10 udp dport 443 accept',
+      'counter reject with icmpx admin-prohibited',
     ]);
-    for (const chain of chains) expect(chain.rules[chain.rules.length - 1].text).toMatch(/^(o|i)ifname "wtmx0" counter (drop|reject with icmpx admin-prohibited)$/);
+    expect(rules('input')).toEqual([
+      'iifname "lo" accept',
+      'iifname "wtmv0" accept',
+      'udp sport 67 udp dport 68 accept',
+      'meta nfproto ipv6 udp sport 547 udp dport 546 accept',
+      'icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect } accept',
+      'ip saddr 203.0.113.10 udp sport 51820 accept',
+      'ip6 saddr 2001:db8::10 udp sport 443 accept',
+      'meta l4proto { icmp, ipv6-icmp } ct state related accept',
+      'counter drop',
+    ]);
+    // Forwarded: the VM may send only UDP to a server, whatever interface it would leave by;
+    // towards the VM only replies and UDP from a server; nothing else is forwarded at all.
+    expect(rules('forward')).toEqual([
+      'iifname "wtmv0" oifname "wtmv0" drop',
+      'iifname "wtmv0" ip daddr 203.0.113.10 udp dport 51820 accept',
+      'iifname "wtmv0" ip6 daddr 2001:db8::10 udp dport 443 accept',
+      'iifname "wtmv0" counter drop',
+      'oifname "wtmv0" ct state established,related accept',
+      'oifname "wtmv0" ip saddr 203.0.113.10 udp sport 51820 accept',
+      'oifname "wtmv0" ip6 saddr 2001:db8::10 udp sport 443 accept',
+      'oifname "wtmv0" counter drop',
+      'counter drop',
+    ]);
+    // Without a vnic (driver used alone) forwarding is closed the same way, minus the VM rules.
+    expect(killSwitchChains({ ...policy, vnic: undefined }).find((c) => c.name === 'forward')!.rules.map((r) => r.text)).toEqual([
+      'ip daddr 203.0.113.10 udp dport 51820 accept',
+      'ip saddr 203.0.113.10 udp sport 51820 accept',
+      'meta l4proto { icmp, ipv6-icmp } ct state related accept',
+      'counter drop',
+    ]);
   });
 
   it('loads atomically (add; delete; table) in one batch, with no separate nft -c (nft -f is one transaction)', async () => {

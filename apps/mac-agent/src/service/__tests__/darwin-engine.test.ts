@@ -49,25 +49,32 @@ const MAIN_STOCK = fixture('pfctl-s-rules-main-default-apple-stackexchange-22105
 const MAIN_WITH_OURS = `${MAIN_STOCK}anchor "com.wgctl" all\n`;
 const ANCHOR_MISSING = { exitCode: 1, stderr: `${ALTQ}pfctl: DIOCGETRULES: Invalid argument\n` };
 
-/** The kill switch's rules as pfctl reads them back (`pfctl -a com.wgctl -sr`), written out by hand. */
-const printedRules = (uplink: string): string[] => [
-  `block drop in on ${uplink} all`,
-  `block drop out on ${uplink} all`,
+/**
+ * The kill switch's rules as pfctl reads them back (`pfctl -a com.wgctl -sr`), written out by
+ * hand. They hold on every interface, so they are the same whatever the uplink is.
+ */
+const PRINTED_RULES: string[] = [
   'pass quick on lo0 all flags S/SA keep state',
-  `pass out quick on ${uplink} inet proto udp from any port = 68 to any port = 67 keep state`,
-  `pass in quick on ${uplink} inet proto udp from any port = 67 to any port = 68 keep state`,
-  `block drop quick on ${uplink} inet6 all`,
-  `pass out quick on ${uplink} inet proto udp from any to 203.0.113.7 port = 51820 keep state`,
+  'pass quick on bridge100 all flags S/SA keep state',
+  'pass out quick inet proto udp from any port = 68 to any port = 67 keep state',
+  'pass in quick inet proto udp from any port = 67 to any port = 68 keep state',
+  'block drop quick inet6 all',
+  'pass out quick inet proto udp from any to 203.0.113.7 port = 51820 keep state',
+  'pass in quick inet proto udp from 203.0.113.7 port = 51820 to any keep state',
+  'block drop in quick all',
+  'block drop out quick all',
 ];
 /** …and as the file the driver tees them into (comments aside). */
-const fileRules = (uplink: string): string[] => [
-  `block drop in on ${uplink} all`,
-  `block drop out on ${uplink} all`,
+const FILE_RULES: string[] = [
   'pass quick on lo0 all',
-  `pass out quick on ${uplink} inet proto udp from any port 68 to any port 67`,
-  `pass in quick on ${uplink} inet proto udp from any port 67 to any port 68`,
-  `block drop quick on ${uplink} inet6 all`,
-  `pass out quick on ${uplink} inet proto udp from any to 203.0.113.7 port 51820`,
+  'pass quick on bridge100 all',
+  'pass out quick inet proto udp from any port 68 to any port 67',
+  'pass in quick inet proto udp from any port 67 to any port 68',
+  'block drop quick inet6 all',
+  'pass out quick inet proto udp from any to 203.0.113.7 port 51820',
+  'pass in quick inet proto udp from 203.0.113.7 port 51820 to any',
+  'block drop in quick all',
+  'block drop out quick all',
 ];
 const ruleLines = (file: string): string[] => file.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
 
@@ -260,9 +267,9 @@ const readKillSwitch = (info: string, main: string, anchor: Omit<ScriptedCall, '
   { argv: pfctl('-a', 'com.wgctl', '-sr'), ...anchor },
   ...(references !== undefined ? [{ argv: pfctl('-s', 'References'), stdout: references, stderr: ALTQ }] : []),
 ];
-const liveRules = (uplink: string) => ({ stdout: `${printedRules(uplink).join('\n')}\n`, stderr: ALTQ });
-/** The kill switch in force on `uplink`, read back with our token. */
-const killSwitchInForce = (uplink: string): ScriptedCall[] => readKillSwitch(PF_INFO_ENABLED, MAIN_WITH_OURS, liveRules(uplink), PF_REFERENCES_OURS);
+const liveRules = () => ({ stdout: `${PRINTED_RULES.join('\n')}\n`, stderr: ALTQ });
+/** The kill switch in force, read back with our token. */
+const killSwitchInForce = (): ScriptedCall[] => readKillSwitch(PF_INFO_ENABLED, MAIN_WITH_OURS, liveRules(), PF_REFERENCES_OURS);
 /** mkdir + tee + validate + load of the anchor (the tee'd text is checked separately). */
 const loadAnchor: ScriptedCall[] = [
   { argv: ['mkdir', '-p', STATE_DIR] },
@@ -303,7 +310,7 @@ const FIRST_UP: ScriptedCall[] = [
   { argv: ['networksetup', '-setdnsservers', 'Thunderbolt Bridge', '198.51.100.65'] },
   // verify
   { argv: ['netstat', '-rn'], stdout: UP_TABLE },
-  ...killSwitchInForce('en0'),
+  ...killSwitchInForce(),
 ];
 
 /** `networksetup` reads once our DNS is set. */
@@ -476,9 +483,9 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
   it('Up from Wi-Fi with PF off: the exact commands, the rules file, the -R stdin, then the journal', async () => {
     const { steps, run } = await firstUp();
     // The rules file tee'd and then validated/loaded from that same path.
-    expect(ruleLines(teeInput(run))).toEqual(fileRules('en0'));
+    expect(ruleLines(teeInput(run))).toEqual(FILE_RULES);
     // What verify read back is what pfctl prints for that file.
-    expect(normalizePfRuleset(teeInput(run))).toEqual(printedRules('en0'));
+    expect(normalizePfRuleset(teeInput(run))).toEqual(PRINTED_RULES);
     expect(steps.filter((s) => s.state !== 'started').map((s) => [s.step, s.state, s.commands.length])).toEqual([
       ['discover', 'done', 3],
       ['kill-switch', 'done', 11],
@@ -505,11 +512,11 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
         { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
         { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
-        ...killSwitchInForce('en0'), // matching, enabled, referenced, our token held: no reload
+        ...killSwitchInForce(), // matching, enabled, referenced, our token held: no reload
         { argv: ['netstat', '-rn'], stdout: UP_TABLE }, // pin and split routes present: no route add
         ...DNS_OURS, // already ours everywhere: no networksetup -set…
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
-        ...killSwitchInForce('en0'),
+        ...killSwitchInForce(),
       ],
       () => engine.up(INTENT, {}, (s) => steps.push(s)),
     );
@@ -532,7 +539,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: [...ROUTE, 'delete', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'delete net 128.0.0.0: gateway 198.51.100.5\n' },
         { argv: [...ROUTE, 'delete', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'delete host 203.0.113.7: gateway 192.0.2.1\n' },
         // unload-kill-switch
-        ...killSwitchInForce('en0'),
+        ...killSwitchInForce(),
         { argv: pfctl('-a', 'com.wgctl', '-F', 'all'), stderr: fixture('pfctl-F-all-and-f-warning-ettercap-pr641.txt').split('pfctl: Use')[0] },
         { argv: pfctl('-X', TOKEN), stderr: `${ALTQ}${PF_E['pfctl -X <valid, last reference>'].stderr}` },
         { argv: pfctl('-sr'), stdout: MAIN_WITH_OURS, stderr: ALTQ },
@@ -603,7 +610,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: [...ROUTE, 'add', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'add net 128.0.0.0: gateway 198.51.100.5\n' },
         ...DNS_OURS, // networksetup settings survive a reboot: still ours, nothing set
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
-        ...readKillSwitch(PF_INFO_ENABLED, MAIN_WITH_OURS, liveRules('en0'), referencesNew),
+        ...readKillSwitch(PF_INFO_ENABLED, MAIN_WITH_OURS, liveRules(), referencesNew),
       ],
       () => engine.start(),
     );
@@ -650,7 +657,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         [
           { argv: ['netstat', '-rn'], stdout: UP_TABLE },
           { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
-          ...killSwitchInForce('en0'),
+          ...killSwitchInForce(),
           {
             argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'],
             stdout: 'add host 203.0.113.7: gateway 192.0.2.1: File exists\n',
@@ -669,7 +676,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
       expect(errors()).toEqual([]);
     });
 
-    it('Wi-Fi to another network: one re-read per burst, the pin moves to the new gateway; then Ethernet: the kill switch follows to en1 first', async () => {
+    it('Wi-Fi to another network: one re-read per burst, the pin moves to the new gateway; then Ethernet: the kill switch already holds on en1 (nothing reloaded)', async () => {
       await firstUp();
       const t0 = Date.now();
 
@@ -678,7 +685,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         [
           { argv: ['netstat', '-rn'], stdout: netstat(WIFI_B, { pinGateway: '192.0.2.1', pinInterface: 'en0' }) },
           { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_B },
-          ...killSwitchInForce('en0'), // same interface: the rules still match, nothing reloaded
+          ...killSwitchInForce(), // same interface: the rules still match, nothing reloaded
           { argv: [...ROUTE, 'delete', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'delete host 203.0.113.7: gateway 192.0.2.1\n' },
           { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.129'], stdout: 'add host 203.0.113.7: gateway 192.0.2.129\n' },
           { argv: ['netstat', '-rn'], stdout: netstat(WIFI_B, { pinGateway: '192.0.2.129', pinInterface: 'en0' }) },
@@ -731,12 +738,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         [
           { argv: ['netstat', '-rn'], stdout: netstat(ETHERNET, { pinGateway: '192.0.2.129', pinInterface: 'en0' }) },
           { argv: ['ifconfig', 'en1'], stdout: IFCONFIG_EN1 },
-          ...killSwitchInForce('en0'), // rules for en0: they differ from the en1 policy
-          // fail-closed first: en1 blocked before anything is routed through it
-          ...loadAnchor,
-          { argv: pfctl('-sr'), stdout: MAIN_WITH_OURS, stderr: ALTQ }, // still referenced: no -R
-          { argv: pfctl('-s', 'References'), stdout: PF_REFERENCES_OURS, stderr: ALTQ }, // token still held: no second -E
-          { argv: pfctl('-F', 'states'), stderr: `${ALTQ}12 states cleared\n` },
+          ...killSwitchInForce(), // the rules hold on every interface: they match the en1 policy, nothing reloaded
           { argv: [...ROUTE, 'delete', '-inet', '-host', '203.0.113.7', '192.0.2.129'], stdout: 'delete host 203.0.113.7: gateway 192.0.2.129\n' },
           { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '203.0.113.129'], stdout: 'add host 203.0.113.7: gateway 203.0.113.129\n' },
           { argv: ['netstat', '-rn'], stdout: netstat(ETHERNET, { pinGateway: '203.0.113.129', pinInterface: 'en1' }) },
@@ -753,8 +755,8 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
           jest.advanceTimersByTime(100);
         },
       );
-      expect(ruleLines(teeInput(ethernetRoam.run))).toEqual(fileRules('en1'));
-      expect(normalizePfRuleset(teeInput(ethernetRoam.run))).toEqual(printedRules('en1'));
+      // en1 was never unprotected: the rules loaded at Up already held on it (no reload, no tee).
+      expect(ethernetRoam.run.calls.some((c) => c.argv[0] === 'tee' || c.argv.includes('-f'))).toBe(false);
       expect(engine.roams[1]).toEqual({ atMs: t1 + 100, fromInterface: 'en0', toInterface: 'en1', fromGateway: '192.0.2.129', toGateway: '203.0.113.129', tookMs: 100 });
       const journal = store.load()!;
       expect(journal).toMatchObject({
@@ -772,7 +774,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
           { argv: [...ROUTE, 'delete', '-inet', '0.0.0.0/1', '198.51.100.5'], stdout: 'delete net 0.0.0.0: gateway 198.51.100.5\n' },
           { argv: [...ROUTE, 'delete', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'delete net 128.0.0.0: gateway 198.51.100.5\n' },
           { argv: [...ROUTE, 'delete', '-inet', '-host', '203.0.113.7', '203.0.113.129'], stdout: 'delete host 203.0.113.7: gateway 203.0.113.129\n' },
-          ...killSwitchInForce('en1'),
+          ...killSwitchInForce(),
           { argv: pfctl('-a', 'com.wgctl', '-F', 'all'), stderr: `${ALTQ}rules cleared\n` },
           { argv: pfctl('-X', TOKEN), stderr: `${ALTQ}${PF_E['pfctl -X <valid, last reference>'].stderr}` },
           { argv: pfctl('-sr'), stdout: MAIN_WITH_OURS, stderr: ALTQ },
