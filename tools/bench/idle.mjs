@@ -135,7 +135,7 @@ export async function run(log = console.error) {
       }),
     ]);
     const method = [
-      `In the namespace lab (prefix \`${LAB_PREFIX}\`, agents as for #1, default flags: health sampling every 5 s) after`,
+      `In the namespace lab (prefix \`${LAB_PREFIX}\`, agents as for #1, default flags: health sampling every 15 s; environment as the systemd units set it) after`,
       `\`wgctl up\`, with the tunnel up and no traffic: ${SETTLE_MS / 1000} s to settle, then a ${WINDOW_MS / 1000} s window. RSS is`,
       `\`VmRSS\` from \`/proc/<pid>/status\`, sampled every ${SAMPLE_MS} ms; the figure is the median of the samples (the peak`,
       'and the private anonymous part, `Anonymous` in `/proc/<pid>/smaps_rollup`, are in the details). CPU is the change of',
