@@ -8,7 +8,8 @@
  *   mac-agent uninstall [--driver …] [--state-dir DIR]  (stops it and removes what it changed)
  */
 import { isAbsolute } from 'node:path';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { processOutput, runProgram, type CliOutput } from '@wgctl/cli';
 import { parseAddress } from '@wgctl/config';
 
 export type DriverChoice = 'darwin' | 'linux';
@@ -37,7 +38,6 @@ export function defaultStateDir(driver: DriverChoice): string {
 }
 
 /** Exit code of a bad command line (wgctl's convention too); 1 is a failure at run time. */
-export const EXIT_USAGE = 2;
 
 /** --listen: unix:/path, ADDR:PORT or [V6]:PORT (port 0 = any free port). */
 export function listenAddress(value: string): string {
@@ -149,47 +149,10 @@ export function buildProgram(): Command {
   return program;
 }
 
-export interface CliOutput {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
-
-const processOutput: CliOutput = {
-  stdout: (text) => void process.stdout.write(text),
-  stderr: (text) => void process.stderr.write(text),
-};
-
 /**
  * Runs the command line; returns (and sets as process.exitCode) 0, 1 (failed at run time) or
  * 2 (bad command line: the message names the flag). Never calls process.exit itself.
  */
 export async function main(argv: string[] = process.argv, output: CliOutput = processOutput): Promise<number> {
-  const program = buildProgram();
-  let reported = false;
-  for (const command of [program, ...program.commands]) {
-    command.exitOverride().configureOutput({
-      writeOut: output.stdout,
-      writeErr: output.stderr,
-      outputError: (text, write) => {
-        reported = true;
-        write(text);
-      },
-    });
-  }
-  let code = 0;
-  try {
-    await program.parseAsync(argv);
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      const done = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help';
-      // Errors commander found were printed already; ours (InvalidArgumentError in an action) were not.
-      if (!done && !reported) output.stderr(`mac-agent: ${e.message}\n(run with --help for usage)\n`);
-      code = done ? 0 : EXIT_USAGE;
-    } else {
-      output.stderr(`mac-agent: ${e instanceof Error ? e.message : String(e)}\n`);
-      code = 1;
-    }
-  }
-  process.exitCode = code;
-  return code;
+  return runProgram('mac-agent', buildProgram(), argv, output);
 }
