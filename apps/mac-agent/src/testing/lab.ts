@@ -118,6 +118,40 @@ export interface Capture {
   mac: string;
 }
 
+/**
+ * tcpdump on `iface` in namespace `ns`, started and listening when this resolves; the process
+ * is tracked in `processes` (for clean-up after a failed test) until `stop`.
+ */
+export async function startNetnsCapture(ns: string, iface: string, processes: Set<StreamingProcess>): Promise<Capture> {
+  const links = await new ExecRunner().run(['ip', '-n', ns, '-j', 'link', 'show', 'dev', iface]);
+  const [link] = JSON.parse(links.stdout) as { address: string }[];
+  const packets: TcpdumpPacket[] = [];
+  let ready!: () => void;
+  const listening = new Promise<void>((resolve) => (ready = resolve));
+  const proc = spawnStreaming(['ip', 'netns', 'exec', ns, 'tcpdump', '-nn', '-l', '-U', '-e', '-i', iface], {
+    onLine: (line) => {
+      const p = parseTcpdumpLine(line);
+      if (p) packets.push(p);
+    },
+    onStderrLine: (line) => {
+      if (line.startsWith('listening on')) ready();
+    },
+    onExit: () => ready(),
+  });
+  processes.add(proc);
+  await listening;
+  return {
+    packets,
+    mac: link.address,
+    async stop() {
+      await new Promise((r) => setTimeout(r, 150)); // let the last packets through
+      await proc.stop(1_000);
+      processes.delete(proc);
+      return packets;
+    },
+  };
+}
+
 /** Only what the namespace sent (tcpdump also shows what arrives, before any filtering). */
 export function sentBy(capture: Capture, packets: TcpdumpPacket[]): TcpdumpPacket[] {
   return packets.filter((p) => p.srcMac === capture.mac);
@@ -156,34 +190,7 @@ export async function createLab(): Promise<Lab> {
       const r = await inNs(name).run(['ping', '-n', '-c', '1', '-W', '0.5', target], { allowFailure: true, timeoutMs: 5_000 });
       return r.exitCode === 0;
     },
-    async capture(name, iface) {
-      const [link] = JSON.parse((await inNs(name).run(['ip', '-j', 'link', 'show', 'dev', iface])).stdout) as { address: string }[];
-      const packets: TcpdumpPacket[] = [];
-      let ready!: () => void;
-      const listening = new Promise<void>((resolve) => (ready = resolve));
-      const proc = spawnStreaming(['ip', 'netns', 'exec', name, 'tcpdump', '-nn', '-l', '-U', '-e', '-i', iface], {
-        onLine: (line) => {
-          const p = parseTcpdumpLine(line);
-          if (p) packets.push(p);
-        },
-        onStderrLine: (line) => {
-          if (line.startsWith('listening on')) ready();
-        },
-        onExit: () => ready(),
-      });
-      processes.add(proc);
-      await listening;
-      return {
-        packets,
-        mac: link.address,
-        async stop() {
-          await new Promise((r) => setTimeout(r, 150)); // let the last packets through
-          await proc.stop(1_000);
-          processes.delete(proc);
-          return packets;
-        },
-      };
-    },
+    capture: (name, iface) => startNetnsCapture(name, iface, processes),
   };
 
   try {

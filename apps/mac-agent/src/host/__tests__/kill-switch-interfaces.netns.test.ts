@@ -16,11 +16,10 @@
  * hypervisor's masquerade lives in a table of its own (`ip hypervisor`), as in the lab.
  */
 import { randomBytes } from 'node:crypto';
-import { parseTcpdumpLine, type TcpdumpPacket } from '@wgctl/parsers';
 import { ExecRunner, spawnStreaming, type StreamingProcess } from '@wgctl/runner';
 import type { KillSwitchPolicy } from '../driver';
 import { LinuxDriver } from '../linux';
-import { NetnsRunner, netnsTestsEnabled } from '../../testing/lab';
+import { NetnsRunner, netnsTestsEnabled, startNetnsCapture } from '../../testing/lab';
 
 const describeNetns = netnsTestsEnabled() ? describe : describe.skip;
 jest.setTimeout(60_000);
@@ -64,28 +63,8 @@ describeNetns('linux kill switch: fail-closed on every interface (a second uplin
 
   /** tcpdump on the host's second interface; `stop` returns what the HOST sent there (its MAC). */
   const capture = async (iface: string) => {
-    const [link] = JSON.parse((await sh(ns.host, 'ip', '-j', 'link', 'show', 'dev', iface)).stdout) as { address: string }[];
-    const packets: TcpdumpPacket[] = [];
-    let ready!: () => void;
-    const listening = new Promise<void>((resolve) => (ready = resolve));
-    const proc = spawnStreaming(['ip', 'netns', 'exec', ns.host, 'tcpdump', '-nn', '-l', '-U', '-e', '-i', iface], {
-      onLine: (line) => {
-        const p = parseTcpdumpLine(line);
-        if (p) packets.push(p);
-      },
-      onStderrLine: (line) => {
-        if (line.startsWith('listening on')) ready();
-      },
-      onExit: () => ready(),
-    });
-    processes.add(proc);
-    await listening;
-    return async () => {
-      await new Promise((r) => setTimeout(r, 150));
-      await proc.stop(1_000);
-      processes.delete(proc);
-      return packets.filter((p) => p.srcMac === link.address && p.family !== 'arp');
-    };
+    const c = await startNetnsCapture(ns.host, iface, processes);
+    return async () => (await c.stop()).filter((p) => p.srcMac === c.mac && p.family !== 'arp');
   };
 
   /** Everything that must not leave by the second interface, from the host and from the VM. */
