@@ -41,7 +41,15 @@ export function resolveLevel(level?: string): LogLevel {
 }
 
 export function createLogger(options: LoggerOptions): winston.Logger {
+  // winston formats every record and lets the transports drop the ones below their level, so
+  // without this first format each debug record would be redacted and serialized for nothing.
+  let self: winston.Logger | undefined;
+  const belowLevel = winston.format((info) => {
+    const level = (info as Record<symbol, unknown>)[LEVEL] ?? info.level;
+    return self && typeof level === 'string' && !self.isLevelEnabled(level) ? false : info;
+  });
   const format = winston.format.combine(
+    belowLevel(),
     winston.format.errors({ stack: false }),
     redactFormat(),
     winston.format.timestamp(),
@@ -60,12 +68,13 @@ export function createLogger(options: LoggerOptions): winston.Logger {
       transports.push(new winston.transports.File({ filename: destination }));
     }
   }
-  return winston.createLogger({
+  self = winston.createLogger({
     level: resolveLevel(options.level),
     defaultMeta: { service: options.service, pid: process.pid },
     format,
     transports,
   });
+  return self;
 }
 
 /** A transport that keeps the serialized lines in memory (tests, `--json` capture). */
