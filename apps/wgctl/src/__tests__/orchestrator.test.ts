@@ -139,6 +139,43 @@ describe('up', () => {
     expect(lab.agents.sequence()).toEqual(['vm.Up', 'vm.Down']);
   });
 
+  it("describes the VM while its Up goes on, once the Up has read the config, and uses it only after the Up", async () => {
+    lab.agents.vm.up = { steps: okSteps('read-config', 'wg-quick-up', 'await-handshake'), outcome: { ok: true }, delayMs: 20 };
+    const events: OrchestratorEvent[] = [];
+    const upDoneWhenDescribed: boolean[] = [];
+    const original = defaultVmDescription();
+    Object.defineProperty(lab.agents.vm, 'describe', {
+      get: () => {
+        upDoneWhenDescribed.push(events.some((e) => e.kind === 'done' && e.step === 'vm-up'));
+        return original;
+      },
+    });
+    const result = await up(vm, mac, UP_OPTS, (e) => events.push(e));
+    expect(result.ok).toBe(true);
+    // connect's Describe, then the one sent during the Up (the vm-up step was not done yet)
+    expect(upDoneWhenDescribed).toEqual([false, false]);
+    const started = (step: string) => events.findIndex((e) => e.kind === 'start' && e.step === step);
+    const vmUpDone = events.findIndex((e) => e.kind === 'done' && e.step === 'vm-up');
+    expect(started('vm-describe')).toBeGreaterThan(vmUpDone);
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up']);
+  });
+
+  it('VM Up fails after the early Describe was sent: rolls back, Mac untouched, no unhandled rejection', async () => {
+    lab.agents.vm.up = {
+      steps: [...okSteps('read-config'), { step: 'wg-quick-up', state: 'failed', message: 'wg-quick failed' }],
+      outcome: { ok: false, failedStep: 'wg-quick-up', error: 'wg-quick failed' },
+      delayMs: 10,
+    };
+    let describes = 0;
+    Object.defineProperty(lab.agents.vm, 'describe', {
+      get: () => (++describes === 1 ? defaultVmDescription() : { grpcError: { code: grpc.status.UNAVAILABLE, details: 'gone' } }),
+    });
+    const result = await up(vm, mac, UP_OPTS);
+    expect(describes).toBe(2);
+    expect(result.failure).toMatchObject({ step: 'vm-up' });
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'vm.Down']);
+  });
+
   it('failure in VM Describe after Up: rolls back the VM', async () => {
     let describes = 0;
     const original = defaultVmDescription();
