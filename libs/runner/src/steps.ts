@@ -60,16 +60,24 @@ export class StepRunner {
   ) {}
 
   async step(name: string, fn: (runner: Runner) => Promise<string | { skipped: string }>): Promise<void> {
-    const commands: CommandRecord[] = [];
-    const observed = new ObservedRunner(this.runner, (r) => commands.push(toRecord(r, this.redact)));
+    // One slot per command, taken when it starts: commands a step runs side by side are
+    // listed in the order they were started, not in the order they happened to finish.
+    const slots: (CommandRecord | undefined)[] = [];
+    const commands = (): CommandRecord[] => slots.filter((c): c is CommandRecord => c !== undefined);
+    const observed: Runner = {
+      run: (argv, options) => {
+        const slot = slots.push(undefined) - 1;
+        return new ObservedRunner(this.runner, (r) => (slots[slot] = toRecord(r, this.redact))).run(argv, options);
+      },
+    };
     this.emit(name, 'started', '', []);
     try {
       const result = await fn(observed);
-      if (typeof result === 'string') this.emit(name, 'done', result, commands);
-      else this.emit(name, 'skipped', result.skipped, commands);
+      if (typeof result === 'string') this.emit(name, 'done', result, commands());
+      else this.emit(name, 'skipped', result.skipped, commands());
     } catch (e) {
       const message = e instanceof CommandError ? e.message : e instanceof Error ? e.message : String(e);
-      this.emit(name, 'failed', this.redact(message), commands);
+      this.emit(name, 'failed', this.redact(message), commands());
       throw new StepFailedError(name, e);
     }
   }

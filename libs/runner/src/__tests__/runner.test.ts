@@ -1,4 +1,4 @@
-import { CommandError, DryRunRunner, ExecRunner, ScriptedRunner, StepRunner, formatArgv, type StepRecord } from '@wgctl/runner';
+import { CommandError, DryRunRunner, ExecRunner, ScriptedRunner, StepRunner, formatArgv, type Runner, type StepRecord } from '@wgctl/runner';
 import { FakeRunnerError } from '../fake';
 
 const runner = new ExecRunner();
@@ -119,6 +119,25 @@ describe('StepRunner', () => {
     expect(err.step).toBe('wg-quick-up');
     expect(events.map((e) => `${e.step}:${e.state}`)).toEqual(['read-links:started', 'read-links:done', 'wg-quick-up:started', 'wg-quick-up:failed']);
     expect(events[3].commands[0]).toMatchObject({ argv: ['wg-quick', 'up', 'wg0'], exitCode: 1, stderr: 'no such file' });
+  });
+
+  it('lists commands run side by side in the order they started, not the order they finished', async () => {
+    const events: StepRecord[] = [];
+    // The first command started finishes last.
+    const delays: Record<string, number> = { first: 40, second: 0, third: 15 };
+    const slow: Runner = {
+      run: async (argv) => {
+        await new Promise((r) => setTimeout(r, delays[argv[0]]));
+        return { argv: [...argv], stdout: '', stderr: '', exitCode: 0, signal: null, timedOut: false, durationMs: delays[argv[0]], dryRun: false };
+      },
+    };
+    const finished: string[] = [];
+    await new StepRunner(slow, (e) => events.push(e)).step('reads', async (run) => {
+      await Promise.all(['first', 'second', 'third'].map((name) => run.run([name]).then(() => finished.push(name))));
+      return 'read';
+    });
+    expect(finished).toEqual(['second', 'third', 'first']);
+    expect(events[1].commands.map((c) => c.argv[0])).toEqual(['first', 'second', 'third']);
   });
 });
 
