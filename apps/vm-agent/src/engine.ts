@@ -57,11 +57,14 @@ import {
 } from './firewall';
 import { JournalStore, TABLES, type FirewallTable, type JournalRecord } from './journal';
 import { normalizeMacSource, validateHandshakeTimeout, validateInterfaceName } from './validation';
+import { readTogether } from './reads';
 import { IP_FORWARD, SRC_VALID_MARK, type Sysctl } from './sysctl';
 import {
   cleanWgQuickLeftovers,
   downArgvs,
   linkState,
+  readWgQuickLeftovers,
+  removeWgQuickLeftovers,
   routeGet,
   systemdMethodFor,
   upArgv,
@@ -455,9 +458,14 @@ export class VmEngine {
 
       let link!: Awaited<ReturnType<typeof linkState>>;
       await step('clean-stale', async (r) => {
-        link = await linkState(r, config.interface);
+        // The link check and the leftover reads side by side; removals only once both are in.
+        const [current, leftovers] = await readTogether([
+          linkState(r, config.interface),
+          readWgQuickLeftovers(r, config.interface, wgQuickTable(config.parsed.interface.table)),
+        ]);
+        link = current;
         if (link.exists) return { skipped: `${config.interface} exists: its wg-quick state is live` };
-        const removed = await cleanWgQuickLeftovers(r, config.interface, wgQuickTable(config.parsed.interface.table));
+        const removed = await removeWgQuickLeftovers(r, leftovers);
         return removed.length ? `removed leftovers of a crashed wg-quick: ${removed.join('; ')}` : { skipped: 'no wg-quick leftovers' };
       });
 
@@ -598,15 +606,17 @@ export class VmEngine {
 
   private async verifyUp(runner: Runner, tools: IptablesTools, plan: ForwardingPlan): Promise<string[]> {
     const problems: string[] = [];
-    const tables = await readRuleset(runner, tools);
+    const [tables, forward, link] = await readTogether([
+      readRuleset(runner, tools),
+      this.options.sysctl.read(IP_FORWARD, runner),
+      linkState(runner, plan.wgInterface),
+    ]);
     const desired = desiredRules(plan);
     for (const own of OWN_CHAINS) {
       const state = chainState(tables, own);
       if (!chainInPlace(state, desired[own.table])) problems.push(`${own.table} ${own.chain} differs (jumps: ${state.jumps}, rules: ${state.rules.length})`);
     }
-    const forward = await this.options.sysctl.read(IP_FORWARD, runner);
     if (forward !== '1') problems.push(`${IP_FORWARD}=${forward}`);
-    const link = await linkState(runner, plan.wgInterface);
     if (!link.up) problems.push(`${plan.wgInterface} is ${link.exists ? 'down' : 'missing'}`);
     return problems;
   }
@@ -788,13 +798,15 @@ export class VmEngine {
 
   private async verifyDown(runner: Runner, tools: IptablesTools, record: JournalRecord): Promise<string[]> {
     const left: string[] = [];
-    const tables = await readRuleset(runner, tools);
+    const [tables, current] = await readTogether([
+      readRuleset(runner, tools),
+      record.ipForward ? this.options.sysctl.read(IP_FORWARD, runner) : undefined,
+    ]);
     for (const own of OWN_CHAINS) {
       const state = chainState(tables, own);
       if (state.chainExists || state.jumps > 0) left.push(`${own.table} ${own.chain}`);
     }
     if (record.ipForward) {
-      const current = await this.options.sysctl.read(IP_FORWARD, runner);
       if (current === record.ipForward.applied && current !== record.ipForward.previous) left.push(`${IP_FORWARD}=${current}`);
     }
     return left;

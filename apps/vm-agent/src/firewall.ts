@@ -21,6 +21,7 @@ import {
 } from '@wgctl/parsers';
 import type { Runner } from '@wgctl/runner';
 import type { FirewallTable } from './journal';
+import { readTogether } from './reads';
 
 export const RULE_TAG = 'wgctl';
 
@@ -152,14 +153,19 @@ export function foreignRuleCount(tables: IptablesSaveTable[]): number {
 export async function detectBackend(
   runner: Runner,
 ): Promise<{ tools: IptablesTools; evidence: string; /** The chosen backend's rules, as read to decide (saves a read). */ ruleset?: IptablesSaveTable[] }> {
-  const version = await runner.run(['iptables', '--version'], { readOnly: true, allowFailure: true });
+  // The three reads do not depend on each other: side by side (started in this order).
+  const read = { readOnly: true, allowFailure: true };
+  const [version, nftSave, legacySave] = await readTogether([
+    runner.run(['iptables', '--version'], read),
+    runner.run(['iptables-nft-save'], read),
+    runner.run(['iptables-legacy-save'], read),
+  ]);
   if (version.exitCode === 127) throw new Error('iptables is not installed (apt install iptables)');
   if (version.exitCode !== 0) throw new Error(`iptables --version failed with exit code ${version.exitCode}`);
   const { backend: defaultKind, version: ver } = parseIptablesVersion(version.stdout);
   const counts: Partial<Record<IptablesBackend, number>> = {};
   const rulesets: Partial<Record<IptablesBackend, IptablesSaveTable[]>> = {};
-  for (const kind of ['nft', 'legacy'] as const) {
-    const save = await runner.run([`iptables-${kind}-save`], { readOnly: true, allowFailure: true });
+  for (const [kind, save] of [['nft', nftSave], ['legacy', legacySave]] as const) {
     if (save.exitCode === 0) {
       rulesets[kind] = parseIptablesSave(save.stdout);
       counts[kind] = foreignRuleCount(rulesets[kind]);

@@ -14,6 +14,7 @@ import {
   type WgDumpInterface,
 } from '@wgctl/parsers';
 import type { Runner } from '@wgctl/runner';
+import { readTogether } from './reads';
 
 export type InterfaceMethod = 'wg-quick' | 'systemd-unit' | 'systemd-run';
 
@@ -155,28 +156,54 @@ export function wgQuickTable(table: string | undefined): number | undefined {
   return undefined; // off / a named table: wg-quick adds no policy rules
 }
 
+/** What `readWgQuickLeftovers` found; `removeWgQuickLeftovers` removes it. */
+export interface WgQuickLeftovers {
+  ifname: string;
+  table: number | undefined;
+  /** nft tables named `wg-quick-IF` (family, name). */
+  nftTables: { family: string; name: string }[];
+  /** `ip -j rule show` per family (empty when wg-quick adds no policy rules for this config). */
+  rules: { family: '-4' | '-6'; rules: IpRuleEntry[] }[];
+}
+
 /**
- * Removes what a crashed wg-quick leaves behind for `ifname`: the nft table
- * `wg-quick-IF` and the policy rules `not fwmark T lookup T` / `lookup main
- * suppress_prefixlength 0` — the latter only when no other full-tunnel rule remains.
- * A rule whose table still has routes belongs to a live tunnel and is left alone.
- * Returns one line per removal.
+ * The reads that find what a crashed wg-quick left behind for `ifname`, side by side:
+ * `nft list tables` and, for a full-tunnel table, `ip -j -4/-6 rule show` (started in that
+ * order). Changes nothing.
  */
-export async function cleanWgQuickLeftovers(runner: Runner, ifname: string, table: number | undefined): Promise<string[]> {
-  const removed: string[] = [];
-  const tables = await runner.run(['nft', 'list', 'tables'], { readOnly: true, allowFailure: true });
+export async function readWgQuickLeftovers(runner: Runner, ifname: string, table: number | undefined): Promise<WgQuickLeftovers> {
+  const families = table === undefined ? [] : (['-4', '-6'] as const);
+  const [tables, ...ruleTexts] = await readTogether([
+    runner.run(['nft', 'list', 'tables'], { readOnly: true, allowFailure: true }),
+    ...families.map((family) => runner.run(['ip', '-j', family, 'rule', 'show'], { readOnly: true })),
+  ]);
+  const nftTables: WgQuickLeftovers['nftTables'] = [];
   if (tables.exitCode === 0) {
     for (const line of tables.stdout.split('\n')) {
       const m = /^table (ip6?|inet) (\S+)$/.exec(line.trim());
-      if (m && m[2] === `wg-quick-${ifname}`) {
-        await runner.run(['nft', 'delete', 'table', m[1], m[2]]);
-        removed.push(`nft table ${m[1]} ${m[2]}`);
-      }
+      if (m && m[2] === `wg-quick-${ifname}`) nftTables.push({ family: m[1], name: m[2] });
     }
   }
+  const rules = families.map((family, i) => ({ family, rules: parseIpRules(ruleTexts[i].stdout) }));
+  return { ifname, table, nftTables, rules };
+}
+
+/**
+ * Removes what `readWgQuickLeftovers` found, one command after the other: the nft table
+ * `wg-quick-IF`, then per family the policy rules `not fwmark T lookup T` and `lookup main
+ * suppress_prefixlength 0` — the latter only when no other full-tunnel rule remains. A rule
+ * whose table still has routes belongs to a live tunnel and is left alone. Returns one line
+ * per removal.
+ */
+export async function removeWgQuickLeftovers(runner: Runner, found: WgQuickLeftovers): Promise<string[]> {
+  const removed: string[] = [];
+  for (const { family, name } of found.nftTables) {
+    await runner.run(['nft', 'delete', 'table', family, name]);
+    removed.push(`nft table ${family} ${name}`);
+  }
+  const { table } = found;
   if (table === undefined) return removed;
-  for (const family of ['-4', '-6'] as const) {
-    const rules = parseIpRules((await runner.run(['ip', '-j', family, 'rule', 'show'], { readOnly: true })).stdout);
+  for (const { family, rules } of found.rules) {
     const mark = `0x${table.toString(16)}`;
     const markRules = rules.filter((r) => 'not' in r && r.fwmark === mark && r.table === String(table));
     if (markRules.length > 0) {
@@ -196,4 +223,9 @@ export async function cleanWgQuickLeftovers(runner: Runner, ifname: string, tabl
     }
   }
   return removed;
+}
+
+/** Finds (reads side by side) and removes (in order) what a crashed wg-quick left for `ifname`. */
+export async function cleanWgQuickLeftovers(runner: Runner, ifname: string, table: number | undefined): Promise<string[]> {
+  return removeWgQuickLeftovers(runner, await readWgQuickLeftovers(runner, ifname, table));
 }
