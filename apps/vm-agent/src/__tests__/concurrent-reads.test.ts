@@ -1,0 +1,240 @@
+/**
+ * The independent reads of a step run side by side (docs/BENCHMARKS.md #1: each process costs
+ * 3–7 ms, so a step with four reads in a row cost the sum). Proof that cannot pass by timing
+ * luck: a fake system holds every read of the watched steps until ALL the reads that step is
+ * expected to run have started. Reads made one after another never get there: the first is
+ * refused, and Up (or Down) fails. The mutations stay in their order: the whole command
+ * sequence of an Up and a Down is pinned below.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StepState, type Progress, type StepEvent } from '@wgctl/proto';
+import type { RunOptions, RunResult, Runner } from '@wgctl/runner';
+import { derivePublicKey } from '../config';
+import { VmEngine } from '../engine';
+import { OWN_CHAINS, desiredRules } from '../firewall';
+import { JournalStore } from '../journal';
+import { RunnerSysctl } from '../sysctl';
+
+const key = (seed: number): string => Buffer.alloc(32, seed).toString('base64');
+const SERVER_KEY = derivePublicKey(key(2));
+const MAC = '198.51.100.2/32';
+const plan = { macSource: MAC, lanInterface: 'wtvl0', wgInterface: 'wtv0', tunnelAddress: '192.0.2.2' };
+/** A barrier not complete after this long means the reads ran one after another. */
+const BARRIER_MS = 2_000;
+
+/** Just enough of a Linux VM (nft-backed iptables, wg-quick, sysctl) for a whole Up and Down. */
+class FakeVm {
+  /** nft-backed tables that exist, and those holding the agent's chain. */
+  readonly tables = new Set<string>();
+  readonly chains = new Set<string>();
+  linkUp = false;
+  ipForward = '0';
+  srcValidMark = '0';
+
+  iptablesSave(): string {
+    const desired = desiredRules(plan);
+    const hooks: Record<string, string[]> = { filter: ['INPUT', 'FORWARD', 'OUTPUT'], nat: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'], mangle: ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'] };
+    return OWN_CHAINS.filter((own) => this.tables.has(own.table)).map((own) => {
+      const lines = [`*${own.table}`, ...hooks[own.table].map((h) => `:${h} ACCEPT [0:0]`)];
+      if (this.chains.has(own.table)) {
+        lines.push(`:${own.chain} - [0:0]`, `-A ${own.hook} -m comment --comment wgctl -j ${own.chain}`);
+        lines.push(...desired[own.table].map((rule) => `-A ${own.chain} ${rule.join(' ')}`));
+      }
+      return [...lines, 'COMMIT', ''].join('\n');
+    }).join('');
+  }
+
+  reply(argv: readonly string[], input = ''): { stdout?: string; exitCode?: number } {
+    const line = argv.join(' ');
+    if (line === 'iptables --version') return { stdout: 'iptables v1.8.9 (nf_tables)\n' };
+    if (line === 'iptables-nft-save') return { stdout: this.iptablesSave() };
+    if (line === 'iptables-legacy-save') return { stdout: '' };
+    if (line === 'iptables-nft-restore -w 5 --noflush') {
+      const table = input.split('\n')[0].slice(1);
+      this.tables.add(table);
+      if (input.includes('\n-X ')) this.chains.delete(table);
+      else this.chains.add(table);
+      return {};
+    }
+    if (line.startsWith('nft delete table ip ')) {
+      this.tables.delete(argv[4]);
+      return {};
+    }
+    if (line === 'nft list tables') return { stdout: '' };
+    if (line === 'ip -j route get 198.51.100.2') return { stdout: '[{"dst":"198.51.100.2","dev":"wtvl0","prefsrc":"198.51.100.1","flags":[]}]' };
+    if (line === 'ip -j addr show dev wtv0') {
+      if (!this.linkUp) return { exitCode: 1 };
+      return { stdout: JSON.stringify([{ ifindex: 9, ifname: 'wtv0', flags: ['POINTOPOINT', 'NOARP', 'UP', 'LOWER_UP'], mtu: 1420, addr_info: [{ family: 'inet', local: '192.0.2.2', prefixlen: 24 }] }]) };
+    }
+    if (line === 'ip -j -4 rule show' || line === 'ip -j -6 rule show') return { stdout: '[]' };
+    if (argv[0] === 'wg-quick') {
+      this.linkUp = argv[1] === 'up';
+      return {};
+    }
+    if (line === 'wg show wtv0 latest-handshakes') return { stdout: `${SERVER_KEY}\t${Math.floor(Date.now() / 1000)}\n` };
+    if (line === 'sysctl -n net.ipv4.ip_forward') return { stdout: `${this.ipForward}\n` };
+    if (line === 'sysctl -n net.ipv4.conf.all.src_valid_mark') return { stdout: `${this.srcValidMark}\n` };
+    if (line === 'sysctl -w net.ipv4.ip_forward=1' || line === 'sysctl -w net.ipv4.ip_forward=0') {
+      this.ipForward = line.slice(-1);
+      return {};
+    }
+    throw new Error(`the fake VM does not know: ${line}`);
+  }
+}
+
+/**
+ * Runs commands on a FakeVm. In a watched step, each read is held until `expected[step]`
+ * reads of that step have started (then all go on); a read still alone after BARRIER_MS fails.
+ */
+class BarrierRunner implements Runner {
+  readonly argvs: string[] = [];
+  step = '';
+  private waiting: { release: () => void }[] = [];
+  private started = 0;
+
+  constructor(
+    private readonly vm: FakeVm,
+    private readonly expected: Record<string, number>,
+    private readonly barrierMs = BARRIER_MS,
+  ) {}
+
+  enter(step: string): void {
+    this.step = step;
+    this.started = 0;
+    this.waiting = [];
+  }
+
+  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    this.argvs.push(argv.join(' '));
+    const want = this.expected[this.step];
+    if (want !== undefined && options.readOnly) {
+      const step = this.step;
+      this.started++;
+      const arrived = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`${step}: only ${this.started} of ${want} reads had started after ${this.barrierMs} ms: they ran one after another`)),
+          this.barrierMs,
+        );
+        this.waiting.push({ release: () => (clearTimeout(timer), resolve()) });
+      });
+      if (this.started === want) for (const w of this.waiting) w.release();
+      await arrived;
+    }
+    const reply = this.vm.reply(argv, options.input);
+    const exitCode = reply.exitCode ?? 0;
+    const result: RunResult = { argv: [...argv], stdout: reply.stdout ?? '', stderr: '', exitCode, signal: null, timedOut: false, durationMs: 1, dryRun: false };
+    if (exitCode !== 0 && !options.allowFailure && !(options.okExitCodes ?? [0]).includes(exitCode)) throw new Error(`${argv.join(' ')}: exit ${exitCode}`);
+    return result;
+  }
+}
+
+describe('VmEngine: independent reads run side by side', () => {
+  let dir: string;
+  let vm: FakeVm;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'wtv-reads-'));
+    writeFileSync(
+      join(dir, 'wtv0.conf'),
+      `[Interface]\nPrivateKey = ${key(1)}\nAddress = 192.0.2.2/24\n[Peer]\nPublicKey = ${SERVER_KEY}\nEndpoint = 203.0.113.1:51820\nAllowedIPs = 0.0.0.0/0\nPersistentKeepalive = 25\n`,
+      { mode: 0o600 },
+    );
+    vm = new FakeVm();
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const run = async (
+    expected: Record<string, number>,
+    operation: (engine: VmEngine, emit: (p: Progress) => void) => Promise<{ ok: boolean; error: string }>,
+  ): Promise<{ runner: BarrierRunner; done: StepEvent[] }> => {
+    const runner = new BarrierRunner(vm, expected);
+    const engine = new VmEngine({
+      configPath: join(dir, 'wtv0.conf'),
+      runner,
+      sysctl: new RunnerSysctl(runner),
+      journal: new JournalStore(join(dir, 'state')),
+      interfaceMethod: 'wg-quick',
+      pollIntervalMs: 10,
+    });
+    const done: StepEvent[] = [];
+    const outcome = await operation(engine, (p) => {
+      if (p.kind?.$case !== 'step') return;
+      if (p.kind.value.state === StepState.STEP_STATE_STARTED) runner.enter(p.kind.value.step);
+      else done.push(p.kind.value);
+    });
+    expect(outcome.error).toBe('');
+    expect(outcome.ok).toBe(true);
+    return { runner, done };
+  };
+  const commandsOf = (done: StepEvent[], step: string): string[] => done.find((s) => s.step === step)!.commands.map((c) => c.argv.join(' '));
+
+  it('Up: detect-backend, clean-stale and verify read side by side; every change in its old order', async () => {
+    const { runner, done } = await run({ 'detect-backend': 3, 'clean-stale': 4, verify: 3 }, (engine, emit) => engine.up({ macSource: '198.51.100.2' }, { emit }));
+    // Each step lists its commands in the order they were started, whatever order they finished in.
+    expect(commandsOf(done, 'detect-backend')).toEqual(['iptables --version', 'iptables-nft-save', 'iptables-legacy-save']);
+    expect(commandsOf(done, 'clean-stale')).toEqual(['ip -j addr show dev wtv0', 'nft list tables', 'ip -j -4 rule show', 'ip -j -6 rule show']);
+    expect(commandsOf(done, 'verify')).toEqual(['iptables-nft-save', 'sysctl -n net.ipv4.ip_forward', 'ip -j addr show dev wtv0']);
+    const restore = 'iptables-nft-restore -w 5 --noflush';
+    expect(runner.argvs).toEqual([
+      'iptables --version',
+      'iptables-nft-save',
+      'iptables-legacy-save',
+      'ip -j route get 198.51.100.2',
+      restore,
+      restore,
+      restore,
+      'sysctl -n net.ipv4.ip_forward',
+      'sysctl -w net.ipv4.ip_forward=1',
+      'ip -j addr show dev wtv0',
+      'nft list tables',
+      'ip -j -4 rule show',
+      'ip -j -6 rule show',
+      'sysctl -n net.ipv4.conf.all.src_valid_mark',
+      `wg-quick up ${join(dir, 'wtv0.conf')}`,
+      'ip -j addr show dev wtv0',
+      'wg show wtv0 latest-handshakes',
+      'iptables-nft-save',
+      'sysctl -n net.ipv4.ip_forward',
+      'ip -j addr show dev wtv0',
+    ]);
+  });
+
+  it('Down: clean-stale and verify read side by side; removals in their old order', async () => {
+    await run({}, (engine, emit) => engine.up({ macSource: '198.51.100.2' }, { emit }));
+    const { runner, done } = await run({ 'clean-stale': 3, verify: 2 }, (engine, emit) => engine.down({}, { emit }));
+    expect(commandsOf(done, 'clean-stale')).toEqual(['nft list tables', 'ip -j -4 rule show', 'ip -j -6 rule show']);
+    expect(commandsOf(done, 'verify')).toEqual(['iptables-nft-save', 'sysctl -n net.ipv4.ip_forward']);
+    const restore = 'iptables-nft-restore -w 5 --noflush';
+    expect(runner.argvs).toEqual([
+      'sysctl -n net.ipv4.ip_forward',
+      'sysctl -w net.ipv4.ip_forward=0',
+      'iptables-nft-save',
+      restore,
+      restore,
+      restore,
+      'iptables-nft-save',
+      'nft delete table ip filter',
+      'nft delete table ip nat',
+      'nft delete table ip mangle',
+      'ip -j addr show dev wtv0',
+      `wg-quick down ${join(dir, 'wtv0.conf')}`,
+      'sysctl -n net.ipv4.conf.all.src_valid_mark',
+      'nft list tables',
+      'ip -j -4 rule show',
+      'ip -j -6 rule show',
+      'iptables-nft-save',
+      'sysctl -n net.ipv4.ip_forward',
+    ]);
+  });
+
+  it('a read that starts alone is caught: the barrier refuses reads made one after another', async () => {
+    // resolve-lan has one read; expecting two there must fail (proves the barrier can fail).
+    const runner = new BarrierRunner(vm, { 'resolve-lan': 2 }, 100);
+    const engine = new VmEngine({ configPath: join(dir, 'wtv0.conf'), runner, sysctl: new RunnerSysctl(runner), journal: new JournalStore(join(dir, 'state')), interfaceMethod: 'wg-quick' });
+    const outcome = await engine.up({ macSource: '198.51.100.2' }, { emit: (p) => p.kind?.$case === 'step' && p.kind.value.state === StepState.STEP_STATE_STARTED && runner.enter(p.kind.value.step) });
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'resolve-lan' });
+    expect(outcome.error).toMatch(/only 1 of 2 reads had started/);
+  });
+});
