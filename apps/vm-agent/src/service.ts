@@ -35,6 +35,32 @@ function deadlineMsOf(call: grpc.ServerWritableStream<unknown, unknown>): number
   return Number.isFinite(ms) ? ms : undefined;
 }
 
+/** Longest wait for the stream's end before `after` runs anyway. */
+const AFTER_STREAM_FALLBACK_MS = 1_000;
+
+/**
+ * Runs `after` once the call's end (Outcome, then status) has been handed to the transport,
+ * and then only on the next turn of the event loop: work done there (a health sample spawns
+ * processes) must not hold back the answer the client waits for. Runs once, also when the
+ * call failed or was cancelled.
+ */
+function afterStreamEnd(call: grpc.ServerWritableStream<unknown, Progress>, after: () => void): void {
+  let scheduled = false;
+  const schedule = (): void => {
+    if (scheduled) return;
+    scheduled = true;
+    call.off('finish', schedule);
+    call.off('close', schedule);
+    clearTimeout(fallback);
+    setImmediate(after);
+  };
+  // An error status is ended by the transport after the handler returns: wait for it too.
+  const fallback = setTimeout(schedule, AFTER_STREAM_FALLBACK_MS);
+  if (call.writableFinished || call.destroyed) return schedule();
+  call.once('finish', schedule);
+  call.once('close', schedule);
+}
+
 /** Runs a streaming operation: progress to the client, abort on cancel, errors mapped. */
 async function stream(
   call: grpc.ServerWritableStream<unknown, Progress>,
@@ -57,12 +83,12 @@ async function stream(
     throw mapError(e);
   } finally {
     call.off('cancelled', onCancel);
-    after();
+    afterStreamEnd(call, after);
   }
 }
 
 export function vmAgentHandlers(engine: VmEngine, sampler: HealthSampler, logger?: Logger): grpc.UntypedServiceImplementation {
-  // Up/Down change what health reports: sample again right away.
+  // Up/Down change what health reports: sample again right away (once the answer is out).
   const resample = (): void => {
     void sampler.refresh().catch((e) => logger?.warn('sample after operation failed', { error: (e as Error).message }));
   };
