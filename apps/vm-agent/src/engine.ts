@@ -480,11 +480,9 @@ export class VmEngine {
           record!.wgInterface = { method, srcValidMarkPrevious };
           await this.persist(record!);
         }
+        // No read of the link here: await-handshake's first `wg show` needs the interface (and
+        // names it when missing), and verify checks that it is up.
         await r.run(upArgv(method, config.path, config.interface), { timeoutMs: 60_000 });
-        if (!dryRun) {
-          link = await linkState(r, config.interface);
-          if (!link.exists) throw new Error(`${config.interface} does not exist after ${upArgv(method, config.path, config.interface).join(' ')}`);
-        }
         return `${config.interface} brought up (${method})`;
       });
 
@@ -536,7 +534,11 @@ export class VmEngine {
     const poked: string[] = [];
     try {
       for (;;) {
-        const handshakes = await wgLatestHandshakes(runner, ifname);
+        const handshakes = await wgLatestHandshakes(runner, ifname).catch(async (e: unknown) => {
+          const link = await linkState(runner, ifname).catch(() => null);
+          if (link && !link.exists) throw new Error(`${ifname} does not exist after ${upArgv(this.interfaceMethod(config), config.path, ifname).join(' ')}`);
+          throw e;
+        });
         const fresh = peers.find((p) => {
           const age = wgHandshakeAgeSeconds(handshakes.get(p.publicKey) ?? 0, this.now());
           return age >= 0 && age <= threshold;

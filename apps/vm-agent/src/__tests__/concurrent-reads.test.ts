@@ -32,6 +32,8 @@ class FakeVm {
   linkUp = false;
   ipForward = '0';
   srcValidMark = '0';
+  /** false: wg-quick up exits 0 but no interface appears. */
+  wgQuickCreatesLink = true;
 
   iptablesSave(): string {
     const desired = desiredRules(plan);
@@ -70,9 +72,10 @@ class FakeVm {
     }
     if (line === 'ip -j -4 rule show' || line === 'ip -j -6 rule show') return { stdout: '[]' };
     if (argv[0] === 'wg-quick') {
-      this.linkUp = argv[1] === 'up';
+      this.linkUp = argv[1] === 'up' && this.wgQuickCreatesLink;
       return {};
     }
+    if (line === 'wg show wtv0 latest-handshakes' && !this.linkUp) return { exitCode: 1 };
     if (line === 'wg show wtv0 latest-handshakes') return { stdout: `${SERVER_KEY}\t${Math.floor(Date.now() / 1000)}\n` };
     if (line === 'sysctl -n net.ipv4.ip_forward') return { stdout: `${this.ipForward}\n` };
     if (line === 'sysctl -n net.ipv4.conf.all.src_valid_mark') return { stdout: `${this.srcValidMark}\n` };
@@ -193,7 +196,6 @@ describe('VmEngine: independent reads run side by side', () => {
       'ip -j -6 rule show',
       'sysctl -n net.ipv4.conf.all.src_valid_mark',
       `wg-quick up ${join(dir, 'wtv0.conf')}`,
-      'ip -j addr show dev wtv0',
       'wg show wtv0 latest-handshakes',
       'iptables-nft-save',
       'sysctl -n net.ipv4.ip_forward',
@@ -236,5 +238,16 @@ describe('VmEngine: independent reads run side by side', () => {
     const outcome = await engine.up({ macSource: '198.51.100.2' }, { emit: (p) => p.kind?.$case === 'step' && p.kind.value.state === StepState.STEP_STATE_STARTED && runner.enter(p.kind.value.step) });
     expect(outcome).toMatchObject({ ok: false, failedStep: 'resolve-lan' });
     expect(outcome.error).toMatch(/only 1 of 2 reads had started/);
+  });
+
+  it('no link read right after wg-quick up, yet a missing interface is still named (and rolled back)', async () => {
+    vm.wgQuickCreatesLink = false;
+    const runner = new BarrierRunner(vm, {});
+    const engine = new VmEngine({ configPath: join(dir, 'wtv0.conf'), runner, sysctl: new RunnerSysctl(runner), journal: new JournalStore(join(dir, 'state')), interfaceMethod: 'wg-quick' });
+    const outcome = await engine.up({ macSource: '198.51.100.2' });
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'await-handshake' });
+    expect(outcome.error).toBe(`wtv0 does not exist after wg-quick up ${join(dir, 'wtv0.conf')}`);
+    expect(vm.chains.size).toBe(0);
+    expect(vm.ipForward).toBe('0');
   });
 });
