@@ -207,6 +207,8 @@ describeNetns('mac-agent on a Linux host (network namespaces)', () => {
   it('roaming: the gateway, then the uplink change under it; traffic resumes within 1 s with no command; no uplink stays fail-closed', async () => {
     engine = newEngine();
     expect(await engine.up(intent(), {}, () => undefined)).toMatchObject({ ok: true });
+    // The monitor is spawned once the outcome has been handed back (two turns of the event loop).
+    await new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
     expect(engine.watching).toBe(true);
 
     // The "VM" keeps a WireGuard-like UDP flow to the server, every 10 ms.

@@ -378,9 +378,15 @@ export class DarwinDriver implements HostNetworkDriver {
   }
 
   async readKillSwitch(run: Runner, policy?: KillSwitchPolicy, handle?: KillSwitchHandle): Promise<KillSwitchStatus> {
-    const info = parsePfInfo((await run.run(['pfctl', '-s', 'info'], READ)).stdout);
-    const main = parsePfRules((await run.run(['pfctl', '-sr'], READ)).stdout);
-    const anchorResult = await run.run(['pfctl', '-a', this.anchor, '-sr'], { readOnly: true, allowFailure: true });
+    // Independent reads: side by side.
+    const [infoRead, mainRead, anchorResult, referencesRead] = await Promise.all([
+      run.run(['pfctl', '-s', 'info'], READ),
+      run.run(['pfctl', '-sr'], READ),
+      run.run(['pfctl', '-a', this.anchor, '-sr'], { readOnly: true, allowFailure: true }),
+      handle?.pfToken ? run.run(['pfctl', '-s', 'References'], READ) : undefined,
+    ]);
+    const info = parsePfInfo(infoRead.stdout);
+    const main = parsePfRules(mainRead.stdout);
     let live: PfRule[] = [];
     if (anchorResult.exitCode === 0) live = parsePfRules(anchorResult.stdout);
     // An anchor that was never created cannot be listed; that is "nothing loaded".
@@ -396,9 +402,8 @@ export class DarwinDriver implements HostNetworkDriver {
     };
     // The rules name no uplink (they hold on every interface): the policy's uplink is shown.
     if (policy && live.length > 0) status.interface = policy.uplink;
-    if (handle?.pfToken) {
-      const held = parsePfReferences((await run.run(['pfctl', '-s', 'References'], READ)).stdout);
-      status.tokenHeld = held.some((r) => r.token === handle.pfToken);
+    if (handle?.pfToken && referencesRead) {
+      status.tokenHeld = parsePfReferences(referencesRead.stdout).some((r) => r.token === handle.pfToken);
     }
 
     if (!status.loaded) {

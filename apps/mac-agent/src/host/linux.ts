@@ -224,9 +224,11 @@ export class LinuxDriver implements HostNetworkDriver {
   }
 
   async discoverUplink(run: Runner): Promise<Uplink | null> {
-    const [best] = usableDefaultRoutes(await this.routes(run, 'inet'));
+    // Both tables at once: the IPv6 one is only wasted when there is no uplink at all.
+    const [routes4, routes6] = await Promise.all([this.routes(run, 'inet'), this.routes(run, 'inet6')]);
+    const [best] = usableDefaultRoutes(routes4);
     if (!best || !best.dev || !best.gateway) return null;
-    const defaults6 = usableDefaultRoutes(await this.routes(run, 'inet6'));
+    const defaults6 = usableDefaultRoutes(routes6);
     const v6 = defaults6.find((r) => r.dev === best.dev) ?? defaults6[0];
     const link = await this.link(run, best.dev);
     return {
@@ -253,8 +255,8 @@ export class LinuxDriver implements HostNetworkDriver {
 
   async readRoutes(run: Runner, wanted: RouteSpec[]): Promise<RouteReadback[]> {
     const families = new Set(wanted.map((w) => familyOfAddress(w.destination.split('/')[0])));
-    const table: IpRoute[] = [];
-    for (const family of ['inet', 'inet6'] as const) if (families.has(family)) table.push(...(await this.routes(run, family)));
+    const reads = (['inet', 'inet6'] as const).filter((family) => families.has(family)).map((family) => this.routes(run, family));
+    const table: IpRoute[] = (await Promise.all(reads)).flat();
     return wanted.map((spec) => {
       const destination = canonicalCidr(spec.destination);
       const sameDestination = table.filter((r) => r.destination === destination);
@@ -354,8 +356,9 @@ export class LinuxDriver implements HostNetworkDriver {
 
   async readDns(run: Runner, context?: DnsContext): Promise<DnsSnapshot> {
     if (this.dnsMode === 'resolvectl') {
-      const dns = parseResolvectlScopes((await run.run(['resolvectl', 'dns'], READ)).stdout);
-      const domains = parseResolvectlScopes((await run.run(['resolvectl', 'domain'], READ)).stdout);
+      const [dnsRead, domainRead] = await Promise.all([run.run(['resolvectl', 'dns'], READ), run.run(['resolvectl', 'domain'], READ)]);
+      const dns = parseResolvectlScopes(dnsRead.stdout);
+      const domains = parseResolvectlScopes(domainRead.stdout);
       return {
         resolvectlLink: context?.vnic,
         services: dns.map((scope) => ({
@@ -366,8 +369,10 @@ export class LinuxDriver implements HostNetworkDriver {
       };
     }
     const path = this.resolvConfPath;
-    const link = await run.run(['readlink', path], { readOnly: true, allowFailure: true });
-    const cat = await run.run(['cat', path], { readOnly: true, allowFailure: true });
+    const [link, cat] = await Promise.all([
+      run.run(['readlink', path], { readOnly: true, allowFailure: true }),
+      run.run(['cat', path], { readOnly: true, allowFailure: true }),
+    ]);
     const snapshot: DnsSnapshot = { services: [] };
     if (link.exitCode === 0 && link.stdout.trim()) snapshot.resolvConfLink = link.stdout.replace(/\n$/, '');
     if (cat.exitCode === 0) {

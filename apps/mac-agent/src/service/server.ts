@@ -24,7 +24,7 @@ import type { StepRecord } from '@wgctl/runner';
 import { invalidArgument, unavailable } from '@wgctl/transport';
 import { macCaptureHandler } from './capture';
 import type { EngineStatus, MacAgentEngine, OperationOutcome } from './engine';
-import { InvalidRequestError, StoppingError } from './engine';
+import { InvalidRequestError, StoppingError, afterReplyFlushed } from './engine';
 import type { HealthSampler } from './health';
 import type { Ipv6Choice, UpIntent } from './journal';
 
@@ -133,7 +133,8 @@ async function streamOperation(
   const outcome = await run((step) => write(stepProgress(step)));
   write(outcomeProgress(outcome));
   call.end();
-  afterwards();
+  // Resampling spawns processes (synchronously): only once the Outcome and the end are out.
+  afterReplyFlushed(afterwards);
 }
 
 export function createMacAgentImplementation(engine: MacAgentEngine, sampler: HealthSampler): MacAgentServer {

@@ -4,6 +4,7 @@
  * handed is ignored), so these tests are fast and need no privileges.
  */
 import type { Runner } from '@wgctl/runner';
+import type { ConcurrencyGate } from './concurrency-gate';
 import type {
   DnsContext,
   DnsSnapshot,
@@ -34,7 +35,15 @@ export class FakeDriver implements HostNetworkDriver {
   /** Method name (or `addRoute:<destination>`) → error to throw on its next call. */
   readonly failures = new Map<string, string>();
 
+  /** Optional: reads wait here after being logged (tests of concurrency, see ConcurrencyGate). */
+  gate?: ConcurrencyGate;
+
   constructor(readonly host: FakeHostState) {}
+
+  private async read(call: string): Promise<void> {
+    this.enter(call);
+    await this.gate?.pass(call);
+  }
 
   private enter(call: string, key = call.split(' ')[0]): void {
     this.calls.push(call);
@@ -47,17 +56,17 @@ export class FakeDriver implements HostNetworkDriver {
   }
 
   async discoverUplink(_run: Runner): Promise<Uplink | null> {
-    this.enter('discoverUplink');
+    await this.read('discoverUplink');
     return this.host.uplink ? { ...this.host.uplink } : null;
   }
 
   async discoverVnic(_run: Runner, vmAddress: string): Promise<Vnic> {
-    this.enter(`discoverVnic ${vmAddress}`);
+    await this.read(`discoverVnic ${vmAddress}`);
     return { ...this.host.vnic };
   }
 
   async readRoutes(_run: Runner, wanted: RouteSpec[]): Promise<RouteReadback[]> {
-    this.enter('readRoutes');
+    await this.read('readRoutes');
     return wanted.map((w) => {
       const present = this.host.routes.some((r) => same(r, w));
       return { ...w, present, evidence: present ? `${w.destination} via ${w.gateway} dev ${w.interface ?? '?'}` : '' };
@@ -92,7 +101,7 @@ export class FakeDriver implements HostNetworkDriver {
   }
 
   async readKillSwitch(_run: Runner, policy?: KillSwitchPolicy): Promise<KillSwitchStatus> {
-    this.enter('readKillSwitch');
+    await this.read('readKillSwitch');
     const live = this.host.killSwitch;
     const problems: string[] = [];
     if (policy && !live) problems.push('not loaded');

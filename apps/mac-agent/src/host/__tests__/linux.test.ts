@@ -41,8 +41,13 @@ describe('LinuxDriver discovery', () => {
   });
 
   it('reports no uplink when there is no usable default route', async () => {
-    const run = new ScriptedRunner([{ argv: ['ip', '-j', 'route', 'show', 'table', 'main'], stdout: '[{"dst":"192.0.2.0/26","dev":"a","flags":[]}]' }]);
+    // Both tables are read at once; with no IPv4 default the IPv6 one is not looked at.
+    const run = new ScriptedRunner([
+      { argv: ['ip', '-j', 'route', 'show', 'table', 'main'], stdout: '[{"dst":"192.0.2.0/26","dev":"a","flags":[]}]' },
+      { argv: ['ip', '-j', '-6', 'route', 'show', 'table', 'main'], stdout: '[]' },
+    ]);
     await expect(new LinuxDriver().discoverUplink(run)).resolves.toBeNull();
+    run.assertDone();
   });
 
   it('finds the vnic facing the VM and refuses a VM behind a gateway', async () => {

@@ -281,12 +281,11 @@ const UP_TABLE = netstat(WIFI_A, { pinGateway: '192.0.2.1', pinInterface: 'en0' 
 
 /** The first Up from Wi-Fi with PF off, the stock pf.conf, and no DNS set on Wi-Fi. */
 const FIRST_UP: ScriptedCall[] = [
-  // discover
+  // discover: the uplink (netstat, then its ifconfig) and the vnic (ifconfig) side by side
   { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) },
-  { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
   { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
-  // kill-switch: nothing loaded yet (the anchor was never created)
-  ...readKillSwitch(PF_INFO_DISABLED, MAIN_STOCK, ANCHOR_MISSING),
+  { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
+  // kill-switch: none in the journal, so no read first: the anchor load replaces whatever is there
   ...loadAnchor,
   { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ },
   // The main ruleset is re-loaded as it was read, plus our reference (last, so it decides).
@@ -311,6 +310,13 @@ const FIRST_UP: ScriptedCall[] = [
   // verify
   { argv: ['netstat', '-rn'], stdout: UP_TABLE },
   ...killSwitchInForce(),
+];
+
+/** The re-check once the routing monitor runs after an Up: nothing changed. */
+const RECHECK_AFTER_UP: ScriptedCall[] = [
+  { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+  { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
+  { argv: ['netstat', '-rn'], stdout: UP_TABLE },
 ];
 
 /** `networksetup` reads once our DNS is set. */
@@ -445,6 +451,10 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     const steps: StepRecord[] = [];
     const { result, run } = await phase(FIRST_UP, () => engine.up(INTENT, {}, (s) => steps.push(s)));
     expect(result).toMatchObject({ ok: true, failedStep: '', error: '' });
+    // The monitor, started once the outcome was handed back, re-checks once (a change between
+    // verify and the monitor listening): uplink and routes read, all as they were, nothing done.
+    await phase(RECHECK_AFTER_UP, async () => jest.advanceTimersByTime(100));
+    expect(engine.roams).toEqual([]);
     return { steps, run };
   }
 
@@ -488,7 +498,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     expect(normalizePfRuleset(teeInput(run))).toEqual(PRINTED_RULES);
     expect(steps.filter((s) => s.state !== 'started').map((s) => [s.step, s.state, s.commands.length])).toEqual([
       ['discover', 'done', 3],
-      ['kill-switch', 'done', 11],
+      ['kill-switch', 'done', 8],
       ['pin-endpoint', 'done', 2],
       ['split-routes', 'done', 2],
       ['ipv6', 'done', 0],
@@ -510,8 +520,8 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     const { result } = await phase(
       [
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
-        { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
         { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
+        { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
         ...killSwitchInForce(), // matching, enabled, referenced, our token held: no reload
         { argv: ['netstat', '-rn'], stdout: UP_TABLE }, // pin and split routes present: no route add
         ...DNS_OURS, // already ours everywhere: no networksetup -set…
@@ -523,7 +533,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     expect(result).toMatchObject({ ok: true });
     expect(steps.filter((s) => s.state === 'skipped').map((s) => s.step)).toEqual(['kill-switch', 'pin-endpoint', 'split-routes', 'dns']);
     // The DNS snapshot is still the user's (not our own servers read back), the token the same.
-    expect(store.load()).toEqual({ ...UP_JOURNAL(), updatedAtMs: Date.parse('2026-03-02T10:01:00Z') });
+    expect(store.load()).toEqual({ ...UP_JOURNAL(), updatedAtMs: Date.now() }); // 60 s after the first Up and its re-check
     expect(spawned).toHaveLength(1); // the monitor already runs
   });
 
@@ -595,8 +605,8 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     await phase(
       [
         { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) }, // our routes went with the reboot
-        { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
         { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
+        { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
         ...readKillSwitch(PF_INFO_DISABLED, MAIN_STOCK, ANCHOR_MISSING, PF_REFERENCES_NONE),
         ...loadAnchor,
         { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ },
@@ -616,7 +626,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     );
     const journal = UP_JOURNAL();
     journal.killSwitch!.handle = { addedAnchorReference: true, pfToken: NEW_TOKEN };
-    expect(store.load()).toEqual({ ...journal, updatedAtMs: Date.parse('2026-03-02T11:00:00Z') });
+    expect(store.load()).toEqual({ ...journal, updatedAtMs: Date.now() }); // an hour after the first Up and its re-check
     expect(spawned).toEqual([['route', '-n', 'monitor'], ['route', '-n', 'monitor']]);
     expect(errors()).toEqual([]);
   });

@@ -82,6 +82,7 @@ describe('MacAgentEngine (in-memory host)', () => {
     const mutations = driver.calls.filter((c) => /^(load|add|set)/.test(c));
     expect(mutations).toEqual(['loadKillSwitch en0', 'addRoute 203.0.113.10/32 via 192.0.2.1', 'addRoute 0.0.0.0/1 via 192.0.2.130', 'addRoute 128.0.0.0/1 via 192.0.2.130', 'setDns 198.51.100.53']);
     expect(store.load()).toMatchObject({ phase: 'up', uplink: { interface: 'en0' }, dns: { snapshot: { services: [{ servers: ['192.0.2.1'] }] } } });
+    await settle();
     expect(spawned).toEqual([['fake-monitor']]);
   });
 
@@ -166,6 +167,7 @@ describe('MacAgentEngine (in-memory host)', () => {
 
   it('roams: a new default route moves the kill switch and the pin; own route echoes are ignored, their deletion repaired', async () => {
     await engine.up(intent(), {}, () => undefined);
+    await settle();
     expect(monitorLines).toBeDefined();
     driver.calls.length = 0;
     monitorLines!('added 0.0.0.0/1');
@@ -202,8 +204,34 @@ describe('MacAgentEngine (in-memory host)', () => {
     expect(status.reasons[0]).toMatch(/^uplink: no default route/);
   });
 
+  it('starts the monitor only after handing back the outcome, then re-checks once: a change before it listened is caught', async () => {
+    const outcome = await engine.up(intent(), {}, () => undefined);
+    expect(outcome).toMatchObject({ ok: true });
+    // No process spawned before the caller had the outcome (gRPC flushes it first).
+    expect(spawned).toEqual([]);
+    expect(engine.watching).toBe(false);
+    // Someone removes our split route after verify read it, before the monitor listens.
+    host.routes = host.routes.filter((r) => r.destination !== '128.0.0.0/1');
+    driver.calls.length = 0;
+    await settle();
+    expect(spawned).toEqual([['fake-monitor']]);
+    expect(engine.watching).toBe(true);
+    // A split route missing: is the VM on another interface now? No: the route is put back.
+    expect(driver.calls).toEqual(['discoverUplink', 'readRoutes', 'discoverVnic 192.0.2.130', 'addRoute 128.0.0.0/1 via 192.0.2.130']);
+    expect(host.routes.some((r) => r.destination === '128.0.0.0/1')).toBe(true);
+  });
+
+  it('a Down right after an Up means no monitor at all', async () => {
+    await engine.up(intent(), {}, () => undefined);
+    await engine.down({}, () => undefined);
+    await settle();
+    expect(spawned).toEqual([]);
+    expect(engine.watching).toBe(false);
+  });
+
   it('follows the VM to a new interface when its bridge is re-created', async () => {
     await engine.up(intent(), {}, () => undefined);
+    await settle();
     host.routes = host.routes.filter((r) => r.interface !== 'bridge100'); // the bridge went away with its routes
     host.vnic = { interface: 'bridge101', address: '192.0.2.129' };
     monitorLines!('link bridge101');

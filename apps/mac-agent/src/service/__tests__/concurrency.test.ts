@@ -1,0 +1,129 @@
+/**
+ * The reads that do not depend on each other run side by side (issue #7: every avoidable
+ * millisecond of `wgctl up`). Each test holds the reads of one wave until all of them have
+ * started (ConcurrencyGate): run one after another, they time out and the test fails.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '@wgctl/logging';
+import { RuleRunner, ScriptedRunner, type StepRecord, type StreamingProcess } from '@wgctl/runner';
+import { DarwinDriver } from '../../host/darwin';
+import { LinuxDriver } from '../../host/linux';
+import { ConcurrencyGate, GatedRunner } from '../../testing/concurrency-gate';
+import { FakeDriver, fakeHost } from '../../testing/fake-host';
+import { MacAgentEngine } from '../engine';
+import { JournalStore, type UpIntent } from '../journal';
+
+const fixture = (dir: string, name: string) => readFileSync(join(__dirname, '../../../../../libs/parsers/src', dir, '__fixtures__', name), 'utf8');
+
+const intent: UpIntent = { vmAddress: '192.0.2.130', endpoints: [{ ip: '203.0.113.10', port: 51820 }], dnsServers: ['198.51.100.53'], ipv6: 'auto' };
+
+describe('reads run side by side', () => {
+  describe('engine (in-memory host)', () => {
+    let dir: string;
+    let driver: FakeDriver;
+    let gate: ConcurrencyGate;
+    let engine: MacAgentEngine;
+    const noMonitor = (argv: readonly string[]): StreamingProcess => {
+      const exited = Promise.resolve({ code: 0, signal: null });
+      return { argv: [...argv], pid: 1, exited, stderrTail: () => [], stop: async () => exited };
+    };
+
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), 'wtm-concurrency-'));
+      driver = new FakeDriver(fakeHost());
+      gate = new ConcurrencyGate();
+      driver.gate = gate;
+      engine = new MacAgentEngine({ driver, runner: new ScriptedRunner([]), journal: new JournalStore(dir), logger: silentLogger(), spawnMonitor: noMonitor, roamDebounceMs: 10_000 });
+    });
+
+    afterEach(async () => {
+      await engine.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    /** Each step's wave is armed when the step starts. */
+    const wavesBySteps = (waves: Record<string, string[]>) => (s: StepRecord) => {
+      if (s.state === 'started') gate.expect(waves[s.step] ?? []);
+    };
+
+    it('Up: discover reads the uplink and the vnic together; verify reads routes and kill switch together', async () => {
+      const steps: StepRecord[] = [];
+      const listener = wavesBySteps({ discover: ['discoverUplink', 'discoverVnic 192.0.2.130'], verify: ['readRoutes', 'readKillSwitch'] });
+      const outcome = await engine.up(intent, {}, (s) => {
+        steps.push(s);
+        listener(s);
+      });
+      expect(outcome).toMatchObject({ ok: true, error: '' });
+      expect(gate.released).toEqual([
+        ['discoverUplink', 'discoverVnic 192.0.2.130'],
+        ['readRoutes', 'readKillSwitch'],
+      ]);
+    });
+
+    it('Down: verify-clean reads routes and kill switch together', async () => {
+      expect(await engine.up(intent, {}, () => undefined)).toMatchObject({ ok: true });
+      const outcome = await engine.down({}, wavesBySteps({ 'verify-clean': ['readRoutes', 'readKillSwitch'] }));
+      expect(outcome).toMatchObject({ ok: true, error: '' });
+      expect(gate.released).toEqual([['readRoutes', 'readKillSwitch']]);
+    });
+
+    it('Describe: uplink and vnic together', async () => {
+      gate.expect(['discoverUplink', 'discoverVnic 192.0.2.130']);
+      await expect(engine.describe('192.0.2.130')).resolves.toMatchObject({ uplink: { interface: 'en0' }, vnic: { interface: 'bridge100' } });
+      expect(gate.released).toHaveLength(1);
+    });
+
+    it('discover still reports the uplink first when both fail, and nothing runs on after the step', async () => {
+      driver.failures.set('discoverUplink', 'ip: cannot read the routing table');
+      driver.failures.set('discoverVnic', 'no route to the VM address 192.0.2.130');
+      const outcome = await engine.up(intent, {}, () => undefined);
+      expect(outcome).toMatchObject({ ok: false, failedStep: 'discover', error: 'ip: cannot read the routing table' });
+      expect(driver.calls).toEqual(['discoverUplink', 'discoverVnic 192.0.2.130']);
+    });
+  });
+
+  describe('drivers', () => {
+    const addrJson = (ifname: string, v4: string) =>
+      JSON.stringify([{ ifindex: 3, ifname, flags: ['UP'], addr_info: [{ family: 'inet', local: v4, prefixlen: 24, scope: 'global' }] }]);
+
+    it('linux: the IPv4 and IPv6 tables of the uplink discovery together', async () => {
+      const gate = new ConcurrencyGate();
+      const answers = new RuleRunner([
+        { match: (a) => a.join(' ') === 'ip -j route show table main', reply: { stdout: fixture('linux', 'ip-route-main.json') } },
+        { match: (a) => a.join(' ') === 'ip -j -6 route show table main', reply: { stdout: fixture('linux', 'ip-6-route-main.json') } },
+        { match: (a) => a.join(' ') === 'ip -j addr show dev wtmx0', reply: { stdout: addrJson('wtmx0', '192.0.2.2') } },
+      ]);
+      gate.expect(['ip -j route show table main', 'ip -j -6 route show table main']);
+      await expect(new LinuxDriver().discoverUplink(new GatedRunner(answers, gate))).resolves.toMatchObject({ interface: 'wtmx0', gateway: '192.0.2.1', gateway6: 'fe80::1' });
+      expect(gate.released).toHaveLength(1);
+    });
+
+    it('linux: resolv.conf link and content together', async () => {
+      const gate = new ConcurrencyGate();
+      const answers = new RuleRunner([
+        { match: (a) => a[0] === 'readlink', reply: { exitCode: 1 } },
+        { match: (a) => a[0] === 'cat', reply: { stdout: 'nameserver 192.0.2.53\n' } },
+      ]);
+      gate.expect(['readlink /tmp/wtm-resolv.conf', 'cat /tmp/wtm-resolv.conf']);
+      const snapshot = await new LinuxDriver({ resolvConfPath: '/tmp/wtm-resolv.conf' }).readDns(new GatedRunner(answers, gate));
+      expect(snapshot).toMatchObject({ resolvConf: 'nameserver 192.0.2.53\n', services: [{ servers: ['192.0.2.53'] }] });
+      expect(gate.released).toHaveLength(1);
+    });
+
+    it('darwin: the kill switch read-back (PF info, main rules, anchor, references) all at once', async () => {
+      const gate = new ConcurrencyGate();
+      const answers = new RuleRunner([
+        { match: (a) => a.join(' ') === 'pfctl -s info', reply: { stdout: fixture('darwin', 'pfctl-s-info-enabled-macos26-capture.txt') } },
+        { match: (a) => a.join(' ') === 'pfctl -sr', reply: { stdout: 'anchor "com.wgctl" all\n' } },
+        { match: (a) => a.join(' ') === 'pfctl -a com.wgctl -sr', reply: { stdout: 'block drop out quick all\n' } },
+        { match: (a) => a.join(' ') === 'pfctl -s References', reply: { stdout: fixture('darwin', 'pfctl-s-references-none-macos26-capture.txt') } },
+      ]);
+      gate.expect(['pfctl -s info', 'pfctl -sr', 'pfctl -a com.wgctl -sr', 'pfctl -s References']);
+      const status = await new DarwinDriver().readKillSwitch(new GatedRunner(answers, gate), undefined, { pfToken: '1' });
+      expect(status).toMatchObject({ loaded: true, enabled: true, referenced: true, tokenHeld: false, rules: ['block drop out quick all'] });
+      expect(gate.released).toHaveLength(1);
+    });
+  });
+});
