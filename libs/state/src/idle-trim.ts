@@ -18,6 +18,8 @@ export interface IdleTrimOptions {
   growthBytes?: number;
   /** Called after each collection (tests). */
   onTrim?: () => void;
+  /** The heap size to watch (tests); default V8's total heap size. */
+  heapBytes?: () => number;
 }
 
 function fullCollector(): (() => void) | undefined {
@@ -38,11 +40,12 @@ export function startIdleTrim(options: IdleTrimOptions = {}): () => void {
   const gc = fullCollector();
   if (!gc) return () => undefined;
   const growth = options.growthBytes ?? 4 * 1024 * 1024;
+  const heapBytes = options.heapBytes ?? (() => getHeapStatistics().total_heap_size);
   let baseline = 0; // the first look also returns what start-up left
   const timer = setInterval(() => {
-    if (getHeapStatistics().total_heap_size - baseline < growth) return;
+    if (heapBytes() - baseline < growth) return;
     gc();
-    baseline = getHeapStatistics().total_heap_size;
+    baseline = heapBytes();
     options.onTrim?.();
   }, options.checkEveryMs ?? 5_000);
   timer.unref();

@@ -1,23 +1,47 @@
 import { startIdleTrim } from '../idle-trim';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const MiB = 1024 * 1024;
+
+/** Waits until `done()` or the time is up (the checks run on a timer). */
+async function waitFor(done: () => boolean, ms = 2000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!done() && Date.now() < until) await sleep(10);
+}
 
 describe('startIdleTrim', () => {
-  it('collects once after the heap grew, then not while it stays put', async () => {
+  it('collects once at start, then only when the heap grew by the threshold since the last collection', async () => {
+    let heap = 30 * MiB;
     let trims = 0;
-    const stop = startIdleTrim({ checkEveryMs: 20, growthBytes: 4 * 1024 * 1024, onTrim: () => trims++ });
+    const stop = startIdleTrim({ checkEveryMs: 10, growthBytes: 4 * MiB, heapBytes: () => heap, onTrim: () => trims++ });
     try {
-      await sleep(100); // the first look collects what start-up left
+      await waitFor(() => trims === 1); // the first look collects what start-up left
+      expect(trims).toBe(1);
+      heap += 3 * MiB; // below the threshold: nothing
+      await sleep(80);
+      expect(trims).toBe(1);
+      heap += 1 * MiB; // 4 MiB above the last collection
+      await waitFor(() => trims === 2);
+      expect(trims).toBe(2);
+      await sleep(80); // stays put: nothing more
+      expect(trims).toBe(2);
+    } finally {
+      stop();
+    }
+  });
+
+  it('runs a real full collection when the real heap grew', async () => {
+    let trims = 0;
+    const stop = startIdleTrim({ checkEveryMs: 10, growthBytes: 4 * MiB, onTrim: () => trims++ });
+    try {
+      await waitFor(() => trims >= 1);
       const afterStart = trims;
-      expect(afterStart).toBe(1);
-      await sleep(150); // nothing allocated: nothing collected
-      expect(trims).toBe(afterStart);
-      // A burst of work: garbage the heap grows for.
+      // Kept alive until the check has seen it, so no collection of V8's own can undo the growth first.
       const keep: number[][] = [];
       for (let i = 0; i < 400; i++) keep.push(new Array(10_000).fill(i));
-      keep.length = 0;
-      await sleep(150);
+      await waitFor(() => trims > afterStart);
       expect(trims).toBeGreaterThan(afterStart);
+      expect(keep).toHaveLength(400);
     } finally {
       stop();
     }
