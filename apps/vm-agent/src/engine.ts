@@ -36,7 +36,7 @@ import {
   type VmStatus,
 } from '@wgctl/proto';
 import { wgHandshakeAgeSeconds, type IptablesSaveTable, type WgDumpInterface } from '@wgctl/parsers';
-import { DryRunRunner, StepFailedError, StepRunner, type Runner, type StepRecord } from '@wgctl/runner';
+import { DryRunRunner, StepFailedError, StepRunner, type Runner, type StepRecord, readTogether } from '@wgctl/runner';
 import { redactText, silentLogger, type Logger } from '@wgctl/logging';
 import { loadTunnelConfig, resolveEndpoint, systemResolver, type HostResolver, type TunnelConfig } from './config';
 import {
@@ -57,7 +57,6 @@ import {
 } from './firewall';
 import { JournalStore, TABLES, type FirewallTable, type JournalRecord } from './journal';
 import { normalizeMacSource, validateHandshakeTimeout, validateInterfaceName } from './validation';
-import { readTogether } from './reads';
 import { IP_FORWARD, SRC_VALID_MARK, type Sysctl } from './sysctl';
 import {
   cleanWgQuickLeftovers,

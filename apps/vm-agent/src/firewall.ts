@@ -19,9 +19,8 @@ import {
   type IptablesRule,
   type IptablesSaveTable,
 } from '@wgctl/parsers';
-import type { Runner } from '@wgctl/runner';
+import { type Runner, readTogether } from '@wgctl/runner';
 import type { FirewallTable } from './journal';
-import { readTogether } from './reads';
 
 export const RULE_TAG = 'wgctl';
 

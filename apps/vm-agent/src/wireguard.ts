@@ -13,8 +13,7 @@ import {
   parseWgTransfer,
   type WgDumpInterface,
 } from '@wgctl/parsers';
-import type { Runner } from '@wgctl/runner';
-import { readTogether } from './reads';
+import { type Runner, readTogether } from '@wgctl/runner';
 
 export type InterfaceMethod = 'wg-quick' | 'systemd-unit' | 'systemd-run';
 

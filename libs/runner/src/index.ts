@@ -2,3 +2,4 @@ export * from './runner';
 export * from './fake';
 export * from './steps';
 export * from './stream';
+export * from './together';

@@ -39,7 +39,7 @@ import {
   type PfRule,
   type RouteMonitorMessage,
 } from '@wgctl/parsers';
-import { CommandError, type RunResult, type Runner } from '@wgctl/runner';
+import { CommandError, type RunResult, type Runner, mapTogether, readTogether } from '@wgctl/runner';
 import type {
   DnsSnapshot,
   HostNetworkDriver,
@@ -64,6 +64,8 @@ export const DARWIN_DEFAULT_STATE_DIR = '/Library/Application Support/wgctl/mac-
 export const DARWIN_PF_ANCHOR = 'com.wgctl';
 
 const READ = { readOnly: true } as const;
+/** networksetup reads in flight at once when snapshotting DNS (two per service). */
+const NETWORKSETUP_READS_AT_ONCE = 8;
 
 type Family = 'inet' | 'inet6';
 
@@ -379,7 +381,7 @@ export class DarwinDriver implements HostNetworkDriver {
 
   async readKillSwitch(run: Runner, policy?: KillSwitchPolicy, handle?: KillSwitchHandle): Promise<KillSwitchStatus> {
     // Independent reads: side by side.
-    const [infoRead, mainRead, anchorResult, referencesRead] = await Promise.all([
+    const [infoRead, mainRead, anchorResult, referencesRead] = await readTogether([
       run.run(['pfctl', '-s', 'info'], READ),
       run.run(['pfctl', '-sr'], READ),
       run.run(['pfctl', '-a', this.anchor, '-sr'], { readOnly: true, allowFailure: true }),
@@ -441,19 +443,26 @@ export class DarwinDriver implements HostNetworkDriver {
   async readDns(run: Runner): Promise<DnsSnapshot> {
     // Every service, disabled ones included: one enabled later must not bypass our DNS.
     const services = parseNetworkServices(await this.networksetupRead(run, ['networksetup', '-listallnetworkservices']));
-    const snapshot: DnsSnapshot = { services: [] };
-    for (const { name } of services) {
-      try {
-        const servers = parseDnsServers(await this.networksetupRead(run, ['networksetup', '-getdnsservers', name]));
-        const searchDomains = parseSearchDomains(await this.networksetupRead(run, ['networksetup', '-getsearchdomains', name]));
-        snapshot.services.push({ name, servers, searchDomains });
-      } catch (e) {
-        // Renamed or removed since it was listed: nothing of it to remember.
-        if (e instanceof NetworksetupUnknownServiceError) continue;
-        throw e;
-      }
-    }
-    return snapshot;
+    // networksetup takes tens of ms a call and a Mac has several services: read them side by
+    // side (a few at a time, to spare configd), started in the listed order.
+    const read = await mapTogether(
+      services,
+      async ({ name }) => {
+        try {
+          const [servers, searchDomains] = await readTogether([
+            this.networksetupRead(run, ['networksetup', '-getdnsservers', name]),
+            this.networksetupRead(run, ['networksetup', '-getsearchdomains', name]),
+          ]);
+          return { name, servers: parseDnsServers(servers), searchDomains: parseSearchDomains(searchDomains) };
+        } catch (e) {
+          // Renamed or removed since it was listed: nothing of it to remember.
+          if (e instanceof NetworksetupUnknownServiceError) return null;
+          throw e;
+        }
+      },
+      { limit: NETWORKSETUP_READS_AT_ONCE / 2 },
+    );
+    return { services: read.filter((s) => s !== null) };
   }
 
   private async networksetupSet(run: Runner, argv: string[]): Promise<'ok' | 'unknown-service'> {

@@ -20,7 +20,7 @@ import {
   type IpFamily,
   type IpRoute,
 } from '@wgctl/parsers';
-import { CommandError, type Runner } from '@wgctl/runner';
+import { CommandError, type Runner, readTogether } from '@wgctl/runner';
 import type {
   DnsContext,
   DnsSnapshot,
@@ -225,7 +225,7 @@ export class LinuxDriver implements HostNetworkDriver {
 
   async discoverUplink(run: Runner): Promise<Uplink | null> {
     // Both tables at once: the IPv6 one is only wasted when there is no uplink at all.
-    const [routes4, routes6] = await Promise.all([this.routes(run, 'inet'), this.routes(run, 'inet6')]);
+    const [routes4, routes6] = await readTogether([this.routes(run, 'inet'), this.routes(run, 'inet6')]);
     const [best] = usableDefaultRoutes(routes4);
     if (!best || !best.dev || !best.gateway) return null;
     const defaults6 = usableDefaultRoutes(routes6);
@@ -256,7 +256,7 @@ export class LinuxDriver implements HostNetworkDriver {
   async readRoutes(run: Runner, wanted: RouteSpec[]): Promise<RouteReadback[]> {
     const families = new Set(wanted.map((w) => familyOfAddress(w.destination.split('/')[0])));
     const reads = (['inet', 'inet6'] as const).filter((family) => families.has(family)).map((family) => this.routes(run, family));
-    const table: IpRoute[] = (await Promise.all(reads)).flat();
+    const table: IpRoute[] = (await readTogether(reads)).flat();
     return wanted.map((spec) => {
       const destination = canonicalCidr(spec.destination);
       const sameDestination = table.filter((r) => r.destination === destination);
@@ -356,7 +356,7 @@ export class LinuxDriver implements HostNetworkDriver {
 
   async readDns(run: Runner, context?: DnsContext): Promise<DnsSnapshot> {
     if (this.dnsMode === 'resolvectl') {
-      const [dnsRead, domainRead] = await Promise.all([run.run(['resolvectl', 'dns'], READ), run.run(['resolvectl', 'domain'], READ)]);
+      const [dnsRead, domainRead] = await readTogether([run.run(['resolvectl', 'dns'], READ), run.run(['resolvectl', 'domain'], READ)]);
       const dns = parseResolvectlScopes(dnsRead.stdout);
       const domains = parseResolvectlScopes(domainRead.stdout);
       return {
@@ -369,7 +369,7 @@ export class LinuxDriver implements HostNetworkDriver {
       };
     }
     const path = this.resolvConfPath;
-    const [link, cat] = await Promise.all([
+    const [link, cat] = await readTogether([
       run.run(['readlink', path], { readOnly: true, allowFailure: true }),
       run.run(['cat', path], { readOnly: true, allowFailure: true }),
     ]);

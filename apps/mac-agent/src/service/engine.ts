@@ -29,6 +29,7 @@ import {
   type StepListener,
   type StreamingOptions,
   type StreamingProcess,
+  readTogether,
 } from '@wgctl/runner';
 import type {
   DnsContext,
@@ -225,25 +226,6 @@ export function afterReplyFlushed(fn: () => void): void {
   setImmediate(() => setImmediate(fn));
 }
 
-type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
-
-/**
- * Awaits two independent operations started together; never leaves one running (so no step
- * ends while its commands still run) and lets the caller decide which failure to report.
- */
-async function settleBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[Settled<A>, Settled<B>]> {
-  const settle = <T>(p: Promise<T>): Promise<Settled<T>> => p.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }));
-  return Promise.all([settle(a), settle(b)]);
-}
-
-/** Both results once both have finished; the first one's error wins. */
-async function bothOrThrow<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
-  const [x, y] = await settleBoth(a, b);
-  if (!x.ok) throw x.error;
-  if (!y.ok) throw y.error;
-  return [x.value, y.value];
-}
-
 export class MacAgentEngine {
   private readonly driver: HostNetworkDriver;
   private readonly runner: Runner;
@@ -430,8 +412,8 @@ export class MacAgentEngine {
     try {
       await steps.step('discover', async (r) => {
         // The uplink and the vnic are found independently: read both at once, judge after.
-        const [found, vnicFound] = await settleBoth(driver.discoverUplink(r), driver.discoverVnic(r, intent.vmAddress));
-        if (!found.ok) throw found.error;
+        const [found, vnicFound] = await Promise.allSettled([driver.discoverUplink(r), driver.discoverVnic(r, intent.vmAddress)]);
+        if (found.status === 'rejected') throw found.reason;
         if (found.value) uplink = found.value;
         else if (mode === 'reconcile' && previous.uplink) {
           // Offline while re-asserting: keep the kill switch on the last known uplink.
@@ -440,7 +422,7 @@ export class MacAgentEngine {
         } else {
           throw new Error('no default route: connect to a network first (the WireGuard server is pinned through the current gateway)');
         }
-        if (!vnicFound.ok) throw vnicFound.error;
+        if (vnicFound.status === 'rejected') throw vnicFound.reason;
         vnic = vnicFound.value;
         if (vnic.interface === uplink.interface) {
           throw new Error(`the VM (${intent.vmAddress}) is reached through the uplink ${uplink.interface}: use a shared or host-only VM network, not a bridged one`);
@@ -582,7 +564,7 @@ export class MacAgentEngine {
 
       await steps.step('verify', async (r) => {
         if (dryRun) return { skipped: 'dry run: nothing to verify' };
-        const [routes, ks] = await bothOrThrow(driver.readRoutes(r, wanted), driver.readKillSwitch(r, policy, j.killSwitch?.handle ?? undefined));
+        const [routes, ks] = await readTogether([driver.readRoutes(r, wanted), driver.readKillSwitch(r, policy, j.killSwitch?.handle ?? undefined)]);
         const missing = routes.filter((x) => !x.present);
         const problems = [
           ...missing.map((m) => `route ${m.destination} via ${m.gateway} missing${m.evidence ? ` (table has: ${m.evidence})` : ''}`),
@@ -706,7 +688,7 @@ export class MacAgentEngine {
 
       await steps.step('verify-clean', async (r) => {
         if (dryRun) return { skipped: 'dry run: nothing to verify' };
-        const [readback, ks] = await bothOrThrow(removed.length ? driver.readRoutes(r, removed) : Promise.resolve([]), driver.readKillSwitch(r));
+        const [readback, ks] = await readTogether([removed.length ? driver.readRoutes(r, removed) : Promise.resolve([]), driver.readKillSwitch(r)]);
         const left = readback.filter((x) => x.present);
         const problems = [...left.map((x) => `route still present: ${x.evidence}`), ...(ks.loaded ? ['kill switch still loaded'] : [])];
         if (problems.length) throw new Error(problems.join('; '));
@@ -1042,10 +1024,10 @@ export class MacAgentEngine {
     return this.exclusive(async () => {
       const address = vmAddress || this.loadJournal().intent?.vmAddress;
       // Independent reads, run side by side (wgctl up starts with a Describe).
-      const [uplink, vnic] = await bothOrThrow(
+      const [uplink, vnic] = await readTogether([
         this.driver.discoverUplink(this.runner),
         address ? this.driver.discoverVnic(this.runner, address).catch(() => null) : Promise.resolve(null),
-      );
+      ]);
       return { uplink, vnic };
     });
   }

@@ -527,8 +527,9 @@ describe('DarwinDriver DNS', () => {
         { argv: ['networksetup', '-getsearchdomains', 'Wi-Fi'], stdout: 'corp.example\n' },
         { argv: ['networksetup', '-getdnsservers', 'Thunderbolt Bridge'], stdout: fixture('networksetup-getdnsservers-empty.txt').replace('Wi-Fi', 'Thunderbolt Bridge') },
         { argv: ['networksetup', '-getsearchdomains', 'Thunderbolt Bridge'], stdout: NONE('Search Domains', 'Thunderbolt Bridge') },
-        // Removed between the list and the question: exit 4 and the error text on stdout.
+        // Removed between the list and the questions (asked together): exit 4 and the error text on stdout.
         { argv: ['networksetup', '-getdnsservers', 'Parallels Shared #0'], exitCode: 4, stdout: 'Parallels Shared #0 is not a recognized network service.\n** Error: The parameters were not valid.\n' },
+        { argv: ['networksetup', '-getsearchdomains', 'Parallels Shared #0'], exitCode: 4, stdout: 'Parallels Shared #0 is not a recognized network service.\n** Error: The parameters were not valid.\n' },
       ],
       (run) => driver().readDns(run),
     );

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@wgctl/logging';
-import { RuleRunner, ScriptedRunner, type StepRecord, type StreamingProcess } from '@wgctl/runner';
+import { RuleRunner, ScriptedRunner, formatArgv, type StepRecord, type StreamingProcess } from '@wgctl/runner';
 import { DarwinDriver } from '../../host/darwin';
 import { LinuxDriver } from '../../host/linux';
 import { ConcurrencyGate, GatedRunner } from '../../testing/concurrency-gate';
@@ -110,6 +110,36 @@ describe('reads run side by side', () => {
       const snapshot = await new LinuxDriver({ resolvConfPath: '/tmp/wtm-resolv.conf' }).readDns(new GatedRunner(answers, gate));
       expect(snapshot).toMatchObject({ resolvConf: 'nameserver 192.0.2.53\n', services: [{ servers: ['192.0.2.53'] }] });
       expect(gate.released).toHaveLength(1);
+    });
+
+    it('darwin: the DNS snapshot reads the services side by side, at most 8 networksetup reads at once', async () => {
+      const names = ['Wi-Fi', 'Ethernet', 'Thunderbolt Bridge', 'iPhone USB', 'Parallels Shared #0'];
+      const gate = new ConcurrencyGate();
+      const answers = new RuleRunner([
+        { match: (a) => a[1] === '-listallnetworkservices', reply: { stdout: `An asterisk (*) denotes that a network service is disabled.\n${names.join('\n')}\n` } },
+        { match: (a) => a[1] === '-getdnsservers', reply: { stdout: '192.0.2.53\n' } },
+        { match: (a) => a[1] === '-getsearchdomains', reply: { stdout: 'corp.example\n' } },
+      ]);
+      let inFlight = 0;
+      let most = 0;
+      const counting = {
+        run: async (argv: readonly string[], options?: Parameters<typeof answers.run>[1]) => {
+          inFlight++;
+          most = Math.max(most, inFlight);
+          try {
+            return await new GatedRunner(answers, gate).run(argv, options);
+          } finally {
+            inFlight--;
+          }
+        },
+      };
+      // The first four services' two reads each: all eight in flight together.
+      gate.expect(names.slice(0, 4).flatMap((n) => [formatArgv(['networksetup', '-getdnsservers', n]), formatArgv(['networksetup', '-getsearchdomains', n])]));
+      const snapshot = await new DarwinDriver().readDns(counting);
+      expect(gate.released).toHaveLength(1);
+      expect(most).toBe(8);
+      expect(snapshot.services.map((x) => x.name)).toEqual(names); // in the listed order
+      expect(snapshot.services[4]).toEqual({ name: 'Parallels Shared #0', servers: ['192.0.2.53'], searchDomains: ['corp.example'] });
     });
 
     it('darwin: the kill switch read-back (PF info, main rules, anchor, references) all at once', async () => {
