@@ -71,6 +71,15 @@ describe('wgctl init', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('refuses --ipv6 route with the reason (the VM forwards IPv4 only) and writes nothing', async () => {
+    const out = join(dir, 'v6');
+    const r = await cli(['init', '--dir', out, '--vm-address', '192.0.2.10', '--ipv6', 'route']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--ipv6: "route" would send the Mac's IPv6 into the VM, which forwards IPv4 only/);
+    expect(r.stderr).toMatch(/use "auto" or "block"/);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('requires --vm-address', async () => {
     const r = await cli(['init', '--dir', join(dir, 'x')]);
     expect(r.code).toBe(2);

@@ -28,6 +28,19 @@ describe('wgctl up', () => {
     expect(lab.agents.calls.find((c) => c.side === 'mac' && c.rpc === 'Up')!.request).toMatchObject({ dnsServers: ['198.51.100.53'], vmAddress: '127.0.0.1' });
   });
 
+  it('a config with ipv6 "route" is refused before any agent is called (exit 2, the field and the reason); down still works', async () => {
+    const routed = writeLabConfig(lab, { ipv6: 'route' });
+    const r = await cli(['--config', routed, 'up']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/config\.json: ipv6: "route" would send the Mac's IPv6 into the VM, which forwards IPv4 only/);
+    expect(lab.agents.calls).toEqual([]);
+    const plan = await cli(['--config', routed, 'up', '--dry-run']);
+    expect(plan.code).toBe(2);
+    const down = await cli(['--config', routed, 'down']);
+    expect(down.code).toBe(0);
+    expect(lab.agents.sequence()).toEqual(['mac.Down', 'vm.Down']);
+  });
+
   it('on failure: exit 1, names the failing step and the command stderr, rolls back in reverse order', async () => {
     lab.agents.mac.up = {
       steps: [
