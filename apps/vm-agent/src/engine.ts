@@ -43,7 +43,7 @@ import {
   OWN_CHAINS,
   chainInPlace,
   chainState,
-  deleteNftTableArgv,
+  deleteNftTables,
   desiredRules,
   detectBackend,
   ensureChain,
@@ -749,14 +749,16 @@ export class VmEngine {
     await step('firewall-tables', async (r) => {
       if (tools.kind !== 'nft' || record.createdTables.length === 0) return { skipped: 'no table was created by wgctl' };
       const tables = await readRuleset(r, tools);
-      const done: string[] = [];
+      const done: FirewallTable[] = [];
       const kept: string[] = [];
       for (const table of record.createdTables) {
         if (!tables.some((t) => t.name === table)) continue;
-        if (dryRun || tableIsPristine(tables, table)) {
-          await r.run(deleteNftTableArgv(table));
-          done.push(table);
-        } else kept.push(table);
+        if (dryRun || tableIsPristine(tables, table)) done.push(table);
+        else kept.push(table);
+      }
+      if (done.length > 0) {
+        const batch = deleteNftTables(done);
+        await r.run(batch.argv, { input: batch.input });
       }
       if (done.length === 0) return { skipped: kept.length ? `kept ${kept.join(', ')}: they hold other rules now` : 'nothing to delete' };
       return `deleted the empty tables wgctl caused to exist: ${done.join(', ')}${kept.length ? `; kept ${kept.join(', ')} (other rules)` : ''}`;

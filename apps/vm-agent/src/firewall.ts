@@ -295,6 +295,10 @@ export function tableIsPristine(tables: IptablesSaveTable[], table: FirewallTabl
   return t.rules.length === 0 && t.chains.every((c) => c.builtin && c.policy === 'ACCEPT');
 }
 
-export function deleteNftTableArgv(table: FirewallTable): string[] {
-  return ['nft', 'delete', 'table', 'ip', table];
+/**
+ * Deletes the given `ip` tables in ONE nft transaction (nft -f is all or nothing): one process
+ * instead of one per table (each 15-25 ms, most of it nft building its cache).
+ */
+export function deleteNftTables(tables: readonly FirewallTable[]): { argv: string[]; input: string } {
+  return { argv: ['nft', '-f', '-'], input: tables.map((table) => `delete table ip ${table}\n`).join('') };
 }

@@ -60,8 +60,8 @@ class FakeVm {
       else this.chains.add(table);
       return {};
     }
-    if (line.startsWith('nft delete table ip ')) {
-      this.tables.delete(argv[4]);
+    if (line === 'nft -f -') {
+      for (const m of input.matchAll(/^delete table ip (\w+)$/gm)) this.tables.delete(m[1]);
       return {};
     }
     if (line === 'nft list tables') return { stdout: '' };
@@ -217,9 +217,7 @@ describe('VmEngine: independent reads run side by side', () => {
       restore,
       restore,
       'iptables-nft-save',
-      'nft delete table ip filter',
-      'nft delete table ip nat',
-      'nft delete table ip mangle',
+      'nft -f -', // delete table ip filter, nat, mangle: one transaction
       'ip -j addr show dev wtv0',
       `wg-quick down ${join(dir, 'wtv0.conf')}`,
       'sysctl -n net.ipv4.conf.all.src_valid_mark',
