@@ -330,6 +330,7 @@ function vmUpRequest(opts: UpOptions, macSource: string, dryRun: boolean): VmUpR
     macSource,
     dryRun,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 0,
+    macSource6: '', // IPv4 only until the controller routes IPv6 (see IPV6_ROUTE_UNSUPPORTED)
     lanInterface: opts.lanInterface ?? '',
   };
 }

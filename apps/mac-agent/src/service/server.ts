@@ -157,6 +157,7 @@ export function createMacAgentImplementation(engine: MacAgentEngine, sampler: He
             gateway6: uplink?.gateway6 ?? '',
             vnicInterface: vnic?.interface ?? '',
             vnicAddress: vnic?.address ?? '',
+            vnicAddress6: vnic?.address6 ?? '',
           };
           callback(null, description);
         },

@@ -83,6 +83,7 @@ export function defaultMacDescription(): MacDescription {
     gateway6: '',
     vnicInterface: 'bridge100',
     vnicAddress: '192.0.2.2',
+    vnicAddress6: '',
   };
 }
 

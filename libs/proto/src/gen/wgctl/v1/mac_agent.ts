@@ -80,6 +80,8 @@ export interface MacDescription {
   /** filled when a vm_address was given in the request context */
   vnicInterface: string;
   vnicAddress: string;
+  /** the vnic's global IPv6 address, if any */
+  vnicAddress6: string;
 }
 
 export interface MacUpRequest {
@@ -149,7 +151,15 @@ export interface MacStatus {
 }
 
 function createBaseMacDescription(): MacDescription {
-  return { agent: undefined, uplinkInterface: "", gateway: "", gateway6: "", vnicInterface: "", vnicAddress: "" };
+  return {
+    agent: undefined,
+    uplinkInterface: "",
+    gateway: "",
+    gateway6: "",
+    vnicInterface: "",
+    vnicAddress: "",
+    vnicAddress6: "",
+  };
 }
 
 export const MacDescription: MessageFns<MacDescription> = {
@@ -171,6 +181,9 @@ export const MacDescription: MessageFns<MacDescription> = {
     }
     if (message.vnicAddress !== "") {
       writer.uint32(50).string(message.vnicAddress);
+    }
+    if (message.vnicAddress6 !== "") {
+      writer.uint32(58).string(message.vnicAddress6);
     }
     return writer;
   },
@@ -236,6 +249,14 @@ export const MacDescription: MessageFns<MacDescription> = {
             message.vnicAddress = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.vnicAddress6 = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -268,6 +289,11 @@ export const MacDescription: MessageFns<MacDescription> = {
         : isSet(object.vnic_address)
         ? globalThis.String(object.vnic_address)
         : "",
+      vnicAddress6: isSet(object.vnicAddress6)
+        ? globalThis.String(object.vnicAddress6)
+        : isSet(object.vnic_address6)
+        ? globalThis.String(object.vnic_address6)
+        : "",
     };
   },
 
@@ -291,6 +317,9 @@ export const MacDescription: MessageFns<MacDescription> = {
     if (message.vnicAddress !== "") {
       obj.vnicAddress = message.vnicAddress;
     }
+    if (message.vnicAddress6 !== "") {
+      obj.vnicAddress6 = message.vnicAddress6;
+    }
     return obj;
   },
 
@@ -307,6 +336,7 @@ export const MacDescription: MessageFns<MacDescription> = {
     message.gateway6 = object.gateway6 ?? "";
     message.vnicInterface = object.vnicInterface ?? "";
     message.vnicAddress = object.vnicAddress ?? "";
+    message.vnicAddress6 = object.vnicAddress6 ?? "";
     return message;
   },
 };

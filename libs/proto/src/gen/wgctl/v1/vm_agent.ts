@@ -66,6 +66,8 @@ export interface VmUpRequest {
   handshakeTimeoutMs: number;
   /** the VM's vnic facing the Mac; empty: route lookup of mac_source */
   lanInterface: string;
+  /** the Mac's IPv6 vnic address to forward and SNAT too; empty: IPv4 only */
+  macSource6: string;
 }
 
 export interface VmDownRequest {
@@ -459,7 +461,7 @@ export const VmDescription: MessageFns<VmDescription> = {
 };
 
 function createBaseVmUpRequest(): VmUpRequest {
-  return { macSource: "", dryRun: false, handshakeTimeoutMs: 0, lanInterface: "" };
+  return { macSource: "", dryRun: false, handshakeTimeoutMs: 0, lanInterface: "", macSource6: "" };
 }
 
 export const VmUpRequest: MessageFns<VmUpRequest> = {
@@ -475,6 +477,9 @@ export const VmUpRequest: MessageFns<VmUpRequest> = {
     }
     if (message.lanInterface !== "") {
       writer.uint32(34).string(message.lanInterface);
+    }
+    if (message.macSource6 !== "") {
+      writer.uint32(42).string(message.macSource6);
     }
     return writer;
   },
@@ -524,6 +529,14 @@ export const VmUpRequest: MessageFns<VmUpRequest> = {
             message.lanInterface = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.macSource6 = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -558,6 +571,11 @@ export const VmUpRequest: MessageFns<VmUpRequest> = {
         : isSet(object.lan_interface)
         ? globalThis.String(object.lan_interface)
         : "",
+      macSource6: isSet(object.macSource6)
+        ? globalThis.String(object.macSource6)
+        : isSet(object.mac_source6)
+        ? globalThis.String(object.mac_source6)
+        : "",
     };
   },
 
@@ -575,6 +593,9 @@ export const VmUpRequest: MessageFns<VmUpRequest> = {
     if (message.lanInterface !== "") {
       obj.lanInterface = message.lanInterface;
     }
+    if (message.macSource6 !== "") {
+      obj.macSource6 = message.macSource6;
+    }
     return obj;
   },
 
@@ -587,6 +608,7 @@ export const VmUpRequest: MessageFns<VmUpRequest> = {
     message.dryRun = object.dryRun ?? false;
     message.handshakeTimeoutMs = object.handshakeTimeoutMs ?? 0;
     message.lanInterface = object.lanInterface ?? "";
+    message.macSource6 = object.macSource6 ?? "";
     return message;
   },
 };
