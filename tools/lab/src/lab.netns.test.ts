@@ -115,13 +115,26 @@ describeNetns('namespace lab (no agents)', () => {
     expect(resolved.stdout.split('\n')[0]).toMatch(new RegExp(`^${lab.web.wan.ipv4.replace(/\./g, '\\.')}\\s`));
     expect(readFileSync(`${lab.paths.logs}/srv-dns.log`, 'utf8')).toContain(`query[A] ${lab.web.hostname} from ${lab.vm.wireguard.address}`);
     const byName = await labHttpGet(lab, 'vm', `http://${lab.web.hostname}/`);
-    expect(byName.ok && json(byName.body).remote).toBe(lab.srv.wan.ipv4);
+    // The name has A and AAAA records, and the tunnel carries both: either way the server's NAT.
+    expect([lab.srv.wan.ipv4, lab.srv.wan.ipv6]).toContain(byName.ok && json(byName.body).remote);
 
     // The server sees the VM behind two NATs: the hypervisor's and the coffee shop's.
     const endpoints = await labExec(lab, 'srv', ['wg', 'show', lab.srv.wireguard.interface, 'endpoints']);
     expect(endpoints.stdout).toContain(`${lab.vm.wireguard.publicKey}\t${lab.cafes.cafe1.wan.ipv4}:`);
     // Still unreachable from the Mac, which is outside the tunnel.
     expect((await labDnsQuery(lab, 'mac', lab.srv.dns, lab.web.hostname, { timeoutMs: 700 })).ok).toBe(false);
+  });
+
+  it('carries IPv6 too: the VM reaches the web host over the tunnel (the server NATs it), and the Mac reaches the VM on the vnic', async () => {
+    const http6 = await labHttpGet(lab, 'vm', lab.web.url6);
+    // NAT66 on the server: the web host sees the server's IPv6, not the VM's tunnel address.
+    expect(http6.ok && json(http6.body).remote).toBe(lab.srv.wan.ipv6);
+    const route6 = await labExec(lab, 'vm', ['ip', '-6', 'route', 'get', lab.web.wan.ipv6!]);
+    expect(route6.stdout).toContain(`dev ${lab.vm.wireguard.interface}`);
+    const onVnic = await labExec(lab, 'mac', ['ping', '-6', '-c', '1', '-W', '2', lab.vm.eth.ipv6!], { allowFailure: true });
+    expect(onVnic.exitCode).toBe(0);
+    const vnicRoute = await labExec(lab, 'mac', ['ip', '-6', 'route', 'get', lab.vm.eth.ipv6!]);
+    expect(vnicRoute.stdout).toContain(`dev ${lab.mac.vnic.interface}`);
   });
 
   it("roams the Mac to the second coffee shop: new address and default gateway, the tunnel follows", async () => {

@@ -84,13 +84,30 @@ describe('planLab', () => {
     expect(web.argv.slice(-web.process!.argv.length)).toEqual(web.process!.argv);
     expect(web.waitForFile).toBe('/tmp/wgctl-lab-wgl/web/http.ready');
   });
+
+  it('gives the tunnel IPv6: the server accepts the VM\'s /128 and NATs the tunnel\'s IPv6 out of its wan', () => {
+    const setPeer = commands.find((c) => c.argv.includes('wg') && c.argv.includes('allowed-ips'))!;
+    expect(setPeer.argv[setPeer.argv.indexOf('allowed-ips') + 1]).toBe(`${lab.vm.wireguard.address}/32,${lab.vm.wireguard.address6}/128`);
+    const rules = commands.filter((c) => c.argv.includes('nft') && c.argv.includes(lab.srv.ns)).map((c) => c.input).join('');
+    expect(rules).toContain(`oifname "${lab.srv.wan.interface}" ip6 saddr ${lab.srv.wireguard.subnet6} masquerade`);
+    const batches = commands.map((c) => c.input ?? '').join('\n');
+    expect(batches).toContain(`addr add ${lab.srv.wireguard.address6}/64 dev ${lab.srv.wireguard.interface} nodad`);
+    expect(batches).toContain(`addr add ${lab.mac.vnic.ipv6}/64 dev ${lab.mac.vnic.interface} nodad`);
+    expect(batches).toContain(`addr add ${lab.vm.eth.ipv6}/64 dev ${lab.vm.eth.interface} nodad`);
+    const srvSysctl = commands.find((c) => c.argv.includes('sysctl') && c.argv.includes(lab.srv.ns))!;
+    expect(srvSysctl.argv).toContain('net.ipv6.conf.all.forwarding=1');
+    // The Mac does not forward IPv6 (wgctl routes its own IPv6 to the VM, nothing else).
+    const macSysctl = commands.find((c) => c.argv.includes('sysctl') && c.argv.includes(lab.mac.ns))!;
+    expect(macSysctl.argv).not.toContain('net.ipv6.conf.all.forwarding=1');
+  });
 });
 
 describe('lab files', () => {
   it('writes a wg-quick config routing everything to the lab server', () => {
     const conf = vmWireGuardConfig(lab, 'P'.repeat(43) + '=');
     expect(conf).toContain(`Endpoint = ${lab.srv.endpoint}`);
-    expect(conf).toContain('AllowedIPs = 0.0.0.0/0');
+    expect(conf).toContain('AllowedIPs = 0.0.0.0/0, ::/0');
+    expect(conf).toContain(`Address = ${lab.vm.wireguard.address}/32, ${lab.vm.wireguard.address6}/128`);
     expect(conf).toContain('PersistentKeepalive = 25');
     expect(conf).toContain(`PublicKey = ${lab.srv.wireguard.publicKey}`);
     expect(conf).not.toMatch(/^DNS/m); // resolvconf is not installed: wg-quick would fail

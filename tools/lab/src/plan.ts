@@ -63,7 +63,7 @@ const SYSCTLS: Record<NamespaceRole, string[]> = {
   mac: ['net.ipv4.ip_forward=1'],
   // Left at the new-namespace default (0): enabling it is the vm-agent's job.
   vm: [],
-  srv: ['net.ipv4.ip_forward=1'],
+  srv: ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'],
   web: [],
 };
 const NO_DAD = ['net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0'];
@@ -124,7 +124,14 @@ export function hypervisorNat(lab: Lab): string {
 
 function serverRules(lab: Lab): string {
   const s = lab.srv;
-  return `table ip lab {
+  // NAT66 too: the web host sees the server's own IPv6 for tunnelled IPv6, as for IPv4.
+  return `table ip6 lab6 {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "${s.wan.interface}" ip6 saddr ${s.wireguard.subnet6} masquerade
+  }
+}
+table ip lab {
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     oifname "${s.wan.interface}" ip saddr ${s.wireguard.subnet} masquerade
@@ -241,7 +248,13 @@ export function planLab(lab: Lab, bins: Binaries): LabPhase[] {
       cafeSequence('cafe1'),
       cafeSequence('cafe2'),
       [
-        ipBatch(mac.ns, ['link set lo up', addr(mac.vnic.ipv4, mac.vnic.prefix4, mac.vnic.interface), `link set ${mac.vnic.interface} up`, ...macUplinkLines(lab, lab.state.macCafe)]),
+        ipBatch(mac.ns, [
+          'link set lo up',
+          addr(mac.vnic.ipv4, mac.vnic.prefix4, mac.vnic.interface),
+          addr(mac.vnic.ipv6, mac.vnic.prefix6, mac.vnic.interface),
+          `link set ${mac.vnic.interface} up`,
+          ...macUplinkLines(lab, lab.state.macCafe),
+        ]),
         nft(mac.ns, hypervisorNat(lab)),
       ],
       [ipBatch(vm.ns, ['link set lo up', ...uplinkLines(vm.eth)])],
@@ -263,10 +276,10 @@ export function planLab(lab: Lab, bins: Binaries): LabPhase[] {
             'listen-port', String(wg.listenPort),
             'private-key', wg.privateKeyPath,
             'peer', vm.wireguard.publicKey,
-            'allowed-ips', `${vm.wireguard.address}/32`,
+            'allowed-ips', `${vm.wireguard.address}/32,${vm.wireguard.address6}/${vm.wireguard.prefix6}`,
           ]),
         },
-        ipBatch(srv.ns, [addr(wg.address, wg.prefix, wg.interface), `link set ${wg.interface} up`]),
+        ipBatch(srv.ns, [addr(wg.address, wg.prefix, wg.interface), addr(wg.address6, wg.prefix6, wg.interface), `link set ${wg.interface} up`]),
         dnsmasqProcess(lab, 'srv-dns', srv.ns, srv.dns).command,
       ],
       [dnsmasqProcess(lab, 'cafe1-dns', cafes.cafe1.ns, cafes.cafe1.lan.ipv4, 'dynamic').command],
@@ -298,12 +311,12 @@ export function vmWireGuardConfig(lab: Lab, vmPrivateKey: string): string {
   return `# written by the wgctl lab (${lab.prefix})
 [Interface]
 PrivateKey = ${vmPrivateKey}
-Address = ${lab.vm.wireguard.address}/${lab.vm.wireguard.prefix}
+Address = ${lab.vm.wireguard.address}/${lab.vm.wireguard.prefix}, ${lab.vm.wireguard.address6}/${lab.vm.wireguard.prefix6}
 
 [Peer]
 PublicKey = ${lab.srv.wireguard.publicKey}
 Endpoint = ${lab.srv.endpoint}
-AllowedIPs = 0.0.0.0/0
+AllowedIPs = 0.0.0.0/0, ::/0
 PersistentKeepalive = 25
 `;
 }

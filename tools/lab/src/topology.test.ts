@@ -83,6 +83,13 @@ describe('labTopology addresses', () => {
     expect(lab.vm.eth.gateway4).toBe(lab.mac.vnic.ipv4);
     expect(inside(lab.vm.wireguard.address, lab.srv.wireguard.subnet)).toBe(true);
     expect(inside(lab.srv.wireguard.address, lab.srv.wireguard.subnet)).toBe(true);
+    // IPv6 on the vnic (the Mac routes it to the VM) and in the tunnel (the VM's /128)
+    expect(inside(lab.mac.vnic.ipv6, lab.mac.vnic.subnet6)).toBe(true);
+    expect(inside(lab.vm.eth.ipv6!, lab.mac.vnic.subnet6)).toBe(true);
+    expect(lab.vm.eth.gateway6).toBeUndefined(); // the VM's IPv6 leaves only through its tunnel
+    expect(inside(lab.vm.wireguard.address6, lab.srv.wireguard.subnet6)).toBe(true);
+    expect(inside(lab.srv.wireguard.address6, lab.srv.wireguard.subnet6)).toBe(true);
+    expect(lab.vm.wireguard.prefix6).toBe(128);
     for (const host of [lab.srv.wan, lab.web.wan, lab.cafes.cafe1.wan, lab.cafes.cafe2.wan]) {
       const [net, bits] = cidr(host.ipv4, host.prefix4);
       expect(ipaddr.parse(host.gateway4).match(net, bits)).toBe(true);
@@ -95,6 +102,11 @@ describe('labTopology addresses', () => {
       lab.cafes.cafe2.lan.subnet4,
       lab.mac.vnic.subnet4,
       lab.srv.wireguard.subnet,
+      lab.cafes.cafe1.lan.subnet6,
+      lab.cafes.cafe2.lan.subnet6,
+      lab.mac.vnic.subnet6,
+      lab.srv.wireguard.subnet6,
+      ...Object.values(lab.inet.ports).map((p) => `${p.ipv6}/${p.prefix6}`),
       ...Object.values(lab.inet.ports).map((p) => {
         const [net, bits] = cidr(p.ipv4, p.prefix4);
         return `${ipaddr.IPv4.networkAddressFromCIDR(`${net.toString()}/${bits}`).toString()}/${bits}`;

@@ -10,7 +10,8 @@
  *   192.0.2.0/24     coffee-shop LANs (cafe1 the lower /25, cafe2 the upper /25)
  *   203.0.113.0/24   the "internet": one /28 per link to the internet router
  *   198.51.100.0/24  the Mac↔VM vnic (/29) and the WireGuard tunnel (/27)
- *   2001:db8::/32    IPv6 on the LANs and the internet (no IPv6 in the tunnel)
+ *   2001:db8::/32    IPv6 on the LANs and the internet; 2001:db8:6::/48 for the vnic (:1::/64)
+ *                    and the tunnel (:64::/64)
  */
 
 export const CAFE_NAMES = ['cafe1', 'cafe2'] as const;
@@ -65,13 +66,14 @@ export interface MacHost {
   uplink: string;
   /** The "access point" veth end, peer of the uplink, moved between cafes by roam(). */
   accessPort: string;
-  vnic: IfAddr & { subnet4: string };
+  vnic: Required<IfAddr> & { subnet4: string; subnet6: string };
   /** nft table (family ip) doing the hypervisor's NAT of VM traffic out of the uplink. */
   natTable: string;
 }
 
 export interface VmHost {
   ns: string;
+  /** The vnic: IPv4 default route via the Mac; IPv6 on-link only (the VM's IPv6 leaves through the tunnel). */
   eth: Uplink;
   wireguard: {
     interface: string;
@@ -79,6 +81,9 @@ export interface VmHost {
     configPath: string;
     address: string;
     prefix: number;
+    /** The VM's IPv6 tunnel address (a /128 in its wg-quick config, AllowedIPs ::/0 too). */
+    address6: string;
+    prefix6: number;
     publicKey: string;
   };
 }
@@ -91,6 +96,10 @@ export interface WireGuardServer {
     address: string;
     prefix: number;
     subnet: string;
+    /** IPv6 in the tunnel: the server forwards it to the internet with NAT66 (masquerade). */
+    address6: string;
+    prefix6: number;
+    subnet6: string;
     listenPort: number;
     publicKey: string;
     privateKeyPath: string;
@@ -174,8 +183,14 @@ const LANS: Record<CafeName, { subnet4: string; router4: string; client4: string
 };
 const LAN_PREFIX4 = 25;
 
-const VNIC = { subnet4: '198.51.100.0/29', mac: '198.51.100.1', vm: '198.51.100.2', prefix4: 29 };
-const TUNNEL = { subnet: '198.51.100.64/27', server: '198.51.100.65', client: '198.51.100.66', prefix: 27 };
+const VNIC = {
+  subnet4: '198.51.100.0/29', mac: '198.51.100.1', vm: '198.51.100.2', prefix4: 29,
+  subnet6: '2001:db8:6:1::/64', mac6: '2001:db8:6:1::1', vm6: '2001:db8:6:1::2', prefix6: 64,
+};
+const TUNNEL = {
+  subnet: '198.51.100.64/27', server: '198.51.100.65', client: '198.51.100.66', prefix: 27,
+  subnet6: '2001:db8:6:64::/64', server6: '2001:db8:6:64::1', client6: '2001:db8:6:64::2', prefix6: 64,
+};
 
 export interface LabKeys {
   serverPublicKey: string;
@@ -249,17 +264,27 @@ export function labTopology(prefix: string, dir: string, keys: LabKeys = { serve
       ns: ns.mac,
       uplink: name('en0'),
       accessPort: name('ap'),
-      vnic: { interface: name('vnic'), ipv4: VNIC.mac, prefix4: VNIC.prefix4, subnet4: VNIC.subnet4 },
+      vnic: {
+        interface: name('vnic'),
+        ipv4: VNIC.mac,
+        prefix4: VNIC.prefix4,
+        subnet4: VNIC.subnet4,
+        ipv6: VNIC.mac6,
+        prefix6: VNIC.prefix6,
+        subnet6: VNIC.subnet6,
+      },
       natTable: 'hypervisor',
     },
     vm: {
       ns: ns.vm,
-      eth: { interface: name('eth0'), ipv4: VNIC.vm, prefix4: VNIC.prefix4, gateway4: VNIC.mac },
+      eth: { interface: name('eth0'), ipv4: VNIC.vm, prefix4: VNIC.prefix4, ipv6: VNIC.vm6, prefix6: VNIC.prefix6, gateway4: VNIC.mac },
       wireguard: {
         interface: vmWgInterface,
         configPath: `${dir}/vm/${vmWgInterface}.conf`,
         address: TUNNEL.client,
         prefix: 32,
+        address6: TUNNEL.client6,
+        prefix6: 128,
         publicKey: keys.vmPublicKey,
       },
     },
@@ -271,6 +296,9 @@ export function labTopology(prefix: string, dir: string, keys: LabKeys = { serve
         address: TUNNEL.server,
         prefix: TUNNEL.prefix,
         subnet: TUNNEL.subnet,
+        address6: TUNNEL.server6,
+        prefix6: TUNNEL.prefix6,
+        subnet6: TUNNEL.subnet6,
         listenPort: WIREGUARD_PORT,
         publicKey: keys.serverPublicKey,
         privateKeyPath: `${dir}/srv/private.key`,
