@@ -112,6 +112,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void, version
     .description('write the config and a pairing PKI (CA + certificates for controller, vm-agent, mac-agent, monitor)')
     .option('--dir <dir>', 'directory for config.json and tls/ (default: ~/.config/wgctl)')
     .option('--vm-address <ip>', "the VM's address on the Mac-VM network (where vm-agent listens; next hop of the Mac's routes)")
+    .option('--vm-address6 <ip>', "the VM's IPv6 on the Mac-VM network: with it, ipv6 auto/route send the Mac's IPv6 through the tunnel")
     .addOption(new Option('--vm-port <port>', 'vm-agent TCP port (default: 7443)').argParser(port))
     .option('--mac-agent <address>', 'mac-agent address: unix:PATH or ADDR:PORT (default: unix:/var/run/wgctl/mac-agent.sock)')
     .option('--dns <ip>', 'resolver reached through the tunnel (repeatable or comma-separated; default: the DNS of the VM\'s wg config)', collect)

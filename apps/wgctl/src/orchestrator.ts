@@ -95,6 +95,7 @@ export interface RollbackEntry {
 export interface UpOptions {
   /** config vm.address: the VM's vnic address, next hop of the Mac's split routes. */
   vmAddress: string;
+  /** config vm.address6: the VM's IPv6 on the vnic, next hop of the Mac's IPv6 split routes. */
   vmAddress6?: string;
   /** The Mac's address facing the VM (SNAT source on the VM). Default: mac-agent Describe. */
   macSource?: string;
@@ -121,6 +122,8 @@ export interface UpResult {
   endpoints: Endpoint[];
   tunnelAddresses: string[];
   macSource?: string;
+  /** What connect decided for the Mac's IPv6 (routed through the tunnel, or blocked) and why. */
+  ipv6?: Ipv6Decision;
   vm?: VmDescription;
   mac?: MacDescription;
 }
@@ -295,13 +298,60 @@ async function resolveMacSource(opts: UpOptions, mac: MacDescription): Promise<s
   return source;
 }
 
-/** The first step of up and plan: both agents described, and the Mac's address facing the VM. */
+/** wgctl.v1.Ipv6Mode numbers (0 auto, 1 route, 2 block). */
+export const IPV6_AUTO = 0;
+export const IPV6_ROUTE = 1;
+export const IPV6_BLOCK = 2;
+
+export interface Ipv6Decision {
+  mode: 'route' | 'block';
+  /** Set when routing: the Mac's IPv6 on the vnic (the VM forwards and NATs it) and the VM's. */
+  macSource6?: string;
+  vmAddress6?: string;
+  /** Why (for block under auto: what was missing), for progress and status. */
+  reason: string;
+}
+
+/**
+ * The Mac's IPv6 is routed through the tunnel only when every piece is there: the VM's IPv6 on
+ * the vnic (config vm.address6), an IPv6 tunnel address in the VM's WireGuard config (its NAT66
+ * source) and the Mac's global IPv6 on the vnic (the source the VM forwards). `route` insists
+ * on them; `auto` blocks without them; `block` always blocks. Pure.
+ */
+export function decideIpv6(opts: Pick<UpOptions, 'ipv6' | 'vmAddress6'>, vm: VmDescription, mac: MacDescription): Ipv6Decision {
+  const requested = opts.ipv6 ?? IPV6_AUTO;
+  if (requested === IPV6_BLOCK) return { mode: 'block', reason: 'ipv6: block' };
+  const tunnel6 = vm.tunnelAddresses.find((a) => a.includes(':'));
+  const missing: string[] = [];
+  if (!opts.vmAddress6) missing.push('vm.address6 in the config (the VM\'s IPv6 on the vnic: wgctl init --vm-address6 IP)');
+  if (!tunnel6) {
+    const have = vm.tunnelAddresses.length > 0 ? `has only ${vm.tunnelAddresses.join(', ')}` : 'has none';
+    missing.push(`an IPv6 Address in the VM's WireGuard config (vm-agent's tunnel addresses: ${have})`);
+  }
+  if (!mac.vnicAddress6) missing.push(`a global IPv6 address on the Mac's vnic${mac.vnicInterface ? ` ${mac.vnicInterface}` : ''} (mac-agent reports none)`);
+  if (missing.length === 0) {
+    return {
+      mode: 'route',
+      macSource6: mac.vnicAddress6,
+      vmAddress6: opts.vmAddress6,
+      reason: `routed: ${mac.vnicAddress6} via ${opts.vmAddress6}, NAT66 to ${stripPrefix(tunnel6!)}`,
+    };
+  }
+  if (requested === IPV6_ROUTE) {
+    throw new Error(`ipv6: route cannot route the Mac's IPv6 through the tunnel: missing ${missing.join('; ')}`);
+  }
+  return { mode: 'block', reason: `ipv6: auto blocks IPv6: missing ${missing.join('; ')}` };
+}
+
+/** The first step of up and plan: both agents described, the Mac's address facing the VM, the IPv6 mode. */
 function connectStep(seq: Sequencer, vm: VmAgentApi, mac: MacAgentApi, opts: UpOptions) {
   return seq.run('connect', async () => {
     const c = await connectBoth(vm, mac);
     const both = requireBoth(c);
     const source = await resolveMacSource(opts, both.mac);
-    return { value: { ...both, macSource: source }, detail: `${connectDetail(c)}; Mac source ${source}` };
+    const ipv6 = decideIpv6(opts, both.vm, both.mac);
+    const shown = ipv6.mode === 'route' ? `IPv6 routed (Mac ${ipv6.macSource6} via ${ipv6.vmAddress6})` : 'IPv6 blocked';
+    return { value: { ...both, macSource: source, ipv6 }, detail: `${connectDetail(c)}; Mac source ${source}; ${shown}` };
   }, opts.signal);
 }
 
@@ -314,23 +364,25 @@ export function addressesOf(cidrs: string[]): string[] {
   return cidrs.map(stripPrefix);
 }
 
-function macUpRequest(opts: UpOptions, vm: VmDescription, dryRun: boolean): MacUpRequest {
+/** The decision is explicit on the Mac: route with the VM's IPv6, else block (never the agent's own auto). */
+function macUpRequest(opts: UpOptions, vm: VmDescription, ipv6: Ipv6Decision, dryRun: boolean): MacUpRequest {
   return {
     vmAddress: opts.vmAddress,
     endpoints: vm.endpoints,
     dnsServers: opts.dnsServers && opts.dnsServers.length > 0 ? opts.dnsServers : vm.dns,
     dryRun,
-    ipv6: opts.ipv6 ?? 0,
-    vmAddress6: opts.vmAddress6 ?? '',
+    ipv6: ipv6.mode === 'route' ? IPV6_ROUTE : IPV6_BLOCK,
+    vmAddress6: ipv6.mode === 'route' ? ipv6.vmAddress6! : '',
   };
 }
 
-function vmUpRequest(opts: UpOptions, macSource: string, dryRun: boolean): VmUpRequest {
+function vmUpRequest(opts: UpOptions, macSource: string, ipv6: Ipv6Decision, dryRun: boolean): VmUpRequest {
   return {
     macSource,
     dryRun,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 0,
-    macSource6: '', // IPv4 only until the controller routes IPv6 (see IPV6_ROUTE_UNSUPPORTED)
+    // Empty: the VM forwards IPv4 only (the Mac blocks its IPv6).
+    macSource6: ipv6.mode === 'route' ? ipv6.macSource6! : '',
     lanInterface: opts.lanInterface ?? '',
   };
 }
@@ -360,6 +412,8 @@ export async function up(
     result.mac = described.mac;
     const macSource = described.macSource;
     result.macSource = macSource;
+    const ipv6 = described.ipv6;
+    result.ipv6 = ipv6;
 
     // Describes the config the VM's Up has just read: the endpoints the Mac pins. Sent while
     // that Up goes on (wg-quick, the handshake: ~0.1 s) instead of after it.
@@ -373,7 +427,7 @@ export async function up(
       vmUpStarted = true;
       vmUpOutcome = await streamStep(seq, 'vm-up', 'vm', vmLog, (onStep) =>
         vm
-          .up(vmUpRequest(opts, macSource, false), (event) => {
+          .up(vmUpRequest(opts, macSource, ipv6, false), (event) => {
             onStep(event);
             if (event.step === 'read-config' && event.state === STEP_DONE) void describeVm();
           })
@@ -382,7 +436,8 @@ export async function up(
             throw error;
           }),
       );
-      return { value: undefined, detail: vmLog.changed ? `forwarding ${macSource} into the tunnel` : 'already up' };
+      const forwarded = ipv6.mode === 'route' ? `${macSource} and ${ipv6.macSource6}` : macSource;
+      return { value: undefined, detail: vmLog.changed ? `forwarding ${forwarded} into the tunnel` : 'already up' };
     }, opts.signal);
 
     const vmNow = await seq.run('vm-describe', async () => {
@@ -400,8 +455,8 @@ export async function up(
 
     await seq.run('mac-up', async () => {
       macUpStarted = true;
-      await streamStep(seq, 'mac-up', 'mac', macLog, (onStep) => mac.up(macUpRequest(opts, vmNow, false), onStep));
-      return { value: undefined, detail: `all traffic via ${opts.vmAddress}` };
+      await streamStep(seq, 'mac-up', 'mac', macLog, (onStep) => mac.up(macUpRequest(opts, vmNow, ipv6, false), onStep));
+      return { value: undefined, detail: `all traffic via ${opts.vmAddress}${ipv6.mode === 'route' ? ` and ${ipv6.vmAddress6}` : ' (IPv6 blocked)'}` };
     }, opts.signal);
     result.ok = true;
   } catch (error) {
@@ -544,6 +599,7 @@ export interface PlanResult {
   failure?: Failure;
   steps: PlannedStep[];
   macSource?: string;
+  ipv6?: Ipv6Decision;
   endpoints: Endpoint[];
   tunnelAddresses: string[];
 }
@@ -573,14 +629,15 @@ export async function plan(
     const described = await connectStep(seq, vm, mac, opts);
     const macSource = described.macSource;
     result.macSource = macSource;
+    result.ipv6 = described.ipv6;
     result.endpoints = described.vm.endpoints;
     result.tunnelAddresses = described.vm.tunnelAddresses;
     await seq.run('vm-plan', async () => {
-      await streamStep(seq, 'vm-plan', 'vm', vmLog, (cb) => vm.up(vmUpRequest(opts, macSource, true), cb));
+      await streamStep(seq, 'vm-plan', 'vm', vmLog, (cb) => vm.up(vmUpRequest(opts, macSource, described.ipv6, true), cb));
       return { value: undefined, detail: `${vmLog.terminalEvents().length} steps` };
     }, opts.signal);
     await seq.run('mac-plan', async () => {
-      await streamStep(seq, 'mac-plan', 'mac', macLog, (cb) => mac.up(macUpRequest(opts, described.vm, true), cb));
+      await streamStep(seq, 'mac-plan', 'mac', macLog, (cb) => mac.up(macUpRequest(opts, described.vm, described.ipv6, true), cb));
       return { value: undefined, detail: `${macLog.terminalEvents().length} steps` };
     }, opts.signal);
     result.ok = true;

@@ -6,7 +6,7 @@ import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSyn
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, zodProblems } from './errors';
-import { durationMsSchema, hostSchema, hostnameSchema, ipSchema, portSchema, targetAddressSchema } from './validators';
+import { durationMsSchema, hostSchema, hostnameSchema, ipSchema, ipv6Schema, portSchema, targetAddressSchema } from './validators';
 
 export const IPV6_MODES = ['auto', 'route', 'block'] as const;
 export type Ipv6Mode = (typeof IPV6_MODES)[number];
@@ -20,6 +20,8 @@ export const wgctlConfigSchema = z.strictObject({
     /** Where the controller reaches the VM agent (IP or host name). */
     address: hostSchema,
     port: portSchema,
+    /** The VM's IPv6 on the Mac-VM network: next hop of the Mac's IPv6 routes (ipv6 auto/route). */
+    address6: ipv6Schema.optional(),
     /** Name checked in the VM agent's certificate; default 'vm-agent'. */
     tlsServerName: hostnameSchema.optional(),
   }),

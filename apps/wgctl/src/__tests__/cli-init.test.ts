@@ -80,6 +80,21 @@ describe('wgctl init', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('--vm-address6 writes vm.address6 (for ipv6 auto/route); anything but an IPv6 is refused, naming the flag', async () => {
+    const out = join(dir, 'v6addr');
+    const r = await cli(['init', '--dir', out, '--vm-address', '198.51.100.2', '--vm-address6', '2001:db8:6:1::2', '--ipv6', 'auto']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const config = loadConfig(join(out, 'config.json'));
+    expect(config.vm).toEqual({ address: '198.51.100.2', address6: '2001:db8:6:1::2', port: 7443 });
+    expect(config.ipv6).toBe('auto');
+
+    const bad = await cli(['init', '--dir', join(dir, 'bad6'), '--vm-address', '198.51.100.2', '--vm-address6', '198.51.100.3']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--vm-address6: expected an IPv6 address such as 2001:db8::2, got "198\.51\.100\.3"/);
+    expect(existsSync(join(dir, 'bad6'))).toBe(false);
+  });
+
   it('requires --vm-address', async () => {
     const r = await cli(['init', '--dir', join(dir, 'x')]);
     expect(r.code).toBe(2);

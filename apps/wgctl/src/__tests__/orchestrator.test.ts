@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadTlsMaterial } from '@wgctl/transport';
 import type { MacAgentApi, VmAgentApi } from '../agents';
 import { macAgentApi, vmAgentApi } from '../clients';
-import { down, type OrchestratorEvent, plan, up } from '../orchestrator';
+import { decideIpv6, down, type OrchestratorEvent, plan, up } from '../orchestrator';
 import { agentInfo, defaultMacDescription, defaultVmDescription, type Lab, okSteps, startLab } from '../testing/fake-agents';
 
 let lab: Lab;
@@ -250,6 +250,76 @@ describe('up', () => {
     const result = await up(vm, mac, UP_OPTS);
     expect(result.failure?.message).toMatch(/did not answer Up within/);
     expect(lab.agents.sequence()).toEqual(['vm.Up', 'vm.Down']);
+  });
+});
+
+describe('IPv6 of the Mac', () => {
+  const VM6 = '2001:db8:6:1::2';
+  const MAC6 = '2001:db8:6:1::1';
+  const TUNNEL6 = '2001:db8:6:64::2/128';
+  const withIpv6Everywhere = () => {
+    lab.agents.vm.describe = { ...defaultVmDescription(), tunnelAddresses: ['10.64.0.2/32', TUNNEL6] };
+    lab.agents.mac.describe = { ...defaultMacDescription(), vnicAddress6: MAC6 };
+  };
+  const upRequests = () => ({
+    vm: lab.agents.calls.find((c) => c.side === 'vm' && c.rpc === 'Up')?.request,
+    mac: lab.agents.calls.find((c) => c.side === 'mac' && c.rpc === 'Up')?.request,
+  });
+
+  it('without vm.address6 (the IPv4-only setup): the VM forwards no IPv6 and the Mac blocks it', async () => {
+    withIpv6Everywhere();
+    const result = await up(vm, mac, UP_OPTS);
+    expect(result.ok).toBe(true);
+    expect(upRequests().vm).toMatchObject({ macSource: '192.0.2.2', macSource6: '' });
+    expect(upRequests().mac).toMatchObject({ ipv6: 2, vmAddress6: '' });
+    expect(result.ipv6).toMatchObject({ mode: 'block' });
+    expect(result.ipv6!.reason).toMatch(/missing vm\.address6/);
+  });
+
+  it('auto with all three pieces: routes the Mac\'s IPv6 — the VM forwards the Mac\'s vnic IPv6, the Mac routes via the VM\'s', async () => {
+    withIpv6Everywhere();
+    const result = await up(vm, mac, { ...UP_OPTS, vmAddress6: VM6, ipv6: 0 });
+    expect(result.ok).toBe(true);
+    expect(upRequests().vm).toMatchObject({ macSource: '192.0.2.2', macSource6: MAC6 });
+    expect(upRequests().mac).toMatchObject({ ipv6: 1, vmAddress6: VM6 });
+    expect(result.ipv6).toEqual({ mode: 'route', macSource6: MAC6, vmAddress6: VM6, reason: `routed: ${MAC6} via ${VM6}, NAT66 to 2001:db8:6:64::2` });
+  });
+
+  it('auto without an IPv6 tunnel address, or without IPv6 on the Mac\'s vnic: blocks, and says what is missing', async () => {
+    lab.agents.mac.describe = { ...defaultMacDescription(), vnicAddress6: MAC6 };
+    const noTunnel6 = await up(vm, mac, { ...UP_OPTS, vmAddress6: VM6 });
+    expect(noTunnel6.ok).toBe(true);
+    expect(upRequests().vm).toMatchObject({ macSource6: '' });
+    expect(upRequests().mac).toMatchObject({ ipv6: 2, vmAddress6: '' });
+    expect(noTunnel6.ipv6!.reason).toMatch(/an IPv6 Address in the VM's WireGuard config \(vm-agent's tunnel addresses: has only 10\.64\.0\.2\/32\)/);
+
+    const describe = { ...defaultVmDescription(), tunnelAddresses: ['10.64.0.2/32', TUNNEL6] };
+    const mac0 = { ...defaultMacDescription(), vnicAddress6: '', vnicInterface: 'bridge100' };
+    const decision = decideIpv6({ vmAddress6: VM6 }, describe, mac0);
+    expect(decision).toEqual({ mode: 'block', reason: "ipv6: auto blocks IPv6: missing a global IPv6 address on the Mac's vnic bridge100 (mac-agent reports none)" });
+  });
+
+  it('route with a piece missing fails at connect, naming every missing piece, and changes nothing', async () => {
+    lab.agents.vm.describe = { ...defaultVmDescription(), tunnelAddresses: ['10.64.0.2/32'] };
+    const result = await up(vm, mac, { ...UP_OPTS, ipv6: 1 });
+    expect(result.ok).toBe(false);
+    expect(result.failure).toMatchObject({ step: 'connect' });
+    expect(result.failure!.message).toMatch(/^ipv6: route cannot route the Mac's IPv6 through the tunnel: missing vm\.address6 in the config .*; an IPv6 Address in the VM's WireGuard config .*; a global IPv6 address on the Mac's vnic/);
+    expect(lab.agents.sequence(['Up', 'Down'])).toEqual([]);
+    expect(result.rollback).toEqual([]);
+  });
+
+  it('route with everything there routes; block blocks even then (also in plan)', async () => {
+    withIpv6Everywhere();
+    expect((await up(vm, mac, { ...UP_OPTS, vmAddress6: VM6, ipv6: 1 })).ipv6).toMatchObject({ mode: 'route' });
+    expect(upRequests().mac).toMatchObject({ ipv6: 1, vmAddress6: VM6 });
+
+    lab.agents.calls.length = 0;
+    const planned = await plan(vm, mac, { ...UP_OPTS, vmAddress6: VM6, ipv6: 2 });
+    expect(planned.ok).toBe(true);
+    expect(planned.ipv6).toEqual({ mode: 'block', reason: 'ipv6: block' });
+    expect(upRequests().vm).toMatchObject({ dryRun: true, macSource6: '' });
+    expect(upRequests().mac).toMatchObject({ dryRun: true, ipv6: 2, vmAddress6: '' });
   });
 });
 

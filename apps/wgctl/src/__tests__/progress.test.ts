@@ -111,7 +111,7 @@ describe('plain progress', () => {
     const lines = out.trim().split('\n').map((l) => l.replace(/^\[\s*[\d.]+s\] /, ''));
     expect(lines).toEqual([
       'connect: Connect to both agents and check protocol versions',
-      expect.stringMatching(/^connect: ok \(vm-agent 0\.1\.0 on vm-agent-host, mac-agent 0\.1\.0 \(linux\) on mac-agent-host; Mac source 192\.0\.2\.2\)$/),
+      expect.stringMatching(/^connect: ok \(vm-agent 0\.1\.0 on vm-agent-host, mac-agent 0\.1\.0 \(linux\) on mac-agent-host; Mac source 192\.0\.2\.2; IPv6 blocked\)$/),
       'vm-up: VM: bring the tunnel up and await a handshake, then forwarding + SNAT',
       '  vm  vm-step done: ok',
       '      $ cmd vm-step',

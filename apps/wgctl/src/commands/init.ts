@@ -9,6 +9,7 @@ import {
   ConfigError,
   DEFAULT_VM_AGENT_PORT,
   isIpAddress,
+  isIPv6,
   loadConfig,
   parseAddress,
   parseWgctlConfig,
@@ -26,6 +27,7 @@ export const VM_WG_CONFIG = '/etc/wireguard/wg0.conf';
 export interface InitFlags {
   dir?: string;
   vmAddress?: string;
+  vmAddress6?: string;
   vmPort?: number;
   macAgent?: string;
   dns?: string[];
@@ -38,6 +40,7 @@ export interface InitFlags {
 
 /** Config field → the flag that sets it, so schema errors name what the user typed. */
 const FLAG_OF_FIELD: [RegExp, string][] = [
+  [/^vm\.address6/, '--vm-address6'],
   [/^vm\.address/, '--vm-address'],
   [/^vm\.port/, '--vm-port'],
   [/^mac\.agent/, '--mac-agent'],
@@ -60,6 +63,7 @@ function validateFlags(flags: InitFlags): string[] {
   const problems: string[] = [];
   if (flags.vmAddress === undefined) problems.push('--vm-address is required (the VM\'s IP address on the Mac-VM network)');
   else if (!isIpAddress(flags.vmAddress)) problems.push(`--vm-address: expected an IPv4 or IPv6 address, got "${flags.vmAddress}"`);
+  if (flags.vmAddress6 !== undefined && !isIPv6(flags.vmAddress6)) problems.push(`--vm-address6: expected an IPv6 address such as 2001:db8::2, got "${flags.vmAddress6}"`);
   if (flags.macAgent !== undefined) {
     const parsed = parseAddress(flags.macAgent);
     if (!parsed.ok) problems.push(`--mac-agent: ${parsed.reason} (expected unix:/PATH or ADDR:PORT), got "${flags.macAgent}"`);
@@ -113,7 +117,7 @@ export function nextSteps(config: WgctlConfig, configFile: string, tlsDir: strin
 }
 
 async function rotate(ctx: CommandContext, flags: InitFlags, configFile: string): Promise<number> {
-  const given = (['vmAddress', 'vmPort', 'macAgent', 'dns', 'ipv6', 'handshakeTimeout'] as const).filter((k) => flags[k] !== undefined);
+  const given = (['vmAddress', 'vmAddress6', 'vmPort', 'macAgent', 'dns', 'ipv6', 'handshakeTimeout'] as const).filter((k) => flags[k] !== undefined);
   if (given.length > 0) {
     throw new UsageError(`--rotate renews certificates only; drop ${given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} (or use --force to rewrite the config)`);
   }
@@ -147,7 +151,7 @@ export async function initCommand(ctx: CommandContext, flags: InitFlags): Promis
   const tlsRelative = relative(dirname(configFile), tlsDir);
   const candidate = {
     version: 1,
-    vm: { address: flags.vmAddress!, port: flags.vmPort ?? DEFAULT_VM_AGENT_PORT },
+    vm: { address: flags.vmAddress!, ...(flags.vmAddress6 ? { address6: flags.vmAddress6 } : {}), port: flags.vmPort ?? DEFAULT_VM_AGENT_PORT },
     mac: { agent: flags.macAgent ?? DEFAULT_MAC_AGENT },
     tlsDir: tlsRelative && !tlsRelative.startsWith('..') ? tlsRelative : tlsDir,
     ...(flags.dns && flags.dns.length > 0 ? { dns: flags.dns } : {}),

@@ -29,6 +29,7 @@ export async function upOptionsFor(ctx: CommandContext, flags: { macSource?: str
   const vmAddress = await vmAddressIp(config);
   const options: UpOptions = {
     vmAddress,
+    vmAddress6: config.vm.address6,
     macSource: flags.macSource,
     dnsServers: config.dns,
     handshakeTimeoutMs: config.handshakeTimeoutMs,

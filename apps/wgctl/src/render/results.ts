@@ -1,6 +1,6 @@
 /** Text for the end of up/down/plan: what happened, what failed (with the command's stderr). */
 import { SIDE_LABEL } from '../agents';
-import type { DownResult, Failure, PlanResult, UpResult } from '../orchestrator';
+import type { DownResult, Failure, Ipv6Decision, PlanResult, UpResult } from '../orchestrator';
 import { commandLine } from './progress';
 import { formatDuration, shellQuote } from './text';
 
@@ -14,11 +14,19 @@ function failureLines(failure: Failure): string[] {
   return lines;
 }
 
+/** One line on the Mac's IPv6: routed through the tunnel, or blocked and why. */
+export function ipv6Line(decision: Ipv6Decision | undefined): string {
+  if (!decision) return '';
+  return decision.mode === 'route'
+    ? `  IPv6: routed through the tunnel (Mac ${decision.macSource6} via ${decision.vmAddress6})\n`
+    : `  IPv6: blocked on the Mac (${decision.reason})\n`;
+}
+
 export function renderUpResult(result: UpResult): { stdout: string; stderr: string } {
   if (result.ok) {
     const endpoints = result.endpoints.map((e) => `${e.ip || e.host}:${e.port}`).join(', ');
     return {
-      stdout: `up: done in ${formatDuration(result.totalMs)}: all traffic goes through the tunnel (server ${endpoints}, tunnel ${result.tunnelAddresses.join(', ')})\n`,
+      stdout: `up: done in ${formatDuration(result.totalMs)}: all traffic goes through the tunnel (server ${endpoints}, tunnel ${result.tunnelAddresses.join(', ')})\n${ipv6Line(result.ipv6)}`,
       stderr: '',
     };
   }
@@ -57,6 +65,7 @@ export function renderDownResult(result: DownResult, dryRun: boolean): { stdout:
 export function renderPlan(result: PlanResult): string {
   const lines: string[] = [];
   lines.push(`Plan for \`wgctl up\` (nothing was changed; Mac source ${result.macSource ?? '?'}):`);
+  if (result.ipv6) lines.push(ipv6Line(result.ipv6).trimEnd());
   let n = 0;
   for (const side of ['vm', 'mac'] as const) {
     const steps = result.steps.filter((s) => s.side === side);

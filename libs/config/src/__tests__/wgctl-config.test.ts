@@ -35,6 +35,20 @@ describe('wgctl config', () => {
     expect(config.ipv6).toBe('block');
   });
 
+  it('takes an optional vm.address6 (the VM\'s IPv6 on the vnic) and refuses anything but an IPv6 there', () => {
+    const config = parseWgctlConfig({ ...valid, vm: { ...valid.vm, address6: '2001:db8:6:1::2' } });
+    expect(config.vm.address6).toBe('2001:db8:6:1::2');
+    for (const bad of ['192.0.2.2', 'vm.local', '2001:db8::/64', '']) {
+      let problems: { path: string }[] = [];
+      try {
+        parseWgctlConfig({ ...valid, vm: { ...valid.vm, address6: bad } });
+      } catch (error) {
+        problems = (error as ConfigError).problems;
+      }
+      expect({ bad, paths: problems.map((p) => p.path) }).toEqual({ bad, paths: ['vm.address6'] });
+    }
+  });
+
   it('names every bad field with its JSON path', () => {
     const path = write('bad.json', {
       ...valid,
