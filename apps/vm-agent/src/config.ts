@@ -34,6 +34,8 @@ export interface TunnelConfig {
   addresses: string[];
   /** The first IPv4 address (without prefix): what the Mac's traffic is SNATed to. */
   tunnelIPv4?: string;
+  /** The first IPv6 address (without prefix): what the Mac's IPv6 traffic is SNATed to (NAT66). */
+  tunnelIPv6?: string;
   /** Public key of the interface, derived from its private key; undefined without a key. */
   publicKey?: string;
 }
@@ -62,6 +64,7 @@ export function tunnelConfigFromText(path: string, text: string): TunnelConfig {
   }
   const addresses = parsed.interface.addresses;
   const v4 = addresses.find((a) => !a.includes(':'));
+  const v6 = addresses.find((a) => a.includes(':'));
   const privateKey = parsed.interface.privateKey;
   // From now on these values are redacted wherever they would appear (logs, errors, RPCs).
   if (privateKey) addKnownSecret(privateKey.reveal());
@@ -72,6 +75,7 @@ export function tunnelConfigFromText(path: string, text: string): TunnelConfig {
     parsed,
     addresses,
     tunnelIPv4: v4 ? v4.split('/')[0] : undefined,
+    tunnelIPv6: v6 ? v6.split('/')[0] : undefined,
     publicKey: privateKey ? derivePublicKey(privateKey.reveal()) : undefined,
   };
 }

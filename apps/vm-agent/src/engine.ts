@@ -47,17 +47,21 @@ import {
   desiredRules,
   detectBackend,
   ensureChain,
+  ensureChains,
   existingTables,
+  ip6Tools,
   ownChain,
   readRuleset,
   removeChain,
+  removeChains,
   tableIsPristine,
   type ForwardingPlan,
   type IptablesTools,
 } from './firewall';
 import { JournalStore, TABLES, type FirewallTable, type JournalRecord } from './journal';
-import { normalizeMacSource, validateHandshakeTimeout, validateInterfaceName } from './validation';
-import { IP_FORWARD, SRC_VALID_MARK, type Sysctl } from './sysctl';
+import { normalizeMacSource, normalizeMacSource6, validateHandshakeTimeout, validateInterfaceName } from './validation';
+import { IP_FORWARD, IPV6_FORWARDING, SRC_VALID_MARK, acceptRaName, type Sysctl } from './sysctl';
+import { enableIpv6Forwarding, restoreIpv6Forwarding } from './ipv6-forwarding';
 import {
   cleanWgQuickLeftovers,
   downArgvs,
@@ -105,6 +109,8 @@ export interface VmEngineOptions {
 
 export interface UpRequest {
   macSource: string;
+  /** The Mac's IPv6 source to forward and SNAT too (NAT66); empty/undefined: IPv4 only. */
+  macSource6?: string;
   lanInterface?: string;
   dryRun?: boolean;
   handshakeTimeoutMs?: number;
@@ -329,11 +335,12 @@ export class VmEngine {
   async up(request: UpRequest, ctx: OperationContext = {}): Promise<Outcome> {
     // Arguments are checked before anything runs (INVALID_ARGUMENT at the RPC layer).
     const macSource = normalizeMacSource(request.macSource);
+    const macSource6 = request.macSource6 ? normalizeMacSource6(request.macSource6) : undefined;
     if (request.lanInterface) validateInterfaceName('lan_interface', request.lanInterface);
     if (request.handshakeTimeoutMs) validateHandshakeTimeout(request.handshakeTimeoutMs);
     const release = this.acquire('Up');
     try {
-      return await this.track(this.runUp({ ...request, macSource }, ctx));
+      return await this.track(this.runUp({ ...request, macSource, macSource6 }, ctx));
     } finally {
       release();
     }
@@ -365,6 +372,9 @@ export class VmEngine {
       await step('read-config', async () => {
         config = await loadTunnelConfig(this.options.configPath);
         if (!config.tunnelIPv4) throw new Error(`${config.path} has no IPv4 Address in [Interface]: nothing to SNAT the Mac's traffic to`);
+        if (request.macSource6 && !config.tunnelIPv6) {
+          throw new Error(`mac_source6 given but ${config.path} has no IPv6 Address in [Interface]: nothing to SNAT the Mac's IPv6 traffic to`);
+        }
         const withEndpoint = config.parsed.peers.filter((p) => p.endpoint);
         if (withEndpoint.length === 0) throw new Error(`${config.path}: no [Peer] has an Endpoint, so this VM cannot start the tunnel`);
         if (prior && prior.interface !== config.interface) {
@@ -408,7 +418,20 @@ export class VmEngine {
           throw new Error(`the route to ${request.macSource} goes through the tunnel ${config.interface}; pass lan_interface`);
         }
         lanInterface = route.dev;
-        return `the Mac ${request.macSource} is reached through ${lanInterface}${route.gateway ? ` via ${route.gateway}` : ''}`;
+        let six = '';
+        if (request.macSource6) {
+          // The IPv6 side is forwarded between the same two interfaces: it must face the Mac the same way.
+          const route6 = await routeGet(r, request.macSource6.split('/')[0], { family: 6 });
+          if ('unreachable' in route6) throw new Error(`cannot tell which interface faces the Mac's IPv6: ${route6.unreachable}; pass lan_interface`);
+          if (route6.dev !== lanInterface) {
+            throw new Error(
+              `the Mac's IPv6 ${request.macSource6} is reached through ${route6.dev}, its IPv4 ${request.macSource} through ${lanInterface}: ` +
+                'both must face the Mac on the same interface (pass lan_interface)',
+            );
+          }
+          six = `; its IPv6 ${request.macSource6} too`;
+        }
+        return `the Mac ${request.macSource} is reached through ${lanInterface}${route.gateway ? ` via ${route.gateway}` : ''}${six}`;
       });
 
       const plan: ForwardingPlan = {
@@ -417,6 +440,9 @@ export class VmEngine {
         wgInterface: config.interface,
         tunnelAddress: config.tunnelIPv4!,
       };
+      const plan6: ForwardingPlan | undefined = request.macSource6
+        ? { macSource: request.macSource6, lanInterface, wgInterface: config.interface, tunnelAddress: config.tunnelIPv6! }
+        : undefined;
       record = {
         version: 1,
         phase: 'applying',
@@ -432,6 +458,21 @@ export class VmEngine {
         ],
         ipForward: prior?.ipForward ?? null,
         wgInterface: prior?.wgInterface ?? null,
+        // IPv6 asked for: journaled; not asked for but set up before: kept, so Down still removes it.
+        ...(plan6
+          ? {
+              v6: {
+                macSource: plan6.macSource,
+                tunnelAddress: plan6.tunnelAddress,
+                chains: [...new Set([...(prior?.v6?.chains ?? []), ...TABLES])],
+                createdTables: prior?.v6?.createdTables ?? [],
+                forwarding: prior?.v6?.forwarding ?? null,
+                acceptRa: prior?.v6?.acceptRa ?? null,
+              },
+            }
+          : prior?.v6
+            ? { v6: prior.v6 }
+            : {}),
         updatedAtMs: this.now(),
       };
       // Write-ahead: from here on every change is covered by the journal.
@@ -445,6 +486,30 @@ export class VmEngine {
         );
       }
 
+      if (plan6) {
+        await step('firewall6', async (r) => {
+          const tools6 = ip6Tools(tools);
+          const ruleset6 = await readRuleset(r, tools6);
+          const v6 = record!.v6!;
+          if (tools.kind === 'nft') {
+            // Write-ahead: the ip6 tables this batch will cause to exist, before it runs.
+            const tables6Before = existingTables(ruleset6);
+            const created = TABLES.filter((t) => !tables6Before.has(t) && !v6.createdTables.includes(t));
+            if (created.length > 0 && !dryRun) {
+              v6.createdTables = [...v6.createdTables, ...created];
+              await this.persist(record!);
+            }
+          }
+          const desired6 = desiredRules(plan6, 6);
+          return ensureChains(
+            r,
+            tools6,
+            TABLES.map((table) => ({ state: chainState(ruleset6, ownChain(table)), desired: desired6[table] })),
+            { showBatch: dryRun },
+          );
+        });
+      }
+
       await step('ip-forward', async (r) => {
         const current = await this.options.sysctl.read(IP_FORWARD, r);
         if (current === '1') return { skipped: `${IP_FORWARD} is already 1` };
@@ -454,6 +519,12 @@ export class VmEngine {
         await this.options.sysctl.write(IP_FORWARD, '1', r);
         return `${IP_FORWARD}: ${current} → 1 (${this.options.sysctl.where(IP_FORWARD)}; ${record!.ipForward.previous} is restored by Down)`;
       });
+
+      if (plan6) {
+        await step('ip6-forward', async (r) =>
+          enableIpv6Forwarding(r, this.options.sysctl, record!, lanInterface, { dryRun, persist: (rec) => this.persist(rec) }),
+        );
+      }
 
       let link!: Awaited<ReturnType<typeof linkState>>;
       await step('clean-stale', async (r) => {
@@ -493,8 +564,10 @@ export class VmEngine {
       await step('verify', async (r) => {
         if (dryRun) return { skipped: 'dry-run: nothing was changed' };
         const problems = await this.verifyUp(r, tools, plan);
+        if (plan6) problems.push(...(await this.verifyUp6(r, tools, plan6)));
         if (problems.length) throw new Error(`not in place after Up: ${problems.join('; ')}`);
-        return `${OWN_CHAINS.map((c) => c.chain).join(', ')} in place; ${IP_FORWARD}=1; ${config.interface} up`;
+        const six = plan6 ? `; ip6tables ${OWN_CHAINS.map((c) => c.chain).join(', ')} in place; ${IPV6_FORWARDING}=1` : '';
+        return `${OWN_CHAINS.map((c) => c.chain).join(', ')} in place; ${IP_FORWARD}=1${six}; ${config.interface} up`;
       });
 
       if (!dryRun) {
@@ -622,6 +695,24 @@ export class VmEngine {
     return problems;
   }
 
+  private async verifyUp6(runner: Runner, tools: IptablesTools, plan6: ForwardingPlan): Promise<string[]> {
+    const problems: string[] = [];
+    const raName = acceptRaName(plan6.lanInterface);
+    const [tables, forwarding, acceptRa] = await readTogether([
+      readRuleset(runner, ip6Tools(tools)),
+      this.options.sysctl.read(IPV6_FORWARDING, runner),
+      this.options.sysctl.read(raName, runner),
+    ]);
+    const desired = desiredRules(plan6, 6);
+    for (const own of OWN_CHAINS) {
+      const state = chainState(tables, own);
+      if (!chainInPlace(state, desired[own.table])) problems.push(`ip6 ${own.table} ${own.chain} differs (jumps: ${state.jumps}, rules: ${state.rules.length})`);
+    }
+    if (forwarding !== '1') problems.push(`${IPV6_FORWARDING}=${forwarding}`);
+    if (acceptRa === '1') problems.push(`${raName}=1 (router advertisements ignored while forwarding)`);
+    return problems;
+  }
+
   // -------------------------------------------------------------------------------------------
   // Down
 
@@ -737,6 +828,28 @@ export class VmEngine {
       return `${IP_FORWARD}: ${current} → ${previous} (restored)`;
     });
 
+    const v6 = record.v6;
+    if (v6) {
+      // Forwarding off first (fail closed), then accept_ra back: the reverse of Up.
+      await step('ip6-forward', async (r) => restoreIpv6Forwarding(r, this.options.sysctl, v6, { dryRun }));
+
+      await step('firewall6', async (r) => {
+        const tools6 = ip6Tools(tools);
+        const ruleset6 = await readRuleset(r, tools6);
+        const removed = await removeChains(r, tools6, OWN_CHAINS.map((own) => chainState(ruleset6, own)), { showBatch: dryRun });
+        if (tools.kind !== 'nft' || v6.createdTables.length === 0) return removed;
+        // The ip6 tables wgctl caused to exist: deleted when back to pristine (one nft transaction).
+        const after = typeof removed === 'string' && !dryRun ? await readRuleset(r, tools6) : ruleset6;
+        const gone = v6.createdTables.filter((t) => after.some((x) => x.name === t) && (dryRun || tableIsPristine(after, t)));
+        if (gone.length > 0) {
+          const batch = deleteNftTables(gone, 'ip6');
+          await r.run(batch.argv, { input: batch.input });
+        }
+        const chains = typeof removed === 'string' ? removed : removed.skipped;
+        return gone.length > 0 ? `${chains}; deleted the empty ip6 tables wgctl caused to exist: ${gone.join(', ')}` : removed;
+      });
+    }
+
     // Read once, in the first firewall step: each step changes only its own table.
     let ruleset: IptablesSaveTable[] | undefined;
     for (const table of TABLES) {
@@ -812,6 +925,21 @@ export class VmEngine {
     if (record.ipForward) {
       if (current === record.ipForward.applied && current !== record.ipForward.previous) left.push(`${IP_FORWARD}=${current}`);
     }
+    if (record.v6) {
+      const v6 = record.v6;
+      const raName = v6.acceptRa ? acceptRaName(v6.acceptRa.interface) : undefined;
+      const [tables6, forwarding, acceptRa] = await readTogether([
+        readRuleset(runner, ip6Tools(tools)),
+        v6.forwarding ? this.options.sysctl.read(IPV6_FORWARDING, runner) : undefined,
+        raName ? this.options.sysctl.read(raName, runner) : undefined,
+      ]);
+      for (const own of OWN_CHAINS) {
+        const state = chainState(tables6, own);
+        if (state.chainExists || state.jumps > 0) left.push(`ip6 ${own.table} ${own.chain}`);
+      }
+      if (v6.forwarding && forwarding === v6.forwarding.applied && forwarding !== v6.forwarding.previous) left.push(`${IPV6_FORWARDING}=${forwarding}`);
+      if (v6.acceptRa && acceptRa === v6.acceptRa.applied && acceptRa !== v6.acceptRa.previous) left.push(`${raName}=${acceptRa}`);
+    }
     return left;
   }
 
@@ -829,7 +957,7 @@ export class VmEngine {
     if (!record) return null;
     if (record.phase === 'up') {
       this.logger.info('reconcile: journal says up; re-applying', { mac: record.macSource, interface: record.interface });
-      return this.up({ macSource: record.macSource, lanInterface: record.lanInterface }, ctx);
+      return this.up({ macSource: record.macSource, lanInterface: record.lanInterface, macSource6: record.v6?.macSource }, ctx);
     }
     this.logger.warn(`reconcile: the previous process stopped during ${record.phase === 'applying' ? 'Up' : 'Down'}; removing what it applied`);
     return this.down({}, ctx);
@@ -927,6 +1055,24 @@ export class VmEngine {
             ok ? `${own.chain} in place (${own.purpose})` : `${own.chain}: ${state.chainExists ? `${state.rules.length} rules` : 'missing'}, ${state.jumps} jump(s)`,
             state.rules.map((r) => `-A ${own.chain} ${r.join(' ')}`),
           );
+        }
+        if (record.v6) {
+          const [tables6, forwarding] = await readTogether([readRuleset(runner, ip6Tools(tools)), this.options.sysctl.read(IPV6_FORWARDING, runner)]);
+          const desired6 = desiredRules(
+            { macSource: record.v6.macSource, lanInterface: record.lanInterface, wgInterface: record.interface, tunnelAddress: record.v6.tunnelAddress },
+            6,
+          );
+          for (const own of OWN_CHAINS) {
+            const state = chainState(tables6, own);
+            const ok = chainInPlace(state, desired6[own.table]);
+            check(
+              `firewall6-${own.table}`,
+              ok,
+              ok ? `ip6 ${own.chain} in place (${own.purpose})` : `ip6 ${own.chain}: ${state.chainExists ? `${state.rules.length} rules` : 'missing'}, ${state.jumps} jump(s)`,
+              state.rules.map((r) => `-A ${own.chain} ${r.join(' ')}`),
+            );
+          }
+          check('ip6-forward', forwarding === '1', `${IPV6_FORWARDING}=${forwarding}`);
         }
       }
     } catch (e) {

@@ -59,8 +59,21 @@ export interface IptablesTools {
   version: string;
 }
 
-/** The rules each own chain must contain, in order, as `iptables -S` prints them. */
-export function desiredRules(plan: ForwardingPlan): Record<FirewallTable, string[][]> {
+/**
+ * The same backend's IPv6 tools: `iptables-nft` → `ip6tables-nft` (-save, -restore), legacy
+ * likewise, plain `iptables` → `ip6tables`. The IPv6 chains always live where the IPv4 ones do.
+ */
+export function ip6Tools(tools: IptablesTools): IptablesTools {
+  const six = (name: string): string => name.replace(/^iptables/, 'ip6tables');
+  return { ...tools, iptables: six(tools.iptables), save: six(tools.save) };
+}
+
+/**
+ * The rules each own chain must contain, in order, as `iptables -S` (family 4) or
+ * `ip6tables -S` (family 6, plan with IPv6 source and tunnel address) prints them.
+ */
+export function desiredRules(plan: ForwardingPlan, family: 4 | 6 = 4): Record<FirewallTable, string[][]> {
+  const rejectWith = family === 6 ? 'icmp6-adm-prohibited' : 'icmp-admin-prohibited';
   const { macSource: mac, lanInterface: lan, wgInterface: wg, tunnelAddress } = plan;
   const clamp = ['-p', 'tcp', '-m', 'tcp', '--tcp-flags', 'SYN,RST', 'SYN', '-j', 'TCPMSS', '--clamp-mss-to-pmtu'];
   return {
@@ -69,7 +82,7 @@ export function desiredRules(plan: ForwardingPlan): Record<FirewallTable, string
       ['-d', mac, '-i', wg, '-o', lan, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT'],
       ['-d', mac, '-i', wg, '-j', 'DROP'],
       // Kill switch: whatever the Mac sends that would not leave through the tunnel.
-      ['-s', mac, '!', '-o', wg, '-j', 'REJECT', '--reject-with', 'icmp-admin-prohibited'],
+      ['-s', mac, '!', '-o', wg, '-j', 'REJECT', '--reject-with', rejectWith],
     ],
     nat: [['-s', mac, '-o', wg, '-j', 'SNAT', '--to-source', tunnelAddress]],
     mangle: [
@@ -271,6 +284,47 @@ export function removeChainBatch(state: ChainState): string | undefined {
   return restoreBatch(own.table, lines);
 }
 
+/**
+ * Several own chains (one per table) in ONE restore batch: ip(6)tables-restore takes several
+ * `*table … COMMIT` blocks in one input. Used for the IPv6 side (one process for three tables).
+ * `{ skipped }` when every chain is already in place (no command run).
+ */
+export async function ensureChains(
+  runner: Runner,
+  tools: IptablesTools,
+  wanted: { state: ChainState; desired: string[][] }[],
+  options: BatchOptions = {},
+): Promise<string | { skipped: string }> {
+  const changes = wanted.map(({ state, desired }) => ({ own: state.own, change: ensureChainBatch(state, desired) }));
+  const todo = changes.filter((c) => c.change !== undefined);
+  if (todo.length === 0) return { skipped: `${wanted.map((w) => `${w.state.own.table} ${w.state.own.chain}`).join(', ')}: already in place` };
+  const batch = todo.map((c) => c.change!.batch).join('');
+  await runner.run(restoreArgv(tools), { input: batch });
+  return withBatch(
+    `${tools.iptables}: ${todo.map((c) => `${c.own.table} ${c.own.chain} (${c.own.purpose}): ${c.change!.done.join(', ')}`).join('; ')}`,
+    batch,
+    options,
+  );
+}
+
+/** Removes several own chains (and their jumps) in ONE restore batch. `{ skipped }` when none is there. */
+export async function removeChains(
+  runner: Runner,
+  tools: IptablesTools,
+  states: ChainState[],
+  options: BatchOptions = {},
+): Promise<string | { skipped: string }> {
+  const present = states.map((state) => ({ state, batch: removeChainBatch(state) })).filter((x) => x.batch !== undefined);
+  if (present.length === 0) return { skipped: `${tools.iptables}: no wgctl chain present` };
+  const batch = present.map((x) => x.batch!).join('');
+  await runner.run(restoreArgv(tools), { input: batch });
+  return withBatch(
+    `${tools.iptables}: ${present.map((x) => `${x.state.own.table} ${x.state.own.chain}: ${x.state.jumps} jump(s) and the chain removed`).join('; ')}`,
+    batch,
+    options,
+  );
+}
+
 /** Removes the tagged jumps and the own chain. `{ skipped }` when there is nothing of it. */
 export async function removeChain(
   runner: Runner,
@@ -299,6 +353,6 @@ export function tableIsPristine(tables: IptablesSaveTable[], table: FirewallTabl
  * Deletes the given `ip` tables in ONE nft transaction (nft -f is all or nothing): one process
  * instead of one per table (each 15-25 ms, most of it nft building its cache).
  */
-export function deleteNftTables(tables: readonly FirewallTable[]): { argv: string[]; input: string } {
-  return { argv: ['nft', '-f', '-'], input: tables.map((table) => `delete table ip ${table}\n`).join('') };
+export function deleteNftTables(tables: readonly FirewallTable[], family: 'ip' | 'ip6' = 'ip'): { argv: string[]; input: string } {
+  return { argv: ['nft', '-f', '-'], input: tables.map((table) => `delete table ${family} ${table}\n`).join('') };
 }

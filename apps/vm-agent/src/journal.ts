@@ -43,6 +43,27 @@ export const journalSchema = z.object({
       srcValidMarkPrevious: z.string().nullable(),
     })
     .nullable(),
+  /**
+   * The IPv6 side, present only when Up was asked to forward the Mac's IPv6 (mac_source6).
+   * Optional: journals written before it existed still load. The ip6tables binaries are those
+   * of `backend` (same kind), see firewall.ts ip6Tools.
+   */
+  v6: z
+    .object({
+      /** Canonical CIDR of the Mac's IPv6 source (ip6tables -S form). */
+      macSource: z.string(),
+      /** The tunnel IPv6 address the Mac's IPv6 is SNATed to. */
+      tunnelAddress: z.string(),
+      /** ip6 tables in which the agent created its chain. */
+      chains: z.array(tableSchema),
+      /** nft-backed ip6 tables that did not exist before the agent's first ip6tables rule. */
+      createdTables: z.array(tableSchema),
+      /** net.ipv6.conf.all.forwarding as found, and the value written. */
+      forwarding: z.object({ previous: z.string(), applied: z.string() }).nullable(),
+      /** accept_ra of the LAN interface, set 1 → 2 so forwarding does not cost the VM its own RA default route. */
+      acceptRa: z.object({ interface: z.string(), previous: z.string(), applied: z.string() }).nullable(),
+    })
+    .optional(),
   updatedAtMs: z.number(),
 });
 

@@ -107,6 +107,7 @@ export function vmAgentHandlers(engine: VmEngine, sampler: HealthSampler, logger
           engine.up(
             {
               macSource: call.request.macSource,
+              macSource6: call.request.macSource6 || undefined,
               lanInterface: call.request.lanInterface || undefined,
               dryRun: call.request.dryRun,
               handshakeTimeoutMs: call.request.handshakeTimeoutMs || undefined,

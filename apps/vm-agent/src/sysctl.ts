@@ -10,6 +10,13 @@ import { join } from 'node:path';
 import type { Runner } from '@wgctl/runner';
 
 export const IP_FORWARD = 'net.ipv4.ip_forward';
+export const IPV6_FORWARDING = 'net.ipv6.conf.all.forwarding';
+/** accept_ra of an interface: 1 = accept RAs unless forwarding, 2 = accept them even when forwarding. */
+export function acceptRaName(ifname: string): string {
+  // sysctl names separate levels with dots: an interface name with a dot cannot be addressed so.
+  if (ifname.includes('.')) throw new Error(`cannot address net.ipv6.conf.${ifname}.accept_ra: the interface name contains a dot`);
+  return `net.ipv6.conf.${ifname}.accept_ra`;
+}
 /** Set to 1 by wg-quick for full-tunnel configs (and never restored by it). */
 export const SRC_VALID_MARK = 'net.ipv4.conf.all.src_valid_mark';
 

@@ -2,7 +2,8 @@
  * Request arguments, checked before anything runs. Errors name the proto field so the RPC
  * layer can answer INVALID_ARGUMENT with an actionable message.
  */
-import { isIPv4, isInterfaceName, parseCidr } from '@wgctl/config';
+import { isIPv4, isIPv6, isInterfaceName, parseCidr } from '@wgctl/config';
+import ipaddr from 'ipaddr.js';
 
 export class InvalidArgumentError extends Error {
   constructor(
@@ -39,6 +40,24 @@ export function normalizeMacSource(value: string): string {
   const size = 2 ** (32 - cidr.prefix);
   const network = Math.floor(ipv4ToInt(cidr.address) / size) * size;
   return `${intToIpv4(network)}/${cidr.prefix}`;
+}
+
+/**
+ * The Mac's IPv6 source as ip6tables prints it: `2001:db8:6:1::2` → `2001:db8:6:1::2/128`,
+ * `2001:DB8:6:1::7/64` → `2001:db8:6:1::/64` (RFC 5952 text, what inet_ntop prints). /0 is
+ * refused, like for IPv4.
+ */
+export function normalizeMacSource6(value: string): string {
+  const field = 'mac_source6';
+  const text = value.trim();
+  if (text === '') throw new InvalidArgumentError(field, 'empty: leave the field unset to forward IPv4 only');
+  if (isIPv6(text)) return `${ipaddr.IPv6.parse(text).toRFC5952String()}/128`;
+  const cidr = parseCidr(text);
+  if (!cidr) throw new InvalidArgumentError(field, `"${value}" is not an IPv6 address or CIDR`);
+  if (cidr.family !== 6) throw new InvalidArgumentError(field, `"${value}" is IPv4; mac_source6 takes the Mac's IPv6 address (IPv4 goes in mac_source)`);
+  if (cidr.prefix === 0) throw new InvalidArgumentError(field, `"${value}" would match every source; give the Mac's address or subnet`);
+  const network = ipaddr.IPv6.networkAddressFromCIDR(`${cidr.address}/${cidr.prefix}`);
+  return `${network.toRFC5952String()}/${cidr.prefix}`;
 }
 
 export function validateInterfaceName(field: string, value: string): void {

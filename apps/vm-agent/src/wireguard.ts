@@ -45,9 +45,9 @@ export async function linkState(runner: Runner, ifname: string): Promise<LinkSta
 export async function routeGet(
   runner: Runner,
   address: string,
-  options: { mark?: number } = {},
+  options: { mark?: number; family?: 6 } = {},
 ): Promise<{ dev: string; gateway?: string } | { unreachable: string }> {
-  const argv = ['ip', '-j', 'route', 'get', address];
+  const argv = options.family === 6 ? ['ip', '-j', '-6', 'route', 'get', address] : ['ip', '-j', 'route', 'get', address];
   if (options.mark) argv.push('mark', String(options.mark));
   const result = await runner.run(argv, { readOnly: true, allowFailure: true });
   if (result.exitCode !== 0) return { unreachable: `ip route get ${address}: exit code ${result.exitCode} (${result.stderr.trim()})` };

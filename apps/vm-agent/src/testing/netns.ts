@@ -53,37 +53,69 @@ export interface LabOptions {
   keepalive?: number;
   /** Bring the server's WireGuard up (false: an endpoint that never answers). Default true. */
   serverUp?: boolean;
+  /** Name prefix of every netns, veth and WireGuard interface (3 characters). Default `wtv`. */
+  prefix?: string;
+  /**
+   * IPv6 too (2001:db8:6::/48): Mac 2001:db8:6:1::2/64 on the vnic (default via the VM), VM
+   * uplink 2001:db8:6:2::2/64, tunnel 2001:db8:6:64::2/64 ↔ 2001:db8:6:64::1/64, full tunnel
+   * for both families (AllowedIPs 0.0.0.0/0, ::/0).
+   */
+  ipv6?: boolean;
 }
 
 export class VmLab {
   readonly id = randomBytes(2).toString('hex');
-  readonly nsMac = `wtv-${this.id}-mac`;
-  readonly nsVm = `wtv-${this.id}-vm`;
-  readonly nsSrv = `wtv-${this.id}-srv`;
-  readonly wgVm = `wtv${this.id}c`;
-  readonly wgSrv = `wtv${this.id}s`;
-  readonly vethMac = `wtv${this.id}m`;
-  readonly vethLan = `wtv${this.id}l`;
-  readonly vethUp = `wtv${this.id}u`;
-  readonly vethSrv = `wtv${this.id}v`;
+  readonly nsMac: string;
+  readonly nsVm: string;
+  readonly nsSrv: string;
+  readonly wgVm: string;
+  readonly wgSrv: string;
+  readonly vethMac: string;
+  readonly vethLan: string;
+  readonly vethUp: string;
+  readonly vethSrv: string;
   readonly macAddress = '198.51.100.2';
   readonly vmLanAddress = '198.51.100.1';
   readonly vmUplinkAddress = '203.0.113.2';
   readonly serverAddress = '203.0.113.1';
   readonly vmTunnelAddress = '192.0.2.2';
   readonly serverTunnelAddress = '192.0.2.1';
-  readonly dir = mkdtempSync(join(tmpdir(), 'wtv-lab-'));
-  readonly vmConfigPath = join(this.dir, `${this.wgVm}.conf`);
-  readonly serverConfigPath = join(this.dir, `${this.wgSrv}.conf`);
-  readonly stateDir = join(this.dir, 'state');
+  readonly macAddress6 = '2001:db8:6:1::2';
+  readonly vmLanAddress6 = '2001:db8:6:1::1';
+  readonly vmUplinkAddress6 = '2001:db8:6:2::2';
+  readonly serverAddress6 = '2001:db8:6:2::1';
+  readonly vmTunnelAddress6 = '2001:db8:6:64::2';
+  readonly serverTunnelAddress6 = '2001:db8:6:64::1';
+  readonly dir: string;
+  readonly vmConfigPath: string;
+  readonly serverConfigPath: string;
+  readonly stateDir: string;
   readonly vmKeys = generateKeyPair();
   readonly serverKeys = generateKeyPair();
   readonly host: Runner = new ExecRunner({ ...process.env, ...WG_USERSPACE_ENV });
-  readonly vm: Runner = new NetnsRunner(this.host, this.nsVm);
-  readonly mac: Runner = new NetnsRunner(this.host, this.nsMac);
-  readonly srv: Runner = new NetnsRunner(this.host, this.nsSrv);
+  readonly vm: Runner;
+  readonly mac: Runner;
+  readonly srv: Runner;
 
-  constructor(private readonly options: LabOptions = {}) {}
+  constructor(private readonly options: LabOptions = {}) {
+    const p = options.prefix ?? 'wtv';
+    this.nsMac = `${p}-${this.id}-mac`;
+    this.nsVm = `${p}-${this.id}-vm`;
+    this.nsSrv = `${p}-${this.id}-srv`;
+    this.wgVm = `${p}${this.id}c`;
+    this.wgSrv = `${p}${this.id}s`;
+    this.vethMac = `${p}${this.id}m`;
+    this.vethLan = `${p}${this.id}l`;
+    this.vethUp = `${p}${this.id}u`;
+    this.vethSrv = `${p}${this.id}v`;
+    this.dir = mkdtempSync(join(tmpdir(), `${p}-lab-`));
+    this.vmConfigPath = join(this.dir, `${this.wgVm}.conf`);
+    this.serverConfigPath = join(this.dir, `${this.wgSrv}.conf`);
+    this.stateDir = join(this.dir, 'state');
+    this.vm = new NetnsRunner(this.host, this.nsVm);
+    this.mac = new NetnsRunner(this.host, this.nsMac);
+    this.srv = new NetnsRunner(this.host, this.nsSrv);
+  }
 
   async create(): Promise<this> {
     const h = this.host;
@@ -102,6 +134,15 @@ export class VmLab {
     await addr(this.nsVm, this.vethUp, `${this.vmUplinkAddress}/24`);
     await addr(this.nsSrv, this.vethSrv, `${this.serverAddress}/24`);
     await h.run(['ip', '-n', this.nsMac, 'route', 'add', 'default', 'via', this.vmLanAddress]);
+    if (this.options.ipv6) {
+      // nodad: usable at once (no duplicate address detection wait).
+      const addr6 = (ns: string, dev: string, cidr: string): Promise<unknown> => h.run(['ip', '-n', ns, '-6', 'addr', 'add', cidr, 'dev', dev, 'nodad']);
+      await addr6(this.nsMac, this.vethMac, `${this.macAddress6}/64`);
+      await addr6(this.nsVm, this.vethLan, `${this.vmLanAddress6}/64`);
+      await addr6(this.nsVm, this.vethUp, `${this.vmUplinkAddress6}/64`);
+      await addr6(this.nsSrv, this.vethSrv, `${this.serverAddress6}/64`);
+      await h.run(['ip', '-n', this.nsMac, '-6', 'route', 'add', 'default', 'via', this.vmLanAddress6]);
+    }
     this.writeConfigs();
     if (this.options.serverUp !== false) await this.serverUp();
     return this;
@@ -114,12 +155,12 @@ export class VmLab {
       [
         '[Interface]',
         `PrivateKey = ${this.vmKeys.privateKey}`,
-        `Address = ${this.vmTunnelAddress}/24`,
+        `Address = ${this.vmTunnelAddress}/24${this.options.ipv6 ? `, ${this.vmTunnelAddress6}/64` : ''}`,
         '',
         '[Peer]',
         `PublicKey = ${this.serverKeys.publicKey}`,
         `Endpoint = ${this.serverAddress}:51820`,
-        'AllowedIPs = 0.0.0.0/0',
+        `AllowedIPs = 0.0.0.0/0${this.options.ipv6 ? ', ::/0' : ''}`,
         ...(keepalive ? [`PersistentKeepalive = ${keepalive}`] : []),
         ...(overrides.vmPeerExtra ? [overrides.vmPeerExtra] : []),
         '',
@@ -132,11 +173,11 @@ export class VmLab {
         '[Interface]',
         `PrivateKey = ${this.serverKeys.privateKey}`,
         'ListenPort = 51820',
-        `Address = ${this.serverTunnelAddress}/24`,
+        `Address = ${this.serverTunnelAddress}/24${this.options.ipv6 ? `, ${this.serverTunnelAddress6}/64` : ''}`,
         '',
         '[Peer]',
         `PublicKey = ${this.vmKeys.publicKey}`,
-        `AllowedIPs = ${this.vmTunnelAddress}/32`,
+        `AllowedIPs = ${this.vmTunnelAddress}/32${this.options.ipv6 ? `, ${this.vmTunnelAddress6}/128` : ''}`,
         '',
       ].join('\n'),
       { mode: 0o600 },
@@ -154,6 +195,15 @@ export class VmLab {
   /** iptables-save of the VM namespace without its timestamp comments (for before/after comparison). */
   async vmRuleset(): Promise<string> {
     const out = await this.vm.run(['iptables-save'], { readOnly: true });
+    return out.stdout
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .join('\n');
+  }
+
+  /** ip6tables-save of the VM namespace without its timestamp comments. */
+  async vmRuleset6(): Promise<string> {
+    const out = await this.vm.run(['ip6tables-save'], { readOnly: true });
     return out.stdout
       .split('\n')
       .filter((l) => !l.startsWith('#'))
@@ -207,7 +257,9 @@ export class VmLab {
 
   /** ping from the Mac namespace; true when at least one reply came back. */
   async macPing(target: string, count = 3): Promise<boolean> {
-    const r = await this.mac.run(['ping', '-n', '-c', String(count), '-i', '0.2', '-W', '1', target], { allowFailure: true });
+    const r = await this.mac.run(['ping', '-n', ...(target.includes(':') ? ['-6'] : []), '-c', String(count), '-i', '0.2', '-W', '1', target], {
+      allowFailure: true,
+    });
     return r.exitCode === 0;
   }
 

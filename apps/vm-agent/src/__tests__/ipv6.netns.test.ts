@@ -1,0 +1,243 @@
+/**
+ * The Mac's IPv6 forwarded into the tunnel (mac_source6), against real wg-quick
+ * (wireguard-go), ip6tables (nft backend) and sysctls in network namespaces of this file's own
+ * (prefix `wv6`, see testing/netns.ts with ipv6). Only 2001:db8::/32 and the IPv4
+ * documentation prefixes are used.
+ */
+import { StepState, type Outcome, type Progress, type StepEvent } from '@wgctl/proto';
+import type { RunOptions, RunResult, Runner } from '@wgctl/runner';
+import { VmEngine, type UpRequest, type VmEngineOptions } from '../engine';
+import { JournalStore } from '../journal';
+import { RunnerSysctl, type Sysctl } from '../sysctl';
+import { VmLab, canUseNetns } from '../testing/netns';
+
+const describeNetns = canUseNetns() ? describe : describe.skip;
+const plain = (argv: readonly string[]): string => (argv[0] === 'ip' && argv[1] === 'netns' ? argv.slice(4) : argv).join(' ');
+
+function engineFor(lab: VmLab, overrides: Partial<VmEngineOptions> = {}): VmEngine {
+  return new VmEngine({
+    configPath: lab.vmConfigPath,
+    runner: lab.vm,
+    sysctl: new RunnerSysctl(lab.vm),
+    journal: new JournalStore(lab.stateDir),
+    interfaceMethod: 'wg-quick',
+    handshakeTimeoutMs: 10_000,
+    ...overrides,
+  });
+}
+
+interface Collected {
+  outcome: Outcome;
+  steps: StepEvent[];
+  finals: [string, StepState][];
+}
+
+async function collect(run: (emit: (p: Progress) => void) => Promise<Outcome>): Promise<Collected> {
+  const steps: StepEvent[] = [];
+  const outcome = await run((p) => {
+    if (p.kind?.$case === 'step') steps.push(p.kind.value);
+  });
+  const finals = steps.filter((s) => s.state !== StepState.STEP_STATE_STARTED).map((s): [string, StepState] => [s.step, s.state]);
+  return { outcome, steps, finals };
+}
+
+const up6 = (engine: VmEngine, lab: VmLab, extra: Partial<UpRequest> = {}): Promise<Collected> =>
+  collect((emit) => engine.up({ macSource: lab.macAddress, macSource6: lab.macAddress6, ...extra }, { emit }));
+const down = (engine: VmEngine): Promise<Collected> => collect((emit) => engine.down({}, { emit }));
+
+async function snapshot(lab: VmLab): Promise<Record<string, string | boolean>> {
+  return {
+    ruleset: await lab.vmRuleset(),
+    ruleset6: await lab.vmRuleset6(),
+    ipRules: await lab.vmIpRules(),
+    nftTables: await lab.vmNftTables(),
+    ipForward: await lab.vmSysctl('net.ipv4.ip_forward'),
+    forwarding6: await lab.vmSysctl('net.ipv6.conf.all.forwarding'),
+    acceptRa: await lab.vmSysctl(`net.ipv6.conf.${lab.vethLan}.accept_ra`),
+    srcValidMark: await lab.vmSysctl('net.ipv4.conf.all.src_valid_mark'),
+    link: await lab.vmLinkExists(lab.wgVm),
+  };
+}
+
+/** A runner that fails the first command whose argv (without the netns prefix) starts with `prefix`. */
+class FailingRunner implements Runner {
+  failed = 0;
+  constructor(
+    private readonly inner: Runner,
+    private readonly prefix: string,
+  ) {}
+
+  run(argv: readonly string[], options?: RunOptions): Promise<RunResult> {
+    if (this.failed === 0 && plain(argv).startsWith(this.prefix)) {
+      this.failed++;
+      return Promise.reject(new Error(`injected failure of ${plain(argv)}`));
+    }
+    return this.inner.run(argv, options);
+  }
+}
+
+const UP6_STEPS = [
+  'read-config',
+  'detect-backend',
+  'resolve-lan',
+  'firewall-filter',
+  'firewall-nat',
+  'firewall-mangle',
+  'firewall6',
+  'ip-forward',
+  'ip6-forward',
+  'clean-stale',
+  'wg-quick-up',
+  'await-handshake',
+  'verify',
+];
+const DOWN6_STEPS = [
+  'read-journal',
+  'detect-backend',
+  'ip-forward',
+  'ip6-forward',
+  'firewall6',
+  'firewall-filter',
+  'firewall-nat',
+  'firewall-mangle',
+  'firewall-tables',
+  'wg-quick-down',
+  'clean-stale',
+  'verify',
+];
+
+describeNetns('VmEngine: the Mac IPv6 too (mac_source6), in network namespaces', () => {
+  let lab: VmLab;
+
+  beforeEach(async () => {
+    lab = await new VmLab({ prefix: 'wv6', ipv6: true }).create();
+  });
+
+  afterEach(async () => {
+    await lab?.destroy();
+  });
+
+  it('up/up/down/down: NAT66 to the tunnel IPv6, IPv6 kill switch, accept_ra kept, and everything restored exactly', async () => {
+    const engine = engineFor(lab);
+    const start = await snapshot(lab);
+    expect(start).toMatchObject({ ruleset: '', ruleset6: '', forwarding6: '0', acceptRa: '1', link: false });
+
+    const first = await up6(engine, lab);
+    expect(first.outcome).toMatchObject({ ok: true, failedStep: '' });
+    expect(first.finals.map(([s]) => s)).toEqual(UP6_STEPS);
+    const fw6 = first.steps.find((s) => s.step === 'firewall6' && s.state === StepState.STEP_STATE_DONE)!;
+    // ONE ip6tables restore process for the three tables, same backend as IPv4.
+    expect(fw6.commands.map((c) => plain(c.argv))).toEqual(['ip6tables-nft-save', 'ip6tables-nft-restore -w 5 --noflush']);
+    const resolve = first.steps.find((s) => s.step === 'resolve-lan' && s.state === StepState.STEP_STATE_DONE)!;
+    expect(resolve.commands.map((c) => plain(c.argv))).toContain(`ip -j -6 route get ${lab.macAddress6}`);
+    const applied = await snapshot(lab);
+    expect(applied).toMatchObject({ forwarding6: '1', acceptRa: '2', ipForward: '1', link: true });
+    expect(applied.ruleset6).toContain(`-A WGCTL-POST -s ${lab.macAddress6}/128 -o ${lab.wgVm} -j SNAT --to-source ${lab.vmTunnelAddress6}`);
+    expect(applied.ruleset6).toContain('--reject-with icmp6-adm-prohibited');
+
+    // NAT66: at the far end of the tunnel the Mac's IPv6 echo requests come from the VM's tunnel IPv6.
+    const lines = await lab.capture(lab.nsSrv, ['-i', lab.wgSrv, 'icmp6'], async () => {
+      expect(await lab.macPing(lab.serverTunnelAddress6, 4)).toBe(true);
+    });
+    const requests = lines.filter((l) => l.includes('echo request'));
+    expect(requests.length).toBeGreaterThanOrEqual(1);
+    for (const line of requests) expect(line).toContain(`IP6 ${lab.vmTunnelAddress6} > ${lab.serverTunnelAddress6}: ICMP6, echo request`);
+    expect(lines.join('\n')).not.toContain(lab.macAddress6);
+
+    // Kill switch: the server's uplink IPv6 is on-link outside the tunnel; the Mac's packets must not leave that way.
+    const leakLines = await lab.capture(lab.nsSrv, ['-i', lab.vethSrv, 'icmp6 and ip6[40] == 128'], async () => {
+      const leak = await lab.mac.run(['ping', '-6', '-n', '-c', '1', '-W', '1', lab.serverAddress6], { allowFailure: true });
+      expect(leak.exitCode).not.toBe(0);
+      expect(leak.stdout).toMatch(/prohibited/i);
+    });
+    expect(leakLines.filter((l) => l.includes('echo request'))).toEqual([]);
+
+    // Second Up: nothing to do; ip6tables, sysctls, everything unchanged.
+    const second = await up6(engine, lab);
+    expect(second.outcome.ok).toBe(true);
+    const skipped = second.finals.filter(([, st]) => st === StepState.STEP_STATE_SKIPPED).map(([s]) => s);
+    expect(skipped).toEqual(expect.arrayContaining(['firewall6', 'ip6-forward', 'firewall-filter', 'ip-forward', 'wg-quick-up']));
+    expect(second.steps.filter((s) => s.step === 'firewall6').flatMap((s) => s.commands.map((c) => plain(c.argv)))).toEqual(['ip6tables-nft-save']);
+    expect(await snapshot(lab)).toEqual(applied);
+
+    const sample = await engine.sample();
+    const checks = Object.fromEntries(sample.status.checks.map((c) => [c.name, c.ok]));
+    expect(checks).toMatchObject({ 'firewall6-filter': true, 'firewall6-nat': true, 'firewall6-mangle': true, 'ip6-forward': true });
+
+    const firstDown = await down(engine);
+    expect(firstDown.outcome).toMatchObject({ ok: true });
+    expect(firstDown.finals.map(([s]) => s)).toEqual(DOWN6_STEPS);
+    expect(await snapshot(lab)).toEqual(start);
+
+    const secondDown = await down(engine);
+    expect(secondDown.outcome.ok).toBe(true);
+    expect(await snapshot(lab)).toEqual(start);
+  });
+
+  it('a failure in the IPv6 firewall step or the IPv6 forwarding step rolls back everything', async () => {
+    const start = await snapshot(lab);
+
+    const failing = new FailingRunner(lab.vm, 'ip6tables-nft-restore');
+    const firewallFails = await up6(engineFor(lab, { runner: failing, sysctl: new RunnerSysctl(failing) }), lab);
+    expect(failing.failed).toBe(1);
+    expect(firewallFails.outcome).toMatchObject({ ok: false, failedStep: 'firewall6' });
+    expect(firewallFails.outcome.error).toMatch(/injected failure of ip6tables-nft-restore/);
+    expect(firewallFails.finals.map(([s]) => s)).toContain('rollback-firewall6');
+    expect(await snapshot(lab)).toEqual(start);
+
+    // The forwarding write fails after accept_ra went 1 → 2: the rollback puts accept_ra back.
+    const sysctl = new RunnerSysctl(lab.vm);
+    const failingSysctl: Sysctl = {
+      read: (name, r) => sysctl.read(name, r),
+      where: (name) => sysctl.where(name),
+      write: (name, value, r) =>
+        name === 'net.ipv6.conf.all.forwarding' && value === '1' ? Promise.reject(new Error('injected: forwarding write refused')) : sysctl.write(name, value, r),
+    };
+    const forwardFails = await up6(engineFor(lab, { sysctl: failingSysctl }), lab);
+    expect(forwardFails.outcome).toMatchObject({ ok: false, failedStep: 'ip6-forward' });
+    expect(forwardFails.finals.map(([s]) => s)).toEqual(expect.arrayContaining(['rollback-ip6-forward', 'rollback-firewall6']));
+    expect(await snapshot(lab)).toEqual(start);
+  });
+
+  it('refuses mac_source6 when the config has no IPv6 Address, and when the Mac IPv6 faces another interface', async () => {
+    const start = await snapshot(lab);
+    // No IPv6 tunnel address: read-config fails before any change.
+    const v4only = new VmLab({ prefix: 'wv6' });
+    try {
+      v4only.writeConfigs();
+      const engine = engineFor(lab, { configPath: v4only.vmConfigPath });
+      const result = await up6(engine, lab);
+      expect(result.outcome).toMatchObject({ ok: false, failedStep: 'read-config' });
+      expect(result.outcome.error).toBe(`mac_source6 given but ${v4only.vmConfigPath} has no IPv6 Address in [Interface]: nothing to SNAT the Mac's IPv6 traffic to`);
+    } finally {
+      await v4only.destroy();
+    }
+    // The Mac's IPv6 reached through the uplink, its IPv4 through the vnic: refused at resolve-lan.
+    const other = await up6(engineFor(lab), lab, { macSource6: '2001:db8:6:2::99' });
+    expect(other.outcome).toMatchObject({ ok: false, failedStep: 'resolve-lan' });
+    expect(other.outcome.error).toMatch(new RegExp(`reached through ${lab.vethUp}, its IPv4 198\\.51\\.100\\.2/32 through ${lab.vethLan}`));
+    expect(await snapshot(lab)).toEqual(start);
+  });
+
+  it('the agent dies mid-Up (no rollback): a new engine on the same journal removes the IPv6 side too', async () => {
+    const start = await snapshot(lab);
+    const dying = engineFor(lab, { stallAfterStep: 'ip6-forward' });
+    const stalled = up6(dying, lab);
+    const journal = new JournalStore(lab.stateDir);
+    for (let i = 0; i < 100 && (await journal.read())?.v6?.forwarding == null; i++) await new Promise((r) => setTimeout(r, 50));
+    const midUp = await journal.read();
+    expect(midUp).toMatchObject({ phase: 'applying', v6: { macSource: `${lab.macAddress6}/128`, forwarding: { previous: '0', applied: '1' }, acceptRa: { previous: '1', applied: '2' } } });
+    expect(await lab.vmRuleset6()).toContain('WGCTL-FWD');
+
+    // A new process: reconcile sees phase applying and removes what the journal lists.
+    const reconciled = await engineFor(lab).reconcile();
+    expect(reconciled).toMatchObject({ ok: true });
+    expect(await snapshot(lab)).toEqual(start);
+    expect(await journal.read()).toBeNull();
+
+    // Let the stalled one end (stopping: it must not roll back anything of its own now).
+    await dying.stop('test');
+    expect((await stalled).outcome.ok).toBe(false);
+    expect(await snapshot(lab)).toEqual(start);
+  });
+});
