@@ -144,6 +144,15 @@ describeNetns('VmEngine: the Mac IPv6 too (mac_source6), in network namespaces',
     for (const line of requests) expect(line).toContain(`IP6 ${lab.vmTunnelAddress6} > ${lab.serverTunnelAddress6}: ICMP6, echo request`);
     expect(lines.join('\n')).not.toContain(lab.macAddress6);
 
+    // UDP too: a datagram from the Mac arrives at the far end from the VM's tunnel IPv6.
+    const udp = await lab.capture(lab.nsSrv, ['-i', lab.wgSrv, 'udp and port 9'], async () => {
+      const send = `const s = require('node:dgram').createSocket('udp6'); s.send('wgctl', 9, '${lab.serverTunnelAddress6}', () => s.close());`;
+      await lab.mac.run([process.execPath, '-e', send]);
+    });
+    const datagrams = udp.filter((line) => line.includes('UDP'));
+    expect(datagrams.length).toBeGreaterThanOrEqual(1);
+    for (const line of datagrams) expect(line).toMatch(new RegExp(`IP6 ${lab.vmTunnelAddress6}\\.\\d+ > ${lab.serverTunnelAddress6}\\.9: UDP`));
+
     // Kill switch: the server's uplink IPv6 is on-link outside the tunnel; the Mac's packets must not leave that way.
     const leakLines = await lab.capture(lab.nsSrv, ['-i', lab.vethSrv, 'icmp6 and ip6[40] == 128'], async () => {
       const leak = await lab.mac.run(['ping', '-6', '-n', '-c', '1', '-W', '1', lab.serverAddress6], { allowFailure: true });
