@@ -458,7 +458,7 @@ export class VmEngine {
         ],
         ipForward: prior?.ipForward ?? null,
         wgInterface: prior?.wgInterface ?? null,
-        // IPv6 asked for: journaled; not asked for but set up before: kept, so Down still removes it.
+        // IPv6 asked for: journaled. Not asked for but set up before: kept until step firewall6 removed it.
         ...(plan6
           ? {
               v6: {
@@ -484,6 +484,21 @@ export class VmEngine {
         await step(`firewall-${table}`, async (r) =>
           ensureChain(r, tools, chainState(rulesetBefore, ownChain(table)), desired[table], { showBatch: dryRun }),
         );
+      }
+
+      if (!plan6 && record.v6) {
+        // An earlier Up forwarded the Mac's IPv6, this one does not: forwarding off, then the rules.
+        await step('firewall6', async (r) => {
+          const v6 = record!.v6!;
+          const restored = await restoreIpv6Forwarding(r, this.options.sysctl, v6, { dryRun });
+          const removed = await this.removeIpv6Chains(r, tools, v6, dryRun);
+          if (!dryRun) {
+            delete record!.v6;
+            await this.persist(record!);
+          }
+          const text = (x: string | { skipped: string }): string => (typeof x === 'string' ? x : x.skipped);
+          return `mac_source6 not given: the IPv6 side of the earlier Up removed (${text(restored)}; ${text(removed)})`;
+        });
       }
 
       if (plan6) {
@@ -833,21 +848,7 @@ export class VmEngine {
       // Forwarding off first (fail closed), then accept_ra back: the reverse of Up.
       await step('ip6-forward', async (r) => restoreIpv6Forwarding(r, this.options.sysctl, v6, { dryRun }));
 
-      await step('firewall6', async (r) => {
-        const tools6 = ip6Tools(tools);
-        const ruleset6 = await readRuleset(r, tools6);
-        const removed = await removeChains(r, tools6, OWN_CHAINS.map((own) => chainState(ruleset6, own)), { showBatch: dryRun });
-        if (tools.kind !== 'nft' || v6.createdTables.length === 0) return removed;
-        // The ip6 tables wgctl caused to exist: deleted when back to pristine (one nft transaction).
-        const after = typeof removed === 'string' && !dryRun ? await readRuleset(r, tools6) : ruleset6;
-        const gone = v6.createdTables.filter((t) => after.some((x) => x.name === t) && (dryRun || tableIsPristine(after, t)));
-        if (gone.length > 0) {
-          const batch = deleteNftTables(gone, 'ip6');
-          await r.run(batch.argv, { input: batch.input });
-        }
-        const chains = typeof removed === 'string' ? removed : removed.skipped;
-        return gone.length > 0 ? `${chains}; deleted the empty ip6 tables wgctl caused to exist: ${gone.join(', ')}` : removed;
-      });
+      await step('firewall6', async (r) => this.removeIpv6Chains(r, tools, v6, dryRun));
     }
 
     // Read once, in the first firewall step: each step changes only its own table.
@@ -910,6 +911,25 @@ export class VmEngine {
       return removed.length ? `removed wg-quick leftovers: ${removed.join('; ')}` : { skipped: 'no wg-quick leftovers' };
     });
     return { tools };
+  }
+
+  /** The ip6tables chains and jumps (one batch), then the ip6 tables wgctl caused to exist when back to pristine. */
+  private async removeIpv6Chains(
+    r: Runner,
+    tools: IptablesTools,
+    v6: NonNullable<JournalRecord['v6']>,
+    dryRun: boolean,
+  ): Promise<string | { skipped: string }> {
+    const tools6 = ip6Tools(tools);
+    const ruleset6 = await readRuleset(r, tools6);
+    const removed = await removeChains(r, tools6, OWN_CHAINS.map((own) => chainState(ruleset6, own)), { showBatch: dryRun });
+    if (tools.kind !== 'nft' || v6.createdTables.length === 0) return removed;
+    const after = typeof removed === 'string' && !dryRun ? await readRuleset(r, tools6) : ruleset6;
+    const gone = v6.createdTables.filter((t) => after.some((x) => x.name === t) && (dryRun || tableIsPristine(after, t)));
+    if (gone.length === 0) return removed;
+    const batch = deleteNftTables(gone, 'ip6');
+    await r.run(batch.argv, { input: batch.input });
+    return `${typeof removed === 'string' ? removed : removed.skipped}; deleted the empty ip6 tables wgctl caused to exist: ${gone.join(', ')}`;
   }
 
   private async verifyDown(runner: Runner, tools: IptablesTools, record: JournalRecord): Promise<string[]> {

@@ -183,6 +183,31 @@ describeNetns('VmEngine: the Mac IPv6 too (mac_source6), in network namespaces',
     expect(await snapshot(lab)).toEqual(start);
   });
 
+  it('an Up without mac_source6 after an IPv6 Up takes the IPv6 side away and keeps IPv4', async () => {
+    const engine = engineFor(lab);
+    const start = await snapshot(lab);
+    expect((await up6(engine, lab)).outcome.ok).toBe(true);
+    expect(await lab.vmSysctl('net.ipv6.conf.all.forwarding')).toBe('1');
+
+    const v4only = await collect((emit) => engine.up({ macSource: lab.macAddress }, { emit }));
+    expect(v4only.outcome).toMatchObject({ ok: true });
+    expect(v4only.finals.filter(([, st]) => st === StepState.STEP_STATE_DONE).map(([s]) => s)).toEqual(['read-config', 'resolve-lan', 'firewall6', 'await-handshake', 'verify']);
+    const after = await snapshot(lab);
+    expect({ ruleset6: after.ruleset6, forwarding6: after.forwarding6, acceptRa: after.acceptRa }).toEqual({
+      ruleset6: start.ruleset6,
+      forwarding6: start.forwarding6,
+      acceptRa: start.acceptRa,
+    });
+    expect((await new JournalStore(lab.stateDir).read())!.v6).toBeUndefined();
+    expect(await lab.macPing(lab.serverTunnelAddress)).toBe(true);
+    expect(await lab.macPing(lab.serverTunnelAddress6, 1)).toBe(false);
+
+    const finalDown = await down(engine);
+    expect(finalDown.outcome.ok).toBe(true);
+    expect(finalDown.finals.map(([s]) => s)).not.toContain('firewall6');
+    expect(await snapshot(lab)).toEqual(start);
+  });
+
   it('a failure in the IPv6 firewall step or the IPv6 forwarding step rolls back everything', async () => {
     const start = await snapshot(lab);
 
