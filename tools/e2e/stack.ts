@@ -51,6 +51,8 @@ export interface StackOptions {
   /** Extra flags for each agent (appended to the lab's defaults). */
   vmAgentArgs?: string[];
   macAgentArgs?: string[];
+  /** Extra `wgctl init` flags (appended to the lab's addresses), e.g. --vm-address6 and --ipv6. */
+  initArgs?: string[];
   runner?: Runner;
 }
 
@@ -96,7 +98,7 @@ export function stackFor(lab: Lab, options: StackOptions = {}): Stack {
     vmTlsDir,
     macAgentSocket,
     vmAgentListen,
-    initArgs: () => ['init', '--dir', configDir, '--vm-address', lab.vm.eth.ipv4, '--mac-agent', `unix:${macAgentSocket}`, '--dns', lab.srv.dns],
+    initArgs: () => ['init', '--dir', configDir, '--vm-address', lab.vm.eth.ipv4, '--mac-agent', `unix:${macAgentSocket}`, '--dns', lab.srv.dns, ...(options.initArgs ?? [])],
     wgctl: (args, opts = {}) =>
       labExec(lab, 'mac', [process.execPath, bundlePath('wgctl'), ...args], {
         runner,
