@@ -116,7 +116,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void, version
     .addOption(new Option('--vm-port <port>', 'vm-agent TCP port (default: 7443)').argParser(port))
     .option('--mac-agent <address>', 'mac-agent address: unix:PATH or ADDR:PORT (default: unix:/var/run/wgctl/mac-agent.sock)')
     .option('--dns <ip>', 'resolver reached through the tunnel (repeatable or comma-separated; default: the DNS of the VM\'s wg config)', collect)
-    .addOption(new Option('--ipv6 <mode>', 'IPv6 on the Mac: auto and block drop it (route is refused: the VM forwards IPv4 only)').choices(['auto', 'route', 'block']))
+    .addOption(new Option('--ipv6 <mode>', 'IPv6 on the Mac: route sends it through the tunnel (needs --vm-address6, an IPv6 Address in the VM\'s wg config and IPv6 on the Mac\'s vnic), auto routes when all are there else blocks, block drops it (default: auto)').choices(['auto', 'route', 'block']))
     .addOption(new Option('--handshake-timeout <seconds>', 'how long vm-agent waits for the first handshake').argParser(positiveSeconds))
     .option('--force', 'overwrite an existing config (the PKI is kept; use --rotate to renew it)')
     .option('--rotate', 'renew every certificate and key under the existing CA (config unchanged)')

@@ -71,13 +71,11 @@ describe('wgctl init', () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  it('refuses --ipv6 route with the reason (the VM forwards IPv4 only) and writes nothing', async () => {
+  it('accepts --ipv6 route (checked at up, once the agents are described)', async () => {
     const out = join(dir, 'v6');
-    const r = await cli(['init', '--dir', out, '--vm-address', '192.0.2.10', '--ipv6', 'route']);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/--ipv6: "route" would send the Mac's IPv6 into the VM, which forwards IPv4 only/);
-    expect(r.stderr).toMatch(/use "auto" or "block"/);
-    expect(existsSync(out)).toBe(false);
+    const r = await cli(['init', '--dir', out, '--vm-address', '192.0.2.10', '--vm-address6', '2001:db8:6:1::2', '--ipv6', 'route']);
+    expect(r.code).toBe(0);
+    expect(loadConfig(join(out, 'config.json'))).toMatchObject({ ipv6: 'route', vm: { address6: '2001:db8:6:1::2' } });
   });
 
   it('--vm-address6 writes vm.address6 (for ipv6 auto/route); anything but an IPv6 is refused, naming the flag', async () => {

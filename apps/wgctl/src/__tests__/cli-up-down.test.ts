@@ -28,17 +28,26 @@ describe('wgctl up', () => {
     expect(lab.agents.calls.find((c) => c.side === 'mac' && c.rpc === 'Up')!.request).toMatchObject({ dnsServers: ['198.51.100.53'], vmAddress: '127.0.0.1' });
   });
 
-  it('a config with ipv6 "route" is refused before any agent is called (exit 2, the field and the reason); down still works', async () => {
+  it('ipv6 "route" with a piece missing fails at connect naming it (exit 1, nothing changed); with every piece, it routes', async () => {
     const routed = writeLabConfig(lab, { ipv6: 'route' });
     const r = await cli(['--config', routed, 'up']);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/config\.json: ipv6: "route" would send the Mac's IPv6 into the VM, which forwards IPv4 only/);
-    expect(lab.agents.calls).toEqual([]);
-    const plan = await cli(['--config', routed, 'up', '--dry-run']);
-    expect(plan.code).toBe(2);
-    const down = await cli(['--config', routed, 'down']);
-    expect(down.code).toBe(0);
-    expect(lab.agents.sequence()).toEqual(['mac.Down', 'vm.Down']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/FAILED at step connect: ipv6: route cannot route the Mac's IPv6 through the tunnel: missing vm\.address6 in the config/);
+    expect(r.stderr).toMatch(/an IPv6 Address in the VM's WireGuard config/);
+    expect(lab.agents.sequence()).toEqual([]);
+    const plan = await cli(['--config', routed, 'plan']);
+    expect(plan.code).toBe(1);
+    expect(lab.agents.sequence()).toEqual([]);
+
+    lab.agents.vm.describe = { ...lab.agents.vm.describe, tunnelAddresses: ['10.64.0.2/32', '2001:db8:6:64::2/128'] };
+    lab.agents.mac.describe = { ...lab.agents.mac.describe, vnicAddress6: '2001:db8:6:1::1' };
+    const complete = writeLabConfig(lab, { ipv6: 'route', vm: { address: '127.0.0.1', address6: '2001:db8:6:1::2', port: Number(lab.agents.vmTarget.split(':').pop()) } });
+    const ok = await cli(['--config', complete, 'up']);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('IPv6: routed through the tunnel (Mac 2001:db8:6:1::1 via 2001:db8:6:1::2)');
+    expect(lab.agents.calls.find((c) => c.side === 'vm' && c.rpc === 'Up')!.request).toMatchObject({ macSource6: '2001:db8:6:1::1' });
+    expect(lab.agents.calls.find((c) => c.side === 'mac' && c.rpc === 'Up')!.request).toMatchObject({ ipv6: 1, vmAddress6: '2001:db8:6:1::2' });
   });
 
   it('on failure: exit 1, names the failing step and the command stderr, rolls back in reverse order', async () => {

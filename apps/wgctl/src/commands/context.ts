@@ -33,15 +33,6 @@ export function loadControllerConfig(ctx: CommandContext): { config: WgctlConfig
   }
 }
 
-/**
- * Why `ipv6: route` is refused: the Mac side can route ::/1 and 8000::/1 via the VM, but the
- * vm-agent forwards and SNATs IPv4 only, so that IPv6 would die in the VM. Until it forwards
- * IPv6 too, `auto` means `block` (the kill switch drops IPv6 on every interface but the VM's).
- */
-export const IPV6_ROUTE_UNSUPPORTED =
-  '"route" would send the Mac\'s IPv6 into the VM, which forwards IPv4 only (the vm-agent sets up no IPv6 forwarding or NAT yet): ' +
-  'use "auto" or "block", which block IPv6 on the Mac (the kill switch drops it on every interface but the VM\'s)';
-
 export function timeoutMs(ctx: CommandContext, defaultSeconds: number): number {
   return Math.round((ctx.global.timeout ?? defaultSeconds) * 1000);
 }

@@ -18,7 +18,7 @@ import {
 import { createPki } from '@wgctl/transport';
 import type { CommandContext } from '../cli';
 import { EXIT, UsageError } from '../errors';
-import { IPV6_ROUTE_UNSUPPORTED, configPath } from './context';
+import { configPath } from './context';
 
 export const DEFAULT_MAC_AGENT = 'unix:/var/run/wgctl/mac-agent.sock';
 export const VM_TLS_DIR = '/etc/wgctl/tls';
@@ -72,7 +72,6 @@ function validateFlags(flags: InitFlags): string[] {
     if (!isIpAddress(server)) problems.push(`--dns: expected an IPv4 or IPv6 address, got "${server}"`);
   }
   if (flags.rotateCa && !flags.rotate) problems.push('--rotate-ca needs --rotate');
-  if (flags.ipv6 === 'route') problems.push(`--ipv6: ${IPV6_ROUTE_UNSUPPORTED}`);
   return problems;
 }
 

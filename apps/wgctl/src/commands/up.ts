@@ -8,7 +8,7 @@ import { lockConfigDir } from '../lock';
 import { type UpOptions, UP_STEPS, up } from '../orchestrator';
 import { createProgress } from '../render/progress';
 import { renderUpResult } from '../render/results';
-import { IPV6_ROUTE_UNSUPPORTED, QUICK_DEFAULT_TIMEOUT_S, configPath, controllerLogger, loadControllerConfig, openAgents, progressMode, timeoutMs, vmAddressIp, writeJson } from './context';
+import { QUICK_DEFAULT_TIMEOUT_S, configPath, controllerLogger, loadControllerConfig, openAgents, progressMode, timeoutMs, vmAddressIp, writeJson } from './context';
 import { planCommand } from './plan';
 
 export const UP_DEFAULT_TIMEOUT_S = 120;
@@ -24,8 +24,8 @@ export async function upOptionsFor(ctx: CommandContext, flags: { macSource?: str
   if (flags.macSource !== undefined && !isIpAddress(flags.macSource)) {
     throw new UsageError(`--mac-source: expected an IPv4 or IPv6 address, got "${flags.macSource}"`);
   }
-  const { config, path } = loadControllerConfig(ctx);
-  if (config.ipv6 === 'route') throw new UsageError(`${path}: ipv6: ${IPV6_ROUTE_UNSUPPORTED}`);
+  // ipv6 (auto/route/block) is decided at connect, once both agents are described (orchestrator decideIpv6).
+  const { config } = loadControllerConfig(ctx);
   const vmAddress = await vmAddressIp(config);
   const options: UpOptions = {
     vmAddress,
