@@ -251,6 +251,16 @@ describeNetns('VmEngine: the Mac IPv6 too (mac_source6), in network namespaces',
     expect(other.outcome).toMatchObject({ ok: false, failedStep: 'resolve-lan' });
     expect(other.outcome.error).toMatch(new RegExp(`reached through ${lab.vethUp}, its IPv4 198\\.51\\.100\\.2/32 through ${lab.vethLan}`));
     expect(await snapshot(lab)).toEqual(start);
+
+    // Dry-run: the plan names the ip6tables batch and the sysctl writes, and changes nothing.
+    const plan = await up6(engineFor(lab), lab, { dryRun: true });
+    expect(plan.outcome.ok).toBe(true);
+    const fw6 = plan.steps.find((s) => s.step === 'firewall6' && s.state === StepState.STEP_STATE_DONE)!;
+    expect(fw6.commands.filter((c) => c.dryRun).map((c) => plain(c.argv))).toEqual(['ip6tables-nft-restore -w 5 --noflush']);
+    expect(fw6.message).toContain(`-A WGCTL-POST -s ${lab.macAddress6}/128 -o ${lab.wgVm} -j SNAT --to-source ${lab.vmTunnelAddress6}`);
+    const fwd6 = plan.steps.find((s) => s.step === 'ip6-forward' && s.state === StepState.STEP_STATE_DONE)!;
+    expect(fwd6.message).toBe(`would write 2 to sysctl net.ipv6.conf.${lab.vethLan}.accept_ra (now 1); would write 1 to sysctl net.ipv6.conf.all.forwarding (now 0)`);
+    expect(await snapshot(lab)).toEqual(start);
   });
 
   it('the agent dies mid-Up (no rollback): a new engine on the same journal removes the IPv6 side too', async () => {
