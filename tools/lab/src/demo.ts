@@ -117,18 +117,28 @@ export async function runDemo(argv: string[]): Promise<number> {
     if (code !== expected) throw new StepFailed(`wgctl ${args[0]} exited with ${code}, expected ${expected}`);
   }
 
-  /** What the web host says about who asked: the coffee shop, or the WireGuard server. */
+  /**
+   * What the web host says about who asked, over IPv4 and IPv6: the coffee shop (it NATs IPv4;
+   * IPv6 comes from the Mac's own address), or the WireGuard server (both families tunnelled).
+   */
   async function webSees(expected: 'cafe' | 'server'): Promise<string> {
     const l = lab!;
-    const want = expected === 'cafe' ? l.cafes.cafe1.wan.ipv4 : l.srv.wan.ipv4;
-    out(`  [mac] HTTP GET ${l.web.url4}`);
-    const r = await labHttpGet(l, 'mac', l.web.url4);
-    if (!r.ok) throw new StepFailed(`the web host did not answer: ${r.error}`);
-    out(indent(r.body.trim()));
-    const remote = (JSON.parse(r.body) as { remote: string }).remote;
-    const label = remote === l.cafes.cafe1.wan.ipv4 ? "the coffee shop's address" : remote === l.srv.wan.ipv4 ? "the WireGuard server's address" : 'an unexpected address';
-    if (remote !== want) throw new StepFailed(`the web host saw ${remote} (${label}), expected ${want}`);
-    return `the web host saw ${remote}: ${label}`;
+    const seen: string[] = [];
+    for (const family of [4, 6] as const) {
+      const cafe = family === 4 ? l.cafes.cafe1.wan.ipv4 : l.cafes.cafe1.client.ipv6;
+      const server = family === 4 ? l.srv.wan.ipv4 : l.srv.wan.ipv6;
+      const url = family === 4 ? l.web.url4 : l.web.url6;
+      out(`  [mac] HTTP GET ${url}`);
+      const r = await labHttpGet(l, 'mac', url);
+      if (!r.ok) throw new StepFailed(`the web host did not answer over IPv${family}: ${r.error}`);
+      out(indent(r.body.trim()));
+      const remote = (JSON.parse(r.body) as { remote: string }).remote;
+      const label = remote === cafe ? (family === 4 ? "the coffee shop's address" : "the Mac's own address") : remote === server ? "the WireGuard server's address" : 'an unexpected address';
+      const want = expected === 'cafe' ? cafe : server;
+      if (remote !== want) throw new StepFailed(`over IPv${family} the web host saw ${remote} (${label}), expected ${want}`);
+      seen.push(`IPv${family} ${remote} (${label})`);
+    }
+    return `the web host saw ${seen.join(', ')}`;
   }
 
   out(`wgctl demo: every packet of a "Mac" through a WireGuard tunnel in a "Linux VM" — network namespaces on this machine, lab prefix "${options.prefix}".`);
@@ -139,10 +149,11 @@ export async function runDemo(argv: string[]): Promise<number> {
     await step('lab up: coffee shops, the Mac, the VM, a WireGuard server, a web host', async () => {
       out(`  $ node tools/lab/run.mjs up --prefix ${options.prefix}`);
       lab = await createLab({ prefix: options.prefix, runner });
-      stack = stackFor(lab, { runner });
-      out(indent(`the Mac: ${lab.mac.uplink} ${lab.cafes.cafe1.client.ipv4} on the coffee shop's LAN (gateway ${lab.cafes.cafe1.client.gateway4}), ${lab.mac.vnic.interface} ${lab.mac.vnic.ipv4} to the VM`));
+      // --vm-address6: the VM's IPv6 on the vnic, so the Mac's IPv6 goes through the tunnel too.
+      stack = stackFor(lab, { runner, initArgs: lab.vm.eth.ipv6 ? ['--vm-address6', lab.vm.eth.ipv6] : [] });
+      out(indent(`the Mac: ${lab.mac.uplink} ${lab.cafes.cafe1.client.ipv4} ${lab.cafes.cafe1.client.ipv6} on the coffee shop's LAN (gateway ${lab.cafes.cafe1.client.gateway4}), ${lab.mac.vnic.interface} ${lab.mac.vnic.ipv4} ${lab.mac.vnic.ipv6} to the VM`));
       out(indent(`the VM:  ${lab.vm.eth.interface} ${lab.vm.eth.ipv4}; WireGuard config ${lab.vm.wireguard.configPath} (tunnel ${lab.vm.wireguard.address}, server ${lab.srv.endpoint})`));
-      out(indent(`the web: ${lab.web.url4} (${lab.web.hostname}); tunnel-only resolver ${lab.srv.dns}`));
+      out(indent(`the web: ${lab.web.url4} ${lab.web.url6} (${lab.web.hostname}); tunnel-only resolver ${lab.srv.dns}`));
     });
 
     await step('wgctl init: config and pairing PKI', async () => {
