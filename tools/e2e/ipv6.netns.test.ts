@@ -82,6 +82,12 @@ suite('end to end: the Mac\'s IPv6 (netns)', () => {
     const upRun = await stack.wgctl(['up']);
     expect({ exit: upRun.exitCode, out: describeRun(upRun) }).toMatchObject({ exit: 0 });
     expect(upRun.stdout).toContain(`IPv6: routed through the tunnel (Mac ${lab.mac.vnic.ipv6} via ${lab.vm.eth.ipv6})`);
+    // Both agents report it: the Mac routes IPv6 via the VM, the VM forwards the Mac's IPv6.
+    const status = await stack.wgctl(['--json', 'status']);
+    const report = JSON.parse(status.stdout);
+    expect({ exit: status.exitCode, problems: report.problems }).toEqual({ exit: 0, problems: [] });
+    expect(report.mac).toMatchObject({ ipv6: 'route', vmAddress6: lab.vm.eth.ipv6 });
+    expect(report.vm.macSource6).toBe(`${lab.mac.vnic.ipv6}/128`);
 
     const uplink = await startCapture(lab, 'mac', lab.mac.uplink);
     const tunnel = await startCapture(lab, 'vm', lab.vm.wireguard.interface);
@@ -113,6 +119,8 @@ suite('end to end: the Mac\'s IPv6 (netns)', () => {
     const upRun = await stack.wgctl(['up']);
     expect({ exit: upRun.exitCode, out: describeRun(upRun) }).toMatchObject({ exit: 0 });
     expect(upRun.stdout).toContain('IPv6: blocked on the Mac (ipv6: block)');
+    const report = JSON.parse((await stack.wgctl(['--json', 'status'])).stdout);
+    expect({ mac: report.mac.ipv6, vm: report.vm.macSource6 }).toEqual({ mac: 'block', vm: null });
 
     const uplink = await startCapture(lab, 'mac', lab.mac.uplink);
     const tunnel = await startCapture(lab, 'vm', lab.vm.wireguard.interface);

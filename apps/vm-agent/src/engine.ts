@@ -1120,6 +1120,7 @@ export class VmEngine {
       iptablesBackend: tools?.kind ?? '',
       checks,
       macSource: record?.phase === 'up' ? record.macSource : '',
+      macSource6: record?.phase === 'up' ? (record.v6?.macSource ?? '') : '',
       tunnelAddresses: config?.addresses ?? [],
     };
     return { status, serving, reasons, sampledAtMs };

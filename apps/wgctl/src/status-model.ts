@@ -65,6 +65,8 @@ export interface VmSideJson {
   ipForward: boolean;
   iptablesBackend: string;
   macSource: string | null;
+  /** The Mac's IPv6 the VM forwards and NATs too; null when IPv4 only. */
+  macSource6: string | null;
   peers: VmPeerJson[];
   checks: CheckJson[];
 }
@@ -77,6 +79,9 @@ export interface MacSideJson {
   up: boolean;
   uplink: { interface: string | null; gateway: string | null };
   vmAddress: string | null;
+  /** IPv6 as the last Up applied it: routed via vmAddress6, or blocked; null when not up. */
+  ipv6: 'route' | 'block' | null;
+  vmAddress6: string | null;
   endpoints: { host: string; ip: string; port: number }[];
   routes: { destination: string; gateway: string; interface: string; present: boolean; evidence: string }[];
   killSwitch: {
@@ -170,6 +175,7 @@ export function vmSide(target: string, s: VmStatus): VmSideJson {
     ipForward: s.ipForward,
     iptablesBackend: s.iptablesBackend,
     macSource: orNull(s.macSource),
+    macSource6: orNull(s.macSource6),
     peers: s.peers.map((p) => {
       const handshake = toNumber(p.latestHandshakeUnix);
       const age = toNumber(p.handshakeAgeS);
@@ -198,6 +204,8 @@ export function macSide(target: string, s: MacStatus): MacSideJson {
     up: s.up,
     uplink: { interface: orNull(s.uplinkInterface), gateway: orNull(s.gateway) },
     vmAddress: orNull(s.vmAddress),
+    ipv6: s.ipv6 === 'route' || s.ipv6 === 'block' ? s.ipv6 : null,
+    vmAddress6: orNull(s.vmAddress6),
     endpoints: s.endpoints.map(endpointJson),
     routes: s.routes.map((r) => ({ destination: r.destination, gateway: r.gateway, interface: r.interface, present: r.present, evidence: r.evidence })),
     killSwitch: {
@@ -254,6 +262,10 @@ export function assess(vm: VmSideJson | Unreachable, mac: MacSideJson | Unreacha
     if (missing.length > 0) problems.push(`Mac: routes missing: ${missing.join(', ')}`);
     if (!mac.killSwitch.loaded || !mac.killSwitch.enabled) {
       problems.push(`Mac: kill switch ${!mac.killSwitch.loaded ? 'not loaded' : 'loaded but not enabled'}: traffic could leak`);
+    }
+    // Routed to a VM that does not forward it, the Mac's IPv6 dies there (no leak, no traffic).
+    if (mac.ipv6 === 'route' && vm.interfaceUp && !vm.macSource6) {
+      problems.push('Mac: IPv6 is routed to the VM, but the VM does not forward it (run `wgctl up` again)');
     }
   }
   for (const [who, checks] of [['VM', vm.checks], ['Mac', mac.checks]] as const) {

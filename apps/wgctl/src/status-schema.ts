@@ -53,6 +53,7 @@ export const vmSideSchema = z.strictObject({
   ipForward: z.boolean(),
   iptablesBackend: z.string(),
   macSource: nullableString,
+  macSource6: nullableString,
   peers: z.array(vmPeer),
   checks: z.array(check),
 });
@@ -65,6 +66,8 @@ export const macSideSchema = z.strictObject({
   up: z.boolean(),
   uplink: z.strictObject({ interface: nullableString, gateway: nullableString }),
   vmAddress: nullableString,
+  ipv6: z.enum(['route', 'block']).nullable(),
+  vmAddress6: nullableString,
   endpoints: z.array(z.strictObject({ host: z.string(), ip: z.string(), port: z.number().int().min(0).max(65535) })),
   routes: z.array(
     z.strictObject({ destination: z.string(), gateway: z.string(), interface: z.string(), present: z.boolean(), evidence: z.string() }),

@@ -96,6 +96,8 @@ export interface EngineStatus {
   sampledAtMs: number;
   lastRoamMs: number;
   lastError: string;
+  /** IPv6 as the last Up applied it (journal); null when not up. */
+  ipv6: 'route' | 'block' | null;
 }
 
 /**
@@ -1016,6 +1018,7 @@ export class MacAgentEngine {
       sampledAtMs: this.now(),
       lastRoamMs: j.lastRoamMs,
       lastError: j.lastError,
+      ipv6: up ? (j.ipv6 ?? null) : null,
     };
   }
 

@@ -118,6 +118,8 @@ export function statusMessage(status: EngineStatus, driver: string): MacStatus {
     vmAddress: status.intent?.vmAddress ?? '',
     endpoints: (status.intent?.endpoints ?? []).map((e) => ({ host: e.host ?? '', ip: e.ip, port: e.port })),
     lastRoamUnixMs: String(status.lastRoamMs),
+    ipv6: status.ipv6 ?? '',
+    vmAddress6: status.ipv6 === 'route' ? (status.intent?.vmAddress6 ?? '') : '',
   };
 }
 

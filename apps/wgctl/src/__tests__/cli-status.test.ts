@@ -69,6 +69,31 @@ describe('wgctl status', () => {
     ]);
   });
 
+  it('IPv6: routed on the Mac and forwarded by the VM is healthy and shown; routed to a VM that does not forward it is degraded', async () => {
+    lab.agents.mac.status = { ...healthyMacStatus(), ipv6: 'route', vmAddress6: '2001:db8:6:1::2' };
+    lab.agents.vm.status = { ...healthyVmStatus(), macSource6: '2001:db8:6:1::1/128' };
+    const routed = await statusJson();
+    expect(routed.code).toBe(0);
+    if (!routed.doc.vm.reachable || !routed.doc.mac.reachable) throw new Error('unreachable');
+    expect(routed.doc.mac).toMatchObject({ ipv6: 'route', vmAddress6: '2001:db8:6:1::2' });
+    expect(routed.doc.vm.macSource6).toBe('2001:db8:6:1::1/128');
+    const table = await cli(['--config', config, 'status']);
+    expect(table.stdout).toMatch(/^IPv6\s+forwarded, NAT66 2001:db8:6:1::1\/128\s+routed via 2001:db8:6:1::2$/m);
+
+    lab.agents.vm.status = { ...healthyVmStatus(), macSource6: '' };
+    const broken = await statusJson();
+    expect(broken.code).toBe(1);
+    expect(broken.doc.problems).toContain('Mac: IPv6 is routed to the VM, but the VM does not forward it (run `wgctl up` again)');
+  });
+
+  it('IPv6 blocked: null on the VM side, "block" on the Mac side, healthy', async () => {
+    const { code, doc } = await statusJson();
+    expect(code).toBe(0);
+    if (!doc.vm.reachable || !doc.mac.reachable) throw new Error('unreachable');
+    expect(doc.vm.macSource6).toBeNull();
+    expect(doc.mac).toMatchObject({ ipv6: 'block', vmAddress6: null });
+  });
+
   it('degraded: never handshaken, agent NOT_SERVING with reasons', async () => {
     const vm = healthyVmStatus();
     vm.peers[0]!.latestHandshakeUnix = '0';

@@ -27,6 +27,7 @@ function vmRows(vm: VmSideJson): Omit<Record<string, string>, never> {
     transfer: vm.peers.length ? `rx ${formatBytes(rx)} / tx ${formatBytes(tx)}` : NA,
     endpoint: vm.peers.map((p) => p.endpoint ?? '(none)').join(', ') || NA,
     routes: `ip_forward ${vm.ipForward ? 'on' : 'OFF'}${vm.macSource ? `, SNAT ${vm.macSource}` : ''}`,
+    ipv6: vm.macSource6 ? `forwarded, NAT66 ${vm.macSource6}` : NA,
     killSwitch: NA,
     dns: NA,
     gateway: NA,
@@ -44,6 +45,7 @@ function macRows(mac: MacSideJson): Record<string, string> {
     transfer: NA,
     endpoint: mac.endpoints.map((e) => `${e.ip || e.host}:${e.port}`).join(', ') || NA,
     routes: mac.routes.map((r) => `${r.destination}${r.present ? '' : ' MISSING'}`).join(', ') || NA,
+    ipv6: mac.ipv6 === 'route' ? `routed via ${mac.vmAddress6 ?? '?'}` : mac.ipv6 === 'block' ? 'blocked' : NA,
     killSwitch: ks.loaded
       ? `${ks.enabled ? 'on' : 'loaded, NOT enabled'}${ks.interface ? ` (${ks.interface})` : ''}`
       : 'OFF',
@@ -61,6 +63,7 @@ const LABELS: [key: string, label: string][] = [
   ['transfer', 'Transfer'],
   ['endpoint', 'Endpoint'],
   ['routes', 'Routes'],
+  ['ipv6', 'IPv6'],
   ['killSwitch', 'Kill switch'],
   ['dns', 'DNS'],
   ['gateway', 'Gateway'],

@@ -111,6 +111,7 @@ export function healthyVmStatus(nowS = Math.floor(Date.now() / 1000)): VmStatus 
     iptablesBackend: 'nft',
     checks: [{ name: 'snat', ok: true, detail: 'SNAT 192.0.2.2 -> 10.64.0.2', evidence: [] }],
     macSource: '192.0.2.2',
+    macSource6: '',
     tunnelAddresses: ['10.64.0.2/32'],
   };
 }
@@ -133,6 +134,8 @@ export function healthyMacStatus(): MacStatus {
     vmAddress: '192.0.2.3',
     endpoints: [{ host: 'vpn.example.net', ip: '203.0.113.5', port: 51820 }],
     lastRoamUnixMs: '0',
+    ipv6: 'block',
+    vmAddress6: '',
   };
 }
 

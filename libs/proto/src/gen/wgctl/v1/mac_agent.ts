@@ -148,6 +148,10 @@ export interface MacStatus {
   vmAddress: string;
   endpoints: Endpoint[];
   lastRoamUnixMs: string;
+  /** "route" | "block" as applied by the last Up (journal); "" when not up */
+  ipv6: string;
+  /** the VM's IPv6 on the vnic, when IPv6 is routed */
+  vmAddress6: string;
 }
 
 function createBaseMacDescription(): MacDescription {
@@ -982,6 +986,8 @@ function createBaseMacStatus(): MacStatus {
     vmAddress: "",
     endpoints: [],
     lastRoamUnixMs: "0",
+    ipv6: "",
+    vmAddress6: "",
   };
 }
 
@@ -1022,6 +1028,12 @@ export const MacStatus: MessageFns<MacStatus> = {
     }
     if (message.lastRoamUnixMs !== "0") {
       writer.uint32(96).int64(message.lastRoamUnixMs);
+    }
+    if (message.ipv6 !== "") {
+      writer.uint32(106).string(message.ipv6);
+    }
+    if (message.vmAddress6 !== "") {
+      writer.uint32(114).string(message.vmAddress6);
     }
     return writer;
   },
@@ -1135,6 +1147,22 @@ export const MacStatus: MessageFns<MacStatus> = {
             message.lastRoamUnixMs = reader.int64().toString();
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.ipv6 = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.vmAddress6 = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1179,6 +1207,12 @@ export const MacStatus: MessageFns<MacStatus> = {
         : isSet(object.last_roam_unix_ms)
         ? globalThis.String(object.last_roam_unix_ms)
         : "0",
+      ipv6: isSet(object.ipv6) ? globalThis.String(object.ipv6) : "",
+      vmAddress6: isSet(object.vmAddress6)
+        ? globalThis.String(object.vmAddress6)
+        : isSet(object.vm_address6)
+        ? globalThis.String(object.vm_address6)
+        : "",
     };
   },
 
@@ -1220,6 +1254,12 @@ export const MacStatus: MessageFns<MacStatus> = {
     if (message.lastRoamUnixMs !== "0") {
       obj.lastRoamUnixMs = message.lastRoamUnixMs;
     }
+    if (message.ipv6 !== "") {
+      obj.ipv6 = message.ipv6;
+    }
+    if (message.vmAddress6 !== "") {
+      obj.vmAddress6 = message.vmAddress6;
+    }
     return obj;
   },
 
@@ -1246,6 +1286,8 @@ export const MacStatus: MessageFns<MacStatus> = {
     message.vmAddress = object.vmAddress ?? "";
     message.endpoints = object.endpoints?.map((e) => Endpoint.fromPartial(e)) || [];
     message.lastRoamUnixMs = object.lastRoamUnixMs ?? "0";
+    message.ipv6 = object.ipv6 ?? "";
+    message.vmAddress6 = object.vmAddress6 ?? "";
     return message;
   },
 };

@@ -104,6 +104,8 @@ export interface VmStatus {
   /** from the journal, when up */
   macSource: string;
   tunnelAddresses: string[];
+  /** from the journal, when the Mac's IPv6 is forwarded too */
+  macSource6: string;
 }
 
 function createBaseVmPeer(): VmPeer {
@@ -938,6 +940,7 @@ function createBaseVmStatus(): VmStatus {
     checks: [],
     macSource: "",
     tunnelAddresses: [],
+    macSource6: "",
   };
 }
 
@@ -978,6 +981,9 @@ export const VmStatus: MessageFns<VmStatus> = {
     }
     for (const v of message.tunnelAddresses) {
       writer.uint32(98).string(v!);
+    }
+    if (message.macSource6 !== "") {
+      writer.uint32(106).string(message.macSource6);
     }
     return writer;
   },
@@ -1091,6 +1097,14 @@ export const VmStatus: MessageFns<VmStatus> = {
             message.tunnelAddresses.push(reader.string());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.macSource6 = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1147,6 +1161,11 @@ export const VmStatus: MessageFns<VmStatus> = {
         : globalThis.Array.isArray(object?.tunnel_addresses)
         ? object.tunnel_addresses.map((e: any) => globalThis.String(e))
         : [],
+      macSource6: isSet(object.macSource6)
+        ? globalThis.String(object.macSource6)
+        : isSet(object.mac_source6)
+        ? globalThis.String(object.mac_source6)
+        : "",
     };
   },
 
@@ -1188,6 +1207,9 @@ export const VmStatus: MessageFns<VmStatus> = {
     if (message.tunnelAddresses?.length) {
       obj.tunnelAddresses = message.tunnelAddresses;
     }
+    if (message.macSource6 !== "") {
+      obj.macSource6 = message.macSource6;
+    }
     return obj;
   },
 
@@ -1212,6 +1234,7 @@ export const VmStatus: MessageFns<VmStatus> = {
     message.checks = object.checks?.map((e) => Check.fromPartial(e)) || [];
     message.macSource = object.macSource ?? "";
     message.tunnelAddresses = object.tunnelAddresses?.map((e) => e) || [];
+    message.macSource6 = object.macSource6 ?? "";
     return message;
   },
 };
