@@ -133,4 +133,29 @@ suite('end to end: the Mac\'s IPv6 (netns)', () => {
     expect(offUplink(onUplink)).toEqual([]);
     expect(inTunnel.filter((p) => p.family === 'ip6' && p.dst === lab.web.wan.ipv6).map(formatPacket)).toEqual([]);
   });
+
+  it('c. the mode changed between two ups (no down): routed, then blocked, then routed again; down still restores everything', async () => {
+    const initial = await snapshot();
+    const sees6 = async () => {
+      const r = await labHttpGet(lab, 'mac', lab.web.url6, { timeoutMs: 1500 });
+      return r.ok ? JSON.parse(r.body).remote : 'no answer';
+    };
+    const ipv6Status = async () => {
+      const report = JSON.parse((await stack.wgctl(['--json', 'status'])).stdout);
+      return { mac: report.mac.ipv6, vm: report.vm.macSource6, problems: report.problems };
+    };
+    for (const [mode, expected] of [
+      ['auto', { sees: lab.srv.wan.ipv6, mac: 'route', vm: `${lab.mac.vnic.ipv6}/128` }],
+      ['block', { sees: 'no answer', mac: 'block', vm: null }],
+      ['auto', { sees: lab.srv.wan.ipv6, mac: 'route', vm: `${lab.mac.vnic.ipv6}/128` }],
+    ] as const) {
+      setIpv6Mode(mode);
+      const upRun = await stack.wgctl(['up']);
+      expect({ mode, exit: upRun.exitCode, out: upRun.exitCode === 0 ? '' : describeRun(upRun) }).toEqual({ mode, exit: 0, out: '' });
+      expect({ mode, sees: await sees6(), ...(await ipv6Status()) }).toEqual({ mode, sees: expected.sees, mac: expected.mac, vm: expected.vm, problems: [] });
+    }
+    const down = await stack.wgctl(['down']);
+    expect(down.exitCode).toBe(0);
+    expect(diffSnapshots(initial, await snapshot())).toEqual([]);
+  });
 });
