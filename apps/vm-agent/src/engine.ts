@@ -771,6 +771,9 @@ export class VmEngine {
           createdTables: [],
           ipForward: null,
           wgInterface: null,
+          // An IPv6 Up may have left its ip6tables chains too: found by name as well. The
+          // sysctls' previous values are unknown without the journal: left as they are.
+          v6: { macSource: '', tunnelAddress: '', chains: [...TABLES], createdTables: [], forwarding: null, acceptRa: null },
           updatedAtMs: this.now(),
         };
       } else if (!dryRun) {

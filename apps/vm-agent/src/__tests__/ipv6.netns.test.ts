@@ -208,6 +208,33 @@ describeNetns('VmEngine: the Mac IPv6 too (mac_source6), in network namespaces',
     expect(await snapshot(lab)).toEqual(start);
   });
 
+  it('the journal is lost after an IPv6 Up: Down finds and removes the ip6tables chains by name too', async () => {
+    const engine = engineFor(lab);
+    const start = await snapshot(lab);
+    expect((await up6(engine, lab)).outcome.ok).toBe(true);
+    expect(await lab.vmRuleset6()).toContain('WGCTL-FWD');
+    await new JournalStore(lab.stateDir).remove();
+
+    const blind = await collect((emit) => engine.down({ forceInterfaceDown: true }, { emit }));
+    expect(blind.outcome).toMatchObject({ ok: true });
+    expect(blind.finals.map(([s]) => s)).toContain('firewall6');
+    const after = await snapshot(lab);
+    // No chain, jump or rule of ours in either family. (Which empty tables wgctl created, and the
+    // sysctls' previous values, were in the journal: without it those are left as they are.)
+    const rules = (save: string | boolean) => String(save).split('\n').filter((l) => /WGCTL|^-A /.test(l));
+    expect({ v4: rules(after.ruleset), v6: rules(after.ruleset6), link: after.link }).toEqual({ v4: [], v6: [], link: start.link });
+    expect(after.forwarding6).toBe('1');
+    // Put them back for the next tests.
+    for (const [key, value] of [
+      ['net.ipv6.conf.all.forwarding', start.forwarding6],
+      [`net.ipv6.conf.${lab.vethLan}.accept_ra`, start.acceptRa],
+      ['net.ipv4.ip_forward', start.ipForward],
+      ['net.ipv4.conf.all.src_valid_mark', start.srcValidMark],
+    ] as const) {
+      await lab.vm.run(['sysctl', '-q', '-w', `${key}=${String(value)}`]);
+    }
+  });
+
   it('a failure in the IPv6 firewall step or the IPv6 forwarding step rolls back everything', async () => {
     const start = await snapshot(lab);
 
