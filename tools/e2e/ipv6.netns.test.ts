@@ -88,6 +88,10 @@ suite('end to end: the Mac\'s IPv6 (netns)', () => {
     expect({ exit: status.exitCode, problems: report.problems }).toEqual({ exit: 0, problems: [] });
     expect(report.mac).toMatchObject({ ipv6: 'route', vmAddress6: lab.vm.eth.ipv6 });
     expect(report.vm.macSource6).toBe(`${lab.mac.vnic.ipv6}/128`);
+    // The user's own leak test, over IPv6: an ICMPv6 probe leaves the tunnel from its IPv6 address.
+    const verify = await stack.wgctl(['verify', '--target', lab.web.wan.ipv6!, '--duration', '2']);
+    expect({ exit: verify.exitCode, out: verify.exitCode === 0 ? '' : describeRun(verify) }).toEqual({ exit: 0, out: '' });
+    expect(verify.stdout).toContain('PASS');
 
     const uplink = await startCapture(lab, 'mac', lab.mac.uplink);
     const tunnel = await startCapture(lab, 'vm', lab.vm.wireguard.interface);
