@@ -5,45 +5,16 @@
  * through sysctl(8) in the VM namespace.
  */
 import { existsSync } from 'node:fs';
-import { StepState, type Outcome, type Progress, type StepEvent } from '@wgctl/proto';
+import { StepState } from '@wgctl/proto';
 import type { RunOptions, RunResult, Runner } from '@wgctl/runner';
-import { VmEngine, type VmEngineOptions } from '../engine';
+import type { VmEngine } from '../engine';
 import { JournalStore } from '../journal';
 import { RunnerSysctl } from '../sysctl';
+import { type Collected, collect, engineFor, plain } from '../testing/engine-harness';
 import { VmLab, canUseNetns } from '../testing/netns';
 
 const describeNetns = canUseNetns() ? describe : describe.skip;
 
-/** argv without the `ip netns exec NS` prefix of the lab's runner (dry-run records argv before it is added). */
-const plain = (argv: string[]): string => (argv[0] === 'ip' && argv[1] === 'netns' ? argv.slice(4) : argv).join(' ');
-
-function engineFor(lab: VmLab, overrides: Partial<VmEngineOptions> = {}): VmEngine {
-  return new VmEngine({
-    configPath: lab.vmConfigPath,
-    runner: lab.vm,
-    sysctl: new RunnerSysctl(lab.vm),
-    journal: new JournalStore(lab.stateDir),
-    interfaceMethod: 'wg-quick',
-    handshakeTimeoutMs: 10_000,
-    ...overrides,
-  });
-}
-
-interface Collected {
-  outcome: Outcome;
-  steps: StepEvent[];
-  /** Final state of each step, in order. */
-  finals: [string, StepState][];
-}
-
-async function collect(run: (emit: (p: Progress) => void) => Promise<Outcome>): Promise<Collected> {
-  const steps: StepEvent[] = [];
-  const outcome = await run((p) => {
-    if (p.kind?.$case === 'step') steps.push(p.kind.value);
-  });
-  const finals = steps.filter((s) => s.state !== StepState.STEP_STATE_STARTED).map((s): [string, StepState] => [s.step, s.state]);
-  return { outcome, steps, finals };
-}
 
 const up = (engine: VmEngine, lab: VmLab, extra: { dryRun?: boolean; handshakeTimeoutMs?: number } = {}): Promise<Collected> =>
   collect((emit) => engine.up({ macSource: lab.macAddress, ...extra }, { emit }));

@@ -4,42 +4,15 @@
  * (prefix `wv6`, see testing/netns.ts with ipv6). Only 2001:db8::/32 and the IPv4
  * documentation prefixes are used.
  */
-import { StepState, type Outcome, type Progress, type StepEvent } from '@wgctl/proto';
+import { StepState } from '@wgctl/proto';
 import type { RunOptions, RunResult, Runner } from '@wgctl/runner';
-import { VmEngine, type UpRequest, type VmEngineOptions } from '../engine';
+import type { UpRequest, VmEngine } from '../engine';
 import { JournalStore } from '../journal';
 import { RunnerSysctl, type Sysctl } from '../sysctl';
+import { type Collected, collect, engineFor, plain } from '../testing/engine-harness';
 import { VmLab, canUseNetns } from '../testing/netns';
 
 const describeNetns = canUseNetns() ? describe : describe.skip;
-const plain = (argv: readonly string[]): string => (argv[0] === 'ip' && argv[1] === 'netns' ? argv.slice(4) : argv).join(' ');
-
-function engineFor(lab: VmLab, overrides: Partial<VmEngineOptions> = {}): VmEngine {
-  return new VmEngine({
-    configPath: lab.vmConfigPath,
-    runner: lab.vm,
-    sysctl: new RunnerSysctl(lab.vm),
-    journal: new JournalStore(lab.stateDir),
-    interfaceMethod: 'wg-quick',
-    handshakeTimeoutMs: 10_000,
-    ...overrides,
-  });
-}
-
-interface Collected {
-  outcome: Outcome;
-  steps: StepEvent[];
-  finals: [string, StepState][];
-}
-
-async function collect(run: (emit: (p: Progress) => void) => Promise<Outcome>): Promise<Collected> {
-  const steps: StepEvent[] = [];
-  const outcome = await run((p) => {
-    if (p.kind?.$case === 'step') steps.push(p.kind.value);
-  });
-  const finals = steps.filter((s) => s.state !== StepState.STEP_STATE_STARTED).map((s): [string, StepState] => [s.step, s.state]);
-  return { outcome, steps, finals };
-}
 
 const up6 = (engine: VmEngine, lab: VmLab, extra: Partial<UpRequest> = {}): Promise<Collected> =>
   collect((emit) => engine.up({ macSource: lab.macAddress, macSource6: lab.macAddress6, ...extra }, { emit }));
