@@ -4,7 +4,7 @@
  *
  *   lab up → wgctl init → the VM's certificates copied (init's next steps) → both agents
  *   started from the built bundles with mTLS → the web host sees the coffee shop →
- *   wgctl up → wgctl status → wgctl verify → the web host sees the WireGuard server →
+ *   wgctl up → wgctl status → wgctl verify (IPv4, then IPv6) → the web host sees the WireGuard server →
  *   wgctl down → the web host sees the coffee shop again → lab down
  *
  * Exit 0 only if every step passed. Whatever happens (a failed step, Ctrl-C), the tunnel is
@@ -188,6 +188,11 @@ export async function runDemo(argv: string[]): Promise<number> {
     await step(`wgctl verify: capture on the Mac's uplink and in the VM's tunnel while probing the web host`, () =>
       wgctlMustExit(['verify', '--target', lab!.web.wan.ipv4]),
     );
+
+    if (lab!.web.wan.ipv6) {
+      const web6 = lab!.web.wan.ipv6;
+      await step('wgctl verify over IPv6: the same, probing the web host over IPv6', () => wgctlMustExit(['verify', '--target', web6, '--duration', '2']));
+    }
 
     await step('through the tunnel: the web host sees the WireGuard server', () => webSees('server'));
 
