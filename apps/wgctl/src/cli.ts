@@ -139,7 +139,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void, version
 
   program
     .command('status')
-    .description('both agents side by side: handshake, transfer, endpoint, routes, kill switch, DNS, gateway, uplink')
+    .description('both agents side by side: handshake, transfer, endpoint, routes, IPv6, kill switch, DNS, gateway, uplink')
     .addOption(new Option('--watch [seconds]', 'refresh every SECONDS (default 2) until Ctrl-C').argParser(positiveSeconds))
     .action(run(async () => commands('status').statusCommand));
 
