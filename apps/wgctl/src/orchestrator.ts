@@ -405,6 +405,7 @@ export async function up(
   let vmUpOutcome: Outcome | undefined;
   let vmUpError: unknown;
   let macUpStarted = false;
+  let macUpError: unknown;
 
   try {
     const described = await connectStep(seq, vm, mac, opts);
@@ -455,7 +456,12 @@ export async function up(
 
     await seq.run('mac-up', async () => {
       macUpStarted = true;
-      await streamStep(seq, 'mac-up', 'mac', macLog, (onStep) => mac.up(macUpRequest(opts, vmNow, ipv6, false), onStep));
+      await streamStep(seq, 'mac-up', 'mac', macLog, (onStep) =>
+        mac.up(macUpRequest(opts, vmNow, ipv6, false), onStep).catch((error: unknown) => {
+          macUpError = error;
+          throw error;
+        }),
+      );
       return { value: undefined, detail: `all traffic via ${opts.vmAddress}${ipv6.mode === 'route' ? ` and ${ipv6.vmAddress6}` : ' (IPv6 blocked)'}` };
     }, opts.signal);
     result.ok = true;
@@ -467,8 +473,9 @@ export async function up(
     // it changed nothing for us, and a Down now would undo the other run's work.
     const vmRefusedBusy = vmUpError instanceof AgentCallError && vmUpError.grpcCode === GRPC_ABORTED && vmLog.order.length === 0;
     const vmChangedByUs = vmUpStarted && (vmLog.changed || (!vmUpOutcome && !vmRefusedBusy));
+    const macRefusedBusy = macUpError instanceof AgentCallError && macUpError.grpcCode === GRPC_ABORTED && macLog.order.length === 0;
     const rollbacks: { side: Side; step: StepId; run: () => Promise<Outcome> }[] = [];
-    if (macUpStarted) {
+    if (macUpStarted && !macRefusedBusy) {
       rollbacks.push({ side: 'mac', step: 'rollback-mac', run: () => mac.down({ dryRun: false }, (e) => forward('rollback-mac', 'mac', e)) });
     }
     if (vmChangedByUs) {

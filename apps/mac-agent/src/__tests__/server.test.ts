@@ -11,6 +11,7 @@ import { silentLogger } from '@wgctl/logging';
 import { MacAgentClient, MacDownRequest, MacUpRequest, StatusRequest, StepState, type MacStatus, type Progress } from '@wgctl/proto';
 import { connectAgent, createPki, healthCheck, loadTlsMaterial, readStream, unaryCall } from '@wgctl/transport';
 import { startAgent, type RunningAgent } from '../run';
+import { ConcurrencyGate } from '../testing/concurrency-gate';
 import { FakeDriver, fakeHost } from '../testing/fake-host';
 import type { AgentOptions } from '../cli';
 
@@ -66,6 +67,32 @@ describe('mac-agent gRPC service (in-process, in-memory host)', () => {
     const down: Progress[] = [];
     for await (const p of readStream(client.down(MacDownRequest.fromPartial({})))) down.push(p);
     expect(down[down.length - 1].kind).toMatchObject({ $case: 'outcome', value: { ok: true } });
+    client.close();
+  });
+
+  it('an Up or Down while another Up runs is refused with ABORTED, naming the running one', async () => {
+    agent = await startAgent(options(`unix:${join(dir, 'b.sock')}`), { driver, logger: silentLogger(), sampleIntervalMs: 60_000 });
+    const client = connectAgent(MacAgentClient, `unix:${join(dir, 'b.sock')}`, { insecure: true });
+    const request = MacUpRequest.fromPartial({ vmAddress: '192.0.2.130', endpoints: [{ ip: '203.0.113.10', port: 51820 }] });
+    // Hold the first Up in its discovery: the gate waits for a read that never comes.
+    const gate = new ConcurrencyGate(1500);
+    gate.expect(['discoverUplink', 'never']);
+    driver.gate = gate;
+    const first = (async () => {
+      const events: Progress[] = [];
+      for await (const p of readStream(client.up(request))) events.push(p);
+      return events;
+    })();
+    while (!driver.calls.includes('discoverUplink')) await new Promise((r) => setTimeout(r, 5));
+    for (const call of [() => client.up(request), () => client.down(MacDownRequest.fromPartial({}))]) {
+      const refused = await (async () => {
+        for await (const _ of readStream(call())) return 'streamed';
+        return 'ended';
+      })().catch((e: grpc.ServiceError) => e);
+      expect(refused).toMatchObject({ code: grpc.status.ABORTED, details: expect.stringMatching(/^another Up is in progress \(started .*\); wait for it to finish and retry$/) });
+    }
+    driver.gate = undefined;
+    await first;
     client.close();
   });
 

@@ -101,6 +101,20 @@ export interface EngineStatus {
 }
 
 /**
+ * An Up or Down asked for while another runs: refused at once (ABORTED), as the vm-agent does,
+ * rather than queued — a second controller must not silently redo or undo the first one's work.
+ */
+export class BusyError extends Error {
+  constructor(
+    readonly running: string,
+    readonly sinceMs: number,
+  ) {
+    super(`another ${running} is in progress (started ${new Date(sinceMs).toISOString()}); wait for it to finish and retry`);
+    this.name = 'BusyError';
+  }
+}
+
+/**
  * The agent is stopping (SIGTERM): the operation in flight ended after its current step, with
  * no rollback — the journal keeps it, and the next start completes it (an Up is re-asserted,
  * a Down finished): the host stays as fail-closed as that step left it.
@@ -242,6 +256,8 @@ export class MacAgentEngine {
   private readonly advisoryChecks?: () => StatusCheck[];
 
   private queue: Promise<unknown> = Promise.resolve();
+  /** The requested Up/Down running now, if any. */
+  private inFlight: { op: string; sinceMs: number } | null = null;
   private monitor?: StreamingProcess;
   private monitorWanted = false;
   private monitorRestart?: NodeJS.Timeout;
@@ -384,7 +400,16 @@ export class MacAgentEngine {
   up(request: UpIntent, options: { dryRun?: boolean }, listener: StepListener): Promise<OperationOutcome> {
     const intent = validateIntent(request); // throws InvalidRequestError before anything runs
     this.refuseIfStopping();
-    return this.exclusive(() => this.doUp(intent, options.dryRun ?? false, listener, 'request'));
+    return this.requested('Up', () => this.doUp(intent, options.dryRun ?? false, listener, 'request'));
+  }
+
+  /** One requested Up/Down at a time (a second is refused); after a roam or sample in flight. */
+  private requested(op: string, fn: () => Promise<OperationOutcome>): Promise<OperationOutcome> {
+    if (this.inFlight) throw new BusyError(this.inFlight.op, this.inFlight.sinceMs);
+    this.inFlight = { op, sinceMs: this.now() };
+    return this.exclusive(fn).finally(() => {
+      this.inFlight = null;
+    });
   }
 
   private async stallIfAsked(step: string): Promise<void> {
@@ -633,7 +658,7 @@ export class MacAgentEngine {
 
   down(options: { dryRun?: boolean }, listener: StepListener): Promise<OperationOutcome> {
     this.refuseIfStopping();
-    return this.exclusive(() => this.doDown(options.dryRun ?? false, listener));
+    return this.requested('Down', () => this.doDown(options.dryRun ?? false, listener));
   }
 
   private async doDown(dryRun: boolean, listener: StepListener): Promise<OperationOutcome> {

@@ -21,10 +21,10 @@ import {
   type Progress,
 } from '@wgctl/proto';
 import type { StepRecord } from '@wgctl/runner';
-import { invalidArgument, unavailable } from '@wgctl/transport';
+import { aborted, invalidArgument, unavailable } from '@wgctl/transport';
 import { macCaptureHandler } from './capture';
 import type { EngineStatus, MacAgentEngine, OperationOutcome } from './engine';
-import { InvalidRequestError, StoppingError, afterReplyFlushed } from './engine';
+import { BusyError, InvalidRequestError, StoppingError, afterReplyFlushed } from './engine';
 import type { HealthSampler } from './health';
 import type { Ipv6Choice, UpIntent } from './journal';
 
@@ -174,6 +174,7 @@ export function createMacAgentImplementation(engine: MacAgentEngine, sampler: He
       } catch (e) {
         if (e instanceof InvalidRequestError) throw invalidArgument(e.message);
         if (e instanceof StoppingError) throw unavailable(e.message);
+        if (e instanceof BusyError) throw aborted(e.message);
         throw e;
       }
     },
@@ -183,6 +184,7 @@ export function createMacAgentImplementation(engine: MacAgentEngine, sampler: He
         await streamOperation(call, (listener) => engine.down({ dryRun: request.dryRun }, listener), resample);
       } catch (e) {
         if (e instanceof StoppingError) throw unavailable(e.message);
+        if (e instanceof BusyError) throw aborted(e.message);
         throw e;
       }
     },

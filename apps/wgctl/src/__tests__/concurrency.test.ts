@@ -92,6 +92,16 @@ describe('wgctl up, twice at once / against a busy or vanishing agent', () => {
     expect(lab.agents.sequence()).toEqual(['vm.Up']);
   });
 
+  it('a mac-agent busy with another run (ABORTED): the Mac is left to that run, only our VM side is rolled back', async () => {
+    lab.agents.vm.up = { steps: okSteps('read-config', 'wg-quick-up'), outcome: { ok: true } };
+    lab.agents.mac.up = { grpcError: { code: grpc.status.ABORTED, details: 'another Up is in progress (started 2025-01-01T00:00:00.000Z); wait for it to finish and retry' } };
+    const r = await cli(['--config', config, 'up']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/mac-agent is busy: another Up is in progress/);
+    // No Mac Down (it would undo the other run's routes and kill switch); our VM Up is undone.
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'vm.Down']);
+  });
+
   it('a vm-agent that goes away during Up: the step it was in, what to do, exit 1', async () => {
     lab.agents.vm.up = { steps: okSteps('read-config', 'firewall-filter', 'wg-quick-up', 'await-handshake', 'verify'), outcome: { ok: true }, delayMs: 300 };
     const run = cli(['--config', config, 'up']);

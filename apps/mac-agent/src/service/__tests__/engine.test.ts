@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { silentLogger } from '@wgctl/logging';
 import { ScriptedRunner, type StepRecord, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
 import { FakeDriver, fakeHost, type FakeHostState } from '../../testing/fake-host';
-import { InvalidRequestError, MacAgentEngine, validateIntent } from '../engine';
+import { BusyError, InvalidRequestError, MacAgentEngine, validateIntent } from '../engine';
 import { JournalStore, type UpIntent } from '../journal';
 
 const intent = (overrides: Partial<UpIntent> = {}): UpIntent => ({
@@ -67,6 +67,16 @@ describe('MacAgentEngine (in-memory host)', () => {
     expect(() => validateIntent(intent({ ipv6: 'route' }))).toThrow(/needs vm_address6/);
     expect(validateIntent(intent({ endpoints: [{ ip: '2001:0db8::0010', port: 1 }] })).endpoints[0].ip).toBe('2001:db8::10');
     expect(driver.calls).toEqual([]);
+  });
+
+  it('refuses a second Up or a Down while an Up runs (BusyError, as the vm-agent), and takes the next one after', async () => {
+    const first = engine.up(intent(), {}, () => undefined);
+    expect(() => engine.up(intent(), {}, () => undefined)).toThrow(BusyError);
+    expect(() => engine.down({}, () => undefined)).toThrow(/another Up is in progress \(started .*\); wait for it to finish and retry/);
+    expect(await first).toMatchObject({ ok: true });
+    const down = await engine.down({}, () => undefined);
+    expect(down).toMatchObject({ ok: true });
+    expect(await engine.up(intent(), {}, () => undefined)).toMatchObject({ ok: true });
   });
 
   it('journals each route before adding it, in order: kill switch, pin, split routes, DNS', async () => {
