@@ -38,6 +38,7 @@ import {
 import { wgHandshakeAgeSeconds, type IptablesSaveTable, type WgDumpInterface } from '@wgctl/parsers';
 import { DryRunRunner, StepFailedError, StepRunner, type Runner, type StepRecord, readTogether } from '@wgctl/runner';
 import { redactText, silentLogger, type Logger } from '@wgctl/logging';
+import { BusyError } from '@wgctl/state';
 import { loadTunnelConfig, resolveEndpoint, systemResolver, type HostResolver, type TunnelConfig } from './config';
 import {
   OWN_CHAINS,
@@ -128,16 +129,6 @@ export interface OperationContext {
   signal?: AbortSignal;
   /** Unix ms by which the answer is due (the RPC deadline). */
   deadlineMs?: number;
-}
-
-export class BusyError extends Error {
-  constructor(
-    readonly running: string,
-    readonly sinceMs: number,
-  ) {
-    super(`another ${running} is in progress (started ${new Date(sinceMs).toISOString()}); wait for it to finish and retry`);
-    this.name = 'BusyError';
-  }
 }
 
 /**

@@ -17,7 +17,8 @@ import type { DescribeRequest, Progress, StatusRequest, VmDescription, VmDownReq
 import { aborted, failedPrecondition, invalidArgument, unavailable } from '@wgctl/transport';
 import { ConfigFileError } from './config';
 import { vmCaptureHandler } from './capture';
-import { BusyError, StoppingError, type OperationContext, type VmEngine } from './engine';
+import { BusyError } from '@wgctl/state';
+import { StoppingError, type OperationContext, type VmEngine } from './engine';
 import type { HealthSampler } from './health';
 import { InvalidArgumentError } from './validation';
 

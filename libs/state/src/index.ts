@@ -2,3 +2,4 @@ export * from './atomic-file';
 export * from './json-state-file';
 export * from './background-sampler';
 export * from './idle-trim';
+export * from './busy';

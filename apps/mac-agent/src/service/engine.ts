@@ -31,6 +31,7 @@ import {
   type StreamingProcess,
   readTogether,
 } from '@wgctl/runner';
+import { BusyError } from '@wgctl/state';
 import type {
   DnsContext,
   DnsSnapshot,
@@ -104,16 +105,6 @@ export interface EngineStatus {
  * An Up or Down asked for while another runs: refused at once (ABORTED), as the vm-agent does,
  * rather than queued — a second controller must not silently redo or undo the first one's work.
  */
-export class BusyError extends Error {
-  constructor(
-    readonly running: string,
-    readonly sinceMs: number,
-  ) {
-    super(`another ${running} is in progress (started ${new Date(sinceMs).toISOString()}); wait for it to finish and retry`);
-    this.name = 'BusyError';
-  }
-}
-
 /**
  * The agent is stopping (SIGTERM): the operation in flight ended after its current step, with
  * no rollback — the journal keeps it, and the next start completes it (an Up is re-asserted,

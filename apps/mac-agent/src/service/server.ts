@@ -24,7 +24,8 @@ import type { StepRecord } from '@wgctl/runner';
 import { aborted, invalidArgument, unavailable } from '@wgctl/transport';
 import { macCaptureHandler } from './capture';
 import type { EngineStatus, MacAgentEngine, OperationOutcome } from './engine';
-import { BusyError, InvalidRequestError, StoppingError, afterReplyFlushed } from './engine';
+import { BusyError } from '@wgctl/state';
+import { InvalidRequestError, StoppingError, afterReplyFlushed } from './engine';
 import type { HealthSampler } from './health';
 import type { Ipv6Choice, UpIntent } from './journal';
 

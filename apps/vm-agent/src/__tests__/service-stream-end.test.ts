@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import type * as grpc from '@grpc/grpc-js';
 import type { Outcome, Progress } from '@wgctl/proto';
 import type { OperationContext, VmEngine } from '../engine';
-import { BusyError } from '../engine';
+import { BusyError } from '@wgctl/state';
 import type { HealthSampler } from '../health';
 import { vmAgentHandlers } from '../service';
 

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { silentLogger } from '@wgctl/logging';
 import { ScriptedRunner, type StepRecord, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
 import { FakeDriver, fakeHost, type FakeHostState } from '../../testing/fake-host';
-import { BusyError, InvalidRequestError, MacAgentEngine, validateIntent } from '../engine';
+import { BusyError } from '@wgctl/state';
+import { InvalidRequestError, MacAgentEngine, validateIntent } from '../engine';
 import { JournalStore, type UpIntent } from '../journal';
 
 const intent = (overrides: Partial<UpIntent> = {}): UpIntent => ({
