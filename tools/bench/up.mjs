@@ -182,6 +182,19 @@ export async function run(log = console.error) {
         target: '(reported)',
         pass: null,
       }),
+      // wgctl's own cost: what it adds on top of the floor (the connections, the fail-closed
+      // order, every read-back) — the figure a revised target #1 could bound.
+      row({
+        id: 'up.overhead',
+        figure: "`wgctl up` own cost: its wall time minus the floor",
+        value: round(w - nodeFloor - wgQuickFloor),
+        unit: 'ms',
+        baseline: round(m - wgQuickFloor),
+        baselineLabel: 'manual-up.sh minus wg-quick up',
+        ratio: round((w - nodeFloor - wgQuickFloor) / (m - wgQuickFloor)),
+        target: '(reported)',
+        pass: null,
+      }),
     );
     const method = [
       `In the namespace lab (tools/lab, prefix \`${LAB_PREFIX}\`): the Mac, the VM, a WireGuard server (wireguard-go), a cafe`,
