@@ -64,8 +64,18 @@ export class HealthSampler {
     return this.sampler.refresh();
   }
 
-  /** The cached sample; only when there is none yet does it wait for the first one. */
+  /** After an Up/Down: a sample that starts after it (never one begun before the change). */
+  refreshAfterChange(): Promise<VmSample> {
+    return this.sampler.refreshAfterChange();
+  }
+
+  /**
+   * The cached sample; it waits only for the first one, or for the sample asked for after a
+   * change, so a Status right after an Up never reports the state from before or during it.
+   */
   async current(): Promise<VmSample> {
+    const afterChange = this.sampler.afterChange;
+    if (afterChange) return afterChange;
     return this.sampler.latest ?? this.refresh();
   }
 

@@ -91,7 +91,7 @@ async function stream(
 export function vmAgentHandlers(engine: VmEngine, sampler: HealthSampler, logger?: Logger): grpc.UntypedServiceImplementation {
   // Up/Down change what health reports: sample again right away (once the answer is out).
   const resample = (): void => {
-    void sampler.refresh().catch((e) => logger?.warn('sample after operation failed', { error: (e as Error).message }));
+    void sampler.refreshAfterChange().catch((e) => logger?.warn('sample after operation failed', { error: (e as Error).message }));
   };
   return {
     describe: async (_call: grpc.ServerUnaryCall<DescribeRequest, VmDescription>, callback: grpc.sendUnaryData<VmDescription>) => {

@@ -14,6 +14,7 @@ export interface BackgroundSamplerOptions<T> {
 export class BackgroundSampler<T> {
   private latestSample: T | undefined;
   private inFlight: Promise<T> | undefined;
+  private pendingAfterChange: Promise<T> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private taken = 0;
 
@@ -47,6 +48,28 @@ export class BackgroundSampler<T> {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+  }
+
+  /**
+   * After a change (an Up, a Down): a sample that STARTS after this call. One being taken may
+   * have read the state before the change, so this waits for it and then samples again (or
+   * joins a sample started since). Until it is in, `afterChange` is that promise.
+   */
+  refreshAfterChange(): Promise<T> {
+    const maybeStale = this.inFlight?.catch(() => undefined) ?? Promise.resolve(undefined);
+    const fresh = maybeStale.then(() => this.refresh());
+    this.pendingAfterChange = fresh;
+    fresh
+      .finally(() => {
+        if (this.pendingAfterChange === fresh) this.pendingAfterChange = undefined;
+      })
+      .catch(() => undefined);
+    return fresh;
+  }
+
+  /** The sample asked for by the latest refreshAfterChange() while it is not in yet. */
+  get afterChange(): Promise<T> | undefined {
+    return this.pendingAfterChange;
   }
 
   /** Takes a sample now, or joins the one being taken. Rejects when `take` does (the cache keeps the last sample). */

@@ -62,8 +62,18 @@ export class HealthSampler {
     return this.sampler.refresh();
   }
 
-  /** The cached sample if younger than maxAgeMs, else a fresh one. */
+  /** After an Up/Down: a sample that starts after it (never one begun before the change). */
+  refreshAfterChange(): Promise<EngineStatus> {
+    return this.sampler.refreshAfterChange();
+  }
+
+  /**
+   * The cached sample if younger than maxAgeMs, else a fresh one; while the sample asked for
+   * after an Up/Down is not in, that one (a Status must not report the state before the change).
+   */
   async current(maxAgeMs = 1_000): Promise<EngineStatus> {
+    const afterChange = this.sampler.afterChange;
+    if (afterChange) return afterChange;
     const cached = this.sampler.latest;
     if (cached && this.now() - cached.sampledAtMs <= maxAgeMs) return cached;
     return this.refresh();

@@ -141,7 +141,7 @@ async function streamOperation(
 }
 
 export function createMacAgentImplementation(engine: MacAgentEngine, sampler: HealthSampler): MacAgentServer {
-  const resample = () => void sampler.refresh().catch(() => undefined);
+  const resample = () => void sampler.refreshAfterChange().catch(() => undefined);
   return {
     describe: (call, callback) => {
       const fromMetadata = call.metadata.get(VM_ADDRESS_METADATA)[0];

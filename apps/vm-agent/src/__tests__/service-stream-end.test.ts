@@ -40,16 +40,16 @@ describe('vm-agent handlers: the sample after Up/Down waits for the end of the s
         return outcome;
       },
     } as unknown as VmEngine;
-    const sampler = { refresh: jest.fn(async () => void order.push('sample')) } as unknown as HealthSampler;
+    const sampler = { refreshAfterChange: jest.fn(async () => void order.push('sample')) } as unknown as HealthSampler;
     const { call, written } = fakeCall();
     call.on('finish', () => order.push('finish'));
     await (vmAgentHandlers(engine, sampler).up as (c: unknown) => Promise<void>)(call);
     // The handler has returned and called end(); the sample has not started yet.
     expect(written).toEqual([{ kind: { $case: 'outcome', value: outcome } }]);
-    expect(sampler.refresh).not.toHaveBeenCalled();
+    expect(sampler.refreshAfterChange).not.toHaveBeenCalled();
     await new Promise((r) => setTimeout(r, 20));
     expect(order).toEqual(['finish', 'sample']);
-    expect(sampler.refresh).toHaveBeenCalledTimes(1);
+    expect(sampler.refreshAfterChange).toHaveBeenCalledTimes(1);
   });
 
   it('still samples when the operation failed (the transport ends the call with the error)', async () => {
@@ -58,12 +58,12 @@ describe('vm-agent handlers: the sample after Up/Down waits for the end of the s
         throw new BusyError('Up', Date.now());
       },
     } as unknown as VmEngine;
-    const sampler = { refresh: jest.fn(async () => undefined) } as unknown as HealthSampler;
+    const sampler = { refreshAfterChange: jest.fn(async () => undefined) } as unknown as HealthSampler;
     const { call } = fakeCall();
     await expect((vmAgentHandlers(engine, sampler).down as (c: unknown) => Promise<void>)(call)).rejects.toMatchObject({ code: 10 });
-    expect(sampler.refresh).not.toHaveBeenCalled();
+    expect(sampler.refreshAfterChange).not.toHaveBeenCalled();
     call.end(); // what the transport does with the mapped error
     await new Promise((r) => setTimeout(r, 20));
-    expect(sampler.refresh).toHaveBeenCalledTimes(1);
+    expect(sampler.refreshAfterChange).toHaveBeenCalledTimes(1);
   });
 });

@@ -34,6 +34,34 @@ describe('BackgroundSampler', () => {
     expect(await sampler.refresh()).toBe(2); // once it is done, a refresh samples again
   });
 
+  it('after a change: never joins a sample begun before it, but follows it; later callers share the fresh one', async () => {
+    const { state, take } = source();
+    const sampler = new BackgroundSampler(take, { intervalMs: 60_000 });
+    const before = sampler.refresh(); // started before the change: may have read the old state
+    const fresh = sampler.refreshAfterChange();
+    expect(sampler.afterChange).toBe(fresh);
+    const alsoFresh = sampler.refreshAfterChange(); // asked while the first still runs: same follow-up sample
+    expect(await before).toBe(1);
+    expect(await fresh).toBe(2);
+    expect(await alsoFresh).toBe(2);
+    expect(state.calls).toBe(2);
+    expect(sampler.afterChange).toBeUndefined();
+    expect(sampler.latest).toBe(2);
+    // With nothing in flight it samples at once.
+    expect(await sampler.refreshAfterChange()).toBe(3);
+  });
+
+  it('after a change asked while the follow-up sample already runs: one more sample after that', async () => {
+    const { state, take } = source();
+    const sampler = new BackgroundSampler(take, { intervalMs: 60_000 });
+    const first = sampler.refreshAfterChange(); // starts sample 1 at once
+    await tick(2); // sample 1 is running: it began before the next change
+    const second = sampler.refreshAfterChange();
+    expect(await first).toBe(1);
+    expect(await second).toBe(2);
+    expect(state.calls).toBe(2);
+  });
+
   it('hands each sample to onSample once it is the latest, before refresh resolves', async () => {
     const seen: [number, number | undefined][] = [];
     const sampler: BackgroundSampler<number> = new BackgroundSampler(source().take, { intervalMs: 60_000, onSample: (s) => seen.push([s, sampler.latest]) });

@@ -42,3 +42,23 @@ describe('HealthSampler', () => {
     expect(verdicts).toEqual([[false, ['status sampling failed: nft: command not found']]]);
   });
 });
+
+describe('HealthSampler after an Up or Down', () => {
+  it('a Status asked while the sample after the change is pending gets that sample, never one begun before the change', async () => {
+    let up = false;
+    const engine = {
+      status: async () => {
+        const seen = up; // read at the start, like the real commands
+        await new Promise((r) => setTimeout(r, 20));
+        return { ...sample(seen, 1_000), up: seen } as EngineStatus;
+      },
+    };
+    const sampler = new HealthSampler({ engine, logger: silentLogger(), now: () => 1_000 });
+    const periodic = sampler.refresh(); // a periodic sample, begun before the Up finished
+    up = true; // the Up completes
+    void sampler.refreshAfterChange();
+    const status = await sampler.current(60_000); // fresh by age, but from before the change
+    expect(status.up).toBe(true);
+    expect((await periodic).up).toBe(false);
+  });
+});
