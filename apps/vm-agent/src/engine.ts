@@ -42,7 +42,6 @@ import { BusyError } from '@wgctl/state';
 import { loadTunnelConfig, resolveEndpoint, systemResolver, type HostResolver, type TunnelConfig } from './config';
 import {
   OWN_CHAINS,
-  chainInPlace,
   chainState,
   deleteNftTables,
   desiredRules,
@@ -52,6 +51,7 @@ import {
   existingTables,
   ip6Tools,
   ownChain,
+  ownChainsAgainst,
   readRuleset,
   removeChain,
   removeChains,
@@ -691,10 +691,8 @@ export class VmEngine {
       this.options.sysctl.read(IP_FORWARD, runner),
       linkState(runner, plan.wgInterface),
     ]);
-    const desired = desiredRules(plan);
-    for (const own of OWN_CHAINS) {
-      const state = chainState(tables, own);
-      if (!chainInPlace(state, desired[own.table])) problems.push(`${own.table} ${own.chain} differs (jumps: ${state.jumps}, rules: ${state.rules.length})`);
+    for (const { state, inPlace } of ownChainsAgainst(tables, desiredRules(plan))) {
+      if (!inPlace) problems.push(`${state.own.table} ${state.own.chain} differs (jumps: ${state.jumps}, rules: ${state.rules.length})`);
     }
     if (forward !== '1') problems.push(`${IP_FORWARD}=${forward}`);
     if (!link.up) problems.push(`${plan.wgInterface} is ${link.exists ? 'down' : 'missing'}`);
@@ -709,10 +707,8 @@ export class VmEngine {
       this.options.sysctl.read(IPV6_FORWARDING, runner),
       this.options.sysctl.read(raName, runner),
     ]);
-    const desired = desiredRules(plan6, 6);
-    for (const own of OWN_CHAINS) {
-      const state = chainState(tables, own);
-      if (!chainInPlace(state, desired[own.table])) problems.push(`ip6 ${own.table} ${own.chain} differs (jumps: ${state.jumps}, rules: ${state.rules.length})`);
+    for (const { state, inPlace } of ownChainsAgainst(tables, desiredRules(plan6, 6))) {
+      if (!inPlace) problems.push(`ip6 ${state.own.table} ${state.own.chain} differs (jumps: ${state.jumps}, rules: ${state.rules.length})`);
     }
     if (forwarding !== '1') problems.push(`${IPV6_FORWARDING}=${forwarding}`);
     if (acceptRa === '1') problems.push(`${raName}=1 (router advertisements ignored while forwarding)`);
@@ -1053,39 +1049,28 @@ export class VmEngine {
       if (!tools) tools = (await detectBackend(runner)).tools;
       this.cachedTools = tools;
       if (record && record.macSource) {
-        const tables = await readRuleset(runner, tools);
-        const desired = desiredRules({
-          macSource: record.macSource,
-          lanInterface: record.lanInterface,
-          wgInterface: record.interface,
-          tunnelAddress: record.tunnelAddress,
-        });
-        for (const own of OWN_CHAINS) {
-          const state = chainState(tables, own);
-          const ok = chainInPlace(state, desired[own.table]);
-          check(
-            `firewall-${own.table}`,
-            ok,
-            ok ? `${own.chain} in place (${own.purpose})` : `${own.chain}: ${state.chainExists ? `${state.rules.length} rules` : 'missing'}, ${state.jumps} jump(s)`,
-            state.rules.map((r) => `-A ${own.chain} ${r.join(' ')}`),
-          );
-        }
-        if (record.v6) {
-          const [tables6, forwarding] = await readTogether([readRuleset(runner, ip6Tools(tools)), this.options.sysctl.read(IPV6_FORWARDING, runner)]);
-          const desired6 = desiredRules(
-            { macSource: record.v6.macSource, lanInterface: record.lanInterface, wgInterface: record.interface, tunnelAddress: record.v6.tunnelAddress },
-            6,
-          );
-          for (const own of OWN_CHAINS) {
-            const state = chainState(tables6, own);
-            const ok = chainInPlace(state, desired6[own.table]);
+        const v6 = record.v6;
+        // Both families and the IPv6 forwarding switch read side by side.
+        const [tables, tables6, forwarding] = await readTogether([
+          readRuleset(runner, tools),
+          v6 ? readRuleset(runner, ip6Tools(tools)) : undefined,
+          v6 ? this.options.sysctl.read(IPV6_FORWARDING, runner) : undefined,
+        ]);
+        const chainChecks = (prefix: '' | '6', label: string, found: IptablesSaveTable[], plan: ForwardingPlan) => {
+          for (const { state, inPlace } of ownChainsAgainst(found, desiredRules(plan, prefix ? 6 : 4))) {
+            const { own } = state;
             check(
-              `firewall6-${own.table}`,
-              ok,
-              ok ? `ip6 ${own.chain} in place (${own.purpose})` : `ip6 ${own.chain}: ${state.chainExists ? `${state.rules.length} rules` : 'missing'}, ${state.jumps} jump(s)`,
+              `firewall${prefix}-${own.table}`,
+              inPlace,
+              inPlace ? `${label}${own.chain} in place (${own.purpose})` : `${label}${own.chain}: ${state.chainExists ? `${state.rules.length} rules` : 'missing'}, ${state.jumps} jump(s)`,
               state.rules.map((r) => `-A ${own.chain} ${r.join(' ')}`),
             );
           }
+        };
+        const plan = { macSource: record.macSource, lanInterface: record.lanInterface, wgInterface: record.interface, tunnelAddress: record.tunnelAddress };
+        chainChecks('', '', tables, plan);
+        if (v6 && tables6) {
+          chainChecks('6', 'ip6 ', tables6, { ...plan, macSource: v6.macSource, tunnelAddress: v6.tunnelAddress });
           check('ip6-forward', forwarding === '1', `${IPV6_FORWARDING}=${forwarding}`);
         }
       }

@@ -141,6 +141,14 @@ export function chainInPlace(state: ChainState, desired: string[][]): boolean {
   return state.chainExists && state.jumps === 1 && sameRules(state.rules, desired);
 }
 
+/** Every own chain's live state, and whether it is exactly the desired one (verify, Status). */
+export function ownChainsAgainst(tables: IptablesSaveTable[], desired: Record<FirewallTable, string[][]>): { state: ChainState; inPlace: boolean }[] {
+  return OWN_CHAINS.map((own) => {
+    const state = chainState(tables, own);
+    return { state, inPlace: chainInPlace(state, desired[own.table]) };
+  });
+}
+
 /** Tables that exist in an iptables-save listing. */
 export function existingTables(tables: IptablesSaveTable[]): Set<string> {
   return new Set(tables.map((t) => t.name));
