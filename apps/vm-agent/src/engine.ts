@@ -61,7 +61,7 @@ import {
 } from './firewall';
 import { JournalStore, TABLES, type FirewallTable, type JournalRecord } from './journal';
 import { normalizeMacSource, normalizeMacSource6, validateHandshakeTimeout, validateInterfaceName } from './validation';
-import { IP_FORWARD, IPV6_FORWARDING, SRC_VALID_MARK, acceptRaName, type Sysctl } from './sysctl';
+import { IP_FORWARD, IPV6_FORWARDING, SRC_VALID_MARK, acceptRaName, restoreJournaledSysctl, type Sysctl } from './sysctl';
 import { enableIpv6Forwarding, restoreIpv6Forwarding } from './ipv6-forwarding';
 import {
   cleanWgQuickLeftovers,
@@ -824,13 +824,8 @@ export class VmEngine {
 
     await step('ip-forward', async (r) => {
       if (!record.ipForward) return { skipped: `${IP_FORWARD} was not changed by wgctl` };
-      const current = await this.options.sysctl.read(IP_FORWARD, r);
-      const { previous, applied } = record.ipForward;
-      if (current === previous) return { skipped: `${IP_FORWARD} is already ${previous}` };
-      if (current !== applied) return { skipped: `${IP_FORWARD} is ${current}, set by someone else since: left as is` };
-      if (dryRun) return `would write ${previous} to ${this.options.sysctl.where(IP_FORWARD)} (now ${current})`;
-      await this.options.sysctl.write(IP_FORWARD, previous, r);
-      return `${IP_FORWARD}: ${current} → ${previous} (restored)`;
+      const restored = await restoreJournaledSysctl(this.options.sysctl, r, IP_FORWARD, record.ipForward, dryRun);
+      return restored.outcome === 'restored' ? restored.message : { skipped: restored.message };
     });
 
     const v6 = record.v6;

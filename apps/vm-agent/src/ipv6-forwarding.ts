@@ -7,7 +7,7 @@
  */
 import type { Runner } from '@wgctl/runner';
 import type { JournalRecord } from './journal';
-import { IPV6_FORWARDING, acceptRaName, type Sysctl } from './sysctl';
+import { IPV6_FORWARDING, acceptRaName, restoreJournaledSysctl, type Sysctl } from './sysctl';
 
 type V6Record = NonNullable<JournalRecord['v6']>;
 
@@ -57,18 +57,8 @@ export async function restoreIpv6Forwarding(
   const done: string[] = [];
   const restore = async (name: string, journaled: { previous: string; applied: string } | null): Promise<void> => {
     if (!journaled) return;
-    const current = await sysctl.read(name, runner);
-    const { previous, applied } = journaled;
-    if (current === previous) return;
-    if (current !== applied) {
-      done.push(`${name} is ${current}, set by someone else since: left as is`);
-      return;
-    }
-    if (options.dryRun) done.push(`would write ${previous} to ${sysctl.where(name)} (now ${current})`);
-    else {
-      await sysctl.write(name, previous, runner);
-      done.push(`${name}: ${current} → ${previous} (restored)`);
-    }
+    const restored = await restoreJournaledSysctl(sysctl, runner, name, journaled, options.dryRun);
+    if (restored.outcome !== 'already') done.push(restored.message);
   };
   await restore(IPV6_FORWARDING, v6.forwarding);
   if (v6.acceptRa) await restore(acceptRaName(v6.acceptRa.interface), v6.acceptRa);

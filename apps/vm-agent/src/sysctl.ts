@@ -69,3 +69,24 @@ export class RunnerSysctl implements Sysctl {
     await runner.run(['sysctl', '-w', `${name}=${value}`]);
   }
 }
+
+/**
+ * Puts back a value wgctl changed (journaled as previous → applied), unless it is back already or
+ * someone else changed it since (then it is theirs: left as is). Down and rollback use it for
+ * every sysctl the agent writes.
+ */
+export async function restoreJournaledSysctl(
+  sysctl: Sysctl,
+  runner: Runner,
+  name: string,
+  journaled: { previous: string; applied: string },
+  dryRun: boolean,
+): Promise<{ outcome: 'already' | 'foreign' | 'restored'; message: string }> {
+  const current = await sysctl.read(name, runner);
+  const { previous, applied } = journaled;
+  if (current === previous) return { outcome: 'already', message: `${name} is already ${previous}` };
+  if (current !== applied) return { outcome: 'foreign', message: `${name} is ${current}, set by someone else since: left as is` };
+  if (dryRun) return { outcome: 'restored', message: `would write ${previous} to ${sysctl.where(name)} (now ${current})` };
+  await sysctl.write(name, previous, runner);
+  return { outcome: 'restored', message: `${name}: ${current} → ${previous} (restored)` };
+}
