@@ -9,10 +9,9 @@ import { spawnStreaming } from '@wgctl/runner';
 import { labHttpGet, type AgentName, type Lab } from '../lab/src';
 import { inNamespace } from '../lab/src/plan';
 import { diffSnapshots, snapshotNetwork } from './observe';
-import { bundlePath, createStack, expectExit, type Stack } from './stack';
+import { bundlePath, createStack, expectExit, type Stack, netnsTestsEnabled } from './stack';
 
-const isRoot = process.getuid?.() === 0;
-const suite = isRoot || process.env.CI === 'true' ? describe : describe.skip;
+const suite = netnsTestsEnabled() ? describe : describe.skip;
 
 const PREFIX = 'wgec';
 

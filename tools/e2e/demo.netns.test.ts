@@ -5,10 +5,9 @@
 import { join } from 'node:path';
 import { ExecRunner } from '@wgctl/runner';
 import { destroyLab, labNamespaces } from '../lab/src';
-import { assertBuilt, REPO_ROOT } from './stack';
+import { assertBuilt, REPO_ROOT, netnsTestsEnabled } from './stack';
 
-const isRoot = process.getuid?.() === 0;
-const suite = isRoot || process.env.CI === 'true' ? describe : describe.skip;
+const suite = netnsTestsEnabled() ? describe : describe.skip;
 
 const PREFIX = 'wgedemo';
 

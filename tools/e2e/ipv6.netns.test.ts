@@ -12,10 +12,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { TcpdumpPacket } from '@wgctl/parsers';
 import { labExec, labHttpGet, type Lab } from '../lab/src';
 import { diffSnapshots, formatPacket, snapshotNetwork, startCapture, type NetworkSnapshot } from './observe';
-import { createStack, describeRun, type Stack } from './stack';
+import { createStack, describeRun, type Stack, netnsTestsEnabled } from './stack';
 
-const isRoot = process.getuid?.() === 0;
-const suite = isRoot || process.env.CI === 'true' ? describe : describe.skip;
+const suite = netnsTestsEnabled() ? describe : describe.skip;
 
 const PREFIX = 'wge6';
 

@@ -11,10 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { labExec, type Lab } from '../lab/src';
-import { bundlePath, createStack, expectExit, REPO_ROOT, type Stack } from './stack';
+import { bundlePath, createStack, expectExit, REPO_ROOT, type Stack, netnsTestsEnabled } from './stack';
 
-const isRoot = process.getuid?.() === 0;
-const suite = isRoot || process.env.CI === 'true' ? describe : describe.skip;
+const suite = netnsTestsEnabled() ? describe : describe.skip;
 
 const PREFIX = 'wges';
 const PROBE = join(REPO_ROOT, 'tools/e2e/grpc-probe.cjs');

@@ -35,6 +35,11 @@ function findRepoRoot(from: string): string {
   throw new Error(`cannot find the repository root above ${from}`);
 }
 /** The VM agent's port (wgctl's default, so the config needs no --vm-port). */
+/** The namespace suites run as root, and always in CI (where a skip would hide a failure). */
+export function netnsTestsEnabled(): boolean {
+  return process.getuid?.() === 0 || process.env.CI === 'true';
+}
+
 export const VM_AGENT_PORT = 7443;
 
 export function bundlePath(app: 'wgctl' | AgentName): string {

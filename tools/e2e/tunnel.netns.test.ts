@@ -18,10 +18,9 @@ import { currentCafe, labDnsQuery, labExec, labHttpGet, roam, type Lab } from '.
 import { inNamespace } from '../lab/src/plan';
 import { findProcesses, isAlive, readCmdline } from '../lab/src/processes';
 import { diffSnapshots, eventually, formatPacket, ping, snapshotNetwork, startCapture } from './observe';
-import { createStack, describeRun, type Stack } from './stack';
+import { createStack, describeRun, type Stack, netnsTestsEnabled } from './stack';
 
-const isRoot = process.getuid?.() === 0;
-const suite = isRoot || process.env.CI === 'true' ? describe : describe.skip;
+const suite = netnsTestsEnabled() ? describe : describe.skip;
 
 const PREFIX = 'wge';
 

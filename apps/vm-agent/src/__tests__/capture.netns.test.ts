@@ -6,9 +6,9 @@ import * as grpc from '@grpc/grpc-js';
 import { runCapture, type CaptureDeps } from '@wgctl/capture';
 import type { CaptureRequest } from '@wgctl/proto';
 import { ExecRunner, spawnStreaming, type RunOptions, type Runner } from '@wgctl/runner';
+import { canUseNetns } from '../testing/netns';
 
-const isRoot = process.getuid?.() === 0;
-const run = isRoot || process.env.CI === 'true' ? describe : describe.skip;
+const run = canUseNetns() ? describe : describe.skip;
 
 const NS_A = 'wgecap-a';
 const NS_B = 'wgecap-b';
