@@ -7,8 +7,8 @@
  * shared/notes/macos.md): `route` exits 0 on kernel errors, so its text decides; PF is taken
  * with `pfctl -E` (a reference token, a u64 kept as a string) and released with `-X`, never
  * `-e`/`-d`, which would break other PF users (the Application Firewall, Internet Sharing,
- * other VPNs); the main ruleset is never reloaded from /etc/pf.conf (that would drop the
- * anchors the system inserts at run time, e.g. the hypervisor's NAT).
+ * other VPNs); the main ruleset is never reloaded or edited: the rules live in a child of the
+ * stock `anchor "com.apple/*"`, which every macOS pf.conf evaluates (see DARWIN_PF_ANCHOR).
  */
 import ipaddr from 'ipaddr.js';
 import {
@@ -34,6 +34,7 @@ import {
   parseSearchDomains,
   pfRulesReferenceAnchor,
   routeMonitorDestination,
+  type IfconfigInterface,
   type NetstatGateway,
   type NetstatRoute,
   type PfRule,
@@ -56,12 +57,28 @@ import type {
 export interface DarwinDriverOptions {
   /** Where the PF rules file is written (the agent's state dir). */
   stateDir?: string;
-  /** The PF anchor holding our rules. Default `com.wgctl`. */
+  /** The PF anchor holding our rules. Default DARWIN_PF_ANCHOR. */
   anchor?: string;
 }
 
 export const DARWIN_DEFAULT_STATE_DIR = '/Library/Application Support/wgctl/mac-agent';
-export const DARWIN_PF_ANCHOR = 'com.wgctl';
+/**
+ * Where the kill switch lives: a child of the stock `anchor "com.apple/*"` of /etc/pf.conf.
+ * xnu evaluates a wildcard anchor's children in name order (its anchor tree is sorted by
+ * name), so `000.` puts ours before Apple's own children (`200.AirDrop/Bonjour`,
+ * `250.ApplicationFirewall`, …); and a reload of /etc/pf.conf — by macOS or another app —
+ * replaces the main ruleset but not the rulesets of anchors, so the rules stay evaluated
+ * without any edit of the main ruleset (an appended reference would be dropped by that reload,
+ * and would come after every earlier `quick` rule).
+ */
+export const DARWIN_PF_ANCHOR = 'com.apple/000.wgctl';
+/**
+ * Where wgctl before this layout kept the kill switch: a top-level anchor made reachable by
+ * re-loading the main ruleset with `anchor "com.wgctl"` appended. Its reference is removed (and
+ * the anchor flushed) by the next load or unload that finds it.
+ */
+export const DARWIN_LEGACY_PF_ANCHOR = 'com.wgctl';
+const PF_ANCHOR_PATH = /^[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/;
 
 const READ = { readOnly: true } as const;
 /** networksetup reads in flight at once when snapshotting DNS (two per service). */
@@ -136,7 +153,7 @@ function validatePolicy(policy: KillSwitchPolicy): void {
  * just the uplink. A second Wi-Fi/Ethernet with a scoped default, a USB tether, the interface
  * we roamed away from: sockets bound to them (IP_BOUND_IF, scoped routing) meet the same
  * rules. Every rule is `quick` (first match wins, whatever the main ruleset has after our
- * anchor): loopback and the VM's bridge pass; on any other interface only DHCP, the IPv6
+ * anchor): loopback and the VM's bridge pass with `no state` (see below); on any other interface only DHCP, the IPv6
  * link set-up when IPv6 is in use, and WireGuard UDP to/from the server(s) pass; the last two
  * rules drop everything else, in and out. No rule names the uplink (`policy.uplink` is only
  * shown in status and the header comment), so a roam needs no reload.
@@ -152,9 +169,15 @@ export function renderDarwinKillSwitch(policy: KillSwitchPolicy, anchor = DARWIN
     `# The VM's traffic is covered too: the hypervisor NATs it (PF nat, or vmnet's own) and it`,
     '# leaves through a physical interface after translation, where these rules see the',
     '# translated packets: a leak from the VM is blocked like one from the Mac.',
-    'pass quick on lo0 all',
+    '#',
+    '# lo0 and the VM\'s interface pass every packet, stateless: a bare pass rule is held as',
+    '# `flags S/SA keep state`, which a TCP packet of a session opened before this load (no',
+    '# state: the controller\'s gRPC to the VM, SSH to the VM, local services) does not match, so',
+    '# it would fall to the block below. `no state` matches every packet of every session, old or',
+    '# new, and keeps nothing in the state table for traffic that is never restricted.',
+    'pass quick on lo0 all no state',
   ];
-  if (policy.vnic) lines.push(`pass quick on ${policy.vnic} all`);
+  if (policy.vnic) lines.push(`pass quick on ${policy.vnic} all no state`);
   lines.push(
     '# DHCP (client 68 <-> server 67)',
     'pass out quick inet proto udp from any port 68 to any port 67',
@@ -177,6 +200,67 @@ export function renderDarwinKillSwitch(policy: KillSwitchPolicy, anchor = DARWIN
   }
   lines.push('# Everything else, on every interface, both directions', 'block drop in quick all', 'block drop out quick all');
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Whether the main ruleset (as `pfctl -sr` prints it) makes `anchor` evaluated: a top-level
+ * `anchor "NAME"`, or for a child `PARENT/NAME` the parent's wildcard `anchor "PARENT/*"`.
+ */
+export function pfAnchorEvaluated(main: readonly PfRule[], anchor: string): boolean {
+  if (pfRulesReferenceAnchor(main, anchor)) return true;
+  const slash = anchor.lastIndexOf('/');
+  return slash > 0 && pfRulesReferenceAnchor(main, `${anchor.slice(0, slash)}/*`);
+}
+
+/**
+ * The `pfctl -k` commands that forget the PF states the kill switch forbids, and only those.
+ *
+ * Why not `pfctl -F states`: it clears every state on the system (DIOCCLRSTATES with no
+ * interface) — Internet Sharing's NAT mappings, other VPNs' states. Why not `pfctl -i IF -F
+ * states` per interface: xnu keeps states floating unless the rule that made them is if-bound
+ * (pf.c `BOUND_IFACE`: the state's interface is `pfi_all`), so a per-interface flush matches
+ * almost nothing. `pfctl -k SRC [-k DST]` (DIOCKILLSTATES) matches by address instead, SRC
+ * being the side that opened the flow; so for every network of every interface but lo0 and
+ * the VM's: the flows opened from it (`-k NET`: the Mac's and its LAN neighbours') and those
+ * opened towards it (`-k 0.0.0.0/0|::/0 -k NET`); link-local IPv6 as one prefix (fe80::/10,
+ * a scoped address cannot be named); and the flows the VM opened (`-k VM`): behind the
+ * hypervisor's NAT a state keeps the VM's own address as its source. Loopback and Mac<->VM
+ * flows are not targeted; any of their states that goes anyway costs nothing, since their
+ * packets pass the kill switch statelessly.
+ */
+export function darwinStateKillArgv(interfaces: readonly IfconfigInterface[], policy: Pick<KillSwitchPolicy, 'vnic' | 'vmAddress'>): string[][] {
+  const argvs: string[][] = [];
+  const seen = new Set<string>();
+  const add = (...targets: string[]) => {
+    const key = targets.join(' ');
+    if (seen.has(key)) return;
+    seen.add(key);
+    argvs.push(['pfctl', ...targets.flatMap((t) => ['-k', t])]);
+  };
+  let linkLocal6 = false;
+  for (const iface of interfaces) {
+    if (iface.name === 'lo0' || iface.name === policy.vnic) continue;
+    for (const a of iface.inet) {
+      const network = `${ipaddr.IPv4.networkAddressFromCIDR(`${a.address}/${a.prefixLength}`).toString()}/${a.prefixLength}`;
+      add(network);
+      add('0.0.0.0/0', network);
+    }
+    for (const a of iface.inet6) {
+      if (a.scope || ipaddr.parse(a.address).range() === 'linkLocal') {
+        linkLocal6 = true;
+        continue;
+      }
+      const network = `${ipaddr.IPv6.networkAddressFromCIDR(`${a.address}/${a.prefixLength}`).toString()}/${a.prefixLength}`;
+      add(network);
+      add('::/0', network);
+    }
+  }
+  if (linkLocal6) {
+    add('fe80::/10');
+    add('::/0', 'fe80::/10');
+  }
+  if (policy.vmAddress) add(policy.vmAddress);
+  return argvs;
 }
 
 function loadError(what: string, result: RunResult): Error {
@@ -208,12 +292,16 @@ export class DarwinDriver implements HostNetworkDriver {
   constructor(options: DarwinDriverOptions = {}) {
     this.stateDir = options.stateDir ?? DARWIN_DEFAULT_STATE_DIR;
     this.anchor = options.anchor ?? DARWIN_PF_ANCHOR;
-    if (!/^[A-Za-z0-9_.-]+$/.test(this.anchor)) throw new Error(`bad PF anchor name "${this.anchor}"`);
+    if (!PF_ANCHOR_PATH.test(this.anchor)) throw new Error(`bad PF anchor name "${this.anchor}"`);
   }
 
   /** The file the anchor's rules are loaded from. */
   get rulesFile(): string {
-    return `${this.stateDir.replace(/\/+$/, '')}/pf-${this.anchor}.conf`;
+    return this.rulesFileOf(this.anchor);
+  }
+
+  private rulesFileOf(anchor: string): string {
+    return `${this.stateDir.replace(/\/+$/, '')}/pf-${anchor.replace(/\//g, '_')}.conf`;
   }
 
   private async routes(run: Runner): Promise<NetstatRoute[]> {
@@ -303,15 +391,20 @@ export class DarwinDriver implements HostNetworkDriver {
     return renderDarwinKillSwitch(policy, this.anchor);
   }
 
-  private anchorReference(): string {
-    return `anchor "${this.anchor}" all`;
-  }
-
-  /** The main filter ruleset (as `pfctl -sr` printed it) with or without our anchor reference. */
-  private mainRulesetWith(rules: PfRule[], reference: boolean): string {
-    const kept = rules.filter((r) => r.depth === 0 && !(r.action === 'anchor' && r.anchor === this.anchor)).map((r) => r.text);
-    if (reference) kept.push(this.anchorReference());
-    return `${kept.join('\n')}\n`;
+  /**
+   * Removes what an older wgctl left to reach its top-level anchor: `anchor "com.wgctl"` in the
+   * main ruleset (re-loaded without it, filter rules only: `-R`) and that anchor's rules. Found
+   * from the live ruleset, so a crash at any point leaves it for the next load or unload.
+   * Returns whether there was one.
+   */
+  private async removeLegacyReference(run: Runner, main: PfRule[]): Promise<boolean> {
+    if (!pfRulesReferenceAnchor(main, DARWIN_LEGACY_PF_ANCHOR)) return false;
+    const kept = main.filter((r) => r.depth === 0 && !(r.action === 'anchor' && r.anchor === DARWIN_LEGACY_PF_ANCHOR)).map((r) => r.text);
+    const reload = await run.run(['pfctl', '-R', '-f', '-'], { input: `${kept.join('\n')}\n`, allowFailure: true });
+    if (reload.exitCode !== 0 && !reload.dryRun) throw loadError(`-R -f - (removing the old anchor reference "${DARWIN_LEGACY_PF_ANCHOR}")`, reload);
+    await run.run(['pfctl', '-a', DARWIN_LEGACY_PF_ANCHOR, '-F', 'all'], { allowFailure: true });
+    await run.run(['rm', '-f', this.rulesFileOf(DARWIN_LEGACY_PF_ANCHOR)], { allowFailure: true });
+    return true;
   }
 
   async loadKillSwitch(run: Runner, policy: KillSwitchPolicy, previous?: KillSwitchHandle): Promise<KillSwitchHandle> {
@@ -326,30 +419,35 @@ export class DarwinDriver implements HostNetworkDriver {
     const load = await run.run(['pfctl', '-a', this.anchor, '-f', file], { allowFailure: true });
     if (load.exitCode !== 0) throw loadError(`-a ${this.anchor} -f ${file}`, load);
 
-    const handle: KillSwitchHandle = { addedAnchorReference: previous?.addedAnchorReference ?? false };
+    // Until an older wgctl's reference is found gone, the journal keeps saying it is there.
+    const handle: KillSwitchHandle = { pfAnchor: this.anchor, ...(previous?.addedAnchorReference ? { addedAnchorReference: true } : {}) };
     try {
-      // An anchor's rules run only where the main ruleset says `anchor "NAME"`. Re-load just
-      // the filter rules (-R) as they are now, plus our reference at the end (last = decides).
-      const main = parsePfRules((await run.run(['pfctl', '-sr'], READ)).stdout);
-      if (!pfRulesReferenceAnchor(main, this.anchor)) {
-        await run.run(['pfctl', '-R', '-f', '-'], { input: this.mainRulesetWith(main, true) });
-        handle.addedAnchorReference = true;
-      }
+      // Independent reads, side by side: the main ruleset (an older wgctl's reference), the
+      // interfaces (whose states to forget), the references held (is our token still one?).
+      const [mainRead, ifconfigRead, referencesRead] = await readTogether([
+        run.run(['pfctl', '-sr'], READ),
+        run.run(['ifconfig'], READ),
+        previous?.pfToken ? run.run(['pfctl', '-s', 'References'], READ) : undefined,
+      ]);
+      await this.removeLegacyReference(run, parsePfRules(mainRead.stdout));
+      delete handle.addedAnchorReference;
 
       // Our own PF reference: -E starts PF if needed and hands back a token; an earlier token
       // still held is reused (each -E adds a reference that only its -X removes).
-      if (previous?.pfToken) {
-        const held = parsePfReferences((await run.run(['pfctl', '-s', 'References'], READ)).stdout);
-        if (held.some((r) => r.token === previous.pfToken)) handle.pfToken = previous.pfToken;
+      if (previous?.pfToken && referencesRead && parsePfReferences(referencesRead.stdout).some((r) => r.token === previous.pfToken)) {
+        handle.pfToken = previous.pfToken;
       }
       if (!handle.pfToken) {
         const enable = await run.run(['pfctl', '-E']);
         if (!enable.dryRun) handle.pfToken = parsePfEnableOutput(enable.stderr).token;
       }
 
-      // States created before the rules keep passing packets: drop them all (with PF off
-      // before there were none; the VM's NAT state is re-created by its next packet).
-      await run.run(['pfctl', '-F', 'states']);
+      // States made before these rules keep passing their packets on any interface (they are
+      // floating): forget exactly the flows the kill switch forbids (see darwinStateKillArgv).
+      for (const argv of darwinStateKillArgv(parseIfconfig(ifconfigRead.stdout), policy)) {
+        const kill = await run.run(argv, { allowFailure: true });
+        if (kill.exitCode !== 0 && !kill.dryRun) throw loadError(argv.slice(1).join(' '), kill);
+      }
       return handle;
     } catch (e) {
       throw new DarwinKillSwitchError(`loading the kill switch failed after its rules were loaded: ${e instanceof Error ? e.message : String(e)}`, handle);
@@ -368,12 +466,11 @@ export class DarwinDriver implements HostNetworkDriver {
       if (outcome.outcome === 'failed' && !release.dryRun) failures.push(`pfctl -X ${handle.pfToken}: ${outcome.reason}`);
     }
 
-    if (handle.addedAnchorReference) {
-      const main = parsePfRules((await run.run(['pfctl', '-sr'], READ)).stdout);
-      if (pfRulesReferenceAnchor(main, this.anchor)) {
-        const result = await run.run(['pfctl', '-R', '-f', '-'], { input: this.mainRulesetWith(main, false), allowFailure: true });
-        if (result.exitCode !== 0) failures.push(loadError('-R -f - (removing our anchor reference)', result).message);
-      }
+    // An older wgctl's reference: removed here too (a Down right after upgrading).
+    try {
+      await this.removeLegacyReference(run, parsePfRules((await run.run(['pfctl', '-sr'], READ)).stdout));
+    } catch (e) {
+      failures.push(e instanceof Error ? e.message : String(e));
     }
     await run.run(['rm', '-f', this.rulesFile], { allowFailure: true });
     if (failures.length > 0) throw new Error(`unloading the kill switch: ${failures.join('; ')}`);
@@ -397,7 +494,7 @@ export class DarwinDriver implements HostNetworkDriver {
     const status: KillSwitchStatus = {
       loaded: live.length > 0,
       enabled: info.enabled,
-      referenced: pfRulesReferenceAnchor(main, this.anchor),
+      referenced: pfAnchorEvaluated(main, this.anchor),
       tokenHeld: false,
       rules: live.map((r) => r.text),
       problems: [],
@@ -414,7 +511,8 @@ export class DarwinDriver implements HostNetworkDriver {
     }
     if (!status.enabled) status.problems.push('PF is disabled: the kill switch rules are not in force (was the Mac restarted?)');
     if (!status.referenced) {
-      status.problems.push(`the main PF ruleset no longer references anchor "${this.anchor}" (was /etc/pf.conf reloaded?): its rules are not evaluated`);
+      const parent = this.anchor.includes('/') ? `${this.anchor.slice(0, this.anchor.lastIndexOf('/'))}/*` : this.anchor;
+      status.problems.push(`the main PF ruleset has no anchor "${parent}" (the stock /etc/pf.conf has it: was it edited or replaced?): the kill switch's rules are not evaluated`);
     }
     if (handle?.pfToken && !status.tokenHeld) {
       status.problems.push('our PF reference (pfctl -E token) is no longer held: another program releasing PF would turn it off');

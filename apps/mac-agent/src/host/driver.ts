@@ -50,7 +50,12 @@ export interface KillSwitchPolicy {
 export interface KillSwitchHandle {
   /** darwin: the `pfctl -E` reference token (u64 as a string). */
   pfToken?: string;
-  /** darwin: whether we added the anchor reference to the main ruleset. */
+  /** darwin: the PF anchor holding the rules (absent in journals of older wgctl: `com.wgctl`). */
+  pfAnchor?: string;
+  /**
+   * darwin, older wgctl only: it appended `anchor "com.wgctl"` to the main ruleset. Kept in the
+   * journal until a load or unload has found that reference gone (and removed it if not).
+   */
   addedAnchorReference?: boolean;
   /** linux: the nftables table holding the rules (`inet wgctl`). */
   nftTable?: string;

@@ -4,16 +4,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { normalizePfRuleset } from '@wgctl/parsers';
+import { normalizePfRuleset, parseIfconfig } from '@wgctl/parsers';
 import { CommandError, ScriptedRunner, type ScriptedCall } from '@wgctl/runner';
-import { DarwinDriver, DarwinKillSwitchError, darwinRouteArgv, renderDarwinKillSwitch } from '../darwin';
+import { DarwinDriver, DarwinKillSwitchError, darwinRouteArgv, darwinStateKillArgv, renderDarwinKillSwitch } from '../darwin';
 import type { KillSwitchPolicy } from '../driver';
 
 const FIXTURES = join(__dirname, '../../../../../libs/parsers/src/darwin/__fixtures__');
 const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
 
 const STATE = '/Library/Application Support/wgctl/mac-agent';
-const RULES_FILE = `${STATE}/pf-com.wgctl.conf`;
+const ANCHOR = 'com.apple/000.wgctl';
+const RULES_FILE = `${STATE}/pf-com.apple_000.wgctl.conf`;
 const driver = () => new DarwinDriver({ stateDir: STATE });
 
 async function play<T>(script: ScriptedCall[], fn: (run: ScriptedRunner) => Promise<T>): Promise<T> {
@@ -223,8 +224,8 @@ describe('DarwinDriver kill switch', () => {
   };
   // What pfctl prints back for the rendered policy (written out by hand, not computed).
   const PRINTED = [
-    'pass quick on lo0 all flags S/SA keep state',
-    'pass quick on bridge100 all flags S/SA keep state',
+    'pass quick on lo0 all no state',
+    'pass quick on bridge100 all no state',
     'pass out quick inet proto udp from any port = 68 to any port = 67 keep state',
     'pass in quick inet proto udp from any port = 67 to any port = 68 keep state',
     'block drop quick inet6 all',
@@ -234,7 +235,12 @@ describe('DarwinDriver kill switch', () => {
     'block drop out quick all',
   ];
   const APPLE_MAIN = fixture('pfctl-s-rules-main-default-apple-stackexchange-221058.txt');
-  const MAIN_WITH_OURS = 'scrub-anchor "com.apple/*" all fragment reassemble\nanchor "com.apple/*" all\nanchor "com.wgctl" all\n';
+  const MAIN_STOCK = 'scrub-anchor "com.apple/*" all fragment reassemble\nanchor "com.apple/*" all\n';
+  /** What an older wgctl left: its top-level anchor appended to the main ruleset. */
+  const MAIN_WITH_LEGACY = `${MAIN_STOCK}anchor "com.wgctl" all\n`;
+  /** The Mac's interfaces: lo0, en0 (unused), en1 (the uplink, IPv4 + IPv6), and UTM's bridge100. */
+  const IFCONFIG = fixture('ifconfig-lo0-en-mojave-evidence-pack.txt') + fixture('ifconfig-bridge100-utm-vmnet.txt');
+  const KILLS: ScriptedCall[] = darwinStateKillArgv(parseIfconfig(IFCONFIG), policy).map((argv) => ({ argv, stderr: 'killed 0 states from 1 sources and 0 destinations\n' }));
   const capture = JSON.parse(fixture('pfctl-E-X-results-macos26-capture.json')) as Record<string, { code: number; stdout: string; stderr: string }>;
   const TOKEN = '11012949885072952621';
   const ALTQ = 'No ALTQ support in kernel\nALTQ related functions disabled\n';
@@ -283,7 +289,7 @@ describe('DarwinDriver kill switch', () => {
     dport: number;
   }
   const RULE =
-    /^(pass|block drop)(?: (in|out))? quick(?: on (\S+))?(?: (inet6?))?(?: proto (\S+))? (?:all|from (\S+)(?: port = (\d+))? to (\S+)(?: port = (\d+))?)(?: icmp6-type \S+)?(?: flags S\/SA)?(?: keep state)?$/;
+    /^(pass|block drop)(?: (in|out))? quick(?: on (\S+))?(?: (inet6?))?(?: proto (\S+))? (?:all|from (\S+)(?: port = (\d+))? to (\S+)(?: port = (\d+))?)(?: icmp6-type \S+)?(?: flags S\/SA)?(?: keep state| no state)?$/;
   const verdict = (rules: string[], p: Packet): string => {
     for (const rule of rules) {
       const m = RULE.exec(rule);
@@ -307,7 +313,7 @@ describe('DarwinDriver kill switch', () => {
   it('is fail-closed on EVERY interface: no rule depends on the uplink; a second interface is blocked like the uplink', () => {
     const rules = normalizePfRuleset(renderDarwinKillSwitch(policy));
     // Only loopback and the VM's bridge are named: nothing is written "on en0".
-    expect(rules.filter((r) => / on /.test(r))).toEqual(['pass quick on lo0 all flags S/SA keep state', 'pass quick on bridge100 all flags S/SA keep state']);
+    expect(rules.filter((r) => / on /.test(r))).toEqual(['pass quick on lo0 all no state', 'pass quick on bridge100 all no state']);
     expect(renderDarwinKillSwitch(policy).split('\n').filter((l) => !l.startsWith('#')).join('\n')).not.toMatch(/\ben0\b/);
     // A roam to another uplink renders the very same rules (nothing to reload).
     expect(normalizePfRuleset(renderDarwinKillSwitch({ ...policy, uplink: 'en7' }))).toEqual(rules);
@@ -332,52 +338,68 @@ describe('DarwinDriver kill switch', () => {
   const loadPrefix = (rendered: string): ScriptedCall[] => [
     { argv: ['mkdir', '-p', STATE] },
     { argv: ['tee', RULES_FILE], input: rendered, stdout: rendered },
-    { argv: ['pfctl', '-n', '-a', 'com.wgctl', '-f', RULES_FILE], stderr: ALTQ },
-    { argv: ['pfctl', '-a', 'com.wgctl', '-f', RULES_FILE], stderr: ALTQ },
+    { argv: ['pfctl', '-n', '-a', ANCHOR, '-f', RULES_FILE], stderr: ALTQ },
+    { argv: ['pfctl', '-a', ANCHOR, '-f', RULES_FILE], stderr: ALTQ },
   ];
 
-  it('load with PF disabled and the stock main ruleset: adds the reference via -R (stdin), takes a token, flushes states', async () => {
+  it('forgets the states of every network but lo0 and the vnic, and the VM\'s own flows, by address — never all of them', () => {
+    expect(darwinStateKillArgv(parseIfconfig(IFCONFIG), policy)).toEqual([
+      // en1, the uplink: its IPv4 network (flows opened from it, then towards it) and its IPv6 /64s.
+      ['pfctl', '-k', '192.168.1.0/24'],
+      ['pfctl', '-k', '0.0.0.0/0', '-k', '192.168.1.0/24'],
+      ['pfctl', '-k', '2603:6010:7c00:4328::/64'],
+      ['pfctl', '-k', '::/0', '-k', '2603:6010:7c00:4328::/64'],
+      ['pfctl', '-k', 'fd00:7437:5f96:ab30::/64'],
+      ['pfctl', '-k', '::/0', '-k', 'fd00:7437:5f96:ab30::/64'],
+      // link-local (en1's fe80::…%en1): one prefix, scoped addresses cannot be named.
+      ['pfctl', '-k', 'fe80::/10'],
+      ['pfctl', '-k', '::/0', '-k', 'fe80::/10'],
+      // the VM's flows (NATed out of the uplink: the state's source is the VM).
+      ['pfctl', '-k', '192.168.64.2'],
+    ]);
+    const all = darwinStateKillArgv(parseIfconfig(IFCONFIG), policy).map((a) => a.join(' '));
+    // Nothing system-wide, nothing of loopback's or the vnic's own networks.
+    expect(all.filter((a) => /-F|127\.|::1|192\.168\.64\.0|fdc4:/.test(a))).toEqual([]);
+  });
+
+  it('load with PF disabled and the stock main ruleset: no main-ruleset edit, a token, states forgotten by address', async () => {
     const rendered = renderDarwinKillSwitch(policy);
     const handle = await play(
       [
         ...loadPrefix(rendered),
         { argv: ['pfctl', '-sr'], stdout: APPLE_MAIN.replace(ALTQ, ''), stderr: ALTQ },
-        { argv: ['pfctl', '-R', '-f', '-'], input: MAIN_WITH_OURS, stderr: `${ALTQ}pfctl: Use of -f option, could result in flushing of rules\n` },
+        { argv: ['ifconfig'], stdout: IFCONFIG },
         { argv: ['pfctl', '-E'], stderr: capture['pfctl -E'].stderr },
-        { argv: ['pfctl', '-F', 'states'], stderr: '0 states cleared\n' },
+        ...KILLS,
       ],
       (run) => driver().loadKillSwitch(run, policy),
     );
-    expect(handle).toEqual({ pfToken: TOKEN, addedAnchorReference: true });
+    expect(handle).toEqual({ pfToken: TOKEN, pfAnchor: ANCHOR });
   });
 
-  it('load with PF enabled by another holder and our reference already in the main ruleset: no -R, a token of our own', async () => {
-    const rendered = renderDarwinKillSwitch(policy);
-    const handle = await play(
-      [
-        ...loadPrefix(rendered),
-        { argv: ['pfctl', '-sr'], stdout: MAIN_WITH_OURS },
-        { argv: ['pfctl', '-E'], stderr: 'pf enabled\nToken : 15053025338191571182\n' },
-        { argv: ['pfctl', '-F', 'states'], stderr: '37 states cleared\n' },
-      ],
-      (run) => driver().loadKillSwitch(run, policy),
-    );
-    expect(handle).toEqual({ pfToken: '15053025338191571182', addedAnchorReference: false });
-  });
-
-  it('re-load keeps a token that is still held (no second -E) and remembers it added the reference', async () => {
+  it('load after an older wgctl: its `anchor "com.wgctl"` is removed from the main ruleset (-R, stdin) and its anchor flushed, once', async () => {
     const rendered = renderDarwinKillSwitch(policy);
     const previous = { pfToken: '9084387343160548126', addedAnchorReference: true };
     const handle = await play(
       [
         ...loadPrefix(rendered),
-        { argv: ['pfctl', '-sr'], stdout: MAIN_WITH_OURS },
+        { argv: ['pfctl', '-sr'], stdout: MAIN_WITH_LEGACY },
+        { argv: ['ifconfig'], stdout: IFCONFIG },
         { argv: ['pfctl', '-s', 'References'], stdout: fixture('pfctl-s-references-two-macos26-capture.txt') },
-        { argv: ['pfctl', '-F', 'states'], stderr: '2 states cleared\n' },
+        { argv: ['pfctl', '-R', '-f', '-'], input: MAIN_STOCK, stderr: ALTQ },
+        { argv: ['pfctl', '-a', 'com.wgctl', '-F', 'all'], stderr: 'rules cleared\n' },
+        { argv: ['rm', '-f', `${STATE}/pf-com.wgctl.conf`] },
+        ...KILLS,
       ],
       (run) => driver().loadKillSwitch(run, policy, previous),
     );
-    expect(handle).toEqual(previous);
+    // The token still held is kept; the journal no longer says a reference is to be removed.
+    expect(handle).toEqual({ pfToken: '9084387343160548126', pfAnchor: ANCHOR });
+    // The next load finds nothing to remove.
+    await play(
+      [...loadPrefix(rendered), { argv: ['pfctl', '-sr'], stdout: MAIN_STOCK }, { argv: ['ifconfig'], stdout: IFCONFIG }, { argv: ['pfctl', '-s', 'References'], stdout: fixture('pfctl-s-references-two-macos26-capture.txt') }, ...KILLS],
+      (run) => driver().loadKillSwitch(run, policy, handle),
+    );
   });
 
   it('a stale token (Mac rebooted) is replaced by a new one', async () => {
@@ -386,14 +408,14 @@ describe('DarwinDriver kill switch', () => {
       [
         ...loadPrefix(rendered),
         { argv: ['pfctl', '-sr'], stdout: APPLE_MAIN },
-        { argv: ['pfctl', '-R', '-f', '-'], input: MAIN_WITH_OURS },
+        { argv: ['ifconfig'], stdout: IFCONFIG },
         { argv: ['pfctl', '-s', 'References'], stdout: fixture('pfctl-s-references-none-macos26-capture.txt') },
         { argv: ['pfctl', '-E'], stderr: capture['pfctl -E'].stderr },
-        { argv: ['pfctl', '-F', 'states'], stderr: '0 states cleared\n' },
+        ...KILLS,
       ],
-      (run) => driver().loadKillSwitch(run, policy, { pfToken: '42', addedAnchorReference: true }),
+      (run) => driver().loadKillSwitch(run, policy, { pfToken: '42', pfAnchor: ANCHOR }),
     );
-    expect(handle).toEqual({ pfToken: TOKEN, addedAnchorReference: true });
+    expect(handle).toEqual({ pfToken: TOKEN, pfAnchor: ANCHOR });
   });
 
   it('a file pfctl rejects loads nothing: the error names the line', async () => {
@@ -404,7 +426,7 @@ describe('DarwinDriver kill switch', () => {
           { argv: ['mkdir', '-p', STATE] },
           { argv: ['tee', RULES_FILE], input: rendered },
           {
-            argv: ['pfctl', '-n', '-a', 'com.wgctl', '-f', RULES_FILE],
+            argv: ['pfctl', '-n', '-a', ANCHOR, '-f', RULES_FILE],
             exitCode: 1,
             stderr: `${ALTQ}${RULES_FILE}:7: syntax error\npfctl: Syntax error in config file: pf rules not loaded\n`,
           },
@@ -418,38 +440,42 @@ describe('DarwinDriver kill switch', () => {
     const rendered = renderDarwinKillSwitch(policy);
     const run = new ScriptedRunner([
       ...loadPrefix(rendered),
-      { argv: ['pfctl', '-sr'], stdout: MAIN_WITH_OURS },
+      { argv: ['pfctl', '-sr'], stdout: MAIN_STOCK },
+      { argv: ['ifconfig'], stdout: IFCONFIG },
       { argv: ['pfctl', '-E'], stderr: capture['pfctl -E'].stderr },
-      { argv: ['pfctl', '-F', 'states'], exitCode: 1, stderr: 'pfctl: Operation not permitted\n' },
+      { argv: KILLS[0].argv, exitCode: 1, stderr: 'pfctl: Operation not permitted\n' },
     ]);
     const error = await driver()
       .loadKillSwitch(run, policy)
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DarwinKillSwitchError);
-    expect((error as DarwinKillSwitchError).handle).toEqual({ pfToken: TOKEN, addedAnchorReference: false });
+    expect((error as DarwinKillSwitchError).message).toMatch(/pfctl -k 192\.168\.1\.0\/24 failed \(exit 1\): pfctl: Operation not permitted/);
+    expect((error as DarwinKillSwitchError).handle).toEqual({ pfToken: TOKEN, pfAnchor: ANCHOR });
     run.assertDone();
   });
 
-  it('unload with the token still valid (another holder remains): flush, -X, remove our reference', async () => {
+  it('unload with the token still valid (another holder remains): flush, -X; the main ruleset is only read', async () => {
     await play(
       [
-        { argv: ['pfctl', '-a', 'com.wgctl', '-F', 'all'], stderr: fixture('pfctl-F-all-and-f-warning-ettercap-pr641.txt').split('pfctl: Use')[0] },
+        { argv: ['pfctl', '-a', ANCHOR, '-F', 'all'], stderr: fixture('pfctl-F-all-and-f-warning-ettercap-pr641.txt').split('pfctl: Use')[0] },
         { argv: ['pfctl', '-X', TOKEN], exitCode: 0, stderr: capture['pfctl -X <valid, others remain>'].stderr },
-        { argv: ['pfctl', '-sr'], stdout: MAIN_WITH_OURS },
-        { argv: ['pfctl', '-R', '-f', '-'], input: 'scrub-anchor "com.apple/*" all fragment reassemble\nanchor "com.apple/*" all\n' },
+        { argv: ['pfctl', '-sr'], stdout: MAIN_STOCK },
         { argv: ['rm', '-f', RULES_FILE] },
       ],
-      (run) => driver().unloadKillSwitch(run, { pfToken: TOKEN, addedAnchorReference: true }),
+      (run) => driver().unloadKillSwitch(run, { pfToken: TOKEN, pfAnchor: ANCHOR }),
     );
   });
 
-  it('unload after a reboot: "pf not enabled" is already released, and pf.conf has no reference to remove', async () => {
+  it('unload after a reboot: "pf not enabled" is already released; an older wgctl\'s reference is removed', async () => {
     const stale = capture['pfctl -X <stale> while pf disabled'];
     await play(
       [
-        { argv: ['pfctl', '-a', 'com.wgctl', '-F', 'all'], stderr: 'rules cleared\nnat cleared\n' },
+        { argv: ['pfctl', '-a', ANCHOR, '-F', 'all'], stderr: 'rules cleared\nnat cleared\n' },
         { argv: ['pfctl', '-X', TOKEN], exitCode: stale.code, stderr: stale.stderr },
-        { argv: ['pfctl', '-sr'], stdout: APPLE_MAIN },
+        { argv: ['pfctl', '-sr'], stdout: MAIN_WITH_LEGACY },
+        { argv: ['pfctl', '-R', '-f', '-'], input: MAIN_STOCK },
+        { argv: ['pfctl', '-a', 'com.wgctl', '-F', 'all'] },
+        { argv: ['rm', '-f', `${STATE}/pf-com.wgctl.conf`] },
         { argv: ['rm', '-f', RULES_FILE] },
       ],
       (run) => driver().unloadKillSwitch(run, { pfToken: TOKEN, addedAnchorReference: true }),
@@ -460,8 +486,9 @@ describe('DarwinDriver kill switch', () => {
     await expect(
       play(
         [
-          { argv: ['pfctl', '-a', 'com.wgctl', '-F', 'all'] },
+          { argv: ['pfctl', '-a', ANCHOR, '-F', 'all'] },
           { argv: ['pfctl', '-X', TOKEN], exitCode: 1, stderr: 'pfctl: Permission denied\n' },
+          { argv: ['pfctl', '-sr'], stdout: MAIN_STOCK },
           { argv: ['rm', '-f', RULES_FILE] },
         ],
         (run) => driver().unloadKillSwitch(run, { pfToken: TOKEN }),
@@ -472,33 +499,36 @@ describe('DarwinDriver kill switch', () => {
   const readScript = (main: string, anchorRules: string, references = fixture('pfctl-s-references-two-macos26-capture.txt'), info = fixture('pfctl-s-info-enabled-macos26-capture.txt')): ScriptedCall[] => [
     { argv: ['pfctl', '-s', 'info'], stdout: info },
     { argv: ['pfctl', '-sr'], stdout: main },
-    { argv: ['pfctl', '-a', 'com.wgctl', '-sr'], stdout: anchorRules },
+    { argv: ['pfctl', '-a', ANCHOR, '-sr'], stdout: anchorRules },
     { argv: ['pfctl', '-s', 'References'], stdout: references },
   ];
-  const handle = { pfToken: '9084387343160548126', addedAnchorReference: true };
+  const handle = { pfToken: '9084387343160548126', pfAnchor: ANCHOR };
 
   it('readKillSwitch: loaded, enabled, referenced, token held, rules as policy → no problems', async () => {
-    const status = await play(readScript(MAIN_WITH_OURS, `${PRINTED.join('\n')}\n`), (run) => driver().readKillSwitch(run, policy, handle));
+    const status = await play(readScript(APPLE_MAIN, `${PRINTED.join('\n')}\n`), (run) => driver().readKillSwitch(run, policy, handle));
     expect(status).toEqual({ loaded: true, enabled: true, referenced: true, tokenHeld: true, interface: 'en0', rules: PRINTED, problems: [] });
   });
 
-  it('readKillSwitch: the user reloaded /etc/pf.conf, so the anchor is no longer referenced', async () => {
-    const status = await play(readScript(APPLE_MAIN, `${PRINTED.join('\n')}\n`), (run) => driver().readKillSwitch(run, policy, handle));
+  it('readKillSwitch: a main ruleset without `anchor "com.apple/*"` (a replaced pf.conf) does not evaluate the kill switch', async () => {
+    const replaced = 'pass out quick all flags S/SA keep state\nanchor "wg-pf.rules" all\n';
+    const status = await play(readScript(replaced, `${PRINTED.join('\n')}\n`), (run) => driver().readKillSwitch(run, policy, handle));
     expect(status.referenced).toBe(false);
-    expect(status.problems).toEqual(['the main PF ruleset no longer references anchor "com.wgctl" (was /etc/pf.conf reloaded?): its rules are not evaluated']);
+    expect(status.problems).toEqual([
+      'the main PF ruleset has no anchor "com.apple/*" (the stock /etc/pf.conf has it: was it edited or replaced?): the kill switch\'s rules are not evaluated',
+    ]);
   });
 
   it('readKillSwitch: rules that drifted from the policy, PF disabled, token gone', async () => {
     const drifted = PRINTED.map((r) => r.replace('port = 51820', 'port = 51821'));
     const status = await play(
-      readScript(MAIN_WITH_OURS, `${drifted.join('\n')}\n`, fixture('pfctl-s-references-none-macos26-capture.txt'), fixture('pfctl-s-info-disabled-macos26-capture.txt')),
+      readScript(MAIN_STOCK, `${drifted.join('\n')}\n`, fixture('pfctl-s-references-none-macos26-capture.txt'), fixture('pfctl-s-info-disabled-macos26-capture.txt')),
       (run) => driver().readKillSwitch(run, policy, handle),
     );
     expect(status).toMatchObject({ loaded: true, enabled: false, tokenHeld: false });
     expect(status.problems).toEqual([
       'PF is disabled: the kill switch rules are not in force (was the Mac restarted?)',
       'our PF reference (pfctl -E token) is no longer held: another program releasing PF would turn it off',
-      `anchor com.wgctl differs from the policy: missing: ${PRINTED[5]}; missing: ${PRINTED[6]}; unexpected: ${drifted[5]}; unexpected: ${drifted[6]}`,
+      `anchor ${ANCHOR} differs from the policy: missing: ${PRINTED[5]}; missing: ${PRINTED[6]}; unexpected: ${drifted[5]}; unexpected: ${drifted[6]}`,
     ]);
   });
 
@@ -507,11 +537,12 @@ describe('DarwinDriver kill switch', () => {
       [
         { argv: ['pfctl', '-s', 'info'], stdout: fixture('pfctl-s-info-disabled-macos26-capture.txt') },
         { argv: ['pfctl', '-sr'], stdout: APPLE_MAIN },
-        { argv: ['pfctl', '-a', 'com.wgctl', '-sr'], exitCode: 1, stderr: 'pfctl: DIOCGETRULES: Invalid argument\n' },
+        { argv: ['pfctl', '-a', ANCHOR, '-sr'], exitCode: 1, stderr: 'pfctl: DIOCGETRULES: Invalid argument\n' },
       ],
       (run) => driver().readKillSwitch(run, policy),
     );
-    expect(status).toEqual({ loaded: false, enabled: false, referenced: false, tokenHeld: false, rules: [], problems: ['PF anchor com.wgctl has no rules loaded'] });
+    // The stock pf.conf loaded at boot still evaluates com.apple/*: only the rules are missing.
+    expect(status).toEqual({ loaded: false, enabled: false, referenced: true, tokenHeld: false, rules: [], problems: [`PF anchor ${ANCHOR} has no rules loaded`] });
   });
 });
 

@@ -146,13 +146,29 @@ describe('reads run side by side', () => {
       const gate = new ConcurrencyGate();
       const answers = new RuleRunner([
         { match: (a) => a.join(' ') === 'pfctl -s info', reply: { stdout: fixture('darwin', 'pfctl-s-info-enabled-macos26-capture.txt') } },
-        { match: (a) => a.join(' ') === 'pfctl -sr', reply: { stdout: 'anchor "com.wgctl" all\n' } },
-        { match: (a) => a.join(' ') === 'pfctl -a com.wgctl -sr', reply: { stdout: 'block drop out quick all\n' } },
+        { match: (a) => a.join(' ') === 'pfctl -sr', reply: { stdout: 'anchor "com.apple/*" all\n' } },
+        { match: (a) => a.join(' ') === 'pfctl -a com.apple/000.wgctl -sr', reply: { stdout: 'block drop out quick all\n' } },
         { match: (a) => a.join(' ') === 'pfctl -s References', reply: { stdout: fixture('darwin', 'pfctl-s-references-none-macos26-capture.txt') } },
       ]);
-      gate.expect(['pfctl -s info', 'pfctl -sr', 'pfctl -a com.wgctl -sr', 'pfctl -s References']);
+      gate.expect(['pfctl -s info', 'pfctl -sr', 'pfctl -a com.apple/000.wgctl -sr', 'pfctl -s References']);
       const status = await new DarwinDriver().readKillSwitch(new GatedRunner(answers, gate), undefined, { pfToken: '1' });
       expect(status).toMatchObject({ loaded: true, enabled: true, referenced: true, tokenHeld: false, rules: ['block drop out quick all'] });
+      expect(gate.released).toHaveLength(1);
+    });
+
+    it('darwin: the kill switch load reads the main rules, the interfaces and the references all at once', async () => {
+      const gate = new ConcurrencyGate();
+      const answers = new RuleRunner([
+        { match: (a) => a.join(' ') === 'pfctl -sr', reply: { stdout: 'anchor "com.apple/*" all\n' } },
+        { match: (a) => a.join(' ') === 'ifconfig', reply: { stdout: 'lo0: flags=8049<UP,LOOPBACK,RUNNING,MULTICAST> mtu 16384\n\tinet 127.0.0.1 netmask 0xff000000\n' } },
+        { match: (a) => a.join(' ') === 'pfctl -s References', reply: { stdout: fixture('darwin', 'pfctl-s-references-none-macos26-capture.txt') } },
+        { match: (a) => a[0] === 'pfctl' && a[1] === '-E', reply: { stderr: 'pf enabled\nToken : 42\n' } },
+        { match: () => true, reply: {} },
+      ]);
+      gate.expect(['pfctl -sr', 'ifconfig', 'pfctl -s References']);
+      const policy = { uplink: 'en0', endpoints: [{ ip: '203.0.113.10', port: 51820 }], vnic: 'bridge100', allowDhcp6: false, blockIpv6: true };
+      const handle = await new DarwinDriver({ stateDir: '/tmp/wgctl-test' }).loadKillSwitch(new GatedRunner(answers, gate), policy, { pfToken: '1' });
+      expect(handle).toEqual({ pfToken: '42', pfAnchor: 'com.apple/000.wgctl' });
       expect(gate.released).toHaveLength(1);
     });
   });

@@ -31,7 +31,8 @@ const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'ut
 // ------------------------------------------------------------------------------ host outputs
 
 const STATE_DIR = '/Library/Application Support/wgctl/mac-agent';
-const RULES_FILE = `${STATE_DIR}/pf-com.wgctl.conf`;
+const ANCHOR = 'com.apple/000.wgctl';
+const RULES_FILE = `${STATE_DIR}/pf-com.apple_000.wgctl.conf`;
 const ALTQ = 'No ALTQ support in kernel\nALTQ related functions disabled\n';
 const PF_E = JSON.parse(fixture('pfctl-E-X-results-macos26-capture.json')) as Record<string, { code: number; stdout: string; stderr: string }>;
 const TOKEN = '11012949885072952621'; // the token in that capture of `pfctl -E`
@@ -46,16 +47,17 @@ const PF_REFERENCES_OURS = [
 ].join('\n');
 /** The stock main ruleset (/etc/pf.conf) as `pfctl -sr` prints it; the ALTQ lines go to stderr. */
 const MAIN_STOCK = fixture('pfctl-s-rules-main-default-apple-stackexchange-221058.txt').replace(ALTQ, '');
-const MAIN_WITH_OURS = `${MAIN_STOCK}anchor "com.wgctl" all\n`;
+/** What an older wgctl left: its top-level anchor appended to the main ruleset. */
+const MAIN_WITH_LEGACY = `${MAIN_STOCK}anchor "com.wgctl" all\n`;
 const ANCHOR_MISSING = { exitCode: 1, stderr: `${ALTQ}pfctl: DIOCGETRULES: Invalid argument\n` };
 
 /**
- * The kill switch's rules as pfctl reads them back (`pfctl -a com.wgctl -sr`), written out by
+ * The kill switch's rules as pfctl reads them back (`pfctl -a com.apple/000.wgctl -sr`), written out by
  * hand. They hold on every interface, so they are the same whatever the uplink is.
  */
 const PRINTED_RULES: string[] = [
-  'pass quick on lo0 all flags S/SA keep state',
-  'pass quick on bridge100 all flags S/SA keep state',
+  'pass quick on lo0 all no state',
+  'pass quick on bridge100 all no state',
   'pass out quick inet proto udp from any port = 68 to any port = 67 keep state',
   'pass in quick inet proto udp from any port = 67 to any port = 68 keep state',
   'block drop quick inet6 all',
@@ -66,8 +68,8 @@ const PRINTED_RULES: string[] = [
 ];
 /** …and as the file the driver tees them into (comments aside). */
 const FILE_RULES: string[] = [
-  'pass quick on lo0 all',
-  'pass quick on bridge100 all',
+  'pass quick on lo0 all no state',
+  'pass quick on bridge100 all no state',
   'pass out quick inet proto udp from any port 68 to any port 67',
   'pass in quick inet proto udp from any port 67 to any port 68',
   'block drop quick inet6 all',
@@ -264,18 +266,29 @@ const NOT_IN_TABLE = 'route: writing to routing socket: not in table\n';
 const readKillSwitch = (info: string, main: string, anchor: Omit<ScriptedCall, 'argv'>, references?: string): ScriptedCall[] => [
   { argv: pfctl('-s', 'info'), stdout: info, stderr: ALTQ },
   { argv: pfctl('-sr'), stdout: main, stderr: ALTQ },
-  { argv: pfctl('-a', 'com.wgctl', '-sr'), ...anchor },
+  { argv: pfctl('-a', ANCHOR, '-sr'), ...anchor },
   ...(references !== undefined ? [{ argv: pfctl('-s', 'References'), stdout: references, stderr: ALTQ }] : []),
 ];
 const liveRules = () => ({ stdout: `${PRINTED_RULES.join('\n')}\n`, stderr: ALTQ });
 /** The kill switch in force, read back with our token. */
-const killSwitchInForce = (): ScriptedCall[] => readKillSwitch(PF_INFO_ENABLED, MAIN_WITH_OURS, liveRules(), PF_REFERENCES_OURS);
+const killSwitchInForce = (): ScriptedCall[] => readKillSwitch(PF_INFO_ENABLED, MAIN_STOCK, liveRules(), PF_REFERENCES_OURS);
 /** mkdir + tee + validate + load of the anchor (the tee'd text is checked separately). */
 const loadAnchor: ScriptedCall[] = [
   { argv: ['mkdir', '-p', STATE_DIR] },
   { argv: ['tee', RULES_FILE] },
-  { argv: pfctl('-n', '-a', 'com.wgctl', '-f', RULES_FILE), stderr: ALTQ },
-  { argv: pfctl('-a', 'com.wgctl', '-f', RULES_FILE), stderr: ALTQ },
+  { argv: pfctl('-n', '-a', ANCHOR, '-f', RULES_FILE), stderr: ALTQ },
+  { argv: pfctl('-a', ANCHOR, '-f', RULES_FILE), stderr: ALTQ },
+];
+/**
+ * The states forgotten after a load: en0's network (flows from it, flows towards it), link-local
+ * IPv6, the VM's own flows — by address (`pfctl -k`), never `pfctl -F states` (all of them).
+ */
+const FORGET_STATES: ScriptedCall[] = [
+  { argv: pfctl('-k', '192.0.2.0/24'), stderr: `${ALTQ}killed 12 states from 1 sources and 0 destinations\n` },
+  { argv: pfctl('-k', '0.0.0.0/0', '-k', '192.0.2.0/24'), stderr: `${ALTQ}killed 0 states from 1 sources and 1 destinations\n` },
+  { argv: pfctl('-k', 'fe80::/10'), stderr: `${ALTQ}killed 2 states from 1 sources and 0 destinations\n` },
+  { argv: pfctl('-k', '::/0', '-k', 'fe80::/10'), stderr: `${ALTQ}killed 0 states from 1 sources and 1 destinations\n` },
+  { argv: pfctl('-k', '198.51.100.5'), stderr: `${ALTQ}killed 1 states from 1 sources and 0 destinations\n` },
 ];
 const UP_TABLE = netstat(WIFI_A, { pinGateway: '192.0.2.1', pinInterface: 'en0' });
 
@@ -287,11 +300,12 @@ const FIRST_UP: ScriptedCall[] = [
   { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
   // kill-switch: none in the journal, so no read first: the anchor load replaces whatever is there
   ...loadAnchor,
+  // The main ruleset is only read (the stock `anchor "com.apple/*"` evaluates ours; no older
+  // wgctl's reference to remove), with the interfaces whose states are to be forgotten.
   { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ },
-  // The main ruleset is re-loaded as it was read, plus our reference (last, so it decides).
-  { argv: pfctl('-R', '-f', '-'), input: MAIN_WITH_OURS, stderr: ALTQ },
+  { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
   { argv: pfctl('-E'), stderr: `${ALTQ}${PF_E['pfctl -E'].stderr}` },
-  { argv: pfctl('-F', 'states'), stderr: `${ALTQ}3 states cleared\n` },
+  ...FORGET_STATES,
   // pin-endpoint: the table read once for every route step; the pin goes in before the /1s
   { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) },
   { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'add host 203.0.113.7: gateway 192.0.2.1\n' },
@@ -475,7 +489,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     ],
     killSwitch: {
       policy: { uplink: 'en0', endpoints: [{ ip: '203.0.113.7', port: 51820 }], vnic: 'bridge100', vmAddress: '198.51.100.5', allowDhcp6: false, blockIpv6: true },
-      handle: { addedAnchorReference: true, pfToken: TOKEN },
+      handle: { pfAnchor: ANCHOR, pfToken: TOKEN },
     },
     dns: {
       snapshot: {
@@ -490,7 +504,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     lastError: '',
   });
 
-  it('Up from Wi-Fi with PF off: the exact commands, the rules file, the -R stdin, then the journal', async () => {
+  it('Up from Wi-Fi with PF off: the exact commands, the rules file, then the journal', async () => {
     const { steps, run } = await firstUp();
     // The rules file tee'd and then validated/loaded from that same path.
     expect(ruleLines(teeInput(run))).toEqual(FILE_RULES);
@@ -498,7 +512,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     expect(normalizePfRuleset(teeInput(run))).toEqual(PRINTED_RULES);
     expect(steps.filter((s) => s.state !== 'started').map((s) => [s.step, s.state, s.commands.length])).toEqual([
       ['discover', 'done', 3],
-      ['kill-switch', 'done', 8],
+      ['kill-switch', 'done', 12],
       ['pin-endpoint', 'done', 2],
       ['split-routes', 'done', 2],
       ['ipv6', 'done', 0],
@@ -537,7 +551,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     expect(spawned).toHaveLength(1); // the monitor already runs
   });
 
-  it('Down: DNS restored per service, split routes then the pin, anchor flushed, token released, reference removed', async () => {
+  it('Down: DNS restored per service, split routes then the pin, anchor flushed, token released, the main ruleset only read', async () => {
     await firstUp();
     const steps: StepRecord[] = [];
     const { result } = await phase(
@@ -550,10 +564,9 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: [...ROUTE, 'delete', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'delete host 203.0.113.7: gateway 192.0.2.1\n' },
         // unload-kill-switch
         ...killSwitchInForce(),
-        { argv: pfctl('-a', 'com.wgctl', '-F', 'all'), stderr: fixture('pfctl-F-all-and-f-warning-ettercap-pr641.txt').split('pfctl: Use')[0] },
+        { argv: pfctl('-a', ANCHOR, '-F', 'all'), stderr: fixture('pfctl-F-all-and-f-warning-ettercap-pr641.txt').split('pfctl: Use')[0] },
         { argv: pfctl('-X', TOKEN), stderr: `${ALTQ}${PF_E['pfctl -X <valid, last reference>'].stderr}` },
-        { argv: pfctl('-sr'), stdout: MAIN_WITH_OURS, stderr: ALTQ },
-        { argv: pfctl('-R', '-f', '-'), input: MAIN_STOCK, stderr: ALTQ },
+        { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ }, // no older wgctl's reference: no -R
         { argv: ['rm', '-f', RULES_FILE] },
         // verify-clean: an emptied anchor lists nothing
         { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) },
@@ -582,7 +595,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: [...ROUTE, 'delete', '-inet', '-host', '203.0.113.7', '192.0.2.1'], ...notInTable('host 203.0.113.7', '192.0.2.1') },
         // PF off, /etc/pf.conf reloaded at boot, the anchor gone, our token stale
         ...readKillSwitch(PF_INFO_DISABLED, MAIN_STOCK, ANCHOR_MISSING, PF_REFERENCES_NONE),
-        { argv: pfctl('-a', 'com.wgctl', '-F', 'all'), stderr: `${ALTQ}rules cleared\nnat cleared\ndummynet cleared\n0 tables deleted.\n0 states cleared\n` },
+        { argv: pfctl('-a', ANCHOR, '-F', 'all'), stderr: `${ALTQ}rules cleared\nnat cleared\ndummynet cleared\n0 tables deleted.\n0 states cleared\n` },
         { argv: pfctl('-X', TOKEN), exitCode: PF_E['pfctl -X <stale> while pf disabled'].code, stderr: `${ALTQ}${PF_E['pfctl -X <stale> while pf disabled'].stderr}` },
         { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ }, // no reference: no -R
         { argv: ['rm', '-f', RULES_FILE] },
@@ -595,7 +608,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     expect(store.load()).toEqual(emptyJournal('darwin', Date.now()));
   });
 
-  it('start after a reboot re-asserts the journaled Up: the stale token is replaced, the reference re-added, DNS (persisted) left alone', async () => {
+  it('start after a reboot re-asserts the journaled Up: the stale token is replaced, nothing added to the main ruleset, DNS (persisted) left alone', async () => {
     await firstUp();
     await engine.close();
     jest.advanceTimersByTime(3_600_000);
@@ -609,25 +622,77 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
         ...readKillSwitch(PF_INFO_DISABLED, MAIN_STOCK, ANCHOR_MISSING, PF_REFERENCES_NONE),
         ...loadAnchor,
-        { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ },
-        { argv: pfctl('-R', '-f', '-'), input: MAIN_WITH_OURS, stderr: ALTQ },
+        { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ }, // pf.conf reloaded at boot: com.apple/* still evaluates ours
+        { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
         { argv: pfctl('-s', 'References'), stdout: PF_REFERENCES_NONE, stderr: ALTQ }, // the journaled token is not held
         { argv: pfctl('-E'), stderr: `${ALTQ}pf enabled\nToken : ${NEW_TOKEN}\n` },
-        { argv: pfctl('-F', 'states'), stderr: `${ALTQ}41 states cleared\n` },
+        ...FORGET_STATES,
         { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) },
         { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'add host 203.0.113.7: gateway 192.0.2.1\n' },
         { argv: [...ROUTE, 'add', '-inet', '0.0.0.0/1', '198.51.100.5'], stdout: 'add net 0.0.0.0: gateway 198.51.100.5\n' },
         { argv: [...ROUTE, 'add', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'add net 128.0.0.0: gateway 198.51.100.5\n' },
         ...DNS_OURS, // networksetup settings survive a reboot: still ours, nothing set
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
-        ...readKillSwitch(PF_INFO_ENABLED, MAIN_WITH_OURS, liveRules(), referencesNew),
+        ...readKillSwitch(PF_INFO_ENABLED, MAIN_STOCK, liveRules(), referencesNew),
       ],
       () => engine.start(),
     );
     const journal = UP_JOURNAL();
-    journal.killSwitch!.handle = { addedAnchorReference: true, pfToken: NEW_TOKEN };
+    journal.killSwitch!.handle = { pfAnchor: ANCHOR, pfToken: NEW_TOKEN };
     expect(store.load()).toEqual({ ...journal, updatedAtMs: Date.now() }); // an hour after the first Up and its re-check
     expect(spawned).toEqual([['route', '-n', 'monitor'], ['route', '-n', 'monitor']]);
+    expect(errors()).toEqual([]);
+  });
+
+  it('Up after upgrading from a wgctl that appended `anchor "com.wgctl"` to the main ruleset: that reference is removed once, from the journal\'s word', async () => {
+    // What the older version journaled while up: its token, and that it had added the reference.
+    const older = UP_JOURNAL();
+    older.killSwitch!.handle = { addedAnchorReference: true, pfToken: TOKEN };
+    store.save(older);
+    await engine.close();
+    engine = makeEngine();
+    const steps: StepRecord[] = [];
+    const { result } = await phase(
+      [
+        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
+        { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
+        // Our anchor under com.apple/ is empty: the older rules live in com.wgctl.
+        ...readKillSwitch(PF_INFO_ENABLED, MAIN_WITH_LEGACY, ANCHOR_MISSING, PF_REFERENCES_OURS),
+        ...loadAnchor,
+        { argv: pfctl('-sr'), stdout: MAIN_WITH_LEGACY, stderr: ALTQ },
+        { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
+        { argv: pfctl('-s', 'References'), stdout: PF_REFERENCES_OURS, stderr: ALTQ },
+        // The main ruleset re-loaded as it was read, less the older reference; its anchor flushed.
+        { argv: pfctl('-R', '-f', '-'), input: MAIN_STOCK, stderr: ALTQ },
+        { argv: pfctl('-a', 'com.wgctl', '-F', 'all'), stderr: `${ALTQ}rules cleared\n` },
+        { argv: ['rm', '-f', `${STATE_DIR}/pf-com.wgctl.conf`] },
+        ...FORGET_STATES,
+        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        ...DNS_OURS,
+        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        ...killSwitchInForce(),
+      ],
+      () => engine.up(INTENT, {}, (s) => steps.push(s)),
+    );
+    expect(result).toMatchObject({ ok: true });
+    // The journal now holds the new anchor and the same token; nothing says "remove it" any more.
+    expect(store.load()!.killSwitch!.handle).toEqual({ pfAnchor: ANCHOR, pfToken: TOKEN });
+    await phase(RECHECK_AFTER_UP, async () => jest.advanceTimersByTime(100));
+    // A second Up finds everything in force: no main-ruleset edit again.
+    await phase(
+      [
+        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
+        { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
+        ...killSwitchInForce(),
+        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        ...DNS_OURS,
+        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        ...killSwitchInForce(),
+      ],
+      () => engine.up(INTENT, {}, () => undefined),
+    );
     expect(errors()).toEqual([]);
   });
 
@@ -719,7 +784,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
           { role: 'split', destination: '128.0.0.0/1' },
           { role: 'pin', destination: '203.0.113.7/32', gateway: '192.0.2.129', interface: 'en0' },
         ],
-        killSwitch: { policy: { uplink: 'en0' }, handle: { pfToken: TOKEN, addedAnchorReference: true } },
+        killSwitch: { policy: { uplink: 'en0' }, handle: { pfToken: TOKEN, pfAnchor: ANCHOR } },
         lastRoamMs: t0 + 160,
       });
 
@@ -773,7 +838,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         phase: 'up',
         uplink: { interface: 'en1', gateway: '203.0.113.129', address: '203.0.113.130' },
         uplinkLost: false,
-        killSwitch: { policy: { ...UP_JOURNAL().killSwitch!.policy, uplink: 'en1' }, handle: { pfToken: TOKEN, addedAnchorReference: true } },
+        killSwitch: { policy: { ...UP_JOURNAL().killSwitch!.policy, uplink: 'en1' }, handle: { pfToken: TOKEN, pfAnchor: ANCHOR } },
       });
       expect(journal.routes.filter((r) => r.role === 'pin')).toEqual([{ role: 'pin', destination: '203.0.113.7/32', gateway: '203.0.113.129', interface: 'en1' }]);
 
@@ -785,10 +850,9 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
           { argv: [...ROUTE, 'delete', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'delete net 128.0.0.0: gateway 198.51.100.5\n' },
           { argv: [...ROUTE, 'delete', '-inet', '-host', '203.0.113.7', '203.0.113.129'], stdout: 'delete host 203.0.113.7: gateway 203.0.113.129\n' },
           ...killSwitchInForce(),
-          { argv: pfctl('-a', 'com.wgctl', '-F', 'all'), stderr: `${ALTQ}rules cleared\n` },
+          { argv: pfctl('-a', ANCHOR, '-F', 'all'), stderr: `${ALTQ}rules cleared\n` },
           { argv: pfctl('-X', TOKEN), stderr: `${ALTQ}${PF_E['pfctl -X <valid, last reference>'].stderr}` },
-          { argv: pfctl('-sr'), stdout: MAIN_WITH_OURS, stderr: ALTQ },
-          { argv: pfctl('-R', '-f', '-'), input: MAIN_STOCK, stderr: ALTQ },
+          { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ },
           { argv: ['rm', '-f', RULES_FILE] },
           { argv: ['netstat', '-rn'], stdout: netstat(ETHERNET) },
           ...readKillSwitch(PF_INFO_DISABLED, MAIN_STOCK, { stdout: '', stderr: ALTQ }),
