@@ -4,7 +4,7 @@
  *
  *   mac-agent [--driver darwin|linux] [--listen unix:PATH|ADDR:PORT] [--tls-dir DIR]
  *             [--state-dir DIR] [--log-level L] [--dns-resolv-conf PATH] [--dns-mode M]
- *   mac-agent install   [same options]  (launchd on darwin, systemd on linux)
+ *   mac-agent install   [same options] [--no-start] [--node PATH]  (launchd on darwin, systemd on linux)
  *   mac-agent uninstall [--driver …] [--state-dir DIR]  (stops it and removes what it changed)
  */
 import { isAbsolute } from 'node:path';
@@ -134,10 +134,17 @@ export function buildProgram(): Command {
   addAgentOptions(program.command('install').description('install as a system service (launchd on darwin, systemd on linux) and start it'))
     .option('--no-start', 'write the service definition only')
     .option('--unit-dir <dir>', 'linux: where the systemd unit goes', absolutePath, '/etc/systemd/system')
+    .option(
+      '--node <path>',
+      'darwin: the node launchd runs (default: this one; a Homebrew Cellar path becomes its stable link; not under a home folder, /Volumes or Desktop/Documents/Downloads)',
+      absolutePath,
+    )
     .action(async (raw: Record<string, unknown>) => {
+      const options = agentOptionsFrom(raw);
+      if (raw.node !== undefined && options.driver !== 'darwin') throw new InvalidArgumentError('--node is for launchd (--driver darwin); the systemd unit runs this node');
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { installService } = require('./run') as typeof import('./run');
-      await installService(agentOptionsFrom(raw), { start: raw.start !== false, unitDir: raw.unitDir as string });
+      await installService(options, { start: raw.start !== false, unitDir: raw.unitDir as string, node: raw.node as string | undefined });
     });
   addAgentOptions(program.command('uninstall').description('stop the service, undo its routes/kill switch/DNS (from the journal), remove it'))
     .option('--unit-dir <dir>', 'linux: where the systemd unit is', absolutePath, '/etc/systemd/system')

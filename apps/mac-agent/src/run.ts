@@ -140,7 +140,7 @@ function scriptPath(): string {
   return resolve(process.argv[1] ?? 'mac-agent.js');
 }
 
-export async function installService(options: AgentOptions, install: { start: boolean; unitDir?: string }): Promise<void> {
+export async function installService(options: AgentOptions, install: { start: boolean; unitDir?: string; node?: string }): Promise<void> {
   const runner = new ExecRunner();
   if (options.driver === 'linux') {
     const path = await installSystemd(runner, {
@@ -154,13 +154,17 @@ export async function installService(options: AgentOptions, install: { start: bo
     return;
   }
   const launchd = loadLaunchd();
-  const path = await launchd.installLaunchd(runner, { nodePath: process.execPath, scriptPath: scriptPath(), agentArgs: agentArgs(options), start: install.start });
-  process.stdout.write(`installed ${path}\n`);
+  // A Homebrew Cellar node is replaced by its stable link: print what the daemon will run.
+  const installed = await launchd.installLaunchd(runner, { nodePath: install.node ?? process.execPath, scriptPath: scriptPath(), agentArgs: agentArgs(options), start: install.start });
+  process.stdout.write(`installed ${installed.plistPath} (runs ${installed.nodePath} ${installed.scriptPath})${install.start ? ', loaded and started' : ''}\n`);
 }
 
 /** What this file uses of install/launchd.ts (darwin; loaded only there). */
 interface LaunchdModule {
-  installLaunchd(run: Runner, options: { nodePath: string; scriptPath: string; agentArgs: string[]; start?: boolean }): Promise<string>;
+  installLaunchd(
+    run: Runner,
+    options: { nodePath: string; scriptPath: string; agentArgs: string[]; start?: boolean },
+  ): Promise<{ plistPath: string; nodePath: string; scriptPath: string }>;
   uninstallLaunchd(run: Runner, options?: { stop?: boolean }): Promise<string>;
 }
 

@@ -3,11 +3,16 @@
  * (/Library/LaunchDaemons/com.wgctl.mac-agent.plist). Rendering and the command sequences are
  * pure; installing runs them through the runner, so every step is an argv in the output.
  *
+ * Before anything changes, the node and agent script it will run are checked (daemonPaths): a
+ * Homebrew Cellar node becomes its stable link, and paths launchd could not run at boot as root
+ * (privacy-protected folders, /Volumes, home folders, nvm) are refused, naming the fix.
+ *
  * The plist is written here as XML by hand (a handful of keys, all escaped): the `plist`
  * package is ESM-only and cannot be required from this CommonJS build; tests parse the result
  * with it to check the document is what launchd will read.
  */
-import { isAbsolute } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { isAbsolute, normalize } from 'node:path';
 import type { Runner } from '@wgctl/runner';
 
 export const LAUNCHD_LABEL = 'com.wgctl.mac-agent';
@@ -85,6 +90,8 @@ export interface LaunchdCommand {
   input?: string;
   /** Failure is expected and fine (bootout of a daemon that is not loaded). */
   ignoreFailure?: boolean;
+  /** Run again after a failure, up to `attempts` runs in all; the last failure is thrown. */
+  retry?: { attempts: number; delayMs: number };
 }
 
 export interface LaunchdInstallOptions extends LaunchdPlistOptions {
@@ -98,11 +105,21 @@ export function launchdPlistPath(label: string, daemonDir = LAUNCHD_DAEMON_DIR):
   return `${daemonDir.replace(/\/+$/, '')}/${label}.plist`;
 }
 
+/** Covers the settle window after a bootout (about 5 s reported), with margin. */
+export const BOOTSTRAP_RETRY = { attempts: 15, delayMs: 1_000 };
+
 /**
  * Install: stop a running copy (not loaded is fine), write the plist root:wheel 0644 (launchd
- * refuses group/world-writable or non-root daemon plists), then load, enable and (re)start it.
+ * refuses group/world-writable or non-root daemon plists), enable, bootstrap.
  * `enable` comes before `bootstrap`: a service left disabled by `launchctl disable` cannot be
  * bootstrapped ("Bootstrap failed: 5: Input/output error").
+ * No `kickstart`: bootstrap of a RunAtLoad job starts it, and `kickstart -k` right after would
+ * kill that fresh instance, possibly mid-start re-asserting a journaled kill switch. A copy that
+ * was running is already stopped by the bootout (SIGTERM; it leaves the kill switch loaded), so
+ * bootstrap always starts the new definition.
+ * bootout returns before launchd has released the label (a few seconds), and a bootstrap in that
+ * window fails with 5 or 37: it is retried, so a reinstall does not leave the daemon down while
+ * the kill switch it left loaded blocks the host.
  */
 export function installArgv(options: LaunchdInstallOptions): LaunchdCommand[] {
   const plist = renderLaunchdPlist(options);
@@ -118,8 +135,7 @@ export function installArgv(options: LaunchdInstallOptions): LaunchdCommand[] {
     ...(start
       ? [
           { argv: ['launchctl', 'enable', service] },
-          { argv: ['launchctl', 'bootstrap', 'system', path] },
-          { argv: ['launchctl', 'kickstart', '-k', service] },
+          { argv: ['launchctl', 'bootstrap', 'system', path], retry: BOOTSTRAP_RETRY },
         ]
       : []),
   ];
@@ -132,27 +148,140 @@ export function uninstallArgv(options: { label?: string; daemonDir?: string; sto
   return [...(options.stop !== false ? [{ argv: ['launchctl', 'bootout', `system/${label}`], ignoreFailure: true }] : []), { argv: ['rm', '-f', path] }];
 }
 
-export async function runLaunchdCommands(run: Runner, commands: LaunchdCommand[]): Promise<void> {
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export async function runLaunchdCommands(run: Runner, commands: LaunchdCommand[], wait: (ms: number) => Promise<void> = sleep): Promise<void> {
   for (const command of commands) {
-    await run.run(command.argv, { input: command.input, allowFailure: command.ignoreFailure });
+    const attempts = command.retry?.attempts ?? 1;
+    for (let attempt = 1; ; attempt++) {
+      const last = attempt >= attempts;
+      const result = await run.run(command.argv, { input: command.input, allowFailure: command.ignoreFailure || !last });
+      if (result.exitCode === 0 || command.ignoreFailure || last) break;
+      await wait(command.retry?.delayMs ?? 0);
+    }
   }
 }
 
-/** What `mac-agent install` calls (see run.ts): returns the plist path. */
+/** File-system look-ups of the path checks, injected so the checks run (and are tested) anywhere. */
+export interface PathProbe {
+  /** True when the path exists (following symlinks: a dangling link does not). */
+  exists(path: string): boolean;
+  /** The path with every symlink resolved. */
+  realpath(path: string): string;
+}
+
+export const fileSystemProbe: PathProbe = { exists: existsSync, realpath: (path) => realpathSync(path) };
+
+const HOMEBREW_NODE = /^(?<prefix>\/.+)\/Cellar\/(?<formula>node(?:@[0-9]+)?)\/[^/]+\/bin\/node$/;
+
+/**
+ * The node path for the plist. Homebrew's node runs from a versioned Cellar path
+ * (/opt/homebrew/Cellar/node/22.3.0/bin/node) that `brew cleanup` deletes after an upgrade:
+ * the daemon would never start again. It becomes the link Homebrew keeps across upgrades:
+ * PREFIX/bin/node for `node`, PREFIX/opt/node@N/bin/node for the keg-only `node@N`, checked to
+ * exist and to resolve into the same formula. Other paths are returned as they are.
+ */
+export function stableNodePath(nodePath: string, probe: PathProbe): string {
+  const cellar = HOMEBREW_NODE.exec(nodePath)?.groups;
+  if (!cellar) {
+    if (nodePath.includes('/Cellar/')) {
+      throw new Error(`node ${nodePath} is in Homebrew's Cellar, a versioned path \`brew cleanup\` deletes after an upgrade: give --node with a path that stays (e.g. /opt/homebrew/bin/node)`);
+    }
+    return nodePath;
+  }
+  const { prefix, formula } = cellar;
+  const link = formula === 'node' ? `${prefix}/bin/node` : `${prefix}/opt/${formula}/bin/node`;
+  const fix = formula === 'node' ? 'run `brew link node`' : `run \`brew reinstall ${formula}\``;
+  const why = `node ${nodePath} is a versioned Homebrew path that \`brew cleanup\` deletes after an upgrade (the daemon would then never start), so the daemon runs Homebrew's stable link ${link}`;
+  if (!probe.exists(link)) throw new Error(`${why}, which is missing: ${fix}, or give --node PATH`);
+  const target = probe.realpath(link);
+  if (!target.startsWith(`${prefix}/Cellar/${formula}/`)) {
+    throw new Error(`${why}, but it resolves to ${target}, not to Homebrew's ${formula}: ${formula === 'node' ? 'run `brew link --overwrite node`' : fix}, or give --node PATH`);
+  }
+  return link;
+}
+
+/** Folders macOS privacy controls (TCC) close to a daemon: reads fail with "Operation not permitted". */
+const TCC_FOLDER = /^\/Users\/[^/]+\/(Desktop|Documents|Downloads|Library\/Mobile Documents|Library\/CloudStorage)(?:\/|$)/i;
+
+/**
+ * Why launchd cannot (or must not) run this path as root from boot; undefined when it can.
+ * Paths are matched case-insensitively: APFS is, by default.
+ */
+export function daemonPathProblem(path: string): string | undefined {
+  if (!isAbsolute(path)) return 'is not an absolute path';
+  const normalized = normalize(path);
+  const tcc = TCC_FOLDER.exec(normalized);
+  if (tcc) return `is under ${tcc[1]}, which macOS privacy controls (TCC) close to a daemon ("Operation not permitted")`;
+  // Removable and network volumes are TCC-protected too, and may not be mounted yet at boot,
+  // when the daemon has to bring a journaled kill switch back.
+  if (/^\/Volumes\//i.test(normalized)) return 'is on a volume under /Volumes, which may not be mounted when launchd starts the daemon at boot (and removable/network volumes are closed to a daemon by privacy controls)';
+  // nvm's node (and what `npm i -g` put beside it) is one version's tree, removed by `nvm uninstall`.
+  if (/\/\.nvm\/versions\//.test(normalized)) return 'is in nvm\'s versioned tree, removed by `nvm uninstall`, and writable by its owner without sudo while the daemon runs it as root';
+  // A home folder's files can be changed by its user without sudo: the daemon would run them as
+  // root. (Homebrew's prefix is user-writable too; it is the accepted system-wide install.)
+  if (/^\/Users\//i.test(normalized)) return 'is in a home folder, writable by its user without sudo while the daemon runs it as root';
+  return undefined;
+}
+
+const NODE_FIX = 'install node system-wide (the nodejs.org installer\'s /usr/local/bin/node, or Homebrew\'s) and give --node PATH';
+const scriptFix = (script: string) => `copy the agent out first (sudo mkdir -p /usr/local/lib/wgctl && sudo cp '${script}' /usr/local/lib/wgctl/) and run install from there`;
+
+function checkDaemonPath(role: 'node' | 'agent script', path: string, fix: string, probe: PathProbe): void {
+  if (!isAbsolute(path)) throw new Error(`${role} ${path} is not an absolute path${role === 'node' ? ': give --node PATH' : ''}`);
+  const problem = daemonPathProblem(path);
+  if (problem) throw new Error(`${role} ${path} ${problem}: ${fix}`);
+  if (!probe.exists(path)) throw new Error(`${role} ${path} does not exist${role === 'node' ? ': give --node PATH' : ''}`);
+  // launchd runs what the links point at: a link in /usr/local/bin to a home folder is no better.
+  const target = probe.realpath(path);
+  const targetProblem = daemonPathProblem(target);
+  if (targetProblem) throw new Error(`${role} ${path} resolves to ${target}, which ${targetProblem}: ${fix}`);
+}
+
+/**
+ * The node and agent script the plist will run: node as stableNodePath makes it, both checked
+ * by daemonPathProblem (the path and what it resolves to) and to exist. Throws naming the fix.
+ */
+export function daemonPaths(paths: { nodePath: string; scriptPath: string }, probe: PathProbe): { nodePath: string; scriptPath: string } {
+  const nodePath = isAbsolute(paths.nodePath) ? stableNodePath(paths.nodePath, probe) : paths.nodePath;
+  checkDaemonPath('node', nodePath, NODE_FIX, probe);
+  checkDaemonPath('agent script', paths.scriptPath, scriptFix(paths.scriptPath), probe);
+  return { nodePath, scriptPath: paths.scriptPath };
+}
+
+export interface LaunchdInstalled {
+  plistPath: string;
+  /** What ProgramArguments runs: node (a Cellar path made stable), then the agent script. */
+  nodePath: string;
+  scriptPath: string;
+}
+
+/** What `mac-agent install` calls (see run.ts). Checks the paths before changing anything. */
 export async function installLaunchd(
   run: Runner,
-  options: { nodePath: string; scriptPath: string; agentArgs: string[]; start?: boolean; label?: string; daemonDir?: string; logDir?: string },
-): Promise<string> {
+  options: {
+    nodePath: string;
+    scriptPath: string;
+    agentArgs: string[];
+    start?: boolean;
+    label?: string;
+    daemonDir?: string;
+    logDir?: string;
+    probe?: PathProbe;
+    wait?: (ms: number) => Promise<void>;
+  },
+): Promise<LaunchdInstalled> {
+  const { nodePath, scriptPath } = daemonPaths(options, options.probe ?? fileSystemProbe);
   const install: LaunchdInstallOptions = {
     label: options.label ?? LAUNCHD_LABEL,
-    program: options.nodePath,
-    args: [options.scriptPath, ...options.agentArgs],
+    program: nodePath,
+    args: [scriptPath, ...options.agentArgs],
     logDir: options.logDir ?? LAUNCHD_LOG_DIR,
     daemonDir: options.daemonDir,
     start: options.start,
   };
-  await runLaunchdCommands(run, installArgv(install));
-  return launchdPlistPath(install.label, install.daemonDir);
+  await runLaunchdCommands(run, installArgv(install), options.wait);
+  return { plistPath: launchdPlistPath(install.label, install.daemonDir), nodePath, scriptPath };
 }
 
 /** What `mac-agent uninstall` calls (see run.ts): returns the plist path. */

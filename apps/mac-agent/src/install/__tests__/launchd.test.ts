@@ -1,6 +1,20 @@
 import { join } from 'node:path';
 import { ExecRunner, ScriptedRunner } from '@wgctl/runner';
-import { LAUNCHD_PATH, installArgv, installLaunchd, launchdPlistPath, renderLaunchdPlist, uninstallArgv, uninstallLaunchd } from '../launchd';
+import { buildProgram, main } from '../../cli';
+import {
+  BOOTSTRAP_RETRY,
+  LAUNCHD_PATH,
+  daemonPathProblem,
+  daemonPaths,
+  installArgv,
+  installLaunchd,
+  launchdPlistPath,
+  renderLaunchdPlist,
+  stableNodePath,
+  uninstallArgv,
+  uninstallLaunchd,
+  type PathProbe,
+} from '../launchd';
 
 const ROOT = join(__dirname, '../../../../..');
 
@@ -14,12 +28,35 @@ async function parsePlist(xml: string): Promise<Record<string, unknown>> {
   return JSON.parse(result.stdout) as Record<string, unknown>;
 }
 
+/** A Mac's file system as far as the path checks see it: plain files, and symlinks to their targets. */
+function fakeFileSystem(files: string[], links: Record<string, string> = {}): PathProbe {
+  const realpath = (path: string): string => {
+    const target = links[path] ?? path;
+    if (!files.includes(target)) throw Object.assign(new Error(`ENOENT: no such file or directory, realpath '${path}'`), { code: 'ENOENT' });
+    return target;
+  };
+  return {
+    exists: (path) => {
+      try {
+        realpath(path);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    realpath,
+  };
+}
+
 const options = {
   label: 'com.wgctl.mac-agent',
   program: '/usr/local/bin/node',
   args: ['/usr/local/lib/wgctl/mac-agent.js', '--driver', 'darwin', '--state-dir', '/Library/Application Support/wgctl/mac-agent', '--note', 'a&b <c> "d"'],
   logDir: '/Library/Logs/wgctl',
 };
+const SCRIPT = '/usr/local/lib/wgctl/mac-agent.js';
+const AGENT_ARGS = options.args.slice(1);
+const noWait = async () => undefined;
 
 describe('renderLaunchdPlist', () => {
   it('is a plist launchd reads: label, program + args, run at load, keep alive, throttle, logs, PATH', async () => {
@@ -48,10 +85,21 @@ describe('renderLaunchdPlist', () => {
 
 describe('launchd install/uninstall argv', () => {
   const plistPath = '/Library/LaunchDaemons/com.wgctl.mac-agent.plist';
+  const macWithNode = fakeFileSystem(['/usr/local/bin/node', SCRIPT]);
 
-  it('install: bootout (not loaded is fine) → plist root:wheel 0644 → enable → bootstrap → kickstart', async () => {
+  it('install: bootout (not loaded is fine) → plist root:wheel 0644 → enable → bootstrap, and no kickstart', async () => {
     expect(launchdPlistPath('com.wgctl.mac-agent')).toBe(plistPath);
     const plist = renderLaunchdPlist(options);
+    // Bootstrap of the RunAtLoad job starts it; a `kickstart -k` after it would kill that instance.
+    expect(installArgv(options).map((c) => c.argv)).toEqual([
+      ['launchctl', 'bootout', 'system/com.wgctl.mac-agent'],
+      ['mkdir', '-p', '/Library/Logs/wgctl'],
+      ['tee', plistPath],
+      ['chown', 'root:wheel', plistPath],
+      ['chmod', '0644', plistPath],
+      ['launchctl', 'enable', 'system/com.wgctl.mac-agent'],
+      ['launchctl', 'bootstrap', 'system', plistPath],
+    ]);
     const run = new ScriptedRunner([
       { argv: ['launchctl', 'bootout', 'system/com.wgctl.mac-agent'], exitCode: 3, stderr: 'Boot-out failed: 3: No such process\n' },
       { argv: ['mkdir', '-p', '/Library/Logs/wgctl'] },
@@ -60,19 +108,54 @@ describe('launchd install/uninstall argv', () => {
       { argv: ['chmod', '0644', plistPath] },
       { argv: ['launchctl', 'enable', 'system/com.wgctl.mac-agent'] },
       { argv: ['launchctl', 'bootstrap', 'system', plistPath] },
-      { argv: ['launchctl', 'kickstart', '-k', 'system/com.wgctl.mac-agent'] },
     ]);
-    const path = await installLaunchd(run, { nodePath: options.program, scriptPath: options.args[0], agentArgs: options.args.slice(1) });
+    const installed = await installLaunchd(run, { nodePath: options.program, scriptPath: SCRIPT, agentArgs: AGENT_ARGS, probe: macWithNode });
     run.assertDone();
-    expect(path).toBe(plistPath);
+    expect(installed).toEqual({ plistPath, nodePath: '/usr/local/bin/node', scriptPath: SCRIPT });
   });
 
-  it('install fails loudly when launchd refuses to load it', async () => {
+  it('install from a Homebrew Cellar node: ProgramArguments runs the stable link, which survives brew upgrade + cleanup', async () => {
+    const cellarNode = '/opt/homebrew/Cellar/node/22.3.0/bin/node';
+    const homebrew = fakeFileSystem([cellarNode, SCRIPT], { '/opt/homebrew/bin/node': cellarNode });
+    const run = new ScriptedRunner(installArgv({ ...options, program: '/opt/homebrew/bin/node' }).map((c) => ({ argv: c.argv })));
+    const installed = await installLaunchd(run, { nodePath: cellarNode, scriptPath: SCRIPT, agentArgs: AGENT_ARGS, probe: homebrew });
+    run.assertDone();
+    expect(installed.nodePath).toBe('/opt/homebrew/bin/node');
+    const tee = run.calls.find((c) => c.argv[0] === 'tee');
+    expect((await parsePlist(tee?.input ?? '')).ProgramArguments).toEqual(['/opt/homebrew/bin/node', SCRIPT, ...AGENT_ARGS]);
+  });
+
+  it('install retries a bootstrap that fails while launchd still releases the booted-out label', async () => {
+    const waits: number[] = [];
+    const commands = installArgv(options);
+    const run = new ScriptedRunner([
+      ...commands.slice(0, 6).map((c) => ({ argv: c.argv })),
+      { argv: ['launchctl', 'bootstrap', 'system', plistPath], exitCode: 5, stderr: 'Bootstrap failed: 5: Input/output error\n' },
+      { argv: ['launchctl', 'bootstrap', 'system', plistPath], exitCode: 37, stderr: 'Bootstrap failed: 37: Operation already in progress\n' },
+      { argv: ['launchctl', 'bootstrap', 'system', plistPath] },
+    ]);
+    await installLaunchd(run, { nodePath: options.program, scriptPath: SCRIPT, agentArgs: AGENT_ARGS, probe: macWithNode, wait: async (ms) => void waits.push(ms) });
+    run.assertDone();
+    expect(waits).toEqual([BOOTSTRAP_RETRY.delayMs, BOOTSTRAP_RETRY.delayMs]);
+  });
+
+  it('install fails loudly when launchd keeps refusing to load it', async () => {
+    const bootstrapFails = { argv: ['launchctl', 'bootstrap', 'system', plistPath], exitCode: 5, stderr: 'Bootstrap failed: 5: Input/output error\n' };
     const run = new ScriptedRunner([
       ...installArgv(options).slice(0, 6).map((c) => ({ argv: c.argv, exitCode: c.argv[1] === 'bootout' ? 3 : 0 })),
-      { argv: ['launchctl', 'bootstrap', 'system', plistPath], exitCode: 5, stderr: 'Bootstrap failed: 5: Input/output error\n' },
+      ...Array.from({ length: BOOTSTRAP_RETRY.attempts }, () => bootstrapFails),
     ]);
-    await expect(installLaunchd(run, { nodePath: options.program, scriptPath: options.args[0], agentArgs: options.args.slice(1) })).rejects.toThrow(/Input\/output error/);
+    await expect(installLaunchd(run, { nodePath: options.program, scriptPath: SCRIPT, agentArgs: AGENT_ARGS, probe: macWithNode, wait: noWait })).rejects.toThrow(/Input\/output error/);
+    run.assertDone();
+  });
+
+  it('install refuses a path before changing anything', async () => {
+    const run = new ScriptedRunner([]);
+    const scriptOnDesktop = '/Users/ann/Desktop/wgctl/mac-agent.js';
+    await expect(
+      installLaunchd(run, { nodePath: options.program, scriptPath: scriptOnDesktop, agentArgs: AGENT_ARGS, probe: fakeFileSystem(['/usr/local/bin/node', scriptOnDesktop]) }),
+    ).rejects.toThrow(/agent script \/Users\/ann\/Desktop\/wgctl\/mac-agent.js is under Desktop/);
+    expect(run.calls).toEqual([]);
   });
 
   it('install with start=false only writes the plist (loaded at next boot)', () => {
@@ -90,5 +173,124 @@ describe('launchd install/uninstall argv', () => {
     ]);
     expect(await uninstallLaunchd(run)).toBe(plistPath);
     run.assertDone();
+  });
+});
+
+describe('stableNodePath', () => {
+  it('maps a Cellar node to the link Homebrew keeps across upgrades (Apple silicon and Intel prefixes)', () => {
+    // After `brew upgrade node` the link points at the new version: still the same formula.
+    const upgraded = fakeFileSystem(['/opt/homebrew/Cellar/node/22.4.1/bin/node'], { '/opt/homebrew/bin/node': '/opt/homebrew/Cellar/node/22.4.1/bin/node' });
+    expect(stableNodePath('/opt/homebrew/Cellar/node/22.3.0/bin/node', upgraded)).toBe('/opt/homebrew/bin/node');
+    const intelNode = fakeFileSystem(['/usr/local/Cellar/node/21.7.1/bin/node'], { '/usr/local/bin/node': '/usr/local/Cellar/node/21.7.1/bin/node' });
+    expect(stableNodePath('/usr/local/Cellar/node/21.7.1/bin/node', intelNode)).toBe('/usr/local/bin/node');
+  });
+
+  it('maps a keg-only node@N to its opt link (it has none in bin)', () => {
+    const node20 = fakeFileSystem(['/usr/local/Cellar/node@20/20.11.1/bin/node'], { '/usr/local/opt/node@20/bin/node': '/usr/local/Cellar/node@20/20.11.1/bin/node' });
+    expect(stableNodePath('/usr/local/Cellar/node@20/20.11.1/bin/node', node20)).toBe('/usr/local/opt/node@20/bin/node');
+  });
+
+  it('refuses a Cellar node whose link is missing or belongs to another formula, naming the fix', () => {
+    const cellarNode = '/opt/homebrew/Cellar/node/22.3.0/bin/node';
+    expect(() => stableNodePath(cellarNode, fakeFileSystem([cellarNode]))).toThrow(
+      'node /opt/homebrew/Cellar/node/22.3.0/bin/node is a versioned Homebrew path that `brew cleanup` deletes after an upgrade (the daemon would then never start), so the daemon runs Homebrew\'s stable link /opt/homebrew/bin/node, which is missing: run `brew link node`, or give --node PATH',
+    );
+    const otherFormula = fakeFileSystem([cellarNode, '/opt/homebrew/Cellar/node@20/20.11.1/bin/node'], { '/opt/homebrew/bin/node': '/opt/homebrew/Cellar/node@20/20.11.1/bin/node' });
+    expect(() => stableNodePath(cellarNode, otherFormula)).toThrow(
+      /resolves to \/opt\/homebrew\/Cellar\/node@20\/20.11.1\/bin\/node, not to Homebrew's node: run `brew link --overwrite node`, or give --node PATH$/,
+    );
+    const node20 = '/opt/homebrew/Cellar/node@20/20.11.1/bin/node';
+    expect(() => stableNodePath(node20, fakeFileSystem([node20]))).toThrow(/stable link \/opt\/homebrew\/opt\/node@20\/bin\/node, which is missing: run `brew reinstall node@20`, or give --node PATH$/);
+  });
+
+  it('refuses a node elsewhere in the Cellar (another formula\'s bundled node)', () => {
+    expect(() => stableNodePath('/opt/homebrew/Cellar/some-app/1.2.0/libexec/bin/node', fakeFileSystem([]))).toThrow(/in Homebrew's Cellar.*give --node/);
+  });
+
+  it('passes other paths through without looking at the disk', () => {
+    const untouchable: PathProbe = {
+      exists: () => {
+        throw new Error('looked');
+      },
+      realpath: () => {
+        throw new Error('looked');
+      },
+    };
+    expect(stableNodePath('/usr/local/bin/node', untouchable)).toBe('/usr/local/bin/node');
+    expect(stableNodePath('/opt/homebrew/opt/node@20/bin/node', untouchable)).toBe('/opt/homebrew/opt/node@20/bin/node');
+  });
+});
+
+describe('daemonPathProblem: what launchd cannot run as root from boot', () => {
+  it.each([
+    ['/Users/ann/Desktop/wgctl/mac-agent.js', /under Desktop, which macOS privacy controls \(TCC\) close to a daemon/],
+    ['/Users/ann/Documents/wgctl/dist/apps/mac-agent/mac-agent.js', /under Documents, which macOS privacy controls/],
+    ['/Users/bob/Downloads/mac-agent.js', /under Downloads/],
+    ['/Users/ann/Library/Mobile Documents/com~apple~CloudDocs/mac-agent.js', /under Library\/Mobile Documents/],
+    ['/Users/ann/Library/CloudStorage/Dropbox/mac-agent.js', /under Library\/CloudStorage/],
+    ['/users/ann/desktop/mac-agent.js', /under desktop/],
+    ['/usr/local/../../Users/ann/Desktop/mac-agent.js', /under Desktop/],
+    ['/Volumes/USB/wgctl/mac-agent.js', /under \/Volumes, which may not be mounted when launchd starts the daemon at boot/],
+    ['/Users/ann/.nvm/versions/node/v22.3.0/bin/node', /nvm's versioned tree, removed by `nvm uninstall`/],
+    ['/var/root/.nvm/versions/node/v22.3.0/bin/node', /nvm's versioned tree/],
+    ['/Users/ann/src/wgctl/dist/apps/mac-agent/mac-agent.js', /in a home folder, writable by its user without sudo while the daemon runs it as root/],
+    ['/Users/Shared/mac-agent.js', /in a home folder/],
+    ['dist/apps/mac-agent/mac-agent.js', /not an absolute path/],
+  ])('refuses %s', (path, reason) => {
+    expect(daemonPathProblem(path)).toMatch(reason);
+  });
+
+  it.each(['/usr/local/bin/node', '/opt/homebrew/bin/node', '/usr/local/lib/wgctl/mac-agent.js', '/Library/Application Support/wgctl/mac-agent.js'])('accepts %s', (path) => {
+    expect(daemonPathProblem(path)).toBeUndefined();
+  });
+});
+
+describe('daemonPaths: node and agent script checked together', () => {
+  it('names the fix: copy the agent out, or give --node PATH', () => {
+    const script = '/Users/ann/Documents/wgctl/mac-agent.js';
+    expect(() => daemonPaths({ nodePath: '/usr/local/bin/node', scriptPath: script }, fakeFileSystem(['/usr/local/bin/node', script]))).toThrow(
+      "agent script /Users/ann/Documents/wgctl/mac-agent.js is under Documents, which macOS privacy controls (TCC) close to a daemon (\"Operation not permitted\"): copy the agent out first (sudo mkdir -p /usr/local/lib/wgctl && sudo cp '/Users/ann/Documents/wgctl/mac-agent.js' /usr/local/lib/wgctl/) and run install from there",
+    );
+    const nvmNode = '/Users/ann/.nvm/versions/node/v22.3.0/bin/node';
+    expect(() => daemonPaths({ nodePath: nvmNode, scriptPath: SCRIPT }, fakeFileSystem([nvmNode, SCRIPT]))).toThrow(/^node \/Users\/ann\/\.nvm\/.*`nvm uninstall`.*: install node system-wide .* and give --node PATH$/);
+  });
+
+  it('checks what a symlink resolves to: launchd runs the target', () => {
+    const linked = '/usr/local/lib/wgctl/mac-agent.js';
+    const target = '/Users/ann/Downloads/mac-agent.js';
+    expect(() => daemonPaths({ nodePath: '/usr/local/bin/node', scriptPath: linked }, fakeFileSystem(['/usr/local/bin/node', target], { [linked]: target }))).toThrow(
+      /^agent script \/usr\/local\/lib\/wgctl\/mac-agent.js resolves to \/Users\/ann\/Downloads\/mac-agent.js, which is under Downloads/,
+    );
+  });
+
+  it('refuses relative or missing paths', () => {
+    const mac = fakeFileSystem(['/usr/local/bin/node', SCRIPT]);
+    expect(() => daemonPaths({ nodePath: 'node', scriptPath: SCRIPT }, mac)).toThrow('node node is not an absolute path: give --node PATH');
+    expect(() => daemonPaths({ nodePath: '/usr/local/bin/node', scriptPath: 'mac-agent.js' }, mac)).toThrow('agent script mac-agent.js is not an absolute path');
+    expect(() => daemonPaths({ nodePath: '/usr/bin/node', scriptPath: SCRIPT }, mac)).toThrow('node /usr/bin/node does not exist: give --node PATH');
+    expect(daemonPaths({ nodePath: '/usr/local/bin/node', scriptPath: SCRIPT }, mac)).toEqual({ nodePath: '/usr/local/bin/node', scriptPath: SCRIPT });
+  });
+});
+
+describe('mac-agent install --node', () => {
+  // main() sets process.exitCode, which would otherwise become jest's.
+  afterEach(() => {
+    process.exitCode = undefined;
+  });
+
+  async function cli(args: string[]): Promise<{ code: number; stderr: string }> {
+    let stderr = '';
+    const code = await main(['node', 'mac-agent', ...args], { stdout: () => undefined, stderr: (text: string) => void (stderr += text) });
+    return { code, stderr };
+  }
+
+  it('is documented in install --help', () => {
+    const install = buildProgram().commands.find((c) => c.name() === 'install');
+    expect(install?.helpInformation()).toContain('--node <path>');
+  });
+
+  it('must be absolute, and is for launchd only (exit 2, before anything is installed)', async () => {
+    expect(await cli(['install', '--driver', 'darwin', '--node', 'node'])).toMatchObject({ code: 2, stderr: expect.stringContaining('expected an absolute path') });
+    expect(await cli(['install', '--driver', 'linux', '--node', '/usr/local/bin/node'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--node is for launchd (--driver darwin)') });
   });
 });
