@@ -46,7 +46,8 @@ describe('wgctl init', () => {
     // The exact next steps: what to copy where, and both install commands.
     expect(r.stdout).toContain(`scp ${join(tls, 'ca.crt')} ${join(tls, 'vm-agent.crt')} ${join(tls, 'vm-agent.key')} root@192.0.2.10:/etc/wgctl/tls/`);
     expect(r.stdout).toContain('sudo node /root/vm-agent.js install --listen 192.0.2.10:7555 --tls-dir /etc/wgctl/tls --wg-config /etc/wireguard/wg0.conf');
-    expect(r.stdout).toContain(`sudo node dist/apps/mac-agent/mac-agent.js install --listen 127.0.0.1:7444 --tls-dir ${tls}`);
+    expect(r.stdout).toContain('sudo install -m 0644 dist/apps/mac-agent/mac-agent.js /usr/local/lib/wgctl/');
+    expect(r.stdout).toContain(`sudo node /usr/local/lib/wgctl/mac-agent.js install --listen 127.0.0.1:7444 --tls-dir ${tls}`);
     expect(r.stdout).toContain(`export WGCTL_CONFIG=${configFile}`);
   });
 

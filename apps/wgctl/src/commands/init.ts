@@ -21,6 +21,8 @@ import { EXIT, UsageError } from '../errors';
 import { configPath } from './context';
 
 export const DEFAULT_MAC_AGENT = 'unix:/var/run/wgctl/mac-agent.sock';
+/** Where the next steps put the mac-agent: root-owned, outside any home folder (see the mac-agent's launchd checks). */
+const MAC_AGENT_DIR = '/usr/local/lib/wgctl';
 export const VM_TLS_DIR = '/etc/wgctl/tls';
 export const VM_WG_CONFIG = '/etc/wireguard/wg0.conf';
 
@@ -105,8 +107,9 @@ export function nextSteps(config: WgctlConfig, configFile: string, tlsDir: strin
     `       scp dist/apps/vm-agent/vm-agent.js root@${config.vm.address}:/root/`,
     `  2. On the VM (its WireGuard config in ${VM_WG_CONFIG}):`,
     `       sudo node /root/vm-agent.js install --listen ${vmListen} --tls-dir ${VM_TLS_DIR} --wg-config ${VM_WG_CONFIG}`,
-    `  3. On this Mac:`,
-    `       sudo node dist/apps/mac-agent/mac-agent.js install --listen ${config.mac.agent} --tls-dir ${quote(tlsDir)}`,
+    `  3. On this Mac (launchd runs the agent as root from boot: not from a home folder, which its user can change):`,
+    `       sudo install -d -m 0755 ${MAC_AGENT_DIR} && sudo install -m 0644 dist/apps/mac-agent/mac-agent.js ${MAC_AGENT_DIR}/`,
+    `       sudo node ${MAC_AGENT_DIR}/mac-agent.js install --listen ${config.mac.agent} --tls-dir ${quote(tlsDir)}`,
     `  4. Check, look, go:${isDefaultConfig ? '' : ` export WGCTL_CONFIG=${quote(configFile)}`}`,
     `       wgctl health && wgctl plan && wgctl up && wgctl verify`,
     `  Monitoring hosts get only ${t('ca.crt')}, ${t('monitor.crt')} and ${t('monitor.key')} (for \`wgctl health\`).`,
