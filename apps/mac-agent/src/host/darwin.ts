@@ -14,11 +14,14 @@ import ipaddr from 'ipaddr.js';
 import {
   DARWIN_INTERFACE_NAME,
   NetworksetupUnknownServiceError,
+  ParseError,
+  classifyNetstatGateway,
   classifyPfRelease,
   classifyRouteChange,
   classifyRouteMonitorMessage,
   findDefaultGateway,
   findIfconfigInterfaceForAddress,
+  netifMatches,
   networksetupError,
   normalizePfRuleset,
   parseDnsServers,
@@ -30,6 +33,7 @@ import {
   parsePfReferences,
   parsePfRules,
   parsePfSyntaxErrors,
+  parseRouteGet,
   parseRouteMonitor,
   parseSearchDomains,
   pfRulesReferenceAnchor,
@@ -38,6 +42,7 @@ import {
   type NetstatGateway,
   type NetstatRoute,
   type PfRule,
+  type RouteGetResult,
   type RouteMonitorMessage,
 } from '@wgctl/parsers';
 import { CommandError, type RunResult, type Runner, mapTogether, readTogether } from '@wgctl/runner';
@@ -349,14 +354,63 @@ export class DarwinDriver implements HostNetworkDriver {
   async readRoutes(run: Runner, wanted: RouteSpec[]): Promise<RouteReadback[]> {
     if (wanted.length === 0) return [];
     const table = await this.routes(run);
-    return wanted.map((spec) => {
+    const fromTable = wanted.map((spec) => {
       const destination = canonicalCidr(spec.destination);
       const same = table.filter((r) => r.destination === destination);
       // Scoped duplicates (flag I) are not what unbound sockets use: they do not count.
-      const match = same.find((r) => !r.scoped && gatewayMatches(r.gateway, spec.gateway) && (!spec.interface || r.netif === spec.interface));
-      const shown = match ?? same[0];
-      return { ...spec, present: match !== undefined, evidence: shown ? shown.text.trim().replace(/\s+/g, ' ') : '' };
+      const candidates = same.filter((r) => !r.scoped && gatewayMatches(r.gateway, spec.gateway));
+      const netif = (r: NetstatRoute) => (spec.interface ? netifMatches(r.netif, spec.interface, r.family) : 'exact');
+      const match = candidates.find((r) => netif(r) === 'exact');
+      // netstat cuts long Netif names (bridge100 prints as `bridge1` up to macOS 11), so such a
+      // row may be another interface's: route get, which prints the full name, decides.
+      const unsure = match ? undefined : candidates.find((r) => netif(r) === 'ambiguous');
+      const shown = match ?? unsure ?? same[0];
+      const readback: RouteReadback = { ...spec, present: match !== undefined, evidence: shown ? shown.text.trim().replace(/\s+/g, ' ') : '' };
+      return { spec, destination, needsRouteGet: unsure !== undefined, readback };
     });
+    const toConfirm = fromTable.filter((entry) => entry.needsRouteGet);
+    const confirmations = await mapTogether(toConfirm, ({ spec, destination }) => this.confirmRouteWithRouteGet(run, spec, destination));
+    return fromTable.map((entry) => {
+      const index = toConfirm.indexOf(entry);
+      if (index < 0) return entry.readback;
+      const { present, evidence } = confirmations[index];
+      return { ...entry.readback, present, evidence: `${entry.readback.evidence} (${evidence})` };
+    });
+  }
+
+  /**
+   * Asks `route -n get` whether `spec` is in the table: same destination and mask, gateway,
+   * full interface name, not scoped. With a mask (nets) the kernel answers only that exact
+   * route; a host lookup is longest-match, hence the destination check (0.0.0.0 prints as
+   * `default`; the parsed destination includes the mask). A failed get exits 0, prints nothing.
+   */
+  private async confirmRouteWithRouteGet(run: Runner, spec: RouteSpec, destination: string): Promise<{ present: boolean; evidence: string }> {
+    const [address, length] = destination.split('/');
+    const family = familyOf(address);
+    const host = Number(length) === (family === 'inet' ? 32 : 128);
+    const argv = ['route', '-n', 'get', `-${family}`, ...(host ? ['-host', address] : [destination])];
+    const result = await run.run(argv, { readOnly: true, allowFailure: true });
+    const asked = argv.join(' ');
+    let got: RouteGetResult | null;
+    try {
+      got = parseRouteGet(result.stdout);
+    } catch (e) {
+      if (!(e instanceof ParseError)) throw e;
+      return { present: false, evidence: `not confirmed: ${asked} answered unreadably: ${e.message}` };
+    }
+    if (!got) {
+      const why = result.stderr.trim().split('\n')[0].replace(/^route: (?:writing to routing socket: )?/, '');
+      return { present: false, evidence: `not confirmed: ${asked} found no such route${why ? ` (${why})` : ''}` };
+    }
+    const scoped = got.flags.includes('IFSCOPE');
+    const present =
+      got.destination === destination &&
+      got.interface === spec.interface &&
+      got.gateway !== undefined &&
+      gatewayMatches(classifyNetstatGateway(got.gateway), spec.gateway) &&
+      !scoped;
+    const answer = `${got.destination ?? got.destinationText} via ${got.gateway ?? 'no gateway'} dev ${got.interface ?? '?'}${scoped ? ' (scoped)' : ''}`;
+    return { present, evidence: `${present ? 'confirmed' : 'not confirmed'}: ${asked} shows ${answer}` };
   }
 
   async addRoute(run: Runner, route: RouteSpec): Promise<void> {

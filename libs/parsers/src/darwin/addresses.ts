@@ -97,6 +97,8 @@ export const DARWIN_INTERFACE_NAME = /^[A-Za-z][A-Za-z0-9]*[0-9]$/;
 /**
  * Interfaces that are never a physical uplink: tunnels (other VPNs, the system's utunN),
  * loopback, Apple peer-to-peer links, and the hypervisors' bridges/vnics (vmnet uses
- * bridge100 and up; Thunderbolt Bridge is bridge0 and stays eligible).
+ * bridge100 and up; Thunderbolt Bridge is bridge0 and stays eligible). `bridge1` and
+ * `bridge10` are how netstat up to macOS 11 prints them, cut to 7 (inet) or 8 (inet6)
+ * characters (see netifMatches).
  */
-export const DARWIN_VIRTUAL_INTERFACE = /^(utun|ipsec|ppp|gif|stf|tun|tap|lo|awdl|llw|anpi|vnic|vmenet|vmnet|feth)\d+$|^bridge1\d\d$/;
+export const DARWIN_VIRTUAL_INTERFACE = /^(utun|ipsec|ppp|gif|stf|tun|tap|lo|awdl|llw|anpi|vnic|vmenet|vmnet|feth)\d+$|^bridge1(\d\d?)?$/;

@@ -295,6 +295,39 @@ export function parseNetstatRoutes(text: string): NetstatRoute[] {
   return routes;
 }
 
+/**
+ * The widths netstat cuts the Netif column to (network_cmds netstat.tproj/route.c `WID_IF`,
+ * printed `%*.*s`), in every release we support: 7 (inet) / 8 (inet6) up to network_cmds-606
+ * (macOS 10.13–11), 10 in 624–644 (macOS 12–13), 14 from 667 (macOS 14+). (`-l` on 12–13 uses
+ * 14, also listed.) A table does not say which release printed it, so all of them count.
+ */
+export const NETSTAT_NETIF_WIDTHS: Readonly<Record<DarwinFamily, readonly number[]>> = {
+  inet: [7, 10, 14],
+  inet6: [8, 10, 14],
+};
+
+/**
+ * `exact`: the Netif as printed is `wanted`, and no other name prints like it.
+ * `ambiguous`: it may be `wanted` but may as well be another interface: either `wanted` cut to
+ * a column width (bridge100 → `bridge1`), or `wanted` printed whole at exactly a column width
+ * (`bridge1`, which bridge100 and bridge101 also print as). Only a full name (route -n get) can tell.
+ * `no`: it is not `wanted` under any width.
+ */
+export type NetifMatch = 'exact' | 'ambiguous' | 'no';
+
+/**
+ * Can a `netstat -rn` Netif, as printed, be interface `wanted`? A name longer than the width W
+ * is cut to its first W characters; one of W or fewer is printed whole (right-aligned).
+ */
+export function netifMatches(shown: string, wanted: string, family: DarwinFamily): NetifMatch {
+  if (shown === '' || wanted === '') return 'no';
+  const widths = NETSTAT_NETIF_WIDTHS[family];
+  // Any longer name cut at W prints as these W characters, so a W-long name is never certain.
+  if (shown === wanted) return widths.includes(shown.length) ? 'ambiguous' : 'exact';
+  const cutFromWanted = widths.some((width) => wanted.length > width && shown === wanted.slice(0, width));
+  return cutFromWanted ? 'ambiguous' : 'no';
+}
+
 export interface NetstatDefaultGateway {
   family: DarwinFamily;
   /** The next hop (IPv6 link-local ones keep their `%scope`). */

@@ -1,10 +1,14 @@
+import fc from 'fast-check';
 import {
+  NETSTAT_NETIF_WIDTHS,
   ParseError,
   classifyNetstatGateway,
   findDefaultGateway,
+  netifMatches,
   normalizeNetstatIpv4Destination,
   normalizeNetstatIpv6Destination,
   parseNetstatRoutes,
+  type DarwinFamily,
 } from '@wgctl/parsers';
 
 /** Lays out rows the way network_cmds prints them (`%-18s %-18s %-10.10s [%6u %8u ]%*s %6s`). */
@@ -221,5 +225,101 @@ describe('findDefaultGateway', () => {
 
   it('does not take the VM bridge as the uplink', () => {
     expect(findDefaultGateway(routes([['default', '192.168.64.1', 'UGScg', 'bridge100']]), 'inet')).toBeNull();
+  });
+
+  it('does not take the VM bridge as the uplink when netstat cut its name (macOS 11 and earlier: bridge1, bridge10)', () => {
+    const bigSur = parseNetstatRoutes(table({ netif: 7 }, [['default', '192.168.64.1', 'UGScg', 'bridge1'], ['default', '192.168.1.1', 'UGScIg', 'en0']]));
+    expect(findDefaultGateway(bigSur, 'inet')).toMatchObject({ interface: 'en0', source: 'scoped-fallback' });
+    const v6 = parseNetstatRoutes(table({ netif: 7 }, [['default', '192.168.1.1', 'UGScg', 'en0']], [['default', 'fe80::1%bridge100', 'UGcg', 'bridge10']]));
+    expect(findDefaultGateway(v6, 'inet6')).toBeNull();
+  });
+});
+
+describe('netifMatches (Netif cut to 7/8, 10 or 14 columns)', () => {
+  it.each([
+    // Printed whole at every width: certain.
+    ['en0', 'en0', 'inet', 'exact'],
+    ['vnic0', 'vnic0', 'inet', 'exact'],
+    ['utun10', 'utun10', 'inet', 'exact'],
+    ['bridge100', 'bridge100', 'inet', 'exact'], // macOS 12+: 9 is no width, nothing longer prints so
+    ['bridge100', 'bridge100', 'inet6', 'exact'],
+    ['bridge10', 'bridge10', 'inet', 'exact'], // 8 is a width for inet6 only
+    // Cut to 7 (inet, macOS 10.13–11): bridge1 could be bridge1, bridge100, bridge101…
+    ['bridge1', 'bridge100', 'inet', 'ambiguous'],
+    ['bridge1', 'bridge101', 'inet', 'ambiguous'],
+    ['bridge1', 'bridge1', 'inet', 'ambiguous'], // exactly 7: bridge100 prints the same
+    ['utun100', 'utun1000', 'inet', 'ambiguous'],
+    // Cut to 8 (inet6, macOS 10.13–11), not to 7.
+    ['bridge10', 'bridge100', 'inet6', 'ambiguous'],
+    ['bridge10', 'bridge10', 'inet6', 'ambiguous'],
+    ['bridge1', 'bridge100', 'inet6', 'no'],
+    ['bridge10', 'bridge100', 'inet', 'no'],
+    // Cut to 10 (macOS 12–13) and 14 (macOS 14+; names go up to 15 characters).
+    ['bridge1000', 'bridge10000', 'inet', 'ambiguous'],
+    ['bridge1000', 'bridge1000', 'inet6', 'ambiguous'],
+    ['vmenet12345678', 'vmenet123456789', 'inet', 'ambiguous'],
+    ['vmenet12345678', 'vmenet12345678', 'inet6', 'ambiguous'],
+    ['vmenet12345', 'vmenet123456789', 'inet', 'no'], // 11 is no width
+    // Different interfaces.
+    ['vnic0', 'vnic1', 'inet', 'no'],
+    ['utun1', 'utun10', 'inet', 'no'], // utun10 is never cut: utun1 is utun1
+    ['utun10', 'utun1', 'inet', 'no'],
+    ['bridge0', 'bridge100', 'inet', 'no'],
+    ['bridge101', 'bridge100', 'inet', 'no'],
+    ['bridge', 'bridge100', 'inet', 'no'], // shorter than any width bridge100 is cut to
+    ['bridge1000', 'bridge100', 'inet', 'no'],
+    ['', '', 'inet', 'no'],
+  ] as [string, string, DarwinFamily, string][])('%s as %s (%s): %s', (shown, wanted, family, expected) => {
+    expect(netifMatches(shown, wanted, family)).toBe(expected);
+  });
+
+  it('is told the Netif as parseNetstatRoutes reads it from a Big Sur row (`%7.7s`)', () => {
+    const row = `${'0/1'.padEnd(18)} ${'10.211.55.5'.padEnd(18)} ${'UGSc'.padEnd(10)} ${'bridge100'.slice(0, 7).padStart(7)}`;
+    const [route] = parseNetstatRoutes(`Internet:\nDestination        Gateway            Flags        Netif Expire\n${row}\n`);
+    expect(route.netif).toBe('bridge1');
+    expect(netifMatches(route.netif, 'bridge100', route.family)).toBe('ambiguous');
+    expect(netifMatches(route.netif, 'vnic0', route.family)).toBe('no');
+  });
+
+  describe('properties', () => {
+    // Few letters and digits so that different names often share a cut.
+    const name = fc
+      .tuple(fc.constantFrom('bridge', 'utun', 'en', 'vnic', 'vmenet'), fc.array(fc.constantFrom('0', '1'), { minLength: 1, maxLength: 9 }))
+      .map(([prefix, digits]) => prefix + digits.join(''));
+    const family = fc.constantFrom<DarwinFamily>('inet', 'inet6');
+    const widthOf = (f: DarwinFamily) => fc.constantFrom(...NETSTAT_NETIF_WIDTHS[f]);
+    /** What `%W.Ws` leaves of a name (the padding is whitespace, dropped by the parser). */
+    const printed = (interfaceName: string, width: number) => interfaceName.slice(0, width);
+
+    it('an interface as netstat prints it at any width matches it', () => {
+      fc.assert(
+        fc.property(name, family.chain((f) => fc.tuple(fc.constant(f), widthOf(f))), (wanted, [f, width]) => {
+          const match = netifMatches(printed(wanted, width), wanted, f);
+          expect(match).not.toBe('no');
+          if (wanted.length > width) expect(match).toBe('ambiguous'); // a cut is never certain
+        }),
+        { numRuns: 500 },
+      );
+    });
+
+    it('"exact" is never said of another interface printed at any width', () => {
+      fc.assert(
+        fc.property(name, name, family.chain((f) => fc.tuple(fc.constant(f), widthOf(f))), (actual, wanted, [f, width]) => {
+          if (netifMatches(printed(actual, width), wanted, f) === 'exact') expect(actual).toBe(wanted);
+        }),
+        { numRuns: 2000 },
+      );
+    });
+
+    it('"ambiguous" only when the printed name is as long as a width and is the wanted one cut or whole', () => {
+      fc.assert(
+        fc.property(name, name, family, (shown, wanted, f) => {
+          if (netifMatches(shown, wanted, f) !== 'ambiguous') return;
+          expect(NETSTAT_NETIF_WIDTHS[f]).toContain(shown.length);
+          expect(wanted.startsWith(shown)).toBe(true);
+        }),
+        { numRuns: 2000 },
+      );
+    });
   });
 });
