@@ -9,6 +9,14 @@
  * protocol-less pass rules get `flags S/SA`; options are printed in a fixed order
  * (… flags, icmp-type, tos, state, state options, fragment, label, tag …); `from any to any`
  * becomes `all`; `/32` and `/128` are dropped and host bits masked off.
+ *
+ * Checked against the real printer (shared/tools/pfctl-grammar: OpenBSD's pfctl_parser.c
+ * `print_rule`, which macOS's pfctl inherited), which also: prints TCP flags in the order
+ * FSRPAUEW; drops `flags` and demotes `modulate`/`synproxy state` to `keep state` on rules
+ * (or list elements) of a protocol other than tcp; prints `flags any` only on stateful pass
+ * rules that can see TCP; prints ICMP types and codes by the first name its table has for the
+ * number; prints `0.0.0.0/0` and `::/0` as `any`, a range `80:80` as `= 80`, uids as numbers;
+ * orders state options (`max` first) and adds `adaptive.start/end` (60%/120% of `max`).
  */
 import ipaddr from 'ipaddr.js';
 import { ParseError } from '../errors';
@@ -228,13 +236,132 @@ function expandLists(tokens: string[]): string[][] {
 }
 
 const PROTOCOLS: Record<string, string> = { '1': 'icmp', '6': 'tcp', '17': 'udp', '58': 'ipv6-icmp', icmp6: 'ipv6-icmp' };
-const ICMP_TYPES: Record<string, string> = {
-  '0': 'echorep', '3': 'unreach', '4': 'squench', '5': 'redir', '8': 'echoreq', '9': 'routeradv', '10': 'routersol', '11': 'timex', '12': 'paramprob',
+
+/**
+ * pfctl_parser.c's ICMP tables, in its order: pfctl stores a number and prints the FIRST name
+ * listed for it (so `listqry` comes back as `groupqry`, `fqdnreq` as `wrureq`).
+ */
+const ICMP_TYPE_TABLE: [string, number][] = [
+  ['echoreq', 8], ['echorep', 0], ['unreach', 3], ['squench', 4], ['redir', 5], ['althost', 6], ['routeradv', 9], ['routersol', 10],
+  ['timex', 11], ['paramprob', 12], ['timereq', 13], ['timerep', 14], ['inforeq', 15], ['inforep', 16], ['maskreq', 17], ['maskrep', 18],
+  ['trace', 30], ['dataconv', 31], ['mobredir', 32], ['ipv6-where', 33], ['ipv6-here', 34], ['mobregreq', 35], ['mobregrep', 36],
+  ['skip', 39], ['photuris', 40],
+];
+const ICMP6_TYPE_TABLE: [string, number][] = [
+  ['unreach', 1], ['toobig', 2], ['timex', 3], ['paramprob', 4], ['echoreq', 128], ['echorep', 129], ['groupqry', 130], ['listqry', 130],
+  ['grouprep', 131], ['listenrep', 131], ['groupterm', 132], ['listendone', 132], ['routersol', 133], ['routeradv', 134],
+  ['neighbrsol', 135], ['neighbradv', 136], ['redir', 137], ['routrrenum', 138], ['wrureq', 139], ['wrurep', 140], ['fqdnreq', 139],
+  ['fqdnrep', 140], ['niqry', 139], ['nirep', 140], ['mtraceresp', 200], ['mtrace', 201],
+];
+/** [name, type, code] */
+const ICMP_CODE_TABLE: [string, number, number][] = [
+  ['net-unr', 3, 0], ['host-unr', 3, 1], ['proto-unr', 3, 2], ['port-unr', 3, 3], ['needfrag', 3, 4], ['srcfail', 3, 5], ['net-unk', 3, 6],
+  ['host-unk', 3, 7], ['isolate', 3, 8], ['net-prohib', 3, 9], ['host-prohib', 3, 10], ['net-tos', 3, 11], ['host-tos', 3, 12],
+  ['filter-prohib', 3, 13], ['host-preced', 3, 14], ['cutoff-preced', 3, 15], ['redir-net', 5, 0], ['redir-host', 5, 1],
+  ['redir-tos-net', 5, 2], ['redir-tos-host', 5, 3], ['normal-adv', 9, 0], ['common-adv', 9, 16], ['transit', 11, 0], ['reassemb', 11, 1],
+  ['badhead', 12, 0], ['optmiss', 12, 1], ['badlen', 12, 2], ['unknown-ind', 40, 1], ['auth-fail', 40, 2], ['decrypt-fail', 40, 3],
+];
+const ICMP6_CODE_TABLE: [string, number, number][] = [
+  ['admin-unr', 1, 1], ['noroute-unr', 1, 0], ['notnbr-unr', 1, 2], ['beyond-unr', 1, 2], ['addr-unr', 1, 3], ['port-unr', 1, 4],
+  ['transit', 3, 0], ['reassemb', 3, 1], ['badhead', 4, 0], ['nxthdr', 4, 1], ['redironlink', 137, 0], ['redirrouter', 137, 1],
+];
+
+/** An icmp(6)-type (name or number) as pfctl prints it: the first name of its number, else the number. */
+function normalizeIcmpType(word: 'icmp-type' | 'icmp6-type', text: string, rule: string): { name: string; number: number } {
+  const table = word === 'icmp-type' ? ICMP_TYPE_TABLE : ICMP6_TYPE_TABLE;
+  const number = /^\d+$/.test(text) ? Number(text) : table.find(([name]) => name === text)?.[1];
+  if (number === undefined || number > 255) throw new ParseError(NORMALIZE_KIND, `unknown ${word} "${text}" in "${rule}"`);
+  return { name: table.find(([, n]) => n === number)?.[0] ?? String(number), number };
+}
+
+function normalizeIcmpCode(word: 'icmp-type' | 'icmp6-type', type: number, text: string, rule: string): string {
+  const table = word === 'icmp-type' ? ICMP_CODE_TABLE : ICMP6_CODE_TABLE;
+  const number = /^\d+$/.test(text) ? Number(text) : table.find(([name, t]) => name === text && t === type)?.[2];
+  if (number === undefined || number > 255) throw new ParseError(NORMALIZE_KIND, `unknown icmp code "${text}" in "${rule}"`);
+  return table.find(([, t, c]) => t === type && c === number)?.[0] ?? String(number);
+}
+
+/** The number of an ICMP (inet) or ICMPv6 (inet6) type name as pfctl's tables have it; undefined if unknown. */
+export function pfIcmpTypeNumber(family: 'inet' | 'inet6', name: string): number | undefined {
+  return (family === 'inet' ? ICMP_TYPE_TABLE : ICMP6_TYPE_TABLE).find(([n]) => n === name)?.[1];
+}
+
+/** The number of an ICMP(v6) code name for `type` as pfctl's tables have it; undefined if unknown. */
+export function pfIcmpCodeNumber(family: 'inet' | 'inet6', type: number, name: string): number | undefined {
+  return (family === 'inet' ? ICMP_CODE_TABLE : ICMP6_CODE_TABLE).find(([n, t]) => n === name && t === type)?.[2];
+}
+
+/** Service names pfctl would look up in /etc/services (the same on macOS for these); others are refused. */
+const SERVICES: Record<string, number> = {
+  ssh: 22, domain: 53, bootps: 67, bootpc: 68, http: 80, www: 80, ntp: 123, https: 443, 'dhcpv6-client': 546, 'dhcpv6-server': 547,
 };
-const ICMP6_TYPES: Record<string, string> = {
-  '1': 'unreach', '2': 'toobig', '3': 'timex', '4': 'paramprob', '128': 'echoreq', '129': 'echorep',
-  '133': 'routersol', '134': 'routeradv', '135': 'neighbrsol', '136': 'neighbradv', '137': 'redir',
-};
+
+function portNumber(text: string, rule: string): string {
+  if (/^\d+$/.test(text)) return text;
+  const known = SERVICES[text];
+  if (known === undefined) throw new ParseError(NORMALIZE_KIND, `unknown port "${text}" in "${rule}" (write the number)`);
+  return String(known);
+}
+
+const TCP_FLAG_ORDER = 'FSRPAUEW';
+
+/** `S/SA`, `/SA`: each side in pfctl's print order (FSRPAUEW); a letter outside it is refused. */
+function normalizeFlags(text: string, rule: string): string {
+  const [set, mask, extra] = text.split('/');
+  if (mask === undefined || extra !== undefined) throw new ParseError(NORMALIZE_KIND, `bad flags "${text}" in "${rule}"`);
+  const ordered = (side: string) => {
+    for (const letter of side) if (!TCP_FLAG_ORDER.includes(letter)) throw new ParseError(NORMALIZE_KIND, `bad flags "${text}" in "${rule}"`);
+    return [...TCP_FLAG_ORDER].filter((letter) => side.includes(letter)).join('');
+  };
+  const [flags, flagset] = [ordered(set), ordered(mask)];
+  if ([...flags].some((letter) => !flagset.includes(letter))) throw new ParseError(NORMALIZE_KIND, `flags always false: "${text}" in "${rule}"`);
+  return `${flags}/${flagset}`;
+}
+
+/** Timeouts in the order of xnu's PFTM_* enum (which is how print_rule walks them). */
+const STATE_TIMEOUTS = [
+  'tcp.first', 'tcp.opening', 'tcp.established', 'tcp.closing', 'tcp.finwait', 'tcp.closed', 'udp.first', 'udp.single', 'udp.multiple',
+  'icmp.first', 'icmp.error', 'other.first', 'other.single', 'other.multiple', 'frag', 'interval', 'adaptive.start', 'adaptive.end',
+  'src.track', 'tcp.tsdiff',
+];
+
+/**
+ * `keep state (…)` options in print_rule's order: max, no-sync, if-bound, sloppy, then timeouts.
+ * parse.y gives a rule with `max N` and no adaptive timeouts `adaptive.start` (N/10)*6 and
+ * `adaptive.end` (N/10)*12; zero values are not printed; `floating` is the default (not printed).
+ * Source tracking (its defaults are intricate) is refused rather than guessed.
+ */
+function normalizeStateOptions(options: string, rule: string): string | undefined {
+  const items = options
+    .slice(1, -1)
+    .split(',')
+    .map((item) => item.trim().split(/\s+/))
+    .filter((item) => item[0] !== '');
+  let max: number | undefined;
+  const flags = new Set<string>();
+  const timeouts = new Map<string, number>();
+  const number = (value: string | undefined) => {
+    if (value === undefined || !/^\d+$/.test(value)) throw new ParseError(NORMALIZE_KIND, `bad state option value in "${rule}"`);
+    return Number(value);
+  };
+  for (const [name, value, ...rest] of items) {
+    if (rest.length > 0) throw new ParseError(NORMALIZE_KIND, `unsupported state option "${[name, value, ...rest].join(' ')}" in "${rule}"`);
+    if (name === 'max') max = number(value);
+    else if (['no-sync', 'if-bound', 'sloppy', 'floating'].includes(name) && value === undefined) flags.add(name);
+    else if (STATE_TIMEOUTS.includes(name)) timeouts.set(name, number(value));
+    else throw new ParseError(NORMALIZE_KIND, `unsupported state option "${name}" in "${rule}"`);
+  }
+  if (max && !timeouts.has('adaptive.start') && !timeouts.has('adaptive.end')) {
+    timeouts.set('adaptive.start', Math.floor(max / 10) * 6);
+    timeouts.set('adaptive.end', Math.floor(max / 10) * 12);
+  }
+  const printed = [
+    max ? `max ${max}` : undefined,
+    ...['no-sync', 'if-bound', 'sloppy'].filter((f) => flags.has(f)),
+    ...STATE_TIMEOUTS.filter((t) => timeouts.get(t)).map((t) => `${t} ${timeouts.get(t)}`),
+  ].filter((p): p is string => p !== undefined);
+  return printed.length > 0 ? `(${printed.join(', ')})` : undefined;
+}
 
 interface HostSpec {
   negated: boolean;
@@ -257,6 +384,7 @@ function normalizeHost(text: string): { host: string; family?: 'inet' | 'inet6' 
   }
   const family = v4 ? 'inet' : 'inet6';
   if (length === max) return { host: ipaddr.parse(address).toString(), family };
+  if (length === 0) return { host: 'any', family }; // print_addr: a zero address and mask print as `any`
   const network = v4 ? ipaddr.IPv4.networkAddressFromCIDR(`${address}/${length}`) : ipaddr.IPv6.networkAddressFromCIDR(`${address}/${length}`);
   return { host: `${network.toString()}/${length}`, family };
 }
@@ -282,14 +410,32 @@ class Cursor {
 
 function parsePort(cursor: Cursor): string {
   const first = cursor.next('a port');
-  if (OPERATORS.has(first)) return `port ${first} ${cursor.next('a port')}`;
+  if (OPERATORS.has(first)) return `port ${first} ${portNumber(cursor.next('a port'), cursor.rule)}`;
   const following = cursor.peek();
   if (following === '><' || following === '<>') {
     cursor.i++;
-    return `port ${first} ${following} ${cursor.next('a port')}`;
+    return `port ${portNumber(first, cursor.rule)} ${following} ${portNumber(cursor.next('a port'), cursor.rule)}`;
   }
-  if (/^\d+:\d+$/.test(first)) return `port ${first}`;
-  return `port = ${first}`;
+  const range = /^(\d+):(\d+)$/.exec(first);
+  if (range) return range[1] === range[2] ? `port = ${range[1]}` : `port ${first}`; // parse.y: a one-port range is `=`
+  return `port = ${portNumber(first, cursor.rule)}`;
+}
+
+/** `user`/`group` operands: pfctl stores ids and prints numbers; of the names only root (uid 0) is known here. */
+function parseUgid(word: 'user' | 'group', cursor: Cursor): string {
+  const id = (text: string) => {
+    if (/^\d+$/.test(text)) return text;
+    if (word === 'user' && text === 'root') return '0';
+    throw new ParseError(NORMALIZE_KIND, `${word} "${text}": write the numeric id (pfctl prints ids, resolved on the Mac)`);
+  };
+  const first = cursor.next(`a ${word}`);
+  if (OPERATORS.has(first)) return `${word} ${first} ${id(cursor.next(`a ${word}`))}`;
+  const following = cursor.peek();
+  if (following === '><' || following === '<>') {
+    cursor.i++;
+    return `${word} ${id(first)} ${following} ${id(cursor.next(`a ${word}`))}`;
+  }
+  return `${word} = ${id(first)}`;
 }
 
 function parseHostSpec(cursor: Cursor): HostSpec {
@@ -314,15 +460,20 @@ function formatHost(spec: HostSpec): string {
 const TRAILING_WITH_VALUE = new Set(['tag', 'tagged', 'queue', 'rtable', 'probability', 'max-mss', 'min-ttl', 'set-tos', 'prio']);
 const TRAILING_BARE = new Set(['fragment', 'allow-opts', 'no-df', 'random-id']);
 
-function normalizeFilterRule(tokens: string[], rule: string): string {
+/** One expanded rule as pfctl prints it; undefined when its addresses' families cannot meet (pfctl skips it). */
+function normalizeFilterRule(tokens: string[], rule: string): string | undefined {
   const c = new Cursor(tokens, rule);
   const action = c.next('an action');
   const head: string[] = [action];
   if (action === 'block') {
     const how = c.peek();
-    if (how && /^(drop|return|return-rst|return-icmp6?)$/.test(how)) {
+    if (how && /^return-icmp6?$/.test(how)) {
+      // print_rule prints the ICMP code pair by address family, from tables this host's build does not share with the Mac.
+      throw new ParseError(NORMALIZE_KIND, `unsupported "${how}" in "${rule}"`);
+    }
+    if (how && /^(drop|return|return-rst)$/.test(how)) {
       c.i++;
-      const arg = c.peek()?.startsWith('(') && how !== 'drop' && how !== 'return' ? c.next('') : '';
+      const arg = c.peek()?.startsWith('(') && how === 'return-rst' ? c.next('') : '';
       head.push(how + arg);
     } else head.push('drop');
   }
@@ -391,22 +542,21 @@ function normalizeFilterRule(tokens: string[], rule: string): string {
         dst = parseHostSpec(c);
         break;
       case 'user':
-      case 'group': {
-        const op = OPERATORS.has(c.peek() ?? '') ? c.next('') : '=';
-        ugid.push(`${word} ${op} ${c.next(`a ${word}`)}`);
+      case 'group':
+        ugid.push(parseUgid(word, c));
+        break;
+      case 'flags': {
+        const value = c.next('tcp flags');
+        flags = value === 'any' ? 'any' : normalizeFlags(value, rule);
         break;
       }
-      case 'flags':
-        flags = `flags ${c.next('tcp flags')}`;
-        break;
       case 'icmp-type':
       case 'icmp6-type': {
-        const type = c.next('an icmp type');
-        const names = word === 'icmp-type' ? ICMP_TYPES : ICMP6_TYPES;
-        icmp = `${word} ${names[type] ?? type}`;
+        const type = normalizeIcmpType(word, c.next('an icmp type'), rule);
+        icmp = `${word} ${type.name}`;
         if (c.peek() === 'code') {
           c.i++;
-          icmp += ` code ${c.next('an icmp code')}`;
+          icmp += ` code ${normalizeIcmpCode(word, type.number, c.next('an icmp code'), rule)}`;
         }
         break;
       }
@@ -422,7 +572,7 @@ function normalizeFilterRule(tokens: string[], rule: string): string {
       case 'synproxy':
         if (c.next('"state"') !== 'state') throw new ParseError(NORMALIZE_KIND, `expected "${word} state" in "${rule}"`);
         state = `${word} state`;
-        if (c.peek()?.startsWith('(')) stateOptions = c.next('');
+        if (c.peek()?.startsWith('(')) stateOptions = normalizeStateOptions(c.next(''), rule);
         break;
       default:
         if (word === 'label') label = `label ${c.next('a label')}`;
@@ -432,11 +582,24 @@ function normalizeFilterRule(tokens: string[], rule: string): string {
     }
   }
 
+  // expand_rule skips a combination whose families differ (rule af, source, destination).
+  const families = [af, src.family, dst.family].filter((f) => f !== undefined);
+  if (families.some((f) => f !== families[0])) return undefined;
   if (!af) af = src.family ?? dst.family;
   const isPass = action === 'pass';
   if (isPass && state === undefined) state = 'keep state';
   const fragment = trailing.includes('fragment');
-  if (isPass && !flags && state !== 'no state' && (!proto || proto === 'tcp') && !fragment) flags = 'flags S/SA';
+  const tcpCapable = !proto || proto === 'tcp';
+  // expand_rule: modulate/synproxy only exist for tcp; other protocols get a plain state.
+  if (!tcpCapable && (state === 'modulate state' || state === 'synproxy state')) state = 'keep state';
+  const stateful = state !== undefined && state !== 'no state';
+  // parse.y: stateful pass rules default to S/SA; expand_rule clears flags on non-tcp protocols.
+  if (isPass && flags === undefined && stateful && !fragment) flags = 'S/SA';
+  if (!tcpCapable) flags = undefined;
+  // print_rule: `flags any` (no flags) is shown only where pf would otherwise have added S/SA.
+  let printedFlags: string | undefined;
+  if (flags !== undefined && flags !== 'any' && flags !== '/') printedFlags = `flags ${flags}`;
+  else if (isPass && tcpCapable && !fragment && stateful) printedFlags = 'flags any';
   const everything = !src.negated && !dst.negated && src.host === 'any' && dst.host === 'any' && !src.port && !dst.port && !os;
   const parts = [
     ...head,
@@ -449,7 +612,7 @@ function normalizeFilterRule(tokens: string[], rule: string): string {
     proto ? `proto ${proto}` : undefined,
     everything ? 'all' : `from ${formatHost(src)}${os ? ` ${os}` : ''} to ${formatHost(dst)}`,
     ...ugid,
-    flags,
+    printedFlags,
     icmp,
     tos,
     state,
@@ -480,9 +643,15 @@ export function normalizePfRule(rule: string): string[] {
   if (rule.includes('$')) throw new ParseError(NORMALIZE_KIND, `macros are not supported: "${rule.trim()}"`);
   const tokens = tokenize(rule);
   if (tokens.length === 0) return [];
-  return expandLists(tokens).map((expanded) =>
+  if (tokens.some((t, i) => t === '!' && tokens[i + 1] === '{')) {
+    throw new ParseError(NORMALIZE_KIND, `"! { … }" is a syntax error for pfctl (negate each element) in "${rule.trim()}"`);
+  }
+  const printed = expandLists(tokens).map((expanded) =>
     /^(pass|block|match)$/.test(expanded[0]) ? normalizeFilterRule(expanded, rule.trim()) : normalizeOtherRule(expanded),
   );
+  const valid = printed.filter((p): p is string => p !== undefined);
+  if (valid.length === 0) throw new ParseError(NORMALIZE_KIND, `rule expands to no valid combination (address families differ): "${rule.trim()}"`);
+  return valid;
 }
 
 const MACRO_DEFINITION = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:"([^"]*)"|(\S+))\s*(?:#.*)?$/;

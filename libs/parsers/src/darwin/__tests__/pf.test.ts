@@ -37,12 +37,70 @@ describe('normalizePfRule (what pfctl prints for what we write)', () => {
     ['pass inet6 proto icmp6 all icmp6-type 135', 'pass inet6 proto ipv6-icmp all icmp6-type neighbrsol keep state'],
     ['pass in proto 17 from <trusted> to (en0) port 53', 'pass in proto udp from <trusted> to (en0) port = 53 keep state'],
     ['pass out log (all, user) quick on en0 all label "wgctl" # why', 'pass out log (all, user) quick on en0 all flags S/SA keep state label "wgctl"'],
-    ['pass out proto tcp all modulate state ( max 100 )', 'pass out proto tcp all flags S/SA modulate state (max 100)'],
+    // parse.y adds adaptive timeouts (60% / 120% of max) to a rule with `max` and none of its own.
+    ['pass out proto tcp all modulate state ( max 100 )', 'pass out proto tcp all flags S/SA modulate state (max 100, adaptive.start 60, adaptive.end 120)'],
     ['anchor "com.wgctl"', 'anchor "com.wgctl" all'],
     ['scrub-anchor "com.apple/*"', 'scrub-anchor "com.apple/*" all fragment reassemble'],
     ['nat on en0 from 10.211.55.0/24 to any -> (en0)', 'nat on en0 from 10.211.55.0/24 to any -> (en0)'],
   ])('%s', (written, printed) => {
     expect(normalizePfRule(written)).toEqual([printed]);
+  });
+
+  // Each of these was printed differently by the real grammar (shared/tools/pfctl-grammar) than
+  // the normaliser first said; the expected text is what that pfctl printed.
+  it.each([
+    // print_flags walks FSRPAUEW.
+    ['pass out on en0 proto tcp to any flags S/SAFR keep state', 'pass out on en0 proto tcp all flags S/FSRA keep state'],
+    ['pass out proto tcp all flags SA/AS no state', 'pass out proto tcp all flags SA/SA no state'],
+    // `flags any` is printed only where pf would have added S/SA: stateful pass rules that can see tcp.
+    ['pass out all flags any no state', 'pass out all no state'],
+    ['pass out proto tcp flags any no state', 'pass out proto tcp all no state'],
+    ['pass out proto udp flags any', 'pass out proto udp all keep state'],
+    ['block out all flags any', 'block drop out all'],
+    ['pass quick on lo0 all flags any', 'pass quick on lo0 all flags any keep state'],
+    // modulate/synproxy exist for tcp only: other protocols get keep state.
+    ['pass out proto udp all modulate state', 'pass out proto udp all keep state'],
+    // State options in print_rule's order; `floating` is the default and not printed; small max → zero adaptive values, not printed.
+    ['pass out proto tcp all keep state (no-sync, max 100)', 'pass out proto tcp all flags S/SA keep state (max 100, no-sync, adaptive.start 60, adaptive.end 120)'],
+    ['pass out proto tcp all keep state (tcp.established 60, max 10)', 'pass out proto tcp all flags S/SA keep state (max 10, tcp.established 60, adaptive.start 6, adaptive.end 12)'],
+    ['pass out proto tcp all keep state (max 5)', 'pass out proto tcp all flags S/SA keep state (max 5)'],
+    ['pass out proto tcp all keep state (floating)', 'pass out proto tcp all flags S/SA keep state'],
+    // print_addr: zero address and mask is `any` (the family stays).
+    ['pass out proto tcp from 0.0.0.0/0 to any', 'pass out inet proto tcp all flags S/SA keep state'],
+    ['pass out inet6 from any to ::/0', 'pass out inet6 all flags S/SA keep state'],
+    // Ports and ids are stored as numbers.
+    ['pass out proto tcp to any port 80:80', 'pass out proto tcp from any to any port = 80 flags S/SA keep state'],
+    ['pass out proto tcp to any port ssh', 'pass out proto tcp from any to any port = 22 flags S/SA keep state'],
+    ['pass out proto tcp user root', 'pass out proto tcp all user = 0 flags S/SA keep state'],
+    ['pass out proto tcp user 100 >< 200', 'pass out proto tcp all user 100 >< 200 flags S/SA keep state'],
+    // ICMP types and codes: the first name pfctl's table has for the number.
+    ['pass out inet6 proto ipv6-icmp all icmp6-type 200', 'pass out inet6 proto ipv6-icmp all icmp6-type mtraceresp keep state'],
+    ['pass out inet6 proto ipv6-icmp all icmp6-type listqry', 'pass out inet6 proto ipv6-icmp all icmp6-type groupqry keep state'],
+    ['pass out inet6 proto ipv6-icmp all icmp6-type unreach code beyond-unr', 'pass out inet6 proto ipv6-icmp all icmp6-type unreach code notnbr-unr keep state'],
+    ['pass out inet proto icmp all icmp-type 3 code 1', 'pass out inet proto icmp all icmp-type unreach code host-unr keep state'],
+  ])('as the real printer: %s', (written, printed) => {
+    expect(normalizePfRule(written)).toEqual([printed]);
+  });
+
+  it('drops what expand_rule drops from lists: flags and modulate on non-tcp elements, other-family addresses', () => {
+    expect(normalizePfRule('pass proto { tcp, udp } to any port 53 flags S/SA modulate state')).toEqual([
+      'pass proto tcp from any to any port = 53 flags S/SA modulate state',
+      'pass proto udp from any to any port = 53 keep state',
+    ]);
+    expect(normalizePfRule('pass out inet6 to { 192.0.2.1, 2001:db8::1 }')).toEqual(['pass out inet6 from any to 2001:db8::1 flags S/SA keep state']);
+  });
+
+  it('refuses what the real grammar rejects or prints from data it does not have', () => {
+    expect(() => normalizePfRule('pass out from 192.0.2.77/24 to 2001:db8::1/32')).toThrow(/no valid combination/);
+    expect(() => normalizePfRule('pass out from ! { 192.0.2.1, 198.51.100.0/24 }')).toThrow(/syntax error/);
+    expect(() => normalizePfRule('pass out proto tcp user 100:200')).toThrow(/numeric id/);
+    expect(() => normalizePfRule('pass out proto tcp group staff')).toThrow(/numeric id/);
+    expect(() => normalizePfRule('pass out proto tcp to any port gopher')).toThrow(/unknown port/);
+    expect(() => normalizePfRule('pass out proto tcp flags S/SX')).toThrow(/bad flags/);
+    expect(() => normalizePfRule('pass out proto tcp flags SA/S')).toThrow(/always false/);
+    expect(() => normalizePfRule('pass out inet6 proto ipv6-icmp all icmp6-type nosuch')).toThrow(/unknown icmp6-type/);
+    expect(() => normalizePfRule('pass out proto tcp all keep state (max-src-nodes 10)')).toThrow(/unsupported state option/);
+    expect(() => normalizePfRule('block return-icmp out inet proto udp all')).toThrow(/unsupported "return-icmp"/);
   });
 
   it('expands {a, b} lists left to right, with or without commas, nested in one rule', () => {
