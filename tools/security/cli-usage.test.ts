@@ -132,6 +132,8 @@ const CASES: [App, string[], RegExp][] = [
   ['mac-agent', ['--state-dir', 'state'], /--state-dir/],
   ['mac-agent', ['--log-level', 'trace'], /--log-level/],
   ['mac-agent', ['--dns-resolv-conf', 'resolv.conf'], /--dns-resolv-conf/],
+  ['mac-agent', ['--roam-check-interval', '50'], /--roam-check-interval/],
+  ['mac-agent', ['install', '--node', 'node'], /--node/],
   ['mac-agent', ['--dns-mode', 'dnsmasq'], /--dns-mode/],
   ['mac-agent', ['--socket-group', 'wheel;id'], /--socket-group/],
   ['mac-agent', ['install', '--no-start=1'], /--no-start/],

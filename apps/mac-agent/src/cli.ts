@@ -25,6 +25,8 @@ export interface AgentOptions {
   socketGroup?: string;
   /** Background health sampling period, ms (default: the sampler's, 15 s). */
   healthIntervalMs?: number;
+  /** While up, the default route is re-read this often, ms, 0 = never (default: the engine's, 5 s). */
+  roamCheckIntervalMs?: number;
 }
 
 export const DEFAULT_LISTEN = 'unix:/var/run/wgctl/mac-agent.sock';
@@ -68,6 +70,15 @@ export function healthInterval(value: string): number {
   return Number(value);
 }
 
+/** --roam-check-interval: ms, 0 (off) or 200 (tests) to 600000 (10 min). */
+export function roamCheckInterval(value: string): number {
+  if (value === '0') return 0;
+  if (!/^[0-9]{1,6}$/.test(value) || Number(value) < 200 || Number(value) > 600_000) {
+    throw new InvalidArgumentError('expected 0 (off) or milliseconds from 200 to 600000');
+  }
+  return Number(value);
+}
+
 /** --socket-group: a group name (POSIX portable characters) or a numeric gid. */
 export function groupName(value: string): string {
   if (!/^(?:[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/.test(value)) {
@@ -86,7 +97,8 @@ function addAgentOptions(command: Command): Command {
     .option('--dns-resolv-conf <path>', 'linux: the resolv.conf to manage', absolutePath, '/etc/resolv.conf')
     .addOption(new Option('--dns-mode <mode>', 'linux: resolv.conf file, or systemd-resolved via resolvectl').choices(['resolv-conf', 'resolvectl']).default('resolv-conf'))
     .option('--socket-group <group>', 'group owning the unix socket (default: admin on darwin, root on linux)', groupName)
-    .option('--health-interval <ms>', 'background health sampling interval (default: 15000)', healthInterval);
+    .option('--health-interval <ms>', 'background health sampling interval (default: 15000)', healthInterval)
+    .option('--roam-check-interval <ms>', 'while up, re-read the default route this often: a roam the routing monitor did not report is caught (0: never; default: 5000)', roamCheckInterval);
 }
 
 export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
@@ -105,6 +117,7 @@ export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
     dnsMode: raw.dnsMode as AgentOptions['dnsMode'],
     socketGroup: (raw.socketGroup as string | undefined) ?? (driver === 'darwin' ? 'admin' : undefined),
     healthIntervalMs: raw.healthInterval as number | undefined,
+    roamCheckIntervalMs: raw.roamCheckInterval as number | undefined,
   };
 }
 
@@ -118,6 +131,7 @@ export function agentArgs(options: AgentOptions): string[] {
   }
   if (options.socketGroup) args.push('--socket-group', options.socketGroup);
   if (options.healthIntervalMs !== undefined) args.push('--health-interval', String(options.healthIntervalMs));
+  if (options.roamCheckIntervalMs !== undefined) args.push('--roam-check-interval', String(options.roamCheckIntervalMs));
   return args;
 }
 

@@ -74,6 +74,7 @@ export async function startAgent(options: AgentOptions, extras: StartAgentExtras
     journal: new JournalStore(options.stateDir),
     logger,
     stallAfterStep: process.env.WGCTL_TEST_STALL_AFTER_STEP || undefined,
+    roamBackstopMs: options.roamCheckIntervalMs,
     // Over TCP (mTLS): Status warns CERTIFICATE_WARN_DAYS before its certificate or the CA expires.
     advisoryChecks: tls ? () => [certificateCheck(tls, new Date())] : undefined,
     ...extras.engine,

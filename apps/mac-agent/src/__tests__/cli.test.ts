@@ -1,6 +1,17 @@
 import { DEFAULT_LISTEN, agentArgs, agentOptionsFrom, buildProgram, defaultDriver, defaultStateDir } from '../cli';
 
 describe('mac-agent CLI', () => {
+  /** The options the agent would run with, from a command line. */
+  const parse = async (args: string[]) => {
+    let raw: Record<string, unknown> = {};
+    const program = buildProgram().exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+    program.action((r: Record<string, unknown>) => {
+      raw = r;
+    });
+    await program.parseAsync(['node', 'mac-agent', ...args]);
+    return agentOptionsFrom(raw);
+  };
+
   it('defaults: the unix socket, the platform driver, a state dir per OS', () => {
     expect(DEFAULT_LISTEN).toBe('unix:/var/run/wgctl/mac-agent.sock');
     expect(defaultDriver('darwin')).toBe('darwin');
@@ -22,15 +33,6 @@ describe('mac-agent CLI', () => {
   });
 
   it('--health-interval: passed through to the service definition, checked, default left to the sampler', async () => {
-    const parse = async (args: string[]) => {
-      let raw: Record<string, unknown> = {};
-      const program = buildProgram().exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
-      program.action((r: Record<string, unknown>) => {
-        raw = r;
-      });
-      await program.parseAsync(['node', 'mac-agent', ...args]);
-      return agentOptionsFrom(raw);
-    };
     const options = await parse(['--driver', 'linux', '--health-interval', '1000']);
     expect(options.healthIntervalMs).toBe(1000);
     expect(agentArgs(options).slice(-2)).toEqual(['--health-interval', '1000']);
@@ -38,9 +40,18 @@ describe('mac-agent CLI', () => {
     await expect(parse(['--driver', 'linux', '--health-interval', '50'])).rejects.toThrow(/milliseconds from 200 to 600000/);
   });
 
+  it('--roam-check-interval: passed through to the service definition, 0 turns it off, checked, default left to the engine', async () => {
+    const options = await parse(['--driver', 'linux', '--roam-check-interval', '2000']);
+    expect(options.roamCheckIntervalMs).toBe(2000);
+    expect(agentArgs(options).slice(-2)).toEqual(['--roam-check-interval', '2000']);
+    expect((await parse(['--driver', 'linux', '--roam-check-interval', '0'])).roamCheckIntervalMs).toBe(0);
+    expect((await parse(['--driver', 'linux'])).roamCheckIntervalMs).toBeUndefined();
+    await expect(parse(['--driver', 'linux', '--roam-check-interval', '50'])).rejects.toThrow(/0 \(off\) or milliseconds from 200 to 600000/);
+  });
+
   it('documents every flag of the issue in --help, with install and uninstall', () => {
     const help = buildProgram().helpInformation();
-    for (const flag of ['--driver', '--listen', '--tls-dir', '--state-dir', '--log-level', '--dns-resolv-conf', 'install', 'uninstall']) expect(help).toContain(flag);
+    for (const flag of ['--driver', '--listen', '--tls-dir', '--state-dir', '--log-level', '--dns-resolv-conf', '--roam-check-interval', 'install', 'uninstall']) expect(help).toContain(flag);
   });
 
   it('rejects an unknown driver', async () => {

@@ -14,6 +14,11 @@
  *   verify        routes and kill switch read back and matched
  * Down: restore-dns, remove-routes, unload-kill-switch, verify-clean.
  *
+ * While up: routing events (`route -n monitor`, `ip monitor`), and a periodic roam check for
+ * events the monitor held back, move the pins and the kill switch to a new uplink and put back
+ * routes of ours; after each burst of them DNS is checked (again dnsRecheckMs later) and set
+ * again wherever it left the tunnel.
+ *
  * All operations (Up, Down, roaming, reconcile, status) run one at a time.
  */
 import ipaddr from 'ipaddr.js';
@@ -25,6 +30,8 @@ import {
   StepRunner,
   formatArgv,
   spawnStreaming,
+  type RunOptions,
+  type RunResult,
   type Runner,
   type StepListener,
   type StreamingOptions,
@@ -59,6 +66,18 @@ export interface EngineOptions {
   roamDebounceMs?: number;
   /** Upper bound on that wait while events keep coming. */
   roamMaxWaitMs?: number;
+  /**
+   * While up, the uplink and our routes are read this often (default 5000, 0: never) and a
+   * difference from the journal is handled as an event would be: `route -n monitor` may hold
+   * back an event (see lookForMissedRoutingChange).
+   */
+  roamBackstopMs?: number;
+  /**
+   * After a routing-event burst DNS is checked at once and again this much later (default
+   * 2000, 0: not again): configd rewrites DNS after a network change, possibly after our
+   * first look (wg-quick waits 2 s too).
+   */
+  dnsRecheckMs?: number;
   /** Retry interval of a re-assert that failed (journal says up, host not yet ready). */
   reassertRetryMs?: number;
   /** Test hook: hang after this Up step until the agent is stopped or killed (SIGTERM / kill -9 tests). */
@@ -211,6 +230,65 @@ function sameRoute(a: RouteSpec, b: RouteSpec): boolean {
   return a.destination === b.destination && a.gateway === b.gateway && (a.interface ?? '') === (b.interface ?? '');
 }
 
+/** The same next hops out of the same interface (the address on it does not matter for the pins). */
+function sameUplink(a: Uplink, b: Uplink): boolean {
+  return a.interface === b.interface && a.gateway === b.gateway && (a.gateway6 ?? '') === (b.gateway6 ?? '');
+}
+
+/** Whether a DNS service resolves through exactly these servers, in this order. */
+function usesServers(service: DnsSnapshot['services'][number], servers: readonly string[]): boolean {
+  return service.servers.join(' ') === servers.join(' ');
+}
+
+/**
+ * The services of `current` that do not resolve through the tunnel's servers, and which of
+ * them the snapshot does not know yet (new since the Up: the caller journals them, with their
+ * own settings, before changing them, so that Down restores them too).
+ */
+function servicesOffTunnel(dns: { snapshot: DnsSnapshot; servers: string[] }, current: DnsSnapshot): { offTunnel: DnsSnapshot['services']; unknown: DnsSnapshot['services'] } {
+  const offTunnel = current.services.filter((s) => !usesServers(s, dns.servers));
+  const known = new Set(dns.snapshot.services.map((s) => s.name));
+  return { offTunnel, unknown: offTunnel.filter((s) => !known.has(s.name)) };
+}
+
+/**
+ * What the roaming backstop found amiss against an up journal, '' when nothing: the uplink
+ * (gone, back, or another one), or routes of ours missing. With no uplink nothing can be
+ * repaired, so missing routes count only once it is back.
+ */
+function missedRoutingChange(journal: MacJournal, found: Uplink | null, routes: RouteReadback[]): string {
+  const pinned = journal.uplink ? `${journal.uplink.interface} via ${journal.uplink.gateway}` : 'none';
+  if (!found) return journal.uplinkLost ? '' : `no default route (pinned via ${pinned})`;
+  if (journal.uplinkLost || !journal.uplink || !sameUplink(found, journal.uplink)) {
+    return `default route ${found.interface} via ${found.gateway}${found.gateway6 ? ` (IPv6 via ${found.gateway6})` : ''}, pinned via ${pinned}${journal.uplinkLost ? ' (lost)' : ''}`;
+  }
+  const missing = routes.filter((r) => !r.present);
+  return missing.length ? `routes of ours missing: ${missing.map((m) => `${m.destination} via ${m.gateway}`).join(', ')}` : '';
+}
+
+/**
+ * Runs each distinct read-only command once and hands every later identical read the same
+ * result: discoverUplink and readRoutes both read the routing table, and the backstop's tick
+ * wants one read of it. Mutating commands always run.
+ */
+export class SharedReadRunner implements Runner {
+  private readonly reads = new Map<string, Promise<RunResult>>();
+
+  constructor(private readonly inner: Runner) {}
+
+  run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    if (!options.readOnly || options.input !== undefined) return this.inner.run(argv, options);
+    // The options that decide whether a result throws are part of what makes two reads the same.
+    const key = JSON.stringify([argv, options.allowFailure ?? false, options.okExitCodes ?? []]);
+    let read = this.reads.get(key);
+    if (!read) {
+      read = this.inner.run(argv, options);
+      this.reads.set(key, read);
+    }
+    return read;
+  }
+}
+
 function describeDns(snapshot: DnsSnapshot): string {
   const servers = snapshot.services.flatMap((s) => s.servers);
   return servers.length ? servers.join(' ') : 'none set';
@@ -242,6 +320,8 @@ export class MacAgentEngine {
   private readonly now: () => number;
   private readonly roamDebounceMs: number;
   private readonly roamMaxWaitMs: number;
+  private readonly roamBackstopMs: number;
+  private readonly dnsRecheckMs: number;
   private readonly reassertRetryMs: number;
   private readonly stallAfterStep?: string;
   private readonly advisoryChecks?: () => StatusCheck[];
@@ -255,6 +335,12 @@ export class MacAgentEngine {
   private debounce?: NodeJS.Timeout;
   private firstPendingEventAt = 0;
   private pendingEvents: string[] = [];
+  private dnsRecheck?: NodeJS.Timeout;
+  private roamBackstop?: NodeJS.Timeout;
+  /** A backstop check is queued or running: the next tick is skipped. */
+  private roamCheckRunning = false;
+  /** What the last backstop check found amiss ('' = nothing): the same finding is not handled twice. */
+  private lastRoamCheckFinding = '';
   private retryTimer?: NodeJS.Timeout;
   private closed = false;
   /** Set by stop(): why the agent stops (e.g. 'SIGTERM'). */
@@ -274,6 +360,8 @@ export class MacAgentEngine {
     this.now = options.now ?? Date.now;
     this.roamDebounceMs = options.roamDebounceMs ?? 100;
     this.roamMaxWaitMs = options.roamMaxWaitMs ?? 300;
+    this.roamBackstopMs = options.roamBackstopMs ?? 5_000;
+    this.dnsRecheckMs = options.dnsRecheckMs ?? 2_000;
     this.reassertRetryMs = options.reassertRetryMs ?? 5_000;
     this.stallAfterStep = options.stallAfterStep;
     this.advisoryChecks = options.advisoryChecks;
@@ -560,10 +648,16 @@ export class MacAgentEngine {
           current = await driver.readDns(r, context);
         }
         const wanted = intent.dnsServers.join(' ');
-        if (current.services.length > 0 && current.services.every((s) => s.servers.join(' ') === wanted)) {
-          return { skipped: `DNS already ${wanted}` };
+        const { offTunnel, unknown } = servicesOffTunnel(j.dns, current);
+        if (current.services.length > 0 && offTunnel.length === 0) return { skipped: `DNS already ${wanted}` };
+        if (unknown.length > 0) {
+          // A service that appeared since the snapshot (e.g. while the agent was down): journaled first.
+          j.dns.snapshot.services.push(...unknown);
+          persist();
         }
-        await driver.setDns(r, intent.dnsServers, j.dns.snapshot, context);
+        // Only what is off the tunnel is set (all of the snapshot's when nothing could be listed).
+        const services = current.services.length > 0 ? offTunnel : j.dns.snapshot.services;
+        await driver.setDns(r, intent.dnsServers, { ...j.dns.snapshot, services }, context);
         return `DNS → ${wanted} (previous: ${describeDns(j.dns.snapshot)})`;
       });
       await this.stallIfAsked('dns');
@@ -765,7 +859,8 @@ export class MacAgentEngine {
       },
     });
     this.monitor = proc;
-    this.logger.info('watching routing changes', { argv: formatArgv(argv), pid: proc.pid });
+    this.logger.info('watching routing changes', { argv: formatArgv(argv), pid: proc.pid, roamCheckMs: this.roamBackstopMs });
+    this.startRoamBackstop();
     // A change after the last read (verify's, or before a restart) and before the monitor
     // listened would go unseen: one re-check once it runs.
     this.scheduleRecheck('monitor started');
@@ -776,6 +871,9 @@ export class MacAgentEngine {
     if (this.monitorRestart) clearTimeout(this.monitorRestart);
     if (this.debounce) clearTimeout(this.debounce);
     this.debounce = undefined;
+    if (this.dnsRecheck) clearTimeout(this.dnsRecheck);
+    this.dnsRecheck = undefined;
+    this.stopRoamBackstop();
     const proc = this.monitor;
     this.monitor = undefined;
     if (proc) await proc.stop(500);
@@ -815,8 +913,106 @@ export class MacAgentEngine {
       const events = this.pendingEvents;
       const firstAt = this.firstPendingEventAt;
       this.pendingEvents = [];
-      void this.exclusive(() => this.doRoam(events, firstAt)).catch((e) => this.logger.error('roaming failed', { error: messageOf(e) }));
+      void this.exclusive(() => this.doRoam(events, firstAt)).catch((e) => {
+        this.lastRoamCheckFinding = ''; // a roam that failed is looked at again by the next roam check
+        this.logger.error('roaming failed', { error: messageOf(e) });
+      });
+      this.checkDnsNowAndLater();
     }, delay);
+  }
+
+  /** After a routing-event burst (once the roam is done): DNS now, and once more dnsRecheckMs later. */
+  private checkDnsNowAndLater(): void {
+    this.queueDnsCheck('after routing events');
+    if (this.dnsRecheckMs <= 0) return;
+    // One pending follow-up: a later burst moves it, it does not add another.
+    if (this.dnsRecheck) clearTimeout(this.dnsRecheck);
+    this.dnsRecheck = setTimeout(() => {
+      this.dnsRecheck = undefined;
+      this.queueDnsCheck(`${this.dnsRecheckMs} ms after routing events`);
+    }, this.dnsRecheckMs);
+    this.dnsRecheck.unref();
+  }
+
+  private queueDnsCheck(reason: string): void {
+    void this.exclusive(() => this.keepDnsOnTunnel(reason)).catch((e) => this.logger.error('re-applying DNS failed', { reason, error: messageOf(e) }));
+  }
+
+  /**
+   * While up, DNS cannot drift off the tunnel: every service whose servers are not ours is
+   * set again (configd rewrote it, the user changed it, it is new). A service the snapshot
+   * does not know (a USB Ethernet plugged in) is journaled first with its own settings, so
+   * that Down — also one finished after a crash — restores it; a service that went away stays
+   * in the snapshot (restoring skips services that no longer exist).
+   */
+  private async keepDnsOnTunnel(reason: string): Promise<void> {
+    const j = this.loadJournal();
+    if (this.closed || j.phase !== 'up' || !j.dns) return;
+    const dns = j.dns;
+    const context: DnsContext = { uplink: j.uplink?.interface, vnic: j.vnic?.interface };
+    const current = await this.driver.readDns(this.runner, context);
+    const { offTunnel, unknown } = servicesOffTunnel(dns, current);
+    if (offTunnel.length === 0) return;
+    if (unknown.length > 0) {
+      // Write-ahead: journaled before it is changed.
+      dns.snapshot.services.push(...unknown);
+      j.updatedAtMs = this.now();
+      this.saveJournal(j);
+    }
+    await this.driver.setDns(this.runner, dns.servers, { ...current, services: offTunnel }, context);
+    this.logger.info('DNS re-applied: services had left the tunnel\'s resolvers', {
+      reason,
+      servers: dns.servers.join(' '),
+      services: offTunnel.map((s) => `${s.name} (${unknown.includes(s) ? 'new, journaled with' : 'was'} ${s.servers.join(' ') || 'none set'})`),
+    });
+  }
+
+  /** The roaming backstop runs while the monitor is wanted: from its start to a Down or close. */
+  private startRoamBackstop(): void {
+    if (this.roamBackstopMs <= 0 || this.roamBackstop || this.closed) return;
+    this.lastRoamCheckFinding = '';
+    this.roamBackstop = setInterval(() => this.roamBackstopTick(), this.roamBackstopMs);
+    this.roamBackstop.unref();
+  }
+
+  private stopRoamBackstop(): void {
+    if (this.roamBackstop) clearInterval(this.roamBackstop);
+    this.roamBackstop = undefined;
+  }
+
+  private roamBackstopTick(): void {
+    // One check at a time; none beside a requested Up/Down, none while a roam is already due.
+    if (this.roamCheckRunning || this.inFlight || this.debounce || this.closed) return;
+    this.roamCheckRunning = true;
+    void this.exclusive(() => this.lookForMissedRoutingChange())
+      .catch((e) => this.logger.warn('roam check failed', { error: messageOf(e) }))
+      .finally(() => {
+        this.roamCheckRunning = false;
+      });
+  }
+
+  /**
+   * The backstop's check. `route -n monitor` flushes its output only after messages that carry
+   * addresses (route.c print_rtmsg/pmsg_addrs), so a bare RTM_IFINFO can wait in the pipe
+   * until the next message: a roam seen late, or not at all. One read of the uplink and of our
+   * routes (the routing table read once: SharedReadRunner); anything amiss takes the path an
+   * event takes. A finding the roam could not clear (our split routes while the VM is off) is
+   * not handed over again every tick: the routing event that changes it will be.
+   */
+  private async lookForMissedRoutingChange(): Promise<void> {
+    const j = this.loadJournal();
+    if (this.closed || j.phase !== 'up' || !j.uplink) return;
+    const run = new SharedReadRunner(this.runner);
+    const [found, routes] = await readTogether([
+      this.driver.discoverUplink(run),
+      j.routes.length ? this.driver.readRoutes(run, j.routes) : Promise.resolve([]),
+    ]);
+    const finding = missedRoutingChange(j, found, routes);
+    if (finding === this.lastRoamCheckFinding) return;
+    this.lastRoamCheckFinding = finding;
+    if (!finding) return;
+    this.logger.info('roam check: the routing table changed without a monitor event', { finding });
+    this.scheduleRecheck(`roam check: ${finding}`);
   }
 
   /**
@@ -846,8 +1042,7 @@ export class MacAgentEngine {
     }
     const old = j.uplink;
     const interfaceChanged = found.interface !== old.interface;
-    const gatewayChanged = found.gateway !== old.gateway || (found.gateway6 ?? '') !== (old.gateway6 ?? '');
-    if (interfaceChanged || gatewayChanged || j.uplinkLost) {
+    if (!sameUplink(found, old) || j.uplinkLost) {
       const policy: KillSwitchPolicy = { ...j.killSwitch.policy, uplink: found.interface, allowDhcp6: Boolean(found.gateway6) };
       const live = await this.driver.readKillSwitch(run, policy, j.killSwitch.handle ?? undefined);
       if (!(live.loaded && live.enabled && live.problems.length === 0)) {
@@ -1001,8 +1196,9 @@ export class MacAgentEngine {
         evidence: killSwitch.rules,
       });
       if (j.dns) {
-        const wanted = j.dns.servers.join(' ');
-        const ok = dnsNow.services.length > 0 && dnsNow.services.every((s) => s.servers.join(' ') === wanted);
+        const dns = j.dns;
+        const wanted = dns.servers.join(' ');
+        const ok = dnsNow.services.length > 0 && dnsNow.services.every((s) => usesServers(s, dns.servers));
         checks.push({ name: 'dns', ok, detail: ok ? `DNS is ${wanted}` : `DNS should be ${wanted}, is ${dnsServers.join(' ') || 'none'}`, evidence: dnsServers });
       }
       if (j.lastError) checks.push({ name: 'last-operation', ok: false, detail: j.lastError, evidence: [] });

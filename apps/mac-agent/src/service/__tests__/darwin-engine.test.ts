@@ -326,13 +326,6 @@ const FIRST_UP: ScriptedCall[] = [
   ...killSwitchInForce(),
 ];
 
-/** The re-check once the routing monitor runs after an Up: nothing changed. */
-const RECHECK_AFTER_UP: ScriptedCall[] = [
-  { argv: ['netstat', '-rn'], stdout: UP_TABLE },
-  { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
-  { argv: ['netstat', '-rn'], stdout: UP_TABLE },
-];
-
 /** `networksetup` reads once our DNS is set. */
 const DNS_OURS: ScriptedCall[] = [
   { argv: ['networksetup', '-listallnetworkservices'], stdout: SERVICES },
@@ -340,6 +333,14 @@ const DNS_OURS: ScriptedCall[] = [
   { argv: ['networksetup', '-getsearchdomains', 'Wi-Fi'], stdout: NO_SEARCH_WIFI },
   { argv: ['networksetup', '-getdnsservers', 'Thunderbolt Bridge'], stdout: '198.51.100.65\n' },
   { argv: ['networksetup', '-getsearchdomains', 'Thunderbolt Bridge'], stdout: 'corp.example\n' },
+];
+
+/** The re-check once the routing monitor runs after an Up: nothing changed, DNS included. */
+const RECHECK_AFTER_UP: ScriptedCall[] = [
+  { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+  { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
+  { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+  ...DNS_OURS,
 ];
 
 const RESTORE_DNS: ScriptedCall[] = [
@@ -423,6 +424,10 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
       now: () => Date.now(),
       roamDebounceMs: 100,
       roamMaxWaitMs: 300,
+      // Timers of their own tests (roam-backstop.test.ts, dns-reapply.test.ts): here every
+      // command comes from a routing event.
+      roamBackstopMs: 0,
+      dnsRecheckMs: 0,
     });
 
   beforeEach(() => {
@@ -721,7 +726,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     it('Wi-Fi off: uplink lost, nothing removed (fail-closed); back on the same network: the pin is re-asserted', async () => {
       await firstUp();
       const NO_UPLINK = { defaults: [], links: [] };
-      await phase([{ argv: ['netstat', '-rn'], stdout: netstat(NO_UPLINK, { pinGateway: '192.0.2.1', pinInterface: 'en0' }) }], async () => {
+      await phase([{ argv: ['netstat', '-rn'], stdout: netstat(NO_UPLINK, { pinGateway: '192.0.2.1', pinInterface: 'en0' }) }, ...DNS_OURS], async () => {
         feed(deleteDefault('192.0.2.1', EN0, '192.0.2.10'), deleteDefault('192.0.2.1', EN0, '192.0.2.10', 11), address('RTM_DELADDR', '255.255.255.0', EN0, '192.0.2.10', '192.0.2.255'));
         jest.advanceTimersByTime(100);
       });
@@ -740,6 +745,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
           },
           { argv: ['netstat', '-rn'], stdout: UP_TABLE }, // "File exists": ours, read back
           { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+          ...DNS_OURS, // after every burst: still ours
         ],
         async () => {
           feed(address('RTM_NEWADDR', '255.255.255.0', EN0, '192.0.2.10', '192.0.2.255'), addDefault('192.0.2.1', '192.0.2.10'), addDefault('192.0.2.1', '192.0.2.10', 11));
@@ -764,6 +770,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
           { argv: [...ROUTE, 'delete', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'delete host 203.0.113.7: gateway 192.0.2.1\n' },
           { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.129'], stdout: 'add host 203.0.113.7: gateway 192.0.2.129\n' },
           { argv: ['netstat', '-rn'], stdout: netstat(WIFI_B, { pinGateway: '192.0.2.129', pinInterface: 'en0' }) },
+          ...DNS_OURS,
         ],
         async () => {
           feed(deleteDefault('192.0.2.1', EN0, '192.0.2.10'), deleteDefault('192.0.2.1', EN0, '192.0.2.10', 11), address('RTM_DELADDR', '255.255.255.0', EN0, '192.0.2.10', '192.0.2.255'));
@@ -796,6 +803,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
           { argv: ['netstat', '-rn'], stdout: netstat(WIFI_B, { pinGateway: '192.0.2.129', pinInterface: 'en0' }) },
           { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_B },
           { argv: ['netstat', '-rn'], stdout: netstat(WIFI_B, { pinGateway: '192.0.2.129', pinInterface: 'en0' }) },
+          ...DNS_OURS,
         ],
         async () => {
           feed(
@@ -817,6 +825,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
           { argv: [...ROUTE, 'delete', '-inet', '-host', '203.0.113.7', '192.0.2.129'], stdout: 'delete host 203.0.113.7: gateway 192.0.2.129\n' },
           { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '203.0.113.129'], stdout: 'add host 203.0.113.7: gateway 203.0.113.129\n' },
           { argv: ['netstat', '-rn'], stdout: netstat(ETHERNET, { pinGateway: '203.0.113.129', pinInterface: 'en1' }) },
+          ...DNS_OURS,
         ],
         async () => {
           feed(

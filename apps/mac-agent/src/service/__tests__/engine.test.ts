@@ -228,7 +228,8 @@ describe('MacAgentEngine (in-memory host)', () => {
     expect(spawned).toEqual([['fake-monitor']]);
     expect(engine.watching).toBe(true);
     // A split route missing: is the VM on another interface now? No: the route is put back.
-    expect(driver.calls).toEqual(['discoverUplink', 'readRoutes', 'discoverVnic 192.0.2.130', 'addRoute 128.0.0.0/1 via 192.0.2.130']);
+    // Then DNS is looked at, as after any routing-event burst: still ours, nothing set.
+    expect(driver.calls).toEqual(['discoverUplink', 'readRoutes', 'discoverVnic 192.0.2.130', 'addRoute 128.0.0.0/1 via 192.0.2.130', 'readDns']);
     expect(host.routes.some((r) => r.destination === '128.0.0.0/1')).toBe(true);
   });
 
