@@ -20,9 +20,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryTransport, createLogger } from '@wgctl/logging';
 import { normalizePfRuleset } from '@wgctl/parsers';
-import { ScriptedRunner, formatArgv, type RunOptions, type RunResult, type Runner, type ScriptedCall, type StepRecord, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
+import { type ScriptedCall, type ScriptedRunner, type StepRecord, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
 import { DarwinDriver } from '../../host/darwin';
 import { MacAgentEngine } from '../engine';
+import { PhasedRunner, runPhase, settleEngine } from '../../testing/phased-runner';
 import { JournalStore, emptyJournal, type MacJournal, type UpIntent } from '../journal';
 
 const FIXTURES = join(__dirname, '../../../../../libs/parsers/src/darwin/__fixtures__');
@@ -379,13 +380,6 @@ const EN1 = 'en1:0.e0.4c.68.1.2';
 
 // ----------------------------------------------------------------------------------- rig
 
-/** The engine's runner: each phase of a test hands it a fresh script. */
-class PhasedRunner implements Runner {
-  script = new ScriptedRunner([]);
-  run(argv: readonly string[], options?: RunOptions): Promise<RunResult> {
-    return this.script.run(argv, options);
-  }
-}
 
 describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
   let dir: string;
@@ -447,21 +441,8 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Lets the engine finish what it is doing: all it awaits are microtasks. */
-  const settle = async () => {
-    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
-  };
-
-  /** Runs `fn` against `script`; every scripted command must run, in order, and nothing else. */
-  async function phase<T>(script: ScriptedCall[], fn: () => Promise<T>): Promise<{ result: T; run: ScriptedRunner }> {
-    const run = new ScriptedRunner(script);
-    runner.script = run;
-    const result = await fn();
-    await settle();
-    expect(run.calls.map((c) => formatArgv(c.argv))).toEqual(script.map((c) => formatArgv(c.argv)));
-    run.assertDone();
-    return { result, run };
-  }
+  const settle = settleEngine;
+  const phase = <T>(script: ScriptedCall[], fn: () => Promise<T>) => runPhase(runner, script, fn);
 
   const teeInput = (run: ScriptedRunner): string => run.calls.find((c) => c.argv[0] === 'tee')?.input ?? '';
   const errors = () => logs.lines.map((l) => JSON.parse(l) as { level: string; message: string }).filter((l) => l.level === 'error');

@@ -14,11 +14,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryTransport, createLogger } from '@wgctl/logging';
-import { ScriptedRunner, formatArgv, type RunOptions, type RunResult, type Runner, type ScriptedCall, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
+import { type Runner, type ScriptedCall, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
 import { DarwinDriver } from '../../host/darwin';
 import type { DnsSnapshot, HostNetworkDriver } from '../../host/driver';
 import { FakeDriver, fakeHost, type FakeHostState } from '../../testing/fake-host';
 import { MacAgentEngine } from '../engine';
+import { PhasedRunner, runPhase } from '../../testing/phased-runner';
 import { JournalStore, type MacJournal, type UpIntent } from '../journal';
 
 const OURS = '198.51.100.65';
@@ -65,17 +66,6 @@ function darwinDnsOnFakeHost(host: FakeHostState): HostNetworkDriver {
   });
 }
 
-/** The engine's runner: each phase of a test hands it a fresh script. */
-class PhasedRunner implements Runner {
-  script = new ScriptedRunner([]);
-  /** Called before each command runs (to look at the journal at that moment). */
-  beforeRun?: (argv: readonly string[]) => void;
-  run(argv: readonly string[], options?: RunOptions): Promise<RunResult> {
-    this.beforeRun?.(argv);
-    return this.script.run(argv, options);
-  }
-}
-
 describe('DNS through the tunnel (engine + darwin networksetup, in-memory routes)', () => {
   let dir: string;
   let store: JournalStore;
@@ -120,20 +110,7 @@ describe('DNS through the tunnel (engine + darwin networksetup, in-memory routes
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const settle = async () => {
-    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
-  };
-
-  /** Runs `fn` against `script`; every scripted command must run, in order, and nothing else. */
-  async function phase<T>(script: ScriptedCall[], fn: () => Promise<T> | T): Promise<T> {
-    const run = new ScriptedRunner(script);
-    runner.script = run;
-    const result = await fn();
-    await settle();
-    expect(run.calls.map((c) => formatArgv(c.argv))).toEqual(script.map((c) => formatArgv(c.argv)));
-    run.assertDone();
-    return result;
-  }
+  const phase = async <T>(script: ScriptedCall[], fn: () => Promise<T> | T): Promise<T> => (await runPhase(runner, script, fn)).result;
 
   const logged = () => logs.lines.map((l) => JSON.parse(l) as { level: string; message: string; services?: string[]; reason?: string });
   const errors = () => logged().filter((l) => l.level === 'error');

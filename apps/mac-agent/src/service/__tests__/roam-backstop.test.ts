@@ -12,6 +12,7 @@ import { RuleRunner, ScriptedRunner, formatArgv, type Runner, type StreamingOpti
 import { DarwinDriver } from '../../host/darwin';
 import { FakeDriver, fakeHost, type FakeHostState } from '../../testing/fake-host';
 import { MacAgentEngine, SharedReadRunner } from '../engine';
+import { settleEngine } from '../../testing/phased-runner';
 import { JournalStore, type UpIntent } from '../journal';
 
 const INTENT: UpIntent = { vmAddress: '192.0.2.130', endpoints: [{ ip: '203.0.113.10', port: 51820 }], dnsServers: ['198.51.100.53'], ipv6: 'auto' };
@@ -46,9 +47,7 @@ describe('roaming backstop (in-memory host)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const settle = async () => {
-    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
-  };
+  const settle = settleEngine;
   const advance = async (ms: number) => {
     jest.advanceTimersByTime(ms);
     await settle();
