@@ -15,7 +15,7 @@ const LOG_DIR = join(BUNDLE_DIR, 'logs');
 /** wgctl's own timeline from its plain-text progress: `[  0.6s] vm-up: ok …` and `up: done in 894 ms`. */
 function wgctlTimeline(text) {
   const phases = {};
-  for (const m of text.matchAll(/^\[\s*([\d.]+)s\] (connect|vm-up|vm-describe|mac-up): ok/gm)) phases[m[2]] = Number(m[1]) * 1000;
+  for (const m of text.matchAll(/^\[\s*([\d.]+)s\] (connect|vm-up|mac-up): ok/gm)) phases[m[2]] = Number(m[1]) * 1000;
   const done = /^up: done in (\d+) ms/m.exec(text);
   // Commands the agents ran, as wgctl lists them under each step (`      $ iptables-nft-save`).
   const commands = { vm: 0, mac: 0 };
@@ -81,7 +81,6 @@ function upBreakdown(stderr, spawnedAtMs, exitedAtMs) {
     connectMs: span('connect'),
     vmUpMs: span('vm-up'),
     wgQuickMs,
-    vmDescribeMs: span('vm-describe'),
     macUpMs: span('mac-up'),
     afterLastEventMs: exitedAtMs - events[events.length - 1].wallMs,
   };
@@ -235,7 +234,6 @@ export async function run(log = console.error) {
       `| connect: two mTLS connections, Describe of both agents | ${bd('connectMs')} |`,
       `| VM Up (handshake awaited, every change read back) | ${bd('vmUpMs')} |`,
       `| … of which \`wg-quick up\` itself | ${bd('wgQuickMs')} |`,
-      `| VM Describe (sent during the VM Up; awaited after it) | ${bd('vmDescribeMs')} |`,
       `| Mac Up (kill switch first, every change read back) | ${bd('macUpMs')} |`,
       `| last event → exit of the script (exit, first ping) | ${bd('afterLastEventMs')} |`,
       '',

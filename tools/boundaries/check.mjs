@@ -8,7 +8,11 @@
  *   - libs never import apps;
  *   - scope:vm never imports scope:mac (and vice versa); the controller imports neither agent;
  *   - type:parser imports only other parser files and pure npm packages (no node: I/O modules);
- *   - a project imports another only through its alias (@wgctl/x), never by relative path.
+ *   - a project imports another only through its alias (@wgctl/x, or an entry point of it such
+ *     as @wgctl/agent-kit/grpc listed in tsconfig.base.json), never by relative path;
+ *   - transport-free code imports no gRPC, proto or transport: the agents' engines (engine.ts,
+ *     or an engine/ folder) and type:agent-kit outside its grpc/ folder — the gRPC layer maps
+ *     them to the wire, they never see it.
  * Exit 1 with one line per violation.
  */
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
@@ -18,6 +22,7 @@ import { builtinModules } from 'node:module';
 
 const PURE_PACKAGES = new Set(['ipaddr.js', 'zod']);
 const BUILTINS = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
+const TRANSPORT_SPECS = [/^@grpc\//, /^@wgctl\/(proto|transport)$/, /^@wgctl\/[^/]+\/grpc$/];
 
 export function loadProjects(root) {
   const projects = [];
@@ -34,6 +39,19 @@ export function loadProjects(root) {
   return projects;
 }
 
+/** Entry points beyond a lib's index (`@wgctl/agent-kit/grpc`): the tsconfig.base.json paths with a subpath. */
+function subpathAliases(root) {
+  const file = join(root, 'tsconfig.base.json');
+  if (!existsSync(file)) return [];
+  const paths = JSON.parse(readFileSync(file, 'utf8')).compilerOptions?.paths ?? {};
+  return Object.keys(paths).filter((alias) => /^@wgctl\/[^/]+\/./.test(alias));
+}
+
+function isTransportFree(rel, project) {
+  if (tag(project, 'type') === 'agent-kit') return !rel.startsWith(`${project.root}/src/grpc/`);
+  return (tag(project, 'scope') === 'vm' || tag(project, 'scope') === 'mac') && /(^|\/)engine(\.ts$|\/)/.test(rel.slice(project.root.length));
+}
+
 function tag(project, prefix) {
   return project.tags.find((t) => t.startsWith(`${prefix}:`))?.slice(prefix.length + 1);
 }
@@ -48,6 +66,10 @@ export function importsOf(source) {
 /** Returns violations for the given files: [{file, spec, rule}] (file paths relative to root). */
 export function checkFiles(root, projects, files) {
   const aliases = new Map(projects.filter((p) => p.kind === 'libs').map((p) => [`@wgctl/${p.name}`, p]));
+  for (const alias of subpathAliases(root)) {
+    const lib = aliases.get(alias.split('/').slice(0, 2).join('/'));
+    if (lib) aliases.set(alias, lib);
+  }
   const owner = (rel) => projects.find((p) => rel === p.root || rel.startsWith(p.root + '/'));
   const violations = [];
   for (const { path: rel, source } of files) {
@@ -64,6 +86,9 @@ export function checkFiles(root, projects, files) {
       } else if (spec.startsWith('@wgctl/')) {
         to = aliases.get(spec);
         if (!to) violations.push({ file: rel, spec, rule: 'unknown @wgctl alias' });
+      }
+      if (!isTest && TRANSPORT_SPECS.some((re) => re.test(spec)) && isTransportFree(rel, from)) {
+        violations.push({ file: rel, spec, rule: 'transport-free code (an engine, the agent kit outside grpc/) imports no gRPC, proto or transport' });
       }
       const fromType = tag(from, 'type');
       if (fromType === 'parser' && !isTest) {

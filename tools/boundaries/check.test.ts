@@ -48,10 +48,29 @@ describe('module boundaries', () => {
     expect(v.some((x) => /controller talks to agents/.test(x.rule))).toBe(true);
   });
 
+  it('keeps the engines and the agent kit outside its grpc/ folder transport-free', () => {
+    const v = violationsFor([
+      { path: 'apps/vm-agent/src/engine.ts', source: "import type { Progress } from '@wgctl/proto';\n" },
+      { path: 'apps/mac-agent/src/service/engine/up.ts', source: "import { streamOperation } from '@wgctl/agent-kit/grpc';\n" },
+      { path: 'libs/agent-kit/src/gate.ts', source: "import * as grpc from '@grpc/grpc-js';\nimport { aborted } from '@wgctl/transport';\n" },
+    ]);
+    expect(v.map((x) => `${x.file} ${x.spec}`)).toEqual([
+      'apps/vm-agent/src/engine.ts @wgctl/proto',
+      'apps/mac-agent/src/service/engine/up.ts @wgctl/agent-kit/grpc',
+      'libs/agent-kit/src/gate.ts @grpc/grpc-js',
+      'libs/agent-kit/src/gate.ts @wgctl/transport',
+    ]);
+    expect(new Set(v.map((x) => x.rule)).size).toBe(1);
+    expect(v[0].rule).toMatch(/transport-free/);
+  });
+
   it('allows what the architecture allows', () => {
     const v = violationsFor([
       { path: 'libs/parsers/src/y.ts', source: "import ipaddr from 'ipaddr.js';\nimport { ParseError } from '../errors';\n" },
       { path: 'apps/mac-agent/src/z.ts', source: "import { parseNetstatRoutes } from '@wgctl/parsers';\nimport { createLogger } from '@wgctl/logging';\n" },
+      { path: 'apps/vm-agent/src/service.ts', source: "import { OperationGate } from '@wgctl/agent-kit';\nimport { streamOperation } from '@wgctl/agent-kit/grpc';\n" },
+      { path: 'apps/mac-agent/src/service/engine.ts', source: "import { OperationGate } from '@wgctl/agent-kit';\n" },
+      { path: 'libs/agent-kit/src/grpc/stream.ts', source: "import type * as grpc from '@grpc/grpc-js';\nimport { aborted } from '@wgctl/transport';\n" },
     ]);
     expect(v).toEqual([]);
   });

@@ -11,23 +11,7 @@ import { isAbsolute } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { processOutput, runProgram, type CliOutput } from '@wgctl/cli';
 import { parseAddress } from '@wgctl/config';
-
-export type DriverChoice = 'darwin' | 'linux';
-
-export interface AgentOptions {
-  driver: DriverChoice;
-  listen: string;
-  tlsDir?: string;
-  stateDir: string;
-  logLevel: string;
-  dnsResolvConf: string;
-  dnsMode: 'resolv-conf' | 'resolvectl';
-  socketGroup?: string;
-  /** Background health sampling period, ms (default: the sampler's, 15 s). */
-  healthIntervalMs?: number;
-  /** While up, the default route is re-read this often, ms, 0 = never (default: the engine's, 5 s). */
-  roamCheckIntervalMs?: number;
-}
+import type { AgentOptions, DriverChoice } from './options';
 
 export const DEFAULT_LISTEN = 'unix:/var/run/wgctl/mac-agent.sock';
 
@@ -42,14 +26,14 @@ export function defaultStateDir(driver: DriverChoice): string {
 /** Exit code of a bad command line (wgctl's convention too); 1 is a failure at run time. */
 
 /** --listen: unix:/path, ADDR:PORT or [V6]:PORT (port 0 = any free port). */
-export function listenAddress(value: string): string {
+function listenAddress(value: string): string {
   const parsed = parseAddress(value, { allowPortZero: true });
   if (!parsed.ok) throw new InvalidArgumentError(`${parsed.reason} (e.g. ${DEFAULT_LISTEN})`);
   return value;
 }
 
 /** Paths the agent writes to or reads as root: absolute, so the service means the same from any cwd. */
-export function absolutePath(value: string): string {
+function absolutePath(value: string): string {
   if (!isAbsolute(value) || value.includes('\0')) throw new InvalidArgumentError('expected an absolute path');
   return value;
 }
@@ -58,12 +42,12 @@ export function absolutePath(value: string): string {
  * --tls-dir: absolute. Its files (ca.crt, the agent's certificate and 0600 key) are checked when
  * the agent starts, each problem naming the file.
  */
-export function tlsDirectory(value: string): string {
+function tlsDirectory(value: string): string {
   return absolutePath(value);
 }
 
 /** --health-interval: ms, 200 (tests) to 600000 (10 min). */
-export function healthInterval(value: string): number {
+function healthInterval(value: string): number {
   if (!/^[0-9]{1,6}$/.test(value) || Number(value) < 200 || Number(value) > 600_000) {
     throw new InvalidArgumentError('expected milliseconds from 200 to 600000');
   }
@@ -71,7 +55,7 @@ export function healthInterval(value: string): number {
 }
 
 /** --roam-check-interval: ms, 0 (off) or 200 (tests) to 600000 (10 min). */
-export function roamCheckInterval(value: string): number {
+function roamCheckInterval(value: string): number {
   if (value === '0') return 0;
   if (!/^[0-9]{1,6}$/.test(value) || Number(value) < 200 || Number(value) > 600_000) {
     throw new InvalidArgumentError('expected 0 (off) or milliseconds from 200 to 600000');
@@ -80,7 +64,7 @@ export function roamCheckInterval(value: string): number {
 }
 
 /** --socket-group: a group name (POSIX portable characters) or a numeric gid. */
-export function groupName(value: string): string {
+function groupName(value: string): string {
   if (!/^(?:[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$/.test(value)) {
     throw new InvalidArgumentError('expected a group name (letters, digits, _ . -) or a numeric gid');
   }
@@ -119,20 +103,6 @@ export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
     healthIntervalMs: raw.healthInterval as number | undefined,
     roamCheckIntervalMs: raw.roamCheckInterval as number | undefined,
   };
-}
-
-/** The argv that reproduces these options (for the service definition written by install). */
-export function agentArgs(options: AgentOptions): string[] {
-  const args = ['--driver', options.driver, '--listen', options.listen, '--state-dir', options.stateDir, '--log-level', options.logLevel];
-  if (options.tlsDir) args.push('--tls-dir', options.tlsDir);
-  if (options.driver === 'linux') {
-    args.push('--dns-mode', options.dnsMode);
-    if (options.dnsMode === 'resolv-conf') args.push('--dns-resolv-conf', options.dnsResolvConf);
-  }
-  if (options.socketGroup) args.push('--socket-group', options.socketGroup);
-  if (options.healthIntervalMs !== undefined) args.push('--health-interval', String(options.healthIntervalMs));
-  if (options.roamCheckIntervalMs !== undefined) args.push('--roam-check-interval', String(options.roamCheckIntervalMs));
-  return args;
 }
 
 export function buildProgram(): Command {

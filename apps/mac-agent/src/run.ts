@@ -4,18 +4,17 @@
  */
 import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { HealthSampler } from '@wgctl/agent-kit';
 import { createLogger, type Logger, type LogLevel } from '@wgctl/logging';
 import { MacAgentService } from '@wgctl/proto';
 import { ExecRunner, type Runner } from '@wgctl/runner';
 import { startIdleTrim } from '@wgctl/state';
 import { certificateCheck, createAgentServer, loadTlsMaterial, type AgentServer } from '@wgctl/transport';
-import type { AgentOptions } from './cli';
-import { agentArgs } from './cli';
 import type { HostNetworkDriver } from './host/driver';
 import { LinuxDriver } from './host/linux';
 import { installSystemd, uninstallSystemd } from './install/systemd';
-import { MacAgentEngine } from './service/engine';
-import { HealthSampler } from './service/health';
+import { agentArgs, type AgentOptions } from './options';
+import { MacAgentEngine, type EngineStatus } from './service/engine';
 import { JournalStore } from './service/journal';
 import { createMacAgentImplementation } from './service/server';
 
@@ -49,7 +48,7 @@ export function groupId(name: string, groupFile = '/etc/group'): number {
 
 export interface RunningAgent {
   engine: MacAgentEngine;
-  sampler: HealthSampler;
+  sampler: HealthSampler<EngineStatus>;
   server: AgentServer;
   address: string;
   /** Finishes the step in flight (an Up/Down ends there), closes the server. */
@@ -87,7 +86,13 @@ export async function startAgent(options: AgentOptions, extras: StartAgentExtras
     logger,
     initialHealth: false,
   });
-  const sampler = new HealthSampler({ engine, logger, intervalMs: extras.sampleIntervalMs ?? options.healthIntervalMs, onHealth: (serving) => server.setHealth(serving) });
+  const sampler = new HealthSampler({
+    sample: () => engine.status(),
+    verdict: (status) => ({ serving: status.healthy, reasons: status.reasons }),
+    intervalMs: extras.sampleIntervalMs ?? options.healthIntervalMs,
+    onVerdict: (serving) => server.setHealth(serving),
+    logger,
+  });
   server.addService(MacAgentService, createMacAgentImplementation(engine, sampler));
   if (options.listen.startsWith('unix:')) mkdirSync(dirname(options.listen.slice('unix:'.length)), { recursive: true, mode: 0o755 });
   const address = await server.listen(options.listen);
@@ -100,7 +105,7 @@ export async function startAgent(options: AgentOptions, extras: StartAgentExtras
     throw e;
   }
   logger.info('mac-agent started', { driver: driver.name, listen: address, stateDir: options.stateDir });
-  await engine.start();
+  await engine.reconcile();
   sampler.start();
   return {
     engine,

@@ -13,22 +13,10 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { processOutput, runProgram, type CliOutput } from '@wgctl/cli';
 import { isInterfaceName, isLoopbackHost, parseAddress } from '@wgctl/config';
 import { wgQuickInterfaceFromPath } from '@wgctl/parsers';
+import { agentArgs, type AgentOptions } from './options';
 import { DEFAULT_STATE_DIR } from './unit';
 
-export const DEFAULT_WG_CONFIG = '/etc/wireguard/wg0.conf';
-
-export interface AgentOptions {
-  listen: string;
-  tlsDir?: string;
-  wgConfig: string;
-  stateDir: string;
-  logLevel: string;
-  insecureLoopbackDev: boolean;
-  healthIntervalMs: number;
-  handshakeThresholdS: number;
-  handshakeTimeoutMs: number;
-  wgMethod: 'auto' | 'wg-quick' | 'systemd';
-}
+const DEFAULT_WG_CONFIG = '/etc/wireguard/wg0.conf';
 
 function integer(min: number, max: number): (value: string) => number {
   return (value) => {
@@ -42,14 +30,14 @@ function integer(min: number, max: number): (value: string) => number {
 /** Exit code of a bad command line (wgctl's convention too); 1 is a failure at run time. */
 
 /** --listen: ADDR:PORT, [V6]:PORT (port 0 = any free port) or unix:/path. */
-export function listenAddress(value: string): string {
+function listenAddress(value: string): string {
   const parsed = parseAddress(value, { allowPortZero: true });
   if (!parsed.ok) throw new InvalidArgumentError(`${parsed.reason} (e.g. 192.168.64.2:7443)`);
   return value;
 }
 
 /** --wg-config: wg-quick takes the interface name from the file name, so it must make one. */
-export function wgConfigPath(value: string): string {
+function wgConfigPath(value: string): string {
   const iface = wgQuickInterfaceFromPath(value);
   if (!iface || !isInterfaceName(iface)) {
     throw new InvalidArgumentError('the file must be named <interface>.conf, the interface 1–15 characters of a-z A-Z 0-9 _ = + . - not starting with - (e.g. /etc/wireguard/wg0.conf)');
@@ -58,7 +46,7 @@ export function wgConfigPath(value: string): string {
 }
 
 /** Directories the agent writes to or installs into: absolute, so a unit file means the same from any cwd. */
-export function absolutePath(value: string): string {
+function absolutePath(value: string): string {
   if (!isAbsolute(value) || value.includes('\0')) throw new InvalidArgumentError('expected an absolute path');
   return value;
 }
@@ -67,7 +55,7 @@ export function absolutePath(value: string): string {
  * --tls-dir: absolute. Its files (ca.crt, the agent's certificate and 0600 key) are checked when
  * the agent starts, each problem naming the file.
  */
-export function tlsDirectory(value: string): string {
+function tlsDirectory(value: string): string {
   return absolutePath(value);
 }
 
@@ -112,17 +100,6 @@ export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
     handshakeTimeoutMs: Number(raw.handshakeTimeout),
     wgMethod: raw.wgMethod as AgentOptions['wgMethod'],
   };
-}
-
-/** The flags that reproduce these options (ExecStart of the unit). */
-export function agentArgs(o: AgentOptions): string[] {
-  const args = ['--listen', o.listen];
-  if (o.tlsDir) args.push('--tls-dir', o.tlsDir);
-  if (o.insecureLoopbackDev) args.push('--insecure-loopback-dev');
-  args.push('--wg-config', o.wgConfig, '--state-dir', o.stateDir, '--log-level', o.logLevel);
-  args.push('--health-interval', String(o.healthIntervalMs), '--handshake-threshold', String(o.handshakeThresholdS));
-  args.push('--handshake-timeout', String(o.handshakeTimeoutMs), '--wg-method', o.wgMethod);
-  return args;
 }
 
 export function buildProgram(): Command {

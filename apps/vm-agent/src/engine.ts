@@ -16,29 +16,25 @@
  * agent brought it up (or when asked to).
  *
  * Every change is written to the journal before it is made, so a new process (after kill -9
- * or a reboot) knows what is its own. Up and Down are serialized: a second one while another
- * runs is refused at once with BusyError (ABORTED at the RPC layer).
+ * or a reboot) knows what is its own. Up and Down are serialized (the kit's OperationGate): a
+ * second one while another runs is refused at once with BusyError (ABORTED at the RPC layer).
+ * Transport-free: service.ts maps what it returns to wgctl.v1.VmAgent.
  */
 import { existsSync } from 'node:fs';
-import { hostname } from 'node:os';
 import {
-  HealthState,
-  PROTOCOL_VERSION,
-  StepState,
-  wgctlVersion,
-  type AgentInfo,
-  type Check,
-  type Outcome,
-  type Progress,
-  type VmDescription,
-  type VmPeer,
-  type VmPeerStatus,
-  type VmStatus,
-} from '@wgctl/proto';
-import { wgHandshakeAgeSeconds, type IptablesSaveTable, type WgDumpInterface } from '@wgctl/parsers';
-import { DryRunRunner, StepFailedError, StepRunner, type Runner, type StepRecord, readTogether } from '@wgctl/runner';
+  GuardedStepRunner,
+  OperationGate,
+  StoppingError,
+  stepCause,
+  type AppliedTunnel,
+  type OperationContext,
+  type OperationOutcome,
+  type ResolvedEndpoint,
+  type StatusCheck,
+} from '@wgctl/agent-kit';
+import { wgHandshakeAgeSeconds, type IptablesSaveTable, type WgDumpInterface, type WgQuickPeer } from '@wgctl/parsers';
+import { DryRunRunner, type Runner, type StepRecord, readTogether } from '@wgctl/runner';
 import { redactText, silentLogger, type Logger } from '@wgctl/logging';
-import { BusyError } from '@wgctl/state';
 import { loadTunnelConfig, resolveEndpoint, systemResolver, type HostResolver, type TunnelConfig } from './config';
 import {
   OWN_CHAINS,
@@ -102,10 +98,10 @@ export interface VmEngineOptions {
   now?: () => number;
   /** sd_booted(3): /run/systemd/system exists. */
   systemdRunning?: () => boolean;
-  /** Test hook (WGCTL_TEST_STALL_AFTER_STEP): after this Up step, wait until the agent is stopped. */
+  /** Test hook (WGCTL_TEST_STALL_AFTER_STEP): after this Up step, wait until the agent stops or the caller goes away. */
   stallAfterStep?: string;
   /** Checks added to every Status sample that do not decide health (e.g. certificate expiry). */
-  advisoryChecks?: () => Check[];
+  advisoryChecks?: () => StatusCheck[];
 }
 
 export interface UpRequest {
@@ -122,100 +118,78 @@ export interface DownRequest {
   forceInterfaceDown?: boolean;
 }
 
-export interface OperationContext {
-  /** Receives every step event and, last, the outcome. */
-  emit?: (progress: Progress) => void;
-  /** Aborts between steps (client gone); what was changed is rolled back. */
-  signal?: AbortSignal;
-  /** Unix ms by which the answer is due (the RPC deadline). */
-  deadlineMs?: number;
+/** The wg-quick config as Describe shows it: never the private key. */
+export interface TunnelDescription {
+  interface: string;
+  /** [Interface] Address CIDRs. */
+  tunnelAddresses: string[];
+  /** Every peer endpoint, resolved. */
+  endpoints: ResolvedEndpoint[];
+  peers: { publicKey: string; endpoints: ResolvedEndpoint[]; allowedIps: string[]; persistentKeepalive: number }[];
+  dns: string[];
+  mtu: number;
+  configPath: string;
+  /** Of the interface (derived from its private key). */
+  publicKey: string;
 }
 
-/**
- * The agent is stopping (SIGTERM): the operation in flight ended after its current step. No
- * rollback: the journal keeps what was applied, and the next start reconciles it.
- */
-export class StoppingError extends Error {
-  constructor(
-    readonly reason: string,
-    readonly beforeStep?: string,
-  ) {
-    super(
-      beforeStep
-        ? `the vm-agent is stopping (${reason}): it finished its current step and stopped before ${beforeStep}; ` +
-            'its journal keeps what was applied and its next start reconciles it (run `wgctl status`, then `wgctl up` or `wgctl down`)'
-        : `the vm-agent is stopping (${reason}): no new Up or Down; try again once it has restarted`,
-    );
-    this.name = 'StoppingError';
-  }
+/** A peer as `wg show dump` shows it. */
+export interface PeerStatus {
+  publicKey: string;
+  endpoint: string;
+  allowedIps: string[];
+  /** 0: never. */
+  latestHandshakeUnix: number;
+  /** -1: never. */
+  handshakeAgeS: number;
+  rxBytes: string;
+  txBytes: string;
+  persistentKeepalive: number;
 }
 
-function isStopping(e: unknown): boolean {
-  return e instanceof StoppingError || (e instanceof StepFailedError && e.cause instanceof StoppingError);
-}
-
-export class AbortedError extends Error {
-  constructor(reason: string) {
-    super(reason);
-    this.name = 'AbortedError';
-  }
+/** What the live system looks like (Status, without the health verdict: see VmSample). */
+export interface VmStatusReport {
+  interface: string;
+  interfaceUp: boolean;
+  publicKey: string;
+  listenPort: number;
+  peers: PeerStatus[];
+  ipForward: boolean;
+  /** nft | legacy; '' before it is known. */
+  iptablesBackend: string;
+  checks: StatusCheck[];
+  /** From the journal, when up. */
+  macSource: string;
+  macSource6: string;
+  tunnelAddresses: string[];
 }
 
 /** What one sample of the live system says (cached by the health sampler). */
 export interface VmSample {
-  status: VmStatus;
+  status: VmStatusReport;
   serving: boolean;
   reasons: string[];
   sampledAtMs: number;
 }
 
-function toProgress(record: StepRecord): Progress {
-  const state = {
-    started: StepState.STEP_STATE_STARTED,
-    done: StepState.STEP_STATE_DONE,
-    skipped: StepState.STEP_STATE_SKIPPED,
-    failed: StepState.STEP_STATE_FAILED,
-  }[record.state];
-  return {
-    kind: {
-      $case: 'step',
-      value: {
-        step: record.step,
-        state,
-        message: record.message,
-        commands: record.commands.map((c) => ({
-          argv: c.argv,
-          exitCode: c.exitCode,
-          stderr: c.stderr,
-          dryRun: c.dryRun,
-          durationMs: String(c.durationMs),
-        })),
-        elapsedMs: String(record.elapsedMs),
-      },
-    },
-  };
-}
-
-function outcomeProgress(outcome: Outcome): Progress {
-  return { kind: { $case: 'outcome', value: outcome } };
+/** A peer's endpoint, resolved; none for a peer without Endpoint. */
+async function peerEndpoints(peer: WgQuickPeer, resolver: HostResolver): Promise<ResolvedEndpoint[]> {
+  if (!peer.endpoint) return [];
+  const { host, ip, port } = await resolveEndpoint(peer.endpoint, resolver);
+  return [{ host, ip, port }];
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Names the step's failure cause without the StepFailedError wrapper. */
 function causeMessage(e: unknown): string {
-  const cause = e instanceof StepFailedError ? e.cause : e;
+  const cause = stepCause(e);
   return redactText(cause instanceof Error ? cause.message : String(cause));
 }
 
 export class VmEngine {
-  private busy: { op: string; sinceMs: number } | null = null;
-  /** The operation in flight (stop() waits for it). */
-  private current: Promise<unknown> | null = null;
-  /** Set by stop(): why the agent stops (e.g. 'SIGTERM'). */
-  private stopReason: string | null = null;
-  private readonly stopRequested: Promise<void>;
-  private signalStop!: () => void;
+  /** Up and Down: one at a time, none once stopping. */
+  private readonly gate: OperationGate;
   private readonly logger: Logger;
   private readonly now: () => number;
   private cachedTools: IptablesTools | undefined;
@@ -223,7 +197,7 @@ export class VmEngine {
   constructor(private readonly options: VmEngineOptions) {
     this.logger = options.logger ?? silentLogger();
     this.now = options.now ?? Date.now;
-    this.stopRequested = new Promise((resolve) => (this.signalStop = resolve));
+    this.gate = new OperationGate('vm-agent', this.now);
   }
 
   /**
@@ -231,16 +205,12 @@ export class VmEngine {
    * ends without a rollback (the journal keeps what it applied; the next start reconciles).
    * Resolves once nothing runs.
    */
-  async stop(reason: string): Promise<void> {
-    if (this.stopReason === null) {
-      this.stopReason = reason;
-      this.signalStop();
-    }
-    while (this.current) await this.current.catch(() => undefined);
+  stop(reason: string): Promise<void> {
+    return this.gate.stop(reason);
   }
 
   get stopping(): boolean {
-    return this.stopReason !== null;
+    return this.gate.stopping;
   }
 
   get configPath(): string {
@@ -253,36 +223,12 @@ export class VmEngine {
 
   /** Who is busy, for messages; null when idle. */
   get running(): { op: string; sinceMs: number } | null {
-    return this.busy;
+    return this.gate.running;
   }
 
-  agentInfo(): AgentInfo {
-    return {
-      agent: 'vm-agent',
-      version: wgctlVersion(),
-      protocolVersion: PROTOCOL_VERSION,
-      hostname: hostname(),
-      driver: this.cachedTools ? `iptables-${this.cachedTools.kind}` : '',
-      pid: String(process.pid),
-    };
-  }
-
-  private acquire(op: string): () => void {
-    if (this.stopReason !== null) throw new StoppingError(this.stopReason);
-    if (this.busy) throw new BusyError(this.busy.op, this.busy.sinceMs);
-    this.busy = { op, sinceMs: this.now() };
-    return () => {
-      this.busy = null;
-    };
-  }
-
-  /** Runs an operation as the one in flight (stop() waits for it). */
-  private track<T>(operation: Promise<T>): Promise<T> {
-    const tracked = operation.finally(() => {
-      if (this.current === tracked) this.current = null;
-    });
-    this.current = tracked;
-    return tracked;
+  /** The iptables backend, once known ('' before): AgentInfo's driver. */
+  get driverName(): string {
+    return this.cachedTools ? `iptables-${this.cachedTools.kind}` : '';
   }
 
   private interfaceMethod(config: TunnelConfig): InterfaceMethod {
@@ -294,21 +240,19 @@ export class VmEngine {
   // -------------------------------------------------------------------------------------------
   // Describe
 
-  async describe(): Promise<VmDescription> {
+  async describe(): Promise<TunnelDescription> {
     const config = await loadTunnelConfig(this.options.configPath);
     const resolver = this.options.resolver ?? systemResolver;
-    const peers: VmPeer[] = [];
+    const peers: TunnelDescription['peers'] = [];
     for (const peer of config.parsed.peers) {
-      const endpoints = peer.endpoint ? [await resolveEndpoint(peer.endpoint, resolver)] : [];
       peers.push({
         publicKey: peer.publicKey,
-        endpoints: endpoints.map(({ host, ip, port }) => ({ host, ip, port })),
+        endpoints: await peerEndpoints(peer, resolver),
         allowedIps: peer.allowedIps,
         persistentKeepalive: peer.persistentKeepalive,
       });
     }
     return {
-      agent: this.agentInfo(),
       interface: config.interface,
       tunnelAddresses: config.addresses,
       endpoints: peers.flatMap((p) => p.endpoints),
@@ -320,27 +264,32 @@ export class VmEngine {
     };
   }
 
+  /** What an Up of `config` applies, for its Outcome: the endpoints the Mac pins, the tunnel addresses. */
+  private async applied(config: TunnelConfig): Promise<AppliedTunnel> {
+    const resolver = this.options.resolver ?? systemResolver;
+    const endpoints = await Promise.all(config.parsed.peers.map((peer) => peerEndpoints(peer, resolver)));
+    return { endpoints: endpoints.flat(), tunnelAddresses: config.addresses };
+  }
+
   // -------------------------------------------------------------------------------------------
   // Up
 
-  async up(request: UpRequest, ctx: OperationContext = {}): Promise<Outcome> {
-    // Arguments are checked before anything runs (INVALID_ARGUMENT at the RPC layer).
+  /**
+   * Rejects before anything runs: InvalidRequestError (a bad argument), StoppingError, BusyError.
+   * `ctx.signal`: the caller went away — the Up ends before its next step and is rolled back.
+   */
+  async up(request: UpRequest, ctx: OperationContext = {}): Promise<OperationOutcome> {
     const macSource = normalizeMacSource(request.macSource);
     const macSource6 = request.macSource6 ? normalizeMacSource6(request.macSource6) : undefined;
     if (request.lanInterface) validateInterfaceName('lan_interface', request.lanInterface);
     if (request.handshakeTimeoutMs) validateHandshakeTimeout(request.handshakeTimeoutMs);
-    const release = this.acquire('Up');
-    try {
-      return await this.track(this.runUp({ ...request, macSource, macSource6 }, ctx));
-    } finally {
-      release();
-    }
+    return this.gate.run('Up', () => this.runUp({ ...request, macSource, macSource6 }, ctx));
   }
 
-  private async runUp(request: UpRequest, ctx: OperationContext): Promise<Outcome> {
+  private async runUp(request: UpRequest, ctx: OperationContext): Promise<OperationOutcome> {
     const dryRun = request.dryRun === true;
     const runner = dryRun ? new DryRunRunner(this.options.runner) : this.options.runner;
-    const steps = this.stepRunner(runner, ctx);
+    const steps = this.stepRunner(runner, ctx, this.options.stallAfterStep);
     const started = this.now();
     let failedStep = '';
     let record: JournalRecord | null = null;
@@ -348,13 +297,7 @@ export class VmEngine {
 
     const step = async (name: string, fn: (r: Runner) => Promise<string | { skipped: string }>): Promise<void> => {
       failedStep = name;
-      this.checkStop(name);
-      this.checkAbort(ctx);
       await steps.step(name, fn);
-      if (this.options.stallAfterStep === name) {
-        this.logger.warn('test hook: stalling after step until the agent is stopped', { step: name });
-        await this.stopRequested;
-      }
     };
 
     try {
@@ -377,6 +320,9 @@ export class VmEngine {
           noKeepalive ? '; warning: a peer has no PersistentKeepalive, so an idle tunnel will look stale to health checks' : ''
         }`;
       });
+
+      // Resolved while the steps run (as wg-quick will resolve them); never rejects.
+      const applied = this.applied(config);
 
       let tools!: IptablesTools;
       // One read of the rules serves every firewall step below: each changes only its own table.
@@ -436,7 +382,7 @@ export class VmEngine {
         : undefined;
       record = {
         version: 1,
-        phase: 'applying',
+        phase: 'up-in-progress',
         interface: config.interface,
         configPath: config.path,
         macSource: plan.macSource,
@@ -564,7 +510,7 @@ export class VmEngine {
 
       await step('await-handshake', async (r) => {
         if (dryRun) return { skipped: 'dry-run: no handshake to wait for' };
-        return this.awaitHandshake(r, config, this.handshakeBudget(request, ctx), ctx);
+        return this.awaitHandshake(r, config, this.handshakeBudget(request, ctx), () => steps.checkpoint());
       });
 
       await step('verify', async (r) => {
@@ -580,13 +526,15 @@ export class VmEngine {
         record.phase = 'up';
         await this.persist(record);
       }
-      return this.finish(ctx, { ok: true, failedStep: '', error: '', totalMs: String(this.now() - started) });
+      return { ok: true, failedStep: '', error: '', totalMs: this.now() - started, vmApplied: await applied };
     } catch (e) {
       const error = causeMessage(e);
       this.logger.warn('Up failed', { step: failedStep, error });
       let rollbackError = '';
-      // Stopping: no rollback now — the journal (phase applying) makes the next start remove it.
-      if (changed && !dryRun && record && !isStopping(e)) {
+      // Stopping: no rollback now — the journal (phase up-in-progress) makes the next start remove it.
+      // Cancelled (or failed): rolled back to the end, whether or not the caller is still there.
+      if (changed && !dryRun && record && !(stepCause(e) instanceof StoppingError)) {
+        steps.ignoreCancel();
         try {
           await this.teardown(steps, record, { prefix: 'rollback-', forceInterfaceDown: false, dryRun: false });
           await this.options.journal.remove();
@@ -594,7 +542,7 @@ export class VmEngine {
           rollbackError = `; rollback incomplete (${causeMessage(re)}): the journal is kept, run Down`;
         }
       }
-      return this.finish(ctx, { ok: false, failedStep, error: `${error}${rollbackError}`, totalMs: String(this.now() - started) });
+      return { ok: false, failedStep, error: `${error}${rollbackError}`, totalMs: this.now() - started };
     }
   }
 
@@ -604,7 +552,8 @@ export class VmEngine {
     return Math.max(budget, 0);
   }
 
-  private async awaitHandshake(runner: Runner, config: TunnelConfig, timeoutMs: number, ctx: OperationContext): Promise<string> {
+  /** `checkpoint` throws when the Up must end (agent stopping, caller gone): a wait, not a change, ends at once. */
+  private async awaitHandshake(runner: Runner, config: TunnelConfig, timeoutMs: number, checkpoint: () => void): Promise<string> {
     const ifname = config.interface;
     const peers = config.parsed.peers.filter((p) => p.endpoint);
     const started = this.now();
@@ -635,8 +584,7 @@ export class VmEngine {
         if (this.now() - started >= timeoutMs) {
           throw new Error(`no handshake within ${timeoutMs} ms: ${await this.diagnoseNoHandshake(runner, config)}`);
         }
-        this.checkAbort(ctx);
-        this.checkStop(); // a wait, not a change: stop at once
+        checkpoint();
         await sleep(this.options.pollIntervalMs ?? 200);
       }
     } finally {
@@ -718,16 +666,15 @@ export class VmEngine {
   // -------------------------------------------------------------------------------------------
   // Down
 
-  async down(request: DownRequest, ctx: OperationContext = {}): Promise<Outcome> {
-    const release = this.acquire('Down');
-    try {
-      return await this.track(this.runDown(request, ctx));
-    } finally {
-      release();
-    }
+  /**
+   * Rejects before anything runs when stopping or busy (see up()). Ended early (agent stopping,
+   * caller gone), the journal says down-in-progress: the next Down or start finishes it.
+   */
+  async down(request: DownRequest, ctx: OperationContext = {}): Promise<OperationOutcome> {
+    return this.gate.run('Down', () => this.runDown(request, ctx));
   }
 
-  private async runDown(request: DownRequest, ctx: OperationContext): Promise<Outcome> {
+  private async runDown(request: DownRequest, ctx: OperationContext): Promise<OperationOutcome> {
     const dryRun = request.dryRun === true;
     const runner = dryRun ? new DryRunRunner(this.options.runner) : this.options.runner;
     const steps = this.stepRunner(runner, ctx);
@@ -747,7 +694,7 @@ export class VmEngine {
         const config = await loadTunnelConfig(this.options.configPath).catch(() => null);
         record = {
           version: 1,
-          phase: 'removing',
+          phase: 'down-in-progress',
           interface: config?.interface ?? '',
           configPath: this.options.configPath,
           macSource: '',
@@ -764,7 +711,7 @@ export class VmEngine {
           updatedAtMs: this.now(),
         };
       } else if (!dryRun) {
-        record = { ...(record as JournalRecord), phase: 'removing', updatedAtMs: this.now() };
+        record = { ...(record as JournalRecord), phase: 'down-in-progress', updatedAtMs: this.now() };
         await this.persist(record);
       }
       const outcome = await this.teardown(steps, record, {
@@ -774,7 +721,6 @@ export class VmEngine {
         onStep: (name) => {
           failedStep = name;
         },
-        ctx,
       });
       failedStep = 'verify';
       await steps.step('verify', async (r) => {
@@ -784,11 +730,11 @@ export class VmEngine {
         return 'no wgctl chain or jump left; ip_forward as before';
       });
       if (!dryRun) await this.options.journal.remove();
-      return this.finish(ctx, { ok: true, failedStep: '', error: '', totalMs: String(this.now() - started) });
+      return { ok: true, failedStep: '', error: '', totalMs: this.now() - started };
     } catch (e) {
       const error = causeMessage(e);
       this.logger.warn('Down failed', { step: failedStep, error });
-      return this.finish(ctx, { ok: false, failedStep, error, totalMs: String(this.now() - started) });
+      return { ok: false, failedStep, error, totalMs: this.now() - started };
     }
   }
 
@@ -797,20 +743,18 @@ export class VmEngine {
    * rules, then the interface. Used by Down and by the rollback of a failed Up.
    */
   private async teardown(
-    steps: StepRunner,
+    steps: GuardedStepRunner,
     record: JournalRecord,
     options: {
       prefix: string;
       forceInterfaceDown: boolean;
       dryRun: boolean;
       onStep?: (name: string) => void;
-      ctx?: OperationContext;
     },
   ): Promise<{ tools: IptablesTools }> {
     const { prefix, dryRun } = options;
     const step = async (name: string, fn: (r: Runner) => Promise<string | { skipped: string }>): Promise<void> => {
       options.onStep?.(prefix + name);
-      this.checkStop(prefix + name);
       await steps.step(prefix + name, fn);
     };
 
@@ -952,19 +896,19 @@ export class VmEngine {
   // Reconcile (at start-up)
 
   /**
-   * After a crash or a reboot: a journal in phase applying/removing means the previous
-   * process died mid-operation — everything it lists is removed (fail closed; the controller
-   * runs Up again). Phase up means the tunnel should be up: Up runs again with the recorded
-   * Mac source (a no-op when all is in place, a repair after a reboot).
+   * After a crash, a stop or a reboot: a journal in phase up-in-progress/down-in-progress means
+   * the previous process ended mid-operation — everything it lists is removed (fail closed; the
+   * controller runs Up again). Phase up means the tunnel should be up: Up runs again with the
+   * recorded Mac source (a no-op when all is in place, a repair after a reboot).
    */
-  async reconcile(ctx: OperationContext = {}): Promise<Outcome | null> {
+  async reconcile(ctx: OperationContext = {}): Promise<OperationOutcome | null> {
     const record = await this.options.journal.read();
     if (!record) return null;
     if (record.phase === 'up') {
       this.logger.info('reconcile: journal says up; re-applying', { mac: record.macSource, interface: record.interface });
       return this.up({ macSource: record.macSource, lanInterface: record.lanInterface, macSource6: record.v6?.macSource }, ctx);
     }
-    this.logger.warn(`reconcile: the previous process stopped during ${record.phase === 'applying' ? 'Up' : 'Down'}; removing what it applied`);
+    this.logger.warn(`reconcile: the previous process stopped during ${record.phase === 'up-in-progress' ? 'Up' : 'Down'}; removing what it applied`);
     return this.down({}, ctx);
   }
 
@@ -974,7 +918,7 @@ export class VmEngine {
   async sample(): Promise<VmSample> {
     const runner = this.options.runner;
     const sampledAtMs = this.now();
-    const checks: Check[] = [];
+    const checks: StatusCheck[] = [];
     const check = (name: string, ok: boolean, detail: string, evidence: string[] = []): void => {
       checks.push({ name, ok, detail, evidence });
     };
@@ -1007,12 +951,12 @@ export class VmEngine {
       }
     }
 
-    const peers: VmPeerStatus[] = (dump?.peers ?? []).map((p) => ({
+    const peers: PeerStatus[] = (dump?.peers ?? []).map((p) => ({
       publicKey: p.publicKey,
       endpoint: p.endpointText ?? '',
       allowedIps: p.allowedIps,
-      latestHandshakeUnix: String(p.latestHandshake),
-      handshakeAgeS: String(wgHandshakeAgeSeconds(p.latestHandshake, sampledAtMs)),
+      latestHandshakeUnix: p.latestHandshake,
+      handshakeAgeS: wgHandshakeAgeSeconds(p.latestHandshake, sampledAtMs),
       rxBytes: p.rxBytes,
       txBytes: p.txBytes,
       persistentKeepalive: p.persistentKeepalive,
@@ -1078,13 +1022,7 @@ export class VmEngine {
     const serving = reasons.length === 0;
     // Advisory checks (certificate expiry): shown in Status, without turning health red.
     checks.push(...(this.options.advisoryChecks?.() ?? []));
-    const status: VmStatus = {
-      agent: this.agentInfo(),
-      health: {
-        state: serving ? HealthState.HEALTH_STATE_SERVING : HealthState.HEALTH_STATE_NOT_SERVING,
-        reasons,
-        sampledAtMs: String(sampledAtMs),
-      },
+    const status: VmStatusReport = {
       interface: ifname,
       interfaceUp,
       publicKey: dump?.publicKey ?? config?.publicKey ?? '',
@@ -1102,34 +1040,18 @@ export class VmEngine {
 
   // -------------------------------------------------------------------------------------------
 
-  private stepRunner(runner: Runner, ctx: OperationContext): StepRunner {
-    return new StepRunner(
-      runner,
-      (record) => {
-        this.logger.info(`step ${record.step} ${record.state}`, {
-          step: record.step,
-          state: record.state,
-          message: record.message,
-          commands: record.commands.map((c) => c.argv.join(' ')),
-        });
-        ctx.emit?.(toProgress(record));
-      },
-      redactText,
-    );
-  }
-
-  private finish(ctx: OperationContext, outcome: Outcome): Outcome {
-    ctx.emit?.(outcomeProgress(outcome));
-    return outcome;
-  }
-
-  private checkAbort(ctx: OperationContext): void {
-    if (ctx.signal?.aborted) throw new AbortedError('cancelled: the client went away or the deadline passed');
-  }
-
-  /** Between steps (and while waiting for a handshake): stop if the agent is stopping. */
-  private checkStop(nextStep?: string): void {
-    if (this.stopReason !== null) throw new StoppingError(this.stopReason, nextStep);
+  /** Steps logged and handed to the caller; each ends the operation first if the agent stops or the caller went away. */
+  private stepRunner(runner: Runner, ctx: OperationContext, stallAfterStep?: string): GuardedStepRunner {
+    const listener = (record: StepRecord): void => {
+      this.logger.info(`step ${record.step} ${record.state}`, {
+        step: record.step,
+        state: record.state,
+        message: record.message,
+        commands: record.commands.map((c) => c.argv.join(' ')),
+      });
+      ctx.onStep?.(record);
+    };
+    return new GuardedStepRunner(runner, listener, { gate: this.gate, signal: ctx.signal, stallAfterStep, logger: this.logger });
   }
 
   private async persist(record: JournalRecord): Promise<void> {

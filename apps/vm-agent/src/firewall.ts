@@ -92,7 +92,7 @@ export function desiredRules(plan: ForwardingPlan, family: 4 | 6 = 4): Record<Fi
   };
 }
 
-export function jumpArgs(own: OwnChain): string[] {
+function jumpArgs(own: OwnChain): string[] {
   return ['-m', 'comment', '--comment', RULE_TAG, '-j', own.chain];
 }
 
@@ -155,7 +155,7 @@ export function existingTables(tables: IptablesSaveTable[]): Set<string> {
 }
 
 /** Counts `-A` rules that are not the agent's own (its chains and tagged jumps). */
-export function foreignRuleCount(tables: IptablesSaveTable[]): number {
+function foreignRuleCount(tables: IptablesSaveTable[]): number {
   const ownNames = new Set(OWN_CHAINS.map((c) => c.chain));
   let n = 0;
   for (const t of tables) for (const r of t.rules) if (!ownNames.has(r.chain) && !(r.target && ownNames.has(r.target) && r.comment === RULE_TAG)) n++;
@@ -215,7 +215,7 @@ export async function detectBackend(
 // other rule of the table; the batch names only the own chain and the tagged jump.
 
 /** `iptables-nft` → `iptables-nft-restore` (same backend as the rules were read with). */
-export function restoreArgv(tools: IptablesTools): string[] {
+function restoreArgv(tools: IptablesTools): string[] {
   return [`${tools.iptables}-restore`, '-w', '5', '--noflush'];
 }
 
@@ -237,7 +237,7 @@ function withBatch(message: string, batch: string, options: BatchOptions): strin
  * when it already does. Declaring the chain creates it if missing (and, with --noflush,
  * flushes it if present; the explicit -F says so for every backend).
  */
-export function ensureChainBatch(state: ChainState, desired: string[][]): { batch: string; done: string[] } | undefined {
+function ensureChainBatch(state: ChainState, desired: string[][]): { batch: string; done: string[] } | undefined {
   const { own } = state;
   if (chainInPlace(state, desired)) return undefined;
   const lines: string[][] = [];
@@ -277,7 +277,7 @@ export async function ensureChain(
 }
 
 /** The batch that removes the tagged jumps and the own chain (undefined: nothing of it). */
-export function removeChainBatch(state: ChainState): string | undefined {
+function removeChainBatch(state: ChainState): string | undefined {
   const { own } = state;
   if (!state.chainExists && state.jumps === 0) return undefined;
   if (state.foreignReferences.length > 0) {

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import type { Runner } from '@wgctl/runner';
 import { UNIT_NAME, UNIT_PATH, renderUnit } from './unit';
 
-export const DEFAULT_PREFIX = '/usr/local';
+const DEFAULT_PREFIX = '/usr/local';
 
 export interface InstallPlan {
   /** Absolute path of the program on the target system. */
@@ -36,7 +36,7 @@ export interface InstallOptions {
   log?: (line: string) => void;
 }
 
-export function programPathFor(prefix = DEFAULT_PREFIX): string {
+function programPathFor(prefix = DEFAULT_PREFIX): string {
   return join(prefix, 'lib/wgctl/vm-agent.js');
 }
 

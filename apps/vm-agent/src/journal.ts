@@ -8,6 +8,7 @@
  * file is an error (never silently ignored).
  */
 import { join } from 'node:path';
+import { JOURNAL_PHASES } from '@wgctl/agent-kit';
 import { JsonStateFile, schemaDecoder } from '@wgctl/state';
 import { z } from 'zod';
 
@@ -16,10 +17,16 @@ export type FirewallTable = (typeof TABLES)[number];
 
 const tableSchema = z.enum(TABLES);
 
+/** The phase names of journals written before both agents shared one vocabulary: read as the new names, written as them. */
+export const LEGACY_PHASES: Readonly<Record<string, (typeof JOURNAL_PHASES)[number]>> = { applying: 'up-in-progress', removing: 'down-in-progress' };
+
 export const journalSchema = z.object({
   version: z.literal(1),
-  /** applying: an Up is (or was, when it crashed) in progress; up: Up completed; removing: a Down is in progress. */
-  phase: z.enum(['applying', 'up', 'removing']),
+  /**
+   * up-in-progress: an Up is (or was, when the process ended) in progress; up: Up completed;
+   * down-in-progress: a Down is in progress. No 'down': Down removes the journal.
+   */
+  phase: z.preprocess((phase) => (typeof phase === 'string' ? (LEGACY_PHASES[phase] ?? phase) : phase), z.enum(JOURNAL_PHASES).exclude(['down'])),
   interface: z.string().min(1),
   configPath: z.string().min(1),
   /** Canonical CIDR of the Mac's source address. */
@@ -68,8 +75,6 @@ export const journalSchema = z.object({
 });
 
 export type JournalRecord = z.infer<typeof journalSchema>;
-
-export { StateFileError as JournalError } from '@wgctl/state';
 
 /** read() → the record or null; write(record) refuses one the schema refuses; remove(). */
 export class JournalStore extends JsonStateFile<JournalRecord> {

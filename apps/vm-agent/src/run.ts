@@ -4,15 +4,15 @@
  * Stopping the agent does not take the tunnel down: the journal keeps what it applied and the
  * next start reconciles.
  */
+import { HealthSampler } from '@wgctl/agent-kit';
 import { createLogger, type Logger } from '@wgctl/logging';
 import { VmAgentService } from '@wgctl/proto';
 import { ExecRunner } from '@wgctl/runner';
 import { startIdleTrim } from '@wgctl/state';
 import { certificateCheck, createAgentServer, loadTlsMaterial, type TlsMaterial } from '@wgctl/transport';
-import type { AgentOptions } from './cli';
+import type { AgentOptions } from './options';
 import { checkConfigFileAtStart } from './config';
 import { VmEngine } from './engine';
-import { HealthSampler } from './health';
 import { uninstall } from './install';
 import { JournalStore } from './journal';
 import { vmAgentHandlers } from './service';
@@ -50,9 +50,11 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     logger,
     initialHealth: false,
   });
-  const sampler = new HealthSampler(() => engine.sample(), {
+  const sampler = new HealthSampler({
+    sample: () => engine.sample(),
+    verdict: (sample) => sample,
     intervalMs: options.healthIntervalMs,
-    onChange: (serving) => server.setHealth(serving),
+    onVerdict: (serving) => server.setHealth(serving),
     logger,
   });
   server.addService(VmAgentService, vmAgentHandlers(engine, sampler, logger));

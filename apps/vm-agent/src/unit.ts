@@ -13,7 +13,7 @@
  */
 export const UNIT_NAME = 'wgctl-vm-agent.service';
 export const UNIT_PATH = `/etc/systemd/system/${UNIT_NAME}`;
-export const STATE_DIRECTORY = 'wgctl/vm-agent';
+const STATE_DIRECTORY = 'wgctl/vm-agent';
 export const DEFAULT_STATE_DIR = `/var/lib/${STATE_DIRECTORY}`;
 
 /** Quotes one ExecStart word for systemd (which splits on whitespace and honours "…" and \ escapes). */

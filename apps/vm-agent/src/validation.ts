@@ -1,19 +1,10 @@
 /**
- * Request arguments, checked before anything runs. Errors name the proto field so the RPC
- * layer can answer INVALID_ARGUMENT with an actionable message.
+ * Request arguments, checked before anything runs. Errors (the kit's InvalidRequestError) name
+ * the proto field so the RPC layer can answer INVALID_ARGUMENT with an actionable message.
  */
+import { invalidField } from '@wgctl/agent-kit';
 import { isIPv4, isIPv6, isInterfaceName, parseCidr } from '@wgctl/config';
 import ipaddr from 'ipaddr.js';
-
-export class InvalidArgumentError extends Error {
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(`${field}: ${message}`);
-    this.name = 'InvalidArgumentError';
-  }
-}
 
 function ipv4ToInt(address: string): number {
   return address.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
@@ -31,12 +22,12 @@ function intToIpv4(value: number): string {
 export function normalizeMacSource(value: string): string {
   const field = 'mac_source';
   const text = value.trim();
-  if (text === '') throw new InvalidArgumentError(field, 'required: the Mac\'s address on the VM network, e.g. 192.168.64.1');
+  if (text === '') throw invalidField(field, 'required: the Mac\'s address on the VM network, e.g. 192.168.64.1');
   if (isIPv4(text)) return `${text}/32`;
   const cidr = parseCidr(text);
-  if (!cidr) throw new InvalidArgumentError(field, `"${value}" is not an IPv4 address or CIDR`);
-  if (cidr.family !== 4) throw new InvalidArgumentError(field, `"${value}" is IPv6; only IPv4 sources are forwarded and SNATed`);
-  if (cidr.prefix === 0) throw new InvalidArgumentError(field, `"${value}" would match every source; give the Mac's address or subnet`);
+  if (!cidr) throw invalidField(field, `"${value}" is not an IPv4 address or CIDR`);
+  if (cidr.family !== 4) throw invalidField(field, `"${value}" is IPv6; only IPv4 sources are forwarded and SNATed`);
+  if (cidr.prefix === 0) throw invalidField(field, `"${value}" would match every source; give the Mac's address or subnet`);
   const size = 2 ** (32 - cidr.prefix);
   const network = Math.floor(ipv4ToInt(cidr.address) / size) * size;
   return `${intToIpv4(network)}/${cidr.prefix}`;
@@ -50,19 +41,19 @@ export function normalizeMacSource(value: string): string {
 export function normalizeMacSource6(value: string): string {
   const field = 'mac_source6';
   const text = value.trim();
-  if (text === '') throw new InvalidArgumentError(field, 'empty: leave the field unset to forward IPv4 only');
+  if (text === '') throw invalidField(field, 'empty: leave the field unset to forward IPv4 only');
   if (isIPv6(text)) return `${ipaddr.IPv6.parse(text).toRFC5952String()}/128`;
   const cidr = parseCidr(text);
-  if (!cidr) throw new InvalidArgumentError(field, `"${value}" is not an IPv6 address or CIDR`);
-  if (cidr.family !== 6) throw new InvalidArgumentError(field, `"${value}" is IPv4; mac_source6 takes the Mac's IPv6 address (IPv4 goes in mac_source)`);
-  if (cidr.prefix === 0) throw new InvalidArgumentError(field, `"${value}" would match every source; give the Mac's address or subnet`);
+  if (!cidr) throw invalidField(field, `"${value}" is not an IPv6 address or CIDR`);
+  if (cidr.family !== 6) throw invalidField(field, `"${value}" is IPv4; mac_source6 takes the Mac's IPv6 address (IPv4 goes in mac_source)`);
+  if (cidr.prefix === 0) throw invalidField(field, `"${value}" would match every source; give the Mac's address or subnet`);
   const network = ipaddr.IPv6.networkAddressFromCIDR(`${cidr.address}/${cidr.prefix}`);
   return `${network.toRFC5952String()}/${cidr.prefix}`;
 }
 
 export function validateInterfaceName(field: string, value: string): void {
   if (!isInterfaceName(value)) {
-    throw new InvalidArgumentError(field, `"${value}" is not an interface name (1–15 characters of A–Z a–z 0–9 _ . = + -)`);
+    throw invalidField(field, `"${value}" is not an interface name (1–15 characters of A–Z a–z 0–9 _ . = + -)`);
   }
 }
 
@@ -70,6 +61,6 @@ export const MAX_HANDSHAKE_TIMEOUT_MS = 300_000;
 
 export function validateHandshakeTimeout(ms: number): void {
   if (ms > MAX_HANDSHAKE_TIMEOUT_MS) {
-    throw new InvalidArgumentError('handshake_timeout_ms', `${ms} is above the maximum of ${MAX_HANDSHAKE_TIMEOUT_MS} (5 minutes)`);
+    throw invalidField('handshake_timeout_ms', `${ms} is above the maximum of ${MAX_HANDSHAKE_TIMEOUT_MS} (5 minutes)`);
   }
 }

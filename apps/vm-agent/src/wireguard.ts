@@ -83,7 +83,7 @@ export async function wgFwmark(runner: Runner, ifname: string): Promise<number> 
 // ---------------------------------------------------------------------------------------------
 // wg-quick up/down
 
-export function transientUnitName(ifname: string): string {
+function transientUnitName(ifname: string): string {
   return `wgctl-wg-quick-${ifname.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
 }
 

@@ -4,22 +4,10 @@
  * parsers (esbuild keeps those modules as lazy inits in the bundle).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type { CommandContext, GlobalOptions } from './command-context';
 import { EXIT, errorMessage, isCliError } from './errors';
 import type { CliIo } from './io';
 import { commands } from './load-commands';
-
-export interface GlobalOptions {
-  config?: string;
-  json: boolean;
-  logLevel?: string;
-  /** Seconds; undefined = the command's default. */
-  timeout?: number;
-}
-
-export interface CommandContext {
-  io: CliIo;
-  global: GlobalOptions;
-}
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug'];
 
@@ -69,11 +57,7 @@ Config: --config FILE, else $WGCTL_CONFIG, else ~/.config/wgctl/config.json (wri
 
 type Action<O> = (ctx: CommandContext, options: O, ...args: string[]) => Promise<number>;
 
-export interface RunResult {
-  exitCode: number;
-}
-
-export function buildProgram(io: CliIo, setExit: (code: number) => void, version: string): Command {
+function buildProgram(io: CliIo, setExit: (code: number) => void, version: string): Command {
   const program = new Command('wgctl');
   program
     .description('Send every packet of this Mac through a WireGuard tunnel in a Linux VM: fail-closed, leak-free, observable.')

@@ -18,8 +18,6 @@ import { formatDuration } from './render/text';
 import { printable, printableMessage } from './untrusted';
 import { AgentCallError, type MacAgentApi, SIDE_LABEL, type Side, type StepListener, type VmAgentApi } from './agents';
 
-export type ClientRole = 'controller' | 'monitor';
-
 export interface AgentTarget {
   side: Side;
   /** 'HOST:PORT' or 'unix:/path'. */
@@ -39,7 +37,7 @@ export interface ClientOptions {
 }
 
 /** Metadata key: the VM's address, so the mac-agent can name the interface/address facing it. */
-export const VM_ADDRESS_METADATA = 'wgctl-vm-address';
+const VM_ADDRESS_METADATA = 'wgctl-vm-address';
 
 type GenericClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
@@ -52,13 +50,13 @@ const CLI_CHANNEL_OPTIONS: grpc.ChannelOptions = {
 };
 
 /** grpc-js wraps the socket error in boilerplate: keep the part that says what happened. */
-export function conciseDetails(details: string): string {
+function conciseDetails(details: string): string {
   const last = /Last error: (?:Error: )?(.*?)(?:\.\s*Resolution note:.*)?$/s.exec(details);
   return (last?.[1] ?? details).trim();
 }
 
 /** Turns a transport-level failure into a sentence that says what to do. */
-export function describeCallError(side: Side, rpc: string, target: string, error: grpc.ServiceError | Error, timeoutMs: number): AgentCallError {
+function describeCallError(side: Side, rpc: string, target: string, error: grpc.ServiceError | Error, timeoutMs: number): AgentCallError {
   const who = SIDE_LABEL[side];
   const code = (error as grpc.ServiceError).code;
   const details = printable(conciseDetails((error as grpc.ServiceError).details ?? error.message));

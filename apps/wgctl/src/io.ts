@@ -36,7 +36,3 @@ export function processIo(): CliIo {
     },
   };
 }
-
-export function line(out: Writable, text = ''): void {
-  out.write(`${text}\n`);
-}

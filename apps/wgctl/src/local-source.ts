@@ -4,7 +4,7 @@
  * controller runs on the same host as the mac-agent (unix socket or loopback target).
  */
 import { createSocket } from 'node:dgram';
-import { isIP } from 'node:net';
+import { isIPv4, isIPv6 } from '@wgctl/config';
 
 export function sameHostTarget(target: string): boolean {
   if (target.startsWith('unix:')) return true;
@@ -13,10 +13,10 @@ export function sameHostTarget(target: string): boolean {
 }
 
 export function localSourceAddress(destination: string, timeoutMs = 2000): Promise<string | undefined> {
-  const family = isIP(destination);
-  if (family === 0) return Promise.resolve(undefined);
+  const type = isIPv4(destination) ? 'udp4' : isIPv6(destination) ? 'udp6' : undefined;
+  if (type === undefined) return Promise.resolve(undefined);
   return new Promise((resolve) => {
-    const socket = createSocket(family === 6 ? 'udp6' : 'udp4');
+    const socket = createSocket(type);
     const finish = (value: string | undefined): void => {
       clearTimeout(timer);
       try {

@@ -49,7 +49,7 @@ export class LockBusyError extends CliError {
   }
 }
 
-export function processIsAlive(pid: number): boolean {
+function processIsAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

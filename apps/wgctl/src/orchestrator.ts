@@ -2,21 +2,23 @@
  * Sequencing of the two agents, independent of gRPC and of the terminal: each operation
  * takes the two agent interfaces and an event listener, and returns a result object that
  * the commands render. The order is the safety property:
- *   up:   connect both → VM Up (handshake awaited) → VM Describe → Mac Up
- *         (the VM Describe is sent as soon as the VM's Up has read its config, so it runs
- *         alongside the rest of that Up; its answer is used only once the Up has succeeded)
+ *   up:   connect both → VM Up (handshake awaited) → Mac Up
+ *         (the VM Up's Outcome says what it applied: the server endpoints the Mac pins)
  *   down: Mac Down → VM Down (the Mac stops sending into the VM before the tunnel goes)
  * A failed up rolls back, in reverse order, only what this run changed.
  */
 import {
+  type AppliedIpv6Mode,
   type Command,
   type Endpoint,
+  Ipv6Mode,
   type MacDescription,
   type MacUpRequest,
   type Outcome,
   PROTOCOL_VERSION,
   type StepEvent,
   StepState,
+  type VmApplied,
   type VmDescription,
   type VmUpRequest,
 } from '@wgctl/proto';
@@ -33,7 +35,6 @@ const STEP_FAILED = StepState.STEP_STATE_FAILED;
 export type StepId =
   | 'connect'
   | 'vm-up'
-  | 'vm-describe'
   | 'mac-up'
   | 'rollback-mac'
   | 'rollback-vm'
@@ -45,7 +46,6 @@ export type StepId =
 export const STEP_TITLES: Record<StepId, string> = {
   connect: 'Connect to both agents and check protocol versions',
   'vm-up': 'VM: bring the tunnel up and await a handshake, then forwarding + SNAT',
-  'vm-describe': 'VM: read server endpoints and tunnel addresses',
   'mac-up': 'Mac: routes via the VM, endpoint pinning, kill switch, DNS',
   'rollback-mac': 'Rollback: Mac Down',
   'rollback-vm': 'Rollback: VM Down',
@@ -55,7 +55,7 @@ export const STEP_TITLES: Record<StepId, string> = {
   'mac-plan': 'Mac: Up in dry-run',
 };
 
-export const UP_STEPS: StepId[] = ['connect', 'vm-up', 'vm-describe', 'mac-up'];
+export const UP_STEPS: StepId[] = ['connect', 'vm-up', 'mac-up'];
 export const ROLLBACK_STEPS: StepId[] = ['rollback-mac', 'rollback-vm'];
 export const DOWN_STEPS: StepId[] = ['connect', 'mac-down', 'vm-down'];
 export const PLAN_STEPS: StepId[] = ['connect', 'vm-plan', 'mac-plan'];
@@ -105,8 +105,8 @@ export interface UpOptions {
   dnsServers?: string[];
   handshakeTimeoutMs?: number;
   lanInterface?: string;
-  /** wgctl.v1.Ipv6Mode number (0 auto, 1 route, 2 block). */
-  ipv6?: number;
+  /** Default: auto (Ipv6Mode.IPV6_MODE_UNSPECIFIED). */
+  ipv6?: Ipv6Mode;
   /** Aborting stops before the next step (the one in flight completes), then rolls back. */
   signal?: AbortSignal;
   now?: () => number;
@@ -298,13 +298,8 @@ async function resolveMacSource(opts: UpOptions, mac: MacDescription): Promise<s
   return source;
 }
 
-/** wgctl.v1.Ipv6Mode numbers (0 auto, 1 route, 2 block). */
-export const IPV6_AUTO = 0;
-export const IPV6_ROUTE = 1;
-export const IPV6_BLOCK = 2;
-
 export interface Ipv6Decision {
-  mode: 'route' | 'block';
+  mode: AppliedIpv6Mode;
   /** Set when routing: the Mac's IPv6 on the vnic (the VM forwards and NATs it) and the VM's. */
   macSource6?: string;
   vmAddress6?: string;
@@ -319,8 +314,8 @@ export interface Ipv6Decision {
  * on them; `auto` blocks without them; `block` always blocks. Pure.
  */
 export function decideIpv6(opts: Pick<UpOptions, 'ipv6' | 'vmAddress6'>, vm: VmDescription, mac: MacDescription): Ipv6Decision {
-  const requested = opts.ipv6 ?? IPV6_AUTO;
-  if (requested === IPV6_BLOCK) return { mode: 'block', reason: 'ipv6: block' };
+  const requested = opts.ipv6 ?? Ipv6Mode.IPV6_MODE_UNSPECIFIED;
+  if (requested === Ipv6Mode.IPV6_MODE_BLOCK) return { mode: Ipv6Mode.IPV6_MODE_BLOCK, reason: 'ipv6: block' };
   const tunnel6 = vm.tunnelAddresses.find((a) => a.includes(':'));
   const missing: string[] = [];
   if (!opts.vmAddress6) missing.push('vm.address6 in the config (the VM\'s IPv6 on the vnic: wgctl init --vm-address6 IP)');
@@ -331,16 +326,16 @@ export function decideIpv6(opts: Pick<UpOptions, 'ipv6' | 'vmAddress6'>, vm: VmD
   if (!mac.vnicAddress6) missing.push(`a global IPv6 address on the Mac's vnic${mac.vnicInterface ? ` ${mac.vnicInterface}` : ''} (mac-agent reports none)`);
   if (missing.length === 0) {
     return {
-      mode: 'route',
+      mode: Ipv6Mode.IPV6_MODE_ROUTE,
       macSource6: mac.vnicAddress6,
       vmAddress6: opts.vmAddress6,
       reason: `routed: ${mac.vnicAddress6} via ${opts.vmAddress6}, NAT66 to ${stripPrefix(tunnel6!)}`,
     };
   }
-  if (requested === IPV6_ROUTE) {
+  if (requested === Ipv6Mode.IPV6_MODE_ROUTE) {
     throw new Error(`ipv6: route cannot route the Mac's IPv6 through the tunnel: missing ${missing.join('; ')}`);
   }
-  return { mode: 'block', reason: `ipv6: auto blocks IPv6: missing ${missing.join('; ')}` };
+  return { mode: Ipv6Mode.IPV6_MODE_BLOCK, reason: `ipv6: auto blocks IPv6: missing ${missing.join('; ')}` };
 }
 
 /** The first step of up and plan: both agents described, the Mac's address facing the VM, the IPv6 mode. */
@@ -350,7 +345,7 @@ function connectStep(seq: Sequencer, vm: VmAgentApi, mac: MacAgentApi, opts: UpO
     const both = requireBoth(c);
     const source = await resolveMacSource(opts, both.mac);
     const ipv6 = decideIpv6(opts, both.vm, both.mac);
-    const shown = ipv6.mode === 'route' ? `IPv6 routed (Mac ${ipv6.macSource6} via ${ipv6.vmAddress6})` : 'IPv6 blocked';
+    const shown = ipv6.mode === Ipv6Mode.IPV6_MODE_ROUTE ? `IPv6 routed (Mac ${ipv6.macSource6} via ${ipv6.vmAddress6})` : 'IPv6 blocked';
     return { value: { ...both, macSource: source, ipv6 }, detail: `${connectDetail(c)}; Mac source ${source}; ${shown}` };
   }, opts.signal);
 }
@@ -364,15 +359,18 @@ export function addressesOf(cidrs: string[]): string[] {
   return cidrs.map(stripPrefix);
 }
 
-/** The decision is explicit on the Mac: route with the VM's IPv6, else block (never the agent's own auto). */
-function macUpRequest(opts: UpOptions, vm: VmDescription, ipv6: Ipv6Decision, dryRun: boolean): MacUpRequest {
+/**
+ * The Mac pins the endpoints the VM's Up applied. The IPv6 decision is explicit on the Mac:
+ * route with the VM's IPv6, else block (never the agent's own auto).
+ */
+function macUpRequest(opts: UpOptions, vm: VmDescription, applied: VmApplied, ipv6: Ipv6Decision, dryRun: boolean): MacUpRequest {
   return {
     vmAddress: opts.vmAddress,
-    endpoints: vm.endpoints,
+    endpoints: applied.endpoints,
     dnsServers: opts.dnsServers && opts.dnsServers.length > 0 ? opts.dnsServers : vm.dns,
     dryRun,
-    ipv6: ipv6.mode === 'route' ? IPV6_ROUTE : IPV6_BLOCK,
-    vmAddress6: ipv6.mode === 'route' ? ipv6.vmAddress6! : '',
+    ipv6: ipv6.mode,
+    vmAddress6: ipv6.mode === Ipv6Mode.IPV6_MODE_ROUTE ? ipv6.vmAddress6! : '',
   };
 }
 
@@ -382,13 +380,22 @@ function vmUpRequest(opts: UpOptions, macSource: string, ipv6: Ipv6Decision, dry
     dryRun,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 0,
     // Empty: the VM forwards IPv4 only (the Mac blocks its IPv6).
-    macSource6: ipv6.mode === 'route' ? ipv6.macSource6! : '',
+    macSource6: ipv6.mode === Ipv6Mode.IPV6_MODE_ROUTE ? ipv6.macSource6! : '',
     lanInterface: opts.lanInterface ?? '',
   };
 }
 
 function describeEndpoints(endpoints: Endpoint[]): string {
   return endpoints.map((e) => `${e.ip || e.host}:${e.port}`).join(', ') || 'none';
+}
+
+/** What the VM's Up applied (dry-run: would apply), from its Outcome; throws when it is not usable. */
+function appliedByVm(outcome: Outcome): { applied: VmApplied; detail: string } {
+  const applied = outcome.vmApplied;
+  if (!applied) throw new Error("vm-agent's Up did not report what it applied (vm_applied): the vm-agent is older than this wgctl; upgrade it");
+  if (applied.endpoints.length === 0) throw new Error('vm-agent reports no WireGuard server endpoints: check its wg-quick config');
+  if (applied.tunnelAddresses.length === 0) throw new Error('vm-agent reports no tunnel address ([Interface] Address)');
+  return { applied, detail: `endpoints ${describeEndpoints(applied.endpoints)}; tunnel ${applied.tunnelAddresses.join(', ')}` };
 }
 
 export async function up(
@@ -416,53 +423,30 @@ export async function up(
     const ipv6 = described.ipv6;
     result.ipv6 = ipv6;
 
-    // Describes the config the VM's Up has just read: the endpoints the Mac pins. Sent while
-    // that Up goes on (wg-quick, the handshake: ~0.1 s) instead of after it.
-    let vmDescribed: Promise<VmDescription> | undefined;
-    const describeVm = () => {
-      vmDescribed ??= vm.describe();
-      vmDescribed.catch(() => undefined); // awaited (and reported) in vm-describe, if we get there
-      return vmDescribed;
-    };
-    await seq.run('vm-up', async () => {
+    const applied = await seq.run('vm-up', async () => {
       vmUpStarted = true;
       vmUpOutcome = await streamStep(seq, 'vm-up', 'vm', vmLog, (onStep) =>
-        vm
-          .up(vmUpRequest(opts, macSource, ipv6, false), (event) => {
-            onStep(event);
-            if (event.step === 'read-config' && event.state === STEP_DONE) void describeVm();
-          })
-          .catch((error: unknown) => {
-            vmUpError = error;
-            throw error;
-          }),
+        vm.up(vmUpRequest(opts, macSource, ipv6, false), onStep).catch((error: unknown) => {
+          vmUpError = error;
+          throw error;
+        }),
       );
-      const forwarded = ipv6.mode === 'route' ? `${macSource} and ${ipv6.macSource6}` : macSource;
-      return { value: undefined, detail: vmLog.changed ? `forwarding ${forwarded} into the tunnel` : 'already up' };
+      const { applied, detail } = appliedByVm(vmUpOutcome);
+      const forwarded = ipv6.mode === Ipv6Mode.IPV6_MODE_ROUTE ? `${macSource} and ${ipv6.macSource6}` : macSource;
+      return { value: applied, detail: `${vmLog.changed ? `forwarding ${forwarded} into the tunnel` : 'already up'}; ${detail}` };
     }, opts.signal);
-
-    const vmNow = await seq.run('vm-describe', async () => {
-      const d = await describeVm();
-      if (d.endpoints.length === 0) throw new Error('vm-agent reports no WireGuard server endpoints: check its wg-quick config');
-      if (d.tunnelAddresses.length === 0) throw new Error('vm-agent reports no tunnel address ([Interface] Address)');
-      return {
-        value: d,
-        detail: `endpoints ${describeEndpoints(d.endpoints)}; tunnel ${d.tunnelAddresses.join(', ')}`,
-      };
-    }, opts.signal);
-    result.vm = vmNow;
-    result.endpoints = vmNow.endpoints;
-    result.tunnelAddresses = vmNow.tunnelAddresses;
+    result.endpoints = applied.endpoints;
+    result.tunnelAddresses = applied.tunnelAddresses;
 
     await seq.run('mac-up', async () => {
       macUpStarted = true;
       await streamStep(seq, 'mac-up', 'mac', macLog, (onStep) =>
-        mac.up(macUpRequest(opts, vmNow, ipv6, false), onStep).catch((error: unknown) => {
+        mac.up(macUpRequest(opts, described.vm, applied, ipv6, false), onStep).catch((error: unknown) => {
           macUpError = error;
           throw error;
         }),
       );
-      return { value: undefined, detail: `all traffic via ${opts.vmAddress}${ipv6.mode === 'route' ? ` and ${ipv6.vmAddress6}` : ' (IPv6 blocked)'}` };
+      return { value: undefined, detail: `all traffic via ${opts.vmAddress}${ipv6.mode === Ipv6Mode.IPV6_MODE_ROUTE ? ` and ${ipv6.vmAddress6}` : ' (IPv6 blocked)'}` };
     }, opts.signal);
     result.ok = true;
   } catch (error) {
@@ -637,14 +621,15 @@ export async function plan(
     const macSource = described.macSource;
     result.macSource = macSource;
     result.ipv6 = described.ipv6;
-    result.endpoints = described.vm.endpoints;
-    result.tunnelAddresses = described.vm.tunnelAddresses;
-    await seq.run('vm-plan', async () => {
-      await streamStep(seq, 'vm-plan', 'vm', vmLog, (cb) => vm.up(vmUpRequest(opts, macSource, described.ipv6, true), cb));
-      return { value: undefined, detail: `${vmLog.terminalEvents().length} steps` };
+    // A dry-run Up reports what it would apply: the Mac's dry run pins those endpoints.
+    const applied = await seq.run('vm-plan', async () => {
+      const outcome = await streamStep(seq, 'vm-plan', 'vm', vmLog, (cb) => vm.up(vmUpRequest(opts, macSource, described.ipv6, true), cb));
+      return { value: appliedByVm(outcome).applied, detail: `${vmLog.terminalEvents().length} steps` };
     }, opts.signal);
+    result.endpoints = applied.endpoints;
+    result.tunnelAddresses = applied.tunnelAddresses;
     await seq.run('mac-plan', async () => {
-      await streamStep(seq, 'mac-plan', 'mac', macLog, (cb) => mac.up(macUpRequest(opts, described.vm, described.ipv6, true), cb));
+      await streamStep(seq, 'mac-plan', 'mac', macLog, (cb) => mac.up(macUpRequest(opts, described.vm, applied, described.ipv6, true), cb));
       return { value: undefined, detail: `${macLog.terminalEvents().length} steps` };
     }, opts.signal);
     result.ok = true;

@@ -5,13 +5,13 @@
  */
 import { type Check, type Endpoint, type Health, type MacStatus, PROTOCOL_VERSION, type VmStatus } from '@wgctl/proto';
 
-export const STATUS_SCHEMA_ID = 'wgctl.status/v1';
+const STATUS_SCHEMA_ID = 'wgctl.status/v1';
 
 /** WireGuard re-handshakes about every 2 minutes on a live tunnel; 180 s = RejectAfterTime. */
-export const HANDSHAKE_STALE_S = 180;
+const HANDSHAKE_STALE_S = 180;
 
 export type Overall = 'healthy' | 'degraded' | 'down';
-export const OVERALL_EXIT: Record<Overall, number> = { healthy: 0, degraded: 1, down: 2 };
+const OVERALL_EXIT: Record<Overall, number> = { healthy: 0, degraded: 1, down: 2 };
 
 export interface AgentJson {
   name: string;
@@ -161,7 +161,7 @@ function endpointJson(e: Endpoint) {
   return { host: e.host, ip: e.ip, port: e.port };
 }
 
-export function vmSide(target: string, s: VmStatus): VmSideJson {
+function vmSide(target: string, s: VmStatus): VmSideJson {
   return {
     reachable: true,
     target,
@@ -194,7 +194,7 @@ export function vmSide(target: string, s: VmStatus): VmSideJson {
   };
 }
 
-export function macSide(target: string, s: MacStatus): MacSideJson {
+function macSide(target: string, s: MacStatus): MacSideJson {
   const ks = s.killSwitch;
   return {
     reachable: true,
@@ -233,7 +233,7 @@ export function freshestHandshake(vm: VmSideJson): number | null {
  * split routes present, kill switch loaded and enabled, ip_forward on.
  * down: an agent unreachable, or neither side up. Anything in between: degraded.
  */
-export function assess(vm: VmSideJson | Unreachable, mac: MacSideJson | Unreachable): { overall: Overall; problems: string[] } {
+function assess(vm: VmSideJson | Unreachable, mac: MacSideJson | Unreachable): { overall: Overall; problems: string[] } {
   const problems: string[] = [];
   if (!vm.reachable) problems.push(`vm-agent unreachable (${vm.target}): ${vm.error}`);
   if (!mac.reachable) problems.push(`mac-agent unreachable (${mac.target}): ${mac.error}`);

@@ -20,7 +20,7 @@ import { parseTcpdumpLine, type TcpdumpPacket } from '@wgctl/parsers';
 import type { CaptureRequest, CaptureResult, Packet } from '@wgctl/proto';
 import { spawnStreaming, type Runner, type StreamExit, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
 import { failedPrecondition, invalidArgument, statusError } from '@wgctl/transport';
-import { iputilsPingArgv } from './ping';
+import { iputilsPingArgv, type ProbePlan } from './ping';
 
 export const CAPTURE_LIMITS = {
   defaultDurationMs: 5_000,
@@ -38,12 +38,6 @@ export const CAPTURE_LIMITS = {
   /** tcpdump must say "listening on …" within this. */
   startTimeoutMs: 5_000,
 } as const;
-
-export interface ProbePlan {
-  target: string;
-  count: number;
-  intervalS: number;
-}
 
 export interface CapturePlan {
   /** Empty: the agent's default interface. */
@@ -96,7 +90,7 @@ export function tcpdumpArgv(iface: string, maxPackets: number): string[] {
   return ['tcpdump', '-nn', '-l', '-p', '--immediate-mode', '-i', iface, '-c', String(maxPackets)];
 }
 
-export function packetMessage(parsed: TcpdumpPacket, iface: string): Packet {
+function packetMessage(parsed: TcpdumpPacket, iface: string): Packet {
   return {
     interface: parsed.interface ?? iface,
     family: parsed.family,
@@ -110,7 +104,7 @@ export function packetMessage(parsed: TcpdumpPacket, iface: string): Packet {
 }
 
 /** ping's summary ("3 packets transmitted, 3 received, …") or, failing that, its last words. */
-export function probeDetail(stdout: string, stderr: string, exitCode: number): string {
+function probeDetail(stdout: string, stderr: string, exitCode: number): string {
   const summary = stdout.split('\n').find((line) => /packets transmitted/.test(line));
   if (summary) return summary.trim();
   const last = (stderr.trim() || stdout.trim()).split('\n').slice(-1)[0];

@@ -4,7 +4,13 @@
  * literal already checked by planCapture.
  */
 import { isIPv6 } from '@wgctl/config';
-import type { ProbePlan } from './capture';
+
+/** The probe of a capture, as planCapture checked it: an IP literal, count and spacing in bounds. */
+export interface ProbePlan {
+  target: string;
+  count: number;
+  intervalS: number;
+}
 
 /** iputils ping (Linux): IPv4 and IPv6 literals alike; -W in seconds. */
 export function iputilsPingArgv(probe: ProbePlan): string[] {

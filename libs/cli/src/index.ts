@@ -5,9 +5,9 @@
  */
 import { CommanderError, type Command } from 'commander';
 
-export const EXIT_OK = 0;
-export const EXIT_FAILED = 1;
-export const EXIT_USAGE = 2;
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
 
 export interface CliOutput {
   stdout: (text: string) => void;

@@ -7,7 +7,7 @@ export interface ConfigProblem {
 }
 
 /** Formats a zod issue path as 'a.b[2].c'. */
-export function formatIssuePath(path: readonly PropertyKey[]): string {
+function formatIssuePath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;

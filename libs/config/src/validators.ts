@@ -21,6 +21,16 @@ export function isIpAddress(value: string): boolean {
   return isIPv4(value) || isIPv6(value);
 }
 
+/**
+ * An IP address, or an IPv6 address with a zone id (`fe80::1%en0`, as tools print a link-local
+ * peer): the zone one or more letters and digits, nothing an argv or a rule file could misread.
+ */
+export function isIpAddressOrZoned(value: string): boolean {
+  const percent = value.indexOf('%');
+  if (percent < 0) return isIpAddress(value);
+  return isIPv6(value.slice(0, percent)) && /^[0-9A-Za-z]+$/.test(value.slice(percent + 1));
+}
+
 export interface Cidr {
   address: string;
   prefix: number;
@@ -40,36 +50,17 @@ export function parseCidr(value: string): Cidr | undefined {
   return undefined;
 }
 
-export function isCidr(value: string): boolean {
-  return parseCidr(value) !== undefined;
-}
-
-export const ipv4Schema = z.string().refine(isIPv4, { message: 'expected an IPv4 address such as 192.0.2.1' });
 export const ipv6Schema = z.string().refine(isIPv6, { message: 'expected an IPv6 address such as 2001:db8::1' });
 export const ipSchema = z.string().refine(isIpAddress, { message: 'expected an IPv4 or IPv6 address' });
-export const cidrV4Schema = z
-  .string()
-  .refine((v) => parseCidr(v)?.family === 4, { message: 'expected an IPv4 CIDR such as 192.0.2.0/24' });
-export const cidrV6Schema = z
-  .string()
-  .refine((v) => parseCidr(v)?.family === 6, { message: 'expected an IPv6 CIDR such as 2001:db8::/64' });
-export const cidrSchema = z.string().refine(isCidr, { message: 'expected a CIDR such as 192.0.2.0/24 or 2001:db8::/64' });
 
 // ---------------------------------------------------------------------------------------------
 // Ports, host names, durations
 
-export const MIN_PORT = 1;
-export const MAX_PORT = 65535;
+const MIN_PORT = 1;
+const MAX_PORT = 65535;
 
 export function isPort(value: number): boolean {
   return Number.isInteger(value) && value >= MIN_PORT && value <= MAX_PORT;
-}
-
-/** Parses a decimal port string (CLI flags); undefined when not a port 1–65535. */
-export function parsePort(value: string): number | undefined {
-  if (!/^[0-9]{1,5}$/.test(value)) return undefined;
-  const port = Number(value);
-  return isPort(port) ? port : undefined;
 }
 
 export const portSchema = z
@@ -91,7 +82,7 @@ export const hostSchema = z
   .refine((v) => isIpAddress(v) || isHostname(v), { message: 'expected an IP address or a DNS host name' });
 
 /** Upper bound for any configured duration: one day. */
-export const MAX_DURATION_MS = 24 * 60 * 60 * 1000;
+const MAX_DURATION_MS = 24 * 60 * 60 * 1000;
 
 export const durationMsSchema = z
   .number({ message: 'expected a duration in milliseconds' })
@@ -100,32 +91,17 @@ export const durationMsSchema = z
   .max(MAX_DURATION_MS, { message: `duration must be at most ${MAX_DURATION_MS} ms (one day)` });
 
 // ---------------------------------------------------------------------------------------------
-// Interface names and WireGuard keys
+// Interface names
 
 /**
  * Linux IFNAMSIZ-1 = 15 characters; macOS utun names fit the same rule. Not starting with '-':
  * the name is passed to ip/tcpdump/pfctl as an argument and must never read as an option.
  */
-export const INTERFACE_NAME = /^[A-Za-z0-9_.=+][A-Za-z0-9_.=+-]{0,14}$/;
+const INTERFACE_NAME = /^[A-Za-z0-9_.=+][A-Za-z0-9_.=+-]{0,14}$/;
 
 export function isInterfaceName(value: string): boolean {
   return INTERFACE_NAME.test(value) && value !== '.' && value !== '..';
 }
-
-export const interfaceNameSchema = z.string().refine(isInterfaceName, {
-  message: 'expected an interface name: 1–15 characters of A–Z a–z 0–9 _ . = + -, not starting with "-", not "." or ".."',
-});
-
-/** 32 bytes in base64: 43 significant characters (the last one carries 4 bits) and one '='. */
-export const WIREGUARD_KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
-
-export function isWireguardKey(value: string): boolean {
-  return WIREGUARD_KEY.test(value);
-}
-
-export const wireguardKeySchema = z.string().refine(isWireguardKey, {
-  message: 'expected a WireGuard key: 44 characters of base64 encoding 32 bytes, ending in "="',
-});
 
 // ---------------------------------------------------------------------------------------------
 // Listen / target addresses: 'ADDR:PORT', '[V6]:PORT', 'unix:/absolute/path'
@@ -203,7 +179,5 @@ function addressSchema(options: ParseAddressOptions) {
   });
 }
 
-/** An address to listen on; port 0 (ephemeral) allowed. */
-export const listenAddressSchema = addressSchema({ allowPortZero: true });
 /** An address to connect to; port 1–65535. */
 export const targetAddressSchema = addressSchema({ allowPortZero: false });

@@ -2,17 +2,16 @@
  * The controller's config file (JSON). Unknown keys are errors, so a typo never silently falls
  * back to a default.
  */
-import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, zodProblems } from './errors';
 import { durationMsSchema, hostSchema, hostnameSchema, ipSchema, ipv6Schema, portSchema, targetAddressSchema } from './validators';
 
+/** The file's words for the Mac's IPv6 mode; the controller maps them to wgctl.v1.Ipv6Mode on load. */
 export const IPV6_MODES = ['auto', 'route', 'block'] as const;
-export type Ipv6Mode = (typeof IPV6_MODES)[number];
 
 export const DEFAULT_VM_AGENT_PORT = 7443;
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 15_000;
 
 export const wgctlConfigSchema = z.strictObject({
   version: z.literal(1, { message: 'expected version 1' }),
@@ -46,7 +45,7 @@ export function parseWgctlConfig(value: unknown, source?: string): WgctlConfig {
 }
 
 /** Group/world-writable config files could be edited by another user to redirect the agents. */
-export function checkConfigFilePermissions(path: string): void {
+function checkConfigFilePermissions(path: string): void {
   const mode = statSync(path).mode & 0o777;
   if (mode & 0o022) {
     throw new ConfigError(
@@ -79,24 +78,4 @@ export function loadConfig(path: string): WgctlConfig {
   }
   const config = parseWgctlConfig(document, path);
   return { ...config, tlsDir: isAbsolute(config.tlsDir) ? config.tlsDir : resolve(dirname(resolve(path)), config.tlsDir) };
-}
-
-export interface WriteConfigOptions {
-  /** Replace an existing file. Default false. */
-  overwrite?: boolean;
-}
-
-/**
- * Validates and writes a config file (pretty JSON, mode 0644) through a temporary file, so a
- * crash never leaves half a config. Refuses to replace an existing file unless `overwrite`.
- */
-export function writeConfigFile(path: string, config: WgctlConfig, options: WriteConfigOptions = {}): void {
-  const valid = parseWgctlConfig(config, path);
-  if (!options.overwrite && existsSync(path)) {
-    throw new ConfigError('already exists (pass --force to replace it)', [], path);
-  }
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(valid, null, 2)}\n`, { mode: 0o644 });
-  chmodSync(tmp, 0o644);
-  renameSync(tmp, path);
 }

@@ -8,7 +8,7 @@ import Transport from 'winston-transport';
 import { redactText, redactValue } from './redact';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
-export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
 
 export interface LoggerOptions {
   service: string;
@@ -24,7 +24,7 @@ const LEVEL = Symbol.for('level');
 const SPLAT = Symbol.for('splat');
 
 /** The redaction format: rewrites message and metadata in place before serialization. */
-export const redactFormat = winston.format((info) => {
+const redactFormat = winston.format((info) => {
   const redacted = redactValue({ ...info }) as Record<string, unknown>;
   for (const key of Object.keys(info)) delete (info as Record<string, unknown>)[key];
   Object.assign(info, redacted);
@@ -34,7 +34,7 @@ export const redactFormat = winston.format((info) => {
   return info;
 });
 
-export function resolveLevel(level?: string): LogLevel {
+function resolveLevel(level?: string): LogLevel {
   const wanted = (level ?? process.env.WGCTL_LOG_LEVEL ?? 'info').toLowerCase();
   if ((LOG_LEVELS as readonly string[]).includes(wanted)) return wanted as LogLevel;
   throw new Error(`invalid log level "${wanted}": expected one of ${LOG_LEVELS.join(', ')}`);
@@ -93,4 +93,3 @@ export function silentLogger(): winston.Logger {
 }
 
 export type Logger = winston.Logger;
-export { LEVEL };

@@ -3,3 +3,4 @@ export * from './gen/wgctl/v1/common';
 export * from './gen/wgctl/v1/vm_agent';
 export * from './gen/wgctl/v1/mac_agent';
 export * from './build-info';
+export * from './ipv6-mode';

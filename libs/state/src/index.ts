@@ -2,4 +2,3 @@ export * from './atomic-file';
 export * from './json-state-file';
 export * from './background-sampler';
 export * from './idle-trim';
-export * from './busy';

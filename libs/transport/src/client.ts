@@ -6,7 +6,6 @@ import { createSecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
 import { isLoopbackHost, parseAddress } from '@wgctl/config';
-import { deadlineExceeded } from './errors';
 import { roleForService } from './roles';
 import { MIN_TLS_VERSION, type TlsMaterial } from './tls';
 
@@ -21,7 +20,7 @@ export interface ConnectOptions {
 }
 
 /** Keepalive detects a VM that went away; short reconnect backoff reconnects quickly after a restart. */
-export const DEFAULT_CLIENT_OPTIONS: grpc.ChannelOptions = {
+const DEFAULT_CLIENT_OPTIONS: grpc.ChannelOptions = {
   'grpc.keepalive_time_ms': 20_000,
   'grpc.keepalive_timeout_ms': 10_000,
   'grpc.keepalive_permit_without_calls': 1,
@@ -79,12 +78,12 @@ export function connectAgent<T>(Client: ClientConstructor<T>, target: string, op
 // Deadlines and calls
 
 /** A deadline `ms` from now. */
-export function deadlineIn(ms: number): Date {
+function deadlineIn(ms: number): Date {
   return new Date(Date.now() + ms);
 }
 
 /** Call options with a deadline `timeoutMs` from now. */
-export function withDeadline(timeoutMs: number, options: Partial<grpc.CallOptions> = {}): Partial<grpc.CallOptions> {
+function withDeadline(timeoutMs: number, options: Partial<grpc.CallOptions> = {}): Partial<grpc.CallOptions> {
   return { ...options, deadline: deadlineIn(timeoutMs) };
 }
 
@@ -127,16 +126,6 @@ export async function* readStream<T>(stream: grpc.ClientReadableStream<T>): Asyn
   } finally {
     if (!completed) stream.cancel();
   }
-}
-
-/** Resolves once the client's channel is connected, or rejects with DEADLINE_EXCEEDED. */
-export function waitForReady(client: grpc.Client, timeoutMs: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    client.waitForReady(deadlineIn(timeoutMs), (error) => {
-      if (error) reject(deadlineExceeded(`not connected after ${timeoutMs} ms: ${error.message}`));
-      else resolve();
-    });
-  });
 }
 
 // ---------------------------------------------------------------------------------------------

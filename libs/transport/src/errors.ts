@@ -24,12 +24,10 @@ export function statusError(code: grpc.status, message: string): StatusError {
 
 export const invalidArgument = (message: string): StatusError => statusError(grpc.status.INVALID_ARGUMENT, message);
 export const failedPrecondition = (message: string): StatusError => statusError(grpc.status.FAILED_PRECONDITION, message);
-export const notFound = (message: string): StatusError => statusError(grpc.status.NOT_FOUND, message);
 export const permissionDenied = (message: string): StatusError => statusError(grpc.status.PERMISSION_DENIED, message);
 export const unavailable = (message: string): StatusError => statusError(grpc.status.UNAVAILABLE, message);
 export const aborted = (message: string): StatusError => statusError(grpc.status.ABORTED, message);
-export const deadlineExceeded = (message: string): StatusError => statusError(grpc.status.DEADLINE_EXCEEDED, message);
-export const internal = (message: string): StatusError => statusError(grpc.status.INTERNAL, message);
+const internal = (message: string): StatusError => statusError(grpc.status.INTERNAL, message);
 
 /** A failure status: 1 (CANCELLED) … 16 (UNAUTHENTICATED). An error claiming OK (0) is not one. */
 function isGrpcStatusCode(value: unknown): value is grpc.status {
@@ -59,12 +57,4 @@ export function toStatusError(thrown: unknown): StatusError {
   }
   const message = thrown instanceof Error ? thrown.message : String(thrown);
   return internal(redactText(message || 'internal error'));
-}
-
-/** A short description of a client-side error (for CLI output and logs). */
-export function describeGrpcError(error: unknown): string {
-  if (isStatusError(error)) {
-    return `${grpc.status[error.code] ?? error.code}: ${error.details ?? error.message ?? ''}`.trim();
-  }
-  return error instanceof Error ? error.message : String(error);
 }

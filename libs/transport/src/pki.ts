@@ -6,9 +6,9 @@
  */
 import { randomBytes, webcrypto } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type * as X509 from '@peculiar/x509';
+import { isIpAddress } from '@wgctl/config';
 import { ROLES, type Role } from './roles';
 import { CA_CERT_FILE, CA_KEY_FILE, certFile, keyFile } from './tls';
 
@@ -38,8 +38,8 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 /** Certificates start a little in the past so a Mac and a VM with skewed clocks agree. */
 const CLOCK_SKEW_MS = 5 * 60 * 1000;
 
-export const DEFAULT_LEAF_VALIDITY_DAYS = 825;
-export const DEFAULT_CA_VALIDITY_DAYS = 3650;
+const DEFAULT_LEAF_VALIDITY_DAYS = 825;
+const DEFAULT_CA_VALIDITY_DAYS = 3650;
 
 export interface CreatePkiOptions {
   /** Addresses the controller uses to reach the VM agent (IP SANs of vm-agent.crt). */
@@ -115,12 +115,8 @@ function writeFilesAtomically(dir: string, outputs: Array<{ name: string; conten
 
 function validateAddresses(what: string, addresses: string[]): void {
   for (const address of addresses) {
-    if (!isIpLiteral(address)) throw new Error(`${what}: "${address}" is not an IP address`);
+    if (!isIpAddress(address)) throw new Error(`${what}: "${address}" is not an IP address`);
   }
-}
-
-function isIpLiteral(value: string): boolean {
-  return isIP(value) !== 0;
 }
 
 interface CaState {

@@ -14,7 +14,7 @@ import { embeddedProtos } from '@wgctl/proto';
 
 const MARKER = join('wgctl', 'v1', 'common.proto');
 
-export const APP_PROTO_FILES = ['wgctl/v1/common.proto', 'wgctl/v1/vm_agent.proto', 'wgctl/v1/mac_agent.proto'];
+const APP_PROTO_FILES = ['wgctl/v1/common.proto', 'wgctl/v1/vm_agent.proto', 'wgctl/v1/mac_agent.proto'];
 
 function candidateProtoDirs(): string[] {
   const candidates: string[] = [];

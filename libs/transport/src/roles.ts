@@ -2,12 +2,8 @@
 export const ROLES = ['controller', 'vm-agent', 'mac-agent', 'monitor'] as const;
 export type Role = (typeof ROLES)[number];
 
-export function isRole(value: unknown): value is Role {
-  return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
-}
-
 /** The role whose server implements a gRPC service (the default TLS server name for clients). */
-export const SERVICE_ROLES: Readonly<Record<string, Role>> = {
+const SERVICE_ROLES: Readonly<Record<string, Role>> = {
   'wgctl.v1.VmAgent': 'vm-agent',
   'wgctl.v1.MacAgent': 'mac-agent',
 };

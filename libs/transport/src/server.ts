@@ -20,11 +20,11 @@ import { MIN_TLS_VERSION, type TlsMaterial } from './tls';
 
 type ServingStatus = GrpcHealthCheck.ServingStatus;
 
-export const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
-export const DEFAULT_SOCKET_MODE = 0o660;
+const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
+const DEFAULT_SOCKET_MODE = 0o660;
 
 /** Server limits: requests are small; responses (captures, status) may be larger. */
-export const DEFAULT_SERVER_OPTIONS: grpc.ServerOptions = {
+const DEFAULT_SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.keepalive_time_ms': 30_000,
   'grpc.keepalive_timeout_ms': 10_000,
   'grpc.max_receive_message_length': 4 * 1024 * 1024,
@@ -68,7 +68,7 @@ export interface AgentServer {
 }
 
 /** The caller's role: the CN of its verified client certificate. */
-export function peerRoleOf(call: { getAuthContext?: () => { sslPeerCertificate?: PeerCertificate } | null }): string | undefined {
+function peerRoleOf(call: { getAuthContext?: () => { sslPeerCertificate?: PeerCertificate } | null }): string | undefined {
   const cn = call.getAuthContext?.()?.sslPeerCertificate?.subject?.CN as string | string[] | undefined;
   return Array.isArray(cn) ? cn[0] : cn;
 }

@@ -27,7 +27,7 @@ export function renderReport(results, order) {
   out.push('The lab benchmarks (`up`, `status`, `roam`, `idle`) need root: they build the namespace lab of `tools/lab` under the');
   out.push('prefix `wgb` (`BENCH_LAB_PREFIX`) and remove it afterwards. Knobs: `BENCH_PIN=1` (pin the health servers and load');
   out.push('generator to separate CPUs), `BENCH_HEALTH_COUNT`, `BENCH_UP_ROUNDS`, `BENCH_STATUS_RUNS`, `BENCH_STARTUP_RUNS`,');
-  out.push('`BENCH_ROAMS`, `BENCH_IDLE_MS`; to try a candidate fix on the lab benchmarks, `BENCH_DIST=<apps dir>` (another');
+  out.push('`BENCH_ROAMS`, `BENCH_IDLE_MS`, `BENCH_DEBUG_PARSE_RUNS`; to try a candidate fix on the lab benchmarks, `BENCH_DIST=<apps dir>` (another');
   out.push('build) and `BENCH_AGENT_NODE_OPTIONS` (node flags for both agents). The whole suite takes about 1.5–2 minutes.');
   out.push('This file is rewritten by the suite: edit `tools/bench/` (the notes come from `tools/bench/NOTES.md`), not this file.');
   out.push('');

@@ -1,7 +1,7 @@
 // The benchmark's generated tables must stay what the parsers accept, in every shape they
 // cover: a parser change that rejects them would otherwise only show up as a failed bench run.
-import { parseIpRouteJson, parseIptablesRules, parseNetstatRoutes, parsePfRules, parseWgDump } from '@wgctl/parsers';
-import { ipRouteJson, iptablesS, netstatRn, pfctlRules, prng, wgDump } from './tables';
+import { parseIpRouteJson, parseIptablesRules, parseNetstatRoutes, parsePfRules, parseWgDump, parseWgDumpAll } from '@wgctl/parsers';
+import { ipRouteJson, iptablesS, netstatRn, pfctlRules, prng, wgDump, wgDumpAll } from './tables';
 
 describe('benchmark tables', () => {
   it('are deterministic', () => {
@@ -21,6 +21,13 @@ describe('benchmark tables', () => {
     expect(dump.peers.some((p) => p.hasPresharedKey)).toBe(true);
     expect(dump.peers.some((p) => p.persistentKeepalive === 25)).toBe(true);
     expect(Math.min(...dump.peers.map((p) => p.allowedIps.length))).toBeGreaterThanOrEqual(2);
+  });
+
+  it('wg show all dump: the same peers under wg0', () => {
+    const all = parseWgDumpAll(wgDumpAll(300));
+    expect(all).toHaveLength(1);
+    expect(all[0]).toMatchObject({ name: 'wg0', listenPort: 51820 });
+    expect(all[0]!.peers).toEqual(parseWgDump(wgDump(300)).peers);
   });
 
   it('netstat -rn: both layouts, both families, the default route and expiring ARP entries', () => {

@@ -1,6 +1,7 @@
 /**
  * Large, realistic inputs for the parser benchmark, generated from a seeded PRNG (the same
- * text every run): `wg show wg0 dump` with 10,000 peers, `netstat -rn` in the Big Sur+ and the
+ * text every run): `wg show wg0 dump` with 10,000 peers (and as `wg show all dump`, for the
+ * whole `wgctl debug parse` process), `netstat -rn` in the Big Sur+ and the
  * Mojave layouts, `pfctl -sr` plain and `-v`, `ip -j route`, `iptables -S`.
  */
 
@@ -49,6 +50,11 @@ export function wgDump(peers: number, seed = 1): string {
     );
   }
   return lines.join('\n') + '\n';
+}
+
+/** `wg show all dump`: the same table for interface wg0, each line led by the interface name. */
+export function wgDumpAll(peers: number, seed = 1): string {
+  return wgDump(peers, seed).replace(/^(?=.)/gm, 'wg0\t');
 }
 
 function mac(rand: Rand): string {

@@ -1,4 +1,5 @@
-import { DEFAULT_LISTEN, agentArgs, agentOptionsFrom, buildProgram, defaultDriver, defaultStateDir } from '../cli';
+import { DEFAULT_LISTEN, agentOptionsFrom, buildProgram, defaultDriver, defaultStateDir } from '../cli';
+import { agentArgs } from '../options';
 
 describe('mac-agent CLI', () => {
   /** The options the agent would run with, from a command line. */

@@ -10,10 +10,10 @@ import * as grpc from '@grpc/grpc-js';
 import { silentLogger } from '@wgctl/logging';
 import { MacAgentClient, MacDownRequest, MacUpRequest, StatusRequest, StepState, type MacStatus, type Progress } from '@wgctl/proto';
 import { connectAgent, createPki, healthCheck, loadTlsMaterial, readStream, unaryCall } from '@wgctl/transport';
+import type { AgentOptions } from '../options';
 import { startAgent, type RunningAgent } from '../run';
 import { ConcurrencyGate } from '../testing/concurrency-gate';
 import { FakeDriver, fakeHost } from '../testing/fake-host';
-import type { AgentOptions } from '../cli';
 
 describe('mac-agent gRPC service (in-process, in-memory host)', () => {
   let dir: string;
@@ -93,6 +93,29 @@ describe('mac-agent gRPC service (in-process, in-memory host)', () => {
     }
     driver.gate = undefined;
     await first;
+    client.close();
+  });
+
+  it('a caller that cancels ends its Up between two steps, fail-closed (as SIGTERM does), and the agent serves the next call', async () => {
+    agent = await startAgent(options(`unix:${join(dir, 'c.sock')}`), { driver, logger: silentLogger(), sampleIntervalMs: 60_000, engine: { stallAfterStep: 'kill-switch' } });
+    const client = connectAgent(MacAgentClient, `unix:${join(dir, 'c.sock')}`, { insecure: true });
+    const stream = client.up(MacUpRequest.fromPartial({ vmAddress: '192.0.2.130', endpoints: [{ ip: '203.0.113.10', port: 51820 }] }));
+    stream.on('error', () => undefined); // CANCELLED, on our side
+    await new Promise<void>((resolve) =>
+      stream.on('data', (p: Progress) => {
+        if (p.kind?.$case === 'step' && p.kind.value.step === 'kill-switch' && p.kind.value.state === StepState.STEP_STATE_DONE) resolve();
+      }),
+    );
+    stream.cancel();
+    for (let i = 0; i < 200 && !agent.engine.journal().lastError; i++) await new Promise((r) => setTimeout(r, 10));
+
+    expect(agent.engine.journal()).toMatchObject({ phase: 'up-in-progress', lastError: expect.stringMatching(/^pin-endpoint: cancelled before pin-endpoint/) });
+    expect(driver.host.killSwitch).not.toBeNull();
+    expect(driver.host.routes.map((r) => r.destination)).toEqual(['0.0.0.0/0']);
+    const down: Progress[] = [];
+    for await (const p of readStream(client.down(MacDownRequest.fromPartial({})))) down.push(p);
+    expect(down[down.length - 1].kind).toMatchObject({ $case: 'outcome', value: { ok: true } });
+    expect(driver.host.killSwitch).toBeNull();
     client.close();
   });
 

@@ -11,6 +11,7 @@
  * stock `anchor "com.apple/*"`, which every macOS pf.conf evaluates (see DARWIN_PF_ANCHOR).
  */
 import ipaddr from 'ipaddr.js';
+import { isIpAddress, isIpAddressOrZoned } from '@wgctl/config';
 import {
   DARWIN_INTERFACE_NAME,
   NetworksetupUnknownServiceError,
@@ -66,7 +67,7 @@ export interface DarwinDriverOptions {
   anchor?: string;
 }
 
-export const DARWIN_DEFAULT_STATE_DIR = '/Library/Application Support/wgctl/mac-agent';
+const DARWIN_DEFAULT_STATE_DIR = '/Library/Application Support/wgctl/mac-agent';
 /**
  * Where the kill switch lives: a child of the stock `anchor "com.apple/*"` of /etc/pf.conf.
  * xnu evaluates a wildcard anchor's children in name order (its anchor tree is sorted by
@@ -82,7 +83,7 @@ export const DARWIN_PF_ANCHOR = 'com.apple/000.wgctl';
  * re-loading the main ruleset with `anchor "com.wgctl"` appended. Its reference is removed (and
  * the anchor flushed) by the next load or unload that finds it.
  */
-export const DARWIN_LEGACY_PF_ANCHOR = 'com.wgctl';
+const DARWIN_LEGACY_PF_ANCHOR = 'com.wgctl';
 const PF_ANCHOR_PATH = /^[A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*$/;
 
 const READ = { readOnly: true } as const;
@@ -148,7 +149,7 @@ function validatePolicy(policy: KillSwitchPolicy): void {
     throw new Error(`kill switch: bad VM interface name "${policy.vnic}"`);
   }
   for (const e of policy.endpoints) {
-    if (!ipaddr.IPv4.isValidFourPartDecimal(e.ip) && !ipaddr.IPv6.isValid(e.ip)) throw new Error(`kill switch: endpoint "${e.ip}" is not an IP address`);
+    if (!isIpAddressOrZoned(e.ip)) throw new Error(`kill switch: endpoint "${e.ip}" is not an IP address`);
     if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) throw new Error(`kill switch: bad endpoint port ${e.port}`);
   }
 }
@@ -211,7 +212,7 @@ export function renderDarwinKillSwitch(policy: KillSwitchPolicy, anchor = DARWIN
  * Whether the main ruleset (as `pfctl -sr` prints it) makes `anchor` evaluated: a top-level
  * `anchor "NAME"`, or for a child `PARENT/NAME` the parent's wildcard `anchor "PARENT/*"`.
  */
-export function pfAnchorEvaluated(main: readonly PfRule[], anchor: string): boolean {
+function pfAnchorEvaluated(main: readonly PfRule[], anchor: string): boolean {
   if (pfRulesReferenceAnchor(main, anchor)) return true;
   const slash = anchor.lastIndexOf('/');
   return slash > 0 && pfRulesReferenceAnchor(main, `${anchor.slice(0, slash)}/*`);
@@ -629,8 +630,7 @@ export class DarwinDriver implements HostNetworkDriver {
   async setDns(run: Runner, servers: string[], current: DnsSnapshot): Promise<void> {
     if (servers.length === 0) throw new Error('setDns: no DNS servers given');
     for (const address of servers) {
-      const bare = address.split('%')[0];
-      if (!ipaddr.IPv4.isValidFourPartDecimal(bare) && !ipaddr.IPv6.isValid(bare)) throw new Error(`setDns: "${address}" is not an IP address`);
+      if (!isIpAddress(address.split('%')[0])) throw new Error(`setDns: "${address}" is not an IP address`);
     }
     for (const service of current.services) {
       // A service gone since the snapshot has nothing to set.

@@ -48,7 +48,7 @@ export interface LinuxDriverOptions {
 
 const READ = { readOnly: true } as const;
 
-export function familyOfAddress(address: string): IpFamily {
+function familyOfAddress(address: string): IpFamily {
   return address.includes(':') ? 'inet6' : 'inet';
 }
 
@@ -467,5 +467,3 @@ export class LinuxDriver implements HostNetworkDriver {
     return { kind: 'other', line: event.line, deleted: event.deleted };
   }
 }
-
-export { hostCidr };

@@ -15,9 +15,9 @@ import { existsSync, realpathSync } from 'node:fs';
 import { isAbsolute, normalize } from 'node:path';
 import type { Runner } from '@wgctl/runner';
 
-export const LAUNCHD_LABEL = 'com.wgctl.mac-agent';
-export const LAUNCHD_DAEMON_DIR = '/Library/LaunchDaemons';
-export const LAUNCHD_LOG_DIR = '/Library/Logs/wgctl';
+const LAUNCHD_LABEL = 'com.wgctl.mac-agent';
+const LAUNCHD_DAEMON_DIR = '/Library/LaunchDaemons';
+const LAUNCHD_LOG_DIR = '/Library/Logs/wgctl';
 /** launchd starts daemons with a bare PATH; the agent runs netstat, route, ifconfig, pfctl, networksetup. */
 export const LAUNCHD_PATH = '/usr/bin:/bin:/usr/sbin:/sbin';
 
@@ -150,7 +150,7 @@ export function uninstallArgv(options: { label?: string; daemonDir?: string; sto
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export async function runLaunchdCommands(run: Runner, commands: LaunchdCommand[], wait: (ms: number) => Promise<void> = sleep): Promise<void> {
+async function runLaunchdCommands(run: Runner, commands: LaunchdCommand[], wait: (ms: number) => Promise<void> = sleep): Promise<void> {
   for (const command of commands) {
     const attempts = command.retry?.attempts ?? 1;
     for (let attempt = 1; ; attempt++) {
@@ -170,7 +170,7 @@ export interface PathProbe {
   realpath(path: string): string;
 }
 
-export const fileSystemProbe: PathProbe = { exists: existsSync, realpath: (path) => realpathSync(path) };
+const fileSystemProbe: PathProbe = { exists: existsSync, realpath: (path) => realpathSync(path) };
 
 const HOMEBREW_NODE = /^(?<prefix>\/.+)\/Cellar\/(?<formula>node(?:@[0-9]+)?)\/[^/]+\/bin\/node$/;
 

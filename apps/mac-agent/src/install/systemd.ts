@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Runner } from '@wgctl/runner';
 
 export const SYSTEMD_UNIT_NAME = 'wgctl-mac-agent.service';
-export const SYSTEMD_UNIT_DIR = '/etc/systemd/system';
+const SYSTEMD_UNIT_DIR = '/etc/systemd/system';
 
 export interface SystemdUnitOptions {
   /** node binary and the bundled agent script. */

@@ -19,15 +19,31 @@
  * routes of ours; after each burst of them DNS is checked (again dnsRecheckMs later) and set
  * again wherever it left the tunnel.
  *
- * All operations (Up, Down, roaming, reconcile, status) run one at a time.
+ * All operations (Up, Down, roaming, reconcile, status) run one at a time; a requested Up or
+ * Down is refused while another runs (the kit's OperationGate).
+ *
+ * An Up or Down that has to end early — SIGTERM, or the caller cancelled — ends between two
+ * steps with no rollback: whatever the host holds is listed in the journal (up-in-progress,
+ * down-in-progress), the kill switch stays as that step left it (fail-closed), and the next
+ * Up, Down or start (reconcile) takes it from there.
  */
 import ipaddr from 'ipaddr.js';
-import { redactText, type Logger } from '@wgctl/logging';
+import type { Logger } from '@wgctl/logging';
+import {
+  CancelledError,
+  GuardedStepRunner,
+  InvalidRequestError,
+  OperationGate,
+  StoppingError,
+  stepCause,
+  type OperationContext,
+  type OperationOutcome,
+  type StatusCheck,
+} from '@wgctl/agent-kit';
 import {
   DryRunRunner,
   ObservedRunner,
   StepFailedError,
-  StepRunner,
   formatArgv,
   spawnStreaming,
   type RunOptions,
@@ -38,7 +54,6 @@ import {
   type StreamingProcess,
   readTogether,
 } from '@wgctl/runner';
-import { BusyError } from '@wgctl/state';
 import type {
   DnsContext,
   DnsSnapshot,
@@ -50,9 +65,14 @@ import type {
   Uplink,
   Vnic,
 } from '../host/driver';
-import { emptyJournal, JournalStore, type JournalRoute, type MacJournal, type UpIntent } from './journal';
+import { emptyJournal, JournalStore, type Ipv6InEffect, type JournalRoute, type MacJournal, type UpIntent } from './journal';
 
 export type SpawnStreaming = (argv: readonly string[], options: StreamingOptions) => StreamingProcess;
+
+/** A requested Up's or Down's own options: dry run, and the caller's signal (aborted when it went away). */
+export interface RequestOptions extends Pick<OperationContext, 'signal'> {
+  dryRun?: boolean;
+}
 
 export interface EngineOptions {
   driver: HostNetworkDriver;
@@ -86,20 +106,6 @@ export interface EngineOptions {
   advisoryChecks?: () => StatusCheck[];
 }
 
-export interface OperationOutcome {
-  ok: boolean;
-  failedStep: string;
-  error: string;
-  totalMs: number;
-}
-
-export interface StatusCheck {
-  name: string;
-  ok: boolean;
-  detail: string;
-  evidence: string[];
-}
-
 export interface EngineStatus {
   up: boolean;
   phase: MacJournal['phase'];
@@ -117,54 +123,7 @@ export interface EngineStatus {
   lastRoamMs: number;
   lastError: string;
   /** IPv6 as the last Up applied it (journal); null when not up. */
-  ipv6: 'route' | 'block' | null;
-}
-
-/**
- * An Up or Down asked for while another runs: refused at once (ABORTED), as the vm-agent does,
- * rather than queued — a second controller must not silently redo or undo the first one's work.
- */
-/**
- * The agent is stopping (SIGTERM): the operation in flight ended after its current step, with
- * no rollback — the journal keeps it, and the next start completes it (an Up is re-asserted,
- * a Down finished): the host stays as fail-closed as that step left it.
- */
-export class StoppingError extends Error {
-  constructor(
-    readonly reason: string,
-    readonly beforeStep?: string,
-  ) {
-    super(
-      beforeStep
-        ? `the mac-agent is stopping (${reason}): it finished its current step and stopped before ${beforeStep}; ` +
-            'its journal keeps what was applied and its next start completes it (run `wgctl status`, then `wgctl up` or `wgctl down`)'
-        : `the mac-agent is stopping (${reason}): no new Up or Down; try again once it has restarted`,
-    );
-    this.name = 'StoppingError';
-  }
-}
-
-/** A StepRunner that checks, before each step, whether the agent is stopping. */
-class StoppableStepRunner extends StepRunner {
-  constructor(
-    runner: Runner,
-    listener: StepListener,
-    private readonly beforeStep: (name: string) => void,
-  ) {
-    super(runner, listener, redactText);
-  }
-
-  override async step(name: string, fn: (runner: Runner) => Promise<string | { skipped: string }>): Promise<void> {
-    this.beforeStep(name);
-    await super.step(name, fn);
-  }
-}
-
-export class InvalidRequestError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InvalidRequestError';
-  }
+  ipv6: Ipv6InEffect | null;
 }
 
 const IPV4_SPLIT = ['0.0.0.0/1', '128.0.0.0/1'];
@@ -212,7 +171,7 @@ export function validateIntent(intent: UpIntent): UpIntent {
     if (!isIp(server)) problems.push(`dns_servers[${i}]: ${shown(server)} is not an IP address`);
   });
   if (intent.ipv6 === 'route' && !intent.vmAddress6) problems.push('ipv6: route mode needs vm_address6 (the VM\'s IPv6 address on the vnic)');
-  if (problems.length) throw new InvalidRequestError(problems.join('; '));
+  if (problems.length) throw new InvalidRequestError(problems);
   return {
     ...intent,
     vmAddress: canonicalIp(intent.vmAddress),
@@ -295,8 +254,8 @@ function describeDns(snapshot: DnsSnapshot): string {
 }
 
 function messageOf(e: unknown): string {
-  if (e instanceof StepFailedError) return messageOf(e.cause);
-  return e instanceof Error ? e.message : String(e);
+  const cause = stepCause(e);
+  return cause instanceof Error ? cause.message : String(cause);
 }
 
 /**
@@ -327,8 +286,8 @@ export class MacAgentEngine {
   private readonly advisoryChecks?: () => StatusCheck[];
 
   private queue: Promise<unknown> = Promise.resolve();
-  /** The requested Up/Down running now, if any. */
-  private inFlight: { op: string; sinceMs: number } | null = null;
+  /** The requested Up/Down: one at a time, none once stopping. */
+  private readonly gate: OperationGate;
   private monitor?: StreamingProcess;
   private monitorWanted = false;
   private monitorRestart?: NodeJS.Timeout;
@@ -343,10 +302,6 @@ export class MacAgentEngine {
   private lastRoamCheckFinding = '';
   private retryTimer?: NodeJS.Timeout;
   private closed = false;
-  /** Set by stop(): why the agent stops (e.g. 'SIGTERM'). */
-  private stopReason: string | null = null;
-  private readonly stopRequested: Promise<void>;
-  private signalStop!: () => void;
   private ownDestinations = new Set<string>();
   /** Roams handled since start (tests and status). */
   readonly roams: { atMs: number; fromInterface: string; toInterface: string; fromGateway: string; toGateway: string; tookMs: number }[] = [];
@@ -365,7 +320,7 @@ export class MacAgentEngine {
     this.reassertRetryMs = options.reassertRetryMs ?? 5_000;
     this.stallAfterStep = options.stallAfterStep;
     this.advisoryChecks = options.advisoryChecks;
-    this.stopRequested = new Promise((resolve) => (this.signalStop = resolve));
+    this.gate = new OperationGate('mac-agent', this.now);
   }
 
   /**
@@ -373,26 +328,18 @@ export class MacAgentEngine {
    * the journal keeps it for the next start); new operations are refused; then close().
    */
   async stop(reason: string): Promise<void> {
-    if (this.stopReason === null) {
-      this.stopReason = reason;
-      this.logger.info('stopping: an Up or Down in flight finishes its current step', { reason });
-      this.signalStop();
-    }
+    if (!this.gate.stopping) this.logger.info('stopping: an Up or Down in flight finishes its current step', { reason });
+    const idle = this.gate.stop(reason);
     await this.close();
+    await idle;
   }
 
   get stopping(): boolean {
-    return this.stopReason !== null;
+    return this.gate.stopping;
   }
 
-  private refuseIfStopping(): void {
-    if (this.stopReason !== null) throw new StoppingError(this.stopReason);
-  }
-
-  private stepRunner(run: Runner, listener: StepListener): StepRunner {
-    return new StoppableStepRunner(run, listener, (name) => {
-      if (this.stopReason !== null) throw new StoppingError(this.stopReason, name);
-    });
+  private stepRunner(run: Runner, listener: StepListener, guard: { signal?: AbortSignal; stallAfterStep?: string } = {}): GuardedStepRunner {
+    return new GuardedStepRunner(run, listener, { gate: this.gate, logger: this.logger, ...guard });
   }
 
   get driverName(): string {
@@ -421,13 +368,13 @@ export class MacAgentEngine {
     return this.loadJournal();
   }
 
-  // ------------------------------------------------------------------------------ start/stop
+  // -------------------------------------------------------------------- reconcile (at start)
 
   /**
-   * On start: if the journal says up (or crashed half-way through Up), re-assert it; if it
-   * crashed during Down, finish the Down. Never throws: failures are logged and retried.
+   * On start: if the journal says up (or an Up was interrupted), re-assert it; if a Down was
+   * interrupted, finish it. Never throws: failures are logged and retried.
    */
-  async start(): Promise<void> {
+  async reconcile(): Promise<void> {
     let journal: MacJournal;
     try {
       journal = this.loadJournal();
@@ -466,7 +413,7 @@ export class MacAgentEngine {
     this.retryTimer = undefined;
     const journal = this.loadJournal();
     if (!journal.intent || (journal.phase !== 'up' && journal.phase !== 'up-in-progress')) return;
-    const outcome = await this.exclusive(() => this.doUp(journal.intent as UpIntent, false, (s) => this.logStep('reconcile', s), 'reconcile'));
+    const outcome = await this.exclusive(() => this.runUp(journal.intent as UpIntent, { dryRun: false }, (s) => this.logStep('reconcile', s), 'reconcile'));
     if (!outcome.ok && !this.closed) {
       this.logger.warn('re-assert failed; the kill switch stays as it is; retrying', { step: outcome.failedStep, error: outcome.error, retryMs: this.reassertRetryMs });
       this.retryTimer = setTimeout(() => void this.reassert(), this.reassertRetryMs);
@@ -476,33 +423,21 @@ export class MacAgentEngine {
 
   // ------------------------------------------------------------------------------------- Up
 
-  up(request: UpIntent, options: { dryRun?: boolean }, listener: StepListener): Promise<OperationOutcome> {
-    const intent = validateIntent(request); // throws InvalidRequestError before anything runs
-    this.refuseIfStopping();
-    return this.requested('Up', () => this.doUp(intent, options.dryRun ?? false, listener, 'request'));
+  /**
+   * Throws at once, before anything runs: InvalidRequestError, StoppingError, BusyError (another
+   * Up or Down runs). `signal`: the caller went away — the Up ends before its next step.
+   */
+  up(request: UpIntent, options: RequestOptions, listener: StepListener): Promise<OperationOutcome> {
+    const intent = validateIntent(request);
+    return this.gate.run('Up', () => this.exclusive(() => this.runUp(intent, options, listener, 'request')));
   }
 
-  /** One requested Up/Down at a time (a second is refused); after a roam or sample in flight. */
-  private requested(op: string, fn: () => Promise<OperationOutcome>): Promise<OperationOutcome> {
-    if (this.inFlight) throw new BusyError(this.inFlight.op, this.inFlight.sinceMs);
-    this.inFlight = { op, sinceMs: this.now() };
-    return this.exclusive(fn).finally(() => {
-      this.inFlight = null;
-    });
-  }
-
-  private async stallIfAsked(step: string): Promise<void> {
-    if (this.stallAfterStep === step) {
-      this.logger.warn('test hook: stalling after step until the agent is stopped (or killed)', { step });
-      await this.stopRequested;
-    }
-  }
-
-  private async doUp(intent: UpIntent, dryRun: boolean, listener: StepListener, mode: 'request' | 'reconcile'): Promise<OperationOutcome> {
+  private async runUp(intent: UpIntent, options: RequestOptions, listener: StepListener, mode: 'request' | 'reconcile'): Promise<OperationOutcome> {
     const started = this.now();
     const driver = this.driver;
+    const dryRun = options.dryRun ?? false;
     const run: Runner = dryRun ? new DryRunRunner(this.runner) : this.runner;
-    const steps = this.stepRunner(run, listener);
+    const steps = this.stepRunner(run, listener, { signal: options.signal, stallAfterStep: this.stallAfterStep });
     const previous = this.loadJournal();
     const j: MacJournal = JSON.parse(JSON.stringify(previous)) as MacJournal;
     const persist = () => {
@@ -513,7 +448,7 @@ export class MacAgentEngine {
     let changedAnything = false;
     let uplink!: Uplink;
     let vnic!: Vnic;
-    let ipv6!: 'route' | 'block';
+    let ipv6!: Ipv6InEffect;
 
     try {
       await steps.step('discover', async (r) => {
@@ -540,7 +475,6 @@ export class MacAgentEngine {
         }
         return `uplink ${uplink.interface} via ${uplink.gateway}${j.uplinkLost ? ' (last known; no default route now)' : ''}; VM ${intent.vmAddress} on ${vnic.interface} (host ${vnic.address}); IPv6 ${ipv6 === 'route' ? `routed via ${intent.vmAddress6}` : 'blocked on the uplink'}`;
       });
-      await this.stallIfAsked('discover');
 
       const policy: KillSwitchPolicy = {
         uplink: uplink.interface,
@@ -574,7 +508,6 @@ export class MacAgentEngine {
         persist();
         return `loaded on every interface but lo and ${policy.vnic}: only UDP to ${policy.endpoints.map((e) => `${e.ip}:${e.port}`).join(', ')} and DHCP may pass (uplink ${policy.uplink})`;
       });
-      await this.stallIfAsked('kill-switch');
 
       const pins: RouteSpec[] = intent.endpoints.map((e) => ({
         destination: hostRoute(e.ip),
@@ -609,20 +542,17 @@ export class MacAgentEngine {
         const what = pins.map((p) => p.destination).join(', ');
         return added ? `pinned ${what} via ${uplink.gateway} dev ${uplink.interface}` : { skipped: `${what} already pinned via ${uplink.gateway}` };
       });
-      await this.stallIfAsked('pin-endpoint');
 
       await steps.step('split-routes', async (r) => {
         const added = await ensure(r, 'split', split);
         return added ? `0.0.0.0/1 and 128.0.0.0/1 via ${intent.vmAddress} dev ${vnic.interface}` : { skipped: 'split routes already in place' };
       });
-      await this.stallIfAsked('split-routes');
 
       await steps.step('ipv6', async (r) => {
         if (ipv6 === 'block') return 'no IPv6 route via the VM: the kill switch drops IPv6 on every interface but the VM\'s';
         const added = await ensure(r, 'split6', split6);
         return added ? `::/1 and 8000::/1 via ${intent.vmAddress6} dev ${vnic.interface}` : { skipped: 'IPv6 split routes already in place' };
       });
-      await this.stallIfAsked('ipv6');
 
       await steps.step('dns', async (r) => {
         const context: DnsContext = { uplink: uplink.interface, vnic: vnic.interface };
@@ -660,7 +590,6 @@ export class MacAgentEngine {
         await driver.setDns(r, intent.dnsServers, { ...j.dns.snapshot, services }, context);
         return `DNS → ${wanted} (previous: ${describeDns(j.dns.snapshot)})`;
       });
-      await this.stallIfAsked('dns');
 
       const stale = j.routes.filter((x) => !wanted.some((w) => sameRoute(w, x)));
       if (stale.length) {
@@ -691,11 +620,8 @@ export class MacAgentEngine {
       if (!dryRun) this.startMonitorSoon();
       return { ok: true, failedStep: '', error: '', totalMs: this.now() - started };
     } catch (e) {
-      if (e instanceof StoppingError) {
-        // Stopping between steps: the journal (up-in-progress) makes the next start finish this Up.
-        this.logger.warn('up stopped between steps: the agent is stopping', { before: e.beforeStep, reason: e.reason });
-        return { ok: false, failedStep: e.beforeStep ?? '', error: e.message, totalMs: this.now() - started };
-      }
+      const ended = this.endedBetweenSteps('Up', e, started, changedAnything ? { journal: j, persist } : undefined);
+      if (ended) return ended;
       const failedStep = e instanceof StepFailedError ? e.step : '';
       const error = messageOf(e);
       if (dryRun) return { ok: false, failedStep, error, totalMs: this.now() - started };
@@ -717,10 +643,39 @@ export class MacAgentEngine {
       }
       // An Up the caller asked for leaves nothing half-applied: undo everything.
       this.logger.warn('up failed: rolling back', { step: failedStep, error });
-      const rollback = await this.doDown(false, (s) => listener({ ...s, step: `rollback-${s.step}` }));
+      const rollback = await this.runDown({ dryRun: false }, (s) => listener({ ...s, step: `rollback-${s.step}` }));
       const suffix = rollback.ok ? ' (rolled back)' : ` (rollback failed at ${rollback.failedStep}: ${rollback.error})`;
       return { ok: false, failedStep, error: error + suffix, totalMs: this.now() - started };
     }
+  }
+
+  /**
+   * An Up or Down that ended between two steps because the agent stops or the caller went
+   * away: no rollback — the journal (up-/down-in-progress) lists what the host holds and the
+   * kill switch stays as the last step left it (fail-closed); the next Up, Down or start takes
+   * it from there. A cancel is also noted in the journal's lastError (`changed`: the journal the
+   * operation wrote, when it wrote one), so that Status says why the host is half-way while the
+   * agent runs on. Null for any other failure.
+   */
+  private endedBetweenSteps(
+    op: 'Up' | 'Down',
+    e: unknown,
+    started: number,
+    changed?: { journal: MacJournal; persist: () => void },
+  ): OperationOutcome | null {
+    if (!(e instanceof StoppingError || e instanceof CancelledError)) return null;
+    const failedStep = e.beforeStep ?? '';
+    const why = e instanceof StoppingError ? `the agent is stopping (${e.reason})` : 'the caller went away';
+    this.logger.warn(`${op} ended between steps: ${why}; the journal keeps what was applied`, { before: failedStep });
+    const error =
+      e instanceof CancelledError
+        ? `${e.message}; nothing was rolled back: the journal keeps what was applied (fail-closed) — run \`wgctl up\` to finish or \`wgctl down\` to undo`
+        : e.message;
+    if (e instanceof CancelledError && changed) {
+      changed.journal.lastError = `${failedStep}: ${error}`;
+      changed.persist();
+    }
+    return { ok: false, failedStep, error, totalMs: this.now() - started };
   }
 
   /** Re-asserting failed: make sure the journaled kill switch is loaded (after a reboot it is not). */
@@ -741,16 +696,17 @@ export class MacAgentEngine {
 
   // ----------------------------------------------------------------------------------- Down
 
-  down(options: { dryRun?: boolean }, listener: StepListener): Promise<OperationOutcome> {
-    this.refuseIfStopping();
-    return this.requested('Down', () => this.doDown(options.dryRun ?? false, listener));
+  /** Throws at once when stopping or busy (see up()); `signal`: the Down ends before its next step. */
+  down(options: RequestOptions, listener: StepListener): Promise<OperationOutcome> {
+    return this.gate.run('Down', () => this.exclusive(() => this.runDown(options, listener)));
   }
 
-  private async doDown(dryRun: boolean, listener: StepListener): Promise<OperationOutcome> {
+  private async runDown(options: RequestOptions, listener: StepListener): Promise<OperationOutcome> {
     const started = this.now();
     const driver = this.driver;
+    const dryRun = options.dryRun ?? false;
     const run: Runner = dryRun ? new DryRunRunner(this.runner) : this.runner;
-    const steps = this.stepRunner(run, listener);
+    const steps = this.stepRunner(run, listener, { signal: options.signal });
     const j = this.loadJournal();
     const persist = () => {
       if (dryRun) return;
@@ -813,11 +769,8 @@ export class MacAgentEngine {
       persist();
       return { ok: true, failedStep: '', error: '', totalMs: this.now() - started };
     } catch (e) {
-      if (e instanceof StoppingError) {
-        // The journal (down-in-progress) makes the next start finish this Down.
-        this.logger.warn('down stopped between steps: the agent is stopping', { before: e.beforeStep, reason: e.reason });
-        return { ok: false, failedStep: e.beforeStep ?? '', error: e.message, totalMs: this.now() - started };
-      }
+      const ended = this.endedBetweenSteps('Down', e, started, { journal: j, persist });
+      if (ended) return ended;
       const failedStep = e instanceof StepFailedError ? e.step : '';
       const error = messageOf(e);
       if (!dryRun) {
@@ -913,7 +866,7 @@ export class MacAgentEngine {
       const events = this.pendingEvents;
       const firstAt = this.firstPendingEventAt;
       this.pendingEvents = [];
-      void this.exclusive(() => this.doRoam(events, firstAt)).catch((e) => {
+      void this.exclusive(() => this.runRoam(events, firstAt)).catch((e) => {
         this.lastRoamCheckFinding = ''; // a roam that failed is looked at again by the next roam check
         this.logger.error('roaming failed', { error: messageOf(e) });
       });
@@ -982,7 +935,7 @@ export class MacAgentEngine {
 
   private roamBackstopTick(): void {
     // One check at a time; none beside a requested Up/Down, none while a roam is already due.
-    if (this.roamCheckRunning || this.inFlight || this.debounce || this.closed) return;
+    if (this.roamCheckRunning || this.gate.running || this.debounce || this.closed) return;
     this.roamCheckRunning = true;
     void this.exclusive(() => this.lookForMissedRoutingChange())
       .catch((e) => this.logger.warn('roam check failed', { error: messageOf(e) }))
@@ -1020,7 +973,7 @@ export class MacAgentEngine {
    * changed, move the kill switch and the server pins to it. Routes of ours that vanished
    * (link flaps take their routes with them) are put back.
    */
-  private async doRoam(events: string[], firstEventAt: number): Promise<void> {
+  private async runRoam(events: string[], firstEventAt: number): Promise<void> {
     const j = this.loadJournal();
     if (j.phase !== 'up' || !j.intent || !j.uplink || !j.killSwitch) return;
     const commands: string[] = [];

@@ -8,14 +8,20 @@
  * rather than guessed at.
  */
 import { join } from 'node:path';
+import type { JournalPhase } from '@wgctl/agent-kit';
 import { JsonStateFile } from '@wgctl/state';
 import type { DnsSnapshot, KillSwitchHandle, KillSwitchPolicy, ServerEndpoint, Uplink, Vnic } from '../host/driver';
 
 export const JOURNAL_VERSION = 1;
 export const JOURNAL_FILE = 'mac-agent.journal.json';
 
-export type JournalPhase = 'up-in-progress' | 'up' | 'down-in-progress' | 'down';
+/**
+ * wgctl.v1.Ipv6Mode in the engine's own terms (the engine sees no proto): the words of
+ * @wgctl/proto's IPV6_MODE_BY_WORD, the one table the gRPC layer maps them with.
+ */
 export type Ipv6Choice = 'auto' | 'route' | 'block';
+/** What auto comes to once the Mac's vnic is known: the mode in effect. */
+export type Ipv6InEffect = Exclude<Ipv6Choice, 'auto'>;
 
 export interface UpIntent {
   vmAddress: string;
@@ -43,7 +49,7 @@ export interface MacJournal {
   /** The uplink disappeared while up: the kill switch stays on the last one (fail-closed). */
   uplinkLost: boolean;
   vnic: Vnic | null;
-  ipv6: 'route' | 'block' | null;
+  ipv6: Ipv6InEffect | null;
   routes: JournalRoute[];
   killSwitch: { policy: KillSwitchPolicy; handle: KillSwitchHandle | null } | null;
   /** DNS as it was before the first Up changed it; kept across re-Ups until Down restores it. */
@@ -70,8 +76,6 @@ export function emptyJournal(driver: string, now: number): MacJournal {
     lastError: '',
   };
 }
-
-export { StateFileError as JournalError } from '@wgctl/state';
 
 function decodeJournal(data: unknown): MacJournal {
   const version = (data as { version?: unknown } | null)?.version;

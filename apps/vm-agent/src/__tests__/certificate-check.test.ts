@@ -10,6 +10,7 @@ import { RuleRunner } from '@wgctl/runner';
 import { certificateCheck, createPki, loadTlsMaterial } from '@wgctl/transport';
 import { VmEngine } from '../engine';
 import { JournalStore } from '../journal';
+import { vmStatusMessage } from '../service';
 import { ProcSysctl } from '../sysctl';
 
 describe('vm-agent Status: the certificate check', () => {
@@ -37,6 +38,6 @@ describe('vm-agent Status: the certificate check', () => {
       detail: expect.stringMatching(/^vm-agent certificate expires in 12 days \(.*\): renew with `wgctl init --rotate`/),
     });
     expect(sample.reasons.some((r) => r.startsWith('certificate'))).toBe(false);
-    expect(sample.status.health?.reasons).toEqual(sample.reasons);
+    expect(vmStatusMessage(sample, '').health?.reasons).toEqual(sample.reasons);
   });
 });

@@ -9,8 +9,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StepState, type Progress, type StepEvent } from '@wgctl/proto';
-import type { RunOptions, RunResult, Runner } from '@wgctl/runner';
+import type { RunOptions, RunResult, Runner, StepListener, StepRecord } from '@wgctl/runner';
 import { derivePublicKey } from '../config';
 import { VmEngine } from '../engine';
 import { OWN_CHAINS, desiredRules } from '../firewall';
@@ -150,8 +149,8 @@ describe('VmEngine: independent reads run side by side', () => {
 
   const run = async (
     expected: Record<string, number>,
-    operation: (engine: VmEngine, emit: (p: Progress) => void) => Promise<{ ok: boolean; error: string }>,
-  ): Promise<{ runner: BarrierRunner; done: StepEvent[] }> => {
+    operation: (engine: VmEngine, onStep: StepListener) => Promise<{ ok: boolean; error: string }>,
+  ): Promise<{ runner: BarrierRunner; done: StepRecord[] }> => {
     const runner = new BarrierRunner(vm, expected);
     const engine = new VmEngine({
       configPath: join(dir, 'wtv0.conf'),
@@ -161,20 +160,19 @@ describe('VmEngine: independent reads run side by side', () => {
       interfaceMethod: 'wg-quick',
       pollIntervalMs: 10,
     });
-    const done: StepEvent[] = [];
-    const outcome = await operation(engine, (p) => {
-      if (p.kind?.$case !== 'step') return;
-      if (p.kind.value.state === StepState.STEP_STATE_STARTED) runner.enter(p.kind.value.step);
-      else done.push(p.kind.value);
+    const done: StepRecord[] = [];
+    const outcome = await operation(engine, (step) => {
+      if (step.state === 'started') runner.enter(step.step);
+      else done.push(step);
     });
     expect(outcome.error).toBe('');
     expect(outcome.ok).toBe(true);
     return { runner, done };
   };
-  const commandsOf = (done: StepEvent[], step: string): string[] => done.find((s) => s.step === step)!.commands.map((c) => c.argv.join(' '));
+  const commandsOf = (done: StepRecord[], step: string): string[] => done.find((s) => s.step === step)!.commands.map((c) => c.argv.join(' '));
 
   it('Up: detect-backend, clean-stale and verify read side by side; every change in its old order', async () => {
-    const { runner, done } = await run({ 'detect-backend': 3, 'clean-stale': 4, verify: 3 }, (engine, emit) => engine.up({ macSource: '198.51.100.2' }, { emit }));
+    const { runner, done } = await run({ 'detect-backend': 3, 'clean-stale': 4, verify: 3 }, (engine, onStep) => engine.up({ macSource: '198.51.100.2' }, { onStep }));
     // Each step lists its commands in the order they were started, whatever order they finished in.
     expect(commandsOf(done, 'detect-backend')).toEqual(['iptables --version', 'iptables-nft-save', 'iptables-legacy-save']);
     expect(commandsOf(done, 'clean-stale')).toEqual(['ip -j addr show dev wtv0', 'nft list tables', 'ip -j -4 rule show', 'ip -j -6 rule show']);
@@ -204,8 +202,8 @@ describe('VmEngine: independent reads run side by side', () => {
   });
 
   it('Down: clean-stale and verify read side by side; removals in their old order', async () => {
-    await run({}, (engine, emit) => engine.up({ macSource: '198.51.100.2' }, { emit }));
-    const { runner, done } = await run({ 'clean-stale': 3, verify: 2 }, (engine, emit) => engine.down({}, { emit }));
+    await run({}, (engine, onStep) => engine.up({ macSource: '198.51.100.2' }, { onStep }));
+    const { runner, done } = await run({ 'clean-stale': 3, verify: 2 }, (engine, onStep) => engine.down({}, { onStep }));
     expect(commandsOf(done, 'clean-stale')).toEqual(['nft list tables', 'ip -j -4 rule show', 'ip -j -6 rule show']);
     expect(commandsOf(done, 'verify')).toEqual(['iptables-nft-save', 'sysctl -n net.ipv4.ip_forward']);
     const restore = 'iptables-nft-restore -w 5 --noflush';
@@ -233,7 +231,7 @@ describe('VmEngine: independent reads run side by side', () => {
     // resolve-lan has one read; expecting two there must fail (proves the barrier can fail).
     const runner = new BarrierRunner(vm, { 'resolve-lan': 2 }, 100);
     const engine = new VmEngine({ configPath: join(dir, 'wtv0.conf'), runner, sysctl: new RunnerSysctl(runner), journal: new JournalStore(join(dir, 'state')), interfaceMethod: 'wg-quick' });
-    const outcome = await engine.up({ macSource: '198.51.100.2' }, { emit: (p) => p.kind?.$case === 'step' && p.kind.value.state === StepState.STEP_STATE_STARTED && runner.enter(p.kind.value.step) });
+    const outcome = await engine.up({ macSource: '198.51.100.2' }, { onStep: (s) => s.state === 'started' && runner.enter(s.step) });
     expect(outcome).toMatchObject({ ok: false, failedStep: 'resolve-lan' });
     expect(outcome.error).toMatch(/only 1 of 2 reads had started/);
   });

@@ -5,7 +5,6 @@
  * through sysctl(8) in the VM namespace.
  */
 import { existsSync } from 'node:fs';
-import { StepState } from '@wgctl/proto';
 import type { RunOptions, RunResult, Runner } from '@wgctl/runner';
 import type { VmEngine } from '../engine';
 import { JournalStore } from '../journal';
@@ -17,9 +16,9 @@ const describeNetns = canUseNetns() ? describe : describe.skip;
 
 
 const up = (engine: VmEngine, lab: VmLab, extra: { dryRun?: boolean; handshakeTimeoutMs?: number } = {}): Promise<Collected> =>
-  collect((emit) => engine.up({ macSource: lab.macAddress, ...extra }, { emit }));
+  collect((onStep) => engine.up({ macSource: lab.macAddress, ...extra }, { onStep }));
 const down = (engine: VmEngine, extra: { dryRun?: boolean; forceInterfaceDown?: boolean } = {}): Promise<Collected> =>
-  collect((emit) => engine.down(extra, { emit }));
+  collect((onStep) => engine.down(extra, { onStep }));
 
 interface Snapshot {
   ruleset: string;
@@ -86,15 +85,20 @@ describeNetns('VmEngine in network namespaces', () => {
     const first = await up(engine, lab);
     expect(first.outcome).toMatchObject({ ok: true, failedStep: '' });
     expect(first.finals.map(([s]) => s)).toEqual(UP_STEPS);
-    const handshake = first.steps.find((s) => s.step === 'await-handshake' && s.state === StepState.STEP_STATE_DONE)!;
+    // What the controller hands the Mac: the endpoint it pins, and the tunnel's address.
+    expect(first.outcome.vmApplied).toEqual({
+      endpoints: [{ host: lab.serverAddress, ip: lab.serverAddress, port: 51820 }],
+      tunnelAddresses: [`${lab.vmTunnelAddress}/24`],
+    });
+    const handshake = first.steps.find((s) => s.step === 'await-handshake' && s.state === 'done')!;
     expect(handshake.message).toMatch(/^handshake with 203\.0\.113\.1:51820 \(\d+ ms\)$/);
     process.stdout.write(`engine Up: ${first.outcome.totalMs} ms total, ${handshake.message}\n`);
     // Steps stream their argv.
-    const filterStep = first.steps.find((s) => s.step === 'firewall-filter' && s.state === StepState.STEP_STATE_DONE)!;
+    const filterStep = first.steps.find((s) => s.step === 'firewall-filter' && s.state === 'done')!;
     // One restore batch per table (the rules go to its stdin), not one process per rule.
     expect(filterStep.commands.map((c) => plain(c.argv))).toEqual(['iptables-nft-restore -w 5 --noflush']);
     expect(filterStep.message).toMatch(/^filter WGCTL-FWD \(forwarding \+ kill switch\): created, 4 rules written, jump from FORWARD$/);
-    expect(first.steps.find((s) => s.step === 'wg-quick-up' && s.state === StepState.STEP_STATE_DONE)!.commands.map((c) => plain(c.argv))).toContain(
+    expect(first.steps.find((s) => s.step === 'wg-quick-up' && s.state === 'done')!.commands.map((c) => plain(c.argv))).toContain(
       `wg-quick up ${lab.vmConfigPath}`,
     );
     const afterFirst = await snapshot(lab);
@@ -118,7 +122,7 @@ describeNetns('VmEngine in network namespaces', () => {
     // Second Up: nothing to do, same ruleset.
     const second = await up(engine, lab);
     expect(second.outcome.ok).toBe(true);
-    const skipped = second.finals.filter(([, st]) => st === StepState.STEP_STATE_SKIPPED).map(([s]) => s);
+    const skipped = second.finals.filter(([, st]) => st === 'skipped').map(([s]) => s);
     expect(skipped).toEqual(expect.arrayContaining(['firewall-filter', 'firewall-nat', 'firewall-mangle', 'ip-forward', 'clean-stale', 'wg-quick-up']));
     expect(second.steps.filter((s) => s.step.startsWith('firewall-')).flatMap((s) => s.commands.map((c) => c.argv)).filter((a) => !a.includes('iptables-nft-save'))).toEqual([]);
     expect(await snapshot(lab)).toEqual(afterFirst);
@@ -130,7 +134,7 @@ describeNetns('VmEngine in network namespaces', () => {
 
     const secondDown = await down(engine);
     expect(secondDown.outcome.ok).toBe(true);
-    expect(secondDown.finals.filter(([, st]) => st === StepState.STEP_STATE_DONE).map(([s]) => s)).toEqual(['detect-backend', 'verify']);
+    expect(secondDown.finals.filter(([, st]) => st === 'done').map(([s]) => s)).toEqual(['detect-backend', 'verify']);
     expect(await snapshot(lab)).toEqual(start);
     expect(existsSync(new JournalStore(lab.stateDir).path)).toBe(false);
   });
@@ -178,7 +182,7 @@ describeNetns('VmEngine in network namespaces', () => {
     const engine = engineFor(lab);
     const result = await up(engine, lab);
     expect(result.outcome.ok).toBe(true);
-    expect(result.steps.find((s) => s.step === 'detect-backend' && s.state === StepState.STEP_STATE_DONE)?.message).toMatch(
+    expect(result.steps.find((s) => s.step === 'detect-backend' && s.state === 'done')?.message).toMatch(
       /^iptables-legacy \(`iptables` is nft but only legacy holds rules; existing rules: nft 0, legacy 3\)$/,
     );
     expect(await legacySave()).toContain('-A WGCTL-POST -s 198.51.100.2/32 -o');
@@ -193,13 +197,18 @@ describeNetns('VmEngine in network namespaces', () => {
     const start = await snapshot(lab);
     const plan = await up(engine, lab, { dryRun: true });
     expect(plan.outcome.ok).toBe(true);
+    // What the Up would apply, as a real Up reports it.
+    expect(plan.outcome.vmApplied).toEqual({
+      endpoints: [{ host: lab.serverAddress, ip: lab.serverAddress, port: 51820 }],
+      tunnelAddresses: [`${lab.vmTunnelAddress}/24`],
+    });
     const recorded = plan.steps.flatMap((s) => s.commands).filter((c) => c.dryRun).map((c) => plain(c.argv));
     expect(recorded).toEqual(expect.arrayContaining(['iptables-nft-restore -w 5 --noflush', `wg-quick up ${lab.vmConfigPath}`]));
     // What the batches would write is in the plan: argv alone does not show stdin.
-    const planned = (table: string) => plan.steps.find((s) => s.step === `firewall-${table}` && s.state === StepState.STEP_STATE_DONE)?.message;
+    const planned = (table: string) => plan.steps.find((s) => s.step === `firewall-${table}` && s.state === 'done')?.message;
     expect(planned('filter')).toContain('batch: *filter ; :WGCTL-FWD - [0:0] ; -F WGCTL-FWD ;');
     expect(planned('nat')).toContain(`-A WGCTL-POST -s 198.51.100.2/32 -o ${lab.wgVm} -j SNAT --to-source 192.0.2.2 ; -I POSTROUTING 1 -m comment --comment wgctl -j WGCTL-POST ; COMMIT`);
-    expect(plan.steps.find((s) => s.step === 'ip-forward' && s.state === StepState.STEP_STATE_DONE)?.message).toMatch(/^would write 1/);
+    expect(plan.steps.find((s) => s.step === 'ip-forward' && s.state === 'done')?.message).toMatch(/^would write 1/);
     expect(await snapshot(lab)).toEqual(start);
     expect(existsSync(new JournalStore(lab.stateDir).path)).toBe(false);
   });
@@ -209,7 +218,7 @@ describeNetns('VmEngine in network namespaces', () => {
     const engine = engineFor(lab);
     const result = await up(engine, lab);
     expect(result.outcome.ok).toBe(true);
-    expect(result.steps.find((s) => s.step === 'wg-quick-up' && s.state === StepState.STEP_STATE_SKIPPED)?.message).toMatch(/not brought up by wgctl/);
+    expect(result.steps.find((s) => s.step === 'wg-quick-up' && s.state === 'skipped')?.message).toMatch(/not brought up by wgctl/);
     expect((await down(engine)).outcome.ok).toBe(true);
     expect(await lab.vmLinkExists(lab.wgVm)).toBe(true);
     expect(await lab.vmRuleset()).not.toContain('WGCTL');
@@ -239,13 +248,13 @@ describeNetns('VmEngine in network namespaces', () => {
     const mid = await snapshot(lab);
     expect(mid).toMatchObject({ ipForward: '1', link: true });
     expect(mid.ruleset).toContain('WGCTL-FWD');
-    expect((await new JournalStore(lab.stateDir).read())?.phase).toBe('applying');
+    expect((await new JournalStore(lab.stateDir).read())?.phase).toBe('up-in-progress');
 
     // Explicit Down by a new engine (the program's start-up reconcile is tested in vm-agent.netns.test.ts).
     const fresh = engineFor(lab);
     const result = await down(fresh);
     expect(result.outcome.ok).toBe(true);
-    expect(result.steps.find((s) => s.step === 'read-journal' && s.state === StepState.STEP_STATE_DONE)?.message).toMatch(/^journal \(applying\)/);
+    expect(result.steps.find((s) => s.step === 'read-journal' && s.state === 'done')?.message).toMatch(/^journal \(up-in-progress\)/);
     expect(await snapshot(lab)).toEqual(start);
     // A second Down finds nothing left.
     expect((await down(fresh)).outcome.ok).toBe(true);
@@ -262,7 +271,7 @@ describeNetns('VmEngine in network namespaces', () => {
     const engine = engineFor(lab);
     const result = await up(engine, lab);
     expect(result.outcome.ok).toBe(true);
-    const clean = result.steps.find((s) => s.step === 'clean-stale' && s.state === StepState.STEP_STATE_DONE)!;
+    const clean = result.steps.find((s) => s.step === 'clean-stale' && s.state === 'done')!;
     expect(clean.message).toMatch(/nft table ip wg-quick-wtv.*not fwmark 0xca6c lookup 51820.*suppress_prefixlength 0/);
     expect(clean.commands.map((c) => plain(c.argv))).toEqual(
       expect.arrayContaining([`nft delete table ip wg-quick-${lab.wgVm}`, expect.stringMatching(/^ip -4 rule delete priority \d+ not fwmark 0xca6c table 51820$/)]),
@@ -303,7 +312,7 @@ describeNetns('VmEngine when the handshake does not come', () => {
 
     // The caller's deadline, not the 60 s asked for, bounds the wait (minus the reserve for the rollback).
     const deadlineMs = Date.now() + 6000;
-    const bounded = await collect((emit) => engine.up({ macSource: lab.macAddress, handshakeTimeoutMs: 60_000 }, { emit, deadlineMs }));
+    const bounded = await collect((onStep) => engine.up({ macSource: lab.macAddress, handshakeTimeoutMs: 60_000 }, { onStep, deadlineMs }));
     const waited = Number(/^no handshake within (\d+) ms/.exec(bounded.outcome.error)?.[1]);
     expect(waited).toBeLessThanOrEqual(3000); // 6000 - the steps before it - 3000 reserve
     expect(Date.now()).toBeLessThan(deadlineMs);
@@ -329,7 +338,7 @@ describeNetns('VmEngine when the handshake does not come', () => {
     const engine = engineFor(lab);
     const result = await up(engine, lab);
     expect(result.outcome.ok).toBe(true);
-    expect(result.steps.find((s) => s.step === 'read-config' && s.state === StepState.STEP_STATE_DONE)?.message).toMatch(/no PersistentKeepalive/);
+    expect(result.steps.find((s) => s.step === 'read-config' && s.state === 'done')?.message).toMatch(/no PersistentKeepalive/);
     const dump = await lab.vm.run(['wg', 'show', lab.wgVm, 'persistent-keepalive']);
     expect(dump.stdout.trim().endsWith('off')).toBe(true);
     expect((await engine.down({})).ok).toBe(true);

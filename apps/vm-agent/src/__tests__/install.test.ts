@@ -1,10 +1,11 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_HEALTH_INTERVAL_MS } from '@wgctl/agent-kit';
 import { ExecRunner, ScriptedRunner } from '@wgctl/runner';
-import { agentArgs, agentOptionsFrom, buildProgram } from '../cli';
-import { DEFAULT_HEALTH_INTERVAL_MS } from '../health';
+import { agentOptionsFrom, buildProgram } from '../cli';
 import { install, planInstall, uninstall } from '../install';
+import { agentArgs } from '../options';
 import { UNIT_NAME, UNIT_PATH, renderUnit, systemdQuote } from '../unit';
 
 const host = new ExecRunner();

@@ -107,7 +107,7 @@ describeNetns('vm-agent program with mac_source6', () => {
     expect(await l.vmSysctl('net.ipv6.conf.all.forwarding')).toBe('1');
     expect(await l.vmSysctl(`net.ipv6.conf.${l.vethLan}.accept_ra`)).toBe('2');
     const journal = JSON.parse(readFileSync(join(l.stateDir, 'journal.json'), 'utf8'));
-    expect(journal).toMatchObject({ phase: 'applying', v6: { macSource: `${l.macAddress6}/128`, createdTables: ['filter', 'nat', 'mangle'] } });
+    expect(journal).toMatchObject({ phase: 'up-in-progress', v6: { macSource: `${l.macAddress6}/128`, createdTables: ['filter', 'nat', 'mangle'] } });
 
     agent = await startAgent(l);
     await agent.waitFor('reconcile finished');

@@ -4,7 +4,6 @@
  * (prefix `wv6`, see testing/netns.ts with ipv6). Only 2001:db8::/32 and the IPv4
  * documentation prefixes are used.
  */
-import { StepState } from '@wgctl/proto';
 import type { RunOptions, RunResult, Runner } from '@wgctl/runner';
 import type { UpRequest, VmEngine } from '../engine';
 import { JournalStore } from '../journal';
@@ -15,8 +14,8 @@ import { VmLab, canUseNetns } from '../testing/netns';
 const describeNetns = canUseNetns() ? describe : describe.skip;
 
 const up6 = (engine: VmEngine, lab: VmLab, extra: Partial<UpRequest> = {}): Promise<Collected> =>
-  collect((emit) => engine.up({ macSource: lab.macAddress, macSource6: lab.macAddress6, ...extra }, { emit }));
-const down = (engine: VmEngine): Promise<Collected> => collect((emit) => engine.down({}, { emit }));
+  collect((onStep) => engine.up({ macSource: lab.macAddress, macSource6: lab.macAddress6, ...extra }, { onStep }));
+const down = (engine: VmEngine): Promise<Collected> => collect((onStep) => engine.down({}, { onStep }));
 
 async function snapshot(lab: VmLab): Promise<Record<string, string | boolean>> {
   return {
@@ -98,10 +97,10 @@ describeNetns('VmEngine: the Mac IPv6 too (mac_source6), in network namespaces',
     const first = await up6(engine, lab);
     expect(first.outcome).toMatchObject({ ok: true, failedStep: '' });
     expect(first.finals.map(([s]) => s)).toEqual(UP6_STEPS);
-    const fw6 = first.steps.find((s) => s.step === 'firewall6' && s.state === StepState.STEP_STATE_DONE)!;
+    const fw6 = first.steps.find((s) => s.step === 'firewall6' && s.state === 'done')!;
     // ONE ip6tables restore process for the three tables, same backend as IPv4.
     expect(fw6.commands.map((c) => plain(c.argv))).toEqual(['ip6tables-nft-save', 'ip6tables-nft-restore -w 5 --noflush']);
-    const resolve = first.steps.find((s) => s.step === 'resolve-lan' && s.state === StepState.STEP_STATE_DONE)!;
+    const resolve = first.steps.find((s) => s.step === 'resolve-lan' && s.state === 'done')!;
     expect(resolve.commands.map((c) => plain(c.argv))).toContain(`ip -j -6 route get ${lab.macAddress6}`);
     const applied = await snapshot(lab);
     expect(applied).toMatchObject({ forwarding6: '1', acceptRa: '2', ipForward: '1', link: true });
@@ -137,7 +136,7 @@ describeNetns('VmEngine: the Mac IPv6 too (mac_source6), in network namespaces',
     // Second Up: nothing to do; ip6tables, sysctls, everything unchanged.
     const second = await up6(engine, lab);
     expect(second.outcome.ok).toBe(true);
-    const skipped = second.finals.filter(([, st]) => st === StepState.STEP_STATE_SKIPPED).map(([s]) => s);
+    const skipped = second.finals.filter(([, st]) => st === 'skipped').map(([s]) => s);
     expect(skipped).toEqual(expect.arrayContaining(['firewall6', 'ip6-forward', 'firewall-filter', 'ip-forward', 'wg-quick-up']));
     expect(second.steps.filter((s) => s.step === 'firewall6').flatMap((s) => s.commands.map((c) => plain(c.argv)))).toEqual(['ip6tables-nft-save']);
     expect(await snapshot(lab)).toEqual(applied);
@@ -162,9 +161,9 @@ describeNetns('VmEngine: the Mac IPv6 too (mac_source6), in network namespaces',
     expect((await up6(engine, lab)).outcome.ok).toBe(true);
     expect(await lab.vmSysctl('net.ipv6.conf.all.forwarding')).toBe('1');
 
-    const v4only = await collect((emit) => engine.up({ macSource: lab.macAddress }, { emit }));
+    const v4only = await collect((onStep) => engine.up({ macSource: lab.macAddress }, { onStep }));
     expect(v4only.outcome).toMatchObject({ ok: true });
-    expect(v4only.finals.filter(([, st]) => st === StepState.STEP_STATE_DONE).map(([s]) => s)).toEqual(['read-config', 'resolve-lan', 'firewall6', 'await-handshake', 'verify']);
+    expect(v4only.finals.filter(([, st]) => st === 'done').map(([s]) => s)).toEqual(['read-config', 'resolve-lan', 'firewall6', 'await-handshake', 'verify']);
     const after = await snapshot(lab);
     expect({ ruleset6: after.ruleset6, forwarding6: after.forwarding6, acceptRa: after.acceptRa }).toEqual({
       ruleset6: start.ruleset6,
@@ -188,7 +187,7 @@ describeNetns('VmEngine: the Mac IPv6 too (mac_source6), in network namespaces',
     expect(await lab.vmRuleset6()).toContain('WGCTL-FWD');
     await new JournalStore(lab.stateDir).remove();
 
-    const blind = await collect((emit) => engine.down({ forceInterfaceDown: true }, { emit }));
+    const blind = await collect((onStep) => engine.down({ forceInterfaceDown: true }, { onStep }));
     expect(blind.outcome).toMatchObject({ ok: true });
     expect(blind.finals.map(([s]) => s)).toContain('firewall6');
     const after = await snapshot(lab);
@@ -255,10 +254,10 @@ describeNetns('VmEngine: the Mac IPv6 too (mac_source6), in network namespaces',
     // Dry-run: the plan names the ip6tables batch and the sysctl writes, and changes nothing.
     const plan = await up6(engineFor(lab), lab, { dryRun: true });
     expect(plan.outcome.ok).toBe(true);
-    const fw6 = plan.steps.find((s) => s.step === 'firewall6' && s.state === StepState.STEP_STATE_DONE)!;
+    const fw6 = plan.steps.find((s) => s.step === 'firewall6' && s.state === 'done')!;
     expect(fw6.commands.filter((c) => c.dryRun).map((c) => plain(c.argv))).toEqual(['ip6tables-nft-restore -w 5 --noflush']);
     expect(fw6.message).toContain(`-A WGCTL-POST -s ${lab.macAddress6}/128 -o ${lab.wgVm} -j SNAT --to-source ${lab.vmTunnelAddress6}`);
-    const fwd6 = plan.steps.find((s) => s.step === 'ip6-forward' && s.state === StepState.STEP_STATE_DONE)!;
+    const fwd6 = plan.steps.find((s) => s.step === 'ip6-forward' && s.state === 'done')!;
     expect(fwd6.message).toBe(`would write 2 to sysctl net.ipv6.conf.${lab.vethLan}.accept_ra (now 1); would write 1 to sysctl net.ipv6.conf.all.forwarding (now 0)`);
     expect(await snapshot(lab)).toEqual(start);
   });
@@ -270,10 +269,10 @@ describeNetns('VmEngine: the Mac IPv6 too (mac_source6), in network namespaces',
     const journal = new JournalStore(lab.stateDir);
     for (let i = 0; i < 100 && (await journal.read())?.v6?.forwarding == null; i++) await new Promise((r) => setTimeout(r, 50));
     const midUp = await journal.read();
-    expect(midUp).toMatchObject({ phase: 'applying', v6: { macSource: `${lab.macAddress6}/128`, forwarding: { previous: '0', applied: '1' }, acceptRa: { previous: '1', applied: '2' } } });
+    expect(midUp).toMatchObject({ phase: 'up-in-progress', v6: { macSource: `${lab.macAddress6}/128`, forwarding: { previous: '0', applied: '1' }, acceptRa: { previous: '1', applied: '2' } } });
     expect(await lab.vmRuleset6()).toContain('WGCTL-FWD');
 
-    // A new process: reconcile sees phase applying and removes what the journal lists.
+    // A new process: reconcile sees phase up-in-progress and removes what the journal lists.
     const reconciled = await engineFor(lab).reconcile();
     expect(reconciled).toMatchObject({ ok: true });
     expect(await snapshot(lab)).toEqual(start);

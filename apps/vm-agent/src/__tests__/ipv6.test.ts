@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { InvalidRequestError } from '@wgctl/agent-kit';
 import { parseIptablesSave } from '@wgctl/parsers';
 import { ScriptedRunner } from '@wgctl/runner';
 import { VmEngine } from '../engine';
@@ -12,7 +13,7 @@ import { OWN_CHAINS, chainState, desiredRules, ensureChains, ip6Tools, removeCha
 import { enableIpv6Forwarding, restoreIpv6Forwarding } from '../ipv6-forwarding';
 import { JournalStore, type JournalRecord } from '../journal';
 import { ProcSysctl, type Sysctl } from '../sysctl';
-import { InvalidArgumentError, normalizeMacSource6 } from '../validation';
+import { normalizeMacSource6 } from '../validation';
 
 const nft: IptablesTools = { kind: 'nft', iptables: 'iptables-nft', save: 'iptables-nft-save', version: '1.8.9' };
 const plan6 = { macSource: '2001:db8:6:1::2/128', lanInterface: 'wv6l0', wgInterface: 'wv6c0', tunnelAddress: '2001:db8:6:64::2' };
@@ -36,7 +37,7 @@ describe('normalizeMacSource6', () => {
     ['2001:db8::1/129', /not an IPv6 address or CIDR/],
     ['fe80::1%eth0', /not an IPv6 address or CIDR/],
   ])('refuses %j naming the field', (input, message) => {
-    expect(() => normalizeMacSource6(input)).toThrow(InvalidArgumentError);
+    expect(() => normalizeMacSource6(input)).toThrow(InvalidRequestError);
     expect(() => normalizeMacSource6(input)).toThrow(message);
   });
 
@@ -170,7 +171,7 @@ describe('IPv6 forwarding and accept_ra', () => {
   }
   const recordWithV6 = (): JournalRecord => ({
     version: 1,
-    phase: 'applying',
+    phase: 'up-in-progress',
     interface: 'wv6c0',
     configPath: '/x/wv6c0.conf',
     macSource: '198.51.100.2/32',

@@ -1,12 +1,13 @@
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JournalError, JournalStore, type JournalRecord } from '../journal';
+import { StateFileError } from '@wgctl/state';
+import { JournalStore, type JournalRecord } from '../journal';
 import { ProcSysctl } from '../sysctl';
 
 const record: JournalRecord = {
   version: 1,
-  phase: 'applying',
+  phase: 'up-in-progress',
   interface: 'wg0',
   configPath: '/etc/wireguard/wg0.conf',
   macSource: '198.51.100.2/32',
@@ -47,10 +48,24 @@ describe('JournalStore', () => {
     await store.remove(); // idempotent
   });
 
+  it('reads the phase names of journals written before the shared vocabulary, and writes the new ones', async () => {
+    const store = new JournalStore(dir);
+    for (const [legacy, phase] of [
+      ['applying', 'up-in-progress'],
+      ['removing', 'down-in-progress'],
+    ]) {
+      writeFileSync(store.path, JSON.stringify({ ...record, phase: legacy }));
+      const read = await store.read();
+      expect(read).toEqual({ ...record, phase });
+      await store.write(read!);
+      expect(JSON.parse(readFileSync(store.path, 'utf8')).phase).toBe(phase);
+    }
+  });
+
   it('refuses a corrupt or foreign file instead of ignoring it', async () => {
     const store = new JournalStore(dir);
     writeFileSync(store.path, '{"version":1,"phase":"applying"');
-    await expect(store.read()).rejects.toThrow(JournalError);
+    await expect(store.read()).rejects.toThrow(StateFileError);
     await expect(store.read()).rejects.toThrow(/not valid JSON.*remove it to start over/);
     writeFileSync(store.path, JSON.stringify({ ...record, phase: 'sideways' }));
     await expect(store.read()).rejects.toThrow(/phase/);

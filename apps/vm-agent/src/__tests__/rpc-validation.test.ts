@@ -10,13 +10,13 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { HealthSampler } from '@wgctl/agent-kit';
 import { silentLogger } from '@wgctl/logging';
 import { CaptureRequest, VmAgentClient, VmAgentService, VmUpRequest } from '@wgctl/proto';
 import { RuleRunner, type RunOptions, type Runner } from '@wgctl/runner';
 import { connectAgent, createAgentServer, readStream, unaryCall, type AgentServer } from '@wgctl/transport';
 import { derivePublicKey } from '../config';
-import { VmEngine } from '../engine';
-import { HealthSampler } from '../health';
+import { VmEngine, type VmSample } from '../engine';
 import { JournalStore } from '../journal';
 import { vmAgentHandlers } from '../service';
 import { ProcSysctl } from '../sysctl';
@@ -62,7 +62,7 @@ const CAPTURE_CASES: [string, Partial<CaptureRequest>, RegExp][] = [
 describe('vm-agent: every request field is validated before anything runs', () => {
   let dir: string;
   let server: AgentServer;
-  let sampler: HealthSampler;
+  let sampler: HealthSampler<VmSample>;
   let client: VmAgentClient;
   /** Commands that could change something (the background sample's reads are not counted). */
   const changes: string[] = [];
@@ -90,7 +90,7 @@ describe('vm-agent: every request field is validated before anything runs', () =
     const engine = new VmEngine({ configPath, runner, sysctl: new ProcSysctl(join(dir, 'sys')), journal, interfaceMethod: 'wg-quick' });
     server = createAgentServer({ serviceName: 'wgctl.v1.VmAgent', insecure: 'loopback-dev', allowedRoles: ['controller'], logger: silentLogger() });
     // A sampler that never samples: the calls counted below are the requests' own.
-    sampler = new HealthSampler(() => engine.sample(), { intervalMs: 600_000 });
+    sampler = new HealthSampler({ sample: () => engine.sample(), verdict: (sample) => sample, intervalMs: 600_000 });
     server.addService(VmAgentService, vmAgentHandlers(engine, sampler));
     client = connectAgent(VmAgentClient, await server.listen('127.0.0.1:0'), { insecure: true });
   });

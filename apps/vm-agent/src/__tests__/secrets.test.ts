@@ -13,6 +13,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { HealthSampler } from '@wgctl/agent-kit';
 import { MemoryTransport, clearKnownSecrets, createLogger } from '@wgctl/logging';
 import {
   CaptureRequest,
@@ -27,8 +28,7 @@ import {
 import { RuleRunner } from '@wgctl/runner';
 import { connectAgent, createAgentServer, readStream, unaryCall, type AgentServer } from '@wgctl/transport';
 import { ConfigFileError, checkConfigFileMode, derivePublicKey, loadTunnelConfig } from '../config';
-import { VmEngine } from '../engine';
-import { HealthSampler } from '../health';
+import { VmEngine, type VmSample } from '../engine';
 import { JournalStore } from '../journal';
 import { vmAgentHandlers } from '../service';
 import { ProcSysctl } from '../sysctl';
@@ -46,7 +46,7 @@ describe('vm-agent secrets', () => {
   let dir: string;
   let configPath: string;
   let server: AgentServer;
-  let sampler: HealthSampler;
+  let sampler: HealthSampler<VmSample>;
   let client: VmAgentClient;
   let runner: RuleRunner;
   const memory = new MemoryTransport();
@@ -150,7 +150,7 @@ describe('vm-agent secrets', () => {
       pollIntervalMs: 10,
     });
     server = createAgentServer({ serviceName: 'wgctl.v1.VmAgent', insecure: 'loopback-dev', allowedRoles: ['controller'], logger, initialHealth: false });
-    sampler = new HealthSampler(() => engine.sample(), { intervalMs: 600_000, onChange: (serving) => server.setHealth(serving), logger });
+    sampler = new HealthSampler({ sample: () => engine.sample(), verdict: (sample) => sample, intervalMs: 600_000, onVerdict: (serving) => server.setHealth(serving), logger });
     server.addService(VmAgentService, vmAgentHandlers(engine, sampler, logger));
     const target = await server.listen('127.0.0.1:0');
     client = connectAgent(VmAgentClient, target, { insecure: true });

@@ -7,14 +7,14 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { HealthSampler } from '@wgctl/agent-kit';
 import { silentLogger } from '@wgctl/logging';
 import { CaptureRequest, StatusRequest, VmAgentClient, VmAgentService, VmUpRequest, type VmStatus } from '@wgctl/proto';
 import { RuleRunner, type RunOptions, type RunResult, type Runner } from '@wgctl/runner';
 import { connectAgent, createAgentServer, healthCheck, readStream, unaryCall, type AgentServer } from '@wgctl/transport';
 import { derivePublicKey } from '../config';
-import { VmEngine } from '../engine';
+import { VmEngine, type VmSample } from '../engine';
 import { desiredRules, OWN_CHAINS, RULE_TAG } from '../firewall';
-import { HealthSampler } from '../health';
 import { JournalStore, type JournalRecord } from '../journal';
 import { vmAgentHandlers } from '../service';
 import { ProcSysctl } from '../sysctl';
@@ -26,7 +26,7 @@ const SERVER_PUB = derivePublicKey(key(9));
 describe('vm-agent gRPC service', () => {
   let dir: string;
   let server: AgentServer;
-  let sampler: HealthSampler;
+  let sampler: HealthSampler<VmSample>;
   let target: string;
   let runner: RuleRunner;
   let rules: ConstructorParameters<typeof RuleRunner>[0];
@@ -101,7 +101,7 @@ describe('vm-agent gRPC service', () => {
       interfaceMethod: 'wg-quick',
     });
     server = createAgentServer({ serviceName: 'wgctl.v1.VmAgent', insecure: 'loopback-dev', allowedRoles: ['controller'], logger: silentLogger(), initialHealth: false });
-    sampler = new HealthSampler(() => engine.sample(), { intervalMs: 600_000, onChange: (serving) => server.setHealth(serving) });
+    sampler = new HealthSampler({ sample: () => engine.sample(), verdict: (sample) => sample, intervalMs: 600_000, onVerdict: (serving) => server.setHealth(serving) });
     server.addService(VmAgentService, vmAgentHandlers(engine, sampler));
     target = await server.listen('127.0.0.1:0');
     await sampler.refresh();

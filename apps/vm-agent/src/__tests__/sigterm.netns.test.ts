@@ -2,7 +2,7 @@
  * SIGTERM on the real vm-agent program (bundled from source, run in its own network namespace
  * `wth-…`): an Up held after its firewall-filter step (WGCTL_TEST_STALL_AFTER_STEP) gets
  * SIGTERM; the agent tells its caller it stopped there, exits 0 within seconds, and leaves a
- * consistent journal (phase applying, the filter chain in place, nothing after it). The next
+ * consistent journal (phase up-in-progress, the filter chain in place, nothing after it). The next
  * start reconciles: everything removed, journal gone. An idle agent exits 0 at once.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -108,7 +108,7 @@ suite('vm-agent SIGTERM (netns)', () => {
 
     // Consistent: the journal lists what is in place (filter chain), nothing after it ran.
     const journal = JSON.parse(readFileSync(join(stateDir, 'journal.json'), 'utf8')) as { phase: string; interface: string };
-    expect(journal).toMatchObject({ phase: 'applying', interface: wg });
+    expect(journal).toMatchObject({ phase: 'up-in-progress', interface: wg });
     const rules = await iptablesSave();
     expect(rules).toContain(':WGCTL-FWD');
     expect(rules).not.toContain(':WGCTL-POST');

@@ -1,16 +1,17 @@
 /**
  * Stopping the engine (what SIGTERM does): the Up in flight finishes the step it is in, then
  * ends — no further step, no rollback — with an outcome that says so; the journal keeps what
- * was applied (phase applying), and the next engine's reconcile removes it. New work is
- * refused while stopping.
+ * was applied (phase up-in-progress), and the next engine's reconcile removes it. New work is
+ * refused while stopping. A caller that cancels ends the Up at the same boundary, but the Up
+ * is rolled back at once: the agent runs on, and a half-applied Up must not stay.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Progress } from '@wgctl/proto';
-import { RuleRunner, type RunOptions, type RunResult, type Runner } from '@wgctl/runner';
+import { StoppingError } from '@wgctl/agent-kit';
+import { RuleRunner, type RunOptions, type RunResult, type Runner, type StepRecord } from '@wgctl/runner';
 import { derivePublicKey } from '../config';
-import { StoppingError, VmEngine } from '../engine';
+import { VmEngine } from '../engine';
 import { JournalStore } from '../journal';
 import { ProcSysctl } from '../sysctl';
 
@@ -61,15 +62,18 @@ describe('VmEngine.stop', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('the step in flight finishes; no later step, no rollback; the journal stays for the next start', async () => {
-    const e = engine();
-    const events: Progress[] = [];
-    // Hold the first command of firewall-filter's change (the iptables-restore batch).
-    const entered = new Promise<void>((resolve) => {
+  /** Holds the first command of firewall-filter's change (the iptables-restore batch); resolves once it is held. */
+  const holdFirewallFilterChange = (): Promise<void> =>
+    new Promise<void>((resolve) => {
       gate.entered = resolve;
       gate.hold = (argv) => argv[0].startsWith('iptables') && argv[0].includes('restore') && !argv.includes('--test');
     });
-    const up = e.up({ macSource: '198.51.100.2' }, { emit: (p) => events.push(p) });
+
+  it('the step in flight finishes; no later step, no rollback; the journal stays for the next start', async () => {
+    const e = engine();
+    const events: StepRecord[] = [];
+    const entered = holdFirewallFilterChange();
+    const up = e.up({ macSource: '198.51.100.2' }, { onStep: (s) => events.push(s) });
     await entered;
     const stopped = e.stop('SIGTERM');
     expect(e.stopping).toBe(true);
@@ -79,12 +83,12 @@ describe('VmEngine.stop', () => {
     gate.release();
     await stopped;
     const outcome = await up;
-    const steps = events.flatMap((p) => (p.kind?.$case === 'step' && p.kind.value.state !== 1 ? [p.kind.value.step] : []));
+    const steps = events.filter((s) => s.state !== 'started').map((s) => s.step);
     expect(steps).toEqual(['read-config', 'detect-backend', 'resolve-lan', 'firewall-filter']);
     expect(steps.some((s) => s.startsWith('rollback-'))).toBe(false);
     expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall-nat' });
     expect(outcome.error).toMatch(/^the vm-agent is stopping \(SIGTERM\): it finished its current step and stopped before firewall-nat; its journal keeps what was applied/);
-    expect(await journal.read()).toMatchObject({ phase: 'applying', macSource: '198.51.100.2/32', interface: 'wtv0' });
+    expect(await journal.read()).toMatchObject({ phase: 'up-in-progress', macSource: '198.51.100.2/32', interface: 'wtv0' });
 
     // The next start: reconcile takes away what the stopped Up applied.
     commands.length = 0;
@@ -94,11 +98,32 @@ describe('VmEngine.stop', () => {
     expect(await journal.read()).toBeNull();
   });
 
+  it('a caller that cancels: the step in flight finishes, then the Up ends and is rolled back to the end; the agent serves the next Up', async () => {
+    const e = engine();
+    const events: StepRecord[] = [];
+    const entered = holdFirewallFilterChange();
+    const cancel = new AbortController();
+    const up = e.up({ macSource: '198.51.100.2' }, { onStep: (s) => events.push(s), signal: cancel.signal });
+    await entered;
+    cancel.abort();
+    gate.hold = () => false;
+    gate.release();
+    const outcome = await up;
+    const steps = events.filter((s) => s.state !== 'started').map((s) => s.step);
+    expect(steps.slice(0, 4)).toEqual(['read-config', 'detect-backend', 'resolve-lan', 'firewall-filter']);
+    expect(steps.slice(4)).toEqual(expect.arrayContaining(['rollback-ip-forward', 'rollback-firewall-filter', 'rollback-wg-quick-down']));
+    expect(steps.slice(4).every((s) => s.startsWith('rollback-'))).toBe(true);
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall-nat' });
+    expect(outcome.error).toBe('cancelled before firewall-nat: the caller went away or its deadline passed');
+    expect(await journal.read()).toBeNull();
+    expect(await e.up({ macSource: '198.51.100.2', handshakeTimeoutMs: 1 })).toMatchObject({ failedStep: 'await-handshake' }); // served, not refused
+  });
+
   it('the stall hook holds Up after its step until the agent stops, then Up ends there', async () => {
     const e = engine({ stallAfterStep: 'resolve-lan' });
-    const events: Progress[] = [];
-    const up = e.up({ macSource: '198.51.100.2' }, { emit: (p) => events.push(p) });
-    for (let i = 0; i < 100 && !events.some((p) => p.kind?.$case === 'step' && p.kind.value.step === 'resolve-lan' && p.kind.value.state === 2); i++) {
+    const events: StepRecord[] = [];
+    const up = e.up({ macSource: '198.51.100.2' }, { onStep: (s) => events.push(s) });
+    for (let i = 0; i < 100 && !events.some((s) => s.step === 'resolve-lan' && s.state === 'done'); i++) {
       await new Promise((r) => setTimeout(r, 10));
     }
     const before = commands.length;
@@ -107,7 +132,7 @@ describe('VmEngine.stop', () => {
     await e.stop('SIGTERM');
     expect(await up).toMatchObject({ ok: false, failedStep: 'firewall-filter' });
     // Nothing had been changed yet but the journal's write-ahead record: the next start clears it.
-    expect(await journal.read()).toMatchObject({ phase: 'applying' });
+    expect(await journal.read()).toMatchObject({ phase: 'up-in-progress' });
   });
 
   it('stop() while idle resolves at once; Up after it is refused', async () => {

@@ -1,4 +1,5 @@
-import { InvalidArgumentError, normalizeMacSource, validateHandshakeTimeout, validateInterfaceName } from '../validation';
+import { InvalidRequestError } from '@wgctl/agent-kit';
+import { normalizeMacSource, validateHandshakeTimeout, validateInterfaceName } from '../validation';
 import { downArgvs, systemdMethodFor, upArgv, wgQuickTable } from '../wireguard';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,7 +28,7 @@ describe('normalizeMacSource', () => {
     ['0.0.0.0/0', /every source/],
     ['198.51.100.2/33', /not an IPv4 address or CIDR/],
   ])('refuses %j naming the field', (input, message) => {
-    expect(() => normalizeMacSource(input)).toThrow(InvalidArgumentError);
+    expect(() => normalizeMacSource(input)).toThrow(InvalidRequestError);
     expect(() => normalizeMacSource(input)).toThrow(message);
   });
 

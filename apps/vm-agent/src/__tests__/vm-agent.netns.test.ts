@@ -175,7 +175,7 @@ describeNetns('vm-agent program', () => {
     expect(await lab.vmRuleset()).toContain('WGCTL-FWD');
     expect(await lab.vmSysctl('net.ipv4.ip_forward')).toBe('1');
     expect(await lab.vmLinkExists(lab.wgVm)).toBe(true);
-    expect(JSON.parse(readFileSync(join(lab.stateDir, 'journal.json'), 'utf8')).phase).toBe('applying');
+    expect(JSON.parse(readFileSync(join(lab.stateDir, 'journal.json'), 'utf8')).phase).toBe('up-in-progress');
 
     agent = await startAgent();
     await agent.waitFor('reconcile finished');

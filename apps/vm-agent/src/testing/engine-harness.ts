@@ -1,8 +1,9 @@
 /**
  * The engine on a namespace lab (testing/netns.ts), for the netns test files: one engine per
- * test against the lab's runner, and the progress events of an Up/Down collected.
+ * test against the lab's runner, and the step events of an Up/Down collected.
  */
-import { StepState, type Outcome, type Progress, type StepEvent } from '@wgctl/proto';
+import type { OperationOutcome } from '@wgctl/agent-kit';
+import type { StepListener, StepRecord } from '@wgctl/runner';
 import { VmEngine, type VmEngineOptions } from '../engine';
 import { JournalStore } from '../journal';
 import { RunnerSysctl } from '../sysctl';
@@ -24,17 +25,15 @@ export function engineFor(lab: VmLab, overrides: Partial<VmEngineOptions> = {}):
 }
 
 export interface Collected {
-  outcome: Outcome;
-  steps: StepEvent[];
+  outcome: OperationOutcome;
+  steps: StepRecord[];
   /** Final state of each step, in order. */
-  finals: [string, StepState][];
+  finals: [string, StepRecord['state']][];
 }
 
-export async function collect(run: (emit: (p: Progress) => void) => Promise<Outcome>): Promise<Collected> {
-  const steps: StepEvent[] = [];
-  const outcome = await run((p) => {
-    if (p.kind?.$case === 'step') steps.push(p.kind.value);
-  });
-  const finals = steps.filter((s) => s.state !== StepState.STEP_STATE_STARTED).map((s): [string, StepState] => [s.step, s.state]);
+export async function collect(run: (onStep: StepListener) => Promise<OperationOutcome>): Promise<Collected> {
+  const steps: StepRecord[] = [];
+  const outcome = await run((step) => steps.push(step));
+  const finals = steps.filter((s) => s.state !== 'started').map((s): [string, StepRecord['state']] => [s.step, s.state]);
   return { outcome, steps, finals };
 }

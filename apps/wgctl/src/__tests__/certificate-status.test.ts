@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createPki } from '@wgctl/transport';
 import { cli, writeLabConfig } from '../testing/cli-harness';
 import { type Lab, startLab } from '../testing/fake-agents';
-import { statusReportSchema } from '../status-schema';
+import { statusReportSchema } from '../testing/status-schema';
 
 describe('wgctl status: the controller certificate', () => {
   let lab: Lab;

@@ -1,7 +1,7 @@
 /** status (table, --json validated against the zod schema, --watch, exit 0/1/2) and health. */
 import { type Lab, healthyMacStatus, healthyVmStatus, startLab } from '../testing/fake-agents';
 import { cli, writeLabConfig } from '../testing/cli-harness';
-import { statusReportSchema } from '../status-schema';
+import { statusReportSchema } from '../testing/status-schema';
 
 let lab: Lab;
 let config: string;

@@ -21,7 +21,7 @@ describe('wgctl up', () => {
       .split('\n')
       .map((l) => /^\[\s*[\d.]+s\] ([a-z-]+): (?!ok|FAILED)/.exec(l)?.[1])
       .filter(Boolean);
-    expect(steps).toEqual(['connect', 'vm-up', 'vm-describe', 'mac-up']);
+    expect(steps).toEqual(['connect', 'vm-up', 'mac-up']);
     expect(r.stdout).toMatch(/vm  wg-quick-up done: wg-quick-up done\n.*\$ true wg-quick-up/);
     expect(r.stdout).toMatch(/^up: done in [\d.]+ (ms|s): all traffic goes through the tunnel \(server 203\.0\.113\.5:51820, tunnel 10\.64\.0\.2\/32\)$/m);
     // The configured DNS wins over the VM's.
@@ -71,6 +71,19 @@ describe('wgctl up', () => {
     expect(r.stderr).toContain('  stderr:  stdin:3: syntax error');
     expect(r.stderr).toMatch(/rollback mac-agent Down: ok\n {2}rollback vm-agent Down: ok\n {2}total /);
     expect(r.stdout).toMatch(/rolling back: rollback-mac, rollback-vm/);
+  });
+
+  it('--json: a successful up, with the endpoints the VM applied and the IPv6 mode as a word', async () => {
+    const r = await cli(['--config', config, '--json', 'up']);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({
+      command: 'up',
+      ok: true,
+      endpoints: [{ host: 'vpn.example.net', ip: '203.0.113.5', port: 51820 }],
+      tunnelAddresses: ['10.64.0.2/32'],
+      ipv6: { mode: 'block' },
+    });
   });
 
   it('--json: one document with the failure and the rollback', async () => {
@@ -161,6 +174,8 @@ describe('wgctl plan', () => {
       'mac:dns',
     ]);
     expect(doc.steps[0].commands).toEqual([{ argv: ['true', 'wg-quick-up'], wouldRun: true }]);
+    // What the VM's dry run would apply, and the IPv6 mode as the config spells it.
+    expect(doc).toMatchObject({ endpoints: [{ host: 'vpn.example.net', ip: '203.0.113.5', port: 51820 }], tunnelAddresses: ['10.64.0.2/32'], ipv6: { mode: 'block' } });
   });
 });
 

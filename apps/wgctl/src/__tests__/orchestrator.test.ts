@@ -3,6 +3,7 @@
  * assertions read the agents' own call logs, not the orchestrator's view of itself.
  */
 import * as grpc from '@grpc/grpc-js';
+import { Ipv6Mode } from '@wgctl/proto';
 import { loadTlsMaterial } from '@wgctl/transport';
 import type { MacAgentApi, VmAgentApi } from '../agents';
 import { macAgentApi, vmAgentApi } from '../clients';
@@ -27,9 +28,10 @@ afterEach(async () => {
 });
 
 const UP_OPTS = { vmAddress: '192.0.2.3' };
+const describesOf = (side: 'vm' | 'mac') => lab.agents.calls.filter((c) => c.side === side && c.rpc === 'Describe').length;
 
 describe('up', () => {
-  it('connects to both, brings the VM up before the Mac, and feeds the Mac what the VM described', async () => {
+  it('connects to both, brings the VM up before the Mac, and feeds the Mac what the VM applied', async () => {
     const events: OrchestratorEvent[] = [];
     const result = await up(vm, mac, UP_OPTS, (e) => events.push(e));
     expect(result.failure).toBeUndefined();
@@ -38,7 +40,6 @@ describe('up', () => {
       // connect describes both in parallel: either order
       ...lab.agents.sequence(['Describe']).slice(0, 2),
       'vm.Up',
-      'vm.Describe',
       'mac.Up',
     ]);
     expect(lab.agents.sequence(['Describe']).slice(0, 2).sort()).toEqual(['mac.Describe', 'vm.Describe']);
@@ -57,7 +58,7 @@ describe('up', () => {
     expect(macDescribe.metadata['wgctl-vm-address']).toBe('192.0.2.3');
 
     const topLevel = events.filter((e) => e.kind === 'start').map((e) => e.step);
-    expect(topLevel).toEqual(['connect', 'vm-up', 'vm-describe', 'mac-up']);
+    expect(topLevel).toEqual(['connect', 'vm-up', 'mac-up']);
     const agentSteps = events.filter((e) => e.kind === 'agent').map((e) => (e.kind === 'agent' ? `${e.side}:${e.event.step}:${e.event.state}` : ''));
     expect(agentSteps.slice(0, 2)).toEqual(['vm:wg-quick-up:1', 'vm:wg-quick-up:2']);
     expect(result.endpoints).toEqual([{ host: 'vpn.example.net', ip: '203.0.113.5', port: 51820 }]);
@@ -139,51 +140,34 @@ describe('up', () => {
     expect(lab.agents.sequence()).toEqual(['vm.Up', 'vm.Down']);
   });
 
-  it("describes the VM while its Up goes on, once the Up has read the config, and uses it only after the Up", async () => {
-    lab.agents.vm.up = { steps: okSteps('read-config', 'wg-quick-up', 'await-handshake'), outcome: { ok: true }, delayMs: 20 };
+  it("pins the endpoints the VM's Up reports it applied, not the described ones, without describing the VM again", async () => {
+    const applied = { endpoints: [{ host: 'vpn.example.net', ip: '203.0.113.77', port: 51821 }], tunnelAddresses: ['10.64.0.9/32'] };
+    // read-config: the step after which the controller used to send a second Describe.
+    lab.agents.vm.up = { steps: okSteps('read-config', 'wg-quick-up', 'await-handshake'), outcome: { ok: true, vmApplied: applied } };
     const events: OrchestratorEvent[] = [];
-    const upDoneWhenDescribed: boolean[] = [];
-    const original = defaultVmDescription();
-    Object.defineProperty(lab.agents.vm, 'describe', {
-      get: () => {
-        upDoneWhenDescribed.push(events.some((e) => e.kind === 'done' && e.step === 'vm-up'));
-        return original;
-      },
-    });
     const result = await up(vm, mac, UP_OPTS, (e) => events.push(e));
     expect(result.ok).toBe(true);
-    // connect's Describe, then the one sent during the Up (the vm-up step was not done yet)
-    expect(upDoneWhenDescribed).toEqual([false, false]);
-    const started = (step: string) => events.findIndex((e) => e.kind === 'start' && e.step === step);
-    const vmUpDone = events.findIndex((e) => e.kind === 'done' && e.step === 'vm-up');
-    expect(started('vm-describe')).toBeGreaterThan(vmUpDone);
-    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up']);
+    expect([describesOf('vm'), describesOf('mac')]).toEqual([1, 1]);
+    expect(lab.agents.calls.find((c) => c.side === 'mac' && c.rpc === 'Up')!.request).toMatchObject({ endpoints: applied.endpoints });
+    expect(result).toMatchObject({ endpoints: applied.endpoints, tunnelAddresses: applied.tunnelAddresses });
+    expect(events).toContainEqual(
+      expect.objectContaining({ kind: 'done', step: 'vm-up', detail: 'forwarding 192.0.2.2 into the tunnel; endpoints 203.0.113.77:51821; tunnel 10.64.0.9/32' }),
+    );
   });
 
-  it('VM Up fails after the early Describe was sent: rolls back, Mac untouched, no unhandled rejection', async () => {
-    lab.agents.vm.up = {
-      steps: [...okSteps('read-config'), { step: 'wg-quick-up', state: 'failed', message: 'wg-quick failed' }],
-      outcome: { ok: false, failedStep: 'wg-quick-up', error: 'wg-quick failed' },
-      delayMs: 10,
-    };
-    let describes = 0;
-    Object.defineProperty(lab.agents.vm, 'describe', {
-      get: () => (++describes === 1 ? defaultVmDescription() : { grpcError: { code: grpc.status.UNAVAILABLE, details: 'gone' } }),
-    });
+  it('a VM Up that does not say what it applied (an older vm-agent): fails vm-up, rolls the VM back, leaves the Mac alone', async () => {
+    lab.agents.vm.up = { steps: okSteps('wg-quick-up'), outcome: { ok: true, vmApplied: null } };
     const result = await up(vm, mac, UP_OPTS);
-    expect(describes).toBe(2);
     expect(result.failure).toMatchObject({ step: 'vm-up' });
+    expect(result.failure!.message).toMatch(/did not report what it applied \(vm_applied\).*upgrade it/);
     expect(lab.agents.sequence()).toEqual(['vm.Up', 'vm.Down']);
+    expect(describesOf('vm')).toBe(1);
   });
 
-  it('failure in VM Describe after Up: rolls back the VM', async () => {
-    let describes = 0;
-    const original = defaultVmDescription();
-    Object.defineProperty(lab.agents.vm, 'describe', {
-      get: () => (++describes === 1 ? original : { ...original, endpoints: [] }),
-    });
+  it('a VM Up that applied no server endpoint: fails vm-up and rolls the VM back', async () => {
+    lab.agents.vm.up = { steps: okSteps('wg-quick-up'), outcome: { ok: true, vmApplied: { endpoints: [], tunnelAddresses: ['10.64.0.2/32'] } } };
     const result = await up(vm, mac, UP_OPTS);
-    expect(result.failure).toMatchObject({ step: 'vm-describe' });
+    expect(result.failure).toMatchObject({ step: 'vm-up' });
     expect(result.failure!.message).toMatch(/no WireGuard server endpoints/);
     expect(lab.agents.sequence()).toEqual(['vm.Up', 'vm.Down']);
   });
@@ -272,17 +256,17 @@ describe('IPv6 of the Mac', () => {
     expect(result.ok).toBe(true);
     expect(upRequests().vm).toMatchObject({ macSource: '192.0.2.2', macSource6: '' });
     expect(upRequests().mac).toMatchObject({ ipv6: 2, vmAddress6: '' });
-    expect(result.ipv6).toMatchObject({ mode: 'block' });
+    expect(result.ipv6).toMatchObject({ mode: Ipv6Mode.IPV6_MODE_BLOCK });
     expect(result.ipv6!.reason).toMatch(/missing vm\.address6/);
   });
 
   it('auto with all three pieces: routes the Mac\'s IPv6 — the VM forwards the Mac\'s vnic IPv6, the Mac routes via the VM\'s', async () => {
     withIpv6Everywhere();
-    const result = await up(vm, mac, { ...UP_OPTS, vmAddress6: VM6, ipv6: 0 });
+    const result = await up(vm, mac, { ...UP_OPTS, vmAddress6: VM6, ipv6: Ipv6Mode.IPV6_MODE_UNSPECIFIED });
     expect(result.ok).toBe(true);
     expect(upRequests().vm).toMatchObject({ macSource: '192.0.2.2', macSource6: MAC6 });
     expect(upRequests().mac).toMatchObject({ ipv6: 1, vmAddress6: VM6 });
-    expect(result.ipv6).toEqual({ mode: 'route', macSource6: MAC6, vmAddress6: VM6, reason: `routed: ${MAC6} via ${VM6}, NAT66 to 2001:db8:6:64::2` });
+    expect(result.ipv6).toEqual({ mode: Ipv6Mode.IPV6_MODE_ROUTE, macSource6: MAC6, vmAddress6: VM6, reason: `routed: ${MAC6} via ${VM6}, NAT66 to 2001:db8:6:64::2` });
   });
 
   it('auto without an IPv6 tunnel address, or without IPv6 on the Mac\'s vnic: blocks, and says what is missing', async () => {
@@ -296,12 +280,12 @@ describe('IPv6 of the Mac', () => {
     const describe = { ...defaultVmDescription(), tunnelAddresses: ['10.64.0.2/32', TUNNEL6] };
     const mac0 = { ...defaultMacDescription(), vnicAddress6: '', vnicInterface: 'bridge100' };
     const decision = decideIpv6({ vmAddress6: VM6 }, describe, mac0);
-    expect(decision).toEqual({ mode: 'block', reason: "ipv6: auto blocks IPv6: missing a global IPv6 address on the Mac's vnic bridge100 (mac-agent reports none)" });
+    expect(decision).toEqual({ mode: Ipv6Mode.IPV6_MODE_BLOCK, reason: "ipv6: auto blocks IPv6: missing a global IPv6 address on the Mac's vnic bridge100 (mac-agent reports none)" });
   });
 
   it('route with a piece missing fails at connect, naming every missing piece, and changes nothing', async () => {
     lab.agents.vm.describe = { ...defaultVmDescription(), tunnelAddresses: ['10.64.0.2/32'] };
-    const result = await up(vm, mac, { ...UP_OPTS, ipv6: 1 });
+    const result = await up(vm, mac, { ...UP_OPTS, ipv6: Ipv6Mode.IPV6_MODE_ROUTE });
     expect(result.ok).toBe(false);
     expect(result.failure).toMatchObject({ step: 'connect' });
     expect(result.failure!.message).toMatch(/^ipv6: route cannot route the Mac's IPv6 through the tunnel: missing vm\.address6 in the config .*; an IPv6 Address in the VM's WireGuard config .*; a global IPv6 address on the Mac's vnic/);
@@ -311,13 +295,13 @@ describe('IPv6 of the Mac', () => {
 
   it('route with everything there routes; block blocks even then (also in plan)', async () => {
     withIpv6Everywhere();
-    expect((await up(vm, mac, { ...UP_OPTS, vmAddress6: VM6, ipv6: 1 })).ipv6).toMatchObject({ mode: 'route' });
+    expect((await up(vm, mac, { ...UP_OPTS, vmAddress6: VM6, ipv6: Ipv6Mode.IPV6_MODE_ROUTE })).ipv6).toMatchObject({ mode: Ipv6Mode.IPV6_MODE_ROUTE });
     expect(upRequests().mac).toMatchObject({ ipv6: 1, vmAddress6: VM6 });
 
     lab.agents.calls.length = 0;
-    const planned = await plan(vm, mac, { ...UP_OPTS, vmAddress6: VM6, ipv6: 2 });
+    const planned = await plan(vm, mac, { ...UP_OPTS, vmAddress6: VM6, ipv6: Ipv6Mode.IPV6_MODE_BLOCK });
     expect(planned.ok).toBe(true);
-    expect(planned.ipv6).toEqual({ mode: 'block', reason: 'ipv6: block' });
+    expect(planned.ipv6).toEqual({ mode: Ipv6Mode.IPV6_MODE_BLOCK, reason: 'ipv6: block' });
     expect(upRequests().vm).toMatchObject({ dryRun: true, macSource6: '' });
     expect(upRequests().mac).toMatchObject({ dryRun: true, ipv6: 2, vmAddress6: '' });
   });
@@ -390,6 +374,16 @@ describe('plan', () => {
       { side: 'vm', step: 'snat', state: 'skipped', message: 'already present', commands: [{ argv: ['iptables', '-t', 'nat', '-C', 'POSTROUTING'], wouldRun: false }] },
     ]);
     expect(result.steps.slice(2).map((s) => `${s.side}:${s.step}`)).toEqual(['mac:pin-endpoint', 'mac:split-routes', 'mac:kill-switch', 'mac:dns']);
+  });
+
+  it("reports what the VM's dry run would apply, and gives the Mac's dry run those endpoints", async () => {
+    const wouldApply = { endpoints: [{ host: 'vpn.example.net', ip: '203.0.113.78', port: 51820 }], tunnelAddresses: ['10.64.0.2/32', '2001:db8:6:64::2/128'] };
+    lab.agents.vm.up = { steps: okSteps('read-config', 'wg-quick-up'), outcome: { ok: true, vmApplied: wouldApply } };
+    const result = await plan(vm, mac, UP_OPTS);
+    expect(result.ok).toBe(true);
+    expect(result).toMatchObject({ endpoints: wouldApply.endpoints, tunnelAddresses: wouldApply.tunnelAddresses });
+    expect(lab.agents.calls.find((c) => c.side === 'mac' && c.rpc === 'Up')!.request).toMatchObject({ dryRun: true, endpoints: wouldApply.endpoints });
+    expect([describesOf('vm'), describesOf('mac')]).toEqual([1, 1]);
   });
 
   it('never calls Down, even when a dry run fails', async () => {

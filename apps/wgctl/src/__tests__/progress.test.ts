@@ -46,8 +46,10 @@ function memoryAgent<T extends VmAgentApi | MacAgentApi>(side: 'vm' | 'mac', scr
   return api as unknown as T;
 }
 
-const OK: Outcome = { ok: true, failedStep: '', error: '', totalMs: '1' };
-const FAIL: Outcome = { ok: false, failedStep: 'mac-step', error: 'broke', totalMs: '1' };
+const OK: Outcome = { ok: true, failedStep: '', error: '', totalMs: '1', vmApplied: undefined };
+const FAIL: Outcome = { ok: false, failedStep: 'mac-step', error: 'broke', totalMs: '1', vmApplied: undefined };
+/** A VM Up reports what it applied: the described endpoints and tunnel addresses. */
+const VM_OK: Outcome = { ...OK, vmApplied: { endpoints: defaultVmDescription().endpoints, tunnelAddresses: defaultVmDescription().tunnelAddresses } };
 
 async function render(mode: 'listr' | 'plain', steps: typeof UP_STEPS, stopOnFailure: boolean, run: (on: (e: OrchestratorEvent) => void) => Promise<unknown>) {
   let out = '';
@@ -66,7 +68,7 @@ async function render(mode: 'listr' | 'plain', steps: typeof UP_STEPS, stopOnFai
 describe('listr2 progress', () => {
   it('a successful up: every step completes', async () => {
     const out = await render('listr', UP_STEPS, true, (on) =>
-      up(memoryAgent<VmAgentApi>('vm', { up: OK }), memoryAgent<MacAgentApi>('mac', { up: OK }), { vmAddress: '192.0.2.3' }, on),
+      up(memoryAgent<VmAgentApi>('vm', { up: VM_OK }), memoryAgent<MacAgentApi>('mac', { up: OK }), { vmAddress: '192.0.2.3' }, on),
     );
     expect(out).toMatch(/Connect to both agents/);
     expect(out).toMatch(/Mac: routes via the VM/);
@@ -76,7 +78,7 @@ describe('listr2 progress', () => {
 
   it('a failed up: the failure, the rollback tasks, and nothing left hanging', async () => {
     const out = await render('listr', UP_STEPS, true, (on) =>
-      up(memoryAgent<VmAgentApi>('vm', { up: OK }), memoryAgent<MacAgentApi>('mac', { up: FAIL }), { vmAddress: '192.0.2.3' }, on),
+      up(memoryAgent<VmAgentApi>('vm', { up: VM_OK }), memoryAgent<MacAgentApi>('mac', { up: FAIL }), { vmAddress: '192.0.2.3' }, on),
     );
     expect(out).toMatch(/mac-agent failed at step mac-step: broke/);
     expect(out).toMatch(/Roll back what this run changed/);
@@ -89,7 +91,6 @@ describe('listr2 progress', () => {
       up(memoryAgent<VmAgentApi>('vm', { up: { ...FAIL, failedStep: 'vm-step' } }), memoryAgent<MacAgentApi>('mac', { up: OK }), { vmAddress: '192.0.2.3' }, on),
     );
     expect(out).toMatch(/vm-agent failed at step vm-step/);
-    expect(out).toMatch(/VM: read server endpoints and tunnel addresses \[SKIPPED: not run\]/);
     expect(out).toMatch(/Mac: routes via the VM.*\[SKIPPED: not run\]/);
   });
 
@@ -106,7 +107,7 @@ describe('listr2 progress', () => {
 describe('plain progress', () => {
   it('prints one line per step event with commands and stderr of failures', async () => {
     const out = await render('plain', UP_STEPS, true, (on) =>
-      up(memoryAgent<VmAgentApi>('vm', { up: OK }), memoryAgent<MacAgentApi>('mac', { up: FAIL }), { vmAddress: '192.0.2.3' }, on),
+      up(memoryAgent<VmAgentApi>('vm', { up: VM_OK }), memoryAgent<MacAgentApi>('mac', { up: FAIL }), { vmAddress: '192.0.2.3' }, on),
     );
     const lines = out.trim().split('\n').map((l) => l.replace(/^\[\s*[\d.]+s\] /, ''));
     expect(lines).toEqual([
@@ -115,9 +116,7 @@ describe('plain progress', () => {
       'vm-up: VM: bring the tunnel up and await a handshake, then forwarding + SNAT',
       '  vm  vm-step done: ok',
       '      $ cmd vm-step',
-      'vm-up: ok (forwarding 192.0.2.2 into the tunnel)',
-      'vm-describe: VM: read server endpoints and tunnel addresses',
-      'vm-describe: ok (endpoints 203.0.113.5:51820; tunnel 10.64.0.2/32)',
+      'vm-up: ok (forwarding 192.0.2.2 into the tunnel; endpoints 203.0.113.5:51820; tunnel 10.64.0.2/32)',
       'mac-up: Mac: routes via the VM, endpoint pinning, kill switch, DNS',
       '  mac mac-step FAILED: broke',
       '      $ cmd mac-step (exit 1)',

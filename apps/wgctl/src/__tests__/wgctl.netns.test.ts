@@ -9,7 +9,7 @@ import { build } from 'esbuild';
 import { ExecRunner } from '@wgctl/runner';
 import { createLab, destroyLab, labExec, labHttpGet, startMacAgent, startVmAgent, stopAgent } from '../../../../tools/lab/src';
 import type { Lab } from '../../../../tools/lab/src';
-import { statusReportSchema } from '../status-schema';
+import { statusReportSchema } from '../testing/status-schema';
 
 const enabled = process.getuid?.() === 0 || process.env.CI === 'true';
 const describeNetns = enabled ? describe : describe.skip;

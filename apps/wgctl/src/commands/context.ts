@@ -9,12 +9,12 @@ import { ConfigError, isIpAddress, loadConfig, type WgctlConfig } from '@wgctl/c
 import { createLogger, type Logger } from '@wgctl/logging';
 import { loadTlsMaterial, type TlsMaterial } from '@wgctl/transport';
 import type { MacAgentApi, VmAgentApi } from '../agents';
-import type { CommandContext } from '../cli';
+import type { CommandContext } from '../command-context';
 import { macAgentApi, vmAgentApi } from '../clients';
 import { UsageError } from '../errors';
 import type { ProgressMode } from '../render/progress';
 
-export const DEFAULT_CONFIG_RELATIVE = join('.config', 'wgctl', 'config.json');
+const DEFAULT_CONFIG_RELATIVE = join('.config', 'wgctl', 'config.json');
 
 /** --config, else $WGCTL_CONFIG, else ~/.config/wgctl/config.json. */
 export function configPath(ctx: CommandContext): string {

@@ -6,8 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import * as parsers from '@wgctl/parsers';
-import { redactAllKeys } from '@wgctl/logging';
-import type { CommandContext } from '../cli';
+import { redactAllKeys, secretValueRedactor } from '@wgctl/logging';
+import type { CommandContext } from '../command-context';
 import { EXIT, UsageError } from '../errors';
 
 interface ParseKind {
@@ -121,10 +121,9 @@ export async function debugParseCommand(ctx: CommandContext, _flags: unknown, ki
     const message = error instanceof Error ? error.message : String(error);
     throw new UsageError(`debug parse ${kind}: ${file === '-' ? 'stdin' : file}: ${redactAllKeys(message)}`);
   }
-  let out = JSON.stringify(parsed === undefined ? null : parsed, jsonReplacer, 2);
-  for (const secret of entry.secrets?.(text) ?? []) {
-    if (secret.length >= 8) out = out.split(secret).join('[REDACTED]');
-  }
-  ctx.io.stdout.write(`${out}\n`);
+  const json = JSON.stringify(parsed === undefined ? null : parsed, jsonReplacer, 2);
+  // One pass over the output for all the keys (a pass per key was quadratic in the peers).
+  const redact = secretValueRedactor((entry.secrets?.(text) ?? []).filter((secret) => secret.length >= 8));
+  ctx.io.stdout.write(`${redact(json)}\n`);
   return EXIT.ok;
 }

@@ -1,13 +1,13 @@
 /** `wgctl down`: Mac first, then the VM; an unreachable agent does not stop the other side. */
 import { dirname } from 'node:path';
-import type { CommandContext } from '../cli';
+import type { CommandContext } from '../command-context';
 import { EXIT } from '../errors';
 import { lockConfigDir } from '../lock';
 import { DOWN_STEPS, down } from '../orchestrator';
 import { createProgress } from '../render/progress';
 import { renderDownResult } from '../render/results';
 import { QUICK_DEFAULT_TIMEOUT_S, controllerLogger, loadControllerConfig, openAgents, progressMode, timeoutMs, writeJson } from './context';
-import { UP_DEFAULT_TIMEOUT_S } from './up';
+import { UP_DEFAULT_TIMEOUT_S } from './up-options';
 
 export async function downCommand(ctx: CommandContext, flags: { dryRun?: boolean; force?: boolean }): Promise<number> {
   const { config, path } = loadControllerConfig(ctx);

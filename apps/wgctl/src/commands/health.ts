@@ -7,11 +7,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { healthCheck, type HealthStatus } from '@wgctl/transport';
 import type { Side } from '../agents';
-import type { CommandContext } from '../cli';
+import type { CommandContext } from '../command-context';
 import { EXIT } from '../errors';
 import { loadClientTls, loadControllerConfig, timeoutMs, vmTarget, writeJson } from './context';
 
-export const HEALTH_DEFAULT_TIMEOUT_S = 10;
+const HEALTH_DEFAULT_TIMEOUT_S = 10;
 
 export interface HealthFlags {
   agent: 'vm' | 'mac' | 'both';

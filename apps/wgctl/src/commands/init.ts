@@ -16,15 +16,15 @@ import {
   type WgctlConfig,
 } from '@wgctl/config';
 import { createPki } from '@wgctl/transport';
-import type { CommandContext } from '../cli';
+import type { CommandContext } from '../command-context';
 import { EXIT, UsageError } from '../errors';
 import { configPath } from './context';
 
-export const DEFAULT_MAC_AGENT = 'unix:/var/run/wgctl/mac-agent.sock';
+const DEFAULT_MAC_AGENT = 'unix:/var/run/wgctl/mac-agent.sock';
 /** Where the next steps put the mac-agent: root-owned, outside any home folder (see the mac-agent's launchd checks). */
 const MAC_AGENT_DIR = '/usr/local/lib/wgctl';
-export const VM_TLS_DIR = '/etc/wgctl/tls';
-export const VM_WG_CONFIG = '/etc/wireguard/wg0.conf';
+const VM_TLS_DIR = '/etc/wgctl/tls';
+const VM_WG_CONFIG = '/etc/wireguard/wg0.conf';
 
 export interface InitFlags {
   dir?: string;
@@ -95,7 +95,7 @@ function quote(path: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`;
 }
 
-export function nextSteps(config: WgctlConfig, configFile: string, tlsDir: string, isDefaultConfig: boolean, rotated: boolean): string {
+function nextSteps(config: WgctlConfig, configFile: string, tlsDir: string, isDefaultConfig: boolean, rotated: boolean): string {
   const t = (f: string) => quote(join(tlsDir, f));
   const vmListen = `${config.vm.address.includes(':') ? `[${config.vm.address}]` : config.vm.address}:${config.vm.port}`;
   const lines = [

@@ -1,11 +1,11 @@
 /** `wgctl plan` / `up --dry-run`: Up with dry_run on both agents; prints every command, runs none. */
-import type { CommandContext } from '../cli';
+import type { CommandContext } from '../command-context';
 import { EXIT } from '../errors';
 import { PLAN_STEPS, plan } from '../orchestrator';
 import { createProgress } from '../render/progress';
-import { renderPlan } from '../render/results';
+import { ipv6DecisionJson, renderPlan } from '../render/results';
 import { QUICK_DEFAULT_TIMEOUT_S, openAgents, timeoutMs, writeJson } from './context';
-import { UP_DEFAULT_TIMEOUT_S, upOptionsFor } from './up';
+import { UP_DEFAULT_TIMEOUT_S, upOptionsFor } from './up-options';
 
 export async function planCommand(ctx: CommandContext, flags: { macSource?: string }): Promise<number> {
   const { config, options, vmAddress } = await upOptionsFor(ctx, flags);
@@ -15,7 +15,7 @@ export async function planCommand(ctx: CommandContext, flags: { macSource?: stri
   try {
     const result = await plan(agents.vm, agents.mac, options, progress.onEvent);
     await progress.finish();
-    if (ctx.global.json) writeJson(ctx, { command: 'plan', ...result });
+    if (ctx.global.json) writeJson(ctx, { command: 'plan', ...result, ipv6: ipv6DecisionJson(result.ipv6) });
     else if (result.ok) ctx.io.stdout.write(renderPlan(result));
     else {
       ctx.io.stdout.write(renderPlan(result));

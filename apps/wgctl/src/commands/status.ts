@@ -1,12 +1,12 @@
 /** `wgctl status [--watch [SECONDS]]`: both agents side by side; exit 0 healthy, 1 degraded, 2 down. */
 import type { MacStatus, VmStatus } from '@wgctl/proto';
 import { certificateCheck, certificateExpiries, type TlsMaterial } from '@wgctl/transport';
-import type { CommandContext } from '../cli';
+import type { CommandContext } from '../command-context';
 import { renderStatusTable } from '../render/status-table';
 import { buildStatusReport, type ControllerJson, type Fetched, type StatusReport } from '../status-model';
 import { type Agents, loadClientTls, loadControllerConfig, openAgents, timeoutMs, vmTarget } from './context';
 
-export const STATUS_DEFAULT_TIMEOUT_S = 10;
+const STATUS_DEFAULT_TIMEOUT_S = 10;
 const DEFAULT_WATCH_S = 2;
 
 async function fetched<T>(p: Promise<T>): Promise<Fetched<T>> {
@@ -18,7 +18,7 @@ async function fetched<T>(p: Promise<T>): Promise<Fetched<T>> {
 }
 
 /** The controller's certificate and CA expiry, as status reports it. */
-export function controllerJson(tls: Pick<TlsMaterial, 'ca' | 'cert'>, now: Date): ControllerJson {
+function controllerJson(tls: Pick<TlsMaterial, 'ca' | 'cert'>, now: Date): ControllerJson {
   const [leaf, ca] = certificateExpiries(tls, now);
   const check = certificateCheck(tls, now);
   return {
@@ -33,7 +33,7 @@ export function controllerJson(tls: Pick<TlsMaterial, 'ca' | 'cert'>, now: Date)
   };
 }
 
-export async function sampleStatus(
+async function sampleStatus(
   agents: Agents,
   targets: { vm: string; mac: string },
   now = () => new Date(),

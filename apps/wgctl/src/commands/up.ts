@@ -1,42 +1,18 @@
 /** `wgctl up`: VM first (handshake awaited), then the Mac; roll back on failure. */
 import { dirname } from 'node:path';
-import { isIpAddress } from '@wgctl/config';
-import type { CommandContext } from '../cli';
-import { EXIT, UsageError } from '../errors';
-import { sameHostTarget, localSourceAddress } from '../local-source';
+import type { CommandContext } from '../command-context';
+import { EXIT } from '../errors';
 import { lockConfigDir } from '../lock';
-import { type UpOptions, UP_STEPS, up } from '../orchestrator';
+import { UP_STEPS, up } from '../orchestrator';
 import { createProgress } from '../render/progress';
-import { renderUpResult } from '../render/results';
-import { QUICK_DEFAULT_TIMEOUT_S, configPath, controllerLogger, loadControllerConfig, openAgents, progressMode, timeoutMs, vmAddressIp, writeJson } from './context';
+import { ipv6DecisionJson, renderUpResult } from '../render/results';
+import { QUICK_DEFAULT_TIMEOUT_S, configPath, controllerLogger, openAgents, progressMode, timeoutMs, writeJson } from './context';
 import { planCommand } from './plan';
-
-export const UP_DEFAULT_TIMEOUT_S = 120;
-
-const IPV6_MODE_NUMBER = { auto: 0, route: 1, block: 2 } as const;
+import { UP_DEFAULT_TIMEOUT_S, upOptionsFor } from './up-options';
 
 export interface UpFlags {
   dryRun?: boolean;
   macSource?: string;
-}
-
-export async function upOptionsFor(ctx: CommandContext, flags: { macSource?: string }) {
-  if (flags.macSource !== undefined && !isIpAddress(flags.macSource)) {
-    throw new UsageError(`--mac-source: expected an IPv4 or IPv6 address, got "${flags.macSource}"`);
-  }
-  // ipv6 (auto/route/block) is decided at connect, once both agents are described (orchestrator decideIpv6).
-  const { config } = loadControllerConfig(ctx);
-  const vmAddress = await vmAddressIp(config);
-  const options: UpOptions = {
-    vmAddress,
-    vmAddress6: config.vm.address6,
-    macSource: flags.macSource,
-    dnsServers: config.dns,
-    handshakeTimeoutMs: config.handshakeTimeoutMs,
-    ipv6: config.ipv6 ? IPV6_MODE_NUMBER[config.ipv6] : undefined,
-    localSource: sameHostTarget(config.mac.agent) ? () => localSourceAddress(vmAddress) : undefined,
-  };
-  return { config, options, vmAddress };
 }
 
 export async function upCommand(ctx: CommandContext, flags: UpFlags): Promise<number> {
@@ -68,7 +44,7 @@ export async function upCommand(ctx: CommandContext, flags: UpFlags): Promise<nu
       progress.onEvent(event);
     });
     await progress.finish();
-    if (ctx.global.json) writeJson(ctx, { command: 'up', ...result, vm: undefined, mac: undefined });
+    if (ctx.global.json) writeJson(ctx, { command: 'up', ...result, ipv6: ipv6DecisionJson(result.ipv6), vm: undefined, mac: undefined });
     else {
       const text = renderUpResult(result);
       ctx.io.stdout.write(text.stdout);

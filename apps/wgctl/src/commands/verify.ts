@@ -4,7 +4,7 @@
  */
 import { isIpAddress } from '@wgctl/config';
 import type { CaptureResult } from '@wgctl/proto';
-import type { CommandContext } from '../cli';
+import type { CommandContext } from '../command-context';
 import { CliError, EXIT, UsageError } from '../errors';
 import { connectBoth } from '../orchestrator';
 import { judgeVerify, type VerifyVerdict } from '../verify';
@@ -26,7 +26,7 @@ export interface VerifyFlags {
   count?: number;
 }
 
-export function renderVerdict(verdict: VerifyVerdict, target: string): string {
+function renderVerdict(verdict: VerifyVerdict, target: string): string {
   const lines: string[] = [];
   lines.push(`verify: ${verdict.pass ? 'PASS' : 'FAIL'} (probe ${target}; uplink ${verdict.uplinkInterface || '?'}, tunnel ${verdict.tunnelInterface || '?'})`);
   const a = verdict.allowed;

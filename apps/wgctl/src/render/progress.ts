@@ -34,7 +34,7 @@ const STATE_WORD: Record<number, string> = {
   [StepState.STEP_STATE_FAILED]: 'FAILED',
 };
 
-export function agentStepLine(side: 'vm' | 'mac', event: StepEvent): string {
+function agentStepLine(side: 'vm' | 'mac', event: StepEvent): string {
   const word = STATE_WORD[event.state] ?? 'unknown';
   return `${side === 'vm' ? 'vm ' : 'mac'} ${event.step} ${word}${event.message ? `: ${event.message}` : ''}`;
 }
@@ -55,7 +55,7 @@ export function createProgress(options: ProgressOptions): ProgressView {
 }
 
 /** One line per event; agent steps with each command they ran. Never rewrites a line. */
-export function plainProgress(out: Writable): ProgressView {
+function plainProgress(out: Writable): ProgressView {
   return {
     onEvent(e) {
       const t = stamp(e.atMs);

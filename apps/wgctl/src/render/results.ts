@@ -1,4 +1,5 @@
 /** Text for the end of up/down/plan: what happened, what failed (with the command's stderr). */
+import { Ipv6Mode, ipv6ModeWord } from '@wgctl/proto';
 import { SIDE_LABEL } from '../agents';
 import type { DownResult, Failure, Ipv6Decision, PlanResult, UpResult } from '../orchestrator';
 import { commandLine } from './progress';
@@ -17,9 +18,14 @@ function failureLines(failure: Failure): string[] {
 /** One line on the Mac's IPv6: routed through the tunnel, or blocked and why. */
 export function ipv6Line(decision: Ipv6Decision | undefined): string {
   if (!decision) return '';
-  return decision.mode === 'route'
+  return decision.mode === Ipv6Mode.IPV6_MODE_ROUTE
     ? `  IPv6: routed through the tunnel (Mac ${decision.macSource6} via ${decision.vmAddress6})\n`
     : `  IPv6: blocked on the Mac (${decision.reason})\n`;
+}
+
+/** The decision as `--json` prints it: the mode as a word ("route" | "block"), not the enum's number. */
+export function ipv6DecisionJson(decision: Ipv6Decision | undefined) {
+  return decision && { ...decision, mode: ipv6ModeWord(decision.mode) };
 }
 
 export function renderUpResult(result: UpResult): { stdout: string; stderr: string } {

@@ -17,6 +17,7 @@ import {
   type Progress,
   StepState,
   VmAgentService,
+  type VmApplied,
   type VmDescription,
   type VmStatus,
 } from '@wgctl/proto';
@@ -29,9 +30,20 @@ export interface ScriptedStep {
   commands?: Partial<Command>[];
 }
 
+export interface ScriptedOutcome {
+  ok: boolean;
+  failedStep?: string;
+  error?: string;
+  /**
+   * VM Up only. Unset: a successful Up reports the endpoints and tunnel addresses of the
+   * scripted Describe, as the vm-agent reports its config's; null: nothing (an older vm-agent).
+   */
+  vmApplied?: VmApplied | null;
+}
+
 /** How an Up/Down stream behaves. */
 export type StreamScript =
-  | { steps: ScriptedStep[]; outcome: { ok: boolean; failedStep?: string; error?: string }; delayMs?: number }
+  | { steps: ScriptedStep[]; outcome: ScriptedOutcome; delayMs?: number }
   | { grpcError: { code: grpc.status; details: string }; afterSteps?: ScriptedStep[] }
   /** The stream stays open (until the deadline or a cancel). */
   | { hang: true };
@@ -144,6 +156,14 @@ const STATE: Record<ScriptedStep['state'], StepState> = {
   skipped: StepState.STEP_STATE_SKIPPED,
   failed: StepState.STEP_STATE_FAILED,
 };
+
+/** What the fake VM's Up reports it applied, unless the script says otherwise. */
+function vmAppliedFor(side: 'vm' | 'mac', rpc: 'Up' | 'Down', outcome: ScriptedOutcome, describe: unknown): VmApplied | undefined {
+  if (side !== 'vm' || rpc !== 'Up' || !outcome.ok) return undefined;
+  if (outcome.vmApplied !== undefined) return outcome.vmApplied ?? undefined;
+  const config = isGrpcError(describe) || isHang(describe) ? defaultVmDescription() : (describe as VmDescription);
+  return { endpoints: config.endpoints, tunnelAddresses: config.tunnelAddresses };
+}
 
 function toCommand(c: Partial<Command>): Command {
   return { argv: [], exitCode: 0, stderr: '', dryRun: false, durationMs: '1', ...c };
@@ -268,7 +288,9 @@ export class FakeAgents {
           call.emit('error', { code: s.grpcError.code, details: s.grpcError.details });
           return;
         }
-        call.write({ kind: { $case: 'outcome', value: { ok: s.outcome.ok, failedStep: s.outcome.failedStep ?? '', error: s.outcome.error ?? '', totalMs: String(Date.now() - started) } } });
+        const { ok, failedStep = '', error = '' } = s.outcome;
+        const vmApplied = vmAppliedFor(side, rpc, s.outcome, script().describe);
+        call.write({ kind: { $case: 'outcome', value: { ok, failedStep, error, totalMs: String(Date.now() - started), vmApplied } } });
         call.end();
       };
     return {

@@ -1,24 +1,19 @@
 import fc from 'fast-check';
 import {
-  cidrSchema,
-  cidrV4Schema,
-  cidrV6Schema,
   durationMsSchema,
   formatListenAddress,
   formatZodError,
-  interfaceNameSchema,
   ipSchema,
-  ipv4Schema,
   ipv6Schema,
+  isIPv4,
+  isInterfaceName,
+  isIpAddressOrZoned,
   isLoopbackHost,
-  listenAddressSchema,
   parseAddress,
   parseCidr,
   parseListenAddress,
-  parsePort,
   portSchema,
   targetAddressSchema,
-  wireguardKeySchema,
 } from '../index';
 import { z } from 'zod';
 
@@ -26,10 +21,10 @@ const ok = (schema: z.ZodType, value: unknown) => schema.safeParse(value).succes
 
 describe('IP and CIDR validators', () => {
   it('accepts and rejects IPv4/IPv6 addresses', () => {
-    expect(ok(ipv4Schema, '192.0.2.1')).toBe(true);
-    expect(ok(ipv4Schema, '256.0.0.1')).toBe(false);
-    expect(ok(ipv4Schema, '192.0.2')).toBe(false);
-    expect(ok(ipv4Schema, '2001:db8::1')).toBe(false);
+    expect(isIPv4('192.0.2.1')).toBe(true);
+    expect(isIPv4('256.0.0.1')).toBe(false);
+    expect(isIPv4('192.0.2')).toBe(false);
+    expect(isIPv4('2001:db8::1')).toBe(false);
     expect(ok(ipv6Schema, '2001:db8::1')).toBe(true);
     expect(ok(ipv6Schema, '::ffff:192.0.2.1')).toBe(true);
     expect(ok(ipv6Schema, 'fe80::1%en0')).toBe(false);
@@ -40,6 +35,15 @@ describe('IP and CIDR validators', () => {
     expect(ok(ipSchema, 42)).toBe(false);
   });
 
+  it('accepts a zone id on IPv6 only where asked, letters and digits only', () => {
+    for (const value of ['192.0.2.1', '2001:db8::1', 'fe80::1%en0', 'fe80::1%bridge100', 'fe80::%1', '::ffff:192.0.2.1%en0']) {
+      expect({ value, ok: isIpAddressOrZoned(value) }).toEqual({ value, ok: true });
+    }
+    for (const value of ['192.0.2.1%en0', 'fe80::1%', 'fe80::1%en-0', 'fe80::1%en0%x', 'fe80::1%en0 ', 'fe80::1%en0;x', 'example.com', '']) {
+      expect({ value, ok: isIpAddressOrZoned(value) }).toEqual({ value, ok: false });
+    }
+  });
+
   it('parses CIDRs of both families with prefix bounds', () => {
     expect(parseCidr('192.0.2.0/24')).toEqual({ address: '192.0.2.0', prefix: 24, family: 4 });
     expect(parseCidr('2001:db8::/32')).toEqual({ address: '2001:db8::', prefix: 32, family: 6 });
@@ -47,10 +51,9 @@ describe('IP and CIDR validators', () => {
     for (const bad of ['192.0.2.0/33', '192.0.2.0/', '192.0.2.0', '2001:db8::/129', '192.0.2.0/024', '192.0.2.0/2/4', 'x/8']) {
       expect({ bad, parsed: parseCidr(bad) }).toEqual({ bad, parsed: undefined });
     }
-    expect(ok(cidrV4Schema, '0.0.0.0/1')).toBe(true);
-    expect(ok(cidrV4Schema, '::/1')).toBe(false);
-    expect(ok(cidrV6Schema, '::/1')).toBe(true);
-    expect(ok(cidrSchema, '128.0.0.0/1')).toBe(true);
+    expect(parseCidr('0.0.0.0/1')?.family).toBe(4);
+    expect(parseCidr('::/1')?.family).toBe(6);
+    expect(parseCidr('128.0.0.0/1')?.family).toBe(4);
   });
 
   it('round-trips every generated IPv4 CIDR', () => {
@@ -63,7 +66,7 @@ describe('IP and CIDR validators', () => {
   });
 });
 
-describe('ports, durations, interface names, WireGuard keys', () => {
+describe('ports, durations, interface names', () => {
   it('accepts ports 1–65535 only', () => {
     expect(ok(portSchema, 1)).toBe(true);
     expect(ok(portSchema, 65535)).toBe(true);
@@ -71,10 +74,6 @@ describe('ports, durations, interface names, WireGuard keys', () => {
     expect(ok(portSchema, 65536)).toBe(false);
     expect(ok(portSchema, 80.5)).toBe(false);
     expect(ok(portSchema, '80')).toBe(false);
-    expect(parsePort('51820')).toBe(51820);
-    expect(parsePort('0')).toBeUndefined();
-    expect(parsePort('80a')).toBeUndefined();
-    expect(parsePort('')).toBeUndefined();
   });
 
   it('accepts positive whole-millisecond durations up to a day', () => {
@@ -86,22 +85,8 @@ describe('ports, durations, interface names, WireGuard keys', () => {
   });
 
   it('accepts interface names the kernel accepts', () => {
-    for (const name of ['wg0', 'utun7', 'en0', 'veth-a.1', 'a', 'x'.repeat(15), 'br=+_']) expect({ name, ok: ok(interfaceNameSchema, name) }).toEqual({ name, ok: true });
-    for (const name of ['', '.', '..', 'x'.repeat(16), 'wg 0', 'wg/0', 'wg0;rm', 'wg:0']) expect({ name, ok: ok(interfaceNameSchema, name) }).toEqual({ name, ok: false });
-  });
-
-  it('accepts exactly the base64 encoding of 32 bytes as a WireGuard key', () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (bytes) => {
-        expect(ok(wireguardKeySchema, Buffer.from(bytes).toString('base64'))).toBe(true);
-      }),
-      { numRuns: 200 },
-    );
-    const key = Buffer.alloc(32, 7).toString('base64');
-    expect(ok(wireguardKeySchema, key.slice(0, 43))).toBe(false); // no '='
-    expect(ok(wireguardKeySchema, `${key.slice(0, 42)}B=`)).toBe(false); // non-zero padding bits
-    expect(ok(wireguardKeySchema, Buffer.alloc(33, 7).toString('base64'))).toBe(false);
-    expect(ok(wireguardKeySchema, `${key} `)).toBe(false);
+    for (const name of ['wg0', 'utun7', 'en0', 'veth-a.1', 'a', 'x'.repeat(15), 'br=+_']) expect({ name, ok: isInterfaceName(name) }).toEqual({ name, ok: true });
+    for (const name of ['', '.', '..', 'x'.repeat(16), 'wg 0', 'wg/0', 'wg0;rm', 'wg:0', '-wg0']) expect({ name, ok: isInterfaceName(name) }).toEqual({ name, ok: false });
   });
 });
 
@@ -130,7 +115,7 @@ describe('listen and target addresses', () => {
   });
 
   it('allows port 0 only for listening', () => {
-    expect(ok(listenAddressSchema, '127.0.0.1:0')).toBe(true);
+    expect(parseAddress('127.0.0.1:0', { allowPortZero: true }).ok).toBe(true);
     expect(ok(targetAddressSchema, '127.0.0.1:0')).toBe(false);
     expect(ok(targetAddressSchema, '[::1]:7443')).toBe(true);
   });

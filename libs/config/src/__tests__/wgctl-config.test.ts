@@ -1,8 +1,7 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { statSync } from 'node:fs';
-import { ConfigError, loadConfig, parseWgctlConfig, writeConfigFile, type WgctlConfig } from '../index';
+import { ConfigError, loadConfig, parseWgctlConfig } from '../index';
 
 const valid = {
   version: 1,
@@ -99,17 +98,5 @@ describe('wgctl config', () => {
   it('reports unreadable JSON and a missing file clearly', () => {
     expect(() => loadConfig(write('broken.json', '{"version": 1,'))).toThrow(/broken\.json: is not valid JSON/);
     expect(() => loadConfig(join(dir, 'missing.json'))).toThrow(/missing\.json: no such file/);
-  });
-
-  it('writes a config that loads back, refusing to overwrite or to write an invalid one', () => {
-    const path = join(dir, 'written.json');
-    const config = { ...valid, tlsDir: '/etc/wgctl/pki' } as WgctlConfig;
-    writeConfigFile(path, config);
-    expect(statSync(path).mode & 0o777).toBe(0o644);
-    expect(loadConfig(path)).toEqual(config);
-    expect(() => writeConfigFile(path, config)).toThrow(/already exists/);
-    writeConfigFile(path, { ...config, ipv6: 'route' }, { overwrite: true });
-    expect(loadConfig(path).ipv6).toBe('route');
-    expect(() => writeConfigFile(join(dir, 'invalid.json'), { ...config, vm: { address: '192.0.2.10', port: 0 } })).toThrow(/vm\.port/);
   });
 });

@@ -31,21 +31,6 @@ export function canonicalIpv6(text: string): string {
   return ipaddr.IPv6.parse(text).toString();
 }
 
-export function familyOfAddress(text: string): DarwinFamily | undefined {
-  const { address } = splitScope(text);
-  if (isIpv4(address)) return 'inet';
-  if (isIpv6(address)) return 'inet6';
-  return undefined;
-}
-
-/** Canonical text for an IPv4 or IPv6 literal (scope kept); undefined when it is neither. */
-export function canonicalAddress(text: string): string | undefined {
-  const { address, scope } = splitScope(text);
-  if (isIpv4(address)) return scope === undefined ? address : undefined;
-  if (isIpv6(address)) return scope === undefined ? canonicalIpv6(address) : `${canonicalIpv6(address)}%${scope}`;
-  return undefined;
-}
-
 export function ipv4ToInt(address: string): number {
   return address.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
 }

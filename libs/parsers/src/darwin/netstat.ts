@@ -23,36 +23,7 @@ import {
   splitScope,
 } from './addresses';
 
-
 const KIND = 'netstat -rn';
-
-/** What each flag letter means (network_cmds netstat.tproj/route.c `bits[]`). */
-export const NETSTAT_FLAG_NAMES: Readonly<Record<string, string>> = {
-  U: 'UP',
-  G: 'GATEWAY',
-  H: 'HOST',
-  R: 'REJECT',
-  D: 'DYNAMIC',
-  M: 'MODIFIED',
-  m: 'MULTICAST',
-  d: 'DONE',
-  C: 'CLONING',
-  X: 'XRESOLVE',
-  L: 'LLINFO',
-  S: 'STATIC',
-  '1': 'PROTO1',
-  '2': 'PROTO2',
-  W: 'WASCLONED',
-  c: 'PRCLONING',
-  '3': 'PROTO3',
-  B: 'BLACKHOLE',
-  b: 'BROADCAST',
-  I: 'IFSCOPE',
-  i: 'IFREF',
-  Y: 'PROXY',
-  r: 'ROUTER',
-  g: 'GLOBAL',
-};
 
 export type NetstatGateway =
   /** An IPv4/IPv6 next hop; IPv6 link-local ones carry their scope (`fe80::1%en0`). */
@@ -77,7 +48,7 @@ export interface NetstatRoute {
   /** 0.0.0.0/0 or ::/0 (not our /1 halves). */
   isDefault: boolean;
   gateway: NetstatGateway;
-  /** Flag letters in printed order (`UGScIg` → U,G,S,c,I,g); see NETSTAT_FLAG_NAMES. */
+  /** Flag letters in printed order (`UGScIg` → U,G,S,c,I,g); their meaning: network_cmds netstat.tproj/route.c `bits[]`. */
   flags: string[];
   /** RTF_IFSCOPE (`I`): a per-interface duplicate, not used for unbound sockets. */
   scoped: boolean;

@@ -118,7 +118,7 @@ function splitValues(line: string, count: number, lineNo: number): string[] {
   return values;
 }
 
-export function parseRouteMonitorInterface(value: string): RouteMonitorInterface {
+function parseRouteMonitorInterface(value: string): RouteMonitorInterface {
   const out: RouteMonitorInterface = {};
   let rest = value;
   const indexed = /^index: (\d+) ?(.*)$/.exec(rest);

@@ -157,8 +157,3 @@ export function parseIptablesVersion(text: string): { version: string; backend: 
   if (!m) throw new ParseError('iptables --version', `unrecognised output "${text.trim().slice(0, 60)}"`);
   return { version: m[1], backend: m[2] === 'nf_tables' ? 'nft' : 'legacy' };
 }
-
-/** Renders rule tokens back into the one-line form iptables prints (quoting where needed). */
-export function formatIptablesArgs(args: readonly string[]): string {
-  return args.map((a) => (/^[^\s"\\]+$/.test(a) ? a : `"${a.replace(/(["\\])/g, '\\$1')}"`)).join(' ');
-}

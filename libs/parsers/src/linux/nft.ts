@@ -107,7 +107,7 @@ function renderLeft(left: unknown): { text: string; quoteRight: boolean } {
 }
 
 /** Renders one statement of a rule's `expr` list the way `nft list` prints it. */
-export function renderNftStatement(statement: unknown): string {
+function renderNftStatement(statement: unknown): string {
   if (!statement || typeof statement !== 'object') throw new ParseError(KIND, `bad statement: ${JSON.stringify(statement)}`);
   const [key] = Object.keys(statement);
   const body = (statement as Record<string, unknown>)[key];

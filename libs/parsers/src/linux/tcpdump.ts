@@ -39,7 +39,7 @@ const ETHER_ANY_RE = new RegExp(`^(?:ifindex \\d+ )?(${MAC}) ethertype (\\S+) \\
 const STATUS_LINES = [/^tcpdump: /, /^listening on /, /^\d+ packets? (captured|received by filter|dropped by kernel)/, /^reading from file/, /^dropped privs/];
 
 /** True for tcpdump's own banner/statistics lines (stderr noise when merged). */
-export function isTcpdumpStatusLine(line: string): boolean {
+function isTcpdumpStatusLine(line: string): boolean {
   return STATUS_LINES.some((re) => re.test(line.trim()));
 }
 

@@ -30,7 +30,7 @@ export class WgSecret {
 }
 
 /** 32 bytes in base64: 43 significant characters (the last carries 4 bits) and one '='. */
-export const WG_KEY_PATTERN = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
+const WG_KEY_PATTERN = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
 export function isWgKey(value: string): boolean {
   return value.length === 44 && WG_KEY_PATTERN.test(value);

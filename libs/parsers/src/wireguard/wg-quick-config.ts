@@ -62,9 +62,6 @@ export interface WgQuickConfig {
   peers: WgQuickPeer[];
 }
 
-/** wg-quick's rule for the interface name taken from `<name>.conf`. */
-export const WG_QUICK_INTERFACE_NAME = /^[a-zA-Z0-9_=+.-]{1,15}$/;
-
 /** The interface wg-quick derives from a config path (`/etc/wireguard/wg0.conf` → `wg0`), or undefined. */
 export function wgQuickInterfaceFromPath(path: string): string | undefined {
   const match = /(?:^|\/)([a-zA-Z0-9_=+.-]{1,15})\.conf$/.exec(path);
@@ -76,7 +73,7 @@ function isIpLiteral(value: string): boolean {
 }
 
 /** 'ADDR' or 'ADDR/PREFIX' with a prefix valid for the family. */
-export function isWgCidrOrAddress(value: string): boolean {
+function isWgCidrOrAddress(value: string): boolean {
   const slash = value.indexOf('/');
   const address = slash < 0 ? value : value.slice(0, slash);
   if (!isIpLiteral(address)) return false;
@@ -120,7 +117,7 @@ export function parseWgEndpoint(text: string): WgEndpoint | undefined {
  * wrong line or without its '=': it is masked, so no error ever carries a secret. Host names
  * and addresses (lower case, dots, colons) stay readable.
  */
-export function shownInError(text: string): string {
+function shownInError(text: string): string {
   return text.replace(/[A-Za-z0-9+/]{20,}={0,2}/g, (run) => (/[A-Z+/]/.test(run) ? `[${run.length} characters hidden]` : run));
 }
 

@@ -621,7 +621,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
         ...readKillSwitch(PF_INFO_ENABLED, MAIN_STOCK, liveRules(), referencesNew),
       ],
-      () => engine.start(),
+      () => engine.reconcile(),
     );
     const journal = UP_JOURNAL();
     journal.killSwitch!.handle = { pfAnchor: ANCHOR, pfToken: NEW_TOKEN };

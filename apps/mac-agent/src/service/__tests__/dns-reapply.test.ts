@@ -214,7 +214,7 @@ describe('DNS through the tunnel (engine + darwin networksetup, in-memory routes
       // networksetup settings live in /Library/Preferences/SystemConfiguration/preferences.plist
       // and survive a reboot; this host shows the user's again (changed while the agent was
       // dead, or a power loss before the preferences were written out), plus a USB Ethernet.
-      await phase([...dnsRead(wifi([]), usb(['192.0.2.99']), bridge(['192.0.2.53'])), setOurs(WIFI), setOurs(USB), setOurs(BRIDGE)], () => engine.start());
+      await phase([...dnsRead(wifi([]), usb(['192.0.2.99']), bridge(['192.0.2.53'])), setOurs(WIFI), setOurs(USB), setOurs(BRIDGE)], () => engine.reconcile());
       expect(killSwitchWhenSet).toEqual([true, true, true]); // fail-closed before DNS is pointed anywhere
       expect(host.killSwitch).toMatchObject({ uplink: 'en0' });
       expect(host.routes.map((r) => r.destination).sort()).toEqual(['0.0.0.0/0', '0.0.0.0/1', '128.0.0.0/1', '203.0.113.10/32']);
@@ -231,7 +231,7 @@ describe('DNS through the tunnel (engine + darwin networksetup, in-memory routes
       await upThenReboot();
       const journal = store.load()!;
       store.save({ ...journal, phase: 'down-in-progress' });
-      await phase(RESTORE_USER_DNS, () => engine.start());
+      await phase(RESTORE_USER_DNS, () => engine.reconcile());
       expect(store.load()).toMatchObject({ phase: 'down', dns: null, routes: [], killSwitch: null });
       expect(host).toMatchObject({ killSwitch: null, routes: [{ destination: '0.0.0.0/0' }] });
       expect(errors()).toEqual([]);
@@ -241,7 +241,7 @@ describe('DNS through the tunnel (engine + darwin networksetup, in-memory routes
       await upThenReboot();
       const journal = store.load()!;
       store.save({ ...journal, phase: 'down-in-progress', dns: null }); // as restore-dns leaves it
-      await phase([], () => engine.start());
+      await phase([], () => engine.reconcile());
       expect(store.load()).toMatchObject({ phase: 'down', dns: null });
     });
   });

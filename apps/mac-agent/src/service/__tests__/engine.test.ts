@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BusyError, InvalidRequestError } from '@wgctl/agent-kit';
 import { silentLogger } from '@wgctl/logging';
 import { ScriptedRunner, type StepRecord, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
 import { FakeDriver, fakeHost, type FakeHostState } from '../../testing/fake-host';
-import { BusyError } from '@wgctl/state';
-import { InvalidRequestError, MacAgentEngine, validateIntent } from '../engine';
+import { MacAgentEngine, validateIntent } from '../engine';
 import { JournalStore, type UpIntent } from '../journal';
 
 const intent = (overrides: Partial<UpIntent> = {}): UpIntent => ({
@@ -156,7 +156,7 @@ describe('MacAgentEngine (in-memory host)', () => {
     host.killSwitch = null;
     driver.failures.set('discoverVnic', 'no route to the VM address 192.0.2.130');
     engine = make({ reassertRetryMs: 30 });
-    await engine.start();
+    await engine.reconcile();
     expect(host.killSwitch).toMatchObject({ uplink: 'en0' }); // fail-closed while waiting
     expect(store.load()).toMatchObject({ phase: 'up', lastError: 'discover: no route to the VM address 192.0.2.130' });
     await settle(200);
@@ -172,7 +172,7 @@ describe('MacAgentEngine (in-memory host)', () => {
     journal.phase = 'down-in-progress';
     store.save(journal);
     engine = make();
-    await engine.start();
+    await engine.reconcile();
     expect(host).toMatchObject({ routes: [{ destination: '0.0.0.0/0' }], killSwitch: null, dns: ['192.0.2.1'] });
   });
 

@@ -1,7 +1,8 @@
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JOURNAL_FILE, JournalError, JournalStore, emptyJournal } from '../journal';
+import { StateFileError } from '@wgctl/state';
+import { JOURNAL_FILE, JournalStore, emptyJournal } from '../journal';
 
 describe('JournalStore', () => {
   let dir: string;
@@ -24,7 +25,7 @@ describe('JournalStore', () => {
   it('refuses a journal it cannot read rather than guessing', () => {
     const store = new JournalStore(dir);
     writeFileSync(store.path, '{"version": 1, "phase": "up"');
-    expect(() => store.load()).toThrow(JournalError);
+    expect(() => store.load()).toThrow(StateFileError);
     writeFileSync(store.path, JSON.stringify({ ...emptyJournal('linux', 0), version: 7 }));
     expect(() => store.load()).toThrow(/version 7, this agent reads version 1/);
   });

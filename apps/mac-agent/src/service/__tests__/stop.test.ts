@@ -6,10 +6,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { StoppingError } from '@wgctl/agent-kit';
 import { silentLogger } from '@wgctl/logging';
 import { ScriptedRunner, type StepRecord, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
 import { FakeDriver, fakeHost } from '../../testing/fake-host';
-import { MacAgentEngine, StoppingError } from '../engine';
+import { MacAgentEngine } from '../engine';
 import { JournalStore } from '../journal';
 
 const INTENT = { vmAddress: '192.0.2.130', endpoints: [{ ip: '203.0.113.10', port: 51820 }], dnsServers: ['198.51.100.53'], ipv6: 'auto' as const };
@@ -55,7 +56,7 @@ describe('MacAgentEngine.stop', () => {
 
     // The next start re-asserts the journaled Up and completes it.
     const next = make();
-    await next.start();
+    await next.reconcile();
     expect(store.load()).toMatchObject({ phase: 'up' });
     expect(driver.host.routes.map((r) => r.destination)).toEqual(expect.arrayContaining(['203.0.113.10/32', '0.0.0.0/1', '128.0.0.0/1']));
     await next.close();

@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { ADVERSARIAL_INPUTS, mutated, parseOrParseError, randomText, type Parse } from '../../testing/fuzz';
-import { formatIptablesArgs, parseIptablesRules, parseIptablesSave, parseIptablesVersion, tokenizeIptablesLine } from '../iptables';
+import { formatIptablesArgs } from '../../testing/iptables-args';
+import { parseIptablesRules, parseIptablesSave, parseIptablesVersion, tokenizeIptablesLine } from '../iptables';
 
 const fixture = (name: string): string => readFileSync(join(__dirname, '../__fixtures__', name), 'utf8');
 

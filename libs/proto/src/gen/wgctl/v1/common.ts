@@ -141,6 +141,19 @@ export interface Outcome {
   failedStep: string;
   error: string;
   totalMs: string;
+  /** set by a successful VmAgent.Up only (dry-run too: what it would apply) */
+  vmApplied: VmApplied | undefined;
+}
+
+/**
+ * What VmAgent.Up put in place, from the wg-quick config it read: what the Mac's Up needs
+ * (the endpoints to pin), so the controller does not Describe the VM again.
+ */
+export interface VmApplied {
+  /** every peer endpoint: host as configured, ip resolved, port */
+  endpoints: Endpoint[];
+  /** [Interface] Address CIDRs on the tunnel, IPv4 and IPv6 */
+  tunnelAddresses: string[];
 }
 
 export interface Progress {
@@ -648,7 +661,7 @@ export const StepEvent: MessageFns<StepEvent> = {
 };
 
 function createBaseOutcome(): Outcome {
-  return { ok: false, failedStep: "", error: "", totalMs: "0" };
+  return { ok: false, failedStep: "", error: "", totalMs: "0", vmApplied: undefined };
 }
 
 export const Outcome: MessageFns<Outcome> = {
@@ -664,6 +677,9 @@ export const Outcome: MessageFns<Outcome> = {
     }
     if (message.totalMs !== "0") {
       writer.uint32(32).int64(message.totalMs);
+    }
+    if (message.vmApplied !== undefined) {
+      VmApplied.encode(message.vmApplied, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -713,6 +729,14 @@ export const Outcome: MessageFns<Outcome> = {
             message.totalMs = reader.int64().toString();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.vmApplied = VmApplied.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -739,6 +763,11 @@ export const Outcome: MessageFns<Outcome> = {
         : isSet(object.total_ms)
         ? globalThis.String(object.total_ms)
         : "0",
+      vmApplied: isSet(object.vmApplied)
+        ? VmApplied.fromJSON(object.vmApplied)
+        : isSet(object.vm_applied)
+        ? VmApplied.fromJSON(object.vm_applied)
+        : undefined,
     };
   },
 
@@ -756,6 +785,9 @@ export const Outcome: MessageFns<Outcome> = {
     if (message.totalMs !== "0") {
       obj.totalMs = message.totalMs;
     }
+    if (message.vmApplied !== undefined) {
+      obj.vmApplied = VmApplied.toJSON(message.vmApplied);
+    }
     return obj;
   },
 
@@ -768,6 +800,100 @@ export const Outcome: MessageFns<Outcome> = {
     message.failedStep = object.failedStep ?? "";
     message.error = object.error ?? "";
     message.totalMs = object.totalMs ?? "0";
+    message.vmApplied = (object.vmApplied !== undefined && object.vmApplied !== null)
+      ? VmApplied.fromPartial(object.vmApplied)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseVmApplied(): VmApplied {
+  return { endpoints: [], tunnelAddresses: [] };
+}
+
+export const VmApplied: MessageFns<VmApplied> = {
+  encode(message: VmApplied, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.endpoints) {
+      Endpoint.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.tunnelAddresses) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VmApplied {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVmApplied();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.endpoints.push(Endpoint.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tunnelAddresses.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VmApplied {
+    return {
+      endpoints: globalThis.Array.isArray(object?.endpoints)
+        ? object.endpoints.map((e: any) => Endpoint.fromJSON(e))
+        : [],
+      tunnelAddresses: globalThis.Array.isArray(object?.tunnelAddresses)
+        ? object.tunnelAddresses.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.tunnel_addresses)
+        ? object.tunnel_addresses.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: VmApplied): unknown {
+    const obj: any = {};
+    if (message.endpoints?.length) {
+      obj.endpoints = message.endpoints.map((e) => Endpoint.toJSON(e));
+    }
+    if (message.tunnelAddresses?.length) {
+      obj.tunnelAddresses = message.tunnelAddresses;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VmApplied>, I>>(base?: I): VmApplied {
+    return VmApplied.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VmApplied>, I>>(object: I): VmApplied {
+    const message = createBaseVmApplied();
+    message.endpoints = object.endpoints?.map((e) => Endpoint.fromPartial(e)) || [];
+    message.tunnelAddresses = object.tunnelAddresses?.map((e) => e) || [];
     return message;
   },
 };

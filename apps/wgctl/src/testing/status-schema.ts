@@ -1,7 +1,7 @@
 /**
  * The zod mirror of `wgctl status --json` (docs/status-schema.md). Tests validate every JSON
- * document the command emits against it; scripts may import it too. Strict objects: a field
- * added to the output without being added here (and to the doc) fails the tests.
+ * document the command emits against it. Strict objects: a field added to the output without
+ * being added here (and to the doc) fails the tests.
  */
 import { z } from 'zod';
 
@@ -109,5 +109,3 @@ export const statusReportSchema = z
   })
   .refine((r) => r.exitCode === { healthy: 0, degraded: 1, down: 2 }[r.overall], { message: 'exitCode must match overall' })
   .refine((r) => (r.overall === 'healthy') === (r.problems.length === 0), { message: 'problems is empty exactly when healthy' });
-
-export type StatusReportJson = z.infer<typeof statusReportSchema>;
