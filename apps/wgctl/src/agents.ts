@@ -12,6 +12,7 @@ import type {
   MacUpRequest,
   Outcome,
   StepEvent,
+  VmApplied,
   VmDescription,
   VmDownRequest,
   VmStatus,
@@ -22,14 +23,16 @@ export type Side = 'vm' | 'mac';
 export const SIDE_LABEL: Record<Side, string> = { vm: 'vm-agent', mac: 'mac-agent' };
 
 export type StepListener = (event: StepEvent) => void;
+/** A vm-agent Up's word of what it is about to apply, before its tunnel is up (Progress.vm_plan). */
+export type PlanListener = (planned: VmApplied) => void;
 
 interface AgentApi<Description, Status, UpRequest, DownRequest> {
   readonly side: Side;
   /** Where we connect, for messages ("192.0.2.10:7443", "unix:/var/run/…"). */
   readonly target: string;
   describe(): Promise<Description>;
-  /** Streams step events to `onStep`; resolves with the final Outcome (ok or not). */
-  up(request: UpRequest, onStep: StepListener): Promise<Outcome>;
+  /** Streams step events to `onStep` (and a vm-agent's plan to `onPlan`); resolves with the final Outcome (ok or not). */
+  up(request: UpRequest, onStep: StepListener, onPlan?: PlanListener): Promise<Outcome>;
   down(request: DownRequest, onStep: StepListener): Promise<Outcome>;
   status(): Promise<Status>;
   capture(request: CaptureRequest): Promise<CaptureResult>;

@@ -109,7 +109,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void, version: strin
 
   program
     .command('up')
-    .description('VM up (handshake awaited), then the Mac: routes via the VM, endpoint pinning, kill switch, DNS')
+    .description('VM up (handshake awaited; the Mac made fail-closed meanwhile: kill switch, endpoint pinning), then the Mac: routes via the VM, DNS')
     .option('--dry-run', 'show the plan instead (same as `wgctl plan`)')
     .option('--mac-source <ip>', "the Mac's address facing the VM, when the mac-agent cannot tell")
     .action(run(async () => commands('up').upCommand));

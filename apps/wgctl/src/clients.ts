@@ -16,7 +16,7 @@ import {
 import { connectAgent, type ClientConstructor, type TlsMaterial } from '@wgctl/transport';
 import { formatDuration } from './render/text';
 import { printable, printableMessage } from './untrusted';
-import { AgentCallError, type MacAgentApi, SIDE_LABEL, type Side, type StepListener, type VmAgentApi } from './agents';
+import { AgentCallError, type MacAgentApi, type PlanListener, SIDE_LABEL, type Side, type StepListener, type VmAgentApi } from './agents';
 
 export interface AgentTarget {
   side: Side;
@@ -140,7 +140,7 @@ class AgentConnection {
     );
   }
 
-  progress(rpc: string, method: string, request: unknown, onStep: StepListener): Promise<Outcome> {
+  progress(rpc: string, method: string, request: unknown, onStep: StepListener, onPlan?: PlanListener): Promise<Outcome> {
     return new Promise<Outcome>((resolve, reject) => {
       const call = this.client[method]!(request, new grpc.Metadata(), { deadline: this.deadline(rpc) }) as grpc.ClientReadableStream<Progress>;
       let outcome: Outcome | undefined;
@@ -154,6 +154,12 @@ class AgentConnection {
             onStep(kind.value as StepEvent);
           } catch {
             // a rendering problem must not abort an agent operation half-way
+          }
+        } else if (kind?.$case === 'vmPlan') {
+          try {
+            onPlan?.(kind.value);
+          } catch {
+            // as above: the listener's problem, not the agent's
           }
         } else if (kind?.$case === 'outcome') outcome = kind.value;
       });
@@ -186,7 +192,7 @@ export function vmAgentApi(target: AgentTarget, options: ClientOptions): VmAgent
     side: 'vm',
     target: target.target,
     describe: () => c.unary('Describe', 'describe', {}),
-    up: (request, onStep) => c.progress('Up', 'up', request, onStep),
+    up: (request, onStep, onPlan) => c.progress('Up', 'up', request, onStep, onPlan),
     down: (request, onStep) => c.progress('Down', 'down', request, onStep),
     status: () => c.unary('Status', 'status', {}),
     capture: (request: CaptureRequest) => c.unary<CaptureResult>('Capture', 'capture', request),

@@ -45,8 +45,8 @@ export type StepId =
 
 export const STEP_TITLES: Record<StepId, string> = {
   connect: 'Connect to both agents and check protocol versions',
-  'vm-up': 'VM: bring the tunnel up and await a handshake, then forwarding + SNAT',
-  'mac-up': 'Mac: routes via the VM, endpoint pinning, kill switch, DNS',
+  'vm-up': 'VM: bring the tunnel up and await a handshake, then forwarding + SNAT; meanwhile the Mac: kill switch, endpoint pinning',
+  'mac-up': 'Mac: routes via the VM, DNS',
   'rollback-mac': 'Rollback: Mac Down',
   'rollback-vm': 'Rollback: VM Down',
   'mac-down': 'Mac: remove routes, kill switch and DNS',
@@ -363,7 +363,7 @@ export function addressesOf(cidrs: string[]): string[] {
  * The Mac pins the endpoints the VM's Up applied. The IPv6 decision is explicit on the Mac:
  * route with the VM's IPv6, else block (never the agent's own auto).
  */
-function macUpRequest(opts: UpOptions, vm: VmDescription, applied: VmApplied, ipv6: Ipv6Decision, dryRun: boolean): MacUpRequest {
+function macUpRequest(opts: UpOptions, vm: VmDescription, applied: VmApplied, ipv6: Ipv6Decision, dryRun: boolean, killSwitchOnly = false): MacUpRequest {
   return {
     vmAddress: opts.vmAddress,
     endpoints: applied.endpoints,
@@ -371,6 +371,7 @@ function macUpRequest(opts: UpOptions, vm: VmDescription, applied: VmApplied, ip
     dryRun,
     ipv6: ipv6.mode,
     vmAddress6: ipv6.mode === Ipv6Mode.IPV6_MODE_ROUTE ? ipv6.vmAddress6! : '',
+    killSwitchOnly,
   };
 }
 
@@ -425,15 +426,36 @@ export async function up(
 
     const applied = await seq.run('vm-up', async () => {
       vmUpStarted = true;
-      vmUpOutcome = await streamStep(seq, 'vm-up', 'vm', vmLog, (onStep) =>
-        vm.up(vmUpRequest(opts, macSource, ipv6, false), onStep).catch((error: unknown) => {
-          vmUpError = error;
-          throw error;
-        }),
-      );
+      // Fail-closed early: as soon as the VM says which servers it will use, the Mac loads its
+      // kill switch (it lets the VM's WireGuard UDP out) and pins them, while the tunnel comes up.
+      let macKillSwitch: Promise<Outcome> | undefined;
+      const makeMacFailClosed = (planned: VmApplied): void => {
+        if (macKillSwitch || planned.endpoints.length === 0) return;
+        macUpStarted = true;
+        macKillSwitch = streamStep(seq, 'vm-up', 'mac', macLog, (onStep) =>
+          mac.up(macUpRequest(opts, described.vm, planned, ipv6, false, true), onStep).catch((error: unknown) => {
+            macUpError = error;
+            throw error;
+          }),
+        );
+        macKillSwitch.catch(() => undefined); // awaited below, after the VM's answer
+      };
+      try {
+        vmUpOutcome = await streamStep(seq, 'vm-up', 'vm', vmLog, (onStep) =>
+          vm.up(vmUpRequest(opts, macSource, ipv6, false), onStep, makeMacFailClosed).catch((error: unknown) => {
+            vmUpError = error;
+            throw error;
+          }),
+        );
+      } finally {
+        // Whatever the VM answered, the Mac's part is over before anything is judged or rolled back.
+        await macKillSwitch?.catch(() => undefined);
+      }
+      if (macKillSwitch) await macKillSwitch;
       const { applied, detail } = appliedByVm(vmUpOutcome);
       const forwarded = ipv6.mode === Ipv6Mode.IPV6_MODE_ROUTE ? `${macSource} and ${ipv6.macSource6}` : macSource;
-      return { value: applied, detail: `${vmLog.changed ? `forwarding ${forwarded} into the tunnel` : 'already up'}; ${detail}` };
+      const macNote = macKillSwitch ? '; Mac fail-closed meanwhile (kill switch, endpoints pinned)' : '';
+      return { value: applied, detail: `${vmLog.changed ? `forwarding ${forwarded} into the tunnel` : 'already up'}; ${detail}${macNote}` };
     }, opts.signal);
     result.endpoints = applied.endpoints;
     result.tunnelAddresses = applied.tunnelAddresses;

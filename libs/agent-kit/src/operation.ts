@@ -13,6 +13,11 @@ export interface OperationContext {
   signal?: AbortSignal;
   /** Unix ms by which the answer is due (the RPC deadline). */
   deadlineMs?: number;
+  /**
+   * vm-agent Up: what it is about to apply, once known (config read, endpoints resolved) and
+   * before the tunnel comes up, so that the Mac can be made fail-closed meanwhile. Called once.
+   */
+  onPlan?: (planned: AppliedTunnel) => void;
 }
 
 export interface OperationOutcome {

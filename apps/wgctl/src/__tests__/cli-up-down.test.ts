@@ -12,11 +12,12 @@ beforeEach(async () => {
 afterEach(() => lab.cleanup());
 
 describe('wgctl up', () => {
-  it('brings the VM up, then the Mac, with plain progress lines and the total time', async () => {
+  it('brings the VM up (the Mac fail-closed meanwhile), then the Mac, with plain progress lines and the total time', async () => {
     const r = await cli(['--config', config, 'up']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up']);
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Up']);
+    expect(r.stdout).toMatch(/mac kill-switch done: kill-switch done/);
     const steps = r.stdout
       .split('\n')
       .map((l) => /^\[\s*[\d.]+s\] ([a-z-]+): (?!ok|FAILED)/.exec(l)?.[1])
@@ -65,7 +66,7 @@ describe('wgctl up', () => {
     };
     const r = await cli(['--config', config, 'up']);
     expect(r.code).toBe(1);
-    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Down', 'vm.Down']);
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Up', 'mac.Down', 'vm.Down']);
     expect(r.stderr).toContain('wgctl up: FAILED at step mac-up (agent step kill-switch): mac-agent failed at step kill-switch: pfctl refused the rules');
     expect(r.stderr).toContain('  command: pfctl -a com.wgctl -f - (exit 1)');
     expect(r.stderr).toContain('  stderr:  stdin:3: syntax error');
@@ -95,15 +96,20 @@ describe('wgctl up', () => {
       command: 'up',
       ok: false,
       failure: { step: 'vm-up', agentStep: 'await-handshake' },
-      rollback: [{ side: 'vm', ok: true }],
+      // The Mac was made fail-closed on the VM's plan: undone first.
+      rollback: [
+        { side: 'mac', ok: true },
+        { side: 'vm', ok: true },
+      ],
     });
   });
 
-  it('Ctrl-C during VM Up: finishes that step, does not start the Mac, rolls the VM back', async () => {
+  it('Ctrl-C during VM Up: finishes that step, routes nothing through the Mac, rolls back its kill switch and the VM', async () => {
     lab.agents.vm.up = { steps: okSteps('wg-quick-up', 'await-handshake'), outcome: { ok: true }, delayMs: 150 };
     const r = await cli(['--config', config, 'up'], { onStart: (interrupt) => setTimeout(interrupt, 250) });
     expect(r.code).toBe(1);
-    expect(lab.agents.sequence()).toEqual(['vm.Up', 'vm.Down']);
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Down', 'vm.Down']);
+    expect(lab.agents.calls.find((c) => c.side === 'mac' && c.rpc === 'Up')!.request).toMatchObject({ killSwitchOnly: true });
     expect(r.stderr).toMatch(/interrupted: finishing the current step, then rolling back/);
     expect(r.stderr).toMatch(/interrupted by the user/);
   });

@@ -78,7 +78,7 @@ describe('wgctl up, twice at once / against a busy or vanishing agent', () => {
     const done = await first;
     expect(done.code).toBe(0);
     // Only the first run reached the agents; the lock is gone afterwards.
-    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up']);
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Up']);
     expect(existsSync(join(lab.dir, LOCK_FILE))).toBe(false);
     expect((await cli(['--config', config, 'down'])).code).toBe(0);
   });
@@ -94,7 +94,10 @@ describe('wgctl up, twice at once / against a busy or vanishing agent', () => {
 
   it('a mac-agent busy with another run (ABORTED): the Mac is left to that run, only our VM side is rolled back', async () => {
     lab.agents.vm.up = { steps: okSteps('read-config', 'wg-quick-up'), outcome: { ok: true } };
-    lab.agents.mac.up = { grpcError: { code: grpc.status.ABORTED, details: 'another Up is in progress (started 2025-01-01T00:00:00.000Z); wait for it to finish and retry' } };
+    const busy = { grpcError: { code: grpc.status.ABORTED, details: 'another Up is in progress (started 2025-01-01T00:00:00.000Z); wait for it to finish and retry' } };
+    // Refused at the first Mac call: the kill switch asked for while the VM comes up.
+    lab.agents.mac.upKillSwitchOnly = busy;
+    lab.agents.mac.up = busy;
     const r = await cli(['--config', config, 'up']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/mac-agent is busy: another Up is in progress/);
@@ -112,8 +115,9 @@ describe('wgctl up, twice at once / against a busy or vanishing agent', () => {
     const r = await run;
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/vm-agent connection lost during step (firewall-filter|wg-quick-up|await-handshake) \(.+\); the agent journals its changes: run `wgctl status`, then `wgctl up` or `wgctl down`/);
-    // The Mac was never touched; the VM rollback could not reach the agent and says so.
-    expect(lab.agents.sequence()).toEqual(['vm.Up']);
+    // The Mac, made fail-closed on the VM's plan, is rolled back; the VM rollback could not
+    // reach the agent and says so.
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Down']);
     expect(r.stderr).toMatch(/VM: the WireGuard tunnel, forwarding and SNAT may still be in place \(run `wgctl down` when vm-agent is reachable\)/);
   });
 });

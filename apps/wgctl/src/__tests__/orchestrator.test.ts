@@ -31,7 +31,7 @@ const UP_OPTS = { vmAddress: '192.0.2.3' };
 const describesOf = (side: 'vm' | 'mac') => lab.agents.calls.filter((c) => c.side === side && c.rpc === 'Describe').length;
 
 describe('up', () => {
-  it('connects to both, brings the VM up before the Mac, and feeds the Mac what the VM applied', async () => {
+  it('connects to both, brings the VM up, makes the Mac fail-closed while it does, then routes the Mac with what the VM applied', async () => {
     const events: OrchestratorEvent[] = [];
     const result = await up(vm, mac, UP_OPTS, (e) => events.push(e));
     expect(result.failure).toBeUndefined();
@@ -40,27 +40,33 @@ describe('up', () => {
       // connect describes both in parallel: either order
       ...lab.agents.sequence(['Describe']).slice(0, 2),
       'vm.Up',
-      'mac.Up',
+      'mac.Up', // kill switch and pins, on the VM's plan, while the VM's Up runs
+      'mac.Up', // the rest, after the handshake
     ]);
     expect(lab.agents.sequence(['Describe']).slice(0, 2).sort()).toEqual(['mac.Describe', 'vm.Describe']);
 
     const vmUp = lab.agents.calls.find((c) => c.side === 'vm' && c.rpc === 'Up')!.request;
     expect(vmUp).toMatchObject({ macSource: '192.0.2.2', dryRun: false });
-    const macUp = lab.agents.calls.find((c) => c.side === 'mac' && c.rpc === 'Up')!.request;
-    expect(macUp).toMatchObject({
+    const [macKillSwitch, macUp] = lab.agents.calls.filter((c) => c.side === 'mac' && c.rpc === 'Up').map((c) => c.request);
+    const wanted = {
       vmAddress: '192.0.2.3',
       endpoints: [{ host: 'vpn.example.net', ip: '203.0.113.5', port: 51820 }],
       dnsServers: ['10.64.0.1'],
       dryRun: false,
-    });
+    };
+    expect(macKillSwitch).toMatchObject({ ...wanted, killSwitchOnly: true });
+    expect(macUp).toMatchObject({ ...wanted, killSwitchOnly: false });
     // The mac-agent is told which VM address we mean, so it can report its vnic.
     const macDescribe = lab.agents.calls.find((c) => c.side === 'mac' && c.rpc === 'Describe')!;
     expect(macDescribe.metadata['wgctl-vm-address']).toBe('192.0.2.3');
 
     const topLevel = events.filter((e) => e.kind === 'start').map((e) => e.step);
     expect(topLevel).toEqual(['connect', 'vm-up', 'mac-up']);
-    const agentSteps = events.filter((e) => e.kind === 'agent').map((e) => (e.kind === 'agent' ? `${e.side}:${e.event.step}:${e.event.state}` : ''));
-    expect(agentSteps.slice(0, 2)).toEqual(['vm:wg-quick-up:1', 'vm:wg-quick-up:2']);
+    const agentSteps = events.filter((e) => e.kind === 'agent').map((e) => (e.kind === 'agent' ? `${e.step}:${e.side}:${e.event.step}:${e.event.state}` : ''));
+    expect(agentSteps.filter((s) => s.startsWith('vm-up:vm:')).slice(0, 2)).toEqual(['vm-up:vm:wg-quick-up:1', 'vm-up:vm:wg-quick-up:2']);
+    // The Mac's kill switch is reported within vm-up; the full Mac Up within mac-up.
+    expect(agentSteps).toContain('vm-up:mac:kill-switch:2');
+    expect(agentSteps).toContain('mac-up:mac:dns:2');
     expect(result.endpoints).toEqual([{ host: 'vpn.example.net', ip: '203.0.113.5', port: 51820 }]);
     expect(result.tunnelAddresses).toEqual(['10.64.0.2/32']);
   });
@@ -104,7 +110,7 @@ describe('up', () => {
     expect(lab.agents.sequence()).toEqual([]);
   });
 
-  it('failure in VM Up: rolls back the VM only, with the failing step and command stderr', async () => {
+  it('failure in VM Up: rolls back the Mac it made fail-closed meanwhile, then the VM, with the failing step and command stderr', async () => {
     lab.agents.vm.up = {
       steps: [
         ...okSteps('wg-quick-up'),
@@ -128,8 +134,42 @@ describe('up', () => {
       command: { argv: ['ping', '-c1', '10.64.0.1'], exitCode: 1, stderr: 'Destination Host Unreachable' },
     });
     expect(result.failure!.message).toBe('vm-agent failed at step await-handshake: no handshake within 15 s');
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Down', 'vm.Down']);
+    expect(lab.agents.calls.find((c) => c.side === 'mac' && c.rpc === 'Up')!.request).toMatchObject({ killSwitchOnly: true });
+    expect(result.rollback).toEqual([
+      { side: 'mac', ok: true },
+      { side: 'vm', ok: true },
+    ]);
+  });
+
+  it('failure in VM Up before it said what it would apply (e.g. its config): rolls back the VM only', async () => {
+    lab.agents.vm.up = { steps: [{ step: 'read-config', state: 'failed', message: 'no [Peer]' }], outcome: { ok: false, failedStep: 'read-config', error: 'no [Peer]' }, plan: null };
+    const result = await up(vm, mac, UP_OPTS);
+    expect(result.failure).toMatchObject({ step: 'vm-up', agentStep: 'read-config' });
     expect(lab.agents.sequence()).toEqual(['vm.Up', 'vm.Down']);
     expect(result.rollback).toEqual([{ side: 'vm', ok: true }]);
+  });
+
+  it('the Mac cannot be made fail-closed (kill switch refused): vm-up fails naming the Mac, and both are rolled back', async () => {
+    lab.agents.mac.upKillSwitchOnly = {
+      steps: [...okSteps('discover'), { step: 'kill-switch', state: 'failed', message: 'pfctl failed', commands: [{ argv: ['pfctl', '-a', 'com.apple/000.wgctl', '-f', '/x'], exitCode: 1, stderr: 'x:3: syntax error' }] }],
+      outcome: { ok: false, failedStep: 'kill-switch', error: 'pfctl failed' },
+    };
+    const result = await up(vm, mac, UP_OPTS);
+    expect(result.failure).toMatchObject({ step: 'vm-up', agentStep: 'kill-switch', command: { stderr: 'x:3: syntax error' } });
+    expect(result.failure!.message).toBe('mac-agent failed at step kill-switch: pfctl failed');
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Down', 'vm.Down']);
+  });
+
+  it('the Mac is made fail-closed while the VM is still bringing its tunnel up', async () => {
+    lab.agents.vm.up = { steps: okSteps('read-config', 'wg-quick-up', 'await-handshake', 'verify'), outcome: { ok: true }, delayMs: 60 };
+    const events: OrchestratorEvent[] = [];
+    const result = await up(vm, mac, UP_OPTS, (e) => events.push(e));
+    expect(result.ok).toBe(true);
+    const order = events.flatMap((e) => (e.kind === 'agent' && e.event.state === 2 ? [`${e.side}:${e.event.step}`] : []));
+    // The Mac's pins are in before the VM's handshake is.
+    expect(order.indexOf('mac:pin-endpoint')).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf('mac:pin-endpoint')).toBeLessThan(order.indexOf('vm:await-handshake'));
   });
 
   it('VM Up stream broken by a transport error: still rolls the VM back (state unknown)', async () => {
@@ -143,20 +183,24 @@ describe('up', () => {
   it("pins the endpoints the VM's Up reports it applied, not the described ones, without describing the VM again", async () => {
     const applied = { endpoints: [{ host: 'vpn.example.net', ip: '203.0.113.77', port: 51821 }], tunnelAddresses: ['10.64.0.9/32'] };
     // read-config: the step after which the controller used to send a second Describe.
-    lab.agents.vm.up = { steps: okSteps('read-config', 'wg-quick-up', 'await-handshake'), outcome: { ok: true, vmApplied: applied } };
+    lab.agents.vm.up = { steps: okSteps('read-config', 'wg-quick-up', 'await-handshake'), outcome: { ok: true, vmApplied: applied }, plan: applied };
     const events: OrchestratorEvent[] = [];
     const result = await up(vm, mac, UP_OPTS, (e) => events.push(e));
     expect(result.ok).toBe(true);
     expect([describesOf('vm'), describesOf('mac')]).toEqual([1, 1]);
-    expect(lab.agents.calls.find((c) => c.side === 'mac' && c.rpc === 'Up')!.request).toMatchObject({ endpoints: applied.endpoints });
+    for (const call of lab.agents.calls.filter((c) => c.side === 'mac' && c.rpc === 'Up')) expect(call.request).toMatchObject({ endpoints: applied.endpoints });
     expect(result).toMatchObject({ endpoints: applied.endpoints, tunnelAddresses: applied.tunnelAddresses });
     expect(events).toContainEqual(
-      expect.objectContaining({ kind: 'done', step: 'vm-up', detail: 'forwarding 192.0.2.2 into the tunnel; endpoints 203.0.113.77:51821; tunnel 10.64.0.9/32' }),
+      expect.objectContaining({
+        kind: 'done',
+        step: 'vm-up',
+        detail: 'forwarding 192.0.2.2 into the tunnel; endpoints 203.0.113.77:51821; tunnel 10.64.0.9/32; Mac fail-closed meanwhile (kill switch, endpoints pinned)',
+      }),
     );
   });
 
   it('a VM Up that does not say what it applied (an older vm-agent): fails vm-up, rolls the VM back, leaves the Mac alone', async () => {
-    lab.agents.vm.up = { steps: okSteps('wg-quick-up'), outcome: { ok: true, vmApplied: null } };
+    lab.agents.vm.up = { steps: okSteps('wg-quick-up'), outcome: { ok: true, vmApplied: null }, plan: null };
     const result = await up(vm, mac, UP_OPTS);
     expect(result.failure).toMatchObject({ step: 'vm-up' });
     expect(result.failure!.message).toMatch(/did not report what it applied \(vm_applied\).*upgrade it/);
@@ -165,7 +209,8 @@ describe('up', () => {
   });
 
   it('a VM Up that applied no server endpoint: fails vm-up and rolls the VM back', async () => {
-    lab.agents.vm.up = { steps: okSteps('wg-quick-up'), outcome: { ok: true, vmApplied: { endpoints: [], tunnelAddresses: ['10.64.0.2/32'] } } };
+    const none = { endpoints: [], tunnelAddresses: ['10.64.0.2/32'] };
+    lab.agents.vm.up = { steps: okSteps('wg-quick-up'), outcome: { ok: true, vmApplied: none }, plan: none };
     const result = await up(vm, mac, UP_OPTS);
     expect(result.failure).toMatchObject({ step: 'vm-up' });
     expect(result.failure!.message).toMatch(/no WireGuard server endpoints/);
@@ -182,7 +227,7 @@ describe('up', () => {
     };
     const result = await up(vm, mac, UP_OPTS);
     expect(result.failure).toMatchObject({ step: 'mac-up', agentStep: 'kill-switch', command: { stderr: 'pfctl: syntax error' } });
-    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Down', 'vm.Down']);
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Up', 'mac.Down', 'vm.Down']);
     expect(result.rollback).toEqual([
       { side: 'mac', ok: true },
       { side: 'vm', ok: true },
@@ -197,14 +242,14 @@ describe('up', () => {
     lab.agents.mac.up = { steps: [], outcome: { ok: false, failedStep: 'split-routes', error: 'route: writing to routing socket: File exists' } };
     const result = await up(vm, mac, UP_OPTS);
     expect(result.failure).toMatchObject({ step: 'mac-up' });
-    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Down']);
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Up', 'mac.Down']);
   });
 
   it('a failing rollback is reported with what is left', async () => {
     lab.agents.mac.up = { steps: [], outcome: { ok: false, failedStep: 'dns', error: 'networksetup failed' } };
     lab.agents.mac.down = { steps: [], outcome: { ok: false, failedStep: 'kill-switch', error: 'pfctl: token invalid' } };
     const result = await up(vm, mac, UP_OPTS);
-    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Down', 'vm.Down']);
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Up', 'mac.Down', 'vm.Down']);
     expect(result.rollback).toEqual([
       { side: 'mac', ok: false, error: 'mac-agent Down failed at kill-switch: pfctl: token invalid' },
       { side: 'vm', ok: true },

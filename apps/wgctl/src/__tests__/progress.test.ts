@@ -113,11 +113,11 @@ describe('plain progress', () => {
     expect(lines).toEqual([
       'connect: Connect to both agents and check protocol versions',
       expect.stringMatching(/^connect: ok \(vm-agent 0\.1\.0 on vm-agent-host, mac-agent 0\.1\.0 \(linux\) on mac-agent-host; Mac source 192\.0\.2\.2; IPv6 blocked\)$/),
-      'vm-up: VM: bring the tunnel up and await a handshake, then forwarding + SNAT',
+      'vm-up: VM: bring the tunnel up and await a handshake, then forwarding + SNAT; meanwhile the Mac: kill switch, endpoint pinning',
       '  vm  vm-step done: ok',
       '      $ cmd vm-step',
       'vm-up: ok (forwarding 192.0.2.2 into the tunnel; endpoints 203.0.113.5:51820; tunnel 10.64.0.2/32)',
-      'mac-up: Mac: routes via the VM, endpoint pinning, kill switch, DNS',
+      'mac-up: Mac: routes via the VM, DNS',
       '  mac mac-step FAILED: broke',
       '      $ cmd mac-step (exit 1)',
       '        stderr: it broke',

@@ -43,7 +43,17 @@ export interface ScriptedOutcome {
 
 /** How an Up/Down stream behaves. */
 export type StreamScript =
-  | { steps: ScriptedStep[]; outcome: ScriptedOutcome; delayMs?: number }
+  | {
+      steps: ScriptedStep[];
+      outcome: ScriptedOutcome;
+      delayMs?: number;
+      /**
+       * VM Up only: the plan (Progress.vm_plan) sent before the first step. Unset: the scripted
+       * Describe's endpoints and tunnel addresses, as the vm-agent sends its config's; null: none
+       * (an older vm-agent).
+       */
+      plan?: VmApplied | null;
+    }
   | { grpcError: { code: grpc.status; details: string }; afterSteps?: ScriptedStep[] }
   /** The stream stays open (until the deadline or a cancel). */
   | { hang: true };
@@ -53,6 +63,8 @@ export type UnaryScript<T> = T | { grpcError: { code: grpc.status; details: stri
 export interface AgentScript<Description, Status> {
   describe: UnaryScript<Description>;
   up: StreamScript;
+  /** mac-agent only: an Up with kill_switch_only (made fail-closed while the VM's tunnel comes up). */
+  upKillSwitchOnly?: StreamScript;
   down: StreamScript;
   status: UnaryScript<Status>;
   capture: UnaryScript<CaptureResult>;
@@ -68,6 +80,9 @@ export interface RecordedCall {
 
 export const okSteps = (...names: string[]): ScriptedStep[] =>
   names.map((step) => ({ step, state: 'done', message: `${step} done`, commands: [{ argv: ['true', step], exitCode: 0 }] }));
+
+/** The mac-agent's answer to an Up with kill_switch_only, unless the script says otherwise. */
+const KILL_SWITCH_ONLY_UP: StreamScript = { steps: okSteps('discover', 'kill-switch', 'pin-endpoint'), outcome: { ok: true } };
 
 export function agentInfo(agent: 'vm-agent' | 'mac-agent', protocolVersion = 'wgctl.v1') {
   return { agent, version: '0.1.0', protocolVersion, hostname: `${agent}-host`, driver: agent === 'vm-agent' ? 'nft' : 'linux', pid: '4242' };
@@ -156,6 +171,14 @@ const STATE: Record<ScriptedStep['state'], StepState> = {
   skipped: StepState.STEP_STATE_SKIPPED,
   failed: StepState.STEP_STATE_FAILED,
 };
+
+/** What the fake VM's Up says it is about to apply, unless the script says otherwise. */
+function vmPlanFor(side: 'vm' | 'mac', rpc: 'Up' | 'Down', plan: VmApplied | null | undefined, describe: unknown): VmApplied | undefined {
+  if (side !== 'vm' || rpc !== 'Up') return undefined;
+  if (plan !== undefined) return plan ?? undefined;
+  const config = isGrpcError(describe) || isHang(describe) ? defaultVmDescription() : (describe as VmDescription);
+  return { endpoints: config.endpoints, tunnelAddresses: config.tunnelAddresses };
+}
 
 /** What the fake VM's Up reports it applied, unless the script says otherwise. */
 function vmAppliedFor(side: 'vm' | 'mac', rpc: 'Up' | 'Down', outcome: ScriptedOutcome, describe: unknown): VmApplied | undefined {
@@ -260,14 +283,16 @@ export class FakeAgents {
         callback(null, answer);
       };
     const stream =
-      (rpc: 'Up' | 'Down', pick: (s: AgentScript<unknown, unknown>) => StreamScript) =>
-      async (call: grpc.ServerWritableStream<{ dryRun?: boolean }, Progress>) => {
+      (rpc: 'Up' | 'Down', pick: (s: AgentScript<unknown, unknown>, request: { killSwitchOnly?: boolean }) => StreamScript) =>
+      async (call: grpc.ServerWritableStream<{ dryRun?: boolean; killSwitchOnly?: boolean }, Progress>) => {
         record(rpc, call);
-        const s = pick(script());
+        const s = pick(script(), call.request);
         if ('hang' in s) return;
         const started = Date.now();
         const steps = 'grpcError' in s ? (s.afterSteps ?? []) : s.steps;
         const dryRun = !!call.request.dryRun;
+        const plan = 'steps' in s ? vmPlanFor(side, rpc, s.plan, script().describe) : undefined;
+        if (plan) call.write({ kind: { $case: 'vmPlan', value: plan } });
         for (const st of steps) {
           call.write({ kind: { $case: 'step', value: { step: st.step, state: StepState.STEP_STATE_STARTED, message: '', commands: [], elapsedMs: String(Date.now() - started) } } });
           if ('delayMs' in s && s.delayMs) await delay(s.delayMs);
@@ -297,7 +322,7 @@ export class FakeAgents {
       describe: unary('Describe', (s) => s.describe),
       status: unary('Status', (s) => s.status),
       capture: unary('Capture', (s) => s.capture),
-      up: stream('Up', (s) => s.up),
+      up: stream('Up', (s, request) => (request.killSwitchOnly ? (s.upKillSwitchOnly ?? KILL_SWITCH_ONLY_UP) : s.up)),
       down: stream('Down', (s) => s.down),
     };
   }

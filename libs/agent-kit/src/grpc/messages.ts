@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { PROTOCOL_VERSION, StepState, wgctlVersion, type AgentInfo, type Progress } from '@wgctl/proto';
 import type { StepRecord } from '@wgctl/runner';
-import type { AgentName, OperationOutcome } from '../operation';
+import type { AgentName, AppliedTunnel, OperationOutcome } from '../operation';
 
 const STEP_STATES: Record<StepRecord['state'], StepState> = {
   started: StepState.STEP_STATE_STARTED,
@@ -30,6 +30,11 @@ export function stepProgress(step: StepRecord): Progress {
       },
     },
   };
+}
+
+/** What a vm-agent Up is about to apply (Progress.vm_plan). */
+export function planProgress(planned: AppliedTunnel): Progress {
+  return { kind: { $case: 'vmPlan', value: { endpoints: planned.endpoints, tunnelAddresses: planned.tunnelAddresses } } };
 }
 
 export function outcomeProgress(outcome: OperationOutcome): Progress {

@@ -15,7 +15,7 @@ import type { Progress } from '@wgctl/proto';
 import { aborted, invalidArgument, unavailable } from '@wgctl/transport';
 import { BusyError, InvalidRequestError, StoppingError } from '../errors';
 import type { OperationContext, OperationOutcome } from '../operation';
-import { outcomeProgress, stepProgress } from './messages';
+import { outcomeProgress, planProgress, stepProgress } from './messages';
 
 /** An Up or Down refused before anything ran. */
 function isRefusal(e: unknown): e is InvalidRequestError | BusyError | StoppingError {
@@ -41,7 +41,12 @@ export async function streamOperation(call: OperationCall, run: (ctx: OperationC
   };
   let refused = false;
   try {
-    const outcome = await run({ onStep: (step) => write(stepProgress(step)), signal: cancelled.signal, deadlineMs: deadlineMsOf(call) });
+    const outcome = await run({
+      onStep: (step) => write(stepProgress(step)),
+      onPlan: (planned) => write(planProgress(planned)),
+      signal: cancelled.signal,
+      deadlineMs: deadlineMsOf(call),
+    });
     write(outcomeProgress(outcome));
     if (!call.writableEnded) call.end();
   } catch (e) {

@@ -157,7 +157,12 @@ export interface VmApplied {
 }
 
 export interface Progress {
-  kind: { $case: "step"; value: StepEvent } | { $case: "outcome"; value: Outcome } | undefined;
+  kind: { $case: "step"; value: StepEvent } | { $case: "outcome"; value: Outcome } | //
+  /**
+   * vm-agent Up only, once, before the tunnel comes up: what it is about to apply (its config
+   * read, its endpoints resolved). The controller makes the Mac fail-closed meanwhile.
+   */
+  { $case: "vmPlan"; value: VmApplied } | undefined;
 }
 
 /** One verified fact about the live system. */
@@ -911,6 +916,9 @@ export const Progress: MessageFns<Progress> = {
       case "outcome":
         Outcome.encode(message.kind.value, writer.uint32(18).fork()).join();
         break;
+      case "vmPlan":
+        VmApplied.encode(message.kind.value, writer.uint32(26).fork()).join();
+        break;
     }
     return writer;
   },
@@ -944,6 +952,14 @@ export const Progress: MessageFns<Progress> = {
             message.kind = { $case: "outcome", value: Outcome.decode(reader, reader.uint32()) };
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = { $case: "vmPlan", value: VmApplied.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -962,6 +978,10 @@ export const Progress: MessageFns<Progress> = {
         ? { $case: "step", value: StepEvent.fromJSON(object.step) }
         : isSet(object.outcome)
         ? { $case: "outcome", value: Outcome.fromJSON(object.outcome) }
+        : isSet(object.vmPlan)
+        ? { $case: "vmPlan", value: VmApplied.fromJSON(object.vmPlan) }
+        : isSet(object.vm_plan)
+        ? { $case: "vmPlan", value: VmApplied.fromJSON(object.vm_plan) }
         : undefined,
     };
   },
@@ -972,6 +992,8 @@ export const Progress: MessageFns<Progress> = {
       obj.step = StepEvent.toJSON(message.kind.value);
     } else if (message.kind?.$case === "outcome") {
       obj.outcome = Outcome.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "vmPlan") {
+      obj.vmPlan = VmApplied.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -991,6 +1013,12 @@ export const Progress: MessageFns<Progress> = {
       case "outcome": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "outcome", value: Outcome.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "vmPlan": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "vmPlan", value: VmApplied.fromPartial(object.kind.value) };
         }
         break;
       }

@@ -95,6 +95,11 @@ export interface MacUpRequest {
   ipv6: Ipv6Mode;
   /** the VM's IPv6 vnic address, when routing IPv6 */
   vmAddress6: string;
+  /**
+   * Only what makes the Mac fail-closed: the kill switch and the server pins (while the VM's
+   * tunnel is still coming up); the split routes and DNS wait for a full Up.
+   */
+  killSwitchOnly: boolean;
 }
 
 export interface MacDownRequest {
@@ -346,7 +351,15 @@ export const MacDescription: MessageFns<MacDescription> = {
 };
 
 function createBaseMacUpRequest(): MacUpRequest {
-  return { vmAddress: "", endpoints: [], dnsServers: [], dryRun: false, ipv6: 0, vmAddress6: "" };
+  return {
+    vmAddress: "",
+    endpoints: [],
+    dnsServers: [],
+    dryRun: false,
+    ipv6: 0,
+    vmAddress6: "",
+    killSwitchOnly: false,
+  };
 }
 
 export const MacUpRequest: MessageFns<MacUpRequest> = {
@@ -368,6 +381,9 @@ export const MacUpRequest: MessageFns<MacUpRequest> = {
     }
     if (message.vmAddress6 !== "") {
       writer.uint32(50).string(message.vmAddress6);
+    }
+    if (message.killSwitchOnly !== false) {
+      writer.uint32(56).bool(message.killSwitchOnly);
     }
     return writer;
   },
@@ -433,6 +449,14 @@ export const MacUpRequest: MessageFns<MacUpRequest> = {
             message.vmAddress6 = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.killSwitchOnly = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -471,6 +495,11 @@ export const MacUpRequest: MessageFns<MacUpRequest> = {
         : isSet(object.vm_address6)
         ? globalThis.String(object.vm_address6)
         : "",
+      killSwitchOnly: isSet(object.killSwitchOnly)
+        ? globalThis.Boolean(object.killSwitchOnly)
+        : isSet(object.kill_switch_only)
+        ? globalThis.Boolean(object.kill_switch_only)
+        : false,
     };
   },
 
@@ -494,6 +523,9 @@ export const MacUpRequest: MessageFns<MacUpRequest> = {
     if (message.vmAddress6 !== "") {
       obj.vmAddress6 = message.vmAddress6;
     }
+    if (message.killSwitchOnly !== false) {
+      obj.killSwitchOnly = message.killSwitchOnly;
+    }
     return obj;
   },
 
@@ -508,6 +540,7 @@ export const MacUpRequest: MessageFns<MacUpRequest> = {
     message.dryRun = object.dryRun ?? false;
     message.ipv6 = object.ipv6 ?? 0;
     message.vmAddress6 = object.vmAddress6 ?? "";
+    message.killSwitchOnly = object.killSwitchOnly ?? false;
     return message;
   },
 };
