@@ -14,7 +14,7 @@ import { processOutput, runProgram, type CliOutput } from '@wgctl/cli';
 import { isInterfaceName, isLoopbackHost, parseAddress } from '@wgctl/config';
 import { wgQuickInterfaceFromPath } from '@wgctl/parsers';
 import { agentArgs, type AgentOptions } from './options';
-import { DEFAULT_STATE_DIR } from './unit';
+import { DEFAULT_STATE_DIR } from './install/unit';
 
 const DEFAULT_WG_CONFIG = '/etc/wireguard/wg0.conf';
 
@@ -122,7 +122,7 @@ export function buildProgram(): Command {
     .option('--no-enable', 'do not enable/start the unit')
     .action(async (raw: Record<string, unknown>) => {
       const options = agentOptionsFrom(raw);
-      const [{ install }, { ExecRunner }] = await Promise.all([import('./install'), import('@wgctl/runner')]);
+      const [{ install }, { ExecRunner }] = await Promise.all([import('./install/install'), import('@wgctl/runner')]);
       await install({
         agentArgs: agentArgs(options),
         bundlePath: process.argv[1],

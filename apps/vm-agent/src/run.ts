@@ -11,12 +11,12 @@ import { ExecRunner } from '@wgctl/runner';
 import { startIdleTrim } from '@wgctl/state';
 import { certificateCheck, createAgentServer, loadTlsMaterial, type TlsMaterial } from '@wgctl/transport';
 import type { AgentOptions } from './options';
-import { checkConfigFileAtStart } from './config';
-import { VmEngine } from './engine';
-import { uninstall } from './install';
-import { JournalStore } from './journal';
-import { vmAgentHandlers } from './service';
-import { ProcSysctl } from './sysctl';
+import { checkConfigFileAtStart } from './host/config';
+import { ProcSysctl } from './host/sysctl';
+import { uninstall } from './install/install';
+import { VmEngine } from './service/engine/engine';
+import { JournalStore } from './service/journal';
+import { vmAgentHandlers } from './service/server';
 
 export const SERVICE_NAME = 'wgctl.v1.VmAgent';
 

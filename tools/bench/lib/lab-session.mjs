@@ -17,7 +17,7 @@ export const BUNDLES = {
   macAgent: join(APPS_DIR, 'mac-agent/mac-agent.js'),
 };
 /** BENCH_AGENT_NODE_OPTIONS: NODE_OPTIONS for both agents (e.g. --max-semi-space-size=1). */
-// MALLOC_ARENA_MAX=2: as the agents' systemd units set it (apps/vm-agent/src/unit.ts,
+// MALLOC_ARENA_MAX=2: as the agents' systemd units set it (apps/vm-agent/src/install/unit.ts,
 // apps/mac-agent/src/install/systemd.ts), so the idle RSS measured is the installed agents'.
 const AGENT_ENV = {
   MALLOC_ARENA_MAX: '2',

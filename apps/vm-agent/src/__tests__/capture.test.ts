@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { fakeTcpdump, invokeCapture, tcpdumpArgv } from '@wgctl/capture';
 import type { CaptureRequest, CaptureResult } from '@wgctl/proto';
 import { ScriptedRunner } from '@wgctl/runner';
-import { vmCaptureHandler } from '../capture';
+import { vmCaptureHandler } from '../service/capture';
 
 const request = (fields: Partial<CaptureRequest> = {}): CaptureRequest => ({ interface: '', durationMs: 200, maxPackets: 0, probeTarget: '', probeCount: 0, ...fields });
 

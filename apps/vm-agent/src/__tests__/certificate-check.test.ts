@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RuleRunner } from '@wgctl/runner';
 import { certificateCheck, createPki, loadTlsMaterial } from '@wgctl/transport';
-import { VmEngine } from '../engine';
-import { JournalStore } from '../journal';
-import { vmStatusMessage } from '../service';
-import { ProcSysctl } from '../sysctl';
+import { VmEngine } from '../service/engine/engine';
+import { JournalStore } from '../service/journal';
+import { vmStatusMessage } from '../service/server';
+import { ProcSysctl } from '../host/sysctl';
 
 describe('vm-agent Status: the certificate check', () => {
   let dir: string;

@@ -10,11 +10,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunOptions, RunResult, Runner, StepListener, StepRecord } from '@wgctl/runner';
-import { derivePublicKey } from '../config';
-import { VmEngine } from '../engine';
-import { OWN_CHAINS, desiredRules } from '../firewall';
-import { JournalStore } from '../journal';
-import { RunnerSysctl } from '../sysctl';
+import { derivePublicKey } from '../host/config';
+import { VmEngine } from '../service/engine/engine';
+import { OWN_CHAINS, desiredRules } from '../host/firewall';
+import { JournalStore } from '../service/journal';
+import { RunnerSysctl } from '../host/sysctl';
 
 const key = (seed: number): string => Buffer.alloc(32, seed).toString('base64');
 const SERVER_KEY = derivePublicKey(key(2));

@@ -5,18 +5,35 @@
  * through sysctl(8) in the VM namespace.
  */
 import { existsSync } from 'node:fs';
+import type { AppliedTunnel } from '@wgctl/agent-kit';
 import type { RunOptions, RunResult, Runner } from '@wgctl/runner';
-import type { VmEngine } from '../engine';
-import { JournalStore } from '../journal';
-import { RunnerSysctl } from '../sysctl';
+import type { VmEngine } from '../service/engine/engine';
+import { JournalStore } from '../service/journal';
+import { RunnerSysctl } from '../host/sysctl';
 import { type Collected, collect, engineFor, plain } from '../testing/engine-harness';
 import { VmLab, canUseNetns } from '../testing/netns';
 
 const describeNetns = canUseNetns() ? describe : describe.skip;
 
 
-const up = (engine: VmEngine, lab: VmLab, extra: { dryRun?: boolean; handshakeTimeoutMs?: number } = {}): Promise<Collected> =>
-  collect((onStep) => engine.up({ macSource: lab.macAddress, ...extra }, { onStep }));
+/** The plan (ctx.onPlan) as it came, and the steps that had started by then. */
+let plans: { plan: AppliedTunnel; stepsStarted: string[] }[] = [];
+const up = (engine: VmEngine, lab: VmLab, extra: { dryRun?: boolean; handshakeTimeoutMs?: number } = {}): Promise<Collected> => {
+  plans = [];
+  const started: string[] = [];
+  return collect((onStep) =>
+    engine.up(
+      { macSource: lab.macAddress, ...extra },
+      {
+        onStep: (step) => {
+          if (step.state === 'started') started.push(step.step);
+          onStep(step);
+        },
+        onPlan: (plan) => plans.push({ plan, stepsStarted: [...started] }),
+      },
+    ),
+  );
+};
 const down = (engine: VmEngine, extra: { dryRun?: boolean; forceInterfaceDown?: boolean } = {}): Promise<Collected> =>
   collect((onStep) => engine.down(extra, { onStep }));
 
@@ -90,6 +107,10 @@ describeNetns('VmEngine in network namespaces', () => {
       endpoints: [{ host: lab.serverAddress, ip: lab.serverAddress, port: 51820 }],
       tunnelAddresses: [`${lab.vmTunnelAddress}/24`],
     });
+    // The same, said once before the tunnel came up (the controller makes the Mac fail-closed meanwhile).
+    expect(plans).toHaveLength(1);
+    expect(plans[0].plan).toEqual(first.outcome.vmApplied);
+    expect(plans[0].stepsStarted).not.toContain('wg-quick-up');
     const handshake = first.steps.find((s) => s.step === 'await-handshake' && s.state === 'done')!;
     expect(handshake.message).toMatch(/^handshake with 203\.0\.113\.1:51820 \(\d+ ms\)$/);
     process.stdout.write(`engine Up: ${first.outcome.totalMs} ms total, ${handshake.message}\n`);
@@ -197,6 +218,7 @@ describeNetns('VmEngine in network namespaces', () => {
     const start = await snapshot(lab);
     const plan = await up(engine, lab, { dryRun: true });
     expect(plan.outcome.ok).toBe(true);
+    expect(plans).toEqual([]); // nothing comes up: no plan to act on
     // What the Up would apply, as a real Up reports it.
     expect(plan.outcome.vmApplied).toEqual({
       endpoints: [{ host: lab.serverAddress, ip: lab.serverAddress, port: 51820 }],

@@ -13,7 +13,7 @@ import {
   removeChain,
   tableIsPristine,
   type IptablesTools,
-} from '../firewall';
+} from '../host/firewall';
 
 const FIXTURES = join(__dirname, '../../../../libs/parsers/src/linux/__fixtures__');
 const plan = { macSource: '198.51.100.2/32', lanInterface: 'wtvl0', wgInterface: 'wtv0', tunnelAddress: '192.0.2.2' };

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { DEFAULT_HEALTH_INTERVAL_MS } from '@wgctl/agent-kit';
 import { ExecRunner, ScriptedRunner } from '@wgctl/runner';
 import { agentOptionsFrom, buildProgram } from '../cli';
-import { install, planInstall, uninstall } from '../install';
+import { install, planInstall, uninstall } from '../install/install';
 import { agentArgs } from '../options';
-import { UNIT_NAME, UNIT_PATH, renderUnit, systemdQuote } from '../unit';
+import { UNIT_NAME, UNIT_PATH, renderUnit, systemdQuote } from '../install/unit';
 
 const host = new ExecRunner();
 

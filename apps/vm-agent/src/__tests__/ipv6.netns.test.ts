@@ -5,9 +5,9 @@
  * documentation prefixes are used.
  */
 import type { RunOptions, RunResult, Runner } from '@wgctl/runner';
-import type { UpRequest, VmEngine } from '../engine';
-import { JournalStore } from '../journal';
-import { RunnerSysctl, type Sysctl } from '../sysctl';
+import type { UpRequest, VmEngine } from '../service/engine/engine';
+import { JournalStore } from '../service/journal';
+import { RunnerSysctl, type Sysctl } from '../host/sysctl';
 import { type Collected, collect, engineFor, plain } from '../testing/engine-harness';
 import { VmLab, canUseNetns } from '../testing/netns';
 

@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { InvalidRequestError } from '@wgctl/agent-kit';
 import { parseIptablesSave } from '@wgctl/parsers';
 import { ScriptedRunner } from '@wgctl/runner';
-import { VmEngine } from '../engine';
-import { OWN_CHAINS, chainState, desiredRules, ensureChains, ip6Tools, removeChains, type IptablesTools } from '../firewall';
-import { enableIpv6Forwarding, restoreIpv6Forwarding } from '../ipv6-forwarding';
-import { JournalStore, type JournalRecord } from '../journal';
-import { ProcSysctl, type Sysctl } from '../sysctl';
-import { normalizeMacSource6 } from '../validation';
+import { VmEngine } from '../service/engine/engine';
+import { OWN_CHAINS, chainState, desiredRules, ensureChains, ip6Tools, removeChains, type IptablesTools } from '../host/firewall';
+import { enableIpv6Forwarding, restoreIpv6Forwarding } from '../service/engine/ipv6-forwarding';
+import { JournalStore, type JournalRecord } from '../service/journal';
+import { ProcSysctl, type Sysctl } from '../host/sysctl';
+import { normalizeMacSource6 } from '../service/validation';
 
 const nft: IptablesTools = { kind: 'nft', iptables: 'iptables-nft', save: 'iptables-nft-save', version: '1.8.9' };
 const plan6 = { macSource: '2001:db8:6:1::2/128', lanInterface: 'wv6l0', wgInterface: 'wv6c0', tunnelAddress: '2001:db8:6:64::2' };

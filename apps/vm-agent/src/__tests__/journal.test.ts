@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StateFileError } from '@wgctl/state';
-import { JournalStore, type JournalRecord } from '../journal';
-import { ProcSysctl } from '../sysctl';
+import { JournalStore, type JournalRecord } from '../service/journal';
+import { ProcSysctl } from '../host/sysctl';
 
 const record: JournalRecord = {
   version: 1,

@@ -27,11 +27,11 @@ import {
 } from '@wgctl/proto';
 import { RuleRunner } from '@wgctl/runner';
 import { connectAgent, createAgentServer, readStream, unaryCall, type AgentServer } from '@wgctl/transport';
-import { ConfigFileError, checkConfigFileMode, derivePublicKey, loadTunnelConfig } from '../config';
-import { VmEngine, type VmSample } from '../engine';
-import { JournalStore } from '../journal';
-import { vmAgentHandlers } from '../service';
-import { ProcSysctl } from '../sysctl';
+import { ConfigFileError, checkConfigFileMode, derivePublicKey, loadTunnelConfig } from '../host/config';
+import { VmEngine, type VmSample } from '../service/engine/engine';
+import { JournalStore } from '../service/journal';
+import { vmAgentHandlers } from '../service/server';
+import { ProcSysctl } from '../host/sysctl';
 
 const key = (): string => randomBytes(32).toString('base64');
 

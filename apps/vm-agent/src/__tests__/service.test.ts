@@ -12,12 +12,12 @@ import { silentLogger } from '@wgctl/logging';
 import { CaptureRequest, StatusRequest, VmAgentClient, VmAgentService, VmUpRequest, type VmStatus } from '@wgctl/proto';
 import { RuleRunner, type RunOptions, type RunResult, type Runner } from '@wgctl/runner';
 import { connectAgent, createAgentServer, healthCheck, readStream, unaryCall, type AgentServer } from '@wgctl/transport';
-import { derivePublicKey } from '../config';
-import { VmEngine, type VmSample } from '../engine';
-import { desiredRules, OWN_CHAINS, RULE_TAG } from '../firewall';
-import { JournalStore, type JournalRecord } from '../journal';
-import { vmAgentHandlers } from '../service';
-import { ProcSysctl } from '../sysctl';
+import { derivePublicKey } from '../host/config';
+import { VmEngine, type VmSample } from '../service/engine/engine';
+import { desiredRules, OWN_CHAINS, RULE_TAG } from '../host/firewall';
+import { JournalStore, type JournalRecord } from '../service/journal';
+import { vmAgentHandlers } from '../service/server';
+import { ProcSysctl } from '../host/sysctl';
 
 const key = (seed: number): string => Buffer.alloc(32, seed).toString('base64');
 const PRIV = key(7);

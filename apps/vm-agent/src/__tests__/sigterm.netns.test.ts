@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ExecRunner } from '@wgctl/runner';
-import { derivePublicKey } from '../config';
+import { derivePublicKey } from '../host/config';
 import { AgentProcess, buildBundles, streamClient, type ClientLine } from '../testing/agent-process';
 import { NetnsRunner, canUseNetns } from '../testing/netns';
 

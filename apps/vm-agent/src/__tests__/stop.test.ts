@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StoppingError } from '@wgctl/agent-kit';
 import { RuleRunner, type RunOptions, type RunResult, type Runner, type StepRecord } from '@wgctl/runner';
-import { derivePublicKey } from '../config';
-import { VmEngine } from '../engine';
-import { JournalStore } from '../journal';
-import { ProcSysctl } from '../sysctl';
+import { derivePublicKey } from '../host/config';
+import { VmEngine } from '../service/engine/engine';
+import { JournalStore } from '../service/journal';
+import { ProcSysctl } from '../host/sysctl';
 
 const key = (seed: number): string => Buffer.alloc(32, seed).toString('base64');
 

@@ -12,11 +12,11 @@ import { silentLogger } from '@wgctl/logging';
 import { DescribeRequest, VmAgentClient, VmAgentService, VmDownRequest, VmUpRequest, type Outcome, type Progress } from '@wgctl/proto';
 import { RuleRunner } from '@wgctl/runner';
 import { connectAgent, createAgentServer, readStream, unaryCall, type AgentServer } from '@wgctl/transport';
-import { derivePublicKey } from '../config';
-import { VmEngine, type VmSample } from '../engine';
-import { JournalStore } from '../journal';
-import { vmAgentHandlers } from '../service';
-import { ProcSysctl } from '../sysctl';
+import { derivePublicKey } from '../host/config';
+import { VmEngine, type VmSample } from '../service/engine/engine';
+import { JournalStore } from '../service/journal';
+import { vmAgentHandlers } from '../service/server';
+import { ProcSysctl } from '../host/sysctl';
 
 const key = (seed: number): string => Buffer.alloc(32, seed).toString('base64');
 

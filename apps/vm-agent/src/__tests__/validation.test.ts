@@ -1,14 +1,14 @@
 import { InvalidRequestError } from '@wgctl/agent-kit';
-import { normalizeMacSource, validateHandshakeTimeout, validateInterfaceName } from '../validation';
-import { downArgvs, systemdMethodFor, upArgv, wgQuickTable } from '../wireguard';
+import { normalizeMacSource, validateHandshakeTimeout, validateInterfaceName } from '../service/validation';
+import { downArgvs, systemdMethodFor, upArgv, wgQuickTable } from '../host/wireguard';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ScriptedRunner } from '@wgctl/runner';
-import { derivePublicKey, tunnelConfigFromText } from '../config';
-import { VmEngine } from '../engine';
-import { JournalStore } from '../journal';
-import { ProcSysctl } from '../sysctl';
+import { derivePublicKey, tunnelConfigFromText } from '../host/config';
+import { VmEngine } from '../service/engine/engine';
+import { JournalStore } from '../service/journal';
+import { ProcSysctl } from '../host/sysctl';
 
 describe('normalizeMacSource', () => {
   it.each([

@@ -4,9 +4,9 @@
  */
 import type { OperationOutcome } from '@wgctl/agent-kit';
 import type { StepListener, StepRecord } from '@wgctl/runner';
-import { VmEngine, type VmEngineOptions } from '../engine';
-import { JournalStore } from '../journal';
-import { RunnerSysctl } from '../sysctl';
+import { VmEngine, type VmEngineOptions } from '../service/engine/engine';
+import { JournalStore } from '../service/journal';
+import { RunnerSysctl } from '../host/sysctl';
 import type { VmLab } from './netns';
 
 /** argv without the `ip netns exec NS` prefix of the lab's runner (dry-run records argv before it is added). */

@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExecRunner, spawnStreaming, type RunOptions, type RunResult, type Runner } from '@wgctl/runner';
-import { derivePublicKey } from '../config';
+import { derivePublicKey } from '../host/config';
 
 export const WG_USERSPACE_ENV = {
   WG_QUICK_USERSPACE_IMPLEMENTATION: 'wireguard-go',

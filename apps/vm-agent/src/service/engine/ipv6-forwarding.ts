@@ -6,8 +6,8 @@
  * the restore puts back only what still holds the value wgctl wrote.
  */
 import type { Runner } from '@wgctl/runner';
-import type { JournalRecord } from './journal';
-import { IPV6_FORWARDING, acceptRaName, restoreJournaledSysctl, type Sysctl } from './sysctl';
+import type { JournalRecord } from '../journal';
+import { IPV6_FORWARDING, acceptRaName, restoreJournaledSysctl, type Sysctl } from '../../host/sysctl';
 
 type V6Record = NonNullable<JournalRecord['v6']>;
 

@@ -20,9 +20,11 @@ import {
   type IptablesSaveTable,
 } from '@wgctl/parsers';
 import { type Runner, readTogether } from '@wgctl/runner';
-import type { FirewallTable } from './journal';
-
 export const RULE_TAG = 'wgctl';
+
+/** The tables the agent has a chain of its own in, in the order Up fills them. */
+export const TABLES = ['filter', 'nat', 'mangle'] as const;
+export type FirewallTable = (typeof TABLES)[number];
 
 export interface OwnChain {
   table: FirewallTable;

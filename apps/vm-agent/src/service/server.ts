@@ -18,9 +18,9 @@ import { agentInfo, operationStatusError, streamOperation } from '@wgctl/agent-k
 import type { Logger } from '@wgctl/logging';
 import { HealthState, type DescribeRequest, type Progress, type StatusRequest, type VmDescription, type VmDownRequest, type VmStatus, type VmUpRequest } from '@wgctl/proto';
 import { failedPrecondition } from '@wgctl/transport';
-import { ConfigFileError } from './config';
+import { ConfigFileError } from '../host/config';
 import { vmCaptureHandler } from './capture';
-import type { VmEngine, VmSample } from './engine';
+import type { VmEngine, VmSample } from './engine/engine';
 
 function mapError(e: unknown): unknown {
   if (e instanceof ConfigFileError) return failedPrecondition(e.message);

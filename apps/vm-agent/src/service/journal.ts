@@ -11,9 +11,7 @@ import { join } from 'node:path';
 import { JOURNAL_PHASES } from '@wgctl/agent-kit';
 import { JsonStateFile, schemaDecoder } from '@wgctl/state';
 import { z } from 'zod';
-
-export const TABLES = ['filter', 'nat', 'mangle'] as const;
-export type FirewallTable = (typeof TABLES)[number];
+import { TABLES } from '../host/firewall';
 
 const tableSchema = z.enum(TABLES);
 
@@ -53,7 +51,7 @@ export const journalSchema = z.object({
   /**
    * The IPv6 side, present only when Up was asked to forward the Mac's IPv6 (mac_source6).
    * Optional: journals written before it existed still load. The ip6tables binaries are those
-   * of `backend` (same kind), see firewall.ts ip6Tools.
+   * of `backend` (same kind), see host/firewall.ts ip6Tools.
    */
   v6: z
     .object({

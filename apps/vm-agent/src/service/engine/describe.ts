@@ -1,0 +1,61 @@
+/**
+ * The tunnel as the wg-quick config defines it: Describe's answer, and what an Up applies
+ * (its Outcome's endpoints and tunnel addresses). Never the private key.
+ */
+import type { AppliedTunnel, ResolvedEndpoint } from '@wgctl/agent-kit';
+import type { WgQuickPeer } from '@wgctl/parsers';
+import { loadTunnelConfig, resolveEndpoint, systemResolver, type HostResolver, type TunnelConfig } from '../../host/config';
+import type { EngineScope } from './context';
+
+/** The wg-quick config as Describe shows it: never the private key. */
+export interface TunnelDescription {
+  interface: string;
+  /** [Interface] Address CIDRs. */
+  tunnelAddresses: string[];
+  /** Every peer endpoint, resolved. */
+  endpoints: ResolvedEndpoint[];
+  peers: { publicKey: string; endpoints: ResolvedEndpoint[]; allowedIps: string[]; persistentKeepalive: number }[];
+  dns: string[];
+  mtu: number;
+  configPath: string;
+  /** Of the interface (derived from its private key). */
+  publicKey: string;
+}
+
+/** A peer's endpoint, resolved; none for a peer without Endpoint. */
+async function peerEndpoints(peer: WgQuickPeer, resolver: HostResolver): Promise<ResolvedEndpoint[]> {
+  if (!peer.endpoint) return [];
+  const { host, ip, port } = await resolveEndpoint(peer.endpoint, resolver);
+  return [{ host, ip, port }];
+}
+
+export async function describe(engine: EngineScope): Promise<TunnelDescription> {
+  const config = await loadTunnelConfig(engine.options.configPath);
+  const resolver = engine.options.resolver ?? systemResolver;
+  const peers: TunnelDescription['peers'] = [];
+  for (const peer of config.parsed.peers) {
+    peers.push({
+      publicKey: peer.publicKey,
+      endpoints: await peerEndpoints(peer, resolver),
+      allowedIps: peer.allowedIps,
+      persistentKeepalive: peer.persistentKeepalive,
+    });
+  }
+  return {
+    interface: config.interface,
+    tunnelAddresses: config.addresses,
+    endpoints: peers.flatMap((p) => p.endpoints),
+    peers,
+    dns: config.parsed.interface.dns,
+    mtu: config.parsed.interface.mtu ?? 0,
+    configPath: config.path,
+    publicKey: config.publicKey ?? '',
+  };
+}
+
+/** What an Up of `config` applies, for its Outcome: the endpoints the Mac pins, the tunnel addresses. */
+export async function appliedBy(engine: EngineScope, config: TunnelConfig): Promise<AppliedTunnel> {
+  const resolver = engine.options.resolver ?? systemResolver;
+  const endpoints = await Promise.all(config.parsed.peers.map((peer) => peerEndpoints(peer, resolver)));
+  return { endpoints: endpoints.flat(), tunnelAddresses: config.addresses };
+}

@@ -1,0 +1,276 @@
+/**
+ * Down, as a list of steps:
+ *   read-journal → detect-backend → ip-forward → [ip6-forward → firewall6] → firewall-filter →
+ *   firewall-nat → firewall-mangle → firewall-tables → wg-quick-down → clean-stale → verify
+ * Everything between read-journal and verify is the teardown, which also rolls back a failed
+ * Up (its steps then named rollback-*): forwarding off first (fail closed), then the rules, then
+ * the interface. It restores ip_forward only if it still holds the value the agent wrote,
+ * removes the agent's own chains (found by name and tag), and takes the interface down only
+ * when the agent brought it up (or when asked to).
+ */
+import type { OperationContext, OperationOutcome } from '@wgctl/agent-kit';
+import type { IptablesSaveTable } from '@wgctl/parsers';
+import { readTogether, type Runner } from '@wgctl/runner';
+import { loadTunnelConfig } from '../../host/config';
+import {
+  OWN_CHAINS,
+  TABLES,
+  chainState,
+  deleteNftTables,
+  detectBackend as detectIptables,
+  ip6Tools,
+  ownChain,
+  readRuleset,
+  removeChain,
+  removeChains,
+  tableIsPristine,
+  type FirewallTable,
+  type IptablesTools,
+} from '../../host/firewall';
+import { IP_FORWARD, IPV6_FORWARDING, SRC_VALID_MARK, acceptRaName, restoreJournaledSysctl } from '../../host/sysctl';
+import { cleanWgQuickLeftovers, downArgvs, linkState, wgQuickTable } from '../../host/wireguard';
+import type { JournalRecord } from '../journal';
+import { Operation, causeMessage, type DownRequest, type EngineScope, type StepBody, type StepResult } from './context';
+import { restoreIpv6Forwarding } from './ipv6-forwarding';
+
+/** One teardown: Down's, or the rollback of a failed Up. Its steps fill in what the next ones need. */
+export class Teardown {
+  /** Set by detect-backend. */
+  tools: IptablesTools;
+  /** The rules as the first firewall step read them: each step changes only its own table. */
+  ruleset: IptablesSaveTable[] | undefined;
+  /** Set by wg-quick-down: clean-stale leaves a live interface's wg-quick state alone. */
+  linkExists = false;
+
+  constructor(
+    readonly op: Operation,
+    /** What to remove: the journal's record, or what Down finds by name without one. */
+    readonly record: JournalRecord,
+    readonly forceInterfaceDown: boolean,
+    /** Runs one step under the name its caller gives it (Down's own, or rollback-*). */
+    readonly step: (name: string, body: StepBody) => Promise<void>,
+  ) {
+    this.tools = record.backend ?? (undefined as unknown as IptablesTools);
+  }
+}
+
+type TeardownStep = (down: Teardown, r: Runner) => Promise<StepResult>;
+
+/** Removes what `down.record` lists, in the fail-closed order. */
+export async function teardown(down: Teardown): Promise<void> {
+  const step = (name: string, body: TeardownStep): Promise<void> => down.step(name, (r) => body(down, r));
+  await step('detect-backend', detectBackend);
+  await step('ip-forward', restoreIpForward);
+  if (down.record.v6) {
+    // Forwarding off first (fail closed), then accept_ra back: the reverse of Up.
+    await step('ip6-forward', restoreIp6Forward);
+    await step('firewall6', removeFirewall6);
+  }
+  for (const table of TABLES) await step(`firewall-${table}`, (d, r) => removeFirewallTable(d, r, table));
+  await step('firewall-tables', deleteCreatedTables);
+  await step('wg-quick-down', wgQuickDown);
+  await step('clean-stale', cleanStale);
+}
+
+/**
+ * Rejects before anything runs when stopping or busy (see VmEngine.up). Ended early (agent
+ * stopping, caller gone), the journal says down-in-progress: the next Down or start finishes it.
+ */
+export async function runDown(engine: EngineScope, request: DownRequest, ctx: OperationContext): Promise<OperationOutcome> {
+  const op = new Operation(engine, ctx, { dryRun: request.dryRun, firstStep: 'read-journal' });
+  try {
+    let journaled = null as JournalRecord | null;
+    await op.step('read-journal', async () => {
+      journaled = await engine.options.journal.read();
+      return journalSummary(op, journaled);
+    });
+    const down = new Teardown(op, await downRecord(op, journaled), request.forceInterfaceDown === true, (name, body) => op.step(name, body));
+    await teardown(down);
+    await op.step('verify', (r) => verify(down, r));
+    if (!op.dryRun) await engine.options.journal.remove();
+    return { ok: true, failedStep: '', error: '', totalMs: op.elapsedMs() };
+  } catch (e) {
+    const error = causeMessage(e);
+    engine.logger.warn('Down failed', { step: op.failedStep, error });
+    return { ok: false, failedStep: op.failedStep, error, totalMs: op.elapsedMs() };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Down's own steps and records
+
+function journalSummary(op: Operation, record: JournalRecord | null): StepResult {
+  if (!record) return { skipped: `no journal in ${op.engine.options.journal.path}: only wgctl's own chains are removed, if any` };
+  return `journal (${record.phase}): Mac ${record.macSource} on ${record.lanInterface}, ${record.interface}${
+    record.wgInterface ? ` brought up by wgctl (${record.wgInterface.method})` : ''
+  }${record.ipForward ? `, ${IP_FORWARD} was ${record.ipForward.previous}` : ''}`;
+}
+
+/** The journal's record, marked down-in-progress (write-ahead); without a journal, what to look for by name. */
+async function downRecord(op: Operation, journaled: JournalRecord | null): Promise<JournalRecord> {
+  if (!journaled) return unjournaledRecord(op.engine);
+  if (op.dryRun) return journaled;
+  const record: JournalRecord = { ...journaled, phase: 'down-in-progress', updatedAtMs: op.engine.now() };
+  await op.persist(record);
+  return record;
+}
+
+/** Without a journal: the config says which interface; own chains are found by name. */
+async function unjournaledRecord(engine: EngineScope): Promise<JournalRecord> {
+  const config = await loadTunnelConfig(engine.options.configPath).catch(() => null);
+  return {
+    version: 1,
+    phase: 'down-in-progress',
+    interface: config?.interface ?? '',
+    configPath: engine.options.configPath,
+    macSource: '',
+    lanInterface: '',
+    tunnelAddress: '',
+    backend: null,
+    chains: [...TABLES],
+    createdTables: [],
+    ipForward: null,
+    wgInterface: null,
+    // An IPv6 Up may have left its ip6tables chains too: found by name as well. The
+    // sysctls' previous values are unknown without the journal: left as they are.
+    v6: { macSource: '', tunnelAddress: '', chains: [...TABLES], createdTables: [], forwarding: null, acceptRa: null },
+    updatedAtMs: engine.now(),
+  };
+}
+
+async function verify(down: Teardown, r: Runner): Promise<StepResult> {
+  if (down.op.dryRun) return { skipped: 'dry-run: nothing was changed' };
+  const left = await leftAfterDown(down, r);
+  if (left.length) throw new Error(`still present after Down: ${left.join('; ')}`);
+  return 'no wgctl chain or jump left; ip_forward as before';
+}
+
+/** What of the record is still in place: own chains or jumps, sysctls still at the value wgctl wrote. */
+async function leftAfterDown(down: Teardown, runner: Runner): Promise<string[]> {
+  const { record, tools } = down;
+  const sysctl = down.op.sysctl;
+  const left: string[] = [];
+  const [tables, current] = await readTogether([readRuleset(runner, tools), record.ipForward ? sysctl.read(IP_FORWARD, runner) : undefined]);
+  for (const own of OWN_CHAINS) {
+    const state = chainState(tables, own);
+    if (state.chainExists || state.jumps > 0) left.push(`${own.table} ${own.chain}`);
+  }
+  if (record.ipForward) {
+    if (current === record.ipForward.applied && current !== record.ipForward.previous) left.push(`${IP_FORWARD}=${current}`);
+  }
+  if (record.v6) {
+    const v6 = record.v6;
+    const raName = v6.acceptRa ? acceptRaName(v6.acceptRa.interface) : undefined;
+    const [tables6, forwarding, acceptRa] = await readTogether([
+      readRuleset(runner, ip6Tools(tools)),
+      v6.forwarding ? sysctl.read(IPV6_FORWARDING, runner) : undefined,
+      raName ? sysctl.read(raName, runner) : undefined,
+    ]);
+    for (const own of OWN_CHAINS) {
+      const state = chainState(tables6, own);
+      if (state.chainExists || state.jumps > 0) left.push(`ip6 ${own.table} ${own.chain}`);
+    }
+    if (v6.forwarding && forwarding === v6.forwarding.applied && forwarding !== v6.forwarding.previous) left.push(`${IPV6_FORWARDING}=${forwarding}`);
+    if (v6.acceptRa && acceptRa === v6.acceptRa.applied && acceptRa !== v6.acceptRa.previous) left.push(`${raName}=${acceptRa}`);
+  }
+  return left;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The teardown's steps
+
+async function detectBackend(down: Teardown, r: Runner): Promise<StepResult> {
+  const { record } = down;
+  if (record.backend) return { skipped: `${record.backend.iptables} (recorded in the journal)` };
+  const detected = await detectIptables(r);
+  down.tools = detected.tools;
+  return detected.evidence;
+}
+
+async function restoreIpForward(down: Teardown, r: Runner): Promise<StepResult> {
+  const { record, op } = down;
+  if (!record.ipForward) return { skipped: `${IP_FORWARD} was not changed by wgctl` };
+  const restored = await restoreJournaledSysctl(op.sysctl, r, IP_FORWARD, record.ipForward, op.dryRun);
+  return restored.outcome === 'restored' ? restored.message : { skipped: restored.message };
+}
+
+async function restoreIp6Forward(down: Teardown, r: Runner): Promise<StepResult> {
+  return restoreIpv6Forwarding(r, down.op.sysctl, down.record.v6!, { dryRun: down.op.dryRun });
+}
+
+async function removeFirewall6(down: Teardown, r: Runner): Promise<StepResult> {
+  return removeIpv6Chains(r, down.tools, down.record.v6!, down.op.dryRun);
+}
+
+async function removeFirewallTable(down: Teardown, r: Runner, table: FirewallTable): Promise<StepResult> {
+  down.ruleset ??= await readRuleset(r, down.tools);
+  return removeChain(r, down.tools, chainState(down.ruleset, ownChain(table)), { showBatch: down.op.dryRun });
+}
+
+/** The nft tables wgctl caused to exist, deleted when nothing but wgctl's chains was ever in them. */
+async function deleteCreatedTables(down: Teardown, r: Runner): Promise<StepResult> {
+  const { record, tools, op } = down;
+  if (tools.kind !== 'nft' || record.createdTables.length === 0) return { skipped: 'no table was created by wgctl' };
+  const tables = await readRuleset(r, tools);
+  const done: FirewallTable[] = [];
+  const kept: string[] = [];
+  for (const table of record.createdTables) {
+    if (!tables.some((t) => t.name === table)) continue;
+    if (op.dryRun || tableIsPristine(tables, table)) done.push(table);
+    else kept.push(table);
+  }
+  if (done.length > 0) {
+    const batch = deleteNftTables(done);
+    await r.run(batch.argv, { input: batch.input });
+  }
+  if (done.length === 0) return { skipped: kept.length ? `kept ${kept.join(', ')}: they hold other rules now` : 'nothing to delete' };
+  return `deleted the empty tables wgctl caused to exist: ${done.join(', ')}${kept.length ? `; kept ${kept.join(', ')} (other rules)` : ''}`;
+}
+
+async function wgQuickDown(down: Teardown, r: Runner): Promise<StepResult> {
+  const { record, op } = down;
+  if (!record.interface) return { skipped: 'no interface known (no journal, unreadable config)' };
+  const link = await linkState(r, record.interface);
+  down.linkExists = link.exists;
+  const owned = record.wgInterface !== null;
+  if (!owned && !down.forceInterfaceDown) {
+    return { skipped: `${record.interface} was not brought up by wgctl: left ${link.exists ? 'up' : 'alone'} (force_interface_down to take it down)` };
+  }
+  if (!link.exists) return { skipped: `${record.interface} is already down` };
+  const method = record.wgInterface?.method ?? 'wg-quick';
+  for (const argv of downArgvs(method, record.configPath, record.interface)) await r.run(argv, { timeoutMs: 60_000 });
+  down.linkExists = op.dryRun;
+  let restored = '';
+  const previous = record.wgInterface?.srcValidMarkPrevious;
+  if (previous !== null && previous !== undefined && !op.dryRun) {
+    const now = await op.sysctl.read(SRC_VALID_MARK, r).catch(() => previous);
+    if (now !== previous) {
+      await op.sysctl.write(SRC_VALID_MARK, previous, r);
+      restored = `; ${SRC_VALID_MARK} ${now} → ${previous}`;
+    }
+  }
+  return `${record.interface} taken down (${method})${restored}`;
+}
+
+async function cleanStale(down: Teardown, r: Runner): Promise<StepResult> {
+  const { record } = down;
+  if (!record.interface) return { skipped: 'no interface known' };
+  if (down.linkExists) return { skipped: `${record.interface} is up: its wg-quick state is live` };
+  const config = await loadTunnelConfig(record.configPath).catch(() => null);
+  const removed = await cleanWgQuickLeftovers(r, record.interface, wgQuickTable(config?.parsed.interface.table));
+  return removed.length ? `removed wg-quick leftovers: ${removed.join('; ')}` : { skipped: 'no wg-quick leftovers' };
+}
+
+/** The ip6tables chains and jumps (one batch), then the ip6 tables wgctl caused to exist when back to pristine. Down's firewall6, and Up's when IPv6 is no longer asked for. */
+export async function removeIpv6Chains(r: Runner, tools: IptablesTools, v6: NonNullable<JournalRecord['v6']>, dryRun: boolean): Promise<StepResult> {
+  const tools6 = ip6Tools(tools);
+  const ruleset6 = await readRuleset(r, tools6);
+  const removed = await removeChains(r, tools6, OWN_CHAINS.map((own) => chainState(ruleset6, own)), { showBatch: dryRun });
+  if (tools.kind !== 'nft' || v6.createdTables.length === 0) return removed;
+  const after = typeof removed === 'string' && !dryRun ? await readRuleset(r, tools6) : ruleset6;
+  const gone = v6.createdTables.filter((t) => after.some((x) => x.name === t) && (dryRun || tableIsPristine(after, t)));
+  if (gone.length === 0) return removed;
+  const batch = deleteNftTables(gone, 'ip6');
+  await r.run(batch.argv, { input: batch.input });
+  return `${typeof removed === 'string' ? removed : removed.skipped}; deleted the empty ip6 tables wgctl caused to exist: ${gone.join(', ')}`;
+}

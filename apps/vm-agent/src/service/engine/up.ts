@@ -1,0 +1,375 @@
+/**
+ * Up, as a list of steps (each streams the argv it ran), the way wg-quick's cmd_up reads:
+ *   read-config → detect-backend → resolve-lan → firewall-filter → firewall-nat →
+ *   firewall-mangle → [firewall6] → ip-forward → [ip6-forward] → clean-stale → wg-quick-up →
+ *   await-handshake → verify
+ * The kill switch and SNAT are in place before forwarding is switched on, and forwarding
+ * before the tunnel: at no moment can the Mac's traffic be forwarded anywhere but into the
+ * tunnel. Every change is journaled before it is made (write-ahead). A failure after the first
+ * change rolls back everything the journal lists (`rollback-*` steps, down.ts's teardown): a
+ * failed Up leaves the VM as if Down had run (fail closed).
+ */
+import { StoppingError, stepCause, type AppliedTunnel, type OperationContext, type OperationOutcome } from '@wgctl/agent-kit';
+import type { IptablesSaveTable } from '@wgctl/parsers';
+import { readTogether, type Runner } from '@wgctl/runner';
+import { loadTunnelConfig, type TunnelConfig } from '../../host/config';
+import {
+  OWN_CHAINS,
+  TABLES,
+  chainState,
+  desiredRules,
+  detectBackend as detectIptables,
+  ensureChain,
+  ensureChains,
+  existingTables,
+  ip6Tools,
+  ownChain,
+  ownChainsAgainst,
+  readRuleset,
+  type FirewallTable,
+  type ForwardingPlan,
+  type IptablesTools,
+} from '../../host/firewall';
+import { IP_FORWARD, IPV6_FORWARDING, SRC_VALID_MARK, acceptRaName } from '../../host/sysctl';
+import { linkState, readWgQuickLeftovers, removeWgQuickLeftovers, routeGet, upArgv, wgQuickTable, type LinkState } from '../../host/wireguard';
+import type { JournalRecord } from '../journal';
+import { Operation, causeMessage, interfaceMethod, type EngineScope, type StepResult, type UpRequest } from './context';
+import { appliedBy } from './describe';
+import { Teardown, removeIpv6Chains, teardown } from './down';
+import { handshakeBudget, waitForHandshake } from './handshake';
+import { enableIpv6Forwarding, restoreIpv6Forwarding } from './ipv6-forwarding';
+
+/** One Up: its request (already checked), and what its steps find out, each in its turn. */
+class UpContext extends Operation {
+  readonly request: UpRequest;
+  /** The journal as this Up found it (an earlier Up's, or one left by a crash). */
+  prior: JournalRecord | null = null;
+  config!: TunnelConfig;
+  /** What the Outcome reports: resolved while the steps run (as wg-quick will resolve them); never rejects. */
+  applied!: Promise<AppliedTunnel>;
+  tools!: IptablesTools;
+  /** One read of the rules serves every firewall step: each changes only its own table. */
+  rulesetBefore: IptablesSaveTable[] = [];
+  /** Given, or found by resolve-lan. */
+  lanInterface: string;
+  plan!: ForwardingPlan;
+  plan6: ForwardingPlan | undefined;
+  /** The journal record, written before each change. */
+  record!: JournalRecord;
+  /** Once the record is written: a failure rolls back. */
+  changed = false;
+  /** The WireGuard link as clean-stale found it. */
+  link!: LinkState;
+
+  constructor(engine: EngineScope, request: UpRequest, ctx: OperationContext) {
+    super(engine, ctx, { dryRun: request.dryRun, firstStep: '', stallAfterStep: engine.options.stallAfterStep });
+    this.request = request;
+    this.lanInterface = request.lanInterface ?? '';
+  }
+}
+
+type UpStep = (up: UpContext, r: Runner) => Promise<StepResult>;
+
+/** `request` is checked already (VmEngine.up). `ctx.signal`: the caller went away — the Up ends before its next step and is rolled back. */
+export async function runUp(engine: EngineScope, request: UpRequest, ctx: OperationContext): Promise<OperationOutcome> {
+  const up = new UpContext(engine, request, ctx);
+  const step = (name: string, body: UpStep): Promise<void> => up.step(name, (r) => body(up, r));
+  try {
+    up.prior = await engine.options.journal.read();
+    await step('read-config', readConfig);
+    up.applied = appliedBy(engine, up.config);
+    // The controller makes the Mac fail-closed as soon as it knows the servers: say them now,
+    // while the tunnel comes up (a dry run brings nothing up: no plan).
+    const onPlan = ctx.onPlan;
+    if (onPlan && !up.dryRun) void up.applied.then(onPlan, () => undefined);
+    await step('detect-backend', detectBackend);
+    await step('resolve-lan', resolveLan);
+    await writeAhead(up);
+    for (const table of TABLES) await step(`firewall-${table}`, (u, r) => firewallTable(u, r, table));
+    if (!up.plan6 && up.record.v6) await step('firewall6', removeEarlierIpv6);
+    if (up.plan6) await step('firewall6', firewall6);
+    await step('ip-forward', ipForward);
+    if (up.plan6) await step('ip6-forward', ip6Forward);
+    await step('clean-stale', cleanStale);
+    await step('wg-quick-up', wgQuickUp);
+    await step('await-handshake', awaitHandshake);
+    await step('verify', verify);
+    if (!up.dryRun) {
+      up.record.phase = 'up';
+      await up.persist(up.record);
+    }
+    return { ok: true, failedStep: '', error: '', totalMs: up.elapsedMs(), vmApplied: await up.applied };
+  } catch (e) {
+    return rollBack(up, e);
+  }
+}
+
+/**
+ * A failed Up. Stopping: no rollback now — the journal (phase up-in-progress) makes the next
+ * start remove it. Cancelled (or failed): rolled back to the end, whether or not the caller is
+ * still there; the rollback's steps never become the failed step.
+ */
+async function rollBack(up: UpContext, e: unknown): Promise<OperationOutcome> {
+  const error = causeMessage(e);
+  up.engine.logger.warn('Up failed', { step: up.failedStep, error });
+  let rollbackError = '';
+  if (up.changed && !up.dryRun && !(stepCause(e) instanceof StoppingError)) {
+    up.steps.ignoreCancel();
+    try {
+      await teardown(new Teardown(up, up.record, false, (name, body) => up.steps.step(`rollback-${name}`, body)));
+      await up.engine.options.journal.remove();
+    } catch (re) {
+      rollbackError = `; rollback incomplete (${causeMessage(re)}): the journal is kept, run Down`;
+    }
+  }
+  return { ok: false, failedStep: up.failedStep, error: `${error}${rollbackError}`, totalMs: up.elapsedMs() };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Before the first change
+
+async function readConfig(up: UpContext): Promise<StepResult> {
+  const { request, prior } = up;
+  const config = (up.config = await loadTunnelConfig(up.engine.options.configPath));
+  if (!config.tunnelIPv4) throw new Error(`${config.path} has no IPv4 Address in [Interface]: nothing to SNAT the Mac's traffic to`);
+  if (request.macSource6 && !config.tunnelIPv6) {
+    throw new Error(`mac_source6 given but ${config.path} has no IPv6 Address in [Interface]: nothing to SNAT the Mac's IPv6 traffic to`);
+  }
+  const withEndpoint = config.parsed.peers.filter((p) => p.endpoint);
+  if (withEndpoint.length === 0) throw new Error(`${config.path}: no [Peer] has an Endpoint, so this VM cannot start the tunnel`);
+  if (prior && prior.interface !== config.interface) {
+    throw new Error(`the journal belongs to interface ${prior.interface} (${prior.configPath}); run Down first`);
+  }
+  const endpoints = withEndpoint.map((p) => `${p.endpoint!.host}:${p.endpoint!.port}`).join(', ');
+  const noKeepalive = withEndpoint.some((p) => p.persistentKeepalive === 0);
+  return `${config.interface}: tunnel ${config.addresses.join(', ')}, endpoint ${endpoints}${
+    noKeepalive ? '; warning: a peer has no PersistentKeepalive, so an idle tunnel will look stale to health checks' : ''
+  }`;
+}
+
+async function detectBackend(up: UpContext, r: Runner): Promise<StepResult> {
+  if (up.prior?.backend) {
+    up.tools = up.engine.backend = up.prior.backend;
+    up.rulesetBefore = await readRuleset(r, up.tools);
+    return { skipped: `${up.tools.iptables} (recorded in the journal)` };
+  }
+  const detected = await detectIptables(r);
+  up.tools = up.engine.backend = detected.tools;
+  up.rulesetBefore = detected.ruleset ?? (await readRuleset(r, up.tools));
+  return detected.evidence;
+}
+
+async function resolveLan(up: UpContext, r: Runner): Promise<StepResult> {
+  const { request, config } = up;
+  if (up.lanInterface) {
+    const link = await linkState(r, up.lanInterface);
+    if (!link.exists) throw new Error(`lan_interface ${up.lanInterface} does not exist`);
+    return { skipped: `lan_interface ${up.lanInterface} given` };
+  }
+  const route = await routeGet(r, request.macSource.split('/')[0]);
+  if ('unreachable' in route) throw new Error(`cannot tell which interface faces the Mac: ${route.unreachable}; pass lan_interface`);
+  if (route.dev === config.interface) {
+    throw new Error(`the route to ${request.macSource} goes through the tunnel ${config.interface}; pass lan_interface`);
+  }
+  const lanInterface = (up.lanInterface = route.dev);
+  let six = '';
+  if (request.macSource6) {
+    // The IPv6 side is forwarded between the same two interfaces: it must face the Mac the same way.
+    const route6 = await routeGet(r, request.macSource6.split('/')[0], { family: 6 });
+    if ('unreachable' in route6) throw new Error(`cannot tell which interface faces the Mac's IPv6: ${route6.unreachable}; pass lan_interface`);
+    if (route6.dev !== lanInterface) {
+      throw new Error(
+        `the Mac's IPv6 ${request.macSource6} is reached through ${route6.dev}, its IPv4 ${request.macSource} through ${lanInterface}: ` +
+          'both must face the Mac on the same interface (pass lan_interface)',
+      );
+    }
+    six = `; its IPv6 ${request.macSource6} too`;
+  }
+  return `the Mac ${request.macSource} is reached through ${lanInterface}${route.gateway ? ` via ${route.gateway}` : ''}${six}`;
+}
+
+/** The plan, and the journal record it makes, written before the first change: from here on every change is covered. */
+async function writeAhead(up: UpContext): Promise<void> {
+  const { request, config, lanInterface } = up;
+  up.plan = { macSource: request.macSource, lanInterface, wgInterface: config.interface, tunnelAddress: config.tunnelIPv4! };
+  up.plan6 = request.macSource6
+    ? { macSource: request.macSource6, lanInterface, wgInterface: config.interface, tunnelAddress: config.tunnelIPv6! }
+    : undefined;
+  up.record = upRecord(up);
+  if (!up.dryRun) await up.persist(up.record);
+  up.changed = true;
+}
+
+/** This Up's journal record: what an earlier one applied and still owns, plus what this one will apply. */
+function upRecord(up: UpContext): JournalRecord {
+  const { prior, plan, plan6, tools, config } = up;
+  const tablesBefore = existingTables(up.rulesetBefore);
+  return {
+    version: 1,
+    phase: 'up-in-progress',
+    interface: config.interface,
+    configPath: config.path,
+    macSource: plan.macSource,
+    lanInterface: up.lanInterface,
+    tunnelAddress: plan.tunnelAddress,
+    backend: tools,
+    chains: [...new Set([...(prior?.chains ?? []), ...TABLES])],
+    createdTables: [...new Set([...(prior?.createdTables ?? []), ...(tools.kind === 'nft' ? TABLES.filter((t) => !tablesBefore.has(t)) : [])])],
+    ipForward: prior?.ipForward ?? null,
+    wgInterface: prior?.wgInterface ?? null,
+    // IPv6 asked for: journaled. Not asked for but set up before: kept until step firewall6 removed it.
+    ...(plan6
+      ? {
+          v6: {
+            macSource: plan6.macSource,
+            tunnelAddress: plan6.tunnelAddress,
+            chains: [...new Set([...(prior?.v6?.chains ?? []), ...TABLES])],
+            createdTables: prior?.v6?.createdTables ?? [],
+            forwarding: prior?.v6?.forwarding ?? null,
+            acceptRa: prior?.v6?.acceptRa ?? null,
+          },
+        }
+      : prior?.v6
+        ? { v6: prior.v6 }
+        : {}),
+    updatedAtMs: up.engine.now(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The changes, each journaled first
+
+async function firewallTable(up: UpContext, r: Runner, table: FirewallTable): Promise<StepResult> {
+  return ensureChain(r, up.tools, chainState(up.rulesetBefore, ownChain(table)), desiredRules(up.plan)[table], { showBatch: up.dryRun });
+}
+
+/** An earlier Up forwarded the Mac's IPv6, this one does not: forwarding off, then the rules. */
+async function removeEarlierIpv6(up: UpContext, r: Runner): Promise<StepResult> {
+  const v6 = up.record.v6!;
+  const restored = await restoreIpv6Forwarding(r, up.sysctl, v6, { dryRun: up.dryRun });
+  const removed = await removeIpv6Chains(r, up.tools, v6, up.dryRun);
+  if (!up.dryRun) {
+    delete up.record.v6;
+    await up.persist(up.record);
+  }
+  const text = (x: StepResult): string => (typeof x === 'string' ? x : x.skipped);
+  return `mac_source6 not given: the IPv6 side of the earlier Up removed (${text(restored)}; ${text(removed)})`;
+}
+
+async function firewall6(up: UpContext, r: Runner): Promise<StepResult> {
+  const tools6 = ip6Tools(up.tools);
+  const ruleset6 = await readRuleset(r, tools6);
+  const v6 = up.record.v6!;
+  if (up.tools.kind === 'nft') {
+    // Write-ahead: the ip6 tables this batch will cause to exist, before it runs.
+    const tables6Before = existingTables(ruleset6);
+    const created = TABLES.filter((t) => !tables6Before.has(t) && !v6.createdTables.includes(t));
+    if (created.length > 0 && !up.dryRun) {
+      v6.createdTables = [...v6.createdTables, ...created];
+      await up.persist(up.record);
+    }
+  }
+  const desired6 = desiredRules(up.plan6!, 6);
+  return ensureChains(
+    r,
+    tools6,
+    TABLES.map((table) => ({ state: chainState(ruleset6, ownChain(table)), desired: desired6[table] })),
+    { showBatch: up.dryRun },
+  );
+}
+
+async function ipForward(up: UpContext, r: Runner): Promise<StepResult> {
+  const { sysctl, record } = up;
+  const current = await sysctl.read(IP_FORWARD, r);
+  if (current === '1') return { skipped: `${IP_FORWARD} is already 1` };
+  if (up.dryRun) return `would write 1 to ${sysctl.where(IP_FORWARD)} (now ${current})`;
+  record.ipForward = { previous: record.ipForward?.previous ?? current, applied: '1' };
+  await up.persist(record);
+  await sysctl.write(IP_FORWARD, '1', r);
+  return `${IP_FORWARD}: ${current} → 1 (${sysctl.where(IP_FORWARD)}; ${record.ipForward.previous} is restored by Down)`;
+}
+
+async function ip6Forward(up: UpContext, r: Runner): Promise<StepResult> {
+  return enableIpv6Forwarding(r, up.sysctl, up.record, up.lanInterface, { dryRun: up.dryRun, persist: (record) => up.persist(record) });
+}
+
+async function cleanStale(up: UpContext, r: Runner): Promise<StepResult> {
+  const { config } = up;
+  // The link check and the leftover reads side by side; removals only once both are in.
+  const [link, leftovers] = await readTogether([
+    linkState(r, config.interface),
+    readWgQuickLeftovers(r, config.interface, wgQuickTable(config.parsed.interface.table)),
+  ]);
+  up.link = link;
+  if (link.exists) return { skipped: `${config.interface} exists: its wg-quick state is live` };
+  const removed = await removeWgQuickLeftovers(r, leftovers);
+  return removed.length ? `removed leftovers of a crashed wg-quick: ${removed.join('; ')}` : { skipped: 'no wg-quick leftovers' };
+}
+
+async function wgQuickUp(up: UpContext, r: Runner): Promise<StepResult> {
+  const { config, record } = up;
+  if (up.link.exists) {
+    const owner = record.wgInterface ? `brought up by wgctl (${record.wgInterface.method})` : 'not brought up by wgctl: Down leaves it up';
+    return { skipped: `${config.interface} is already up, ${owner}` };
+  }
+  const method = interfaceMethod(up.engine, config);
+  if (!up.dryRun) {
+    const srcValidMarkPrevious = await up.sysctl.read(SRC_VALID_MARK, r).catch(() => null);
+    record.wgInterface = { method, srcValidMarkPrevious };
+    await up.persist(record);
+  }
+  // No read of the link here: await-handshake's first `wg show` needs the interface (and
+  // names it when missing), and verify checks that it is up.
+  await r.run(upArgv(method, config.path, config.interface), { timeoutMs: 60_000 });
+  return `${config.interface} brought up (${method})`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// After the changes
+
+async function awaitHandshake(up: UpContext, r: Runner): Promise<StepResult> {
+  if (up.dryRun) return { skipped: 'dry-run: no handshake to wait for' };
+  return waitForHandshake(up.engine, r, up.config, handshakeBudget(up.engine, up.request, up.ctx), () => up.steps.checkpoint());
+}
+
+async function verify(up: UpContext, r: Runner): Promise<StepResult> {
+  if (up.dryRun) return { skipped: 'dry-run: nothing was changed' };
+  const { plan6, config } = up;
+  const problems = await notInPlace(up, r);
+  if (plan6) problems.push(...(await notInPlace6(up, r, plan6)));
+  if (problems.length) throw new Error(`not in place after Up: ${problems.join('; ')}`);
+  const six = plan6 ? `; ip6tables ${OWN_CHAINS.map((c) => c.chain).join(', ')} in place; ${IPV6_FORWARDING}=1` : '';
+  return `${OWN_CHAINS.map((c) => c.chain).join(', ')} in place; ${IP_FORWARD}=1${six}; ${config.interface} up`;
+}
+
+async function notInPlace(up: UpContext, runner: Runner): Promise<string[]> {
+  const { plan } = up;
+  const problems: string[] = [];
+  const [tables, forward, link] = await readTogether([
+    readRuleset(runner, up.tools),
+    up.sysctl.read(IP_FORWARD, runner),
+    linkState(runner, plan.wgInterface),
+  ]);
+  for (const { state, inPlace } of ownChainsAgainst(tables, desiredRules(plan))) {
+    if (!inPlace) problems.push(`${state.own.table} ${state.own.chain} differs (jumps: ${state.jumps}, rules: ${state.rules.length})`);
+  }
+  if (forward !== '1') problems.push(`${IP_FORWARD}=${forward}`);
+  if (!link.up) problems.push(`${plan.wgInterface} is ${link.exists ? 'down' : 'missing'}`);
+  return problems;
+}
+
+async function notInPlace6(up: UpContext, runner: Runner, plan6: ForwardingPlan): Promise<string[]> {
+  const problems: string[] = [];
+  const raName = acceptRaName(plan6.lanInterface);
+  const [tables, forwarding, acceptRa] = await readTogether([
+    readRuleset(runner, ip6Tools(up.tools)),
+    up.sysctl.read(IPV6_FORWARDING, runner),
+    up.sysctl.read(raName, runner),
+  ]);
+  for (const { state, inPlace } of ownChainsAgainst(tables, desiredRules(plan6, 6))) {
+    if (!inPlace) problems.push(`ip6 ${state.own.table} ${state.own.chain} differs (jumps: ${state.jumps}, rules: ${state.rules.length})`);
+  }
+  if (forwarding !== '1') problems.push(`${IPV6_FORWARDING}=${forwarding}`);
+  if (acceptRa === '1') problems.push(`${raName}=1 (router advertisements ignored while forwarding)`);
+  return problems;
+}
