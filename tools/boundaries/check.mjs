@@ -11,8 +11,9 @@
  *   - a project imports another only through its alias (@wgctl/x, or an entry point of it such
  *     as @wgctl/agent-kit/grpc listed in tsconfig.base.json), never by relative path;
  *   - transport-free code imports no gRPC, proto or transport: the agents' engines (engine.ts,
- *     or an engine/ folder) and type:agent-kit outside its grpc/ folder — the gRPC layer maps
- *     them to the wire, they never see it.
+ *     an engine/ folder, and every file of src/service/ but the gRPC layer there: server.ts and
+ *     capture.ts) and type:agent-kit outside its grpc/ folder — the gRPC layer maps them to the
+ *     wire, they never see it.
  * Exit 1 with one line per violation.
  */
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
@@ -47,9 +48,15 @@ function subpathAliases(root) {
   return Object.keys(paths).filter((alias) => /^@wgctl\/[^/]+\/./.test(alias));
 }
 
+/** An agent's gRPC layer inside src/service/: the generated service's implementation and the Capture RPC. */
+const AGENT_GRPC_FILES = new Set(['src/service/server.ts', 'src/service/capture.ts']);
+
 function isTransportFree(rel, project) {
   if (tag(project, 'type') === 'agent-kit') return !rel.startsWith(`${project.root}/src/grpc/`);
-  return (tag(project, 'scope') === 'vm' || tag(project, 'scope') === 'mac') && /(^|\/)engine(\.ts$|\/)/.test(rel.slice(project.root.length));
+  if (tag(project, 'scope') !== 'vm' && tag(project, 'scope') !== 'mac') return false;
+  const inProject = rel.slice(project.root.length + 1);
+  if (/(^|\/)engine(\.ts$|\/)/.test(inProject)) return true;
+  return inProject.startsWith('src/service/') && !AGENT_GRPC_FILES.has(inProject);
 }
 
 function tag(project, prefix) {

@@ -64,6 +64,18 @@ describe('module boundaries', () => {
     expect(v[0].rule).toMatch(/transport-free/);
   });
 
+  it('keeps every file of an agent\'s service/ transport-free but its gRPC layer (server.ts, capture.ts)', () => {
+    const v = violationsFor([
+      { path: 'apps/mac-agent/src/service/roam.ts', source: "import { HealthState } from '@wgctl/proto';\n" },
+      { path: 'apps/vm-agent/src/service/validation.ts', source: "import { invalidArgument } from '@wgctl/transport';\n" },
+      { path: 'apps/mac-agent/src/service/server.ts', source: "import { streamOperation } from '@wgctl/agent-kit/grpc';\nimport { invalidArgument } from '@wgctl/transport';\n" },
+      { path: 'apps/vm-agent/src/service/capture.ts', source: "import type * as grpc from '@grpc/grpc-js';\nimport type { CaptureRequest } from '@wgctl/proto';\n" },
+      { path: 'apps/mac-agent/src/run.ts', source: "import { createAgentServer } from '@wgctl/transport';\n" },
+    ]);
+    expect(v.map((x) => `${x.file} ${x.spec}`)).toEqual(['apps/mac-agent/src/service/roam.ts @wgctl/proto', 'apps/vm-agent/src/service/validation.ts @wgctl/transport']);
+    expect(v.every((x) => /transport-free/.test(x.rule))).toBe(true);
+  });
+
   it('allows what the architecture allows', () => {
     const v = violationsFor([
       { path: 'libs/parsers/src/y.ts', source: "import ipaddr from 'ipaddr.js';\nimport { ParseError } from '../errors';\n" },

@@ -18,9 +18,9 @@ import { MacAgentEngine, type EngineStatus } from './service/engine';
 import { JournalStore } from './service/journal';
 import { createMacAgentImplementation } from './service/server';
 
-export const SERVICE_NAME = 'wgctl.v1.MacAgent';
+const SERVICE_NAME = 'wgctl.v1.MacAgent';
 
-export function createDriver(options: AgentOptions): HostNetworkDriver {
+function createDriver(options: AgentOptions): HostNetworkDriver {
   if (options.driver === 'linux') return new LinuxDriver({ resolvConfPath: options.dnsResolvConf, dnsMode: options.dnsMode });
   return loadDarwinDriver(options.stateDir);
 }
@@ -37,7 +37,7 @@ function loadLaunchd(): LaunchdModule {
 }
 
 /** gid of a group from /etc/group (present on Linux and, for local groups like admin, on macOS). */
-export function groupId(name: string, groupFile = '/etc/group'): number {
+function groupId(name: string, groupFile = '/etc/group'): number {
   if (/^\d+$/.test(name)) return Number(name);
   for (const line of readFileSync(groupFile, 'utf8').split('\n')) {
     const [group, , gid] = line.split(':');

@@ -3,3 +3,4 @@ export * from './fake';
 export * from './steps';
 export * from './stream';
 export * from './together';
+export * from './shared-reads';

@@ -14,7 +14,7 @@ import { silentLogger } from '@wgctl/logging';
 import { CaptureRequest, DescribeRequest, MacAgentClient, MacUpRequest } from '@wgctl/proto';
 import { connectAgent, readStream, unaryCall } from '@wgctl/transport';
 import { startAgent, type RunningAgent } from '../run';
-import { MAX_DNS_SERVERS, MAX_ENDPOINTS } from '../service/engine';
+import { MAX_DNS_SERVERS, MAX_ENDPOINTS } from '../service/validation';
 import { FakeDriver, fakeHost } from '../testing/fake-host';
 
 const GOOD: Partial<MacUpRequest> = {

@@ -12,7 +12,7 @@ import type { JournalPhase } from '@wgctl/agent-kit';
 import { JsonStateFile } from '@wgctl/state';
 import type { DnsSnapshot, KillSwitchHandle, KillSwitchPolicy, ServerEndpoint, Uplink, Vnic } from '../host/driver';
 
-export const JOURNAL_VERSION = 1;
+const JOURNAL_VERSION = 1;
 export const JOURNAL_FILE = 'mac-agent.journal.json';
 
 /**

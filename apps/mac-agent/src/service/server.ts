@@ -15,7 +15,7 @@ import type { EngineStatus, MacAgentEngine } from './engine';
 import type { UpIntent } from './journal';
 
 /** Status answers from a sample at most this old: routing changes reach the host at any time. */
-export const STATUS_MAX_AGE_MS = 1_000;
+const STATUS_MAX_AGE_MS = 1_000;
 
 export function intentFromRequest(request: MacUpRequest): UpIntent {
   const mode = knownIpv6Mode(request.ipv6);
@@ -31,7 +31,7 @@ export function intentFromRequest(request: MacUpRequest): UpIntent {
   };
 }
 
-export function statusMessage(status: EngineStatus, driver: string): MacStatus {
+function statusMessage(status: EngineStatus, driver: string): MacStatus {
   const ks = status.killSwitch;
   return {
     agent: agentInfo('mac-agent', driver),

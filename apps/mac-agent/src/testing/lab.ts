@@ -159,6 +159,7 @@ export function sentBy(capture: Capture, packets: TcpdumpPacket[]): TcpdumpPacke
 
 const SCRIPTS = { 'echo-server': ECHO_SERVER, pinger: PINGER } as const;
 
+/** The four namespaces and their links, up. Over 80 lines: the Lab's methods and the wiring are one script over the same namespaces, in order. */
 export async function createLab(): Promise<Lab> {
   const id = randomBytes(2).toString('hex');
   const ns = { host: `wtm-host-${id}`, lan: `wtm-lan-${id}`, vm: `wtm-vm-${id}`, srv: `wtm-srv-${id}` };

@@ -5,8 +5,9 @@ import { BusyError, InvalidRequestError } from '@wgctl/agent-kit';
 import { silentLogger } from '@wgctl/logging';
 import { ScriptedRunner, type StepRecord, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
 import { FakeDriver, fakeHost, type FakeHostState } from '../../testing/fake-host';
-import { MacAgentEngine, validateIntent } from '../engine';
+import { MacAgentEngine } from '../engine';
 import { JournalStore, type UpIntent } from '../journal';
+import { validateIntent } from '../validation';
 
 const intent = (overrides: Partial<UpIntent> = {}): UpIntent => ({
   vmAddress: '192.0.2.130',

@@ -1,0 +1,131 @@
+/**
+ * What the engine's parts share — Up and Down (up-down.ts), roaming (roam.ts), status
+ * (status.ts): the host driver and runner, the journal, the clock; and the helpers more than
+ * one of them needs, each written once: ensure the kill switch, the pins for an uplink, the
+ * DNS services off the tunnel, same route, same uplink.
+ */
+import { stepCause } from '@wgctl/agent-kit';
+import type { Logger } from '@wgctl/logging';
+import type { Runner } from '@wgctl/runner';
+import type { DnsSnapshot, HostNetworkDriver, KillSwitchPolicy, RouteSpec, ServerEndpoint, Uplink } from '../host/driver';
+import { emptyJournal, type JournalStore, type MacJournal } from './journal';
+
+/** Schedules the work of an operation: one at a time, in call order (the engine's queue). */
+export type Exclusive = <T>(fn: () => Promise<T>) => Promise<T>;
+
+/** The host and the journal, as every part of the engine reaches them. */
+export class EngineCore {
+  /** The destinations of our routes, from the journal last read or written: no file read per monitor line. */
+  private ownDestinations = new Set<string>();
+
+  constructor(
+    readonly driver: HostNetworkDriver,
+    readonly runner: Runner,
+    private readonly store: JournalStore,
+    readonly logger: Logger,
+    readonly now: () => number,
+  ) {}
+
+  /** The journal on disk, or an empty (down) one when there is none. */
+  loadJournal(): MacJournal {
+    const journal = this.store.load() ?? emptyJournal(this.driver.name, this.now());
+    this.ownDestinations = new Set(journal.routes.map((r) => r.destination));
+    return journal;
+  }
+
+  saveJournal(journal: MacJournal): void {
+    this.store.save(journal);
+    this.ownDestinations = new Set(journal.routes.map((r) => r.destination));
+  }
+
+  /** Stamps the journal (updatedAtMs) and saves it. */
+  persist(journal: MacJournal): void {
+    journal.updatedAtMs = this.now();
+    this.saveJournal(journal);
+  }
+
+  isOwnRoute(destination: string): boolean {
+    return this.ownDestinations.has(destination);
+  }
+}
+
+/** The message of a failure (a failed step's cause). */
+export function messageOf(e: unknown): string {
+  const cause = stepCause(e);
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+// ------------------------------------------------------------------------------ kill switch
+
+/**
+ * Ensures the kill switch: `policy` in force on the host and in the journal. With `readFirst`
+ * the live one is read and kept when loaded, enabled and without problems ('kept': the journal
+ * is the caller's to update); otherwise it is loaded — both drivers replace their table/anchor
+ * atomically, so a leftover one is replaced, never doubled or merged — and its handle
+ * journaled at once ('loaded').
+ */
+export async function ensureKillSwitch(
+  driver: HostNetworkDriver,
+  run: Runner,
+  journal: MacJournal,
+  policy: KillSwitchPolicy,
+  options: { readFirst: boolean; persist: () => void },
+): Promise<'kept' | 'loaded'> {
+  const handle = journal.killSwitch?.handle ?? undefined;
+  if (options.readFirst) {
+    const live = await driver.readKillSwitch(run, policy, handle);
+    if (live.loaded && live.enabled && live.problems.length === 0) return 'kept';
+  }
+  journal.killSwitch = { policy, handle: await driver.loadKillSwitch(run, policy, handle) };
+  options.persist();
+  return 'loaded';
+}
+
+// ----------------------------------------------------------------------------------- routes
+
+export const IPV4_SPLIT = ['0.0.0.0/1', '128.0.0.0/1'];
+export const IPV6_SPLIT = ['::/1', '8000::/1'];
+
+function hostRoute(ip: string): string {
+  return ip.includes(':') ? `${ip}/128` : `${ip}/32`;
+}
+
+/**
+ * The pins for this uplink: each WireGuard server's /32 (/128) via the uplink's gateway
+ * (gateway6 for an IPv6 server; '' when the uplink has none — Up refuses that, a roam leaves
+ * the server unpinned).
+ */
+export function pinsFor(endpoints: readonly ServerEndpoint[], uplink: Uplink): RouteSpec[] {
+  return endpoints.map((e) => ({
+    destination: hostRoute(e.ip),
+    gateway: e.ip.includes(':') ? (uplink.gateway6 ?? '') : uplink.gateway,
+    interface: uplink.interface,
+  }));
+}
+
+export function sameRoute(a: RouteSpec, b: RouteSpec): boolean {
+  return a.destination === b.destination && a.gateway === b.gateway && (a.interface ?? '') === (b.interface ?? '');
+}
+
+/** The same next hops out of the same interface (the address on it does not matter for the pins). */
+export function sameUplink(a: Uplink, b: Uplink): boolean {
+  return a.interface === b.interface && a.gateway === b.gateway && (a.gateway6 ?? '') === (b.gateway6 ?? '');
+}
+
+// -------------------------------------------------------------------------------------- DNS
+
+/** Whether a DNS service resolves through exactly these servers, in this order. */
+export function usesServers(service: DnsSnapshot['services'][number], servers: readonly string[]): boolean {
+  return service.servers.join(' ') === servers.join(' ');
+}
+
+/**
+ * The services of `current` that do not resolve through the tunnel's servers, and which of
+ * them the snapshot does not know yet (new since the Up: the caller journals them, with their
+ * own settings, before changing them, so that Down restores them too).
+ */
+export function servicesOffTunnel(dns: { snapshot: DnsSnapshot; servers: string[] }, current: DnsSnapshot): { offTunnel: DnsSnapshot['services']; unknown: DnsSnapshot['services'] } {
+  const offTunnel = current.services.filter((s) => !usesServers(s, dns.servers));
+  const known = new Set(dns.snapshot.services.map((s) => s.name));
+  return { offTunnel, unknown: offTunnel.filter((s) => !known.has(s.name)) };
+}

@@ -1,0 +1,482 @@
+/**
+ * Up and Down, each a list of named steps over one context, the way wg-quick's cmd_up reads.
+ * Every step streams the argv it ran; every change is journaled before it is made.
+ *
+ * Up, in order:
+ *   discover      uplink (default route), the vnic facing the VM, the IPv6 decision
+ *   kill-switch   load the uplink block (fail-closed from here on)
+ *   pin-endpoint  each WireGuard server /32 (/128) via the original gateway — before the /1s
+ *   split-routes  0.0.0.0/1 and 128.0.0.0/1 via the VM
+ *   ipv6          ::/1 and 8000::/1 via the VM, or IPv6 left blocked on the uplink
+ *   dns           resolvers through the tunnel (the previous DNS is journaled first)
+ *   remove-stale  routes of an earlier Up that are no longer wanted (changed endpoints…)
+ *   verify        routes and kill switch read back and matched
+ * Down: restore-dns, remove-routes, unload-kill-switch, verify-clean.
+ *
+ * A requested Up that fails after its first change is rolled back by a Down (`rollback-*`
+ * steps); a re-assert (reconcile) that fails keeps the kill switch and is retried. An Up or
+ * Down that has to end early — SIGTERM, or the caller cancelled — ends between two steps with
+ * no rollback: whatever the host holds is listed in the journal (up-in-progress,
+ * down-in-progress), the kill switch stays as that step left it (fail-closed), and the next
+ * Up, Down or start (reconcile) takes it from there.
+ */
+import { CancelledError, GuardedStepRunner, StoppingError, type OperationContext, type OperationGate, type OperationOutcome } from '@wgctl/agent-kit';
+import { DryRunRunner, readTogether, StepFailedError, type Runner, type StepListener } from '@wgctl/runner';
+import type { DnsContext, DnsSnapshot, HostNetworkDriver, KillSwitchPolicy, RouteReadback, RouteSpec, Uplink, Vnic } from '../host/driver';
+import { ensureKillSwitch, IPV4_SPLIT, IPV6_SPLIT, messageOf, pinsFor, sameRoute, servicesOffTunnel, type EngineCore } from './core';
+import { emptyJournal, type Ipv6InEffect, type JournalRoute, type MacJournal, type UpIntent } from './journal';
+
+/** A requested Up's or Down's own options: dry run, and the caller's signal (aborted when it went away). */
+export interface RequestOptions extends Pick<OperationContext, 'signal'> {
+  dryRun?: boolean;
+}
+
+/** An Up the caller asked for, or the engine re-asserting the journal at start (reconcile). */
+export type UpMode = 'request' | 'reconcile';
+
+/** What Up and Down use of the engine. */
+export interface UpDownDeps {
+  core: EngineCore;
+  gate: OperationGate;
+  /** Test hook: hang after this Up step until the agent is stopped or killed. */
+  stallAfterStep?: string;
+  /** After an Up that applied: roaming starts. */
+  afterUp(): void;
+  /** Before a Down changes anything: no re-assert retry, no roaming. */
+  beforeDown(): Promise<void>;
+}
+
+type StepResult = string | { skipped: string };
+
+/** One Up or Down: its steps (dry run: changes recorded, not made), the journal it writes, its clock. */
+abstract class Operation {
+  readonly core: EngineCore;
+  readonly driver: HostNetworkDriver;
+  readonly dryRun: boolean;
+  readonly started: number;
+  readonly steps: GuardedStepRunner;
+  abstract readonly journal: MacJournal;
+
+  constructor(
+    readonly deps: UpDownDeps,
+    options: RequestOptions,
+    readonly listener: StepListener,
+    stallAfterStep?: string,
+  ) {
+    this.core = deps.core;
+    this.driver = deps.core.driver;
+    this.started = this.core.now();
+    this.dryRun = options.dryRun ?? false;
+    const run: Runner = this.dryRun ? new DryRunRunner(this.core.runner) : this.core.runner;
+    this.steps = new GuardedStepRunner(run, listener, { gate: deps.gate, logger: this.core.logger, signal: options.signal, stallAfterStep });
+  }
+
+  /** Saves the journal (not in a dry run). */
+  persist(): void {
+    if (this.dryRun) return;
+    this.core.persist(this.journal);
+  }
+
+  succeeded(): OperationOutcome {
+    return { ok: true, failedStep: '', error: '', totalMs: this.core.now() - this.started };
+  }
+
+  failed(failedStep: string, error: string): OperationOutcome {
+    return { ok: false, failedStep, error, totalMs: this.core.now() - this.started };
+  }
+}
+
+/**
+ * An Up or Down that ended between two steps because the agent stops or the caller went
+ * away: no rollback — the journal (up-/down-in-progress) lists what the host holds and the
+ * kill switch stays as the last step left it (fail-closed); the next Up, Down or start takes
+ * it from there. A cancel is also noted in the journal's lastError (when the operation wrote
+ * its journal already), so that Status says why the host is half-way while the agent runs on.
+ * Null for any other failure.
+ */
+function endedBetweenSteps(op: Operation, name: 'Up' | 'Down', e: unknown, journalWritten: boolean): OperationOutcome | null {
+  if (!(e instanceof StoppingError || e instanceof CancelledError)) return null;
+  const failedStep = e.beforeStep ?? '';
+  const why = e instanceof StoppingError ? `the agent is stopping (${e.reason})` : 'the caller went away';
+  op.core.logger.warn(`${name} ended between steps: ${why}; the journal keeps what was applied`, { before: failedStep });
+  const error =
+    e instanceof CancelledError
+      ? `${e.message}; nothing was rolled back: the journal keeps what was applied (fail-closed) — run \`wgctl up\` to finish or \`wgctl down\` to undo`
+      : e.message;
+  if (e instanceof CancelledError && journalWritten) {
+    op.journal.lastError = `${failedStep}: ${error}`;
+    op.persist();
+  }
+  return op.failed(failedStep, error);
+}
+
+function describeDns(snapshot: DnsSnapshot): string {
+  const servers = snapshot.services.flatMap((s) => s.servers);
+  return servers.length ? servers.join(' ') : 'none set';
+}
+
+// ------------------------------------------------------------------------------------- Up
+
+/** One Up: the request, the journal as it was and as this Up writes it, and what its steps find out, each in its turn. */
+class UpContext extends Operation {
+  /** The journal as this Up found it. */
+  readonly previous: MacJournal;
+  /** The journal this Up writes (a copy of `previous` until the first write). */
+  readonly journal: MacJournal;
+  /** Once the journal says up-in-progress: a failure rolls back (or, re-asserting, holds the kill switch). */
+  changedAnything = false;
+  // discover
+  uplink!: Uplink;
+  vnic!: Vnic;
+  ipv6!: Ipv6InEffect;
+  // planUp: what this Up wants on the host
+  policy!: KillSwitchPolicy;
+  pins!: RouteSpec[];
+  split!: RouteSpec[];
+  split6!: RouteSpec[];
+  wanted!: RouteSpec[];
+  /** The routing table, read once per Up by the first route step for every route it wants. */
+  routesBefore?: RouteReadback[];
+
+  constructor(
+    deps: UpDownDeps,
+    readonly intent: UpIntent,
+    options: RequestOptions,
+    listener: StepListener,
+    readonly mode: UpMode,
+  ) {
+    super(deps, options, listener, deps.stallAfterStep);
+    this.previous = this.core.loadJournal();
+    this.journal = JSON.parse(JSON.stringify(this.previous)) as MacJournal;
+  }
+}
+
+/** `intent` is checked already (validateIntent). */
+export async function runUp(deps: UpDownDeps, intent: UpIntent, options: RequestOptions, listener: StepListener, mode: UpMode): Promise<OperationOutcome> {
+  const up = new UpContext(deps, intent, options, listener, mode);
+  const step = (name: string, body: (up: UpContext, r: Runner) => Promise<StepResult>) => up.steps.step(name, (r) => body(up, r));
+  try {
+    await step('discover', discover);
+    planUp(up);
+    writeAhead(up);
+    await step('kill-switch', killSwitch);
+    await step('pin-endpoint', pinEndpoints);
+    await step('split-routes', splitRoutes);
+    await step('ipv6', ipv6Routes);
+    await step('dns', dnsThroughTunnel);
+    const stale = up.journal.routes.filter((x) => !up.wanted.some((w) => sameRoute(w, x)));
+    if (stale.length) await step('remove-stale', (u, r) => removeStale(u, r, stale));
+    await step('verify', verifyUp);
+    up.journal.phase = 'up';
+    up.persist();
+    if (!up.dryRun) deps.afterUp();
+    return up.succeeded();
+  } catch (e) {
+    return upFailed(up, e);
+  }
+}
+
+async function discover(up: UpContext, r: Runner): Promise<StepResult> {
+  const { intent, driver, journal: j } = up;
+  // The uplink and the vnic are found independently: read both at once, judge after.
+  const [found, vnicFound] = await Promise.allSettled([driver.discoverUplink(r), driver.discoverVnic(r, intent.vmAddress)]);
+  if (found.status === 'rejected') throw found.reason;
+  if (found.value) up.uplink = found.value;
+  else if (up.mode === 'reconcile' && up.previous.uplink) {
+    // Offline while re-asserting: keep the kill switch on the last known uplink.
+    up.uplink = up.previous.uplink;
+    j.uplinkLost = true;
+  } else {
+    throw new Error('no default route: connect to a network first (the WireGuard server is pinned through the current gateway)');
+  }
+  if (vnicFound.status === 'rejected') throw vnicFound.reason;
+  const { uplink } = up;
+  const vnic = (up.vnic = vnicFound.value);
+  if (vnic.interface === uplink.interface) {
+    throw new Error(`the VM (${intent.vmAddress}) is reached through the uplink ${uplink.interface}: use a shared or host-only VM network, not a bridged one`);
+  }
+  if (intent.ipv6 === 'route' && !vnic.address6) throw new Error(`ipv6 route mode: ${vnic.interface} has no global IPv6 address facing the VM`);
+  const ipv6 = (up.ipv6 = intent.ipv6 === 'route' || (intent.ipv6 === 'auto' && vnic.address6 && intent.vmAddress6) ? 'route' : 'block');
+  for (const e of intent.endpoints) {
+    if (e.ip.includes(':') && !uplink.gateway6) throw new Error(`endpoint ${e.ip} is IPv6 but the uplink ${uplink.interface} has no IPv6 default route`);
+  }
+  return `uplink ${uplink.interface} via ${uplink.gateway}${j.uplinkLost ? ' (last known; no default route now)' : ''}; VM ${intent.vmAddress} on ${vnic.interface} (host ${vnic.address}); IPv6 ${ipv6 === 'route' ? `routed via ${intent.vmAddress6}` : 'blocked on the uplink'}`;
+}
+
+/** What this Up wants, from what discover found: the kill-switch policy, the pins for this uplink, the split routes. */
+function planUp(up: UpContext): void {
+  const { intent, uplink, vnic, ipv6 } = up;
+  up.policy = {
+    uplink: uplink.interface,
+    endpoints: intent.endpoints.map(({ ip, port }) => ({ ip, port })),
+    vnic: vnic.interface,
+    vmAddress: intent.vmAddress,
+    allowDhcp6: Boolean(uplink.gateway6),
+    blockIpv6: ipv6 === 'block',
+  };
+  up.pins = pinsFor(intent.endpoints, uplink);
+  up.split = IPV4_SPLIT.map((destination) => ({ destination, gateway: intent.vmAddress, interface: vnic.interface }));
+  up.split6 = ipv6 === 'route' ? IPV6_SPLIT.map((destination) => ({ destination, gateway: intent.vmAddress6 as string, interface: vnic.interface })) : [];
+  up.wanted = [...up.pins, ...up.split, ...up.split6];
+}
+
+/** The journal says up-in-progress, with the plan, before the first change: from here on every change is covered. */
+function writeAhead(up: UpContext): void {
+  const j = up.journal;
+  j.phase = 'up-in-progress';
+  j.intent = up.intent;
+  j.uplink = up.uplink;
+  j.vnic = up.vnic;
+  j.ipv6 = up.ipv6;
+  j.lastError = '';
+  j.killSwitch = { policy: up.policy, handle: up.previous.killSwitch?.handle ?? null };
+  up.persist();
+  up.changedAnything = true;
+}
+
+async function killSwitch(up: UpContext, r: Runner): Promise<StepResult> {
+  const { policy } = up;
+  // Reading the live kill switch only serves to skip re-loading one of ours that is in force
+  // and matching (a re-Up, a reconcile). With none in the journal (a first Up) it is loaded
+  // straight away.
+  const done = await ensureKillSwitch(up.driver, r, up.journal, policy, { readFirst: Boolean(up.previous.killSwitch), persist: () => up.persist() });
+  if (done === 'kept') return { skipped: 'already loaded and matching' };
+  return `loaded on every interface but lo and ${policy.vnic}: only UDP to ${policy.endpoints.map((e) => `${e.ip}:${e.port}`).join(', ')} and DHCP may pass (uplink ${policy.uplink})`;
+}
+
+/**
+ * Adds those of `specs` the routing table lacks, each journaled before it is added (a crash
+ * right after still gets it removed). The table is read once per Up, by the first route step,
+ * for every route it wants: adding a pin does not change whether a split route is there, and
+ * vice versa. Returns how many it added.
+ */
+async function ensureRoutes(up: UpContext, r: Runner, role: JournalRoute['role'], specs: RouteSpec[]): Promise<number> {
+  const j = up.journal;
+  const routesBefore = (up.routesBefore ??= await up.driver.readRoutes(r, up.wanted));
+  const readback = specs.map((spec) => routesBefore.find((x) => sameRoute(x, spec))!);
+  let added = 0;
+  for (const spec of readback.filter((x) => !x.present)) {
+    const route: RouteSpec = { destination: spec.destination, gateway: spec.gateway, interface: spec.interface };
+    if (!j.routes.some((x) => sameRoute(x, route))) j.routes.push({ role, ...route });
+    up.persist();
+    await up.driver.addRoute(r, route);
+    added++;
+  }
+  return added;
+}
+
+async function pinEndpoints(up: UpContext, r: Runner): Promise<StepResult> {
+  const { pins, uplink } = up;
+  const added = await ensureRoutes(up, r, 'pin', pins);
+  const what = pins.map((p) => p.destination).join(', ');
+  return added ? `pinned ${what} via ${uplink.gateway} dev ${uplink.interface}` : { skipped: `${what} already pinned via ${uplink.gateway}` };
+}
+
+async function splitRoutes(up: UpContext, r: Runner): Promise<StepResult> {
+  const added = await ensureRoutes(up, r, 'split', up.split);
+  return added ? `0.0.0.0/1 and 128.0.0.0/1 via ${up.intent.vmAddress} dev ${up.vnic.interface}` : { skipped: 'split routes already in place' };
+}
+
+async function ipv6Routes(up: UpContext, r: Runner): Promise<StepResult> {
+  if (up.ipv6 === 'block') return 'no IPv6 route via the VM: the kill switch drops IPv6 on every interface but the VM\'s';
+  const added = await ensureRoutes(up, r, 'split6', up.split6);
+  return added ? `::/1 and 8000::/1 via ${up.intent.vmAddress6} dev ${up.vnic.interface}` : { skipped: 'IPv6 split routes already in place' };
+}
+
+async function dnsThroughTunnel(up: UpContext, r: Runner): Promise<StepResult> {
+  const { intent, driver, journal: j } = up;
+  const context: DnsContext = { uplink: up.uplink.interface, vnic: up.vnic.interface };
+  if (intent.dnsServers.length === 0) {
+    if (!j.dns) return { skipped: 'no DNS servers requested: DNS left as it is' };
+    await driver.restoreDns(r, j.dns.snapshot);
+    const was = describeDns(j.dns.snapshot);
+    j.dns = null;
+    up.persist();
+    return `no DNS servers requested: restored the previous DNS (${was})`;
+  }
+  let current: DnsSnapshot;
+  if (!j.dns) {
+    // Snapshot once: a re-Up must not mistake our own DNS for the user's.
+    current = await driver.readDns(r, context);
+    j.dns = { snapshot: current, servers: intent.dnsServers };
+    up.persist();
+  } else {
+    j.dns.servers = intent.dnsServers;
+    up.persist();
+    current = await driver.readDns(r, context);
+  }
+  const wanted = intent.dnsServers.join(' ');
+  const { offTunnel, unknown } = servicesOffTunnel(j.dns, current);
+  if (current.services.length > 0 && offTunnel.length === 0) return { skipped: `DNS already ${wanted}` };
+  if (unknown.length > 0) {
+    // A service that appeared since the snapshot (e.g. while the agent was down): journaled first.
+    j.dns.snapshot.services.push(...unknown);
+    up.persist();
+  }
+  // Only what is off the tunnel is set (all of the snapshot's when nothing could be listed).
+  const services = current.services.length > 0 ? offTunnel : j.dns.snapshot.services;
+  await driver.setDns(r, intent.dnsServers, { ...j.dns.snapshot, services }, context);
+  return `DNS → ${wanted} (previous: ${describeDns(j.dns.snapshot)})`;
+}
+
+async function removeStale(up: UpContext, r: Runner, stale: JournalRoute[]): Promise<StepResult> {
+  for (const route of stale) {
+    await up.driver.deleteRoute(r, route);
+    up.journal.routes = up.journal.routes.filter((x) => !sameRoute(x, route));
+    up.persist();
+  }
+  return `removed routes of an earlier Up: ${stale.map((s) => `${s.destination} via ${s.gateway}`).join(', ')}`;
+}
+
+async function verifyUp(up: UpContext, r: Runner): Promise<StepResult> {
+  if (up.dryRun) return { skipped: 'dry run: nothing to verify' };
+  const { driver } = up;
+  const [routes, ks] = await readTogether([driver.readRoutes(r, up.wanted), driver.readKillSwitch(r, up.policy, up.journal.killSwitch?.handle ?? undefined)]);
+  const missing = routes.filter((x) => !x.present);
+  const problems = [
+    ...missing.map((m) => `route ${m.destination} via ${m.gateway} missing${m.evidence ? ` (table has: ${m.evidence})` : ''}`),
+    ...ks.problems.map((p) => `kill switch: ${p}`),
+  ];
+  if (problems.length) throw new Error(problems.join('; '));
+  return `${routes.length} routes and ${ks.rules.length} kill-switch rules read back`;
+}
+
+/**
+ * A failed Up. Ended between steps (stop, cancel): nothing undone (endedBetweenSteps). A dry
+ * run, or nothing changed yet: nothing to undo. Re-asserting: stay fail-closed (the kill switch
+ * held) and be retried, never fall open. Requested: rolled back by a Down (`rollback-*`).
+ */
+async function upFailed(up: UpContext, e: unknown): Promise<OperationOutcome> {
+  const ended = endedBetweenSteps(up, 'Up', e, up.changedAnything);
+  if (ended) return ended;
+  const failedStep = e instanceof StepFailedError ? e.step : '';
+  const error = messageOf(e);
+  if (up.dryRun) return up.failed(failedStep, error);
+  if (up.mode === 'reconcile' && !up.changedAnything) {
+    // E.g. at boot before the VM is up: keep (or put back) the last kill switch.
+    up.previous.lastError = `${failedStep}: ${error}`;
+    up.core.persist(up.previous);
+    await holdKillSwitch(up.core, up.previous);
+    return up.failed(failedStep, error);
+  }
+  if (!up.changedAnything) return up.failed(failedStep, error);
+  if (up.mode === 'reconcile') {
+    // The user asked for up: stay fail-closed and retry, never fall open.
+    up.journal.lastError = `${failedStep}: ${error}`;
+    up.persist();
+    await holdKillSwitch(up.core, up.journal);
+    return up.failed(failedStep, error);
+  }
+  // An Up the caller asked for leaves nothing half-applied: undo everything.
+  up.core.logger.warn('up failed: rolling back', { step: failedStep, error });
+  const rollback = await runDown(up.deps, { dryRun: false }, (s) => up.listener({ ...s, step: `rollback-${s.step}` }));
+  const suffix = rollback.ok ? ' (rolled back)' : ` (rollback failed at ${rollback.failedStep}: ${rollback.error})`;
+  return up.failed(failedStep, error + suffix);
+}
+
+/** Re-asserting failed: make sure the journaled kill switch is loaded (after a reboot it is not). */
+async function holdKillSwitch(core: EngineCore, journal: MacJournal): Promise<void> {
+  if (!journal.killSwitch) return;
+  try {
+    const done = await ensureKillSwitch(core.driver, core.runner, journal, journal.killSwitch.policy, { readFirst: true, persist: () => core.persist(journal) });
+    if (done === 'loaded') core.logger.warn('kill switch re-loaded from the journal while the rest cannot be re-asserted (fail-closed)', { uplink: journal.killSwitch.policy.uplink });
+  } catch (e) {
+    core.logger.error('cannot load the journaled kill switch', { error: messageOf(e) });
+  }
+}
+
+// ----------------------------------------------------------------------------------- Down
+
+/** One Down: the journal it empties, and the routes it removed (verify-clean reads them back). */
+class DownContext extends Operation {
+  readonly journal: MacJournal;
+  readonly removed: RouteSpec[] = [];
+
+  constructor(deps: UpDownDeps, options: RequestOptions, listener: StepListener) {
+    super(deps, options, listener);
+    this.journal = this.core.loadJournal();
+  }
+}
+
+/** Also an Up's rollback (its steps then streamed as `rollback-*`). */
+export async function runDown(deps: UpDownDeps, options: RequestOptions, listener: StepListener): Promise<OperationOutcome> {
+  const down = new DownContext(deps, options, listener);
+  const step = (name: string, body: (down: DownContext, r: Runner) => Promise<StepResult>) => down.steps.step(name, (r) => body(down, r));
+  if (!down.dryRun) {
+    await deps.beforeDown();
+    down.journal.phase = 'down-in-progress';
+    down.persist();
+  }
+  try {
+    await step('restore-dns', restoreDns);
+    await step('remove-routes', removeRoutes);
+    await step('unload-kill-switch', unloadKillSwitch);
+    await step('verify-clean', verifyClean);
+    const fresh = emptyJournal(down.driver.name, down.core.now());
+    fresh.lastRoamMs = down.journal.lastRoamMs;
+    Object.assign(down.journal, fresh);
+    down.persist();
+    return down.succeeded();
+  } catch (e) {
+    return downFailed(down, e);
+  }
+}
+
+async function restoreDns(down: DownContext, r: Runner): Promise<StepResult> {
+  const j = down.journal;
+  if (!j.dns) return { skipped: 'DNS was not changed' };
+  await down.driver.restoreDns(r, j.dns.snapshot);
+  const was = describeDns(j.dns.snapshot);
+  j.dns = null;
+  down.persist();
+  return `restored DNS (${was})`;
+}
+
+async function removeRoutes(down: DownContext, r: Runner): Promise<StepResult> {
+  const j = down.journal;
+  if (j.routes.length === 0) return { skipped: 'no routes of ours in the journal' };
+  // Split routes first, pins last: traffic never falls back to the uplink unblocked.
+  const order: JournalRoute['role'][] = ['split6', 'split', 'pin'];
+  const routes = [...j.routes].sort((a, b) => order.indexOf(a.role) - order.indexOf(b.role));
+  for (const route of routes) {
+    const spec: RouteSpec = { destination: route.destination, gateway: route.gateway, interface: route.interface };
+    await down.driver.deleteRoute(r, spec);
+    down.removed.push(spec);
+    j.routes = j.routes.filter((x) => !sameRoute(x, spec));
+    down.persist();
+  }
+  return `removed ${routes.map((x) => x.destination).join(', ')}`;
+}
+
+async function unloadKillSwitch(down: DownContext, r: Runner): Promise<StepResult> {
+  const j = down.journal;
+  const live = await down.driver.readKillSwitch(r, undefined, j.killSwitch?.handle ?? undefined);
+  if (!live.loaded && !j.killSwitch) return { skipped: 'kill switch not loaded' };
+  await down.driver.unloadKillSwitch(r, j.killSwitch?.handle ?? {});
+  j.killSwitch = null;
+  down.persist();
+  return 'kill switch unloaded';
+}
+
+async function verifyClean(down: DownContext, r: Runner): Promise<StepResult> {
+  if (down.dryRun) return { skipped: 'dry run: nothing to verify' };
+  const { driver, removed } = down;
+  const [readback, ks] = await readTogether([removed.length ? driver.readRoutes(r, removed) : Promise.resolve([]), driver.readKillSwitch(r)]);
+  const left = readback.filter((x) => x.present);
+  const problems = [...left.map((x) => `route still present: ${x.evidence}`), ...(ks.loaded ? ['kill switch still loaded'] : [])];
+  if (problems.length) throw new Error(problems.join('; '));
+  return 'nothing of ours left';
+}
+
+/** A failed Down: the journal keeps what is left (and says why); the next Down or start finishes it. */
+function downFailed(down: DownContext, e: unknown): OperationOutcome {
+  const ended = endedBetweenSteps(down, 'Down', e, true);
+  if (ended) return ended;
+  const failedStep = e instanceof StepFailedError ? e.step : '';
+  const error = messageOf(e);
+  if (!down.dryRun) {
+    down.journal.lastError = `${failedStep}: ${error}`;
+    down.persist();
+  }
+  return down.failed(failedStep, error);
+}
