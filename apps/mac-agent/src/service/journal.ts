@@ -29,6 +29,12 @@ export interface UpIntent {
   endpoints: (ServerEndpoint & { host?: string })[];
   dnsServers: string[];
   ipv6: Ipv6Choice;
+  /**
+   * Only what makes the host fail-closed: the kill switch and the server pins, while the VM's
+   * tunnel comes up (the controller's full Up follows). The journal stays up-in-progress, and a
+   * re-assert at start re-applies just that much.
+   */
+  killSwitchOnly?: boolean;
 }
 
 /** A route this agent added (listed before it is added; removed from the list after it is deleted). */

@@ -28,6 +28,7 @@ export function intentFromRequest(request: MacUpRequest): UpIntent {
     dnsServers: request.dnsServers.map((s) => s.trim()).filter(Boolean),
     // The engine's word for the mode (it sees no proto).
     ipv6: ipv6ModeWord(mode),
+    ...(request.killSwitchOnly ? { killSwitchOnly: true } : {}),
   };
 }
 

@@ -13,6 +13,10 @@
  *   verify        routes and kill switch read back and matched
  * Down: restore-dns, remove-routes, unload-kill-switch, verify-clean.
  *
+ * A kill-switch-only Up (the controller's, while the VM's tunnel comes up) stops after
+ * pin-endpoint and verifies just that: the host is fail-closed and lets the VM's WireGuard UDP
+ * out; the journal stays up-in-progress until the full Up that follows the handshake.
+ *
  * A requested Up that fails after its first change is rolled back by a Down (`rollback-*`
  * steps); a re-assert (reconcile) that fails keeps the kill switch and is retried. An Up or
  * Down that has to end early — SIGTERM, or the caller cancelled — ends between two steps with
@@ -161,6 +165,10 @@ export async function runUp(deps: UpDownDeps, intent: UpIntent, options: Request
     writeAhead(up);
     await step('kill-switch', killSwitch);
     await step('pin-endpoint', pinEndpoints);
+    if (intent.killSwitchOnly) {
+      await step('verify', verifyFailClosed);
+      return up.succeeded();
+    }
     await step('split-routes', splitRoutes);
     await step('ipv6', ipv6Routes);
     await step('dns', dnsThroughTunnel);
@@ -329,9 +337,19 @@ async function removeStale(up: UpContext, r: Runner, stale: JournalRoute[]): Pro
 }
 
 async function verifyUp(up: UpContext, r: Runner): Promise<StepResult> {
+  return verifyRoutesAndKillSwitch(up, r, up.wanted);
+}
+
+/** A kill-switch-only Up: the kill switch and the pins read back (the split routes come later). */
+async function verifyFailClosed(up: UpContext, r: Runner): Promise<StepResult> {
+  const result = await verifyRoutesAndKillSwitch(up, r, up.pins);
+  return typeof result === 'string' ? `fail-closed: ${result}; routes via the VM and DNS follow the full Up` : result;
+}
+
+async function verifyRoutesAndKillSwitch(up: UpContext, r: Runner, wanted: RouteSpec[]): Promise<StepResult> {
   if (up.dryRun) return { skipped: 'dry run: nothing to verify' };
   const { driver } = up;
-  const [routes, ks] = await readTogether([driver.readRoutes(r, up.wanted), driver.readKillSwitch(r, up.policy, up.journal.killSwitch?.handle ?? undefined)]);
+  const [routes, ks] = await readTogether([driver.readRoutes(r, wanted), driver.readKillSwitch(r, up.policy, up.journal.killSwitch?.handle ?? undefined)]);
   const missing = routes.filter((x) => !x.present);
   const problems = [
     ...missing.map((m) => `route ${m.destination} via ${m.gateway} missing${m.evidence ? ` (table has: ${m.evidence})` : ''}`),

@@ -117,6 +117,45 @@ describe('MacAgentEngine (in-memory host)', () => {
     expect(store.load()).toMatchObject({ phase: 'down', routes: [], dns: null, killSwitch: null });
   });
 
+  it('a kill-switch-only Up makes the host fail-closed and nothing more; a restart re-applies just that; the full Up completes it', async () => {
+    const steps: StepRecord[] = [];
+    const outcome = await engine.up(intent({ killSwitchOnly: true }), {}, (s) => steps.push(s));
+    expect(outcome).toMatchObject({ ok: true });
+    expect(steps.filter((s) => s.state !== 'started').map((s) => s.step)).toEqual(['discover', 'kill-switch', 'pin-endpoint', 'verify']);
+    // The kill switch (it lets the VM's WireGuard UDP out) and the pin; no split route, DNS untouched.
+    expect(host.killSwitch).toMatchObject({ endpoints: [{ ip: '203.0.113.10', port: 51820 }] });
+    expect(host.routes.map((r) => r.destination).sort()).toEqual(['0.0.0.0/0', '203.0.113.10/32']);
+    expect(host.dns).toEqual(['192.0.2.1']);
+    expect(store.load()).toMatchObject({ phase: 'up-in-progress', intent: { killSwitchOnly: true }, dns: null });
+    expect(engine.watching).toBe(false); // roaming waits for the full Up
+
+    // The agent restarts (the controller died in between): still fail-closed, still not routed.
+    await engine.close();
+    host.killSwitch = null;
+    engine = make();
+    await engine.reconcile();
+    expect(host.killSwitch).not.toBeNull();
+    expect(host.routes.map((r) => r.destination).sort()).toEqual(['0.0.0.0/0', '203.0.113.10/32']);
+    expect(store.load()!.phase).toBe('up-in-progress');
+
+    // The full Up after the handshake: the kill switch and the pin are found in place.
+    steps.length = 0;
+    expect(await engine.up(intent(), {}, (s) => steps.push(s))).toMatchObject({ ok: true });
+    expect(steps.filter((s) => s.state === 'skipped').map((s) => s.step)).toEqual(['kill-switch', 'pin-endpoint']);
+    expect(host.routes.map((r) => r.destination).sort()).toEqual(['0.0.0.0/0', '0.0.0.0/1', '128.0.0.0/1', '203.0.113.10/32']);
+    expect(host.dns).toEqual(['198.51.100.53']);
+    expect(store.load()).toMatchObject({ phase: 'up' });
+    expect(store.load()!.intent!.killSwitchOnly).toBeUndefined();
+  });
+
+  it('a kill-switch-only Up that fails is rolled back like any Up', async () => {
+    driver.failures.set('addRoute:203.0.113.10/32', 'RTNETLINK answers: Network is unreachable');
+    const outcome = await engine.up(intent({ killSwitchOnly: true }), {}, () => undefined);
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'pin-endpoint' });
+    expect(host).toMatchObject({ routes: [{ destination: '0.0.0.0/0' }], killSwitch: null });
+    expect(store.load()!.phase).toBe('down');
+  });
+
   it('rolls back everything when an Up fails half-way, and reports the step', async () => {
     driver.failures.set('addRoute:128.0.0.0/1', 'RTNETLINK answers: Network is unreachable');
     const steps: StepRecord[] = [];

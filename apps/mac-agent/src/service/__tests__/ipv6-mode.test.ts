@@ -15,3 +15,10 @@ describe('Up request → engine intent: the IPv6 mode', () => {
     expect(() => intentFromRequest(MacUpRequest.fromPartial({ vmAddress: '192.0.2.130', ipv6: Ipv6Mode.UNRECOGNIZED }))).toThrow(/^ipv6: unknown mode -1/);
   });
 });
+
+describe('Up request → engine intent: kill_switch_only', () => {
+  it('reaches the engine only when set (a full Up carries no such word into the journal)', () => {
+    expect(intentFromRequest(MacUpRequest.fromPartial({ vmAddress: '192.0.2.130', killSwitchOnly: true })).killSwitchOnly).toBe(true);
+    expect(intentFromRequest(MacUpRequest.fromPartial({ vmAddress: '192.0.2.130' }))).not.toHaveProperty('killSwitchOnly');
+  });
+});
