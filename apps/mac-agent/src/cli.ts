@@ -7,9 +7,8 @@
  *   mac-agent install   [same options] [--no-start] [--node PATH]  (launchd on darwin, systemd on linux)
  *   mac-agent uninstall [--driver …] [--state-dir DIR]  (stops it and removes what it changed)
  */
-import { isAbsolute } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { processOutput, runProgram, type CliOutput } from '@wgctl/cli';
+import { absolutePath, processOutput, runProgram, tlsDirectory, type CliOutput } from '@wgctl/cli';
 import { parseAddress } from '@wgctl/config';
 import type { AgentOptions, DriverChoice } from './options';
 
@@ -30,20 +29,6 @@ function listenAddress(value: string): string {
   const parsed = parseAddress(value, { allowPortZero: true });
   if (!parsed.ok) throw new InvalidArgumentError(`${parsed.reason} (e.g. ${DEFAULT_LISTEN})`);
   return value;
-}
-
-/** Paths the agent writes to or reads as root: absolute, so the service means the same from any cwd. */
-function absolutePath(value: string): string {
-  if (!isAbsolute(value) || value.includes('\0')) throw new InvalidArgumentError('expected an absolute path');
-  return value;
-}
-
-/**
- * --tls-dir: absolute. Its files (ca.crt, the agent's certificate and 0600 key) are checked when
- * the agent starts, each problem naming the file.
- */
-function tlsDirectory(value: string): string {
-  return absolutePath(value);
 }
 
 /** --health-interval: ms, 200 (tests) to 600000 (10 min). */

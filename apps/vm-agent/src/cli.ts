@@ -8,9 +8,8 @@
  *   vm-agent install   [the same options] [--prefix DIR] [--root DIR] [--no-enable]
  *   vm-agent uninstall [--wg-config FILE] [--state-dir DIR] [--prefix DIR] [--root DIR] [--keep-network]
  */
-import { isAbsolute } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { processOutput, runProgram, type CliOutput } from '@wgctl/cli';
+import { absolutePath, processOutput, runProgram, tlsDirectory, type CliOutput } from '@wgctl/cli';
 import { isInterfaceName, isLoopbackHost, parseAddress } from '@wgctl/config';
 import { wgQuickInterfaceFromPath } from '@wgctl/parsers';
 import { agentArgs, type AgentOptions } from './options';
@@ -43,20 +42,6 @@ function wgConfigPath(value: string): string {
     throw new InvalidArgumentError('the file must be named <interface>.conf, the interface 1–15 characters of a-z A-Z 0-9 _ = + . - not starting with - (e.g. /etc/wireguard/wg0.conf)');
   }
   return value;
-}
-
-/** Directories the agent writes to or installs into: absolute, so a unit file means the same from any cwd. */
-function absolutePath(value: string): string {
-  if (!isAbsolute(value) || value.includes('\0')) throw new InvalidArgumentError('expected an absolute path');
-  return value;
-}
-
-/**
- * --tls-dir: absolute. Its files (ca.crt, the agent's certificate and 0600 key) are checked when
- * the agent starts, each problem naming the file.
- */
-function tlsDirectory(value: string): string {
-  return absolutePath(value);
 }
 
 function addAgentOptions(command: Command): Command {

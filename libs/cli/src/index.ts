@@ -3,7 +3,8 @@
  * exit codes 0 (ok), 1 (failed at run time), 2 (bad command line, the flag named), and never
  * process.exit — the caller's event loop drains (servers close, journals flush).
  */
-import { CommanderError, type Command } from 'commander';
+import { isAbsolute } from 'node:path';
+import { CommanderError, InvalidArgumentError, type Command } from 'commander';
 
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
@@ -48,4 +49,21 @@ export async function runProgram(name: string, program: Command, argv: string[],
   }
   process.exitCode = code;
   return code;
+}
+
+/**
+ * An option parser for paths the agents read or write as root: absolute, so a service
+ * definition means the same from any working directory; no NUL byte.
+ */
+export function absolutePath(value: string): string {
+  if (!isAbsolute(value) || value.includes('\0')) throw new InvalidArgumentError('expected an absolute path');
+  return value;
+}
+
+/**
+ * --tls-dir: absolute. Its files (ca.crt, the agent's certificate and 0600 key) are checked when
+ * the agent starts, each problem naming the file.
+ */
+export function tlsDirectory(value: string): string {
+  return absolutePath(value);
 }
