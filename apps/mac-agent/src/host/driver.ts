@@ -1,5 +1,5 @@
 /**
- * One host-network interface, one implementation per OS (darwin.ts, linux.ts), chosen at run
+ * One host-network interface, one implementation per OS (darwin/, linux.ts), chosen at run
  * time by `mac-agent --driver`. Drivers only build argv and call the runner they are handed
  * (so each step's commands are recorded); all parsing lives in @wgctl/parsers.
  *
