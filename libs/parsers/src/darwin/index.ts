@@ -4,6 +4,8 @@ export * from './netstat';
 export * from './route';
 export * from './route-monitor';
 export * from './pf-rules';
+export * from './pf-normalize';
+export { pfIcmpCodeNumber, pfIcmpTypeNumber } from './pf-print-tables';
 export * from './pfctl';
 export * from './networksetup';
 export * from './ifconfig';
