@@ -75,6 +75,34 @@ const MAX_GRAM = 8;
 const { imul } = Math;
 
 /**
+ * `text` with each occurrence ([start, end) pairs in `found`, any order) replaced by one
+ * REDACTED, left to right; overlapping occurrences become one REDACTED stretch.
+ */
+function replaceOccurrences(text: string, found: number[]): string {
+  const order = Array.from({ length: found.length / 2 }, (_, i) => i * 2).sort((a, b) => found[a]! - found[b]! || found[b + 1]! - found[a + 1]!);
+  const parts: string[] = [];
+  let copied = 0; // text[0, copied) is in parts
+  let openEnd = -1; // end of the stretch being redacted, or -1
+  for (const i of order) {
+    const start = found[i]!;
+    const end = found[i + 1]!;
+    if (openEnd > start) {
+      if (end > openEnd) openEnd = end;
+      continue;
+    }
+    if (openEnd >= 0) {
+      parts.push(REDACTED);
+      copied = openEnd;
+    }
+    parts.push(text.slice(copied, start));
+    copied = start;
+    openEnd = end;
+  }
+  parts.push(REDACTED, text.slice(openEnd));
+  return parts.join('');
+}
+
+/**
  * A function replacing every occurrence of any of `values` in a text by REDACTED, in ONE pass
  * over the text however many values there are (replacing them one after the other costs a pass
  * per value: quadratic for a `wg show dump` of 10,000 peers and its 10,000 keys).
@@ -151,27 +179,7 @@ export function secretValueRedactor(values: Iterable<string>): (text: string) =>
       }
     }
     if (found.length === 0) return text;
-    const order = Array.from({ length: found.length / 2 }, (_, i) => i * 2).sort((a, b) => found[a]! - found[b]! || found[b + 1]! - found[a + 1]!);
-    const parts: string[] = [];
-    let copied = 0; // text[0, copied) is in parts
-    let openEnd = -1; // end of the stretch being redacted, or -1
-    for (const i of order) {
-      const start = found[i]!;
-      const end = found[i + 1]!;
-      if (openEnd > start) {
-        if (end > openEnd) openEnd = end;
-        continue;
-      }
-      if (openEnd >= 0) {
-        parts.push(REDACTED);
-        copied = openEnd;
-      }
-      parts.push(text.slice(copied, start));
-      copied = start;
-      openEnd = end;
-    }
-    parts.push(REDACTED, text.slice(openEnd));
-    return parts.join('');
+    return replaceOccurrences(text, found);
   };
 }
 

@@ -112,19 +112,20 @@ export function mtlsServerCredentials(tls: TlsMaterial): grpc.ServerCredentials 
   return credentials;
 }
 
-export function createAgentServer(options: AgentServerOptions): AgentServer {
-  const { serviceName, tls, insecure, logger } = options;
+/** Exactly one of tls / a known insecure mode must be given. */
+function validateSecurityOptions(tls: TlsMaterial | undefined, insecure: InsecureMode | undefined): void {
   if (tls && insecure) throw new Error('createAgentServer: give either tls or insecure, not both');
   if (!tls && !insecure) throw new Error('createAgentServer: tls material is required (or an explicit insecure mode)');
   if (insecure && insecure !== 'loopback-dev' && insecure !== 'unix-socket') {
     throw new Error(`createAgentServer: unknown insecure mode "${String(insecure)}"`);
   }
-  const allowedRoles = new Set<string>(options.allowedRoles);
-  const checkRoles = Boolean(tls);
-  const server = new grpc.Server({ ...DEFAULT_SERVER_OPTIONS, ...options.serverOptions });
-  const credentials = tls ? mtlsServerCredentials(tls) : grpc.ServerCredentials.createInsecure();
-  const socketPaths = new Set<string>();
+}
 
+type HealthImplementation = InstanceType<typeof GrpcHealthCheck.HealthImplementation>;
+
+/** Registers grpc.health.v1 (and, unless disabled, server reflection); returns the health service. */
+function registerHealthAndReflection(server: grpc.Server, options: AgentServerOptions): HealthImplementation {
+  const { serviceName } = options;
   // Loaded here, not at import: clients (the wgctl CLI) never pay for the server-only modules.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { HealthImplementation } = require('grpc-health-check') as typeof GrpcHealthCheck;
@@ -139,8 +140,18 @@ export function createAgentServer(options: AgentServerOptions): AgentServer {
     });
     reflection.addToServer(server);
   }
+  return health;
+}
 
+/** Role check and per-call logging shared by the handler wrappers. */
+interface CallGuard {
   /** Returns the caller's role, or a PERMISSION_DENIED error. */
+  authorize(call: AnyCall, method: string): { role: string; error?: StatusError };
+  logCall(method: string, role: string, startedAt: number, code: grpc.status, details?: string): void;
+  logger: Logger;
+}
+
+function createCallGuard(checkRoles: boolean, allowedRoles: Set<string>, logger: Logger): CallGuard {
   function authorize(call: AnyCall, method: string): { role: string; error?: StatusError } {
     if (!checkRoles) return { role: 'insecure' };
     const role = peerRoleOf(call) ?? '(no certificate)';
@@ -164,96 +175,164 @@ export function createAgentServer(options: AgentServerOptions): AgentServer {
     else logger.info('rpc failed', entry);
   }
 
-  function wrapUnary(method: string, handler: grpc.handleUnaryCall<unknown, unknown>): grpc.handleUnaryCall<unknown, unknown> {
-    return (call, callback) => {
-      const startedAt = performance.now();
-      const { role, error } = authorize(call, method);
-      let finished = false;
-      const finish: grpc.sendUnaryData<unknown> = (err, value, trailer, flags) => {
-        if (finished) return;
-        finished = true;
-        if (err) {
-          const mapped = toStatusError(err);
-          logCall(method, role, startedAt, mapped.code, mapped.details);
-          callback(mapped, null, trailer, flags);
-        } else {
-          logCall(method, role, startedAt, grpc.status.OK);
-          // No answer carries a secret the process knows (see @wgctl/logging addKnownSecret).
-          callback(null, scrubKnownSecrets(value), trailer, flags);
-        }
-      };
-      if (error) return finish(error);
-      try {
-        const result = (handler as (...args: unknown[]) => unknown)(call, finish);
-        if (result && typeof (result as Promise<unknown>).then === 'function') {
-          (result as Promise<unknown>).then(undefined, (thrown) => finish(thrown as Error));
-        }
-      } catch (thrown) {
-        finish(thrown as Error);
-      }
-    };
-  }
+  return { authorize, logCall, logger };
+}
 
-  function wrapServerStream(
-    method: string,
-    handler: grpc.handleServerStreamingCall<unknown, unknown>,
-  ): grpc.handleServerStreamingCall<unknown, unknown> {
-    return (call) => {
-      const startedAt = performance.now();
-      const { role, error } = authorize(call, method);
-      let status: StatusError | undefined;
-      let logged = false;
-      const logOnce = (code: grpc.status, details?: string) => {
-        if (logged) return;
-        logged = true;
-        logCall(method, role, startedAt, code, details);
-      };
-      // Every error a handler emits (or a stream raises) is mapped before grpc-js turns it into a status.
-      const emit = call.emit.bind(call);
-      call.emit = ((event: string | symbol, ...args: unknown[]) => {
-        if (event === 'error') {
-          status = toStatusError(args[0]);
-          return emit('error', status);
-        }
-        return emit(event, ...args);
-      }) as typeof call.emit;
-      const write = call.write.bind(call) as (chunk: unknown, ...rest: unknown[]) => boolean;
-      call.write = ((chunk: unknown, ...rest: unknown[]) => write(scrubKnownSecrets(chunk), ...rest)) as typeof call.write;
-      call.on('finish', () => logOnce(status?.code ?? grpc.status.OK, status?.details));
-      call.on('cancelled', () => logOnce(grpc.status.CANCELLED, 'cancelled by the client'));
-      const fail = (thrown: unknown) => {
-        if (call.writableEnded || call.destroyed) {
-          logger.warn('rpc handler failed after the stream ended', { method, error: toStatusError(thrown).details });
-          return;
-        }
-        call.emit('error', thrown);
-      };
-      if (error) return fail(error);
-      try {
-        const result = (handler as (...args: unknown[]) => unknown)(call);
-        if (result && typeof (result as Promise<unknown>).then === 'function') {
-          (result as Promise<unknown>).then(undefined, fail);
-        }
-      } catch (thrown) {
-        fail(thrown);
+function wrapUnary(
+  guard: CallGuard,
+  method: string,
+  handler: grpc.handleUnaryCall<unknown, unknown>,
+): grpc.handleUnaryCall<unknown, unknown> {
+  return (call, callback) => {
+    const startedAt = performance.now();
+    const { role, error } = guard.authorize(call, method);
+    let finished = false;
+    const finish: grpc.sendUnaryData<unknown> = (err, value, trailer, flags) => {
+      if (finished) return;
+      finished = true;
+      if (err) {
+        const mapped = toStatusError(err);
+        guard.logCall(method, role, startedAt, mapped.code, mapped.details);
+        callback(mapped, null, trailer, flags);
+      } else {
+        guard.logCall(method, role, startedAt, grpc.status.OK);
+        // No answer carries a secret the process knows (see @wgctl/logging addKnownSecret).
+        callback(null, scrubKnownSecrets(value), trailer, flags);
       }
     };
+    if (error) return finish(error);
+    try {
+      const result = (handler as (...args: unknown[]) => unknown)(call, finish);
+      if (result && typeof (result as Promise<unknown>).then === 'function') {
+        (result as Promise<unknown>).then(undefined, (thrown) => finish(thrown as Error));
+      }
+    } catch (thrown) {
+      finish(thrown as Error);
+    }
+  };
+}
+
+function wrapServerStream(
+  guard: CallGuard,
+  method: string,
+  handler: grpc.handleServerStreamingCall<unknown, unknown>,
+): grpc.handleServerStreamingCall<unknown, unknown> {
+  return (call) => {
+    const startedAt = performance.now();
+    const { role, error } = guard.authorize(call, method);
+    let status: StatusError | undefined;
+    let logged = false;
+    const logOnce = (code: grpc.status, details?: string) => {
+      if (logged) return;
+      logged = true;
+      guard.logCall(method, role, startedAt, code, details);
+    };
+    // Every error a handler emits (or a stream raises) is mapped before grpc-js turns it into a status.
+    const emit = call.emit.bind(call);
+    call.emit = ((event: string | symbol, ...args: unknown[]) => {
+      if (event === 'error') {
+        status = toStatusError(args[0]);
+        return emit('error', status);
+      }
+      return emit(event, ...args);
+    }) as typeof call.emit;
+    const write = call.write.bind(call) as (chunk: unknown, ...rest: unknown[]) => boolean;
+    call.write = ((chunk: unknown, ...rest: unknown[]) => write(scrubKnownSecrets(chunk), ...rest)) as typeof call.write;
+    call.on('finish', () => logOnce(status?.code ?? grpc.status.OK, status?.details));
+    call.on('cancelled', () => logOnce(grpc.status.CANCELLED, 'cancelled by the client'));
+    const fail = (thrown: unknown) => {
+      if (call.writableEnded || call.destroyed) {
+        guard.logger.warn('rpc handler failed after the stream ended', { method, error: toStatusError(thrown).details });
+        return;
+      }
+      call.emit('error', thrown);
+    };
+    if (error) return fail(error);
+    try {
+      const result = (handler as (...args: unknown[]) => unknown)(call);
+      if (result && typeof (result as Promise<unknown>).then === 'function') {
+        (result as Promise<unknown>).then(undefined, fail);
+      }
+    } catch (thrown) {
+      fail(thrown);
+    }
+  };
+}
+
+/** Wraps every implemented method of a service; client-streaming methods are refused. */
+function wrapServiceImplementation(
+  guard: CallGuard,
+  definition: grpc.ServiceDefinition,
+  impl: grpc.UntypedServiceImplementation,
+): grpc.UntypedServiceImplementation {
+  const wrapped: grpc.UntypedServiceImplementation = {};
+  for (const [name, attrs] of Object.entries(definition)) {
+    const handler = impl[name] ?? (attrs.originalName ? impl[attrs.originalName] : undefined);
+    if (!handler) continue; // grpc-js answers UNIMPLEMENTED
+    if (!attrs.requestStream && !attrs.responseStream) {
+      wrapped[name] = wrapUnary(guard, attrs.path, handler as grpc.handleUnaryCall<unknown, unknown>);
+    } else if (!attrs.requestStream && attrs.responseStream) {
+      wrapped[name] = wrapServerStream(guard, attrs.path, handler as grpc.handleServerStreamingCall<unknown, unknown>);
+    } else {
+      throw new Error(`${attrs.path}: client-streaming methods are not supported by createAgentServer`);
+    }
   }
+  return wrapped;
+}
+
+/** Plaintext modes only accept their own kind of address. */
+function checkAddressAllowed(insecure: InsecureMode | undefined, address: ListenAddress, text: string): void {
+  if (insecure === 'loopback-dev') {
+    if (address.kind !== 'tcp' || !isLoopbackHost(address.host)) {
+      throw new Error(`refusing plaintext (loopback-dev) on ${text}: only 127.0.0.1, ::1 or localhost are allowed without TLS`);
+    }
+  } else if (insecure === 'unix-socket') {
+    if (address.kind !== 'unix') {
+      throw new Error(`refusing plaintext (unix-socket) on ${text}: only unix:/path addresses are allowed without TLS`);
+    }
+  }
+}
+
+function bindServer(server: grpc.Server, bindTarget: string, credentials: grpc.ServerCredentials, text: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    server.bindAsync(bindTarget, credentials, (err, boundPort) => {
+      if (err) reject(new Error(`cannot listen on ${text}: ${err.message}`));
+      else resolve(boundPort);
+    });
+  });
+}
+
+/** tryShutdown, forced after graceMs; then the unix socket files are removed. */
+async function stopServer(server: grpc.Server, logger: Logger, socketPaths: Set<string>, graceMs: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      logger.warn('forcing server shutdown', { graceMs });
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    timer.unref();
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  for (const path of socketPaths) rmSync(path, { force: true });
+  socketPaths.clear();
+}
+
+export function createAgentServer(options: AgentServerOptions): AgentServer {
+  const { serviceName, tls, insecure, logger } = options;
+  validateSecurityOptions(tls, insecure);
+  const allowedRoles = new Set<string>(options.allowedRoles);
+  const checkRoles = Boolean(tls);
+  const server = new grpc.Server({ ...DEFAULT_SERVER_OPTIONS, ...options.serverOptions });
+  const credentials = tls ? mtlsServerCredentials(tls) : grpc.ServerCredentials.createInsecure();
+  const socketPaths = new Set<string>();
+  const health = registerHealthAndReflection(server, options);
+  const guard = createCallGuard(checkRoles, allowedRoles, logger);
 
   function addService(definition: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void {
-    const wrapped: grpc.UntypedServiceImplementation = {};
-    for (const [name, attrs] of Object.entries(definition)) {
-      const handler = impl[name] ?? (attrs.originalName ? impl[attrs.originalName] : undefined);
-      if (!handler) continue; // grpc-js answers UNIMPLEMENTED
-      if (!attrs.requestStream && !attrs.responseStream) {
-        wrapped[name] = wrapUnary(attrs.path, handler as grpc.handleUnaryCall<unknown, unknown>);
-      } else if (!attrs.requestStream && attrs.responseStream) {
-        wrapped[name] = wrapServerStream(attrs.path, handler as grpc.handleServerStreamingCall<unknown, unknown>);
-      } else {
-        throw new Error(`${attrs.path}: client-streaming methods are not supported by createAgentServer`);
-      }
-    }
-    server.addService(definition, wrapped);
+    server.addService(definition, wrapServiceImplementation(guard, definition, impl));
   }
 
   function setHealth(serving: boolean): void {
@@ -262,29 +341,12 @@ export function createAgentServer(options: AgentServerOptions): AgentServer {
     health.setStatus(serviceName, status);
   }
 
-  function checkAddressAllowed(address: ListenAddress, text: string): void {
-    if (insecure === 'loopback-dev') {
-      if (address.kind !== 'tcp' || !isLoopbackHost(address.host)) {
-        throw new Error(`refusing plaintext (loopback-dev) on ${text}: only 127.0.0.1, ::1 or localhost are allowed without TLS`);
-      }
-    } else if (insecure === 'unix-socket') {
-      if (address.kind !== 'unix') {
-        throw new Error(`refusing plaintext (unix-socket) on ${text}: only unix:/path addresses are allowed without TLS`);
-      }
-    }
-  }
-
   async function listen(text: string, listenOptions: { mode?: number } = {}): Promise<string> {
     const address = parseListenAddress(text, { allowPortZero: true });
-    checkAddressAllowed(address, text);
+    checkAddressAllowed(insecure, address, text);
     if (address.kind === 'unix') await clearStaleSocket(address.path);
     const bindTarget = address.kind === 'unix' ? `unix:${address.path}` : formatListenAddress(address);
-    const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(bindTarget, credentials, (err, boundPort) => {
-        if (err) reject(new Error(`cannot listen on ${text}: ${err.message}`));
-        else resolve(boundPort);
-      });
-    });
+    const port = await bindServer(server, bindTarget, credentials, text);
     let bound: string;
     if (address.kind === 'unix') {
       socketPaths.add(address.path);
@@ -304,20 +366,7 @@ export function createAgentServer(options: AgentServerOptions): AgentServer {
 
   async function shutdown(graceMs = 5000): Promise<void> {
     setHealth(false);
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        logger.warn('forcing server shutdown', { graceMs });
-        server.forceShutdown();
-        resolve();
-      }, graceMs);
-      timer.unref();
-      server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    for (const path of socketPaths) rmSync(path, { force: true });
-    socketPaths.clear();
+    await stopServer(server, logger, socketPaths, graceMs);
   }
 
   return { server, addService, setHealth, listen, shutdown };

@@ -228,41 +228,8 @@ function anchorPath(name: string, from: string, w: Words): { path: string; wildc
   return { path, wildcard };
 }
 
-/** One rule as pfctl prints it (print_rule's word order); anything else is refused. */
-export function parsePrintedPfRule(text: string, rulesetPath = ''): ParsedRule {
-  const words = text.trim().match(/"[^"]*"|[^\s(]*\([^)]*\)|\S+/g) ?? [];
-  const w = new Words(words, text.trim());
-  const rule: ParsedRule = {
-    text: text.trim(), action: 'pass', quick: false, src: { negated: false }, dst: { negated: false },
-    flags: 0, flagset: 0, fragment: false, keepState: false, ifBound: false,
-  };
-  const action = w.take();
-  if (action === 'anchor') {
-    const name = w.take();
-    if (!/^"[^"]*"$/.test(name)) w.refuse(name);
-    rule.action = 'anchor';
-    rule.anchor = anchorPath(name.slice(1, -1), rulesetPath, w);
-  } else if (action === 'block') {
-    rule.action = 'block';
-    const how = w.take();
-    if (!/^(drop|return|return-rst(\(ttl \d+\))?|return-icmp6?\([^)]*\))$/.test(how)) w.refuse(how); // all drop the packet
-  } else if (action !== 'pass') w.refuse(action);
-
-  if (w.peek() === 'in' || w.peek() === 'out') rule.direction = w.take() as PfDirection;
-  if (w.takeIf('log') && w.peek()?.startsWith('(')) w.take(); // logging changes no verdict
-  rule.quick = w.takeIf('quick');
-  if (w.takeIf('on')) rule.on = w.takeIf('!') ? { name: w.take(), not: true } : { name: w.take(), not: false };
-  if (w.peek() === 'inet' || w.peek() === 'inet6') rule.af = w.take() as PfFamily;
-  if (w.takeIf('proto')) {
-    rule.proto = w.take();
-    if (!/^[a-z][a-z0-9-]*$/.test(rule.proto)) w.refuse(rule.proto);
-  }
-  if (!w.takeIf('all')) {
-    w.take('from');
-    rule.src = parseAddress(w);
-    w.take('to');
-    rule.dst = parseAddress(w);
-  }
+/** The words after the addresses (flags, icmp type, state, fragment, label); anything else is refused. */
+function parseTrailingWords(w: Words, rule: ParsedRule): { stateWord: string | undefined; flagsPrinted: boolean } {
   let stateWord: string | undefined;
   let flagsPrinted = false;
   while (!w.done()) {
@@ -299,6 +266,45 @@ export function parsePrintedPfRule(text: string, rulesetPath = ''): ParsedRule {
       w.refuse(word);
     }
   }
+  return { stateWord, flagsPrinted };
+}
+
+/** One rule as pfctl prints it (print_rule's word order); anything else is refused. */
+export function parsePrintedPfRule(text: string, rulesetPath = ''): ParsedRule {
+  const words = text.trim().match(/"[^"]*"|[^\s(]*\([^)]*\)|\S+/g) ?? [];
+  const w = new Words(words, text.trim());
+  const rule: ParsedRule = {
+    text: text.trim(), action: 'pass', quick: false, src: { negated: false }, dst: { negated: false },
+    flags: 0, flagset: 0, fragment: false, keepState: false, ifBound: false,
+  };
+  const action = w.take();
+  if (action === 'anchor') {
+    const name = w.take();
+    if (!/^"[^"]*"$/.test(name)) w.refuse(name);
+    rule.action = 'anchor';
+    rule.anchor = anchorPath(name.slice(1, -1), rulesetPath, w);
+  } else if (action === 'block') {
+    rule.action = 'block';
+    const how = w.take();
+    if (!/^(drop|return|return-rst(\(ttl \d+\))?|return-icmp6?\([^)]*\))$/.test(how)) w.refuse(how); // all drop the packet
+  } else if (action !== 'pass') w.refuse(action);
+
+  if (w.peek() === 'in' || w.peek() === 'out') rule.direction = w.take() as PfDirection;
+  if (w.takeIf('log') && w.peek()?.startsWith('(')) w.take(); // logging changes no verdict
+  rule.quick = w.takeIf('quick');
+  if (w.takeIf('on')) rule.on = w.takeIf('!') ? { name: w.take(), not: true } : { name: w.take(), not: false };
+  if (w.peek() === 'inet' || w.peek() === 'inet6') rule.af = w.take() as PfFamily;
+  if (w.takeIf('proto')) {
+    rule.proto = w.take();
+    if (!/^[a-z][a-z0-9-]*$/.test(rule.proto)) w.refuse(rule.proto);
+  }
+  if (!w.takeIf('all')) {
+    w.take('from');
+    rule.src = parseAddress(w);
+    w.take('to');
+    rule.dst = parseAddress(w);
+  }
+  const { stateWord, flagsPrinted } = parseTrailingWords(w, rule);
   // print_rule always shows a pass rule's state, and a stateful pass rule that can see TCP its
   // flags: a text without them was not printed by pfctl (e.g. a rule as written), and reading
   // it as "no flags check" would be wrong.

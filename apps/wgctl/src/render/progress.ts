@@ -96,86 +96,121 @@ interface Deferred {
   skip(detail: string): void;
 }
 
+type ListrModule = typeof import('listr2');
+type TaskWrapper = { title: string | undefined; output: string; skip(message?: string): void };
+
+/** What the listr2 tasks and the event routing share. */
+interface ListrState {
+  /** Events of steps whose task has not started yet. */
+  buffered: Map<StepId, OrchestratorEvent[]>;
+  active: Map<StepId, { task: TaskWrapper; deferred: Deferred }>;
+  settled: Set<StepId>;
+  /** A main step failed with stopOnFailure: remaining main steps will not run. */
+  stopped: boolean;
+  finished: boolean;
+  isMainStep(step: StepId): boolean;
+}
+
+/** listr2's logger, writing to options.out / options.err. */
+function listrLogger(listr2: ListrModule, options: ProgressOptions): InstanceType<ListrModule['ListrLogger']> {
+  const { ListrLogger, ProcessOutput } = listr2;
+  type Stream = ConstructorParameters<typeof ProcessOutput>[0];
+  return new ListrLogger({ processOutput: new ProcessOutput(options.out as Stream, (options.err ?? options.out) as Stream) });
+}
+
+/** Routes one event to its step's task, or buffers it until the task starts. */
+function applyStepEvent(state: ListrState, step: StepId, e: OrchestratorEvent): void {
+  const entry = state.active.get(step);
+  if (!entry) {
+    state.buffered.set(step, [...(state.buffered.get(step) ?? []), e]);
+    return;
+  }
+  const { task, deferred } = entry;
+  switch (e.kind) {
+    case 'agent':
+      if (e.event.state === StepState.STEP_STATE_STARTED) task.output = `${SIDE_LABEL[e.side]}: ${e.event.step}…`;
+      else task.output = agentStepLine(e.side, e.event);
+      break;
+    case 'done':
+      state.settled.add(step);
+      if (e.detail) task.title = `${STEP_TITLES[step]} (${e.detail})`;
+      deferred.resolve();
+      break;
+    case 'skipped':
+      state.settled.add(step);
+      deferred.skip(e.detail);
+      break;
+    case 'failed':
+      state.settled.add(step);
+      deferred.reject(new Error(e.error));
+      break;
+    default:
+      break;
+  }
+}
+
+/** The listr2 task of one step: settles when its events say so (or at once, if it will not run). */
+function stepTask(state: ListrState, step: StepId) {
+  return {
+    title: STEP_TITLES[step],
+    task: (_ctx: unknown, task: TaskWrapper) =>
+      new Promise<void>((resolve, reject) => {
+        const deferred: Deferred = {
+          resolve: () => resolve(),
+          reject,
+          skip: (detail) => {
+            task.skip(detail);
+            resolve();
+          },
+        };
+        state.active.set(step, { task, deferred });
+        if (((state.stopped && state.isMainStep(step)) || state.finished) && !state.buffered.has(step)) {
+          state.settled.add(step);
+          deferred.skip('not run');
+          return;
+        }
+        for (const e of state.buffered.get(step) ?? []) applyStepEvent(state, step, e);
+        state.buffered.delete(step);
+      }),
+    rendererOptions: { persistentOutput: true, outputBar: Infinity },
+  };
+}
+
+/** Main steps after a failure (or everything, when finishing) will not run: show that. */
+function stopRemaining(state: ListrState): void {
+  state.stopped = true;
+  for (const [step, { deferred }] of state.active) {
+    if (!state.settled.has(step) && (state.finished || state.isMainStep(step))) {
+      state.settled.add(step);
+      deferred.skip('not run');
+    }
+  }
+}
+
 /** listr2 with one task per step, resolved by the events; rollback tasks are added on demand. */
 function listrProgress(options: ProgressOptions): ProgressView {
   // Lazy: listr2 is only loaded for an interactive terminal.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { Listr, ListrLogger, ProcessOutput } = require('listr2') as typeof import('listr2');
-  type Stream = ConstructorParameters<typeof ProcessOutput>[0];
-  const logger = new ListrLogger({ processOutput: new ProcessOutput(options.out as Stream, (options.err ?? options.out) as Stream) });
-  type Wrapper = { title: string | undefined; output: string; skip(message?: string): void };
-
-  const buffered = new Map<StepId, OrchestratorEvent[]>();
-  const active = new Map<StepId, { task: Wrapper; deferred: Deferred }>();
-  const settled = new Set<StepId>();
-  let stopped = false;
-  let finished = false;
-  const isMainStep = (step: StepId) => options.steps.includes(step);
+  const listr2 = require('listr2') as ListrModule;
+  const logger = listrLogger(listr2, options);
+  const state: ListrState = {
+    buffered: new Map(),
+    active: new Map(),
+    settled: new Set(),
+    stopped: false,
+    finished: false,
+    isMainStep: (step) => options.steps.includes(step),
+  };
   let rollbackSteps: StepId[] | undefined;
   let resolveRollback: (steps: StepId[]) => void = () => {};
   const rollbackKnown = new Promise<StepId[]>((r) => (resolveRollback = r));
-
-  function apply(step: StepId, e: OrchestratorEvent): void {
-    const entry = active.get(step);
-    if (!entry) {
-      buffered.set(step, [...(buffered.get(step) ?? []), e]);
-      return;
-    }
-    const { task, deferred } = entry;
-    switch (e.kind) {
-      case 'agent':
-        if (e.event.state === StepState.STEP_STATE_STARTED) task.output = `${SIDE_LABEL[e.side]}: ${e.event.step}…`;
-        else task.output = agentStepLine(e.side, e.event);
-        break;
-      case 'done':
-        settled.add(step);
-        if (e.detail) task.title = `${STEP_TITLES[step]} (${e.detail})`;
-        deferred.resolve();
-        break;
-      case 'skipped':
-        settled.add(step);
-        deferred.skip(e.detail);
-        break;
-      case 'failed':
-        settled.add(step);
-        deferred.reject(new Error(e.error));
-        break;
-      default:
-        break;
-    }
-  }
-
-  function taskFor(step: StepId) {
-    return {
-      title: STEP_TITLES[step],
-      task: (_ctx: unknown, task: Wrapper) =>
-        new Promise<void>((resolve, reject) => {
-          const deferred: Deferred = {
-            resolve: () => resolve(),
-            reject,
-            skip: (detail) => {
-              task.skip(detail);
-              resolve();
-            },
-          };
-          active.set(step, { task, deferred });
-          if (((stopped && isMainStep(step)) || finished) && !buffered.has(step)) {
-            settled.add(step);
-            deferred.skip('not run');
-            return;
-          }
-          for (const e of buffered.get(step) ?? []) apply(step, e);
-          buffered.delete(step);
-        }),
-      rendererOptions: { persistentOutput: true, outputBar: Infinity },
-    };
-  }
+  const taskFor = (step: StepId) => stepTask(state, step);
 
   const tasks = [
     ...options.steps.map(taskFor),
     {
       // Untitled (hidden) unless a rollback happens; then it holds the rollback steps.
-      task: async (_ctx: unknown, task: Wrapper & { newListr: (t: unknown[], o?: unknown) => unknown }) => {
+      task: async (_ctx: unknown, task: TaskWrapper & { newListr: (t: unknown[], o?: unknown) => unknown }) => {
         const steps = await rollbackKnown;
         if (steps.length === 0) return;
         task.title = 'Roll back what this run changed';
@@ -183,7 +218,7 @@ function listrProgress(options: ProgressOptions): ProgressView {
       },
     },
   ];
-  const listr = new Listr(tasks as never, {
+  const listr = new listr2.Listr(tasks as never, {
     exitOnError: false,
     registerSignalListeners: false,
     rendererOptions: { collapseSubtasks: false, showErrorMessage: true, logger },
@@ -192,17 +227,6 @@ function listrProgress(options: ProgressOptions): ProgressView {
   });
   const running = listr.run().catch(() => {});
 
-  /** Main steps after a failure (or everything, when finishing) will not run: show that. */
-  function stopRemaining(): void {
-    stopped = true;
-    for (const [step, { deferred }] of active) {
-      if (!settled.has(step) && (finished || isMainStep(step))) {
-        settled.add(step);
-        deferred.skip('not run');
-      }
-    }
-  }
-
   return {
     onEvent(e) {
       if (e.kind === 'rollback') {
@@ -210,13 +234,13 @@ function listrProgress(options: ProgressOptions): ProgressView {
         resolveRollback(e.steps);
         return;
       }
-      apply(e.step, e);
-      if (e.kind === 'failed' && options.stopOnFailure && isMainStep(e.step)) stopRemaining();
+      applyStepEvent(state, e.step, e);
+      if (e.kind === 'failed' && options.stopOnFailure && state.isMainStep(e.step)) stopRemaining(state);
     },
     async finish() {
       if (!rollbackSteps) resolveRollback([]);
-      finished = true;
-      stopRemaining();
+      state.finished = true;
+      stopRemaining(state);
       await running;
     },
   };

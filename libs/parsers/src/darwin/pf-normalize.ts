@@ -282,7 +282,7 @@ function readAction(c: Cursor, rule: string): { action: string; head: string[] }
   return { action, head };
 }
 
-/** One keyword of a filter rule (and its operands) into `w`. */
+/** One keyword of a filter rule (and its operands) into `w`. Over 80 lines: one short case per PF keyword, kept together as the grammar's single list. */
 function readFilterWord(c: Cursor, word: string, w: FilterWords, rule: string): void {
   switch (word) {
     case 'in':

@@ -151,30 +151,148 @@ function emptyInterface(): WgQuickInterface {
   return { addresses: [], dns: [], dnsSearch: [], preUp: [], postUp: [], preDown: [], postDown: [], saveConfig: false };
 }
 
+/** A [Peer] being read: PublicKey may still be missing. */
+type PeerDraft = Partial<WgQuickPeer> & { allowedIps: string[]; line: number };
+
+/** One `Key = Value` line, key lower-cased for matching and as written for messages. */
+interface KeyLine {
+  key: string;
+  keyWritten: string;
+  value: string;
+  lineNo: number;
+}
+
+const REPEATABLE_KEYS = ['address', 'dns', 'allowedips', 'preup', 'postup', 'predown', 'postdown'];
+
+/** Splits `Key = Value` (comment already stripped). */
+function splitKeyLine(stripped: string, lineNo: number): KeyLine {
+  const eq = stripped.indexOf('=');
+  if (eq <= 0) throw new ParseError(KIND, `expected "Key = Value", got "${shownInError(stripped)}"`, lineNo);
+  const keyWritten = stripped.slice(0, eq).trim();
+  return { key: keyWritten.toLowerCase(), keyWritten, value: stripped.slice(eq + 1).trim(), lineNo };
+}
+
+function parseFwMark(value: string, lineNo: number): number {
+  if (value.toLowerCase() === 'off') return 0;
+  if (/^0x[0-9a-f]{1,8}$/i.test(value)) return Number.parseInt(value.slice(2), 16);
+  return parseUint(value, 0xffffffff, 'FwMark', lineNo);
+}
+
+function addDnsEntries(iface: WgQuickInterface, value: string, lineNo: number): void {
+  for (const v of splitList(value)) {
+    // wg-quick's own test: digits-and-dots or anything with a colon is a server.
+    if (/^[0-9.]+$/.test(v) || v.includes(':')) {
+      if (!isIpLiteral(v)) throw new ParseError(KIND, `DNS server "${shownInError(v)}" is not an IP address`, lineNo);
+      iface.dns.push(v);
+    } else {
+      iface.dnsSearch.push(v);
+    }
+  }
+}
+
+/** Applies one [Interface] key. */
+function applyInterfaceKey(iface: WgQuickInterface, { key, keyWritten, value, lineNo }: KeyLine): void {
+  switch (key) {
+    case 'address':
+      for (const a of splitList(value)) {
+        if (!isWgCidrOrAddress(a)) throw new ParseError(KIND, `Address "${shownInError(a)}" is not an IP address or CIDR`, lineNo);
+        iface.addresses.push(a);
+      }
+      break;
+    case 'privatekey':
+      iface.privateKey = new WgSecret(requireKey(value, 'PrivateKey', lineNo));
+      break;
+    case 'listenport':
+      iface.listenPort = parseUint(value, 65535, 'ListenPort', lineNo);
+      break;
+    case 'fwmark':
+      iface.fwMark = parseFwMark(value, lineNo);
+      break;
+    case 'mtu':
+      iface.mtu = parseUint(value, 65535, 'MTU', lineNo);
+      if (iface.mtu < 576) throw new ParseError(KIND, `MTU ${iface.mtu} is below the minimum of 576`, lineNo);
+      break;
+    case 'table':
+      if (value === '') throw new ParseError(KIND, 'Table is empty', lineNo);
+      iface.table = value;
+      break;
+    case 'dns':
+      addDnsEntries(iface, value, lineNo);
+      break;
+    case 'preup':
+      iface.preUp.push(value);
+      break;
+    case 'postup':
+      iface.postUp.push(value);
+      break;
+    case 'predown':
+      iface.preDown.push(value);
+      break;
+    case 'postdown':
+      iface.postDown.push(value);
+      break;
+    case 'saveconfig':
+      iface.saveConfig = parseBool(value, 'SaveConfig', lineNo);
+      break;
+    default:
+      throw new ParseError(KIND, `unknown [Interface] key ${shownInError(keyWritten)}`, lineNo);
+  }
+}
+
+/** Applies one [Peer] key. */
+function applyPeerKey(peer: PeerDraft, { key, keyWritten, value, lineNo }: KeyLine): void {
+  switch (key) {
+    case 'publickey':
+      peer.publicKey = requireKey(value, 'PublicKey', lineNo);
+      break;
+    case 'presharedkey':
+      peer.presharedKey = new WgSecret(requireKey(value, 'PresharedKey', lineNo));
+      break;
+    case 'endpoint': {
+      const endpoint = parseWgEndpoint(value);
+      if (!endpoint) {
+        throw new ParseError(KIND, `Endpoint "${shownInError(value)}" is not HOST:PORT or [IPV6]:PORT`, lineNo);
+      }
+      peer.endpoint = endpoint;
+      break;
+    }
+    case 'allowedips':
+      for (const a of splitList(value)) {
+        if (!isWgCidrOrAddress(a)) throw new ParseError(KIND, `AllowedIPs entry "${shownInError(a)}" is not an IP address or CIDR`, lineNo);
+        peer.allowedIps.push(a);
+      }
+      break;
+    case 'persistentkeepalive':
+      peer.persistentKeepalive = value.toLowerCase() === 'off' ? 0 : parseUint(value, 65535, 'PersistentKeepalive', lineNo);
+      break;
+    default:
+      throw new ParseError(KIND, `unknown [Peer] key ${shownInError(keyWritten)}`, lineNo);
+  }
+}
+
+/** Checks a finished [Peer] (PublicKey present, not a duplicate) and appends it to peers. */
+function finishPeer(peer: PeerDraft, peers: WgQuickPeer[]): void {
+  if (!peer.publicKey) throw new ParseError(KIND, '[Peer] has no PublicKey', peer.line);
+  if (peers.some((p) => p.publicKey === peer.publicKey)) {
+    throw new ParseError(KIND, `duplicate [Peer] with PublicKey ${peer.publicKey}`, peer.line);
+  }
+  peers.push({
+    publicKey: peer.publicKey,
+    presharedKey: peer.presharedKey,
+    endpoint: peer.endpoint,
+    allowedIps: peer.allowedIps,
+    persistentKeepalive: peer.persistentKeepalive ?? 0,
+    line: peer.line,
+  });
+}
+
 /** Parses the text of a wg-quick config file. Throws ParseError (with the line) on anything wg-quick/wg would reject. */
 export function parseWgQuickConfig(text: string): WgQuickConfig {
   let iface: WgQuickInterface | undefined;
   const peers: WgQuickPeer[] = [];
   let section: 'none' | 'interface' | 'peer' = 'none';
-  let peer: (Partial<WgQuickPeer> & { allowedIps: string[]; line: number }) | undefined;
+  let peer: PeerDraft | undefined;
   const seenKeys = new Set<string>();
-
-  const finishPeer = (): void => {
-    if (!peer) return;
-    if (!peer.publicKey) throw new ParseError(KIND, '[Peer] has no PublicKey', peer.line);
-    if (peers.some((p) => p.publicKey === peer!.publicKey)) {
-      throw new ParseError(KIND, `duplicate [Peer] with PublicKey ${peer.publicKey}`, peer.line);
-    }
-    peers.push({
-      publicKey: peer.publicKey,
-      presharedKey: peer.presharedKey,
-      endpoint: peer.endpoint,
-      allowedIps: peer.allowedIps,
-      persistentKeepalive: peer.persistentKeepalive ?? 0,
-      line: peer.line,
-    });
-    peer = undefined;
-  };
 
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
@@ -183,7 +301,8 @@ export function parseWgQuickConfig(text: string): WgQuickConfig {
     if (stripped === '') continue;
     if (stripped.startsWith('[')) {
       const name = stripped.toLowerCase();
-      finishPeer();
+      if (peer) finishPeer(peer, peers);
+      peer = undefined;
       seenKeys.clear();
       if (name === '[interface]') {
         if (iface) throw new ParseError(KIND, 'a second [Interface] section', lineNo);
@@ -197,104 +316,18 @@ export function parseWgQuickConfig(text: string): WgQuickConfig {
       }
       continue;
     }
-    const eq = stripped.indexOf('=');
-    if (eq <= 0) throw new ParseError(KIND, `expected "Key = Value", got "${shownInError(stripped)}"`, lineNo);
-    const keyWritten = stripped.slice(0, eq).trim();
-    const key = keyWritten.toLowerCase();
-    const value = stripped.slice(eq + 1).trim();
-    const repeatable = ['address', 'dns', 'allowedips', 'preup', 'postup', 'predown', 'postdown'].includes(key);
-    if (!repeatable && seenKeys.has(key)) throw new ParseError(KIND, `${shownInError(keyWritten)} is set twice in one section`, lineNo);
+    const keyLine = splitKeyLine(stripped, lineNo);
+    const { key, keyWritten } = keyLine;
+    if (!REPEATABLE_KEYS.includes(key) && seenKeys.has(key)) {
+      throw new ParseError(KIND, `${shownInError(keyWritten)} is set twice in one section`, lineNo);
+    }
     seenKeys.add(key);
 
-    if (section === 'interface' && iface) {
-      switch (key) {
-        case 'address':
-          for (const a of splitList(value)) {
-            if (!isWgCidrOrAddress(a)) throw new ParseError(KIND, `Address "${shownInError(a)}" is not an IP address or CIDR`, lineNo);
-            iface.addresses.push(a);
-          }
-          break;
-        case 'privatekey':
-          iface.privateKey = new WgSecret(requireKey(value, 'PrivateKey', lineNo));
-          break;
-        case 'listenport':
-          iface.listenPort = parseUint(value, 65535, 'ListenPort', lineNo);
-          break;
-        case 'fwmark':
-          if (value.toLowerCase() === 'off') iface.fwMark = 0;
-          else if (/^0x[0-9a-f]{1,8}$/i.test(value)) iface.fwMark = Number.parseInt(value.slice(2), 16);
-          else iface.fwMark = parseUint(value, 0xffffffff, 'FwMark', lineNo);
-          break;
-        case 'mtu':
-          iface.mtu = parseUint(value, 65535, 'MTU', lineNo);
-          if (iface.mtu < 576) throw new ParseError(KIND, `MTU ${iface.mtu} is below the minimum of 576`, lineNo);
-          break;
-        case 'table':
-          if (value === '') throw new ParseError(KIND, 'Table is empty', lineNo);
-          iface.table = value;
-          break;
-        case 'dns':
-          for (const v of splitList(value)) {
-            // wg-quick's own test: digits-and-dots or anything with a colon is a server.
-            if (/^[0-9.]+$/.test(v) || v.includes(':')) {
-              if (!isIpLiteral(v)) throw new ParseError(KIND, `DNS server "${shownInError(v)}" is not an IP address`, lineNo);
-              iface.dns.push(v);
-            } else {
-              iface.dnsSearch.push(v);
-            }
-          }
-          break;
-        case 'preup':
-          iface.preUp.push(value);
-          break;
-        case 'postup':
-          iface.postUp.push(value);
-          break;
-        case 'predown':
-          iface.preDown.push(value);
-          break;
-        case 'postdown':
-          iface.postDown.push(value);
-          break;
-        case 'saveconfig':
-          iface.saveConfig = parseBool(value, 'SaveConfig', lineNo);
-          break;
-        default:
-          throw new ParseError(KIND, `unknown [Interface] key ${shownInError(keyWritten)}`, lineNo);
-      }
-    } else if (section === 'peer' && peer) {
-      switch (key) {
-        case 'publickey':
-          peer.publicKey = requireKey(value, 'PublicKey', lineNo);
-          break;
-        case 'presharedkey':
-          peer.presharedKey = new WgSecret(requireKey(value, 'PresharedKey', lineNo));
-          break;
-        case 'endpoint': {
-          const endpoint = parseWgEndpoint(value);
-          if (!endpoint) {
-            throw new ParseError(KIND, `Endpoint "${shownInError(value)}" is not HOST:PORT or [IPV6]:PORT`, lineNo);
-          }
-          peer.endpoint = endpoint;
-          break;
-        }
-        case 'allowedips':
-          for (const a of splitList(value)) {
-            if (!isWgCidrOrAddress(a)) throw new ParseError(KIND, `AllowedIPs entry "${shownInError(a)}" is not an IP address or CIDR`, lineNo);
-            peer.allowedIps.push(a);
-          }
-          break;
-        case 'persistentkeepalive':
-          peer.persistentKeepalive = value.toLowerCase() === 'off' ? 0 : parseUint(value, 65535, 'PersistentKeepalive', lineNo);
-          break;
-        default:
-          throw new ParseError(KIND, `unknown [Peer] key ${shownInError(keyWritten)}`, lineNo);
-      }
-    } else {
-      throw new ParseError(KIND, `${shownInError(keyWritten)} appears before any [Interface] or [Peer] section`, lineNo);
-    }
+    if (section === 'interface' && iface) applyInterfaceKey(iface, keyLine);
+    else if (section === 'peer' && peer) applyPeerKey(peer, keyLine);
+    else throw new ParseError(KIND, `${shownInError(keyWritten)} appears before any [Interface] or [Peer] section`, lineNo);
   }
-  finishPeer();
+  if (peer) finishPeer(peer, peers);
   if (!iface) throw new ParseError(KIND, 'no [Interface] section');
   return { interface: iface, peers };
 }
