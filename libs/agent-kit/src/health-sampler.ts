@@ -78,9 +78,12 @@ export class HealthSampler<T extends { sampledAtMs: number }> {
     return this.sampler.refresh();
   }
 
-  /** After an Up/Down: a sample that starts after it (never one begun before the change). */
-  refreshAfterChange(): Promise<T> {
-    return this.sampler.refreshAfterChange();
+  /**
+   * After an Up/Down: a sample that starts after it (never one begun before the change).
+   * `delayMs`: begun that much later — unless Status asks for it first (current() begins it).
+   */
+  refreshAfterChange(delayMs = 0): Promise<T> {
+    return this.sampler.refreshAfterChange(delayMs);
   }
 
   /**
@@ -89,7 +92,7 @@ export class HealthSampler<T extends { sampledAtMs: number }> {
    * new one (shared with any being taken).
    */
   async current(maxAgeMs = Infinity): Promise<T> {
-    const afterChange = this.sampler.afterChange;
+    const afterChange = this.sampler.beginAfterChange();
     if (afterChange) return afterChange;
     const cached = this.sampler.latest;
     if (cached && !this.failing && this.now() - cached.sampledAtMs <= maxAgeMs) return cached;

@@ -15,6 +15,8 @@ export class BackgroundSampler<T> {
   private latestSample: T | undefined;
   private inFlight: Promise<T> | undefined;
   private pendingAfterChange: Promise<T> | undefined;
+  /** The sample after a change while it waits to begin (refreshAfterChange with a delay). */
+  private deferral: { timer: NodeJS.Timeout; begin: () => void } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private taken = 0;
 
@@ -54,10 +56,23 @@ export class BackgroundSampler<T> {
    * After a change (an Up, a Down): a sample that STARTS after this call. One being taken may
    * have read the state before the change, so this waits for it and then samples again (or
    * joins a sample started since). Until it is in, `afterChange` is that promise.
+   *
+   * `delayMs`: the sample begins that much later (the caller expects another change soon and
+   * its processes would compete with it); a reader that needs it (beginAfterChange) begins it
+   * at once, and another change meanwhile is covered by the same sample (its own delay then).
    */
-  refreshAfterChange(): Promise<T> {
+  refreshAfterChange(delayMs = 0): Promise<T> {
+    const waiting = this.deferral;
+    if (waiting && this.pendingAfterChange) {
+      // Not begun yet, so it begins after this change too.
+      clearTimeout(waiting.timer);
+      if (delayMs > 0) waiting.timer = unrefTimer(setTimeout(waiting.begin, delayMs));
+      else waiting.begin();
+      return this.pendingAfterChange;
+    }
     const maybeStale = this.inFlight?.catch(() => undefined) ?? Promise.resolve(undefined);
-    const fresh = maybeStale.then(() => this.refresh());
+    const ready = delayMs > 0 ? Promise.all([maybeStale, this.deferFor(delayMs)]) : maybeStale;
+    const fresh = ready.then(() => this.refresh());
     this.pendingAfterChange = fresh;
     fresh
       .finally(() => {
@@ -65,6 +80,27 @@ export class BackgroundSampler<T> {
       })
       .catch(() => undefined);
     return fresh;
+  }
+
+  /** The sample asked for after the latest change, begun now if it was waiting (see refreshAfterChange); undefined when none is pending. */
+  beginAfterChange(): Promise<T> | undefined {
+    this.deferral?.begin();
+    return this.pendingAfterChange;
+  }
+
+  private deferFor(delayMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const deferral = {
+        timer: undefined as unknown as NodeJS.Timeout,
+        begin: () => {
+          clearTimeout(deferral.timer);
+          if (this.deferral === deferral) this.deferral = undefined;
+          resolve();
+        },
+      };
+      deferral.timer = unrefTimer(setTimeout(deferral.begin, delayMs));
+      this.deferral = deferral;
+    });
   }
 
   /** The sample asked for by the latest refreshAfterChange() while it is not in yet. */
@@ -90,4 +126,10 @@ export class BackgroundSampler<T> {
     sample.catch(() => undefined);
     return sample;
   }
+}
+
+/** A timer that does not keep the process alive. */
+function unrefTimer(timer: NodeJS.Timeout): NodeJS.Timeout {
+  timer.unref();
+  return timer;
 }

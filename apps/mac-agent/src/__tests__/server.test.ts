@@ -70,6 +70,34 @@ describe('mac-agent gRPC service (in-process, in-memory host)', () => {
     client.close();
   });
 
+  it('after a kill-switch-only Up the status sample waits for the full Up (no processes beside the VM\'s wg-quick); a Status meanwhile gets a fresh one', async () => {
+    agent = await startAgent(options(`unix:${join(dir, 'k.sock')}`), { driver, logger: silentLogger(), sampleIntervalMs: 60_000 });
+    const client = connectAgent(MacAgentClient, `unix:${join(dir, 'k.sock')}`, { insecure: true });
+    await agent.sampler.refresh();
+    const request = { vmAddress: '192.0.2.130', endpoints: [{ ip: '203.0.113.10', port: 51820 }], dnsServers: ['198.51.100.53'] };
+    const outcome = async (stream: grpc.ClientReadableStream<Progress>) => {
+      const events: Progress[] = [];
+      for await (const p of readStream(stream)) events.push(p);
+      return events[events.length - 1].kind;
+    };
+    expect(await outcome(client.up(MacUpRequest.fromPartial({ ...request, killSwitchOnly: true })))).toMatchObject({ $case: 'outcome', value: { ok: true } });
+    const taken = agent.sampler.samples;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(agent.sampler.samples).toBe(taken); // waiting for the full Up
+
+    // A Status meanwhile does not get the sample from before the Up: it begins the waiting one.
+    const status: MacStatus = await unaryCall(client.status.bind(client), StatusRequest.fromPartial({}), { timeoutMs: 5_000 });
+    expect(status).toMatchObject({ up: false, killSwitch: { loaded: true } });
+    expect(agent.sampler.samples).toBe(taken + 1);
+
+    // The full Up samples right after, as any Up.
+    expect(await outcome(client.up(MacUpRequest.fromPartial(request)))).toMatchObject({ $case: 'outcome', value: { ok: true } });
+    for (let i = 0; i < 200 && agent.sampler.samples === taken + 1; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(agent.sampler.samples).toBe(taken + 2);
+    expect(agent.sampler.latest).toMatchObject({ up: true });
+    client.close();
+  });
+
   it('an Up or Down while another Up runs is refused with ABORTED, naming the running one', async () => {
     agent = await startAgent(options(`unix:${join(dir, 'b.sock')}`), { driver, logger: silentLogger(), sampleIntervalMs: 60_000 });
     const client = connectAgent(MacAgentClient, `unix:${join(dir, 'b.sock')}`, { insecure: true });

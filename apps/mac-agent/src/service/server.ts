@@ -62,8 +62,15 @@ function statusMessage(status: EngineStatus, driver: string): MacStatus {
   };
 }
 
+/** How long the status sample after a kill-switch-only Up waits for the full Up (see createMacAgentImplementation). */
+export const KILL_SWITCH_ONLY_SAMPLE_DELAY_MS = 1_000;
+
 export function createMacAgentImplementation(engine: MacAgentEngine, sampler: HealthSampler<EngineStatus>): MacAgentServer {
   const resample = () => void sampler.refreshAfterChange().catch(() => undefined);
+  // A kill-switch-only Up is followed by the full Up once the VM's tunnel is up: sampling in
+  // between would only compete with the VM's wg-quick for the CPU. The full Up's (or a Down's)
+  // sample covers both; a Status meanwhile begins it at once; the fallback is a second.
+  const resampleAfterKillSwitchOnly = () => void sampler.refreshAfterChange(KILL_SWITCH_ONLY_SAMPLE_DELAY_MS).catch(() => undefined);
   return {
     describe: (call, callback) => {
       const fromMetadata = call.metadata.get(VM_ADDRESS_METADATA)[0];
@@ -91,7 +98,8 @@ export function createMacAgentImplementation(engine: MacAgentEngine, sampler: He
     },
     up: (call) => {
       const request = call.request as MacUpRequest;
-      return streamOperation(call, ({ onStep, signal }) => engine.up(intentFromRequest(request), { dryRun: request.dryRun, signal }, (step) => onStep?.(step)), resample);
+      const afterwards = request.killSwitchOnly && !request.dryRun ? resampleAfterKillSwitchOnly : resample;
+      return streamOperation(call, ({ onStep, signal }) => engine.up(intentFromRequest(request), { dryRun: request.dryRun, signal }, (step) => onStep?.(step)), afterwards);
     },
     down: (call) => {
       const request = call.request as MacDownRequest;

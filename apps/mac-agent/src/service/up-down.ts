@@ -242,8 +242,26 @@ function writeAhead(up: UpContext): void {
   up.changedAnything = true;
 }
 
+/** How recent a kill-switch-only Up must be for the full Up that follows to take its kill switch as loaded (the same `wgctl up`). */
+export const FAIL_CLOSED_UP_FRESH_MS = 60_000;
+
+/**
+ * Whether this is the full Up that follows a kill-switch-only Up of the same run: the journal
+ * is that Up's (up-in-progress, killSwitchOnly, no error since, written moments ago) and it
+ * loaded the very policy this Up wants. Its verify read the kill switch back a moment ago, and
+ * this Up's verify reads it again (and fails the Up on any drift), so the pre-read is skipped.
+ */
+function followsFailClosedUp(up: UpContext): boolean {
+  const prev = up.previous;
+  if (up.mode !== 'request' || up.intent.killSwitchOnly) return false;
+  if (prev.phase !== 'up-in-progress' || !prev.intent?.killSwitchOnly || prev.lastError) return false;
+  if (!prev.killSwitch?.handle || up.core.now() - prev.updatedAtMs > FAIL_CLOSED_UP_FRESH_MS) return false;
+  return JSON.stringify(prev.killSwitch.policy) === JSON.stringify(up.policy);
+}
+
 async function killSwitch(up: UpContext, r: Runner): Promise<StepResult> {
   const { policy } = up;
+  if (followsFailClosedUp(up)) return { skipped: 'loaded by the kill-switch-only Up of this run (same policy); verify reads it back' };
   // Reading the live kill switch only serves to skip re-loading one of ours that is in force
   // and matching (a re-Up, a reconcile). With none in the journal (a first Up) it is loaded
   // straight away.

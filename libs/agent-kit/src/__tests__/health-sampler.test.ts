@@ -109,4 +109,21 @@ describe('HealthSampler after an Up or Down', () => {
     expect(status.seen).toBe('up');
     expect((await periodic).seen).toBe('up-in-progress');
   });
+
+  it('a Status asked while the sample after the change waits (delayed) begins it and gets it', async () => {
+    let phase = 'down';
+    let taken = 0;
+    const take = async () => {
+      taken++;
+      return sample(phase === 'up', 1_000, phase);
+    };
+    const sampler = new HealthSampler({ sample: take, verdict, logger: silentLogger(), now: () => 1_000 });
+    await sampler.refresh();
+    phase = 'up';
+    void sampler.refreshAfterChange(60_000);
+    expect(taken).toBe(1);
+    const status = await sampler.current(60_000); // the cached sample is young, but from before the change
+    expect(status.seen).toBe('up');
+    expect(taken).toBe(2);
+  });
 });

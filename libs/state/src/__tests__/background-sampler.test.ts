@@ -62,6 +62,32 @@ describe('BackgroundSampler', () => {
     expect(state.calls).toBe(2);
   });
 
+  it('after a change with a delay: begins later, at once when a reader needs it, and one sample covers a further change', async () => {
+    const { state, take } = source();
+    const sampler = new BackgroundSampler(take, { intervalMs: 60_000 });
+    const late = sampler.refreshAfterChange(40);
+    await tick(20);
+    expect(state.calls).toBe(0); // still waiting
+    const again = sampler.refreshAfterChange(40); // a further change before it began: the same sample, the wait starts over
+    expect(again).toBe(late);
+    await tick(30);
+    expect(state.calls).toBe(0);
+    expect(await late).toBe(1);
+    expect(state.calls).toBe(1);
+
+    // A reader (Status) begins a waiting sample at once.
+    const waiting = sampler.refreshAfterChange(60_000);
+    expect(sampler.afterChange).toBe(waiting);
+    expect(sampler.beginAfterChange()).toBe(waiting);
+    expect(await waiting).toBe(2);
+    expect(sampler.beginAfterChange()).toBeUndefined();
+
+    // A change without delay while one waits: it begins now.
+    const held = sampler.refreshAfterChange(60_000);
+    expect(sampler.refreshAfterChange()).toBe(held);
+    expect(await held).toBe(3);
+  });
+
   it('hands each sample to onSample once it is the latest, before refresh resolves', async () => {
     const seen: [number, number | undefined][] = [];
     const sampler: BackgroundSampler<number> = new BackgroundSampler(source().take, { intervalMs: 60_000, onSample: (s) => seen.push([s, sampler.latest]) });

@@ -148,6 +148,34 @@ describe('MacAgentEngine (in-memory host)', () => {
     expect(store.load()!.intent!.killSwitchOnly).toBeUndefined();
   });
 
+  it("the full Up right after a kill-switch-only Up of the same policy skips the kill switch's pre-read; its verify still reads it and fails on drift", async () => {
+    expect(await engine.up(intent({ killSwitchOnly: true }), {}, () => undefined)).toMatchObject({ ok: true });
+    driver.calls.length = 0;
+    const steps: StepRecord[] = [];
+    expect(await engine.up(intent(), {}, (s) => steps.push(s))).toMatchObject({ ok: true });
+    expect(steps.find((s) => s.step === 'kill-switch' && s.state === 'skipped')?.message).toMatch(/kill-switch-only Up/);
+    // Read once, by verify (after the routes and DNS, as before); nothing re-loaded.
+    expect(driver.calls.filter((c) => /KillSwitch/.test(c))).toEqual(['readKillSwitch']);
+    expect(driver.calls.indexOf('readKillSwitch')).toBeGreaterThan(driver.calls.findIndex((c) => c.startsWith('setDns')));
+
+    // Another policy (a new server): read first as before and re-loaded.
+    await engine.down({}, () => undefined);
+    await engine.up(intent({ killSwitchOnly: true }), {}, () => undefined);
+    driver.calls.length = 0;
+    expect(await engine.up(intent({ endpoints: [{ ip: '203.0.113.20', port: 443 }] }), {}, () => undefined)).toMatchObject({ ok: true });
+    expect(driver.calls.filter((c) => /KillSwitch/.test(c)).map((c) => c.split(' ')[0])).toEqual(['readKillSwitch', 'loadKillSwitch', 'readKillSwitch']);
+
+    // Drift in between (the kill switch gone): the full Up fails at verify and is rolled back.
+    await engine.down({}, () => undefined);
+    await engine.up(intent({ killSwitchOnly: true }), {}, () => undefined);
+    host.killSwitch = null;
+    const outcome = await engine.up(intent(), {}, () => undefined);
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'verify' });
+    expect(outcome.error).toMatch(/kill switch/);
+    expect(host).toMatchObject({ routes: [{ destination: '0.0.0.0/0' }], killSwitch: null });
+    expect(store.load()!.phase).toBe('down');
+  });
+
   it('a kill-switch-only Up that fails is rolled back like any Up', async () => {
     driver.failures.set('addRoute:203.0.113.10/32', 'RTNETLINK answers: Network is unreachable');
     const outcome = await engine.up(intent({ killSwitchOnly: true }), {}, () => undefined);
