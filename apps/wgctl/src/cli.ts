@@ -57,6 +57,10 @@ Config: --config FILE, else $WGCTL_CONFIG, else ~/.config/wgctl/config.json (wri
 
 type Action<O> = (ctx: CommandContext, options: O, ...args: string[]) => Promise<number>;
 
+/**
+ * The whole command tree. Over 80 lines: one declaration per command and flag, kept in one place
+ * so `--help` and the parsers read as the README's table does; each action only loads its module.
+ */
 function buildProgram(io: CliIo, setExit: (code: number) => void, version: string): Command {
   const program = new Command('wgctl');
   program

@@ -1,0 +1,78 @@
+/** down: Mac Down → VM Down (the Mac stops sending into the VM before the tunnel goes). */
+import { type Outcome } from '@wgctl/proto';
+import { type MacAgentApi, SIDE_LABEL, type Side, type VmAgentApi } from '../agents';
+import { connectBoth, connectDetail } from './connect';
+import { AgentStepLog, type EventListener, type Failure, type StepId, Sequencer, StepFailure, leftBehind, messageOf, streamStep } from './steps';
+
+export type SideOutcome = 'done' | 'failed' | 'unreachable' | 'not-run';
+
+export interface DownOptions {
+  dryRun?: boolean;
+  forceInterfaceDown?: boolean;
+  now?: () => number;
+}
+
+export interface DownResult {
+  ok: boolean;
+  totalMs: number;
+  sides: Record<Side, { outcome: SideOutcome; error?: string; failure?: Failure }>;
+  left: string[];
+}
+
+/** Mac first, then VM; an unreachable or failing side does not stop the other one. */
+export async function down(
+  vm: VmAgentApi,
+  mac: MacAgentApi,
+  opts: DownOptions,
+  onEvent: EventListener = () => {},
+): Promise<DownResult> {
+  const seq = new Sequencer(onEvent, opts.now ?? Date.now);
+  const result: DownResult = {
+    ok: false,
+    totalMs: 0,
+    sides: { mac: { outcome: 'not-run' }, vm: { outcome: 'not-run' } },
+    left: [],
+  };
+  seq.emit({ kind: 'start', step: 'connect' });
+  const connected = await connectBoth(vm, mac);
+  const unreachable = Object.entries(connected.errors) as [Side, string][];
+  if (unreachable.length === 0) seq.emit({ kind: 'done', step: 'connect', detail: connectDetail(connected) });
+  else seq.emit({ kind: 'failed', step: 'connect', error: unreachable.map(([, e]) => e).join('; ') });
+
+  const sides: { side: Side; step: StepId; run: (log: AgentStepLog) => Promise<Outcome> }[] = [
+    { side: 'mac', step: 'mac-down', run: (log) => streamStep(seq, 'mac-down', 'mac', log, (cb) => mac.down({ dryRun: !!opts.dryRun }, cb)) },
+    {
+      side: 'vm',
+      step: 'vm-down',
+      run: (log) =>
+        streamStep(seq, 'vm-down', 'vm', log, (cb) =>
+          vm.down({ dryRun: !!opts.dryRun, forceInterfaceDown: !!opts.forceInterfaceDown }, cb),
+        ),
+    },
+  ];
+  for (const { side, step, run } of sides) {
+    const why = connected.errors[side];
+    if (why) {
+      seq.emit({ kind: 'skipped', step, detail: `${SIDE_LABEL[side]} unreachable` });
+      result.sides[side] = { outcome: 'unreachable', error: why };
+      result.left.push(leftBehind(side));
+      continue;
+    }
+    const log = new AgentStepLog();
+    try {
+      await seq.run(step, async () => {
+        await run(log);
+        return { value: undefined, detail: log.changed ? 'removed' : 'nothing to remove' };
+      });
+      result.sides[side] = { outcome: 'done' };
+    } catch (error) {
+      const failure = error instanceof StepFailure ? error.failure : { step, message: messageOf(error) };
+      result.sides[side] = { outcome: 'failed', error: failure.message, failure };
+      result.left.push(leftBehind(side));
+    }
+  }
+  result.ok = result.sides.mac.outcome === 'done' && result.sides.vm.outcome === 'done';
+  result.totalMs = seq.elapsed();
+  return result;
+}
+

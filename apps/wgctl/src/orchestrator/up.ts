@@ -1,0 +1,206 @@
+/**
+ * up: connect both → VM Up (handshake awaited; meanwhile the Mac made fail-closed on the VM's
+ * plan: kill switch and pins) → Mac Up (routes, DNS). A failure rolls back, in reverse order,
+ * only what this run changed.
+ */
+import {
+  type Endpoint,
+  Ipv6Mode,
+  type MacDescription,
+  type MacUpRequest,
+  type Outcome,
+  type StepEvent,
+  type VmApplied,
+  type VmDescription,
+  type VmUpRequest,
+} from '@wgctl/proto';
+import { AgentCallError, type MacAgentApi, SIDE_LABEL, type Side, type VmAgentApi } from '../agents';
+import { connectStep, type Described, type Ipv6Decision, type UpOptions } from './connect';
+import { AgentStepLog, GRPC_ABORTED, type EventListener, type Failure, type RollbackEntry, type StepId, Sequencer, StepFailure, leftBehind, messageOf, streamStep } from './steps';
+
+export interface UpResult {
+  ok: boolean;
+  totalMs: number;
+  failure?: Failure;
+  rollback: RollbackEntry[];
+  /** What may still be in place after a failed rollback (human sentences). */
+  left: string[];
+  endpoints: Endpoint[];
+  tunnelAddresses: string[];
+  macSource?: string;
+  /** What connect decided for the Mac's IPv6 (routed through the tunnel, or blocked) and why. */
+  ipv6?: Ipv6Decision;
+  vm?: VmDescription;
+  mac?: MacDescription;
+}
+
+/**
+ * The Mac pins the endpoints the VM's Up applied. The IPv6 decision is explicit on the Mac:
+ * route with the VM's IPv6, else block (never the agent's own auto).
+ */
+export function macUpRequest(opts: UpOptions, vm: VmDescription, applied: VmApplied, ipv6: Ipv6Decision, dryRun: boolean, killSwitchOnly = false): MacUpRequest {
+  return {
+    vmAddress: opts.vmAddress,
+    endpoints: applied.endpoints,
+    dnsServers: opts.dnsServers && opts.dnsServers.length > 0 ? opts.dnsServers : vm.dns,
+    dryRun,
+    ipv6: ipv6.mode,
+    vmAddress6: ipv6.mode === Ipv6Mode.IPV6_MODE_ROUTE ? ipv6.vmAddress6! : '',
+    killSwitchOnly,
+  };
+}
+
+export function vmUpRequest(opts: UpOptions, macSource: string, ipv6: Ipv6Decision, dryRun: boolean): VmUpRequest {
+  return {
+    macSource,
+    dryRun,
+    handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 0,
+    // Empty: the VM forwards IPv4 only (the Mac blocks its IPv6).
+    macSource6: ipv6.mode === Ipv6Mode.IPV6_MODE_ROUTE ? ipv6.macSource6! : '',
+    lanInterface: opts.lanInterface ?? '',
+  };
+}
+
+function describeEndpoints(endpoints: Endpoint[]): string {
+  return endpoints.map((e) => `${e.ip || e.host}:${e.port}`).join(', ') || 'none';
+}
+
+/** What the VM's Up applied (dry-run: would apply), from its Outcome; throws when it is not usable. */
+export function appliedByVm(outcome: Outcome): { applied: VmApplied; detail: string } {
+  const applied = outcome.vmApplied;
+  if (!applied) throw new Error("vm-agent's Up did not report what it applied (vm_applied): the vm-agent is older than this wgctl; upgrade it");
+  if (applied.endpoints.length === 0) throw new Error('vm-agent reports no WireGuard server endpoints: check its wg-quick config');
+  if (applied.tunnelAddresses.length === 0) throw new Error('vm-agent reports no tunnel address ([Interface] Address)');
+  return { applied, detail: `endpoints ${describeEndpoints(applied.endpoints)}; tunnel ${applied.tunnelAddresses.join(', ')}` };
+}
+
+/** One `wgctl up`: what it has started and heard so far, which decides what a rollback undoes. */
+interface UpRun {
+  vm: VmAgentApi;
+  mac: MacAgentApi;
+  opts: UpOptions;
+  seq: Sequencer;
+  result: UpResult;
+  vmLog: AgentStepLog;
+  macLog: AgentStepLog;
+  vmUpStarted: boolean;
+  vmUpOutcome?: Outcome;
+  vmUpError?: unknown;
+  macUpStarted: boolean;
+  macUpError?: unknown;
+}
+
+export async function up(vm: VmAgentApi, mac: MacAgentApi, opts: UpOptions, onEvent: EventListener = () => {}): Promise<UpResult> {
+  const run: UpRun = {
+    vm,
+    mac,
+    opts,
+    seq: new Sequencer(onEvent, opts.now ?? Date.now),
+    result: { ok: false, totalMs: 0, rollback: [], left: [], endpoints: [], tunnelAddresses: [] },
+    vmLog: new AgentStepLog(),
+    macLog: new AgentStepLog(),
+    vmUpStarted: false,
+    macUpStarted: false,
+  };
+  const { seq, result } = run;
+  try {
+    const described = await connectStep(seq, vm, mac, opts);
+    Object.assign(result, { vm: described.vm, mac: described.mac, macSource: described.macSource, ipv6: described.ipv6 });
+    const applied = await seq.run('vm-up', () => vmUpWithMacFailClosed(run, described), opts.signal);
+    result.endpoints = applied.endpoints;
+    result.tunnelAddresses = applied.tunnelAddresses;
+    await seq.run('mac-up', () => macUp(run, described.vm, applied, described.ipv6), opts.signal);
+    result.ok = true;
+  } catch (error) {
+    result.failure = error instanceof StepFailure ? error.failure : { step: 'connect', message: messageOf(error) };
+    await rollBack(run);
+  }
+  result.totalMs = seq.elapsed();
+  return result;
+}
+
+/**
+ * The VM's Up. Fail-closed early: as soon as the VM says which servers it will use (its plan),
+ * the Mac loads its kill switch (it lets the VM's WireGuard UDP out) and pins them, while the
+ * tunnel comes up; whatever the VM answers, the Mac's part is over before anything is judged.
+ */
+async function vmUpWithMacFailClosed(run: UpRun, described: Described): Promise<{ value: VmApplied; detail: string }> {
+  const { vm, mac, opts, seq, vmLog, macLog } = run;
+  const { macSource, ipv6 } = described;
+  run.vmUpStarted = true;
+  let macKillSwitch: Promise<Outcome> | undefined;
+  const makeMacFailClosed = (planned: VmApplied): void => {
+    if (macKillSwitch || planned.endpoints.length === 0) return;
+    run.macUpStarted = true;
+    macKillSwitch = streamStep(seq, 'vm-up', 'mac', macLog, (onStep) =>
+      mac.up(macUpRequest(opts, described.vm, planned, ipv6, false, true), onStep).catch((error: unknown) => {
+        run.macUpError = error;
+        throw error;
+      }),
+    );
+    macKillSwitch.catch(() => undefined); // awaited below, after the VM's answer
+  };
+  try {
+    run.vmUpOutcome = await streamStep(seq, 'vm-up', 'vm', vmLog, (onStep) =>
+      vm.up(vmUpRequest(opts, macSource, ipv6, false), onStep, makeMacFailClosed).catch((error: unknown) => {
+        run.vmUpError = error;
+        throw error;
+      }),
+    );
+  } finally {
+    await macKillSwitch?.catch(() => undefined);
+  }
+  if (macKillSwitch) await macKillSwitch;
+  const { applied, detail } = appliedByVm(run.vmUpOutcome);
+  const forwarded = ipv6.mode === Ipv6Mode.IPV6_MODE_ROUTE ? `${macSource} and ${ipv6.macSource6}` : macSource;
+  const macNote = macKillSwitch ? '; Mac fail-closed meanwhile (kill switch, endpoints pinned)' : '';
+  return { value: applied, detail: `${vmLog.changed ? `forwarding ${forwarded} into the tunnel` : 'already up'}; ${detail}${macNote}` };
+}
+
+/** The Mac's full Up, after the handshake: routes via the VM, DNS (its kill switch and pins found in place). */
+async function macUp(run: UpRun, vmDescription: VmDescription, applied: VmApplied, ipv6: Ipv6Decision): Promise<{ value: undefined; detail: string }> {
+  const { mac, opts, seq, macLog } = run;
+  run.macUpStarted = true;
+  await streamStep(seq, 'mac-up', 'mac', macLog, (onStep) =>
+    mac.up(macUpRequest(opts, vmDescription, applied, ipv6, false), onStep).catch((error: unknown) => {
+      run.macUpError = error;
+      throw error;
+    }),
+  );
+  return { value: undefined, detail: `all traffic via ${opts.vmAddress}${ipv6.mode === Ipv6Mode.IPV6_MODE_ROUTE ? ` and ${ipv6.vmAddress6}` : ' (IPv6 blocked)'}` };
+}
+
+/**
+ * Reverse order, and only what this run started. A VM Up that reported every step SKIPPED found
+ * the tunnel already up: that tunnel is not ours to tear down. An agent that answered ABORTED
+ * before any step refused to start (another Up/Down runs): it changed nothing for us, and a Down
+ * now would undo the other run's work.
+ */
+async function rollBack(run: UpRun): Promise<void> {
+  const { vm, mac, seq, result, vmLog, macLog } = run;
+  const refusedBusy = (error: unknown, log: AgentStepLog) => error instanceof AgentCallError && error.grpcCode === GRPC_ABORTED && log.order.length === 0;
+  const vmChangedByUs = run.vmUpStarted && (vmLog.changed || (!run.vmUpOutcome && !refusedBusy(run.vmUpError, vmLog)));
+  const forward = (step: StepId, side: Side) => (event: StepEvent) => seq.emit({ kind: 'agent', step, side, event });
+  const rollbacks: { side: Side; step: StepId; run: () => Promise<Outcome> }[] = [];
+  if (run.macUpStarted && !refusedBusy(run.macUpError, macLog)) {
+    rollbacks.push({ side: 'mac', step: 'rollback-mac', run: () => mac.down({ dryRun: false }, forward('rollback-mac', 'mac')) });
+  }
+  if (vmChangedByUs) {
+    rollbacks.push({ side: 'vm', step: 'rollback-vm', run: () => vm.down({ dryRun: false, forceInterfaceDown: false }, forward('rollback-vm', 'vm')) });
+  }
+  seq.emit({ kind: 'rollback', steps: rollbacks.map((rb) => rb.step) });
+  for (const rb of rollbacks) {
+    try {
+      await seq.run(rb.step, async () => {
+        const outcome = await rb.run();
+        if (!outcome.ok) throw new Error(`${SIDE_LABEL[rb.side]} Down failed${outcome.failedStep ? ` at ${outcome.failedStep}` : ''}: ${outcome.error}`);
+        return { value: undefined, detail: 'undone' };
+      });
+      result.rollback.push({ side: rb.side, ok: true });
+    } catch (error) {
+      const message = error instanceof StepFailure ? error.failure.message : messageOf(error);
+      result.rollback.push({ side: rb.side, ok: false, error: message });
+      result.left.push(leftBehind(rb.side));
+    }
+  }
+}
