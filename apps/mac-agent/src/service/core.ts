@@ -129,3 +129,20 @@ export function servicesOffTunnel(dns: { snapshot: DnsSnapshot; servers: string[
   const known = new Set(dns.snapshot.services.map((s) => s.name));
   return { offTunnel, unknown: offTunnel.filter((s) => !known.has(s.name)) };
 }
+
+/** A DNS snapshot in a sentence: its servers, or `none set`. */
+export function describeDns(snapshot: DnsSnapshot): string {
+  const servers = snapshot.services.flatMap((s) => s.servers);
+  return servers.length ? servers.join(' ') : 'none set';
+}
+
+/** Re-asserting failed: make sure the journaled kill switch is loaded (after a reboot it is not). */
+export async function holdKillSwitch(core: EngineCore, journal: MacJournal): Promise<void> {
+  if (!journal.killSwitch) return;
+  try {
+    const done = await ensureKillSwitch(core.driver, core.runner, journal, journal.killSwitch.policy, { readFirst: true, persist: () => core.persist(journal) });
+    if (done === 'loaded') core.logger.warn('kill switch re-loaded from the journal while the rest cannot be re-asserted (fail-closed)', { uplink: journal.killSwitch.policy.uplink });
+  } catch (e) {
+    core.logger.error('cannot load the journaled kill switch', { error: messageOf(e) });
+  }
+}

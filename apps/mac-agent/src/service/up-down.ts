@@ -27,7 +27,7 @@
 import { CancelledError, GuardedStepRunner, StoppingError, type OperationContext, type OperationGate, type OperationOutcome } from '@wgctl/agent-kit';
 import { DryRunRunner, readTogether, StepFailedError, type Runner, type StepListener } from '@wgctl/runner';
 import type { DnsContext, DnsSnapshot, HostNetworkDriver, KillSwitchPolicy, RouteReadback, RouteSpec, Uplink, Vnic } from '../host/driver';
-import { ensureKillSwitch, IPV4_SPLIT, IPV6_SPLIT, messageOf, pinsFor, sameRoute, servicesOffTunnel, type EngineCore } from './core';
+import { describeDns, ensureKillSwitch, holdKillSwitch, IPV4_SPLIT, IPV6_SPLIT, messageOf, pinsFor, sameRoute, servicesOffTunnel, type EngineCore } from './core';
 import { emptyJournal, type Ipv6InEffect, type JournalRoute, type MacJournal, type UpIntent } from './journal';
 
 /** A requested Up's or Down's own options: dry run, and the caller's signal (aborted when it went away). */
@@ -112,11 +112,6 @@ function endedBetweenSteps(op: Operation, name: 'Up' | 'Down', e: unknown, journ
     op.persist();
   }
   return op.failed(failedStep, error);
-}
-
-function describeDns(snapshot: DnsSnapshot): string {
-  const servers = snapshot.services.flatMap((s) => s.servers);
-  return servers.length ? servers.join(' ') : 'none set';
 }
 
 // ------------------------------------------------------------------------------------- Up
@@ -408,17 +403,6 @@ async function upFailed(up: UpContext, e: unknown): Promise<OperationOutcome> {
   const rollback = await runDown(up.deps, { dryRun: false }, (s) => up.listener({ ...s, step: `rollback-${s.step}` }));
   const suffix = rollback.ok ? ' (rolled back)' : ` (rollback failed at ${rollback.failedStep}: ${rollback.error})`;
   return up.failed(failedStep, error + suffix);
-}
-
-/** Re-asserting failed: make sure the journaled kill switch is loaded (after a reboot it is not). */
-async function holdKillSwitch(core: EngineCore, journal: MacJournal): Promise<void> {
-  if (!journal.killSwitch) return;
-  try {
-    const done = await ensureKillSwitch(core.driver, core.runner, journal, journal.killSwitch.policy, { readFirst: true, persist: () => core.persist(journal) });
-    if (done === 'loaded') core.logger.warn('kill switch re-loaded from the journal while the rest cannot be re-asserted (fail-closed)', { uplink: journal.killSwitch.policy.uplink });
-  } catch (e) {
-    core.logger.error('cannot load the journaled kill switch', { error: messageOf(e) });
-  }
 }
 
 // ----------------------------------------------------------------------------------- Down
