@@ -67,7 +67,7 @@ function addAgentOptions(command: Command): Command {
     .addOption(new Option('--dns-mode <mode>', 'linux: resolv.conf file, or systemd-resolved via resolvectl').choices(['resolv-conf', 'resolvectl']).default('resolv-conf'))
     .option('--socket-group <group>', 'group owning the unix socket (default: admin on darwin, root on linux)', groupName)
     .option('--health-interval <ms>', 'background health sampling interval (default: 15000)', healthInterval)
-    .option('--roam-check-interval <ms>', 'while up, re-read the default route this often: a roam the routing monitor did not report is caught (0: never; default: 5000)', roamCheckInterval);
+    .option('--roam-check-interval <ms>', 'while up, re-read the default route this often: a roam the routing monitor did not report is caught (0: never; default: 5000 on darwin, 30000 on linux)', roamCheckInterval);
 }
 
 export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {

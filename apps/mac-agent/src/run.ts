@@ -63,6 +63,16 @@ export interface StartAgentExtras {
   sampleIntervalMs?: number;
 }
 
+/**
+ * How often, by default, the roam check re-reads the default route: darwin's `route -n monitor`
+ * holds back messages without addresses (a bare RTM_IFINFO) until the next one, so a roam can
+ * go unseen for long — 5 s; `ip monitor` prints each message as it comes, so on Linux the check
+ * is only insurance — 30 s (each check spawns a few `ip` reads: idle CPU, benchmark #7).
+ */
+function defaultRoamCheckMs(driver: 'darwin' | 'linux'): number {
+  return driver === 'darwin' ? 5_000 : 30_000;
+}
+
 export async function startAgent(options: AgentOptions, extras: StartAgentExtras = {}): Promise<RunningAgent> {
   const logger = extras.logger ?? createLogger({ service: 'mac-agent', level: options.logLevel as LogLevel });
   const driver = extras.driver ?? createDriver(options);
@@ -73,7 +83,7 @@ export async function startAgent(options: AgentOptions, extras: StartAgentExtras
     journal: new JournalStore(options.stateDir),
     logger,
     stallAfterStep: process.env.WGCTL_TEST_STALL_AFTER_STEP || undefined,
-    roamBackstopMs: options.roamCheckIntervalMs,
+    roamBackstopMs: options.roamCheckIntervalMs ?? defaultRoamCheckMs(driver.name),
     // Over TCP (mTLS): Status warns CERTIFICATE_WARN_DAYS before its certificate or the CA expires.
     advisoryChecks: tls ? () => [certificateCheck(tls, new Date())] : undefined,
     ...extras.engine,
