@@ -56,7 +56,14 @@ export function normalizeIpRouteDestination(dst: string, family: IpFamily): stri
   const max = actual === 'inet' ? 32 : 128;
   const bits = length === undefined ? max : Number(length);
   if (!Number.isInteger(bits) || bits < 0 || bits > max) throw new ParseError(KIND, `bad prefix length in "${dst}"`);
-  return `${ipaddr.parse(address).toString()}/${bits}`;
+  let canonical: string;
+  try {
+    canonical = ipaddr.parse(address).toString();
+  } catch {
+    // e.g. `fe80::%` (a zone separator with no zone): the family check looks at the address part only.
+    throw new ParseError(KIND, `not an address: "${dst}"`);
+  }
+  return `${canonical}/${bits}`;
 }
 
 function asString(value: unknown, field: string): string | undefined {

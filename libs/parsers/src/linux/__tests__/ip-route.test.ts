@@ -93,4 +93,9 @@ describe('parseIpRouteJson', () => {
       }),
     );
   });
+
+  it('a zone separator with no zone (fe80::%/64, found by the fuzzer) is a ParseError, not an ipaddr crash', () => {
+    expect(() => normalizeIpRouteDestination('fe80::%/64', 'inet6')).toThrow(ParseError);
+    expect(() => parseIpRouteJson(JSON.stringify([{ dst: 'fe80::%/64', dev: 'wtmx0', flags: [] }]), 'inet6')).toThrow(/not an address: "fe80::%\/64"/);
+  });
 });
