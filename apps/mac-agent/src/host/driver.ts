@@ -109,11 +109,19 @@ export interface RouteChange {
   deleted?: boolean;
 }
 
+export interface UplinkOptions {
+  /** Read our address on the uplink too (default true). */
+  address?: boolean;
+}
+
 export interface HostNetworkDriver {
   readonly name: DriverName;
 
-  /** The unscoped default route and its interface; null when there is no uplink. */
-  discoverUplink(run: Runner): Promise<Uplink | null>;
+  /**
+   * The unscoped default route and its interface; null when there is no uplink. `address: false`:
+   * without our address on it (one read fewer: the periodic roam check compares next hops only).
+   */
+  discoverUplink(run: Runner, options?: UplinkOptions): Promise<Uplink | null>;
   /** The interface and address facing `vmAddress` (the VM's vnic IP). */
   discoverVnic(run: Runner, vmAddress: string): Promise<Vnic>;
 

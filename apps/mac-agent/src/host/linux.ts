@@ -33,6 +33,7 @@ import type {
   RouteSpec,
   ServerEndpoint,
   Uplink,
+  UplinkOptions,
   Vnic,
 } from './driver';
 
@@ -223,20 +224,17 @@ export class LinuxDriver implements HostNetworkDriver {
     return link;
   }
 
-  async discoverUplink(run: Runner): Promise<Uplink | null> {
+  async discoverUplink(run: Runner, options?: UplinkOptions): Promise<Uplink | null> {
     // Both tables at once: the IPv6 one is only wasted when there is no uplink at all.
     const [routes4, routes6] = await readTogether([this.routes(run, 'inet'), this.routes(run, 'inet6')]);
     const [best] = usableDefaultRoutes(routes4);
     if (!best || !best.dev || !best.gateway) return null;
     const defaults6 = usableDefaultRoutes(routes6);
     const v6 = defaults6.find((r) => r.dev === best.dev) ?? defaults6[0];
+    const uplink: Uplink = { interface: best.dev, gateway: best.gateway, gateway6: v6?.gateway };
+    if (options?.address === false) return uplink;
     const link = await this.link(run, best.dev);
-    return {
-      interface: best.dev,
-      gateway: best.gateway,
-      gateway6: v6?.gateway,
-      address: primaryIpAddress(link, 'inet')?.local,
-    };
+    return { ...uplink, address: primaryIpAddress(link, 'inet')?.local };
   }
 
   async discoverVnic(run: Runner, vmAddress: string): Promise<Vnic> {

@@ -276,7 +276,7 @@ export class Roaming {
     const j = core.loadJournal();
     if (this.closed || j.phase !== 'up' || !j.uplink) return;
     const run = new SharedReadRunner(core.runner);
-    const [found, routes] = await readTogether([core.driver.discoverUplink(run), j.routes.length ? core.driver.readRoutes(run, j.routes) : Promise.resolve([])]);
+    const [found, routes] = await readTogether([core.driver.discoverUplink(run, { address: false }), j.routes.length ? core.driver.readRoutes(run, j.routes) : Promise.resolve([])]);
     const finding = missedRoutingChange(j, found, routes);
     if (finding === this.lastRoamCheckFinding) return;
     this.lastRoamCheckFinding = finding;

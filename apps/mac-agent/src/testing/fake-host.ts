@@ -16,6 +16,7 @@ import type {
   RouteReadback,
   RouteSpec,
   Uplink,
+  UplinkOptions,
   Vnic,
 } from '../host/driver';
 
@@ -55,7 +56,7 @@ export class FakeDriver implements HostNetworkDriver {
     }
   }
 
-  async discoverUplink(_run: Runner): Promise<Uplink | null> {
+  async discoverUplink(_run: Runner, _options?: UplinkOptions): Promise<Uplink | null> {
     await this.read('discoverUplink');
     return this.host.uplink ? { ...this.host.uplink } : null;
   }

@@ -24,6 +24,7 @@ import type {
   RouteReadback,
   RouteSpec,
   Uplink,
+  UplinkOptions,
   Vnic,
 } from '../driver';
 import { readDarwinDns, restoreDarwinDns, setDarwinDns } from './dns';
@@ -71,8 +72,8 @@ export class DarwinDriver implements HostNetworkDriver {
 
   // ----- discovery -----
 
-  discoverUplink(run: Runner): Promise<Uplink | null> {
-    return discoverDarwinUplink(run);
+  discoverUplink(run: Runner, options?: UplinkOptions): Promise<Uplink | null> {
+    return discoverDarwinUplink(run, options?.address ?? true);
   }
 
   discoverVnic(run: Runner, vmAddress: string): Promise<Vnic> {

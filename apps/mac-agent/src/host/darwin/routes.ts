@@ -67,13 +67,14 @@ async function readNetstatRoutes(run: Runner): Promise<NetstatRoute[]> {
 
 // ----- discovery -----
 
-export async function discoverDarwinUplink(run: Runner): Promise<Uplink | null> {
+export async function discoverDarwinUplink(run: Runner, withAddress = true): Promise<Uplink | null> {
   const routes = await readNetstatRoutes(run);
   const v4 = findDefaultGateway(routes, 'inet');
   if (!v4) return null;
   const v6 = findDefaultGateway(routes, 'inet6');
   const uplink: Uplink = { interface: v4.interface, gateway: v4.gateway };
   if (v6 && v6.interface === v4.interface) uplink.gateway6 = v6.gateway;
+  if (!withAddress) return uplink;
   // The address is a nicety: an interface that vanished meanwhile must not fail discovery.
   const ifconfig = await run.run(['ifconfig', v4.interface], { readOnly: true, allowFailure: true });
   if (ifconfig.exitCode === 0) {

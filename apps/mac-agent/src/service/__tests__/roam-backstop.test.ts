@@ -75,10 +75,14 @@ describe('roaming backstop (in-memory host)', () => {
 
   it('a default route that changed with no monitor event is picked up within one interval: one uplink and one route read per tick', async () => {
     await up();
+    const asked: unknown[] = [];
+    const discoverUplink = driver.discoverUplink.bind(driver);
+    driver.discoverUplink = (run, options) => (asked.push(options), discoverUplink(run, options));
     await advance(BACKSTOP_MS - DEBOUNCE_MS - 1);
     expect(driver.calls).toEqual([]);
     await advance(1);
     expect(driver.calls).toEqual(['discoverUplink', 'readRoutes']); // all in order: nothing else
+    expect(asked).toEqual([{ address: false }]); // next hops only: no read of our address
     driver.calls.length = 0;
 
     silentRoamToEthernet(); // right after a tick: the longest it can go unseen
@@ -219,5 +223,13 @@ describe('SharedReadRunner', () => {
     script.assertDone();
     expect(uplink).toEqual({ interface: 'en0', gateway: '192.0.2.1', address: '192.0.2.10' });
     expect(routes).toMatchObject([{ present: true }]);
+  });
+
+  it('darwin: the roam check asks for no address, so its tick is that one netstat -rn alone', async () => {
+    const row = (destination: string, gateway: string, flags: string, netif: string) => `${destination.padEnd(18)} ${gateway.padEnd(18)} ${flags.padEnd(10)} ${netif.padStart(14)}`;
+    const netstat = ['Routing tables', '', 'Internet:', row('Destination', 'Gateway', 'Flags', 'Netif Expire'), row('default', '192.0.2.1', 'UGScg', 'en0'), ''].join('\n');
+    const script = new ScriptedRunner([{ argv: ['netstat', '-rn'], stdout: netstat }]);
+    expect(await new DarwinDriver().discoverUplink(script, { address: false })).toEqual({ interface: 'en0', gateway: '192.0.2.1' });
+    script.assertDone();
   });
 });
