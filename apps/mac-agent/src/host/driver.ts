@@ -8,6 +8,7 @@
  * except what they return (tokens, snapshots), which the service journals.
  */
 import type { Runner } from '@wgctl/runner';
+import type { KillSwitchWatch } from './kill-switch-watch';
 
 export type DriverName = 'darwin' | 'linux';
 
@@ -42,6 +43,13 @@ export interface KillSwitchPolicy {
   vnic?: string; // the VM-facing interface: passes freely; the VM's forwarded traffic is held to the endpoints
   vmAddress?: string;
   allowDhcp6: boolean;
+  /**
+   * The DHCP server of the uplink's lease, when it is on the uplink's own subnet: the one host
+   * besides the broadcast address that DHCP (client port 68) may reach, for the RENEWING unicast
+   * of RFC 2131 §4.4.5. Filled in from the driver (readDhcpServer) each time the kill switch is
+   * ensured; absent: broadcast only (REBINDING, §4.4.5, keeps the lease).
+   */
+  dhcpServer?: string;
   /** No IPv6 routed via the VM: drop all IPv6 (but on lo and the vnic) except DHCPv6/NDP basics. */
   blockIpv6: boolean;
 }
@@ -107,6 +115,8 @@ export interface RouteChange {
   /** For route events: the destination (CIDR), so the service can ignore its own routes. */
   destination?: string;
   deleted?: boolean;
+  /** Who made the change, when the monitor says (darwin: the routing-socket writer's pid). */
+  pid?: number;
 }
 
 export interface UplinkOptions {
@@ -141,6 +151,14 @@ export interface HostNetworkDriver {
   setDns(run: Runner, servers: string[], current: DnsSnapshot, context?: DnsContext): Promise<void>;
   restoreDns(run: Runner, snapshot: DnsSnapshot): Promise<void>;
 
+  /**
+   * Optional: the server of `uplink`'s DHCP lease if it is on-link there (see
+   * KillSwitchPolicy.dhcpServer); undefined when there is no lease, no server identifier, or
+   * the server is off-link (behind a relay). Never throws: the kill switch then allows the
+   * broadcast only.
+   */
+  readDhcpServer?(run: Runner, uplink: string): Promise<string | undefined>;
+
   /** argv of the routing-event monitor (`route -n monitor`, `ip monitor route link addr`). */
   monitorArgv(): string[];
   /** Classifies one monitor event (a block of lines) ; pure. */
@@ -152,4 +170,7 @@ export interface HostNetworkDriver {
    * Best effort: never throws for a missing tool.
    */
   forgetFlows?(run: Runner, endpoints: ServerEndpoint[]): Promise<void>;
+
+  /** Optional: how the self-healing watches this driver's kill switch (see kill-switch-watch.ts). */
+  killSwitchWatch?(): KillSwitchWatch;
 }

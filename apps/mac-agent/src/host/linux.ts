@@ -36,6 +36,8 @@ import type {
   UplinkOptions,
   Vnic,
 } from './driver';
+import type { KillSwitchWatch } from './kill-switch-watch';
+import { LinuxKillSwitchWatch } from './linux-watch';
 
 export type LinuxDnsMode = 'resolv-conf' | 'resolvectl';
 
@@ -99,8 +101,44 @@ export interface NftChainSpec {
   rules: NftRuleSpec[];
 }
 
-const NDP_OUT = 'icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert }';
-const NDP_IN = 'icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect }';
+/**
+ * DHCPv4 out (RFC 2131): to the limited broadcast (DISCOVER/REQUEST from 0.0.0.0, REBINDING,
+ * §4.4.5), and in RENEWING to the lease's server (§4.4.5) only when the policy names an on-link
+ * one. This driver reads no lease (DHCP clients on Linux keep them in different places): the
+ * broadcast alone, which renews the lease by REBINDING at T2. Port 68 reaches no off-link host.
+ */
+function dhcpOut(policy: KillSwitchPolicy): NftRuleSpec[] {
+  // Pasted into nft syntax: a plain IPv4 address or nothing.
+  if (policy.dhcpServer !== undefined && !ipaddr.IPv4.isValidFourPartDecimal(policy.dhcpServer)) {
+    throw new Error(`kill switch: DHCP server "${policy.dhcpServer}" is not an IPv4 address`);
+  }
+  return [
+    { text: 'ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept', comment: 'dhcp (broadcast)' },
+    ...(policy.dhcpServer ? [{ text: `ip daddr ${policy.dhcpServer} udp sport 68 udp dport 67 accept`, comment: 'dhcp renewal (on-link lease server)' }] : []),
+  ];
+}
+const DHCP_IN: NftRuleSpec = { text: 'meta nfproto ipv4 udp sport 67 udp dport 68 accept', comment: 'dhcp' };
+/** DHCPv6 (RFC 8415 §7.1, §18): link-local client -> All_DHCP_Relay_Agents_and_Servers; answers between link-local addresses. */
+const DHCP6_OUT: NftRuleSpec = { text: 'ip6 saddr fe80::/10 ip6 daddr ff02::1:2 udp sport 546 udp dport 547 accept', comment: 'dhcpv6' };
+const DHCP6_IN: NftRuleSpec = { text: 'ip6 saddr fe80::/10 ip6 daddr fe80::/10 udp sport 547 udp dport 546 accept', comment: 'dhcpv6' };
+/**
+ * Neighbour discovery (RFC 4861) with the hop limit every ND message carries (255: proof it was
+ * not routed, §6.1/§7.1) and link-scoped destinations only: RS to all-routers (§6.3.7), NS to a
+ * solicited-node group (§7.2.2) or a link-local neighbour (NUD, §7.3.1), NA to a link-local
+ * neighbour or all-nodes (§7.2.4); in, RA and redirect only from link-local (§6.1.2, §8.1).
+ * The same set as the darwin anchor (host/darwin/pf.ts), where PF cannot match the hop limit.
+ */
+const ND = (match: string) => ({ text: `${match} accept`, comment: 'ipv6 neighbour discovery' });
+const NDP_OUT: NftRuleSpec[] = [
+  ND('ip6 daddr ff02::2 ip6 hoplimit 255 icmpv6 type nd-router-solicit'),
+  ND('ip6 daddr ff02::1:ff00:0/104 ip6 hoplimit 255 icmpv6 type nd-neighbor-solicit'),
+  ND('ip6 daddr fe80::/10 ip6 hoplimit 255 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert }'),
+  ND('ip6 daddr ff02::1 ip6 hoplimit 255 icmpv6 type nd-neighbor-advert'),
+];
+const NDP_IN: NftRuleSpec[] = [
+  ND('ip6 saddr fe80::/10 ip6 hoplimit 255 icmpv6 type { nd-router-advert, nd-redirect }'),
+  ND('ip6 hoplimit 255 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert }'),
+];
 const ICMP_ERRORS = 'meta l4proto { icmp, ipv6-icmp } ct state related';
 
 function endpointMatch(endpoint: ServerEndpoint, direction: 'to' | 'from'): string {
@@ -127,9 +165,9 @@ export function killSwitchChains(policy: KillSwitchPolicy): NftChainSpec[] {
   const output: NftRuleSpec[] = [
     { text: 'oifname "lo" accept', comment: 'loopback' },
     ...(vnic ? [{ text: `oifname "${vnic}" accept`, comment: 'the link to the VM' }] : []),
-    { text: 'udp sport 68 udp dport 67 accept', comment: 'dhcp' },
-    ...(policy.allowDhcp6 ? [{ text: 'meta nfproto ipv6 udp sport 546 udp dport 547 accept', comment: 'dhcpv6' }] : []),
-    ...(ipv6InUse ? [{ text: `${NDP_OUT} accept`, comment: 'ipv6 neighbour discovery' }] : []),
+    ...dhcpOut(policy),
+    ...(policy.allowDhcp6 ? [DHCP6_OUT] : []),
+    ...(ipv6InUse ? NDP_OUT : []),
     ...endpoints('to'),
     // Rejected, not dropped: the host's own programs fail at once (IPv6 falls back to IPv4
     // without waiting) and the ICMP error is delivered locally, never sent on any interface.
@@ -138,9 +176,9 @@ export function killSwitchChains(policy: KillSwitchPolicy): NftChainSpec[] {
   const input: NftRuleSpec[] = [
     { text: 'iifname "lo" accept', comment: 'loopback' },
     ...(vnic ? [{ text: `iifname "${vnic}" accept`, comment: 'the link to the VM' }] : []),
-    { text: 'udp sport 67 udp dport 68 accept', comment: 'dhcp' },
-    ...(policy.allowDhcp6 ? [{ text: 'meta nfproto ipv6 udp sport 547 udp dport 546 accept', comment: 'dhcpv6' }] : []),
-    ...(ipv6InUse ? [{ text: `${NDP_IN} accept`, comment: 'ipv6 neighbour discovery' }] : []),
+    DHCP_IN,
+    ...(policy.allowDhcp6 ? [DHCP6_IN] : []),
+    ...(ipv6InUse ? NDP_IN : []),
     ...endpoints('from'),
     { text: `${ICMP_ERRORS} accept`, comment: 'icmp errors for allowed flows (path mtu)' },
     { text: 'counter drop', comment: 'kill switch' },
@@ -428,6 +466,11 @@ export class LinuxDriver implements HostNetworkDriver {
     const tmp = `${this.resolvConfPath}.wgctl-tmp`;
     await run.run(['tee', tmp], { input: content });
     await run.run(['mv', '-f', '-T', tmp, this.resolvConfPath]);
+  }
+
+  /** `nft monitor` reports changes of the table as they are committed (linux-watch.ts). */
+  killSwitchWatch(): KillSwitchWatch {
+    return new LinuxKillSwitchWatch(this.nftTable, (run, policy) => this.readKillSwitch(run, policy));
   }
 
   // ----- roaming -----

@@ -58,6 +58,19 @@ export function messageOf(e: unknown): string {
 // ------------------------------------------------------------------------------ kill switch
 
 /**
+ * Sets `policy.dhcpServer` IN PLACE to the uplink's on-link lease server now (or removes it):
+ * the caller's object — the Up's plan, the roam's policy, the journal's — then holds what is
+ * loaded, and a lease server that changed (a roam, a new lease) makes the read-back differ and
+ * the rules reload.
+ */
+async function followLeaseServer(driver: HostNetworkDriver, run: Runner, policy: KillSwitchPolicy): Promise<void> {
+  if (!driver.readDhcpServer) return;
+  const server = await driver.readDhcpServer(run, policy.uplink);
+  if (server) policy.dhcpServer = server;
+  else delete policy.dhcpServer;
+}
+
+/**
  * Ensures the kill switch: `policy` in force on the host and in the journal. With `readFirst`
  * the live one is read and kept when loaded, enabled and without problems ('kept': the journal
  * is the caller's to update); otherwise it is loaded — both drivers replace their table/anchor
@@ -71,6 +84,7 @@ export async function ensureKillSwitch(
   policy: KillSwitchPolicy,
   options: { readFirst: boolean; persist: () => void },
 ): Promise<'kept' | 'loaded'> {
+  await followLeaseServer(driver, run, policy);
   const handle = journal.killSwitch?.handle ?? undefined;
   if (options.readFirst) {
     const live = await driver.readKillSwitch(run, policy, handle);

@@ -26,13 +26,17 @@
  */
 import { CancelledError, GuardedStepRunner, StoppingError, type OperationContext, type OperationGate, type OperationOutcome } from '@wgctl/agent-kit';
 import { DryRunRunner, readTogether, StepFailedError, type Runner, type StepListener } from '@wgctl/runner';
+import { StateFileError } from '@wgctl/state';
 import type { DnsContext, DnsSnapshot, HostNetworkDriver, KillSwitchPolicy, RouteReadback, RouteSpec, Uplink, Vnic } from '../host/driver';
 import { describeDns, ensureKillSwitch, holdKillSwitch, IPV4_SPLIT, IPV6_SPLIT, messageOf, pinsFor, sameRoute, servicesOffTunnel, type EngineCore } from './core';
+import { notRestoredWithoutJournal, splitRoutesInTable, type VmAddresses } from './down-by-marks';
 import { emptyJournal, type Ipv6InEffect, type JournalRoute, type MacJournal, type UpIntent } from './journal';
 
 /** A requested Up's or Down's own options: dry run, and the caller's signal (aborted when it went away). */
 export interface RequestOptions extends Pick<OperationContext, 'signal'> {
   dryRun?: boolean;
+  /** Down: the VM's addresses, by which the split routes are recognised when the journal lists none (see down-by-marks). */
+  vmAddresses?: VmAddresses;
 }
 
 /** An Up the caller asked for, or the engine re-asserting the journal at start (reconcile). */
@@ -251,12 +255,23 @@ function followsFailClosedUp(up: UpContext): boolean {
   if (up.mode !== 'request' || up.intent.killSwitchOnly) return false;
   if (prev.phase !== 'up-in-progress' || !prev.intent?.killSwitchOnly || prev.lastError) return false;
   if (!prev.killSwitch?.handle || up.core.now() - prev.updatedAtMs > FAIL_CLOSED_UP_FRESH_MS) return false;
-  return JSON.stringify(prev.killSwitch.policy) === JSON.stringify(up.policy);
+  return samePolicyButLeaseServer(prev.killSwitch.policy, up.policy);
+}
+
+/** The lease server is read when the kill switch is loaded, so a fresh plan has none yet. */
+function samePolicyButLeaseServer(loaded: KillSwitchPolicy, planned: KillSwitchPolicy): boolean {
+  const { dhcpServer: _loadedServer, ...loadedRest } = loaded;
+  const { dhcpServer: _plannedServer, ...plannedRest } = planned;
+  return JSON.stringify(loadedRest) === JSON.stringify(plannedRest);
 }
 
 async function killSwitch(up: UpContext, r: Runner): Promise<StepResult> {
   const { policy } = up;
-  if (followsFailClosedUp(up)) return { skipped: 'loaded by the kill-switch-only Up of this run (same policy); verify reads it back' };
+  if (followsFailClosedUp(up)) {
+    // What was loaded, lease server included, is what verify and the journal must compare with.
+    if (up.previous.killSwitch?.policy.dhcpServer) policy.dhcpServer = up.previous.killSwitch.policy.dhcpServer;
+    return { skipped: 'loaded by the kill-switch-only Up of this run (same policy); verify reads it back' };
+  }
   // Reading the live kill switch only serves to skip re-loading one of ours that is in force
   // and matching (a re-Up, a reconcile). With none in the journal (a first Up) it is loaded
   // straight away.
@@ -411,10 +426,28 @@ async function upFailed(up: UpContext, e: unknown): Promise<OperationOutcome> {
 class DownContext extends Operation {
   readonly journal: MacJournal;
   readonly removed: RouteSpec[] = [];
+  readonly vmAddresses: VmAddresses;
+  /** Why the journal could not be used (corrupt, its previous copy too): Down goes by marks. */
+  readonly journalUnusable: string | null = null;
+  /** Something of ours was found that the journal did not list (it was lost or removed by hand). */
+  foundUnlisted = false;
 
   constructor(deps: UpDownDeps, options: RequestOptions, listener: StepListener) {
     super(deps, options, listener);
-    this.journal = this.core.loadJournal();
+    this.vmAddresses = options.vmAddresses ?? {};
+    try {
+      this.journal = this.core.loadJournal();
+    } catch (e) {
+      if (!(e instanceof StateFileError)) throw e;
+      this.journalUnusable = e.message;
+      this.core.logger.warn('the journal is unusable: Down removes what is ours by its marks', { error: e.message });
+      this.journal = emptyJournal(this.driver.name, this.core.now());
+    }
+  }
+
+  /** Without a usable journal, what could not be put back (empty when the journal was used). */
+  notRestored(): string[] {
+    return this.journalUnusable || this.foundUnlisted ? notRestoredWithoutJournal(this.driver.name, this.vmAddresses) : [];
   }
 }
 
@@ -436,7 +469,8 @@ export async function runDown(deps: UpDownDeps, options: RequestOptions, listene
     fresh.lastRoamMs = down.journal.lastRoamMs;
     Object.assign(down.journal, fresh);
     down.persist();
-    return down.succeeded();
+    const notRestored = down.dryRun ? [] : down.notRestored();
+    return { ...down.succeeded(), ...(notRestored.length ? { notRestored } : {}) };
   } catch (e) {
     return downFailed(down, e);
   }
@@ -452,9 +486,22 @@ async function restoreDns(down: DownContext, r: Runner): Promise<StepResult> {
   return `restored DNS (${was})`;
 }
 
+/**
+ * The journal's routes, then the split routes via the VM's addresses that it does not list:
+ * ours all the same (a journal lost, or its previous copy one write behind; see down-by-marks).
+ */
 async function removeRoutes(down: DownContext, r: Runner): Promise<StepResult> {
+  const listed = await removeJournaledRoutes(down, r);
+  const unlisted = await removeSplitRoutesByMarks(down, r);
+  const said = [
+    ...(listed.length ? [`removed ${listed.map((x) => x.destination).join(', ')}`] : []),
+    ...(unlisted.length ? [`removed by their marks (not in the journal): ${unlisted.map((x) => `${x.destination} via ${x.gateway}`).join(', ')}`] : []),
+  ];
+  return said.length ? said.join('; ') : { skipped: 'no routes of ours in the journal or via the VM' };
+}
+
+async function removeJournaledRoutes(down: DownContext, r: Runner): Promise<RouteSpec[]> {
   const j = down.journal;
-  if (j.routes.length === 0) return { skipped: 'no routes of ours in the journal' };
   // Split routes first, pins last: traffic never falls back to the uplink unblocked.
   const order: JournalRoute['role'][] = ['split6', 'split', 'pin'];
   const routes = [...j.routes].sort((a, b) => order.indexOf(a.role) - order.indexOf(b.role));
@@ -465,17 +512,29 @@ async function removeRoutes(down: DownContext, r: Runner): Promise<StepResult> {
     j.routes = j.routes.filter((x) => !sameRoute(x, spec));
     down.persist();
   }
-  return `removed ${routes.map((x) => x.destination).join(', ')}`;
+  return routes;
+}
+
+async function removeSplitRoutesByMarks(down: DownContext, r: Runner): Promise<RouteSpec[]> {
+  const found = (await splitRoutesInTable(down.driver, r, down.vmAddresses)).filter((x) => !down.removed.some((y) => y.destination === x.destination && y.gateway === x.gateway));
+  if (found.length > 0) down.foundUnlisted = true;
+  for (const route of found) {
+    await down.driver.deleteRoute(r, route);
+    down.removed.push(route);
+  }
+  return found;
 }
 
 async function unloadKillSwitch(down: DownContext, r: Runner): Promise<StepResult> {
   const j = down.journal;
   const live = await down.driver.readKillSwitch(r, undefined, j.killSwitch?.handle ?? undefined);
   if (!live.loaded && !j.killSwitch) return { skipped: 'kill switch not loaded' };
+  const unlisted = !j.killSwitch;
+  if (unlisted) down.foundUnlisted = true;
   await down.driver.unloadKillSwitch(r, j.killSwitch?.handle ?? {});
   j.killSwitch = null;
   down.persist();
-  return 'kill switch unloaded';
+  return unlisted ? 'kill switch unloaded (found by its name: not in the journal)' : 'kill switch unloaded';
 }
 
 async function verifyClean(down: DownContext, r: Runner): Promise<StepResult> {

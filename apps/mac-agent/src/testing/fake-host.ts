@@ -26,9 +26,13 @@ export interface FakeHostState {
   routes: RouteSpec[];
   killSwitch: KillSwitchPolicy | null;
   dns: string[];
+  /** The uplink's DHCP lease server; when set, the driver reads it like the darwin one. */
+  leaseServer?: string;
 }
 
-const same = (a: RouteSpec, b: RouteSpec) => a.destination === b.destination && a.gateway === b.gateway && (a.interface ?? '') === (b.interface ?? '');
+/** As the real drivers match: a wanted route without an interface matches it on any. */
+const same = (route: RouteSpec, wanted: RouteSpec) =>
+  route.destination === wanted.destination && route.gateway === wanted.gateway && (wanted.interface === undefined || (route.interface ?? '') === wanted.interface);
 
 export class FakeDriver implements HostNetworkDriver {
   readonly name = 'linux' as const;
@@ -94,6 +98,12 @@ export class FakeDriver implements HostNetworkDriver {
     this.enter(`loadKillSwitch ${policy.uplink}`);
     this.host.killSwitch = JSON.parse(JSON.stringify(policy)) as KillSwitchPolicy;
     return { nftTable: 'inet fake' };
+  }
+
+  async readDhcpServer(_run: Runner, _uplink: string): Promise<string | undefined> {
+    if (this.host.leaseServer === undefined) return undefined;
+    await this.read('readDhcpServer');
+    return this.host.leaseServer;
   }
 
   async unloadKillSwitch(): Promise<void> {

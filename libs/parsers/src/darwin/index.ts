@@ -10,3 +10,4 @@ export * from './pfctl';
 export * from './networksetup';
 export * from './ifconfig';
 export * from './scutil';
+export * from './ipconfig';

@@ -226,8 +226,8 @@ describe('DarwinDriver kill switch', () => {
   const PRINTED = [
     'pass quick on lo0 all no state',
     'pass quick on bridge100 all no state',
-    'pass out quick inet proto udp from any port = 68 to any port = 67 keep state',
-    'pass in quick inet proto udp from any port = 67 to any port = 68 keep state',
+    'pass out quick inet proto udp from any port = 68 to 255.255.255.255 port = 67 no state',
+    'pass in quick inet proto udp from any port = 67 to any port = 68 no state',
     'block drop quick inet6 all',
     'pass out quick inet proto udp from any to 203.0.113.10 port = 51820 keep state',
     'pass in quick inet proto udp from 203.0.113.10 port = 51820 to any keep state',
@@ -252,14 +252,17 @@ describe('DarwinDriver kill switch', () => {
     const dual = renderDarwinKillSwitch({ ...policy, allowDhcp6: true, blockIpv6: false, endpoints: [...policy.endpoints, { ip: '2001:DB8::10', port: 443 }] });
     expect(normalizePfRuleset(dual)).toEqual([
       ...PRINTED.slice(0, 4),
-      'pass out quick inet6 proto udp from any port = 546 to any port = 547 keep state',
-      'pass in quick inet6 proto udp from any port = 547 to any port = 546 keep state',
-      'pass out quick inet6 proto ipv6-icmp all icmp6-type routersol keep state',
-      'pass out quick inet6 proto ipv6-icmp all icmp6-type neighbrsol keep state',
-      'pass out quick inet6 proto ipv6-icmp all icmp6-type neighbradv keep state',
-      'pass in quick inet6 proto ipv6-icmp all icmp6-type routeradv keep state',
-      'pass in quick inet6 proto ipv6-icmp all icmp6-type neighbrsol keep state',
-      'pass in quick inet6 proto ipv6-icmp all icmp6-type neighbradv keep state',
+      'pass out quick inet6 proto udp from fe80::/10 port = 546 to ff02::1:2 port = 547 no state',
+      'pass in quick inet6 proto udp from fe80::/10 port = 547 to fe80::/10 port = 546 no state',
+      'pass out quick inet6 proto ipv6-icmp from any to ff02::2 icmp6-type routersol no state',
+      'pass out quick inet6 proto ipv6-icmp from any to ff02::1:ff00:0/104 icmp6-type neighbrsol no state',
+      'pass out quick inet6 proto ipv6-icmp from any to fe80::/10 icmp6-type neighbrsol no state',
+      'pass out quick inet6 proto ipv6-icmp from any to fe80::/10 icmp6-type neighbradv no state',
+      'pass out quick inet6 proto ipv6-icmp from any to ff02::1 icmp6-type neighbradv no state',
+      'pass in quick inet6 proto ipv6-icmp from fe80::/10 to any icmp6-type routeradv no state',
+      'pass in quick inet6 proto ipv6-icmp from fe80::/10 to any icmp6-type redir no state',
+      'pass in quick inet6 proto ipv6-icmp all icmp6-type neighbrsol no state',
+      'pass in quick inet6 proto ipv6-icmp all icmp6-type neighbradv no state',
       PRINTED[5],
       PRINTED[6],
       'pass out quick inet6 proto udp from any to 2001:db8::10 port = 443 keep state',
@@ -272,6 +275,13 @@ describe('DarwinDriver kill switch', () => {
     expect(() => renderDarwinKillSwitch({ ...policy, uplink: 'en0 all\npass' })).toThrow(/bad uplink/);
     expect(() => renderDarwinKillSwitch({ ...policy, vnic: 'bridge100 all\npass' })).toThrow(/bad VM interface/);
     expect(() => renderDarwinKillSwitch({ ...policy, endpoints: [{ ip: 'example.com', port: 1 }] })).toThrow(/not an IP/);
+    expect(() => renderDarwinKillSwitch({ ...policy, dhcpServer: '192.0.2.1 port 67\npass' })).toThrow(/DHCP server/);
+    // With the lease's on-link server, DHCP may unicast to it too (RENEWING), and to no one else.
+    expect(normalizePfRuleset(renderDarwinKillSwitch({ ...policy, dhcpServer: '192.0.2.1' })).slice(2, 5)).toEqual([
+      'pass out quick inet proto udp from any port = 68 to 255.255.255.255 port = 67 no state',
+      'pass out quick inet proto udp from any port = 68 to 192.0.2.1 port = 67 no state',
+      'pass in quick inet proto udp from any port = 67 to any port = 68 no state',
+    ]);
   });
 
   /**
@@ -330,7 +340,9 @@ describe('DarwinDriver kill switch', () => {
       expect(verdict(rules, { ...wireguard, dir: 'out', on })).toMatch(/^pass \(pass out quick inet proto udp from any to 203\.0\.113\.10/);
       expect(verdict(rules, { ...wireguard, dir: 'out', on, dport: 51821 })).toBe('block (block drop out quick all)');
       expect(verdict(rules, { ...wireguard, dir: 'in', on, src: '203.0.113.10', sport: 51820, dst: '172.20.10.3', dport: 50001 })).toMatch(/^pass \(pass in quick/);
-      expect(verdict(rules, { ...wireguard, dir: 'out', on, proto: 'udp', sport: 68, dst: '255.255.255.255', dport: 67 })).toMatch(/^pass \(.*port = 68 to any port = 67/);
+      expect(verdict(rules, { ...wireguard, dir: 'out', on, proto: 'udp', sport: 68, dst: '255.255.255.255', dport: 67 })).toMatch(/^pass \(.*port = 68 to 255\.255\.255\.255 port = 67/);
+      // …but not to any other host from port 68 (issue #15: DHCP is no exfiltration channel).
+      expect(verdict(rules, { ...wireguard, dir: 'out', on, proto: 'udp', sport: 68, dst: '198.51.100.80', dport: 67 })).toBe('block (block drop out quick all)');
     }
     for (const on of ['lo0', 'bridge100']) expect(verdict(rules, { ...web, dir: 'out', on })).toMatch(/^pass \(pass quick on /);
   });

@@ -120,9 +120,13 @@ describe('LinuxDriver kill switch', () => {
     expect(rules('output')).toEqual([
       'oifname "lo" accept',
       'oifname "wtmv0" accept',
-      'udp sport 68 udp dport 67 accept',
-      'meta nfproto ipv6 udp sport 546 udp dport 547 accept',
-      'icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept',
+      // DHCP, DHCPv6 and ND no wider than their protocols: link-scoped destinations, ND at hop limit 255
+      'ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept',
+      'ip6 saddr fe80::/10 ip6 daddr ff02::1:2 udp sport 546 udp dport 547 accept',
+      'ip6 daddr ff02::2 ip6 hoplimit 255 icmpv6 type nd-router-solicit accept',
+      'ip6 daddr ff02::1:ff00:0/104 ip6 hoplimit 255 icmpv6 type nd-neighbor-solicit accept',
+      'ip6 daddr fe80::/10 ip6 hoplimit 255 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept',
+      'ip6 daddr ff02::1 ip6 hoplimit 255 icmpv6 type nd-neighbor-advert accept',
       'ip daddr 203.0.113.10 udp dport 51820 accept',
       'ip6 daddr 2001:db8::10 udp dport 443 accept',
       'counter reject with icmpx admin-prohibited',
@@ -130,9 +134,10 @@ describe('LinuxDriver kill switch', () => {
     expect(rules('input')).toEqual([
       'iifname "lo" accept',
       'iifname "wtmv0" accept',
-      'udp sport 67 udp dport 68 accept',
-      'meta nfproto ipv6 udp sport 547 udp dport 546 accept',
-      'icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect } accept',
+      'meta nfproto ipv4 udp sport 67 udp dport 68 accept',
+      'ip6 saddr fe80::/10 ip6 daddr fe80::/10 udp sport 547 udp dport 546 accept',
+      'ip6 saddr fe80::/10 ip6 hoplimit 255 icmpv6 type { nd-router-advert, nd-redirect } accept',
+      'ip6 hoplimit 255 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept',
       'ip saddr 203.0.113.10 udp sport 51820 accept',
       'ip6 saddr 2001:db8::10 udp sport 443 accept',
       'meta l4proto { icmp, ipv6-icmp } ct state related accept',
@@ -158,6 +163,21 @@ describe('LinuxDriver kill switch', () => {
       'meta l4proto { icmp, ipv6-icmp } ct state related accept',
       'counter drop',
     ]);
+  });
+
+  it('lets DHCP unicast to the lease server only when the policy names one (RENEWING, RFC 2131 §4.4.5), else the broadcast alone', () => {
+    const dhcpOut = (p: typeof policy) => killSwitchChains(p).find((c) => c.name === 'output')!.rules.map((r) => r.text).filter((t) => t.includes('dport 67'));
+    expect(dhcpOut(policy)).toEqual(['ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept']);
+    expect(dhcpOut({ ...policy, dhcpServer: '192.0.2.1' })).toEqual([
+      'ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept',
+      'ip daddr 192.0.2.1 udp sport 68 udp dport 67 accept',
+    ]);
+    // No rule lets port 68/546 or an ND type out without a destination (the exfiltration channel of issue #15).
+    const output = killSwitchChains({ ...policy, allowDhcp6: true, dhcpServer: '192.0.2.1' }).find((c) => c.name === 'output')!.rules.map((r) => r.text);
+    const exceptions = output.filter((t) => /sport (68|546)|icmpv6 type/.test(t));
+    expect(exceptions).toHaveLength(7);
+    expect(() => killSwitchChains({ ...policy, dhcpServer: '192.0.2.1 accept; oifname "wtmx0"' })).toThrow(/DHCP server/);
+    for (const rule of exceptions) expect(rule).toMatch(/ip6? daddr /);
   });
 
   it('loads atomically (add; delete; table) in one batch, with no separate nft -c (nft -f is one transaction)', async () => {

@@ -58,6 +58,7 @@ const POLICIES: Record<string, KillSwitchPolicy> = {
     blockIpv6: false,
   },
   'Parallels vnic0': { uplink: UPLINK, endpoints: [V4_ENDPOINT], ...PARALLELS, allowDhcp6: true, blockIpv6: false },
+  'on-link lease server': { uplink: UPLINK, endpoints: [V4_ENDPOINT], ...UTM, allowDhcp6: true, blockIpv6: false, dhcpServer: '192.0.2.1' },
   'UTM bridge100': { uplink: UPLINK, endpoints: [V4_ENDPOINT], ...UTM, allowDhcp6: true, blockIpv6: true },
 };
 
@@ -221,14 +222,47 @@ if (!grammarPresent) {
       expect(verdict(dual, reply)).toMatchObject({ action: 'pass', decidedBy: 'rule', rule: 'pass in quick inet proto udp from 203.0.113.10 port = 51820 to any keep state' });
     });
 
-    // Fact: `pass out quick inet proto udp from any port = 68 to any port = 67` (and its `in` twin) match whatever the addresses.
-    it('DHCP (client 68 -> server 67, broadcast) passes both ways', () => {
-      expect(verdict(dual, udp('out', 'en0', '0.0.0.0', 68, '255.255.255.255', 67))).toMatchObject({
-        action: 'pass', rule: 'pass out quick inet proto udp from any port = 68 to any port = 67 keep state',
-      });
+    // Fact: `pass out quick inet proto udp from any port = 68 to 255.255.255.255 port = 67 no state` matches a DISCOVER
+    // (from 0.0.0.0) and a REBINDING request (from our address); `pass in … port = 67 to any port = 68 no state` the replies.
+    it('DHCP broadcast (client 68 -> 255.255.255.255:67) passes out, from 0.0.0.0 or our address; replies pass in; nothing keeps state', () => {
+      for (const src of ['0.0.0.0', MAC]) {
+        expect(verdict(dual, udp('out', 'en0', src, 68, '255.255.255.255', 67))).toMatchObject({
+          action: 'pass', rule: 'pass out quick inet proto udp from any port = 68 to 255.255.255.255 port = 67 no state', stateCreated: false,
+        });
+      }
       expect(verdict(dual, udp('in', 'en0', CAFE_RESOLVER, 67, '255.255.255.255', 68))).toMatchObject({
-        action: 'pass', rule: 'pass in quick inet proto udp from any port = 67 to any port = 68 keep state',
+        action: 'pass', rule: 'pass in quick inet proto udp from any port = 67 to any port = 68 no state', stateCreated: false,
       });
+    });
+
+    // Fact: no pass rule names 198.51.100.80 as a DHCP destination: `block drop out quick all` takes it (issue #15: the old
+    // `from any port = 68 to any port = 67` passed it, with the Mac's real address, outside the tunnel).
+    it.each([
+      ['an off-link host', '198.51.100.80'],
+      ['a LAN neighbour that is not the lease server', '192.0.2.77'],
+      ['the lease server, when the policy names none', '192.0.2.1'],
+    ])('DHCP from port 68 to %s is blocked', (_what, host) => {
+      expect(verdict(dual, udp('out', 'en0', MAC, 68, host, 67))).toMatchObject({ action: 'block', rule: 'block drop out quick all' });
+    });
+
+    // Fact: with dhcpServer the unicast rule `… to 192.0.2.1 port = 67 no state` matches that address, and only it.
+    it('RENEWING: DHCP unicast to the on-link lease server passes when the policy names it, to no one else', () => {
+      const leased = POLICIES['on-link lease server'];
+      expect(verdict(leased, udp('out', 'en0', MAC, 68, '192.0.2.1', 67))).toMatchObject({
+        action: 'pass', rule: 'pass out quick inet proto udp from any port = 68 to 192.0.2.1 port = 67 no state',
+      });
+      expect(verdict(leased, udp('out', 'en0', MAC, 68, '198.51.100.80', 67))).toMatchObject({ action: 'block', rule: 'block drop out quick all' });
+    });
+
+    // Fact: pf_test_rule creates a state for a passing rule with keep state; pf_find_state then passes the REVERSED flow
+    // out before any rule. A far host sending from port 67 must therefore not leave a state behind: the rule is `no state`.
+    it('a far host writing from port 67 opens no path back out from port 68 (the inbound rule keeps no state)', () => {
+      const knock = verdict(dual, udp('in', 'en0', '198.51.100.80', 67, MAC, 68));
+      expect(knock).toMatchObject({ action: 'pass', stateCreated: false });
+      expect(verdict(dual, udp('out', 'en0', MAC, 68, '198.51.100.80', 67))).toMatchObject({ action: 'block', decidedBy: 'rule' });
+      // What a kept state would have done (the old `keep state` rule): the reply direction passes by the state.
+      const state = { af: 'inet', proto: 'udp', direction: 'in', src: '198.51.100.80', srcPort: 67, dst: MAC, dstPort: 68 } as PfState;
+      expect(verdict(dual, udp('out', 'en0', MAC, 68, '198.51.100.80', 67), [state])).toMatchObject({ action: 'pass', decidedBy: 'state' });
     });
 
     // Fact: no rule names an interface but lo0 and the vnic, so en1 and utun meet the same final blocks.
@@ -262,15 +296,45 @@ if (!grammarPresent) {
       expect(verdict(v6Blocked, udp('out', 'en0', MAC6, 61236, V6_ENDPOINT.ip, V6_ENDPOINT.port))).toMatchObject({ action: 'block', rule: 'block drop quick inet6 all' });
     });
 
-    // Fact: the DHCPv6 and ND pass rules are quick and come before `block drop quick inet6 all`.
+    const icmp6 = (direction: 'in' | 'out', src: string, dst: string, icmpType: string): PfPacket => ({ direction, interface: 'en0', af: 'inet6', proto: 'ipv6-icmp', src, dst, icmpType });
+
+    // Fact: the DHCPv6 and ND pass rules are quick, come before `block drop quick inet6 all`, and name link-scoped addresses.
     it.each([
-      ['DHCPv6 solicit', udp('out', 'en0', MAC_LINK_LOCAL, 546, 'ff02::1:2', 547), 'pass out quick inet6 proto udp from any port = 546 to any port = 547 keep state'],
-      ['DHCPv6 reply', udp('in', 'en0', 'fe80::1', 547, MAC_LINK_LOCAL, 546), 'pass in quick inet6 proto udp from any port = 547 to any port = 546 keep state'],
-      ['router solicitation', { direction: 'out', interface: 'en0', af: 'inet6', proto: 'ipv6-icmp', src: MAC_LINK_LOCAL, dst: 'ff02::2', icmpType: 'routersol' } as PfPacket, 'pass out quick inet6 proto ipv6-icmp all icmp6-type routersol keep state'],
-      ['neighbour solicitation', { direction: 'out', interface: 'en0', af: 'inet6', proto: 'ipv6-icmp', src: MAC_LINK_LOCAL, dst: 'ff02::1:ff00:1', icmpType: 135 } as PfPacket, 'pass out quick inet6 proto ipv6-icmp all icmp6-type neighbrsol keep state'],
-      ['router advertisement', { direction: 'in', interface: 'en0', af: 'inet6', proto: 'ipv6-icmp', src: 'fe80::1', dst: 'ff02::1', icmpType: 'routeradv' } as PfPacket, 'pass in quick inet6 proto ipv6-icmp all icmp6-type routeradv keep state'],
+      ['DHCPv6 solicit', udp('out', 'en0', MAC_LINK_LOCAL, 546, 'ff02::1:2', 547), 'pass out quick inet6 proto udp from fe80::/10 port = 546 to ff02::1:2 port = 547 no state'],
+      ['DHCPv6 reply', udp('in', 'en0', 'fe80::1', 547, MAC_LINK_LOCAL, 546), 'pass in quick inet6 proto udp from fe80::/10 port = 547 to fe80::/10 port = 546 no state'],
+      ['router solicitation to ff02::2', icmp6('out', MAC_LINK_LOCAL, 'ff02::2', 'routersol'), 'pass out quick inet6 proto ipv6-icmp from any to ff02::2 icmp6-type routersol no state'],
+      ['router solicitation from ::', icmp6('out', '::', 'ff02::2', 'routersol'), 'pass out quick inet6 proto ipv6-icmp from any to ff02::2 icmp6-type routersol no state'],
+      ['DAD (NS from :: to a solicited-node group)', icmp6('out', '::', 'ff02::1:ff4d:5e6f', 'neighbrsol'), 'pass out quick inet6 proto ipv6-icmp from any to ff02::1:ff00:0/104 icmp6-type neighbrsol no state'],
+      ['NUD (NS to the router\'s link-local address)', icmp6('out', MAC_LINK_LOCAL, 'fe80::1', 'neighbrsol'), 'pass out quick inet6 proto ipv6-icmp from any to fe80::/10 icmp6-type neighbrsol no state'],
+      ['a solicited NA to a link-local neighbour', icmp6('out', MAC_LINK_LOCAL, 'fe80::1', 'neighbradv'), 'pass out quick inet6 proto ipv6-icmp from any to fe80::/10 icmp6-type neighbradv no state'],
+      ['an NA to all-nodes (defending our address in DAD)', icmp6('out', MAC_LINK_LOCAL, 'ff02::1', 'neighbradv'), 'pass out quick inet6 proto ipv6-icmp from any to ff02::1 icmp6-type neighbradv no state'],
+      ['router advertisement from link-local', icmp6('in', 'fe80::1', 'ff02::1', 'routeradv'), 'pass in quick inet6 proto ipv6-icmp from fe80::/10 to any icmp6-type routeradv no state'],
+      ['redirect from link-local', icmp6('in', 'fe80::1', MAC_LINK_LOCAL, 'redir'), 'pass in quick inet6 proto ipv6-icmp from fe80::/10 to any icmp6-type redir no state'],
+      ['NS from :: (a neighbour\'s DAD)', icmp6('in', '::', 'ff02::1:ff4d:5e6f', 'neighbrsol'), 'pass in quick inet6 proto ipv6-icmp all icmp6-type neighbrsol no state'],
     ])('with allowDhcp6 and blockIpv6, %s passes', (_what, packet, rule) => {
       expect(verdict(v6Blocked, packet)).toMatchObject({ action: 'pass', rule });
+    });
+
+    // Fact: no DHCPv6/ND rule names a global destination (or a global source for RA), so these fall to the inet6 block.
+    it.each([
+      ['DHCPv6 from port 546 to a global address', udp('out', 'en0', MAC6, 546, '2001:db8:ffff::1', 547)],
+      ['DHCPv6 from port 546, link-local source, to a global address', udp('out', 'en0', MAC_LINK_LOCAL, 546, '2001:db8:ffff::1', 547)],
+      ['DHCPv6 to the site-scoped ff05::1:3 (for relays, not clients)', udp('out', 'en0', MAC_LINK_LOCAL, 546, 'ff05::1:3', 547)],
+      ['DHCPv6 from a global source to ff02::1:2', udp('out', 'en0', MAC6, 546, 'ff02::1:2', 547)],
+      ['a reply from port 547 off the link', udp('in', 'en0', '2001:db8:ffff::1', 547, MAC6, 546)],
+      ['an NS to a global address', icmp6('out', MAC6, '2001:db8:ffff::1', 'neighbrsol')],
+      ['an NA to a global address', icmp6('out', MAC6, '2001:db8:ffff::1', 'neighbradv')],
+      ['an RS to a global address', icmp6('out', MAC6, '2001:db8:ffff::1', 'routersol')],
+      ['an RA from a global address', icmp6('in', '2001:db8:ffff::1', 'ff02::1', 'routeradv')],
+      ['a redirect from a global address', icmp6('in', '2001:db8:ffff::1', MAC6, 'redir')],
+    ])('with allowDhcp6 and blockIpv6, %s is blocked', (_what, packet) => {
+      expect(verdict(v6Blocked, packet)).toMatchObject({ action: 'block', rule: 'block drop quick inet6 all' });
+    });
+
+    // Fact: in dual stack the same packets meet no inet6 block but the final ones.
+    it('in dual stack, DHCPv6 from port 546 to a global address is blocked too', () => {
+      expect(verdict(dual, udp('out', 'en0', MAC6, 546, '2001:db8:ffff::1', 547))).toMatchObject({ action: 'block', rule: 'block drop out quick all' });
+      expect(verdict(dual, icmp6('out', MAC6, '2001:db8:ffff::1', 'neighbrsol'))).toMatchObject({ action: 'block', rule: 'block drop out quick all' });
     });
 
     // Fact: an ICMPv6 type not in the ND lists (echo request, 128) falls to `block drop quick inet6 all`.

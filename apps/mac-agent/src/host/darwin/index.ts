@@ -28,6 +28,8 @@ import type {
   Vnic,
 } from '../driver';
 import { readDarwinDns, restoreDarwinDns, setDarwinDns } from './dns';
+import { readDarwinDhcpServer } from './dhcp';
+import type { KillSwitchWatch } from '../kill-switch-watch';
 import { DarwinRouteMonitor, darwinMonitorArgv } from './monitor';
 import {
   DARWIN_PF_ANCHOR,
@@ -38,6 +40,7 @@ import {
   renderDarwinKillSwitch,
   unloadDarwinKillSwitch,
 } from './pf';
+import { DarwinKillSwitchWatch } from './pf-watch';
 import { addDarwinRoute, deleteDarwinRoute, discoverDarwinUplink, discoverDarwinVnic, readDarwinRoutes } from './routes';
 
 export { DARWIN_PF_ANCHOR, DarwinKillSwitchError, darwinStateKillArgv, renderDarwinKillSwitch } from './pf';
@@ -110,6 +113,16 @@ export class DarwinDriver implements HostNetworkDriver {
 
   readKillSwitch(run: Runner, policy?: KillSwitchPolicy, handle?: KillSwitchHandle): Promise<KillSwitchStatus> {
     return readDarwinKillSwitch(run, this.anchor, policy, handle);
+  }
+
+  /** The uplink's lease server when on-link (`ipconfig getpacket`): see KillSwitchPolicy.dhcpServer. */
+  readDhcpServer(run: Runner, uplink: string): Promise<string | undefined> {
+    return readDarwinDhcpServer(run, uplink);
+  }
+
+  /** PF has no events: our token and the anchor's rules, looked at every second (pf-watch.ts). */
+  killSwitchWatch(): KillSwitchWatch {
+    return new DarwinKillSwitchWatch(this.anchor);
   }
 
   // ----- DNS -----

@@ -62,6 +62,9 @@ function validatePolicy(policy: KillSwitchPolicy): void {
   if (policy.vnic !== undefined && (!DARWIN_INTERFACE_NAME.test(policy.vnic) || policy.vnic === 'lo0')) {
     throw new Error(`kill switch: bad VM interface name "${policy.vnic}"`);
   }
+  if (policy.dhcpServer !== undefined && !ipaddr.IPv4.isValidFourPartDecimal(policy.dhcpServer)) {
+    throw new Error(`kill switch: DHCP server "${policy.dhcpServer}" is not an IPv4 address`);
+  }
   for (const e of policy.endpoints) {
     if (!isIpAddressOrZoned(e.ip)) throw new Error(`kill switch: endpoint "${e.ip}" is not an IP address`);
     if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) throw new Error(`kill switch: bad endpoint port ${e.port}`);
@@ -69,12 +72,70 @@ function validatePolicy(policy: KillSwitchPolicy): void {
 }
 
 /**
+ * DHCPv4 through the kill switch, no wider than the protocol (RFC 2131): a client sends to
+ * 255.255.255.255:67 (DISCOVER/REQUEST from 0.0.0.0 before a lease, REBINDING from its address,
+ * §4.4.5) and, in RENEWING only, unicasts to its lease's server (§4.4.5): allowed only when
+ * that server is on-link (policy.dhcpServer, see onLinkLeaseServer), so port 68 reaches no
+ * off-link host. Mullvad allows the broadcast alone (talpid-core firewall/macos.rs). Replies
+ * come from port 67 to port 68 from any address (a relay's, or the server's). Every rule is
+ * `no state`: a state made by an inbound packet would let the reversed flow out — a far host
+ * sending from port 67 would open port 68 -> that host:67, which no rule allows. RELEASE and
+ * INFORM unicasts (§4.4.6, §4.4.3) pass only to that same on-link server.
+ */
+function darwinDhcpRules(policy: KillSwitchPolicy): string[] {
+  return [
+    '# DHCP (RFC 2131): client 68 -> the limited broadcast:67, or the on-link server of our lease; server 67 -> 68',
+    'pass out quick inet proto udp from any port 68 to 255.255.255.255 port 67 no state',
+    ...(policy.dhcpServer ? [`pass out quick inet proto udp from any port 68 to ${policy.dhcpServer} port 67 no state`] : []),
+    'pass in quick inet proto udp from any port 67 to any port 68 no state',
+  ];
+}
+
+/**
+ * DHCPv6 and neighbour discovery, each to link-scoped destinations only (routers never forward
+ * fe80::/10 or ff02::/16, RFC 4291 §2.5.6/§2.7), as Mullvad does (talpid-core firewall/macos.rs):
+ * - DHCPv6 (RFC 8415 §7.1, §18): the client sends from its link-local address to
+ *   All_DHCP_Relay_Agents_and_Servers ff02::1:2; servers and relays answer from link-local to
+ *   it. ff05::1:3 is for relays talking to servers, not clients: not allowed. The Server
+ *   Unicast option is not honoured (a unicast to a global address would leave the link): a
+ *   client whose unicast goes unanswered falls back to multicast.
+ * - ND (RFC 4861): router solicitation to all-routers ff02::2 (§6.3.7); neighbour solicitation
+ *   to a solicited-node group ff02::1:ff00:0/104 (§7.2.2, DAD from ::) or, for reachability
+ *   checks, to the neighbour's link-local address (§7.3.1: routers are known by link-local
+ *   addresses, §6.1.2, and the kill switch lets no other neighbour through); neighbour
+ *   advertisement to the soliciting link-local address, or to all-nodes ff02::1 (§7.2.4,
+ *   unsolicited or answering DAD). In: router advertisement and redirect only from fe80::/10
+ *   (§6.1.2, §8.1); neighbour solicitation/advertisement from any source (DAD comes from ::).
+ * PF cannot match the hop limit of 255 every ND message carries (pf.conf has no such keyword;
+ * xnu's nd6 input drops ND with any other hop limit, RFC 4861 §6.1/§7.1, after PF). Only root
+ * can send ND at all (xnu icmp6_dgram_send lets other users send echo and node-information
+ * requests only), so these rules are defence in depth. Cost of the link-local-only unicasts: a
+ * neighbour known by a global address (a static global gateway6) fails its reachability probe
+ * and is resolved again by multicast (§7.3.3); one that solicits us from a global source gets
+ * no answer (Linux routers use their link-local address: dhcp-exfiltration.netns.test.ts).
+ * `no state` for the same reason as DHCP.
+ */
+const DARWIN_DHCP6_ND_RULES: readonly string[] = [
+  '# DHCPv6 (RFC 8415): link-local 546 -> ff02::1:2 547; 547 -> 546 between link-local addresses',
+  'pass out quick inet6 proto udp from fe80::/10 port 546 to ff02::1:2 port 547 no state',
+  'pass in quick inet6 proto udp from fe80::/10 port 547 to fe80::/10 port 546 no state',
+  '# Neighbour discovery (RFC 4861), to link-scoped destinations only',
+  'pass out quick inet6 proto ipv6-icmp from any to ff02::2 icmp6-type routersol no state',
+  'pass out quick inet6 proto ipv6-icmp from any to ff02::1:ff00:0/104 icmp6-type neighbrsol no state',
+  'pass out quick inet6 proto ipv6-icmp from any to fe80::/10 icmp6-type neighbrsol no state',
+  'pass out quick inet6 proto ipv6-icmp from any to fe80::/10 icmp6-type neighbradv no state',
+  'pass out quick inet6 proto ipv6-icmp from any to ff02::1 icmp6-type neighbradv no state',
+  'pass in quick inet6 proto ipv6-icmp from fe80::/10 to any icmp6-type { routeradv, redir } no state',
+  'pass in quick inet6 proto ipv6-icmp all icmp6-type { neighbrsol, neighbradv } no state',
+];
+
+/**
  * The PF rules of the kill switch, for anchor `anchor`: fail-closed on EVERY interface, not
  * just the uplink. A second Wi-Fi/Ethernet with a scoped default, a USB tether, the interface
  * we roamed away from: sockets bound to them (IP_BOUND_IF, scoped routing) meet the same
  * rules. Every rule is `quick` (first match wins, whatever the main ruleset has after our
  * anchor): loopback and the VM's bridge pass with `no state` (see below); on any other interface only DHCP, the IPv6
- * link set-up when IPv6 is in use, and WireGuard UDP to/from the server(s) pass; the last two
+ * link set-up when IPv6 is in use (both as narrow as their protocols), and WireGuard UDP to/from the server(s) pass; the last two
  * rules drop everything else, in and out. No rule names the uplink (`policy.uplink` is only
  * shown in status and the header comment), so a roam needs no reload.
  */
@@ -98,20 +159,8 @@ export function renderDarwinKillSwitch(policy: KillSwitchPolicy, anchor = DARWIN
     'pass quick on lo0 all no state',
   ];
   if (policy.vnic) lines.push(`pass quick on ${policy.vnic} all no state`);
-  lines.push(
-    '# DHCP (client 68 <-> server 67)',
-    'pass out quick inet proto udp from any port 68 to any port 67',
-    'pass in quick inet proto udp from any port 67 to any port 68',
-  );
-  if (policy.allowDhcp6) {
-    lines.push(
-      '# DHCPv6 (client 546 <-> server 547) and the neighbour discovery IPv6 needs to work at all',
-      'pass out quick inet6 proto udp from any port 546 to any port 547',
-      'pass in quick inet6 proto udp from any port 547 to any port 546',
-      'pass out quick inet6 proto ipv6-icmp all icmp6-type { routersol, neighbrsol, neighbradv }',
-      'pass in quick inet6 proto ipv6-icmp all icmp6-type { routeradv, neighbrsol, neighbradv }',
-    );
-  }
+  lines.push(...darwinDhcpRules(policy));
+  if (policy.allowDhcp6) lines.push(...DARWIN_DHCP6_ND_RULES);
   if (policy.blockIpv6) lines.push('# No IPv6 through the VM: none anywhere else either', 'block drop quick inet6 all');
   if (endpoints.length > 0) lines.push('# WireGuard to and from the server(s) (from: a state may have expired or be on another interface)');
   for (const e of endpoints) {

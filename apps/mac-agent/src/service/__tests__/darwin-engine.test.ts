@@ -59,8 +59,8 @@ const ANCHOR_MISSING = { exitCode: 1, stderr: `${ALTQ}pfctl: DIOCGETRULES: Inval
 const PRINTED_RULES: string[] = [
   'pass quick on lo0 all no state',
   'pass quick on bridge100 all no state',
-  'pass out quick inet proto udp from any port = 68 to any port = 67 keep state',
-  'pass in quick inet proto udp from any port = 67 to any port = 68 keep state',
+  'pass out quick inet proto udp from any port = 68 to 255.255.255.255 port = 67 no state',
+  'pass in quick inet proto udp from any port = 67 to any port = 68 no state',
   'block drop quick inet6 all',
   'pass out quick inet proto udp from any to 203.0.113.7 port = 51820 keep state',
   'pass in quick inet proto udp from 203.0.113.7 port = 51820 to any keep state',
@@ -71,8 +71,8 @@ const PRINTED_RULES: string[] = [
 const FILE_RULES: string[] = [
   'pass quick on lo0 all no state',
   'pass quick on bridge100 all no state',
-  'pass out quick inet proto udp from any port 68 to any port 67',
-  'pass in quick inet proto udp from any port 67 to any port 68',
+  'pass out quick inet proto udp from any port 68 to 255.255.255.255 port 67 no state',
+  'pass in quick inet proto udp from any port 67 to any port 68 no state',
   'block drop quick inet6 all',
   'pass out quick inet proto udp from any to 203.0.113.7 port 51820',
   'pass in quick inet proto udp from 203.0.113.7 port 51820 to any',
@@ -273,6 +273,8 @@ const readKillSwitch = (info: string, main: string, anchor: Omit<ScriptedCall, '
 const liveRules = () => ({ stdout: `${PRINTED_RULES.join('\n')}\n`, stderr: ALTQ });
 /** The kill switch in force, read back with our token. */
 const killSwitchInForce = (): ScriptedCall[] => readKillSwitch(PF_INFO_ENABLED, MAIN_STOCK, liveRules(), PF_REFERENCES_OURS);
+/** The uplink's DHCP lease, read each time the kill switch is ensured: none here (ipconfig prints nothing), so DHCP may only broadcast. */
+const noLease = (uplink: string): ScriptedCall => ({ argv: ['ipconfig', 'getpacket', uplink], exitCode: 1 });
 /** mkdir + tee + validate + load of the anchor (the tee'd text is checked separately). */
 const loadAnchor: ScriptedCall[] = [
   { argv: ['mkdir', '-p', STATE_DIR] },
@@ -300,6 +302,7 @@ const FIRST_UP: ScriptedCall[] = [
   { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
   { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
   // kill-switch: none in the journal, so no read first: the anchor load replaces whatever is there
+  noLease('en0'),
   ...loadAnchor,
   // The main ruleset is only read (the stock `anchor "com.apple/*"` evaluates ours; no older
   // wgctl's reference to remove), with the interfaces whose states are to be forgotten.
@@ -422,6 +425,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
       // command comes from a routing event.
       roamBackstopMs: 0,
       dnsRecheckMs: 0,
+      healCheckMs: 0, // darwin-heal.test.ts
     });
 
   beforeEach(() => {
@@ -498,7 +502,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     expect(normalizePfRuleset(teeInput(run))).toEqual(PRINTED_RULES);
     expect(steps.filter((s) => s.state !== 'started').map((s) => [s.step, s.state, s.commands.length])).toEqual([
       ['discover', 'done', 3],
-      ['kill-switch', 'done', 12],
+      ['kill-switch', 'done', 13],
       ['pin-endpoint', 'done', 2],
       ['split-routes', 'done', 2],
       ['ipv6', 'done', 0],
@@ -522,6 +526,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
         { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
         { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
+        noLease('en0'),
         ...killSwitchInForce(), // matching, enabled, referenced, our token held: no reload
         { argv: ['netstat', '-rn'], stdout: UP_TABLE }, // pin and split routes present: no route add
         ...DNS_OURS, // already ours everywhere: no networksetup -set…
@@ -606,6 +611,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) }, // our routes went with the reboot
         { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
         { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
+        noLease('en0'),
         ...readKillSwitch(PF_INFO_DISABLED, MAIN_STOCK, ANCHOR_MISSING, PF_REFERENCES_NONE),
         ...loadAnchor,
         { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ }, // pf.conf reloaded at boot: com.apple/* still evaluates ours
@@ -643,6 +649,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
         { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
         { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
+        noLease('en0'),
         // Our anchor under com.apple/ is empty: the older rules live in com.wgctl.
         ...readKillSwitch(PF_INFO_ENABLED, MAIN_WITH_LEGACY, ANCHOR_MISSING, PF_REFERENCES_OURS),
         ...loadAnchor,
@@ -671,6 +678,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
         { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
         { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
+        noLease('en0'),
         ...killSwitchInForce(),
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
         ...DNS_OURS,
@@ -718,6 +726,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         [
           { argv: ['netstat', '-rn'], stdout: UP_TABLE },
           { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
+          noLease('en0'),
           ...killSwitchInForce(),
           {
             argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'],
@@ -747,6 +756,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         [
           { argv: ['netstat', '-rn'], stdout: netstat(WIFI_B, { pinGateway: '192.0.2.1', pinInterface: 'en0' }) },
           { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_B },
+          noLease('en0'),
           ...killSwitchInForce(), // same interface: the rules still match, nothing reloaded
           { argv: [...ROUTE, 'delete', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'delete host 203.0.113.7: gateway 192.0.2.1\n' },
           { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.129'], stdout: 'add host 203.0.113.7: gateway 192.0.2.129\n' },
@@ -802,6 +812,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         [
           { argv: ['netstat', '-rn'], stdout: netstat(ETHERNET, { pinGateway: '192.0.2.129', pinInterface: 'en0' }) },
           { argv: ['ifconfig', 'en1'], stdout: IFCONFIG_EN1 },
+          noLease('en1'),
           ...killSwitchInForce(), // the rules hold on every interface: they match the en1 policy, nothing reloaded
           { argv: [...ROUTE, 'delete', '-inet', '-host', '203.0.113.7', '192.0.2.129'], stdout: 'delete host 203.0.113.7: gateway 192.0.2.129\n' },
           { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '203.0.113.129'], stdout: 'add host 203.0.113.7: gateway 203.0.113.129\n' },

@@ -176,6 +176,18 @@ describe('MacAgentEngine (in-memory host)', () => {
     expect(store.load()!.phase).toBe('down');
   });
 
+  it('with a DHCP lease server the full Up still follows the kill-switch-only Up without re-reading, and journals the server loaded', async () => {
+    host.leaseServer = '192.0.2.1';
+    expect(await engine.up(intent({ killSwitchOnly: true }), {}, () => undefined)).toMatchObject({ ok: true });
+    expect(host.killSwitch).toMatchObject({ dhcpServer: '192.0.2.1' });
+    driver.calls.length = 0;
+    const steps: StepRecord[] = [];
+    expect(await engine.up(intent(), {}, (s) => steps.push(s))).toMatchObject({ ok: true });
+    expect(steps.find((s) => s.step === 'kill-switch' && s.state === 'skipped')?.message).toMatch(/kill-switch-only Up/);
+    expect(driver.calls.filter((c) => /KillSwitch|DhcpServer/.test(c))).toEqual(['readKillSwitch']);
+    expect(store.load()!.killSwitch!.policy).toMatchObject({ dhcpServer: '192.0.2.1' });
+  });
+
   it('a kill-switch-only Up that fails is rolled back like any Up', async () => {
     driver.failures.set('addRoute:203.0.113.10/32', 'RTNETLINK answers: Network is unreachable');
     const outcome = await engine.up(intent({ killSwitchOnly: true }), {}, () => undefined);

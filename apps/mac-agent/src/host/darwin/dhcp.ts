@@ -1,0 +1,28 @@
+/**
+ * The uplink's DHCP lease, for the kill switch's DHCP exception (KillSwitchPolicy.dhcpServer):
+ * `ipconfig getpacket IF` prints the reply IPConfiguration accepted (server identifier, our
+ * address, subnet mask) in one read; `getoption IF server_identifier` would give the server
+ * alone, without what it takes to tell whether it is on-link.
+ */
+import { onLinkLeaseServer, parseIpconfigPacket } from '@wgctl/parsers';
+import type { Runner } from '@wgctl/runner';
+
+export function darwinLeaseArgv(uplink: string): string[] {
+  return ['ipconfig', 'getpacket', uplink];
+}
+
+/**
+ * The lease's server if it is on the uplink's subnet, else undefined. No lease (ipconfig prints
+ * nothing and exits 1), an unreadable answer or a missing ipconfig all give undefined: the kill
+ * switch then allows the broadcast only, which is narrower, and the lease is still renewed by
+ * REBINDING (RFC 2131 §4.4.5).
+ */
+export async function readDarwinDhcpServer(run: Runner, uplink: string): Promise<string | undefined> {
+  try {
+    const result = await run.run(darwinLeaseArgv(uplink), { readOnly: true, allowFailure: true });
+    if (result.exitCode !== 0) return undefined;
+    return onLinkLeaseServer(parseIpconfigPacket(result.stdout));
+  } catch {
+    return undefined;
+  }
+}
