@@ -1,3 +1,4 @@
 export * from './validators';
 export * from './errors';
 export * from './wgctl-config';
+export * from './trusted-path';

@@ -2,10 +2,11 @@
  * The controller's config file (JSON). Unknown keys are errors, so a typo never silently falls
  * back to a default.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, zodProblems } from './errors';
+import { checkTrustedPath, UntrustedPathError } from './trusted-path';
 import { durationMsSchema, hostSchema, hostnameSchema, ipSchema, ipv6Schema, portSchema, targetAddressSchema } from './validators';
 
 /** The file's words for the Mac's IPv6 mode; the controller maps them to wgctl.v1.Ipv6Mode on load. */
@@ -44,15 +45,17 @@ export function parseWgctlConfig(value: unknown, source?: string): WgctlConfig {
   return result.data;
 }
 
-/** Group/world-writable config files could be edited by another user to redirect the agents. */
-function checkConfigFilePermissions(path: string): void {
-  const mode = statSync(path).mode & 0o777;
-  if (mode & 0o022) {
-    throw new ConfigError(
-      `is writable by group or others (mode ${mode.toString(8).padStart(4, '0')}); run: chmod go-w ${path}`,
-      [],
-      path,
-    );
+/**
+ * Another user who can write the config (or a directory above it) redirects the controller to
+ * their own agents and TLS directory: StrictModes, as for the TLS material.
+ */
+function checkConfigFileTrusted(path: string): void {
+  try {
+    checkTrustedPath(path, { what: 'config file' });
+  } catch (err) {
+    if (!(err instanceof UntrustedPathError)) throw err;
+    const where = err.offender === err.path ? '' : `${err.offender} `;
+    throw new ConfigError(`${where}${err.problems.join(' and ')}; run: ${err.fix}`, [], path);
   }
 }
 
@@ -63,13 +66,12 @@ function checkConfigFilePermissions(path: string): void {
 export function loadConfig(path: string): WgctlConfig {
   let text: string;
   try {
-    checkConfigFilePermissions(path);
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    if (err instanceof ConfigError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError(code === 'ENOENT' ? 'no such file (run `wgctl init` to create it)' : `cannot read: ${(err as Error).message}`, [], path);
   }
+  checkConfigFileTrusted(path);
   let document: unknown;
   try {
     document = JSON.parse(text);

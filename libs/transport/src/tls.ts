@@ -6,6 +6,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkTrustedPath } from '@wgctl/config';
 import ipaddr from 'ipaddr.js';
 import type { Role } from './roles';
 
@@ -97,7 +98,18 @@ function readPem(path: string, what: string): Buffer {
 }
 
 /**
- * Reads ca.crt, <role>.crt and <role>.key from `dir`. Refuses a key readable by group/world, a
+ * StrictModes: whoever can write the CA, a certificate or a key (or a directory above them)
+ * chooses who may drive the agents; the directory and each file must be owned by root or the
+ * user running us and not be group/world-writable (see @wgctl/config checkTrustedPath).
+ */
+function checkTrustedTlsFiles(dir: string, files: Array<[what: string, path: string]>): void {
+  checkTrustedPath(dir, { what: 'TLS directory', kind: 'directory' });
+  for (const [what, path] of files) checkTrustedPath(path, { what });
+}
+
+/**
+ * Reads ca.crt, <role>.crt and <role>.key from `dir`. Refuses a key readable by group/world, any
+ * of them (or a directory above) writable by others or owned by another user, a
  * certificate whose CN is not the role, an expired certificate, or a certificate not signed by
  * the CA.
  */
@@ -108,6 +120,11 @@ export function loadTlsMaterial(dir: string, role: Role, now: Date = new Date())
   const certPath = join(dir, certFile(role));
   const cert = readPem(certPath, 'certificate');
   const key = readPem(keyPath, 'private key');
+  checkTrustedTlsFiles(dir, [
+    ['CA certificate', join(dir, CA_CERT_FILE)],
+    ['certificate', certPath],
+    ['private key', keyPath],
+  ]);
   let info: CertificateInfo;
   let caCert: X509Certificate;
   let leaf: X509Certificate;

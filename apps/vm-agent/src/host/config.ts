@@ -7,6 +7,7 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { readFile, stat } from 'node:fs/promises';
+import { checkTrustedPath, UntrustedPathError } from '@wgctl/config';
 import { addKnownSecret } from '@wgctl/logging';
 import { parseWgQuickConfig, wgQuickInterfaceFromPath, type WgQuickConfig, type WgEndpoint } from '@wgctl/parsers';
 
@@ -97,6 +98,15 @@ export function checkConfigFileMode(path: string, mode: number, uid: number, age
   }
 }
 
+/** The directories above matter as much (whoever can write /etc/wireguard can swap wg0.conf): StrictModes. */
+function checkConfigFileParents(path: string): void {
+  try {
+    checkTrustedPath(path, { what: 'wg-quick config' });
+  } catch (e) {
+    throw e instanceof UntrustedPathError ? new ConfigFileError(e.message) : e;
+  }
+}
+
 /** At start-up: a config others can read or own stops the agent (a missing one is only logged). */
 export async function checkConfigFileAtStart(path: string, logger: { warn: (message: string, meta?: object) => unknown }): Promise<void> {
   let info;
@@ -107,6 +117,7 @@ export async function checkConfigFileAtStart(path: string, logger: { warn: (mess
     return;
   }
   checkConfigFileMode(path, info.mode, info.uid);
+  checkConfigFileParents(path);
 }
 
 export async function loadTunnelConfig(path: string): Promise<TunnelConfig> {
@@ -114,6 +125,7 @@ export async function loadTunnelConfig(path: string): Promise<TunnelConfig> {
   try {
     const info = await stat(path);
     checkConfigFileMode(path, info.mode, info.uid);
+    checkConfigFileParents(path);
     text = await readFile(path, 'utf8');
   } catch (e) {
     if (e instanceof ConfigFileError) throw e;

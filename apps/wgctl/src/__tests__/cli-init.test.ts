@@ -47,7 +47,10 @@ describe('wgctl init', () => {
     expect(r.stdout).toContain(`scp ${join(tls, 'ca.crt')} ${join(tls, 'vm-agent.crt')} ${join(tls, 'vm-agent.key')} root@192.0.2.10:/etc/wgctl/tls/`);
     expect(r.stdout).toContain('sudo node /root/vm-agent.js install --listen 192.0.2.10:7555 --tls-dir /etc/wgctl/tls --wg-config /etc/wireguard/wg0.conf');
     expect(r.stdout).toContain('sudo install -m 0644 dist/apps/mac-agent/mac-agent.js /usr/local/lib/wgctl/');
-    expect(r.stdout).toContain(`sudo node /usr/local/lib/wgctl/mac-agent.js install --listen 127.0.0.1:7444 --tls-dir ${tls}`);
+    // The mac-agent (root) gets its own root-owned copy: it refuses the user's folder (StrictModes).
+    expect(r.stdout).toContain(`sudo install -d -m 0700 '/Library/Application Support/wgctl/tls' && sudo install -m 0644 ${join(tls, 'ca.crt')} ${join(tls, 'mac-agent.crt')} '/Library/Application Support/wgctl/tls'/`);
+    expect(r.stdout).toContain(`sudo install -m 0600 ${join(tls, 'mac-agent.key')} '/Library/Application Support/wgctl/tls'/`);
+    expect(r.stdout).toContain(`sudo node /usr/local/lib/wgctl/mac-agent.js install --listen 127.0.0.1:7444 --tls-dir '/Library/Application Support/wgctl/tls'`);
     expect(r.stdout).toContain(`export WGCTL_CONFIG=${configFile}`);
   });
 

@@ -13,6 +13,7 @@ import {
   loadConfig,
   parseAddress,
   parseWgctlConfig,
+  shellQuote as quote,
   type WgctlConfig,
 } from '@wgctl/config';
 import { createPki } from '@wgctl/transport';
@@ -24,6 +25,8 @@ const DEFAULT_MAC_AGENT = 'unix:/var/run/wgctl/mac-agent.sock';
 /** Where the next steps put the mac-agent: root-owned, outside any home folder (see the mac-agent's launchd checks). */
 const MAC_AGENT_DIR = '/usr/local/lib/wgctl';
 const VM_TLS_DIR = '/etc/wgctl/tls';
+/** Root-owned all the way up (the mac-agent refuses TLS material its user could change; /usr/local/* may be Homebrew's, i.e. the user's). */
+const MAC_TLS_DIR = '/Library/Application Support/wgctl/tls';
 const VM_WG_CONFIG = '/etc/wireguard/wg0.conf';
 
 export interface InitFlags {
@@ -91,10 +94,6 @@ function writeConfigAtomically(file: string, config: WgctlConfig): void {
   renameSync(tmp, file);
 }
 
-function quote(path: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`;
-}
-
 function nextSteps(config: WgctlConfig, configFile: string, tlsDir: string, isDefaultConfig: boolean, rotated: boolean): string {
   const t = (f: string) => quote(join(tlsDir, f));
   const vmListen = `${config.vm.address.includes(':') ? `[${config.vm.address}]` : config.vm.address}:${config.vm.port}`;
@@ -109,7 +108,9 @@ function nextSteps(config: WgctlConfig, configFile: string, tlsDir: string, isDe
     `       sudo node /root/vm-agent.js install --listen ${vmListen} --tls-dir ${VM_TLS_DIR} --wg-config ${VM_WG_CONFIG}`,
     `  3. On this Mac (launchd runs the agent as root from boot: not from a home folder, which its user can change):`,
     `       sudo install -d -m 0755 ${MAC_AGENT_DIR} && sudo install -m 0644 dist/apps/mac-agent/mac-agent.js ${MAC_AGENT_DIR}/`,
-    `       sudo node ${MAC_AGENT_DIR}/mac-agent.js install --listen ${config.mac.agent} --tls-dir ${quote(tlsDir)}`,
+    `       sudo install -d -m 0700 ${quote(MAC_TLS_DIR)} && sudo install -m 0644 ${t('ca.crt')} ${t('mac-agent.crt')} ${quote(MAC_TLS_DIR)}/`,
+    `       sudo install -m 0600 ${t('mac-agent.key')} ${quote(MAC_TLS_DIR)}/   (root-owned: the agent refuses files its user could change)`,
+    `       sudo node ${MAC_AGENT_DIR}/mac-agent.js install --listen ${config.mac.agent} --tls-dir ${quote(MAC_TLS_DIR)}`,
     `  4. Check, look, go:${isDefaultConfig ? '' : ` export WGCTL_CONFIG=${quote(configFile)}`}`,
     `       wgctl health && wgctl plan && wgctl up && wgctl verify`,
     `  Monitoring hosts get only ${t('ca.crt')}, ${t('monitor.crt')} and ${t('monitor.key')} (for \`wgctl health\`).`,

@@ -154,7 +154,7 @@ describe('loadConfig on mutated valid config files', () => {
     const path = join(dir, 'loose.json');
     writeFileSync(path, VALID_TEXT);
     chmodSync(path, 0o666);
-    expect(() => loadConfig(path)).toThrow(/writable by group or others .*chmod go-w/);
+    expect(() => loadConfig(path)).toThrow(/writable by group and others .*chmod go-w/);
   });
 
   it('whatever parseWgctlConfig accepts, loadConfig loads unchanged from a file', () => {

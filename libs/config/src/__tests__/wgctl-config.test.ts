@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, parseWgctlConfig } from '../index';
@@ -88,11 +88,20 @@ describe('wgctl config', () => {
 
   it('refuses a group- or world-writable file', () => {
     const path = write('writable.json', valid, 0o666);
-    expect(() => loadConfig(path)).toThrow(`${path}: is writable by group or others (mode 0666); run: chmod go-w ${path}`);
+    expect(() => loadConfig(path)).toThrow(`${path}: is writable by group and others (mode 0666); run: chmod go-w ${path}`);
     chmodSync(path, 0o664);
     expect(() => loadConfig(path)).toThrow(/mode 0664/);
     chmodSync(path, 0o640);
     expect(() => loadConfig(path)).not.toThrow();
+  });
+
+  it('refuses a config under a group-writable directory, or owned by another user (StrictModes)', () => {
+    const path = write('config.json', valid, 0o600);
+    chmodSync(dir, 0o770);
+    expect(() => loadConfig(path)).toThrow(`${path}: ${dir} is writable by group (mode 0770); run: chmod go-w ${dir}`);
+    chmodSync(dir, 0o700);
+    chownSync(path, 4242, 0);
+    expect(() => loadConfig(path)).toThrow(`${path}: is owned by uid 4242, not root; run: chown root ${path}`);
   });
 
   it('reports unreadable JSON and a missing file clearly', () => {

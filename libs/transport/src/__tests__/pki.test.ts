@@ -1,4 +1,4 @@
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
@@ -140,6 +140,29 @@ describe('loadTlsMaterial', () => {
       chmodSync(key, 0o600);
     }
     expect(() => checkKeyFilePermissions(key)).not.toThrow();
+  });
+
+  it('refuses a CA certificate, certificate or directory others can write or own (StrictModes)', () => {
+    const ca = join(dir, 'ca.crt');
+    chmodSync(ca, 0o664);
+    try {
+      expect(() => loadTlsMaterial(dir, 'controller', NOW)).toThrow(`CA certificate ${ca} is writable by group (mode 0664); run: chmod go-w ${ca}`);
+    } finally {
+      chmodSync(ca, 0o644);
+    }
+    chmodSync(dir, 0o702);
+    try {
+      expect(() => loadTlsMaterial(dir, 'controller', NOW)).toThrow(`TLS directory ${dir} is writable by others (mode 0702); run: chmod go-w ${dir}`);
+    } finally {
+      chmodSync(dir, 0o700);
+    }
+    chownSync(join(dir, 'controller.crt'), 4242, 0);
+    try {
+      expect(() => loadTlsMaterial(dir, 'controller', NOW)).toThrow(`run: chown root ${join(dir, 'controller.crt')}`);
+    } finally {
+      chownSync(join(dir, 'controller.crt'), 0, 0);
+    }
+    expect(() => loadTlsMaterial(dir, 'controller', NOW)).not.toThrow();
   });
 
   it('names a missing file', () => {
