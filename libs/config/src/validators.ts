@@ -4,6 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { shownValue } from '@wgctl/logging';
 
 // ---------------------------------------------------------------------------------------------
 // IP addresses and CIDRs
@@ -135,16 +136,16 @@ export function parseAddress(
     if (close < 0 || value[close + 1] !== ':') return { ok: false, reason: 'expected [IPV6]:PORT' };
     host = value.slice(1, close);
     portText = value.slice(close + 2);
-    if (!isIPv6(host)) return { ok: false, reason: `"${host}" is not an IPv6 address` };
+    if (!isIPv6(host)) return { ok: false, reason: `${shownValue(host)} is not an IPv6 address` };
   } else {
     const colon = value.lastIndexOf(':');
     if (colon < 0) return { ok: false, reason: 'expected ADDR:PORT, [IPV6]:PORT or unix:/path' };
     host = value.slice(0, colon);
     portText = value.slice(colon + 1);
     if (host.includes(':')) return { ok: false, reason: 'an IPv6 address needs brackets: [IPV6]:PORT' };
-    if (!isIPv4(host) && !isHostname(host)) return { ok: false, reason: `"${host}" is not an IPv4 address or host name` };
+    if (!isIPv4(host) && !isHostname(host)) return { ok: false, reason: `${shownValue(host)} is not an IPv4 address or host name` };
   }
-  if (!/^[0-9]{1,5}$/.test(portText)) return { ok: false, reason: `"${portText}" is not a port number` };
+  if (!/^[0-9]{1,5}$/.test(portText)) return { ok: false, reason: `${shownValue(portText)} is not a port number` };
   const port = Number(portText);
   const portOk = isPort(port) || (options.allowPortZero === true && port === 0);
   if (!portOk) return { ok: false, reason: `port ${port} is out of range (${options.allowPortZero ? 0 : MIN_PORT}–${MAX_PORT})` };
@@ -155,7 +156,7 @@ export function parseAddress(
 /** Parses an address or throws an Error naming the bad value. */
 export function parseListenAddress(value: string, options: ParseAddressOptions = { allowPortZero: true }): ListenAddress {
   const result = parseAddress(value, options);
-  if (!result.ok) throw new Error(`invalid address "${value}": ${result.reason}`);
+  if (!result.ok) throw new Error(`invalid address ${shownValue(value)}: ${result.reason}`);
   return result.address;
 }
 

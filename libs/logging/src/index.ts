@@ -1,2 +1,4 @@
 export * from './redact';
 export * from './logger';
+export * from './bound';
+export * from './rate-limit';

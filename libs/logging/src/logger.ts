@@ -6,6 +6,7 @@
 import winston from 'winston';
 import Transport from 'winston-transport';
 import { redactText, redactValue } from './redact';
+import { cutStrings, cutText } from './bound';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
@@ -23,14 +24,55 @@ const MESSAGE = Symbol.for('message');
 const LEVEL = Symbol.for('level');
 const SPLAT = Symbol.for('splat');
 
-/** The redaction format: rewrites message and metadata in place before serialization. */
+/**
+ * Each string of a record (message, metadata) is cut to this, its length kept: half of
+ * syslog's 2048-octet line (RFC 5424 6.1, what every receiver SHOULD take) would be too short
+ * for a tool's stderr; 4 KiB keeps a pfctl/nft error listing whole.
+ */
+export const MAX_LOG_STRING_BYTES = 4 * 1024;
+
+/**
+ * A serialized record longer than this is replaced by a short one saying so. journald splits a
+ * stdout line longer than LineMax (default 48 KiB, its LINE_MAX) into several entries, which
+ * breaks one-JSON-object-per-line readers; a third of that leaves room for escaping.
+ */
+export const MAX_LOG_LINE_BYTES = 16 * 1024;
+
+/** Message kept in the record that replaces an over-long line. */
+const CUT_LINE_MESSAGE_BYTES = 1024;
+
+/** Redaction, then bounding: rewrites message and metadata in place before serialization. */
 const redactFormat = winston.format((info) => {
-  const redacted = redactValue({ ...info }) as Record<string, unknown>;
+  // Redact before cutting: a secret split by the cut would no longer match its pattern.
+  const bounded = (value: unknown) => cutStrings(redactValue(value), MAX_LOG_STRING_BYTES);
+  const redacted = bounded({ ...info }) as Record<string, unknown>;
   for (const key of Object.keys(info)) delete (info as Record<string, unknown>)[key];
   Object.assign(info, redacted);
-  if (typeof info.message === 'string') info.message = redactText(info.message);
+  if (typeof info.message === 'string') info.message = cutText(redactText(info.message), MAX_LOG_STRING_BYTES);
   const splat = (info as Record<symbol, unknown>)[SPLAT];
-  if (Array.isArray(splat)) (info as Record<symbol, unknown>)[SPLAT] = splat.map((s) => redactValue(s));
+  if (Array.isArray(splat)) (info as Record<symbol, unknown>)[SPLAT] = splat.map(bounded);
+  return info;
+});
+
+/**
+ * The last word on length: a record still over MAX_LOG_LINE_BYTES once serialized (many
+ * fields, huge keys) becomes one that keeps level, message head and origin and says what was cut.
+ */
+const boundLineFormat = winston.format((info) => {
+  const record = info as Record<string | symbol, unknown>;
+  const line = record[MESSAGE];
+  if (typeof line !== 'string' || line.length * 3 <= MAX_LOG_LINE_BYTES) return info;
+  const bytes = Buffer.byteLength(line);
+  if (bytes <= MAX_LOG_LINE_BYTES) return info;
+  const fields = Object.keys(info).slice(0, 32).map((key) => cutText(key, 64));
+  record[MESSAGE] = JSON.stringify({
+    level: info.level,
+    message: cutText(String(info.message), CUT_LINE_MESSAGE_BYTES),
+    service: record.service,
+    pid: record.pid,
+    timestamp: record.timestamp,
+    lineCut: { bytes, fields },
+  });
   return info;
 });
 
@@ -54,6 +96,7 @@ export function createLogger(options: LoggerOptions): winston.Logger {
     redactFormat(),
     winston.format.timestamp(),
     winston.format.json(),
+    boundLineFormat(),
   );
   const transports: Transport[] = [...(options.transports ?? [])];
   if (transports.length === 0) {

@@ -6,6 +6,7 @@ import { createSecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
 import { isLoopbackHost, parseAddress } from '@wgctl/config';
+import { shownValue } from '@wgctl/logging';
 import { roleForService } from './roles';
 import { MIN_TLS_VERSION, type TlsMaterial } from './tls';
 
@@ -43,7 +44,7 @@ export function channelSetup(
   defaultServerName?: string,
 ): { address: string; credentials: grpc.ChannelCredentials; channelOptions: grpc.ChannelOptions } {
   const parsed = parseAddress(target, { allowPortZero: false });
-  if (!parsed.ok) throw new Error(`invalid agent address "${target}": ${parsed.reason}`);
+  if (!parsed.ok) throw new Error(`invalid agent address ${shownValue(target)}: ${parsed.reason}`);
   const address = parsed.address;
   const channelOptions: grpc.ChannelOptions = { ...DEFAULT_CLIENT_OPTIONS, ...options.channelOptions };
   if (options.tls && options.insecure) throw new Error('connect: give either tls or insecure, not both');

@@ -3,7 +3,7 @@
  * that is safe to send (no secrets, no stack traces).
  */
 import * as grpc from '@grpc/grpc-js';
-import { redactText } from '@wgctl/logging';
+import { cutText, redactText } from '@wgctl/logging';
 import { formatZodError } from '@wgctl/config';
 import { ZodError } from 'zod';
 
@@ -14,11 +14,22 @@ export interface StatusError extends Error {
   metadata?: grpc.Metadata;
 }
 
+/**
+ * Longest status message sent. It travels in the HTTP/2 trailers (grpc-message), which grpc-js
+ * writes through encodeURI (up to 3 bytes per byte), and clients cap trailers: gRPC's
+ * PROTOCOL-HTTP2.md suggests 8 KiB (C core and Java keep it); a grpc-js client on Node 20 lost
+ * the status past ~85 kB encoded (measured: DEADLINE_EXCEEDED or UNAVAILABLE, not the real
+ * code). 1 KiB, at most 3 KiB encoded, fits all of them with room for the other trailers.
+ */
+export const MAX_STATUS_DETAILS_BYTES = 1024;
+
+/** Every status made here is bounded (see MAX_STATUS_DETAILS_BYTES); toStatusError maps the rest here. */
 export function statusError(code: grpc.status, message: string): StatusError {
-  const error = new Error(message) as StatusError;
+  const details = cutText(message, MAX_STATUS_DETAILS_BYTES);
+  const error = new Error(details) as StatusError;
   error.name = `GrpcStatus(${grpc.status[code] ?? code})`;
   error.code = code;
-  error.details = message;
+  error.details = details;
   return error;
 }
 

@@ -1,6 +1,7 @@
 /**
  * The gRPC server every agent runs: mTLS with the caller's role taken from its certificate CN,
- * grpc.health.v1, server reflection, per-call logging and safe error mapping.
+ * grpc.health.v1, server reflection, per-call logging and safe error mapping. Rejected TLS
+ * handshakes and refused calls are logged with the peer, rate-limited (./rejections.ts).
  *
  * Plaintext exists only for a unix socket (filesystem permissions guard it) and for an explicit
  * loopback dev mode; listen() refuses anything else.
@@ -12,8 +13,9 @@ import * as grpc from '@grpc/grpc-js';
 import type * as GrpcReflection from '@grpc/reflection';
 import type * as GrpcHealthCheck from 'grpc-health-check';
 import { formatListenAddress, isLoopbackHost, parseListenAddress, type ListenAddress } from '@wgctl/config';
-import { scrubKnownSecrets, type Logger } from '@wgctl/logging';
+import { RateLimitedLog, scrubKnownSecrets, shownValue, type Logger } from '@wgctl/logging';
 import { permissionDenied, toStatusError, type StatusError } from './errors';
+import { reportRejectedHandshakes } from './rejections';
 import { loadReflectionPackageDefinition } from './proto-files';
 import type { Role } from './roles';
 import { MIN_TLS_VERSION, type TlsMaterial } from './tls';
@@ -147,22 +149,28 @@ function registerHealthAndReflection(server: grpc.Server, options: AgentServerOp
 interface CallGuard {
   /** Returns the caller's role, or a PERMISSION_DENIED error. */
   authorize(call: AnyCall, method: string): { role: string; error?: StatusError };
-  logCall(method: string, role: string, startedAt: number, code: grpc.status, details?: string): void;
+  /** `peer`: call.getPeer() ('ADDR:PORT'). */
+  logCall(method: string, role: string, peer: string, startedAt: number, code: grpc.status, details?: string): void;
   logger: Logger;
 }
 
-function createCallGuard(checkRoles: boolean, allowedRoles: Set<string>, logger: Logger): CallGuard {
+/** The address part of a grpc-js peer ('192.0.2.1:5000', '[2001:db8::1]:5000'): what summaries count by. */
+function peerAddressOf(peer: string): string {
+  return peer.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+}
+
+function createCallGuard(checkRoles: boolean, allowedRoles: Set<string>, logger: Logger, rejections: RateLimitedLog): CallGuard {
   function authorize(call: AnyCall, method: string): { role: string; error?: StatusError } {
     if (!checkRoles) return { role: 'insecure' };
     const role = peerRoleOf(call) ?? '(no certificate)';
     if (allowedRoles.has(role)) return { role };
     return {
       role,
-      error: permissionDenied(`role "${role}" may not call ${method} (allowed: ${[...allowedRoles].join(', ') || 'none'})`),
+      error: permissionDenied(`role ${shownValue(role)} may not call ${method} (allowed: ${[...allowedRoles].join(', ') || 'none'})`),
     };
   }
 
-  function logCall(method: string, role: string, startedAt: number, code: grpc.status, details?: string): void {
+  function logCall(method: string, role: string, peer: string, startedAt: number, code: grpc.status, details?: string): void {
     const entry = {
       method,
       peerRole: role,
@@ -171,7 +179,8 @@ function createCallGuard(checkRoles: boolean, allowedRoles: Set<string>, logger:
       ...(details && code !== grpc.status.OK ? { details } : {}),
     };
     if (code === grpc.status.OK) logger.debug('rpc', entry);
-    else if (code === grpc.status.PERMISSION_DENIED) logger.warn('rpc refused', entry);
+    // A stranger with a certificate of this CA can repeat these at will: rate-limited.
+    else if (code === grpc.status.PERMISSION_DENIED) rejections.log('rpc refused', { ...entry, peer }, peerAddressOf(peer));
     else logger.info('rpc failed', entry);
   }
 
@@ -185,6 +194,7 @@ function wrapUnary(
 ): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     const startedAt = performance.now();
+    const peer = call.getPeer();
     const { role, error } = guard.authorize(call, method);
     let finished = false;
     const finish: grpc.sendUnaryData<unknown> = (err, value, trailer, flags) => {
@@ -192,10 +202,10 @@ function wrapUnary(
       finished = true;
       if (err) {
         const mapped = toStatusError(err);
-        guard.logCall(method, role, startedAt, mapped.code, mapped.details);
+        guard.logCall(method, role, peer, startedAt, mapped.code, mapped.details);
         callback(mapped, null, trailer, flags);
       } else {
-        guard.logCall(method, role, startedAt, grpc.status.OK);
+        guard.logCall(method, role, peer, startedAt, grpc.status.OK);
         // No answer carries a secret the process knows (see @wgctl/logging addKnownSecret).
         callback(null, scrubKnownSecrets(value), trailer, flags);
       }
@@ -219,13 +229,14 @@ function wrapServerStream(
 ): grpc.handleServerStreamingCall<unknown, unknown> {
   return (call) => {
     const startedAt = performance.now();
+    const peer = call.getPeer();
     const { role, error } = guard.authorize(call, method);
     let status: StatusError | undefined;
     let logged = false;
     const logOnce = (code: grpc.status, details?: string) => {
       if (logged) return;
       logged = true;
-      guard.logCall(method, role, startedAt, code, details);
+      guard.logCall(method, role, peer, startedAt, code, details);
     };
     // Every error a handler emits (or a stream raises) is mapped before grpc-js turns it into a status.
     const emit = call.emit.bind(call);
@@ -329,7 +340,14 @@ export function createAgentServer(options: AgentServerOptions): AgentServer {
   const credentials = tls ? mtlsServerCredentials(tls) : grpc.ServerCredentials.createInsecure();
   const socketPaths = new Set<string>();
   const health = registerHealthAndReflection(server, options);
-  const guard = createCallGuard(checkRoles, allowedRoles, logger);
+  // Strangers cause these lines: 20 a minute, then a summary (docs/SECURITY.md).
+  const rejections = new RateLimitedLog({ logger, what: 'rejected connections or calls', maxPerWindow: 20, windowMs: 60_000 });
+  if (tls) {
+    reportRejectedHandshakes(server, ({ peer, peerAddress, code, reason }) => {
+      rejections.log('tls handshake rejected', { peer, reason, code }, peerAddress);
+    });
+  }
+  const guard = createCallGuard(checkRoles, allowedRoles, logger, rejections);
 
   function addService(definition: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void {
     server.addService(definition, wrapServiceImplementation(guard, definition, impl));
@@ -367,6 +385,7 @@ export function createAgentServer(options: AgentServerOptions): AgentServer {
   async function shutdown(graceMs = 5000): Promise<void> {
     setHealth(false);
     await stopServer(server, logger, socketPaths, graceMs);
+    rejections.close();
   }
 
   return { server, addService, setHealth, listen, shutdown };

@@ -42,7 +42,10 @@ const UP_CASES: [string, Partial<MacUpRequest>, RegExp][] = [
   ['endpoints[].port', endpoint({ port: 0 }), /^endpoints\[0\]\.port: 0 is not in 1\.\.65535/],
   ['endpoints[].port', endpoint({ port: 65536 }), /^endpoints\[0\]\.port: 65536/],
   ['endpoints[].host', endpoint({ host: 'bad host' }), /^endpoints\[0\]\.host: "bad host" is not a host name or an IP address/],
-  ['endpoints[].host', endpoint({ host: 'x'.repeat(300) }), /^endpoints\[0\]\.host: "x{64}…" is not a host name/],
+  ['endpoints[].host', endpoint({ host: 'x'.repeat(300) }), /^endpoints\[0\]\.host: "x{64}…" \(300 bytes, cut\) is not a host name/],
+  // 1 MB: the client still gets INVALID_ARGUMENT, the value cut with its length (the whole message, $-anchored, is short).
+  ['vm_address', { vmAddress: 'A'.repeat(1024 * 1024) }, /^vm_address: "A{64}…" \(1048576 bytes, cut\) is not an IPv4 address$/],
+  ['dns_servers', { dnsServers: ['D'.repeat(1024 * 1024)] }, /^dns_servers\[0\]: "D{64}…" \(1048576 bytes, cut\) is not an IP address$/],
   ['dns_servers', { dnsServers: ['dns.example'] }, /^dns_servers\[0\]: "dns\.example" is not an IP address/],
   ['dns_servers', { dnsServers: ['198.51.100.53', '198.51.100.54;x'] }, /^dns_servers\[1\]: "198\.51\.100\.54;x"/],
   ['dns_servers', { dnsServers: Array.from({ length: MAX_DNS_SERVERS + 1 }, (_, i) => `198.51.100.${i + 1}`) }, new RegExp(`^dns_servers: ${MAX_DNS_SERVERS + 1} given, at most ${MAX_DNS_SERVERS}`)],

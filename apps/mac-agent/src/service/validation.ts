@@ -4,6 +4,7 @@
  */
 import { InvalidRequestError } from '@wgctl/agent-kit';
 import { isIPv4, isIpAddressOrZoned, isPort } from '@wgctl/config';
+import { shownValue } from '@wgctl/logging';
 import ipaddr from 'ipaddr.js';
 import type { UpIntent } from './journal';
 
@@ -32,29 +33,24 @@ function canonicalIp(value: string): string {
   return ipaddr.parse(value).toString();
 }
 
-/** Shows a request value in an error: quoted, cut short (a request can hold anything). */
-function shown(value: string): string {
-  return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
-}
-
 /**
  * Checks an Up request before anything is touched; throws InvalidRequestError naming each bad
  * field as the proto does (vm_address, endpoints[1].ip, dns_servers[0], …).
  */
 export function validateIntent(intent: UpIntent): UpIntent {
   const problems: string[] = [];
-  if (!isIPv4(intent.vmAddress)) problems.push(`vm_address: ${shown(intent.vmAddress)} is not an IPv4 address`);
-  if (intent.vmAddress6 && !isIp6(intent.vmAddress6)) problems.push(`vm_address6: ${shown(intent.vmAddress6)} is not an IPv6 address`);
+  if (!isIPv4(intent.vmAddress)) problems.push(`vm_address: ${shownValue(intent.vmAddress)} is not an IPv4 address`);
+  if (intent.vmAddress6 && !isIp6(intent.vmAddress6)) problems.push(`vm_address6: ${shownValue(intent.vmAddress6)} is not an IPv6 address`);
   if (intent.endpoints.length === 0) problems.push('endpoints: no WireGuard server endpoints given');
   if (intent.endpoints.length > MAX_ENDPOINTS) problems.push(`endpoints: ${intent.endpoints.length} given, at most ${MAX_ENDPOINTS}`);
   intent.endpoints.slice(0, MAX_ENDPOINTS).forEach((e, i) => {
-    if (!isIp(e.ip)) problems.push(`endpoints[${i}].ip: ${shown(e.ip)} is not an IP address (resolve names before Up)`);
+    if (!isIp(e.ip)) problems.push(`endpoints[${i}].ip: ${shownValue(e.ip)} is not an IP address (resolve names before Up)`);
     if (!isPort(e.port)) problems.push(`endpoints[${i}].port: ${e.port} is not in 1..65535`);
-    if (e.host && !isIp(e.host) && !HOST_NAME.test(e.host)) problems.push(`endpoints[${i}].host: ${shown(e.host)} is not a host name or an IP address`);
+    if (e.host && !isIp(e.host) && !HOST_NAME.test(e.host)) problems.push(`endpoints[${i}].host: ${shownValue(e.host)} is not a host name or an IP address`);
   });
   if (intent.dnsServers.length > MAX_DNS_SERVERS) problems.push(`dns_servers: ${intent.dnsServers.length} given, at most ${MAX_DNS_SERVERS}`);
   intent.dnsServers.slice(0, MAX_DNS_SERVERS).forEach((server, i) => {
-    if (!isIp(server)) problems.push(`dns_servers[${i}]: ${shown(server)} is not an IP address`);
+    if (!isIp(server)) problems.push(`dns_servers[${i}]: ${shownValue(server)} is not an IP address`);
   });
   if (intent.ipv6 === 'route' && !intent.vmAddress6) problems.push('ipv6: route mode needs vm_address6 (the VM\'s IPv6 address on the vnic)');
   if (problems.length) throw new InvalidRequestError(problems);

@@ -4,6 +4,7 @@
  */
 import { invalidField } from '@wgctl/agent-kit';
 import { isIPv4, isIPv6, isInterfaceName, parseCidr } from '@wgctl/config';
+import { shownValue } from '@wgctl/logging';
 import ipaddr from 'ipaddr.js';
 
 function ipv4ToInt(address: string): number {
@@ -25,9 +26,9 @@ export function normalizeMacSource(value: string): string {
   if (text === '') throw invalidField(field, 'required: the Mac\'s address on the VM network, e.g. 192.168.64.1');
   if (isIPv4(text)) return `${text}/32`;
   const cidr = parseCidr(text);
-  if (!cidr) throw invalidField(field, `"${value}" is not an IPv4 address or CIDR`);
-  if (cidr.family !== 4) throw invalidField(field, `"${value}" is IPv6; only IPv4 sources are forwarded and SNATed`);
-  if (cidr.prefix === 0) throw invalidField(field, `"${value}" would match every source; give the Mac's address or subnet`);
+  if (!cidr) throw invalidField(field, `${shownValue(value)} is not an IPv4 address or CIDR`);
+  if (cidr.family !== 4) throw invalidField(field, `${shownValue(value)} is IPv6; only IPv4 sources are forwarded and SNATed`);
+  if (cidr.prefix === 0) throw invalidField(field, `${shownValue(value)} would match every source; give the Mac's address or subnet`);
   const size = 2 ** (32 - cidr.prefix);
   const network = Math.floor(ipv4ToInt(cidr.address) / size) * size;
   return `${intToIpv4(network)}/${cidr.prefix}`;
@@ -44,16 +45,16 @@ export function normalizeMacSource6(value: string): string {
   if (text === '') throw invalidField(field, 'empty: leave the field unset to forward IPv4 only');
   if (isIPv6(text)) return `${ipaddr.IPv6.parse(text).toRFC5952String()}/128`;
   const cidr = parseCidr(text);
-  if (!cidr) throw invalidField(field, `"${value}" is not an IPv6 address or CIDR`);
-  if (cidr.family !== 6) throw invalidField(field, `"${value}" is IPv4; mac_source6 takes the Mac's IPv6 address (IPv4 goes in mac_source)`);
-  if (cidr.prefix === 0) throw invalidField(field, `"${value}" would match every source; give the Mac's address or subnet`);
+  if (!cidr) throw invalidField(field, `${shownValue(value)} is not an IPv6 address or CIDR`);
+  if (cidr.family !== 6) throw invalidField(field, `${shownValue(value)} is IPv4; mac_source6 takes the Mac's IPv6 address (IPv4 goes in mac_source)`);
+  if (cidr.prefix === 0) throw invalidField(field, `${shownValue(value)} would match every source; give the Mac's address or subnet`);
   const network = ipaddr.IPv6.networkAddressFromCIDR(`${cidr.address}/${cidr.prefix}`);
   return `${network.toRFC5952String()}/${cidr.prefix}`;
 }
 
 export function validateInterfaceName(field: string, value: string): void {
   if (!isInterfaceName(value)) {
-    throw invalidField(field, `"${value}" is not an interface name (1–15 characters of A–Z a–z 0–9 _ . = + -)`);
+    throw invalidField(field, `${shownValue(value)} is not an interface name (1–15 characters of A–Z a–z 0–9 _ . = + -)`);
   }
 }
 
