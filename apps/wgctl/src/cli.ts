@@ -52,6 +52,8 @@ Exit codes:
   0  success (status: healthy; health: SERVING; verify: PASS)
   1  the operation failed (status: degraded; health: NOT_SERVING; verify: FAIL)
   2  bad command-line input or config (status: down or an agent unreachable; health: unreachable)
+  3  down: everything of ours was removed, but settings whose previous values only the lost
+     journal knew were not restored (listed on stderr)
 
 Config: --config FILE, else $WGCTL_CONFIG, else ~/.config/wgctl/config.json (written by \`wgctl init\`).`;
 

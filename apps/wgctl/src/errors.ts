@@ -11,6 +11,8 @@ export const EXIT = {
   failed: 1,
   /** Bad CLI input or config; status down/unreachable; health probe could not reach the agent. */
   usage: 2,
+  /** down removed everything of ours it found, but could not restore some settings (journal unusable: see the list). */
+  notRestored: 3,
 } as const;
 
 export type ExitCode = number;

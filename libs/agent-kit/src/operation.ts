@@ -28,6 +28,8 @@ export interface OperationOutcome {
   totalMs: number;
   /** Set by a successful vm-agent Up only (dry-run too: what it would apply); Outcome.vm_applied. */
   vmApplied?: AppliedTunnel;
+  /** A Down without a usable journal: what it could not put back as it was (Outcome.not_restored). */
+  notRestored?: string[];
 }
 
 /** A WireGuard peer's endpoint: the host as configured (may be a name), the address it resolved to, the port. */

@@ -9,7 +9,7 @@
  */
 import { join } from 'node:path';
 import type { JournalPhase } from '@wgctl/agent-kit';
-import { JsonStateFile } from '@wgctl/state';
+import { JsonStateFile, type StateFileOptions } from '@wgctl/state';
 import type { DnsSnapshot, KillSwitchHandle, KillSwitchPolicy, ServerEndpoint, Uplink, Vnic } from '../host/driver';
 
 const JOURNAL_VERSION = 1;
@@ -89,9 +89,17 @@ function decodeJournal(data: unknown): MacJournal {
   return data as MacJournal;
 }
 
+/**
+ * Carries a checksum and keeps the previous copy (`.prev`), falling back to it when the current
+ * one is corrupt (@wgctl/state); a journal unusable both ways makes Up refuse and Down go by
+ * marks (down-by-marks.ts).
+ */
 export class JournalStore extends JsonStateFile<MacJournal> {
-  constructor(readonly stateDir: string) {
-    super(join(stateDir, JOURNAL_FILE), decodeJournal);
+  constructor(
+    readonly stateDir: string,
+    options: StateFileOptions = {},
+  ) {
+    super(join(stateDir, JOURNAL_FILE), decodeJournal, options);
   }
 
   /** null when there is no journal (never been up on this host). */

@@ -66,10 +66,39 @@ describe('JournalStore', () => {
     const store = new JournalStore(dir);
     writeFileSync(store.path, '{"version":1,"phase":"applying"');
     await expect(store.read()).rejects.toThrow(StateFileError);
-    await expect(store.read()).rejects.toThrow(/not valid JSON.*remove it to start over/);
+    await expect(store.read()).rejects.toThrow(/not valid JSON.*`wgctl down` removes what is ours by its marks/);
     writeFileSync(store.path, JSON.stringify({ ...record, phase: 'sideways' }));
     await expect(store.read()).rejects.toThrow(/phase/);
     await expect(store.write({ ...record, chains: ['raw'] } as unknown as JournalRecord)).rejects.toThrow();
+  });
+});
+
+describe('JournalStore: corruption', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'wtv-journal-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('falls back to the previous record when the current one is garbage, truncated or fails its checksum', async () => {
+    const store = new JournalStore(dir);
+    for (const corrupt of [
+      () => writeFileSync(store.path, 'garbage'),
+      () => writeFileSync(store.path, readFileSync(store.path, 'utf8').slice(0, 40)),
+      () => writeFileSync(store.path, readFileSync(store.path, 'utf8').replace('"phase": "up"', '"phase": "up-in-progress"')),
+    ]) {
+      await store.write(record);
+      await store.write({ ...record, phase: 'up' });
+      corrupt();
+      expect(await store.read()).toEqual(record);
+    }
+  });
+
+  it('reads a record written before checksums (upgrade); remove() takes the previous copy too', async () => {
+    const store = new JournalStore(dir);
+    writeFileSync(store.path, JSON.stringify(record));
+    expect(await store.read()).toEqual(record);
+    await store.write(record);
+    await store.remove();
+    expect(readdirSync(dir)).toEqual([]);
   });
 });
 

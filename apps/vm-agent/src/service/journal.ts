@@ -5,11 +5,11 @@
  *
  * Written atomically (@wgctl/state: temporary file 0600 → fsync → rename → fsync of the
  * directory): a reader sees either the old or the new record, never a torn one. A corrupt
- * file is an error (never silently ignored).
+ * file is an error (never silently ignored) unless the previous copy stands in for it.
  */
 import { join } from 'node:path';
 import { JOURNAL_PHASES } from '@wgctl/agent-kit';
-import { JsonStateFile, schemaDecoder } from '@wgctl/state';
+import { JsonStateFile, schemaDecoder, type StateFileOptions } from '@wgctl/state';
 import { z } from 'zod';
 import { TABLES } from '../host/firewall';
 
@@ -74,9 +74,13 @@ export const journalSchema = z.object({
 
 export type JournalRecord = z.infer<typeof journalSchema>;
 
-/** read() → the record or null; write(record) refuses one the schema refuses; remove(). */
+/**
+ * read() → the record or null; write(record) refuses one the schema refuses; remove() (the
+ * previous copy too). Checksummed; a corrupt record falls back to the previous copy (`.prev`),
+ * and one unusable both ways makes Down go by names (engine/down.ts).
+ */
 export class JournalStore extends JsonStateFile<JournalRecord> {
-  constructor(stateDir: string, fileName = 'journal.json') {
-    super(join(stateDir, fileName), schemaDecoder(journalSchema));
+  constructor(stateDir: string, fileName = 'journal.json', options: StateFileOptions = {}) {
+    super(join(stateDir, fileName), schemaDecoder(journalSchema), options);
   }
 }

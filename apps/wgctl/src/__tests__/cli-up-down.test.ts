@@ -206,6 +206,28 @@ describe('wgctl down', () => {
   it('--force and --dry-run reach the agents', async () => {
     const r = await cli(['--config', config, 'down', '--force', '--dry-run']);
     expect(r.code).toBe(0);
-    expect(lab.agents.calls.filter((c) => c.rpc === 'Down').map((c) => c.request)).toEqual([{ dryRun: true }, { dryRun: true, forceInterfaceDown: true }]);
+    // The VM's address: the mac-agent recognises its split routes by it when its journal is unusable.
+    expect(lab.agents.calls.filter((c) => c.rpc === 'Down').map((c) => c.request)).toEqual([
+      { dryRun: true, vmAddress: '127.0.0.1', vmAddress6: '' },
+      { dryRun: true, forceInterfaceDown: true },
+    ]);
+  });
+
+  it('a Down that could not restore everything (journal unusable) exits 3 and lists what, per side', async () => {
+    lab.agents.mac.down = { steps: [], outcome: { ok: true, notRestored: ['DNS: the settings from before `wgctl up` were only in the journal'] } };
+    lab.agents.vm.down = { steps: [], outcome: { ok: true, notRestored: ['net.ipv4.ip_forward=1 left as it is'] } };
+    const r = await cli(['--config', config, 'down']);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(/^down: done in /m);
+    expect(r.stdout).toMatch(/mac-agent: down, 1 setting\(s\) NOT restored/);
+    expect(r.stderr).toContain('could not be restored (the journal was unusable)');
+    expect(r.stderr).toMatch(/not restored: mac-agent: DNS: the settings from before/);
+    expect(r.stderr).toMatch(/not restored: vm-agent: net\.ipv4\.ip_forward=1 left as it is/);
+  });
+
+  it('a clean Down exits 0 with nothing on stderr', async () => {
+    const r = await cli(['--config', config, 'down']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
   });
 });

@@ -361,8 +361,11 @@ describe('down', () => {
   });
 
   it('passes --force and --dry-run through', async () => {
-    await down(vm, mac, { dryRun: true, forceInterfaceDown: true });
-    expect(lab.agents.calls.filter((c) => c.rpc === 'Down').map((c) => c.request)).toEqual([{ dryRun: true }, { dryRun: true, forceInterfaceDown: true }]);
+    await down(vm, mac, { dryRun: true, forceInterfaceDown: true, vmAddress: '192.0.2.2', vmAddress6: '2001:db8::2' });
+    expect(lab.agents.calls.filter((c) => c.rpc === 'Down').map((c) => c.request)).toEqual([
+      { dryRun: true, vmAddress: '192.0.2.2', vmAddress6: '2001:db8::2' },
+      { dryRun: true, forceInterfaceDown: true },
+    ]);
   });
 
   it('with the Mac unreachable: still takes the VM down and says what is left', async () => {

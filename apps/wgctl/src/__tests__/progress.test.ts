@@ -46,8 +46,8 @@ function memoryAgent<T extends VmAgentApi | MacAgentApi>(side: 'vm' | 'mac', scr
   return api as unknown as T;
 }
 
-const OK: Outcome = { ok: true, failedStep: '', error: '', totalMs: '1', vmApplied: undefined };
-const FAIL: Outcome = { ok: false, failedStep: 'mac-step', error: 'broke', totalMs: '1', vmApplied: undefined };
+const OK: Outcome = { ok: true, failedStep: '', error: '', totalMs: '1', vmApplied: undefined, notRestored: [] };
+const FAIL: Outcome = { ok: false, failedStep: 'mac-step', error: 'broke', totalMs: '1', vmApplied: undefined, notRestored: [] };
 /** A VM Up reports what it applied: the described endpoints and tunnel addresses. */
 const VM_OK: Outcome = { ...OK, vmApplied: { endpoints: defaultVmDescription().endpoints, tunnelAddresses: defaultVmDescription().tunnelAddresses } };
 

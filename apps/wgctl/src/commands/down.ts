@@ -3,10 +3,10 @@ import { dirname } from 'node:path';
 import type { CommandContext } from '../command-context';
 import { EXIT } from '../errors';
 import { lockConfigDir } from '../lock';
-import { DOWN_STEPS, down } from '../orchestrator';
+import { DOWN_STEPS, down, type DownResult } from '../orchestrator';
 import { createProgress } from '../render/progress';
 import { renderDownResult } from '../render/results';
-import { QUICK_DEFAULT_TIMEOUT_S, controllerLogger, loadControllerConfig, openAgents, progressMode, timeoutMs, writeJson } from './context';
+import { QUICK_DEFAULT_TIMEOUT_S, controllerLogger, loadControllerConfig, openAgents, progressMode, timeoutMs, vmAddressIp, writeJson } from './context';
 import { UP_DEFAULT_TIMEOUT_S } from './up-options';
 
 export async function downCommand(ctx: CommandContext, flags: { dryRun?: boolean; force?: boolean }): Promise<number> {
@@ -23,7 +23,8 @@ export async function downCommand(ctx: CommandContext, flags: { dryRun?: boolean
   }
   const progress = createProgress({ mode: progressMode(ctx), out: ctx.io.stdout, steps: DOWN_STEPS, stopOnFailure: false });
   try {
-    const result = await down(agents.vm, agents.mac, { dryRun: flags.dryRun, forceInterfaceDown: flags.force }, (event) => {
+    const vmAddresses = { vmAddress: await vmAddressIp(config).catch(() => ''), vmAddress6: config.vm.address6 ?? '' };
+    const result = await down(agents.vm, agents.mac, { dryRun: flags.dryRun, forceInterfaceDown: flags.force, ...vmAddresses }, (event) => {
       logger.debug('down event', { event });
       progress.onEvent(event);
     });
@@ -34,9 +35,18 @@ export async function downCommand(ctx: CommandContext, flags: { dryRun?: boolean
       ctx.io.stdout.write(text.stdout);
       ctx.io.stderr.write(text.stderr);
     }
-    return result.ok ? EXIT.ok : EXIT.failed;
+    return downExitCode(result);
   } finally {
     agents.close();
     lock.release();
   }
+}
+
+/**
+ * Failed: 1. Done but with settings not restored (a lost journal): 3, not 0 — the host is not as
+ * it was before `up`, and a script must be able to tell that from a clean Down.
+ */
+export function downExitCode(result: DownResult): number {
+  if (!result.ok) return EXIT.failed;
+  return result.notRestored.length > 0 ? EXIT.notRestored : EXIT.ok;
 }

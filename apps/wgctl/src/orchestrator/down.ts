@@ -9,14 +9,20 @@ export type SideOutcome = 'done' | 'failed' | 'unreachable' | 'not-run';
 export interface DownOptions {
   dryRun?: boolean;
   forceInterfaceDown?: boolean;
+  /** The VM's addresses: the mac-agent recognises its split routes by them when its journal is unusable. */
+  vmAddress?: string;
+  vmAddress6?: string;
   now?: () => number;
 }
 
 export interface DownResult {
+  /** Both sides removed everything of ours (notRestored may still list settings that could not be put back). */
   ok: boolean;
   totalMs: number;
-  sides: Record<Side, { outcome: SideOutcome; error?: string; failure?: Failure }>;
+  sides: Record<Side, { outcome: SideOutcome; error?: string; failure?: Failure; notRestored?: string[] }>;
   left: string[];
+  /** Settings a side could not put back as they were (its journal was unusable), "Mac: …" / "VM: …". */
+  notRestored: string[];
 }
 
 /** Mac first, then VM; an unreachable or failing side does not stop the other one. */
@@ -32,6 +38,7 @@ export async function down(
     totalMs: 0,
     sides: { mac: { outcome: 'not-run' }, vm: { outcome: 'not-run' } },
     left: [],
+    notRestored: [],
   };
   seq.emit({ kind: 'start', step: 'connect' });
   const connected = await connectBoth(vm, mac);
@@ -40,7 +47,7 @@ export async function down(
   else seq.emit({ kind: 'failed', step: 'connect', error: unreachable.map(([, e]) => e).join('; ') });
 
   const sides: { side: Side; step: StepId; run: (log: AgentStepLog) => Promise<Outcome> }[] = [
-    { side: 'mac', step: 'mac-down', run: (log) => streamStep(seq, 'mac-down', 'mac', log, (cb) => mac.down({ dryRun: !!opts.dryRun }, cb)) },
+    { side: 'mac', step: 'mac-down', run: (log) => streamStep(seq, 'mac-down', 'mac', log, (cb) => mac.down({ dryRun: !!opts.dryRun, vmAddress: opts.vmAddress ?? '', vmAddress6: opts.vmAddress6 ?? '' }, cb)) },
     {
       side: 'vm',
       step: 'vm-down',
@@ -60,11 +67,13 @@ export async function down(
     }
     const log = new AgentStepLog();
     try {
-      await seq.run(step, async () => {
-        await run(log);
-        return { value: undefined, detail: log.changed ? 'removed' : 'nothing to remove' };
+      const outcome = await seq.run(step, async () => {
+        const done = await run(log);
+        return { value: done, detail: log.changed ? 'removed' : 'nothing to remove' };
       });
-      result.sides[side] = { outcome: 'done' };
+      const notRestored = outcome.notRestored ?? [];
+      result.sides[side] = { outcome: 'done', ...(notRestored.length ? { notRestored } : {}) };
+      result.notRestored.push(...notRestored.map((what) => `${SIDE_LABEL[side]}: ${what}`));
     } catch (error) {
       const failure = error instanceof StepFailure ? error.failure : { step, message: messageOf(error) };
       result.sides[side] = { outcome: 'failed', error: failure.message, failure };

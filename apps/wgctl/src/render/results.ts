@@ -52,6 +52,7 @@ export function renderDownResult(result: DownResult, dryRun: boolean): { stdout:
     const label = SIDE_LABEL[side];
     switch (s.outcome) {
       case 'done':
+        if (s.notRestored?.length) return `  ${label}: down, ${s.notRestored.length} setting(s) NOT restored (listed below)`;
         return `  ${label}: ${dryRun ? 'dry run done' : 'down'}`;
       case 'unreachable':
         return `  ${label}: UNREACHABLE: ${s.error}`;
@@ -62,10 +63,17 @@ export function renderDownResult(result: DownResult, dryRun: boolean): { stdout:
     }
   };
   const body = [sideLine('mac'), sideLine('vm')];
-  if (result.ok) return { stdout: `down: done in ${formatDuration(result.totalMs)}\n${body.join('\n')}\n`, stderr: '' };
+  const notRestored = notRestoredLines(result.notRestored);
+  if (result.ok) return { stdout: `down: done in ${formatDuration(result.totalMs)}\n${body.join('\n')}\n`, stderr: notRestored };
   const lines = [`wgctl down: incomplete after ${formatDuration(result.totalMs)}`, ...body];
   for (const left of result.left) lines.push(`  left: ${left}`);
-  return { stdout: '', stderr: `${lines.join('\n')}\n` };
+  return { stdout: '', stderr: `${lines.join('\n')}\n${notRestored}` };
+}
+
+/** Settings a Down without a usable journal could not put back: on stderr, one per line ('' when none). */
+function notRestoredLines(notRestored: readonly string[]): string {
+  if (notRestored.length === 0) return '';
+  return `${['wgctl down: everything of ours found was removed, but these could not be restored (the journal was unusable):', ...notRestored.map((what) => `  not restored: ${what}`)].join('\n')}\n`;
 }
 
 export function renderPlan(result: PlanResult): string {

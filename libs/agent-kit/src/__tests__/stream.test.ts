@@ -139,7 +139,12 @@ describe('Progress from the engines', () => {
 
   it('carries what a vm-agent Up applied in the Outcome, and nothing for any other operation', () => {
     const vmApplied = { endpoints: [{ host: 'vpn.example.net', ip: '203.0.113.1', port: 51820 }], tunnelAddresses: ['192.0.2.2/24'] };
-    expect(outcomeProgress({ ...outcome, totalMs: 7.5, vmApplied })).toEqual({ kind: { $case: 'outcome', value: { ok: true, failedStep: '', error: '', totalMs: '8', vmApplied } } });
+    expect(outcomeProgress({ ...outcome, totalMs: 7.5, vmApplied })).toEqual({ kind: { $case: 'outcome', value: { ok: true, failedStep: '', error: '', totalMs: '8', vmApplied, notRestored: [] } } });
     expect(outcomeProgress(outcome).kind).toMatchObject({ value: { vmApplied: undefined } });
+  });
+
+  it('carries what a Down without a usable journal could not restore (Outcome.not_restored)', () => {
+    const notRestored = ['net.ipv4.ip_forward=1 left as it is'];
+    expect(outcomeProgress({ ...outcome, notRestored }).kind).toMatchObject({ value: { ok: true, notRestored } });
   });
 });

@@ -38,8 +38,8 @@ export function planProgress(planned: AppliedTunnel): Progress {
 }
 
 export function outcomeProgress(outcome: OperationOutcome): Progress {
-  const { ok, failedStep, error, totalMs, vmApplied } = outcome;
-  return { kind: { $case: 'outcome', value: { ok, failedStep, error, totalMs: wholeMs(totalMs), vmApplied } } };
+  const { ok, failedStep, error, totalMs, vmApplied, notRestored = [] } = outcome;
+  return { kind: { $case: 'outcome', value: { ok, failedStep, error, totalMs: wholeMs(totalMs), vmApplied, notRestored } } };
 }
 
 /** This process as Describe and Status name it; `driver`: the mac-agent's host driver, the vm-agent's iptables backend. */

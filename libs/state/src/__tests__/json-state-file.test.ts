@@ -1,4 +1,6 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -67,7 +69,8 @@ describe.each(variants)('JsonStateFile ($name)', (v) => {
     expect(await v.read(file)).toBeNull();
     await v.save(file, doc);
     expect(await v.read(file)).toEqual(doc);
-    expect(readFileSync(file.path, 'utf8')).toBe(`${JSON.stringify(doc, null, 2)}\n`);
+    const onDisk = JSON.parse(readFileSync(file.path, 'utf8'));
+    expect(onDisk).toEqual({ ...doc, checksum: `sha256:${createHash('sha256').update(JSON.stringify(doc, null, 2)).digest('hex')}` });
   });
 
   it('refuses a corrupt or foreign file with the path and what to do', async () => {
@@ -76,7 +79,7 @@ describe.each(variants)('JsonStateFile ($name)', (v) => {
     await expect(v.read(file)).rejects.toThrow(StateFileError);
     await expect(v.read(file)).rejects.toThrow(`${file.path} is not valid JSON`);
     writeFileSync(file.path, JSON.stringify({ ...doc, routes: [7] }));
-    await expect(v.read(file)).rejects.toThrow(new RegExp(`^${file.path}: routes\\.0: .*; inspect it, then remove it to start over$`));
+    await expect(v.read(file)).rejects.toThrow(new RegExp(`^${file.path}: routes\\.0: .*; inspect it; \`wgctl down\` removes what is ours by its marks without it$`));
     writeFileSync(file.path, '[]');
     await expect(v.read(file)).rejects.toThrow(/: \(root\): /);
   });
@@ -100,11 +103,113 @@ describe.each(variants)('JsonStateFile ($name)', (v) => {
   });
 });
 
+/** The three ways a journal arrives corrupt: garbage, cut short, or valid JSON whose content no longer matches its checksum. */
+const corruptions: [string, (path: string) => void][] = [
+  ['garbage bytes', (path) => writeFileSync(path, Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x7b]))],
+  ['truncated', (path) => truncateSync(path, Math.floor(statSync(path).size / 2))],
+  [
+    'a wrong checksum',
+    (path) => writeFileSync(path, readFileSync(path, 'utf8').replace('"phase": "down"', '"phase": "up"')),
+  ],
+];
+
+describe.each(variants)('JsonStateFile corruption and the previous copy ($name)', (v) => {
+  const first: Doc = { version: 1, phase: 'up', routes: ['203.0.113.10/32'] };
+  const second: Doc = { version: 1, phase: 'down', routes: [] };
+
+  it.each(corruptions)('falls back to the previous copy when the current one is %s, and says so', async (_name, corrupt) => {
+    const notices: string[] = [];
+    const file = new JsonStateFile(join(dir, 'doc.json'), schemaDecoder(docSchema), { onFallback: (m) => notices.push(m) });
+    await v.save(file, first);
+    await v.save(file, second);
+    expect(await v.read(file)).toEqual(second);
+    corrupt(file.path);
+    expect(await v.read(file)).toEqual(first);
+    expect(notices).toHaveLength(1);
+    expect(notices[0]).toContain(`using the previous copy ${file.path}.prev`);
+    const detailed = v.name === 'sync' ? file.readDetailedSync() : await file.readDetailed();
+    expect(detailed).toEqual({ value: first, fellBackBecause: expect.stringContaining(file.path) });
+  });
+
+  it.each(corruptions)('refuses the current file when it is %s and there is no previous copy', async (_name, corrupt) => {
+    const file = new JsonStateFile(join(dir, 'doc.json'), schemaDecoder(docSchema));
+    await v.save(file, second);
+    corrupt(file.path);
+    await expect(v.read(file)).rejects.toThrow(StateFileError);
+  });
+
+  it('names the checksum mismatch', async () => {
+    const file = new JsonStateFile(join(dir, 'doc.json'), schemaDecoder(docSchema));
+    await v.save(file, second);
+    corruptions[2][1](file.path);
+    await expect(v.read(file)).rejects.toThrow(/checksum mismatch/);
+  });
+
+  it('reads a document written before checksums existed (upgrade)', async () => {
+    const file = new JsonStateFile(join(dir, 'doc.json'), schemaDecoder(docSchema));
+    writeFileSync(file.path, JSON.stringify(first));
+    expect(await v.read(file)).toEqual(first);
+  });
+
+  it('falls back to the previous copy when the current one was removed by hand', async () => {
+    const file = new JsonStateFile(join(dir, 'doc.json'), schemaDecoder(docSchema));
+    await v.save(file, first);
+    await v.save(file, second);
+    rmSync(file.path);
+    expect(await v.read(file)).toEqual(first);
+  });
+
+  it('never keeps a corrupt file as the previous copy, but sets it aside for inspection', async () => {
+    const file = new JsonStateFile(join(dir, 'doc.json'), schemaDecoder(docSchema));
+    await v.save(file, first);
+    await v.save(file, second);
+    writeFileSync(file.path, 'garbage');
+    await v.save(file, second); // replaces the garbage, keeps `first` as the previous copy
+    expect(readFileSync(file.corruptPath, 'utf8')).toBe('garbage');
+    writeFileSync(file.path, 'garbage');
+    expect(await v.read(file)).toEqual(first);
+  });
+
+  it('remove() sets a corrupt file aside rather than deleting the evidence', async () => {
+    const file = new JsonStateFile(join(dir, 'doc.json'), schemaDecoder(docSchema));
+    await v.save(file, first);
+    writeFileSync(file.path, '{"version": 1, "pha');
+    await file.remove();
+    expect(readdirSync(dir)).toEqual(['doc.json.corrupt']);
+    expect(readFileSync(file.corruptPath, 'utf8')).toBe('{"version": 1, "pha');
+  });
+
+  it('refuses when both the current file and the previous copy are corrupt, naming both', async () => {
+    const file = new JsonStateFile(join(dir, 'doc.json'), schemaDecoder(docSchema));
+    await v.save(file, first);
+    await v.save(file, second);
+    writeFileSync(file.path, 'garbage');
+    writeFileSync(file.previousPath, 'more garbage');
+    await expect(v.read(file)).rejects.toThrow(/doc\.json is not valid JSON.*previous copy is unusable too.*doc\.json\.prev is not valid JSON/);
+  });
+});
+
+describe('JsonStateFile.removeStaleTempFiles', () => {
+  it("removes the temporary files of writes whose process is gone, and only those", async () => {
+    const file = new JsonStateFile(join(dir, 'doc.json'), schemaDecoder(docSchema));
+    const deadPid = spawnSync('true').pid; // exited: no such process any more
+    const stale = [`doc.json.tmp-${deadPid}`, `doc.json.prev.tmp-${deadPid}`];
+    const kept = [`doc.json.tmp-${process.pid}`, `other.json.tmp-${deadPid}`, 'doc.json', 'doc.json.tmp-notapid'];
+    for (const name of [...stale, ...kept]) writeFileSync(join(dir, name), 'x');
+    expect(file.removeStaleTempFiles().sort()).toEqual(stale.map((n) => join(dir, n)).sort());
+    expect(readdirSync(dir).sort()).toEqual([...kept].sort());
+    expect(new JsonStateFile(join(dir, 'none', 'doc.json'), schemaDecoder(docSchema)).removeStaleTempFiles()).toEqual([]);
+  });
+});
+
 describe('JsonStateFile.remove', () => {
-  it('removes the file, and is idempotent', async () => {
+  it('removes the file and its previous copy, and is idempotent', async () => {
     const file = new JsonStateFile(join(dir, 'doc.json'), schemaDecoder(docSchema));
     await file.write(doc);
+    await file.write(doc);
+    expect(existsSync(file.previousPath)).toBe(true);
     await file.remove();
+    await new JsonStateFile(join(dir, 'never-created', 'doc.json'), schemaDecoder(docSchema)).remove(); // no directory: nothing to remove
     expect(await file.read()).toBeNull();
     await file.remove();
     expect(readdirSync(dir)).toEqual([]);

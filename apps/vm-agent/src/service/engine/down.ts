@@ -6,11 +6,14 @@
  * Up (its steps then named rollback-*): forwarding off first (fail closed), then the rules, then
  * the interface. It restores ip_forward only if it still holds the value the agent wrote,
  * removes the agent's own chains (found by name and tag), and takes the interface down only
- * when the agent brought it up (or when asked to).
+ * when the agent brought it up (or when asked to). Without a usable journal (corrupt, its
+ * previous copy too, or removed by hand) it goes by marks — see ownedByMarks — and its outcome
+ * names the sysctls it could not put back (notRestored) instead of claiming a clean host.
  */
 import type { OperationContext, OperationOutcome } from '@wgctl/agent-kit';
 import type { IptablesSaveTable } from '@wgctl/parsers';
 import { readTogether, type Runner } from '@wgctl/runner';
+import { StateFileError } from '@wgctl/state';
 import { loadTunnelConfig } from '../../host/config';
 import {
   OWN_CHAINS,
@@ -41,6 +44,13 @@ export class Teardown {
   ruleset: IptablesSaveTable[] | undefined;
   /** Set by wg-quick-down: clean-stale leaves a live interface's wg-quick state alone. */
   linkExists = false;
+  /**
+   * Down with no journal to go by: why it was unusable ('' when there was none at all). Null
+   * when `record` is the journal's (or a failed Up's own).
+   */
+  withoutJournal: { unusable: string } | null = null;
+  /** Without a journal, a chain of ours was found by name: an Up whose journal was lost. */
+  foundUnlisted = false;
 
   constructor(
     readonly op: Operation,
@@ -79,16 +89,18 @@ export async function teardown(down: Teardown): Promise<void> {
 export async function runDown(engine: EngineScope, request: DownRequest, ctx: OperationContext): Promise<OperationOutcome> {
   const op = new Operation(engine, ctx, { dryRun: request.dryRun, firstStep: 'read-journal' });
   try {
-    let journaled = null as JournalRecord | null;
+    let read: JournalRead = { record: null };
     await op.step('read-journal', async () => {
-      journaled = await engine.options.journal.read();
-      return journalSummary(op, journaled);
+      read = await readJournal(engine);
+      return journalSummary(op, read);
     });
-    const down = new Teardown(op, await downRecord(op, journaled), request.forceInterfaceDown === true, (name, body) => op.step(name, body));
+    const down = new Teardown(op, await downRecord(op, read.record), request.forceInterfaceDown === true, (name, body) => op.step(name, body));
+    if (!read.record) down.withoutJournal = { unusable: read.unusable ?? '' };
     await teardown(down);
     await op.step('verify', (r) => verify(down, r));
     if (!op.dryRun) await engine.options.journal.remove();
-    return { ok: true, failedStep: '', error: '', totalMs: op.elapsedMs() };
+    const notRestored = await notRestoredWithoutJournal(down);
+    return { ok: true, failedStep: '', error: '', totalMs: op.elapsedMs(), ...(notRestored.length ? { notRestored } : {}) };
   } catch (e) {
     const error = causeMessage(e);
     engine.logger.warn('Down failed', { step: op.failedStep, error });
@@ -99,9 +111,30 @@ export async function runDown(engine: EngineScope, request: DownRequest, ctx: Op
 // ---------------------------------------------------------------------------------------------
 // Down's own steps and records
 
-function journalSummary(op: Operation, record: JournalRecord | null): StepResult {
+/** The journal (or its previous copy), none, or why it is unusable (corrupt, its copy too). */
+interface JournalRead {
+  record: JournalRecord | null;
+  fellBackBecause?: string;
+  unusable?: string;
+}
+
+async function readJournal(engine: EngineScope): Promise<JournalRead> {
+  try {
+    const { value, fellBackBecause } = await engine.options.journal.readDetailed();
+    return { record: value, fellBackBecause };
+  } catch (e) {
+    if (!(e instanceof StateFileError)) throw e;
+    engine.logger.warn('the journal is unusable: Down removes what is ours by name', { error: e.message });
+    return { record: null, unusable: e.message };
+  }
+}
+
+function journalSummary(op: Operation, read: JournalRead): StepResult {
+  const { record } = read;
+  if (read.unusable) return `journal unusable (${read.unusable}): wgctl's own chains are removed by name, the interface of ${op.engine.options.configPath} taken down`;
   if (!record) return { skipped: `no journal in ${op.engine.options.journal.path}: only wgctl's own chains are removed, if any` };
-  return `journal (${record.phase}): Mac ${record.macSource} on ${record.lanInterface}, ${record.interface}${
+  const from = read.fellBackBecause ? `previous copy of the journal (${read.fellBackBecause})` : 'journal';
+  return `${from} (${record.phase}): Mac ${record.macSource} on ${record.lanInterface}, ${record.interface}${
     record.wgInterface ? ` brought up by wgctl (${record.wgInterface.method})` : ''
   }${record.ipForward ? `, ${IP_FORWARD} was ${record.ipForward.previous}` : ''}`;
 }
@@ -199,22 +232,44 @@ async function restoreIp6Forward(down: Teardown, r: Runner): Promise<StepResult>
 }
 
 async function removeFirewall6(down: Teardown, r: Runner): Promise<StepResult> {
-  return removeIpv6Chains(r, down.tools, down.record.v6!, down.op.dryRun);
+  const removed = await removeIpv6Chains(r, down.tools, down.record.v6!, down.op.dryRun);
+  if (!down.withoutJournal || typeof removed !== 'string') return removed;
+  // Ours were there, so were the ip6 tables they needed: deleted when back to pristine (see unlistedTables).
+  down.foundUnlisted = true;
+  const tables = await removeIpv6Chains(r, down.tools, { ...down.record.v6!, createdTables: [...TABLES] }, down.op.dryRun);
+  return typeof tables === 'string' ? `${removed}; then ${tables}` : removed;
 }
 
 async function removeFirewallTable(down: Teardown, r: Runner, table: FirewallTable): Promise<StepResult> {
   down.ruleset ??= await readRuleset(r, down.tools);
-  return removeChain(r, down.tools, chainState(down.ruleset, ownChain(table)), { showBatch: down.op.dryRun });
+  return notingUnlisted(down, await removeChain(r, down.tools, chainState(down.ruleset, ownChain(table)), { showBatch: down.op.dryRun }));
+}
+
+/** Without a journal, a chain removed by name is the mark of an Up whose journal was lost. */
+function notingUnlisted(down: Teardown, removed: StepResult): StepResult {
+  if (down.withoutJournal && typeof removed === 'string') down.foundUnlisted = true;
+  return removed;
+}
+
+/**
+ * Without a journal, once our chains were found: every iptables-nft table, deleted only when
+ * back to pristine (built-in chains, ACCEPT, no rule) — then it filters nothing and iptables
+ * makes it again when needed, so whether wgctl or someone else made it no longer matters.
+ * Undefined otherwise: the journal's createdTables decide.
+ */
+function unlistedTables(down: Teardown): FirewallTable[] | undefined {
+  return down.withoutJournal && down.foundUnlisted ? [...TABLES] : undefined;
 }
 
 /** The nft tables wgctl caused to exist, deleted when nothing but wgctl's chains was ever in them. */
 async function deleteCreatedTables(down: Teardown, r: Runner): Promise<StepResult> {
-  const { record, tools, op } = down;
-  if (tools.kind !== 'nft' || record.createdTables.length === 0) return { skipped: 'no table was created by wgctl' };
+  const { tools, op } = down;
+  const created = unlistedTables(down) ?? down.record.createdTables;
+  if (tools.kind !== 'nft' || created.length === 0) return { skipped: 'no table was created by wgctl' };
   const tables = await readRuleset(r, tools);
   const done: FirewallTable[] = [];
   const kept: string[] = [];
-  for (const table of record.createdTables) {
+  for (const table of created) {
     if (!tables.some((t) => t.name === table)) continue;
     if (op.dryRun || tableIsPristine(tables, table)) done.push(table);
     else kept.push(table);
@@ -232,7 +287,7 @@ async function wgQuickDown(down: Teardown, r: Runner): Promise<StepResult> {
   if (!record.interface) return { skipped: 'no interface known (no journal, unreadable config)' };
   const link = await linkState(r, record.interface);
   down.linkExists = link.exists;
-  const owned = record.wgInterface !== null;
+  const owned = record.wgInterface !== null || ownedByMarks(down);
   if (!owned && !down.forceInterfaceDown) {
     return { skipped: `${record.interface} was not brought up by wgctl: left ${link.exists ? 'up' : 'alone'} (force_interface_down to take it down)` };
   }
@@ -250,6 +305,29 @@ async function wgQuickDown(down: Teardown, r: Runner): Promise<StepResult> {
     }
   }
   return `${record.interface} taken down (${method})${restored}`;
+}
+
+/**
+ * Without a usable journal the interface of the agent's config is taken as ours when the
+ * journal was there but corrupt (it exists only from an Up to its Down), or when our chains
+ * were found: an Up happened and its record was lost. With no journal and no chain it is left
+ * as it is (it may be someone else's).
+ */
+function ownedByMarks(down: Teardown): boolean {
+  return down.withoutJournal !== null && (down.withoutJournal.unusable !== '' || down.foundUnlisted);
+}
+
+/** The sysctls an Up sets whose previous values only the journal knew: named when they are still on. */
+const SYSCTLS_ONLY_THE_JOURNAL_KNEW = [IP_FORWARD, IPV6_FORWARDING, SRC_VALID_MARK];
+
+/** After a Down without a usable journal (see ownedByMarks): what was left as it is, for want of its previous value. */
+async function notRestoredWithoutJournal(down: Teardown): Promise<string[]> {
+  if (down.op.dryRun || !ownedByMarks(down)) return [];
+  const { sysctl, runner } = down.op;
+  const values = await Promise.all(SYSCTLS_ONLY_THE_JOURNAL_KNEW.map((name) => sysctl.read(name, runner).catch(() => null)));
+  return SYSCTLS_ONLY_THE_JOURNAL_KNEW.flatMap((name, i) =>
+    values[i] === '1' ? [`${name}=1 left as it is: its value before \`wgctl up\` was only in the journal (set it back by hand if it was 0)`] : [],
+  );
 }
 
 async function cleanStale(down: Teardown, r: Runner): Promise<StepResult> {

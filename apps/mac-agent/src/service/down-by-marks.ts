@@ -1,0 +1,47 @@
+/**
+ * Down without a usable journal — corrupt (and its previous copy too), or removed by hand
+ * while things of ours remain: what is ours is recognised by its marks instead, and what only
+ * the journal knew is named rather than claimed restored.
+ *
+ * Recognised: the split routes (0.0.0.0/1, 128.0.0.0/1, ::/1, 8000::/1) via the VM's address,
+ * which the Down request carries (the controller's config); the kill switch by its name (darwin
+ * anchor, linux nft table: the driver's unload finds it without a handle). Not recognisable:
+ * the server pins (a host route via the uplink's gateway looks like any other), the previous DNS
+ * settings, and on darwin the pfctl -E token that keeps PF enabled.
+ */
+import type { Runner } from '@wgctl/runner';
+import type { DriverName, HostNetworkDriver, RouteSpec } from '../host/driver';
+import { IPV4_SPLIT, IPV6_SPLIT } from './core';
+
+/** The VM's addresses as the Down request gives them ('' or absent: not given). */
+export interface VmAddresses {
+  v4?: string;
+  v6?: string;
+}
+
+/** The split routes wgctl adds via these VM addresses. */
+export function splitRoutesVia(vm: VmAddresses): RouteSpec[] {
+  return [
+    ...(vm.v4 ? IPV4_SPLIT.map((destination) => ({ destination, gateway: vm.v4! })) : []),
+    ...(vm.v6 ? IPV6_SPLIT.map((destination) => ({ destination, gateway: vm.v6! })) : []),
+  ];
+}
+
+/** Those split routes via the VM that the routing table holds now (with the interface it shows). */
+export async function splitRoutesInTable(driver: HostNetworkDriver, run: Runner, vm: VmAddresses): Promise<RouteSpec[]> {
+  const specs = splitRoutesVia(vm);
+  if (specs.length === 0) return [];
+  const readback = await driver.readRoutes(run, specs);
+  return readback.filter((route) => route.present).map(({ destination, gateway, interface: dev }) => ({ destination, gateway, ...(dev ? { interface: dev } : {}) }));
+}
+
+/** What a Down that had no usable journal cannot put back, in the words the user reads. */
+export function notRestoredWithoutJournal(driver: DriverName, vm: VmAddresses): string[] {
+  const items = [
+    ...(splitRoutesVia(vm).length === 0 ? ['split routes: no VM address came with the Down, so 0.0.0.0/1 and 128.0.0.0/1 via the VM were not looked for'] : []),
+    'DNS: the settings from before `wgctl up` were only in the journal; if DNS still points at the tunnel\'s resolvers, set it back by hand',
+    'server pins: host routes to the WireGuard servers via the uplink\'s gateway cannot be told apart without the journal and were left (they route as the default route does)',
+  ];
+  if (driver === 'darwin') items.push('PF: the reference wgctl took with `pfctl -E` was in the journal; PF may stay enabled (see `sudo pfctl -s References`)');
+  return items;
+}
