@@ -1,6 +1,6 @@
 /**
  * One sample of the live system, read-only (the health sampler calls it in the background):
- *   applied → config → interface-up → handshake → ip-forward → firewall-* [→ firewall6-*, ip6-forward]
+ *   applied → config → interface-up → handshake → liveness (once watched) → ip-forward → firewall-* [→ firewall6-*, ip6-forward]
  * Each check that fails is a reason for NOT_SERVING; advisory checks (certificate expiry) are
  * shown without deciding health.
  */
@@ -12,6 +12,7 @@ import { desiredRules, detectBackend, ip6Tools, ownChainsAgainst, readRuleset, t
 import { IP_FORWARD, IPV6_FORWARDING } from '../../host/sysctl';
 import { linkState, wgShowDump } from '../../host/wireguard';
 import type { JournalRecord } from '../journal';
+import type { LivenessReport } from './liveness';
 import { handshakeThresholdS, type EngineScope } from './context';
 
 /** A peer as `wg show dump` shows it. */
@@ -43,6 +44,8 @@ export interface VmStatusReport {
   macSource: string;
   macSource6: string;
   tunnelAddresses: string[];
+  /** Replies through the tunnel (liveness.ts); undefined: not watched. */
+  liveness: LivenessReport | undefined;
 }
 
 /** What one sample of the live system says (cached by the health sampler). */
@@ -76,6 +79,7 @@ export async function sample(engine: EngineScope): Promise<VmSample> {
   const ifname = record?.interface || config?.interface || '';
   const { interfaceUp, dump } = await interfaceCheck(s, ifname);
   if (dump) handshakeCheck(s, dump);
+  const liveness = livenessCheck(s, ifname);
   const ipForward = await ipForwardCheck(s);
   const tools = await firewallChecks(s, record);
 
@@ -95,6 +99,7 @@ export async function sample(engine: EngineScope): Promise<VmSample> {
     macSource: record?.phase === 'up' ? record.macSource : '',
     macSource6: record?.phase === 'up' ? (record.v6?.macSource ?? '') : '',
     tunnelAddresses: config?.addresses ?? [],
+    liveness,
   };
   return { status, serving: reasons.length === 0, reasons, sampledAtMs: s.sampledAtMs };
 }
@@ -160,6 +165,15 @@ function handshakeCheck(s: Sampling, dump: WgDumpInterface): void {
     freshest >= 0 && freshest <= threshold,
     freshest < 0 ? 'no handshake yet' : `latest handshake ${freshest} s ago (threshold ${threshold} s)`,
   );
+}
+
+/** The liveness monitor's verdict on this interface: NOT_SERVING once nothing comes back after a probe. */
+function livenessCheck(s: Sampling, ifname: string): LivenessReport | undefined {
+  const monitor = s.engine.liveness;
+  if (!monitor?.started) return undefined;
+  const report = monitor.report();
+  if (ifname && report.interface === ifname) s.check('liveness', report.state !== 'dead', report.detail);
+  return report;
 }
 
 async function ipForwardCheck(s: Sampling): Promise<boolean> {

@@ -1,0 +1,40 @@
+/**
+ * What makes the vm-agent's health follow the tunnel within seconds rather than at the next
+ * sampling interval: the liveness monitor's verdict changing (liveness.ts) and link events of
+ * the tunnel interface (link-watch.ts) each ask for a new health sample at once.
+ */
+import type { Logger } from '@wgctl/logging';
+import { spawnStreaming } from '@wgctl/runner';
+import type { VmEngine } from './engine';
+import { LinkWatch, type LinkWatchOptions } from './link-watch';
+
+export interface TunnelWatch {
+  stop(): Promise<void>;
+}
+
+export function startTunnelWatch(
+  engine: VmEngine,
+  interfaceName: string,
+  resample: () => void,
+  logger: Logger,
+  spawn: LinkWatchOptions['spawn'] = spawnStreaming,
+): TunnelWatch {
+  const links = new LinkWatch({
+    spawn,
+    interfaceName,
+    logger,
+    onEvent: (event) => {
+      logger.info(`link ${event.deleted ? 'deleted' : 'changed'}: ${event.ifname}`, { flags: event.flags });
+      resample();
+      engine.liveness.wake();
+    },
+  });
+  links.start();
+  engine.liveness.start(() => resample());
+  return {
+    async stop() {
+      engine.liveness.stop();
+      await links.stop();
+    },
+  };
+}
