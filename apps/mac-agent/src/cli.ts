@@ -39,8 +39,8 @@ function healthInterval(value: string): number {
   return Number(value);
 }
 
-/** --roam-check-interval: ms, 0 (off) or 200 (tests) to 600000 (10 min). */
-function roamCheckInterval(value: string): number {
+/** --roam-check-interval, --heal-check-interval: ms, 0 (off) or 200 (tests) to 600000 (10 min). */
+function intervalOrOff(value: string): number {
   if (value === '0') return 0;
   if (!/^[0-9]{1,6}$/.test(value) || Number(value) < 200 || Number(value) > 600_000) {
     throw new InvalidArgumentError('expected 0 (off) or milliseconds from 200 to 600000');
@@ -67,7 +67,8 @@ function addAgentOptions(command: Command): Command {
     .addOption(new Option('--dns-mode <mode>', 'linux: resolv.conf file, or systemd-resolved via resolvectl').choices(['resolv-conf', 'resolvectl']).default('resolv-conf'))
     .option('--socket-group <group>', 'group owning the unix socket (default: admin on darwin, root on linux)', groupName)
     .option('--health-interval <ms>', 'background health sampling interval (default: 15000)', healthInterval)
-    .option('--roam-check-interval <ms>', 'while up, re-read the default route this often: a roam the routing monitor did not report is caught (0: never; default: 5000 on darwin, 30000 on linux)', roamCheckInterval);
+    .option('--roam-check-interval <ms>', 'while up, re-read the default route this often: a roam the routing monitor did not report is caught (0: never; default: 5000 on darwin, 30000 on linux)', intervalOrOff)
+    .option('--heal-check-interval <ms>', 'while up, look at the kill switch this often and re-load it if it drifted (0: never; default: 1000 on darwin, PF has no events; 10000 on linux, besides nft monitor events)', intervalOrOff);
 }
 
 export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
@@ -87,6 +88,7 @@ export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
     socketGroup: (raw.socketGroup as string | undefined) ?? (driver === 'darwin' ? 'admin' : undefined),
     healthIntervalMs: raw.healthInterval as number | undefined,
     roamCheckIntervalMs: raw.roamCheckInterval as number | undefined,
+    healCheckIntervalMs: raw.healCheckInterval as number | undefined,
   };
 }
 

@@ -19,6 +19,8 @@ export interface AgentOptions {
   healthIntervalMs?: number;
   /** While up, the default route is re-read this often, ms, 0 = never (default: the engine's, 5 s). */
   roamCheckIntervalMs?: number;
+  /** While up, the kill switch is looked at this often, ms, 0 = never (default: the driver's, see heal.ts). */
+  healCheckIntervalMs?: number;
 }
 
 /** The argv that reproduces these options (for the service definition written by install). */
@@ -32,5 +34,6 @@ export function agentArgs(options: AgentOptions): string[] {
   if (options.socketGroup) args.push('--socket-group', options.socketGroup);
   if (options.healthIntervalMs !== undefined) args.push('--health-interval', String(options.healthIntervalMs));
   if (options.roamCheckIntervalMs !== undefined) args.push('--roam-check-interval', String(options.roamCheckIntervalMs));
+  if (options.healCheckIntervalMs !== undefined) args.push('--heal-check-interval', String(options.healCheckIntervalMs));
   return args;
 }

@@ -5,6 +5,7 @@
 import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { HealthSampler } from '@wgctl/agent-kit';
+import { ensureTrustedDirectory } from '@wgctl/config';
 import { createLogger, type Logger, type LogLevel } from '@wgctl/logging';
 import { MacAgentService } from '@wgctl/proto';
 import { ExecRunner, type Runner } from '@wgctl/runner';
@@ -16,6 +17,7 @@ import { installSystemd, uninstallSystemd } from './install/systemd';
 import { agentArgs, type AgentOptions } from './options';
 import { MacAgentEngine, type EngineStatus } from './service/engine';
 import { JournalStore } from './service/journal';
+import { openAtStart } from '@wgctl/state';
 import { createMacAgentImplementation } from './service/server';
 
 const SERVICE_NAME = 'wgctl.v1.MacAgent';
@@ -77,13 +79,18 @@ export async function startAgent(options: AgentOptions, extras: StartAgentExtras
   const logger = extras.logger ?? createLogger({ service: 'mac-agent', level: options.logLevel as LogLevel });
   const driver = extras.driver ?? createDriver(options);
   const tls = options.tlsDir ? loadTlsMaterial(options.tlsDir, 'mac-agent') : undefined;
+  // The journal (and darwin's pf rules file) say what Down undoes as root: StrictModes on them.
+  ensureTrustedDirectory(options.stateDir, 'state directory');
   const engine = new MacAgentEngine({
     driver,
     runner: extras.runner ?? new ExecRunner(),
-    journal: new JournalStore(options.stateDir),
+    journal: openAtStart((o) => new JournalStore(options.stateDir, o), logger),
     logger,
     stallAfterStep: process.env.WGCTL_TEST_STALL_AFTER_STEP || undefined,
     roamBackstopMs: options.roamCheckIntervalMs ?? defaultRoamCheckMs(driver.name),
+    healCheckMs: options.healCheckIntervalMs,
+    // Something was put back: health and Status sampled afresh (the sampler exists by then).
+    onHeal: () => void sampler.refreshAfterChange().catch(() => undefined),
     // Over TCP (mTLS): Status warns CERTIFICATE_WARN_DAYS before its certificate or the CA expires.
     advisoryChecks: tls ? () => [certificateCheck(tls, new Date())] : undefined,
     ...extras.engine,
@@ -157,6 +164,8 @@ function scriptPath(): string {
 }
 
 export async function installService(options: AgentOptions, install: { start: boolean; unitDir?: string; node?: string }): Promise<void> {
+  // Refuse now, not in a restart loop of the service: the agent checks the same at every start.
+  if (options.tlsDir) loadTlsMaterial(options.tlsDir, 'mac-agent');
   const runner = new ExecRunner();
   if (options.driver === 'linux') {
     const path = await installSystemd(runner, {
@@ -194,6 +203,7 @@ export async function uninstallService(options: AgentOptions, uninstall: { unitD
     path = await launchd.uninstallLaunchd(runner);
   }
   // The service is stopped: undo what the journal lists, so nothing blocks the host afterwards.
+  ensureTrustedDirectory(options.stateDir, 'state directory');
   const engine = new MacAgentEngine({ driver: createDriver(options), runner, journal: new JournalStore(options.stateDir), logger });
   const outcome = await engine.down({}, (step) => {
     if (step.state !== 'started') process.stdout.write(`${step.step}: ${step.state}${step.message ? ` — ${step.message}` : ''}\n`);

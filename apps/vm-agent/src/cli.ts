@@ -4,7 +4,7 @@
  *
  *   vm-agent --listen ADDR:PORT --tls-dir DIR --wg-config FILE [--state-dir DIR] [--log-level L]
  *            [--insecure-loopback-dev] [--health-interval MS] [--handshake-threshold S]
- *            [--handshake-timeout MS] [--wg-method auto|wg-quick|systemd]
+ *            [--handshake-timeout MS] [--wg-method auto|wg-quick|systemd] [--heal-check-interval MS]
  *   vm-agent install   [the same options] [--prefix DIR] [--root DIR] [--no-enable]
  *   vm-agent uninstall [--wg-config FILE] [--state-dir DIR] [--prefix DIR] [--root DIR] [--keep-network]
  */
@@ -55,6 +55,12 @@ function addAgentOptions(command: Command): Command {
     .option('--health-interval <ms>', 'background health sampling interval (Status answers from it)', integer(200, 600_000), 15_000)
     .option('--handshake-threshold <s>', 'a handshake older than this is NOT_SERVING', integer(1, 86_400), 180)
     .option('--handshake-timeout <ms>', 'how long Up waits for a handshake by default', integer(100, 300_000), 20_000)
+    .option(
+      '--heal-check-interval <ms>',
+      'while up, put back what Up applied when removed: forwarding sysctls read this often, the rules on every nft event (and every check with iptables-legacy); 0: never',
+      (value: string) => (value === '0' ? 0 : integer(100, 60_000)(value)),
+      1_000,
+    )
     .addOption(
       new Option('--wg-method <method>', 'how the interface is brought up: systemd (wg-quick@ / systemd-run) when systemd runs the system')
         .choices(['auto', 'wg-quick', 'systemd'])
@@ -84,6 +90,7 @@ export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
     handshakeThresholdS: Number(raw.handshakeThreshold),
     handshakeTimeoutMs: Number(raw.handshakeTimeout),
     wgMethod: raw.wgMethod as AgentOptions['wgMethod'],
+    healCheckIntervalMs: Number(raw.healCheckInterval),
   };
 }
 

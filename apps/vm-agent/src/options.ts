@@ -15,6 +15,8 @@ export interface AgentOptions {
   handshakeThresholdS: number;
   handshakeTimeoutMs: number;
   wgMethod: 'auto' | 'wg-quick' | 'systemd';
+  /** While up, how often what Up applied is checked and put back (0: never; engine/self-heal.ts). */
+  healCheckIntervalMs: number;
 }
 
 /** The flags that reproduce these options (ExecStart of the unit). */
@@ -25,5 +27,6 @@ export function agentArgs(o: AgentOptions): string[] {
   args.push('--wg-config', o.wgConfig, '--state-dir', o.stateDir, '--log-level', o.logLevel);
   args.push('--health-interval', String(o.healthIntervalMs), '--handshake-threshold', String(o.handshakeThresholdS));
   args.push('--handshake-timeout', String(o.handshakeTimeoutMs), '--wg-method', o.wgMethod);
+  args.push('--heal-check-interval', String(o.healCheckIntervalMs));
   return args;
 }

@@ -5,8 +5,10 @@
  * next start reconciles.
  */
 import { HealthSampler } from '@wgctl/agent-kit';
+import { ensureTrustedDirectory } from '@wgctl/config';
 import { createLogger, type Logger } from '@wgctl/logging';
 import { VmAgentService } from '@wgctl/proto';
+import { wgQuickInterfaceFromPath } from '@wgctl/parsers';
 import { ExecRunner } from '@wgctl/runner';
 import { startIdleTrim } from '@wgctl/state';
 import { certificateCheck, createAgentServer, loadTlsMaterial, type TlsMaterial } from '@wgctl/transport';
@@ -16,23 +18,27 @@ import { ProcSysctl } from './host/sysctl';
 import { uninstall } from './install/install';
 import { VmEngine } from './service/engine/engine';
 import { JournalStore } from './service/journal';
+import { openAtStart } from '@wgctl/state';
 import { vmAgentHandlers } from './service/server';
+import { startTunnelWatch } from './service/engine/tunnel-watch';
 
 export const SERVICE_NAME = 'wgctl.v1.VmAgent';
 
-function engineFor(options: Pick<AgentOptions, 'wgConfig' | 'stateDir'> & Partial<AgentOptions>, logger: Logger, tls?: TlsMaterial): VmEngine {
+function engineFor(options: Pick<AgentOptions, 'wgConfig' | 'stateDir'> & Partial<AgentOptions>, logger: Logger, tls?: TlsMaterial, onHeal?: () => void): VmEngine {
   return new VmEngine({
     // The agent's own certificate and the CA: Status warns CERTIFICATE_WARN_DAYS before either expires.
     advisoryChecks: tls ? () => [certificateCheck(tls, new Date())] : undefined,
     configPath: options.wgConfig,
     runner: new ExecRunner(),
     sysctl: new ProcSysctl(),
-    journal: new JournalStore(options.stateDir),
+    journal: openAtStart((o) => new JournalStore(options.stateDir, undefined, o), logger),
     logger,
     interfaceMethod: options.wgMethod ?? 'auto',
     handshakeTimeoutMs: options.handshakeTimeoutMs,
     handshakeThresholdS: options.handshakeThresholdS,
     stallAfterStep: process.env.WGCTL_TEST_STALL_AFTER_STEP || undefined,
+    // While up, what Up applied is put back when removed (not for uninstall: it only takes down).
+    selfHeal: options.healCheckIntervalMs ? { checkIntervalMs: options.healCheckIntervalMs, onHeal } : undefined,
   });
 }
 
@@ -41,7 +47,11 @@ export async function runAgent(options: AgentOptions): Promise<void> {
   const tls = options.tlsDir ? loadTlsMaterial(options.tlsDir, 'vm-agent') : undefined;
   // It holds the WireGuard private key: refuse to start with a file others can read or own.
   await checkConfigFileAtStart(options.wgConfig, logger);
-  const engine = engineFor(options, logger, tls);
+  // The journal says what Down undoes as root: no one else may write it or the directories above.
+  ensureTrustedDirectory(options.stateDir, 'state directory');
+  // A heal changes what health reports: sampled again at once (the sampler exists once the engine does).
+  let resampleAfterHeal = (): void => undefined;
+  const engine = engineFor(options, logger, tls, () => resampleAfterHeal());
   const server = createAgentServer({
     serviceName: SERVICE_NAME,
     tls,
@@ -58,9 +68,12 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     logger,
   });
   server.addService(VmAgentService, vmAgentHandlers(engine, sampler, logger));
+  resampleAfterHeal = () => void sampler.refreshAfterChange().catch(() => undefined);
   const bound = await server.listen(options.listen);
   logger.info('vm-agent ready', { address: bound, wgConfig: options.wgConfig, stateDir: options.stateDir, pid: process.pid });
   sampler.start();
+  // Health follows the tunnel within seconds: liveness verdicts and link events resample at once.
+  const tunnelWatch = startTunnelWatch(engine, wgQuickInterfaceFromPath(options.wgConfig) ?? '', () => void sampler.refreshAfterChange().catch(() => undefined), logger);
   // Memory back after each burst of work (docs/BENCHMARKS.md #7).
   startIdleTrim();
 
@@ -85,6 +98,7 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       const running = engine.running;
       logger.info('stopping', { signal, ...(running ? { finishing: `the current step of ${running.op}` } : {}) });
       sampler.stop();
+      void tunnelWatch.stop();
       void engine
         .stop(signal)
         .then(() => server.shutdown(5000))
@@ -107,6 +121,7 @@ export async function uninstallAgent(options: {
 }): Promise<void> {
   const logger = createLogger({ service: 'vm-agent', destination: 'stderr' });
   const runner = new ExecRunner();
+  if (!options.keepNetwork && options.root === '/') ensureTrustedDirectory(options.stateDir, 'state directory');
   const engine = engineFor(options, logger);
   await uninstall({
     prefix: options.prefix,

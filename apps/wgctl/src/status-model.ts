@@ -3,7 +3,7 @@
  * turned into one report — the JSON of `status --json` (schema: docs/status-schema.md, zod
  * mirror in status-schema.ts) and the input of the table. Pure: `now` is a parameter.
  */
-import { type Check, type Endpoint, type Health, type MacStatus, PROTOCOL_VERSION, type VmStatus } from '@wgctl/proto';
+import { type Check, type Endpoint, type Health, type MacStatus, PROTOCOL_VERSION, type SelfHealStatus, type VmStatus } from '@wgctl/proto';
 
 const STATUS_SCHEMA_ID = 'wgctl.status/v1';
 
@@ -52,6 +52,30 @@ export interface VmPeerJson {
   persistentKeepalive: number | null;
 }
 
+/** The vm-agent's probe through the tunnel: is anything coming back? */
+export interface LivenessJson {
+  state: 'unknown' | 'alive' | 'probing' | 'dead';
+  /** When rx last moved through the tunnel (any reply); null: not seen yet. */
+  lastReply: string | null;
+  lastReplyAgeSeconds: number | null;
+  /** The probe awaiting its answer; null: none. */
+  lastProbe: string | null;
+  deadSince: string | null;
+  probeTarget: string | null;
+  detail: string;
+}
+
+/** What an agent's self-healing put back while up, since it started. */
+export interface SelfHealJson {
+  heals: number;
+  lastHeal: string | null;
+  /** What the last heal put back. */
+  lastChanges: string[];
+  /** Who had changed it, as far as the OS tells; null: it does not say. */
+  lastBy: string | null;
+  lastTrigger: string | null;
+}
+
 export interface VmSideJson {
   reachable: true;
   target: string;
@@ -68,6 +92,10 @@ export interface VmSideJson {
   /** The Mac's IPv6 the VM forwards and NATs too; null when IPv4 only. */
   macSource6: string | null;
   peers: VmPeerJson[];
+  /** null: the vm-agent does not watch the tunnel (not up, or an older agent). */
+  liveness: LivenessJson | null;
+  /** null: the vm-agent does not heal (an older agent, or `--heal-check-interval 0`). */
+  selfHeal: SelfHealJson | null;
   checks: CheckJson[];
 }
 
@@ -94,6 +122,8 @@ export interface MacSideJson {
   };
   dns: { servers: string[]; previous: string[]; managed: boolean };
   lastRoam: string | null;
+  /** null: an older mac-agent. */
+  selfHeal: SelfHealJson | null;
   checks: CheckJson[];
 }
 
@@ -161,7 +191,28 @@ function endpointJson(e: Endpoint) {
   return { host: e.host, ip: e.ip, port: e.port };
 }
 
-function vmSide(target: string, s: VmStatus): VmSideJson {
+const LIVENESS_STATES: readonly LivenessJson['state'][] = ['unknown', 'alive', 'probing', 'dead'];
+
+function livenessJson(l: VmStatus['liveness'], now: Date): LivenessJson | null {
+  if (!l) return null;
+  const lastReplyMs = toNumber(l.lastReplyUnixMs);
+  return {
+    state: LIVENESS_STATES.find((x) => x === l.state) ?? 'unknown',
+    lastReply: isoFromMs(lastReplyMs),
+    lastReplyAgeSeconds: lastReplyMs > 0 ? Math.max(0, Math.round((now.getTime() - lastReplyMs) / 1000)) : null,
+    lastProbe: isoFromMs(l.lastProbeUnixMs),
+    deadSince: isoFromMs(l.deadSinceUnixMs),
+    probeTarget: orNull(l.probeTarget),
+    detail: l.detail,
+  };
+}
+
+function selfHealJson(h: SelfHealStatus | undefined): SelfHealJson | null {
+  if (!h) return null;
+  return { heals: h.heals, lastHeal: isoFromMs(h.lastHealUnixMs), lastChanges: h.lastChanges, lastBy: orNull(h.lastBy), lastTrigger: orNull(h.lastTrigger) };
+}
+
+function vmSide(target: string, s: VmStatus, now: Date): VmSideJson {
   return {
     reachable: true,
     target,
@@ -190,6 +241,8 @@ function vmSide(target: string, s: VmStatus): VmSideJson {
         persistentKeepalive: p.persistentKeepalive > 0 ? p.persistentKeepalive : null,
       };
     }),
+    liveness: livenessJson(s.liveness, now),
+    selfHeal: selfHealJson(s.selfHeal),
     checks: checksJson(s.checks),
   };
 }
@@ -218,6 +271,7 @@ function macSide(target: string, s: MacStatus): MacSideJson {
     },
     dns: { servers: s.dns?.servers ?? [], previous: s.dns?.previous ?? [], managed: s.dns?.managed ?? false },
     lastRoam: isoFromMs(s.lastRoamUnixMs),
+    selfHeal: selfHealJson(s.selfHeal),
     checks: checksJson(s.checks),
   };
 }
@@ -255,6 +309,7 @@ function assess(vm: VmSideJson | Unreachable, mac: MacSideJson | Unreachable): {
     if (age === null) problems.push('VM: no handshake with the server yet');
     else if (age > HANDSHAKE_STALE_S) problems.push(`VM: last handshake ${age} s ago (stale after ${HANDSHAKE_STALE_S} s)`);
     if (!vm.ipForward) problems.push('VM: ip_forward is off: the Mac\'s traffic is not forwarded');
+    if (vm.liveness?.state === 'dead') problems.push(`VM: nothing comes back through the tunnel: ${vm.liveness.detail}`);
   }
   if (!mac.up) problems.push('Mac: not up (routes/kill switch not applied)');
   else {
@@ -269,7 +324,8 @@ function assess(vm: VmSideJson | Unreachable, mac: MacSideJson | Unreachable): {
     }
   }
   for (const [who, checks] of [['VM', vm.checks], ['Mac', mac.checks]] as const) {
-    for (const c of checks) if (!c.ok) problems.push(`${who}: check ${c.name} failed${c.detail ? `: ${c.detail}` : ''}`);
+    // The liveness check says what the liveness problem above says.
+    for (const c of checks) if (!c.ok && !(who === 'VM' && c.name === 'liveness')) problems.push(`${who}: check ${c.name} failed${c.detail ? `: ${c.detail}` : ''}`);
   }
   return { overall: problems.length === 0 ? 'healthy' : 'degraded', problems };
 }
@@ -281,7 +337,7 @@ export function buildStatusReport(
   now: Date,
   controller: ControllerJson | null = null,
 ): StatusReport {
-  const vmJson: VmSideJson | Unreachable = vm.ok ? vmSide(targets.vm, vm.value) : { reachable: false, target: targets.vm, error: vm.error };
+  const vmJson: VmSideJson | Unreachable = vm.ok ? vmSide(targets.vm, vm.value, now) : { reachable: false, target: targets.vm, error: vm.error };
   const macJson: MacSideJson | Unreachable = mac.ok ? macSide(targets.mac, mac.value) : { reachable: false, target: targets.mac, error: mac.error };
   const assessed = assess(vmJson, macJson);
   const problems = assessed.problems;

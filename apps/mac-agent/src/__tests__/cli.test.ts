@@ -50,6 +50,15 @@ describe('mac-agent CLI', () => {
     await expect(parse(['--driver', 'linux', '--roam-check-interval', '50'])).rejects.toThrow(/0 \(off\) or milliseconds from 200 to 600000/);
   });
 
+  it('--heal-check-interval: passed through to the service definition, 0 turns the periodic look off, checked', async () => {
+    const options = await parse(['--driver', 'darwin', '--heal-check-interval', '500']);
+    expect(options.healCheckIntervalMs).toBe(500);
+    expect(agentArgs(options).slice(-2)).toEqual(['--heal-check-interval', '500']);
+    expect((await parse(['--driver', 'linux', '--heal-check-interval', '0'])).healCheckIntervalMs).toBe(0);
+    expect((await parse(['--driver', 'linux'])).healCheckIntervalMs).toBeUndefined();
+    await expect(parse(['--driver', 'linux', '--heal-check-interval', '50'])).rejects.toThrow(/0 \(off\) or milliseconds from 200 to 600000/);
+  });
+
   it('documents every flag of the issue in --help, with install and uninstall', () => {
     const help = buildProgram().helpInformation();
     for (const flag of ['--driver', '--listen', '--tls-dir', '--state-dir', '--log-level', '--dns-resolv-conf', '--roam-check-interval', 'install', 'uninstall']) expect(help).toContain(flag);

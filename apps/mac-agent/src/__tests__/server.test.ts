@@ -39,7 +39,8 @@ describe('mac-agent gRPC service (in-process, in-memory host)', () => {
   });
 
   it('health never touches the host; Up and Down stream steps then an outcome; Status reads back', async () => {
-    agent = await startAgent(options(`unix:${join(dir, 'a.sock')}`), { driver, logger: silentLogger(), sampleIntervalMs: 60_000 });
+    // No self-healing here: the host is broken on purpose below for the sample to see it.
+    agent = await startAgent(options(`unix:${join(dir, 'a.sock')}`), { driver, logger: silentLogger(), sampleIntervalMs: 60_000, engine: { healCheckMs: 0 } });
     const target = `unix:${join(dir, 'a.sock')}`;
     await agent.sampler.refresh();
     const before = driver.calls.length;
@@ -67,6 +68,23 @@ describe('mac-agent gRPC service (in-process, in-memory host)', () => {
     const down: Progress[] = [];
     for await (const p of readStream(client.down(MacDownRequest.fromPartial({})))) down.push(p);
     expect(down[down.length - 1].kind).toMatchObject({ $case: 'outcome', value: { ok: true } });
+    client.close();
+  });
+
+  it('a kill switch removed behind the agent\'s back is put back; Status counts the heal and tells the last one', async () => {
+    agent = await startAgent(options(`unix:${join(dir, 'a.sock')}`), { driver, logger: silentLogger(), sampleIntervalMs: 60_000, engine: { healCheckMs: 200 } });
+    const client = connectAgent(MacAgentClient, `unix:${join(dir, 'a.sock')}`, { insecure: true });
+    for await (const p of readStream(client.up(MacUpRequest.fromPartial({ vmAddress: '192.0.2.130', endpoints: [{ ip: '203.0.113.10', port: 51820 }], dnsServers: ['198.51.100.53'] })))) void p;
+    const before: MacStatus = await unaryCall(client.status.bind(client), StatusRequest.fromPartial({}), { timeoutMs: 5_000 });
+    expect(before.selfHeal).toEqual({ heals: 0, lastHealUnixMs: '0', lastChanges: [], lastBy: '', lastTrigger: '' });
+    driver.host.killSwitch = null;
+    const deadline = Date.now() + 2_000;
+    while (driver.host.killSwitch === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(driver.host.killSwitch).not.toBeNull();
+    const after: MacStatus = await unaryCall(client.status.bind(client), StatusRequest.fromPartial({}), { timeoutMs: 5_000 });
+    expect(after).toMatchObject({ selfHeal: { heals: 1, lastChanges: ['kill-switch: not loaded'] }, health: { state: 1 } });
+    expect(after.selfHeal!.lastTrigger).toMatch(/periodic look|monitor started/);
+    expect(Number(after.selfHeal!.lastHealUnixMs)).toBeGreaterThan(0);
     client.close();
   });
 

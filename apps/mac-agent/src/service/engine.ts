@@ -15,6 +15,7 @@ import type { Logger } from '@wgctl/logging';
 import { formatArgv, readTogether, spawnStreaming, type Runner, type StepListener } from '@wgctl/runner';
 import type { HostNetworkDriver, Uplink, Vnic } from '../host/driver';
 import { EngineCore, messageOf } from './core';
+import { HealLog, SelfHealing, type Heal, type HealSummary } from './heal';
 import type { JournalStore, MacJournal, UpIntent } from './journal';
 import { Roaming, type Roam, type SpawnStreaming } from './roam';
 import { collectStatus, type EngineStatus } from './status';
@@ -24,6 +25,7 @@ import { validateIntent } from './validation';
 export type { EngineStatus } from './status';
 export type { RequestOptions } from './up-down';
 export type { SpawnStreaming } from './roam';
+export type { Heal, HealSummary } from './heal';
 
 export interface EngineOptions {
   driver: HostNetworkDriver;
@@ -49,6 +51,14 @@ export interface EngineOptions {
    * first look (wg-quick waits 2 s too).
    */
   dnsRecheckMs?: number;
+  /**
+   * While up, the kill switch is looked at this often (default: the driver's — 1000 for PF,
+   * which has no events; 10000 with `nft monitor`'s events; 0: never) and re-loaded when it
+   * drifted (see heal.ts).
+   */
+  healCheckMs?: number;
+  /** Told of each thing the self-healing put back (run.ts re-samples health). */
+  onHeal?: (heal: Heal) => void;
   /** Retry interval of a re-assert that failed (journal says up, host not yet ready). */
   reassertRetryMs?: number;
   /** Test hook: hang after this Up step until the agent is stopped or killed (SIGTERM / kill -9 tests). */
@@ -62,6 +72,8 @@ export class MacAgentEngine {
   /** The requested Up/Down: one at a time, none once stopping. */
   private readonly gate: OperationGate;
   private readonly roaming: Roaming;
+  private readonly heals: HealLog;
+  private readonly healing: SelfHealing;
   private readonly upDown: UpDownDeps;
   private readonly reassertRetryMs: number;
   private readonly advisoryChecks?: () => StatusCheck[];
@@ -75,23 +87,38 @@ export class MacAgentEngine {
     this.gate = new OperationGate('mac-agent', now);
     this.reassertRetryMs = options.reassertRetryMs ?? 5_000;
     this.advisoryChecks = options.advisoryChecks;
+    const heals = (this.heals = new HealLog(options.logger, now, options.onHeal));
+    const operationRunning = () => this.gate.running !== null;
+    this.healing = new SelfHealing({
+      core,
+      exclusive: (fn) => this.exclusive(fn),
+      operationRunning,
+      spawnMonitor: options.spawnMonitor ?? spawnStreaming,
+      log: heals,
+      checkMs: options.healCheckMs,
+    });
     this.roaming = new Roaming({
       core,
       exclusive: (fn) => this.exclusive(fn),
-      operationRunning: () => this.gate.running !== null,
+      operationRunning,
       spawnMonitor: options.spawnMonitor ?? spawnStreaming,
       debounceMs: options.roamDebounceMs ?? 100,
       maxWaitMs: options.roamMaxWaitMs ?? 300,
       backstopMs: options.roamBackstopMs ?? 5_000,
       dnsRecheckMs: options.dnsRecheckMs ?? 2_000,
+      heals,
     });
     this.upDown = {
       core,
       gate: this.gate,
       stallAfterStep: options.stallAfterStep,
-      afterUp: () => this.roaming.startSoon(),
+      afterUp: () => {
+        this.roaming.startSoon();
+        this.healing.start();
+      },
       beforeDown: async () => {
         if (this.retryTimer) clearTimeout(this.retryTimer);
+        await this.healing.stop();
         await this.roaming.stop();
       },
     };
@@ -124,6 +151,16 @@ export class MacAgentEngine {
   /** Roams handled since start (tests and status). */
   get roams(): Roam[] {
     return this.roaming.roams;
+  }
+
+  /** Whether the kill switch is watched (tests). */
+  get watchingKillSwitch(): boolean {
+    return this.healing.watching;
+  }
+
+  /** What was put back since start: how many, the last (tests and status). */
+  healSummary(): HealSummary {
+    return this.heals.summary();
   }
 
   journal(): MacJournal {
@@ -165,6 +202,7 @@ export class MacAgentEngine {
   async close(): Promise<void> {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    await this.healing.close();
     await this.roaming.close();
     await this.exclusive(async () => undefined);
   }
@@ -185,6 +223,7 @@ export class MacAgentEngine {
     if (!journal.intent || (journal.phase !== 'up' && journal.phase !== 'up-in-progress')) return;
     const intent = journal.intent;
     const outcome = await this.exclusive(() => runUp(this.upDown, intent, { dryRun: false }, (s) => this.logStep('reconcile', s), 'reconcile'));
+    if (outcome.ok && intent.killSwitchOnly) this.healing.start();
     if (!outcome.ok && !this.closed) {
       this.core.logger.warn('re-assert failed; the kill switch stays as it is; retrying', { step: outcome.failedStep, error: outcome.error, retryMs: this.reassertRetryMs });
       this.retryTimer = setTimeout(() => void this.reassert(), this.reassertRetryMs);
@@ -200,7 +239,14 @@ export class MacAgentEngine {
    */
   up(request: UpIntent, options: RequestOptions, listener: StepListener): Promise<OperationOutcome> {
     const intent = validateIntent(request);
-    return this.gate.run('Up', () => this.exclusive(() => runUp(this.upDown, intent, options, listener, 'request')));
+    return this.gate.run('Up', () =>
+      this.exclusive(async () => {
+        const outcome = await runUp(this.upDown, intent, options, listener, 'request');
+        // A full Up starts the watch itself (afterUp); the fail-closed state of a kill-switch-only Up is watched too.
+        if (outcome.ok && intent.killSwitchOnly && !options.dryRun) this.healing.start();
+        return outcome;
+      }),
+    );
   }
 
   /** Throws at once when stopping or busy (see up()); `signal`: the Down ends before its next step. */
@@ -212,7 +258,7 @@ export class MacAgentEngine {
 
   /** Reads the live state back and judges it. Spawns commands: call from the sampler or Status. */
   status(): Promise<EngineStatus> {
-    return this.exclusive(() => collectStatus(this.core, this.advisoryChecks));
+    return this.exclusive(() => collectStatus(this.core, this.advisoryChecks, this.heals.summary()));
   }
 
   /** Uplink and (when known) the vnic facing the VM, read live. */

@@ -10,6 +10,7 @@
 import { formatArgv, ObservedRunner, readTogether, SharedReadRunner, type Runner, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
 import type { DnsContext, KillSwitchPolicy, RouteReadback, Uplink, Vnic } from '../host/driver';
 import { ensureKillSwitch, messageOf, pinsFor, sameRoute, sameUplink, servicesOffTunnel, type EngineCore, type Exclusive } from './core';
+import type { HealLog } from './heal';
 import type { JournalRoute, MacJournal, UpIntent } from './journal';
 
 export type SpawnStreaming = (argv: readonly string[], options: StreamingOptions) => StreamingProcess;
@@ -38,6 +39,8 @@ export interface RoamingOptions {
   backstopMs: number;
   /** DNS is checked after a burst and again this much later (0: not again). */
   dnsRecheckMs: number;
+  /** Routes and DNS put back are counted and logged there. */
+  heals: HealLog;
 }
 
 /** A journal that says up, with what a roam needs of it. */
@@ -85,6 +88,8 @@ export class Roaming {
   private roamCheckRunning = false;
   /** What the last backstop check found amiss ('' = nothing): the same finding is not handled twice. */
   private lastRoamCheckFinding = '';
+  /** Destinations of ours deleted by someone, and who (darwin: the pid), until the roam that puts them back. */
+  private deletedBy = new Map<string, string>();
   private closed = false;
   /** Roams handled since start (tests and status). */
   readonly roams: Roam[] = [];
@@ -117,6 +122,7 @@ export class Roaming {
     this.debounce = undefined;
     if (this.dnsRecheck) clearTimeout(this.dnsRecheck);
     this.dnsRecheck = undefined;
+    this.deletedBy.clear();
     this.stopBackstop();
     const proc = this.monitor;
     this.monitor = undefined;
@@ -161,6 +167,7 @@ export class Roaming {
     // Our own routes echo back through the monitor; adding them is not a network change
     // (their deletion is: a link flap or someone else removed them, so they are put back).
     if (change.destination && !change.deleted && this.core.isOwnRoute(change.destination)) return;
+    if (ownDeleted && change.pid !== undefined) this.deletedBy.set(change.destination as string, `pid ${change.pid}`);
     this.core.logger.debug('routing event', { kind: change.kind, line: change.line });
     this.scheduleRecheck(change.line);
   }
@@ -179,7 +186,9 @@ export class Roaming {
       const events = this.pendingEvents;
       const firstAt = this.firstPendingEventAt;
       this.pendingEvents = [];
-      void this.options.exclusive(() => this.runRoam(events, firstAt)).catch((e) => {
+      const deletedBy = this.deletedBy; // who deleted routes of ours in this burst
+      this.deletedBy = new Map();
+      void this.options.exclusive(() => this.runRoam(events, firstAt, deletedBy)).catch((e) => {
         this.lastRoamCheckFinding = ''; // a roam that failed is looked at again by the next roam check
         this.core.logger.error('roaming failed', { error: messageOf(e) });
       });
@@ -229,11 +238,8 @@ export class Roaming {
       core.persist(j);
     }
     await core.driver.setDns(core.runner, dns.servers, { ...current, services: offTunnel }, context);
-    core.logger.info('DNS re-applied: services had left the tunnel\'s resolvers', {
-      reason,
-      servers: dns.servers.join(' '),
-      services: offTunnel.map((s) => `${s.name} (${unknown.includes(s) ? 'new, journaled with' : 'was'} ${s.servers.join(' ') || 'none set'})`),
-    });
+    const services = offTunnel.map((s) => `${s.name} (${unknown.includes(s) ? 'new, journaled with' : 'was'} ${s.servers.join(' ') || 'none set'})`);
+    this.options.heals.record({ what: 'dns', detail: services.join(', '), by: '', trigger: reason }, { reason, servers: dns.servers.join(' '), services }, 'DNS re-applied: services had left the tunnel\'s resolvers');
   }
 
   // ------------------------------------------------------------------------------- backstop
@@ -292,7 +298,7 @@ export class Roaming {
    * changed, move the kill switch and the server pins to it. Routes of ours that vanished
    * (link flaps take their routes with them) are put back.
    */
-  private async runRoam(events: string[], firstEventAt: number): Promise<void> {
+  private async runRoam(events: string[], firstEventAt: number, deletedBy: ReadonlyMap<string, string> = new Map()): Promise<void> {
     const { core } = this;
     const j = core.loadJournal();
     if (j.phase !== 'up' || !j.intent || !j.uplink || !j.killSwitch) return;
@@ -311,7 +317,7 @@ export class Roaming {
       return;
     }
     if (!sameUplink(found, j.uplink) || j.uplinkLost) await this.moveToUplink(run, up, found, { commands, firstEventAt });
-    await this.repairRoutes(run, up);
+    await this.repairRoutes(run, up, deletedBy, events.length === 1 ? events[0].slice(0, 160) : `${events.length} routing events`);
   }
 
   /** The uplink changed (or came back): the kill switch first (fail-closed), then the pins. */
@@ -360,7 +366,7 @@ export class Roaming {
   }
 
   /** Repairs routes of ours that a link flap removed (the vnic or the uplink went down and up). */
-  private async repairRoutes(run: Runner, j: UpJournal): Promise<void> {
+  private async repairRoutes(run: Runner, j: UpJournal, deletedBy: ReadonlyMap<string, string>, trigger: string): Promise<void> {
     const { core } = this;
     const readback = await core.driver.readRoutes(run, j.routes);
     const missing = readback.filter((r) => !r.present);
@@ -368,7 +374,8 @@ export class Roaming {
     for (const route of missing) {
       try {
         await core.driver.addRoute(run, { destination: route.destination, gateway: route.gateway, interface: route.interface });
-        core.logger.info('route restored after a link change', { route: `${route.destination} via ${route.gateway}` });
+        const detail = `${route.destination} via ${route.gateway}${route.interface ? ` dev ${route.interface}` : ''} missing`;
+        this.options.heals.record({ what: 'route', detail, by: deletedBy.get(route.destination) ?? '', trigger }, {}, 'route restored (deleted, or taken by a link change)');
       } catch (e) {
         core.logger.warn('cannot restore route yet (link down?)', { route: `${route.destination} via ${route.gateway}`, error: messageOf(e) });
       }

@@ -8,10 +8,11 @@
 import ipaddr from 'ipaddr.js';
 import { invalidField, type HealthSampler } from '@wgctl/agent-kit';
 import { VM_ADDRESS_METADATA, agentInfo, streamOperation } from '@wgctl/agent-kit/grpc';
-import { HealthState, type MacAgentServer, type MacDescription, type MacDownRequest, type MacStatus, type MacUpRequest, ipv6ModeWord, knownIpv6Mode } from '@wgctl/proto';
+import { HealthState, type MacAgentServer, type MacDescription, type MacDownRequest, type MacStatus, type MacUpRequest, type SelfHealStatus, ipv6ModeWord, knownIpv6Mode } from '@wgctl/proto';
 import { invalidArgument } from '@wgctl/transport';
 import { macCaptureHandler } from './capture';
 import type { EngineStatus, MacAgentEngine } from './engine';
+import type { HealSummary } from './heal';
 import type { UpIntent } from './journal';
 
 /** Status answers from a sample at most this old: routing changes reach the host at any time. */
@@ -29,6 +30,16 @@ export function intentFromRequest(request: MacUpRequest): UpIntent {
     // The engine's word for the mode (it sees no proto).
     ipv6: ipv6ModeWord(mode),
     ...(request.killSwitchOnly ? { killSwitchOnly: true } : {}),
+  };
+}
+
+/** The VM addresses of a Down (they end up in `route`/`ip route` argv): IP addresses only; anything else is ignored. */
+export function downVmAddresses(request: Pick<MacDownRequest, 'vmAddress' | 'vmAddress6'>): { v4?: string; v6?: string } {
+  const v4 = (request.vmAddress ?? '').trim();
+  const v6 = (request.vmAddress6 ?? '').trim();
+  return {
+    ...(ipaddr.IPv4.isValidFourPartDecimal(v4) ? { v4 } : ipaddr.IPv6.isValid(v4) ? { v6: v4 } : {}),
+    ...(ipaddr.IPv6.isValid(v6) ? { v6 } : {}),
   };
 }
 
@@ -59,6 +70,17 @@ function statusMessage(status: EngineStatus, driver: string): MacStatus {
     lastRoamUnixMs: String(status.lastRoamMs),
     ipv6: status.ipv6 ?? '',
     vmAddress6: status.ipv6 === 'route' ? (status.intent?.vmAddress6 ?? '') : '',
+    selfHeal: selfHealMessage(status.heals),
+  };
+}
+
+function selfHealMessage({ count, last }: HealSummary): SelfHealStatus {
+  return {
+    heals: count,
+    lastHealUnixMs: String(last?.atMs ?? 0),
+    lastChanges: last ? [`${last.what}: ${last.detail}`] : [],
+    lastBy: last?.by ?? '',
+    lastTrigger: last?.trigger ?? '',
   };
 }
 
@@ -103,7 +125,8 @@ export function createMacAgentImplementation(engine: MacAgentEngine, sampler: He
     },
     down: (call) => {
       const request = call.request as MacDownRequest;
-      return streamOperation(call, ({ onStep, signal }) => engine.down({ dryRun: request.dryRun, signal }, (step) => onStep?.(step)), resample);
+      const vmAddresses = downVmAddresses(request);
+      return streamOperation(call, ({ onStep, signal }) => engine.down({ dryRun: request.dryRun, signal, vmAddresses }, (step) => onStep?.(step)), resample);
     },
     status: (_call, callback) => {
       sampler.current(STATUS_MAX_AGE_MS).then(

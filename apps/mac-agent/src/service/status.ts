@@ -5,6 +5,7 @@
 import type { StatusCheck } from '@wgctl/agent-kit';
 import type { DnsSnapshot, KillSwitchStatus, RouteReadback, Uplink, Vnic } from '../host/driver';
 import { messageOf, usesServers, type EngineCore } from './core';
+import type { HealSummary } from './heal';
 import type { Ipv6InEffect, MacJournal, UpIntent } from './journal';
 
 export interface EngineStatus {
@@ -25,6 +26,8 @@ export interface EngineStatus {
   lastError: string;
   /** IPv6 as the last Up applied it (journal); null when not up. */
   ipv6: Ipv6InEffect | null;
+  /** What the self-healing put back since the agent started. */
+  heals: HealSummary;
 }
 
 /** What collectStatus read from the host. */
@@ -40,7 +43,7 @@ interface LiveState {
  * Reads the live state back and judges it. Spawns commands: the engine runs it in its queue.
  * `advisoryChecks`: shown in Status without deciding health (certificate expiry).
  */
-export async function collectStatus(core: EngineCore, advisoryChecks?: () => StatusCheck[]): Promise<EngineStatus> {
+export async function collectStatus(core: EngineCore, advisoryChecks?: () => StatusCheck[], heals: HealSummary = { count: 0, last: null }): Promise<EngineStatus> {
   const j = core.loadJournal();
   const run = core.runner;
   const checks: StatusCheck[] = [];
@@ -84,6 +87,7 @@ export async function collectStatus(core: EngineCore, advisoryChecks?: () => Sta
     lastRoamMs: j.lastRoamMs,
     lastError: j.lastError,
     ipv6: up ? (j.ipv6 ?? null) : null,
+    heals,
   };
 }
 

@@ -160,9 +160,10 @@ export function sentBy(capture: Capture, packets: TcpdumpPacket[]): TcpdumpPacke
 const SCRIPTS = { 'echo-server': ECHO_SERVER, pinger: PINGER } as const;
 
 /** The four namespaces and their links, up. Over 80 lines: the Lab's methods and the wiring are one script over the same namespaces, in order. */
-export async function createLab(): Promise<Lab> {
+export async function createLab(prefix = 'wtm'): Promise<Lab> {
   const id = randomBytes(2).toString('hex');
-  const ns = { host: `wtm-host-${id}`, lan: `wtm-lan-${id}`, vm: `wtm-vm-${id}`, srv: `wtm-srv-${id}` };
+  // A suite's own prefix keeps its namespaces apart from other suites' (and their clean-up).
+  const ns = { host: `${prefix}-host-${id}`, lan: `${prefix}-lan-${id}`, vm: `${prefix}-vm-${id}`, srv: `${prefix}-srv-${id}` };
   const root = new ExecRunner();
   const processes = new Set<StreamingProcess>();
   const inNs = (name: string) => new NetnsRunner(name, root);

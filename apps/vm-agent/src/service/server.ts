@@ -16,22 +16,40 @@ import type * as grpc from '@grpc/grpc-js';
 import type { HealthSampler } from '@wgctl/agent-kit';
 import { agentInfo, operationStatusError, streamOperation } from '@wgctl/agent-kit/grpc';
 import type { Logger } from '@wgctl/logging';
-import { HealthState, type DescribeRequest, type Progress, type StatusRequest, type VmDescription, type VmDownRequest, type VmStatus, type VmUpRequest } from '@wgctl/proto';
+import { HealthState, type DescribeRequest, type Progress, type SelfHealStatus, type StatusRequest, type TunnelLiveness, type VmDescription, type VmDownRequest, type VmStatus, type VmUpRequest } from '@wgctl/proto';
 import { failedPrecondition } from '@wgctl/transport';
 import { ConfigFileError } from '../host/config';
 import { vmCaptureHandler } from './capture';
-import type { VmEngine, VmSample } from './engine/engine';
+import type { HealsSoFar, VmEngine, VmSample } from './engine/engine';
+import type { LivenessReport } from './engine/liveness';
 
 function mapError(e: unknown): unknown {
   if (e instanceof ConfigFileError) return failedPrecondition(e.message);
   return operationStatusError(e);
 }
 
-/** A sample as Status carries it: the verdict as Health, int64s as decimal strings. */
-export function vmStatusMessage(sample: VmSample, driver: string): VmStatus {
+/** What self-healing did, as Status carries it (undefined: the agent does not heal). */
+export function selfHealMessage(heals: HealsSoFar | undefined): SelfHealStatus | undefined {
+  if (!heals) return undefined;
+  const { last } = heals;
+  return { heals: heals.count, lastHealUnixMs: String(last?.atMs ?? 0), lastChanges: last?.changes ?? [], lastBy: last?.by ?? '', lastTrigger: last?.trigger ?? '' };
+}
+
+/** The liveness check as Status carries it: times as unix ms in decimal strings, 0 for none. */
+export function livenessMessage(report: LivenessReport | undefined): TunnelLiveness | undefined {
+  if (!report) return undefined;
+  const ms = (value: number | null): string => String(value ?? 0);
+  const { state, probeTarget, detail } = report;
+  return { state, interface: report.interface, lastReplyUnixMs: ms(report.lastRxAtMs), lastProbeUnixMs: ms(report.lastProbeAtMs), deadSinceUnixMs: ms(report.deadSinceMs), probeTarget, detail };
+}
+
+/** A sample as Status carries it: the verdict as Health, int64s as decimal strings; heals as they are now (not as sampled). */
+export function vmStatusMessage(sample: VmSample, driver: string, heals?: HealsSoFar): VmStatus {
   const { status } = sample;
   return {
     ...status,
+    selfHeal: selfHealMessage(heals),
+    liveness: livenessMessage(status.liveness),
     agent: agentInfo('vm-agent', driver),
     health: {
       state: sample.serving ? HealthState.HEALTH_STATE_SERVING : HealthState.HEALTH_STATE_NOT_SERVING,
@@ -75,7 +93,7 @@ export function vmAgentHandlers(engine: VmEngine, sampler: HealthSampler<VmSampl
     down: (call: grpc.ServerWritableStream<VmDownRequest, Progress>) =>
       streamOperation(call, (ctx) => engine.down({ dryRun: call.request.dryRun, forceInterfaceDown: call.request.forceInterfaceDown }, ctx), resample),
     status: async (_call: grpc.ServerUnaryCall<StatusRequest, VmStatus>, callback: grpc.sendUnaryData<VmStatus>) => {
-      callback(null, vmStatusMessage(await sampler.current(), engine.driverName));
+      callback(null, vmStatusMessage(await sampler.current(), engine.driverName, engine.heals));
     },
     capture: vmCaptureHandler(engine, { logger }),
   };

@@ -15,6 +15,32 @@ function healthCell(side: VmSideJson | MacSideJson): string {
   return side.health.reasons.length ? `${side.health.state}: ${side.health.reasons.join('; ')}` : side.health.state;
 }
 
+/** What comes back through the tunnel: alive (last reply age), probing, or dead since when. */
+function livenessCell(vm: VmSideJson): string {
+  const l = vm.liveness;
+  if (!l || !vm.interfaceUp) return NA;
+  const lastReply = l.lastReplyAgeSeconds === null ? 'no reply seen yet' : `last reply ${formatAge(l.lastReplyAgeSeconds)}`;
+  switch (l.state) {
+    case 'alive':
+      return `alive (${lastReply})`;
+    case 'probing':
+      return `probing ${l.probeTarget ?? ''} (${lastReply})`;
+    case 'dead':
+      return `DEAD since ${l.deadSince ?? '?'} (${lastReply})`;
+    default:
+      return `unknown (${lastReply})`;
+  }
+}
+
+/** How many things of ours were put back while up, and the last one. */
+function selfHealCell(side: VmSideJson | MacSideJson): string {
+  const h = side.selfHeal;
+  if (!h) return NA;
+  if (h.heals === 0) return 'nothing put back';
+  const by = h.lastBy ? ` by ${h.lastBy}` : '';
+  return `${h.heals} put back; last ${h.lastHeal ?? '?'}: ${h.lastChanges.join('; ') || '?'}${by}`;
+}
+
 function vmRows(vm: VmSideJson): Omit<Record<string, string>, never> {
   const age = freshestHandshake(vm);
   const rx = vm.peers.reduce((n, p) => n + p.rxBytes, 0);
@@ -24,6 +50,8 @@ function vmRows(vm: VmSideJson): Omit<Record<string, string>, never> {
     health: healthCell(vm),
     tunnel: `${vm.interface || '?'} ${vm.interfaceUp ? 'up' : 'DOWN'}${vm.tunnelAddresses.length ? ` ${vm.tunnelAddresses.join(', ')}` : ''}`,
     handshake: !vm.interfaceUp ? NA : age === null ? 'never' : formatAge(age),
+    liveness: livenessCell(vm),
+    selfHeal: selfHealCell(vm),
     transfer: vm.peers.length ? `rx ${formatBytes(rx)} / tx ${formatBytes(tx)}` : NA,
     endpoint: vm.peers.map((p) => p.endpoint ?? '(none)').join(', ') || NA,
     routes: `ip_forward ${vm.ipForward ? 'on' : 'OFF'}${vm.macSource ? `, SNAT ${vm.macSource}` : ''}`,
@@ -42,6 +70,8 @@ function macRows(mac: MacSideJson): Record<string, string> {
     health: healthCell(mac),
     tunnel: `${mac.up ? 'up' : 'DOWN'}${mac.vmAddress ? ` via ${mac.vmAddress}` : ''}`,
     handshake: NA,
+    liveness: NA,
+    selfHeal: selfHealCell(mac),
     transfer: NA,
     endpoint: mac.endpoints.map((e) => `${e.ip || e.host}:${e.port}`).join(', ') || NA,
     routes: mac.routes.map((r) => `${r.destination}${r.present ? '' : ' MISSING'}`).join(', ') || NA,
@@ -60,6 +90,8 @@ const LABELS: [key: string, label: string][] = [
   ['health', 'Health'],
   ['tunnel', 'Tunnel'],
   ['handshake', 'Handshake'],
+  ['liveness', 'Liveness'],
+  ['selfHeal', 'Self-heal'],
   ['transfer', 'Transfer'],
   ['endpoint', 'Endpoint'],
   ['routes', 'Routes'],

@@ -34,6 +34,8 @@ export interface ScriptedOutcome {
   ok: boolean;
   failedStep?: string;
   error?: string;
+  /** Down without a usable journal: what could not be put back. */
+  notRestored?: string[];
   /**
    * VM Up only. Unset: a successful Up reports the endpoints and tunnel addresses of the
    * scripted Describe, as the vm-agent reports its config's; null: nothing (an older vm-agent).
@@ -114,6 +116,8 @@ export function defaultMacDescription(): MacDescription {
   };
 }
 
+const NO_HEALS = { heals: 0, lastHealUnixMs: '0', lastChanges: [], lastBy: '', lastTrigger: '' };
+
 export function healthyVmStatus(nowS = Math.floor(Date.now() / 1000)): VmStatus {
   return {
     agent: agentInfo('vm-agent'),
@@ -140,6 +144,16 @@ export function healthyVmStatus(nowS = Math.floor(Date.now() / 1000)): VmStatus 
     macSource: '192.0.2.2',
     macSource6: '',
     tunnelAddresses: ['10.64.0.2/32'],
+    liveness: {
+      state: 'alive',
+      interface: 'wg0',
+      lastReplyUnixMs: String((nowS - 4) * 1000),
+      lastProbeUnixMs: '0',
+      deadSinceUnixMs: '0',
+      probeTarget: '192.0.2.1',
+      detail: 'alive: last reply 4 s ago',
+    },
+    selfHeal: NO_HEALS,
   };
 }
 
@@ -163,6 +177,7 @@ export function healthyMacStatus(): MacStatus {
     lastRoamUnixMs: '0',
     ipv6: 'block',
     vmAddress6: '',
+    selfHeal: NO_HEALS,
   };
 }
 
@@ -218,14 +233,14 @@ export class FakeAgents {
       up: { steps: okSteps('wg-quick-up', 'await-handshake', 'forward', 'snat'), outcome: { ok: true } },
       down: { steps: okSteps('snat', 'forward', 'wg-quick-down'), outcome: { ok: true } },
       status: healthyVmStatus(),
-      capture: { interface: 'wg0', packets: [], probeOk: false, probeDetail: '', command: undefined },
+      capture: { interface: 'wg0', packets: [], probeOk: false, probeDetail: '', command: undefined, linkAddress: '', interfaceAddresses: [] },
     };
     this.mac = {
       describe: defaultMacDescription(),
       up: { steps: okSteps('pin-endpoint', 'split-routes', 'kill-switch', 'dns'), outcome: { ok: true } },
       down: { steps: okSteps('dns', 'kill-switch', 'split-routes', 'pin-endpoint'), outcome: { ok: true } },
       status: healthyMacStatus(),
-      capture: { interface: 'en0', packets: [], probeOk: true, probeDetail: '', command: undefined },
+      capture: { interface: 'en0', packets: [], probeOk: true, probeDetail: '', command: undefined, linkAddress: '', interfaceAddresses: [] },
     };
   }
 
@@ -313,9 +328,9 @@ export class FakeAgents {
           call.emit('error', { code: s.grpcError.code, details: s.grpcError.details });
           return;
         }
-        const { ok, failedStep = '', error = '' } = s.outcome;
+        const { ok, failedStep = '', error = '', notRestored = [] } = s.outcome;
         const vmApplied = vmAppliedFor(side, rpc, s.outcome, script().describe);
-        call.write({ kind: { $case: 'outcome', value: { ok, failedStep, error, totalMs: String(Date.now() - started), vmApplied } } });
+        call.write({ kind: { $case: 'outcome', value: { ok, failedStep, error, totalMs: String(Date.now() - started), vmApplied, notRestored } } });
         call.end();
       };
     return {

@@ -40,6 +40,24 @@ const vmPeer = z.strictObject({
   persistentKeepalive: z.number().int().positive().nullable(),
 });
 
+const liveness = z.strictObject({
+  state: z.enum(['unknown', 'alive', 'probing', 'dead']),
+  lastReply: isoTime.nullable(),
+  lastReplyAgeSeconds: z.number().int().nonnegative().nullable(),
+  lastProbe: isoTime.nullable(),
+  deadSince: isoTime.nullable(),
+  probeTarget: nullableString,
+  detail: z.string(),
+});
+
+const selfHeal = z.strictObject({
+  heals: z.number().int().nonnegative(),
+  lastHeal: isoTime.nullable(),
+  lastChanges: z.array(z.string()),
+  lastBy: nullableString,
+  lastTrigger: nullableString,
+});
+
 export const vmSideSchema = z.strictObject({
   reachable: z.literal(true),
   target: z.string(),
@@ -55,6 +73,8 @@ export const vmSideSchema = z.strictObject({
   macSource: nullableString,
   macSource6: nullableString,
   peers: z.array(vmPeer),
+  liveness: liveness.nullable(),
+  selfHeal: selfHeal.nullable(),
   checks: z.array(check),
 });
 
@@ -82,6 +102,7 @@ export const macSideSchema = z.strictObject({
   }),
   dns: z.strictObject({ servers: z.array(z.string()), previous: z.array(z.string()), managed: z.boolean() }),
   lastRoam: isoTime.nullable(),
+  selfHeal: selfHeal.nullable(),
   checks: z.array(check),
 });
 

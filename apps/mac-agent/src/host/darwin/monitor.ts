@@ -66,6 +66,7 @@ function classifyRouteMonitorMessages(text: string): RouteChange {
     const destination = routeMonitorDestination(message);
     if (destination !== undefined) change.destination = destination;
     if (message.type === 'RTM_DELETE' || message.type === 'RTM_OLDDEL') change.deleted = true;
+    if (message.pid !== undefined) change.pid = message.pid;
     if (rank[change.kind] > rank[best.kind] || (best.destination === undefined && change.destination !== undefined && rank[change.kind] === rank[best.kind])) {
       best = change;
     }

@@ -92,6 +92,7 @@ describe('DNS through the tunnel (engine + darwin networksetup, in-memory routes
       roamDebounceMs: DEBOUNCE_MS,
       dnsRecheckMs: DNS_RECHECK_MS,
       roamBackstopMs: 0, // roam-backstop.test.ts
+      healCheckMs: 0, // heal tests
     });
 
   beforeEach(() => {

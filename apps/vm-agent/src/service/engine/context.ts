@@ -15,6 +15,9 @@ import type { IptablesTools } from '../../host/firewall';
 import type { Sysctl } from '../../host/sysctl';
 import { systemdMethodFor, type InterfaceMethod } from '../../host/wireguard';
 import type { JournalRecord, JournalStore } from '../journal';
+import type { LivenessTimings } from './liveness';
+import type { LivenessMonitor } from './liveness-monitor';
+import type { SelfHealOptions } from './self-heal';
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 20_000;
 export const DEFAULT_HANDSHAKE_THRESHOLD_S = 180;
@@ -38,6 +41,10 @@ export interface VmEngineOptions {
   stallAfterStep?: string;
   /** Checks added to every Status sample that do not decide health (e.g. certificate expiry). */
   advisoryChecks?: () => StatusCheck[];
+  /** The liveness probe's timings (liveness.ts; default DEFAULT_LIVENESS_TIMINGS). */
+  livenessTimings?: LivenessTimings;
+  /** While up, put back what was removed (self-heal.ts); undefined: not watched. */
+  selfHeal?: SelfHealOptions;
 }
 
 export interface UpRequest {
@@ -63,6 +70,8 @@ export interface EngineScope {
   readonly now: () => number;
   /** The iptables backend once an Up or a sample found it: AgentInfo's driver. */
   backend: IptablesTools | undefined;
+  /** Replies through the tunnel (liveness-monitor.ts); Status shows it once started. */
+  liveness?: LivenessMonitor;
 }
 
 export function handshakeThresholdS(engine: EngineScope): number {

@@ -14,23 +14,52 @@ import { normalizeMacSource, normalizeMacSource6, validateHandshakeTimeout, vali
 import { handshakeThresholdS, type DownRequest, type EngineScope, type UpRequest, type VmEngineOptions } from './context';
 import { describe, type TunnelDescription } from './describe';
 import { runDown } from './down';
+import { DEFAULT_LIVENESS_TIMINGS } from './liveness';
+import { LivenessMonitor, tunnelWhileUp } from './liveness-monitor';
 import { sample, type VmSample } from './sample';
+import { SelfHeal, type HealsSoFar } from './self-heal';
 import { runUp } from './up';
 
 export { DEFAULT_HANDSHAKE_THRESHOLD_S, DEFAULT_HANDSHAKE_TIMEOUT_MS, type DownRequest, type UpRequest, type VmEngineOptions } from './context';
 export type { TunnelDescription } from './describe';
+export type { HealReport, HealsSoFar } from './self-heal';
 export type { PeerStatus, VmSample, VmStatusReport } from './sample';
 
 export class VmEngine {
   private readonly scope: EngineScope;
   private readonly gate: OperationGate;
   private readonly logger: Logger;
+  /** While up: what Up applied is put back when removed (paused around every Up and Down). */
+  private readonly selfHeal: SelfHeal | undefined;
 
   constructor(private readonly options: VmEngineOptions) {
     this.logger = options.logger ?? silentLogger();
     const now = options.now ?? Date.now;
     this.gate = new OperationGate('vm-agent', now);
     this.scope = { options, gate: this.gate, logger: this.logger, now, backend: undefined };
+    this.scope.liveness = new LivenessMonitor({
+      runner: options.runner,
+      now,
+      timings: options.livenessTimings ?? DEFAULT_LIVENESS_TIMINGS,
+      target: tunnelWhileUp(options.journal),
+      logger: this.logger,
+    });
+    this.selfHeal = options.selfHeal ? new SelfHeal(this.scope, options.selfHeal) : undefined;
+  }
+
+  /** Heals made while up since the agent started, and the last one (Status); undefined: not healing. */
+  get heals(): HealsSoFar | undefined {
+    return this.selfHeal && { count: this.selfHeal.heals, last: this.selfHeal.lastHeal };
+  }
+
+  /** Up and Down never run beside a heal: the watcher pauses (a heal in flight ends) first, and resumes when the journal says up. */
+  private async withWatcherPaused(run: () => Promise<OperationOutcome>): Promise<OperationOutcome> {
+    await this.selfHeal?.pause();
+    try {
+      return await run();
+    } finally {
+      void this.selfHeal?.resume();
+    }
   }
 
   /**
@@ -39,11 +68,17 @@ export class VmEngine {
    * Resolves once nothing runs.
    */
   stop(reason: string): Promise<void> {
+    void this.selfHeal?.close();
     return this.gate.stop(reason);
   }
 
   get stopping(): boolean {
     return this.gate.stopping;
+  }
+
+  /** Replies through the tunnel: started by the running agent (run.ts), not by tests of the engine. */
+  get liveness(): LivenessMonitor {
+    return this.scope.liveness!;
   }
 
   get configPath(): string {
@@ -77,7 +112,7 @@ export class VmEngine {
     const macSource6 = request.macSource6 ? normalizeMacSource6(request.macSource6) : undefined;
     if (request.lanInterface) validateInterfaceName('lan_interface', request.lanInterface);
     if (request.handshakeTimeoutMs) validateHandshakeTimeout(request.handshakeTimeoutMs);
-    return this.gate.run('Up', () => runUp(this.scope, { ...request, macSource, macSource6 }, ctx));
+    return this.withWatcherPaused(() => this.gate.run('Up', () => runUp(this.scope, { ...request, macSource, macSource6 }, ctx)));
   }
 
   /**
@@ -85,7 +120,7 @@ export class VmEngine {
    * caller gone), the journal says down-in-progress: the next Down or start finishes it.
    */
   async down(request: DownRequest, ctx: OperationContext = {}): Promise<OperationOutcome> {
-    return this.gate.run('Down', () => runDown(this.scope, request, ctx));
+    return this.withWatcherPaused(() => this.gate.run('Down', () => runDown(this.scope, request, ctx)));
   }
 
   /**

@@ -142,7 +142,14 @@ export interface Outcome {
   error: string;
   totalMs: string;
   /** set by a successful VmAgent.Up only (dry-run too: what it would apply) */
-  vmApplied: VmApplied | undefined;
+  vmApplied:
+    | VmApplied
+    | undefined;
+  /**
+   * Down without a usable journal: everything of ours found by its marks was removed, but these
+   * settings could not be put back as they were (their previous values were only in the journal).
+   */
+  notRestored: string[];
 }
 
 /**
@@ -209,6 +216,10 @@ export interface Packet {
   dstPort: number;
   /** the original tcpdump line */
   line: string;
+  /** link-layer source (tcpdump -e); empty on links without one (tunnels) */
+  srcMac: string;
+  /** link-layer destination */
+  dstMac: string;
 }
 
 export interface CaptureRequest {
@@ -227,7 +238,31 @@ export interface CaptureResult {
   /** at least one echo reply */
   probeOk: boolean;
   probeDetail: string;
-  command: Command | undefined;
+  command:
+    | Command
+    | undefined;
+  /** the interface's own MAC: tells what it sent from what it received; empty if unknown */
+  linkAddress: string;
+  /** its addresses as CIDR: the on-link prefixes (DHCP to an on-link server) */
+  interfaceAddresses: string[];
+}
+
+/**
+ * What an agent's self-healing put back while up, since the agent started: the vm-agent its
+ * iptables chains and jumps and the forwarding sysctls; the mac-agent its routes, kill switch
+ * and DNS.
+ */
+export interface SelfHealStatus {
+  /** since the agent started */
+  heals: number;
+  /** 0 = none yet */
+  lastHealUnixMs: string;
+  /** what the last heal put back */
+  lastChanges: string[];
+  /** who had changed it, as far as the OS tells ("" = it does not say) */
+  lastBy: string;
+  /** what found it: an event (nft monitor, route monitor), a periodic check */
+  lastTrigger: string;
 }
 
 function createBaseAgentInfo(): AgentInfo {
@@ -666,7 +701,7 @@ export const StepEvent: MessageFns<StepEvent> = {
 };
 
 function createBaseOutcome(): Outcome {
-  return { ok: false, failedStep: "", error: "", totalMs: "0", vmApplied: undefined };
+  return { ok: false, failedStep: "", error: "", totalMs: "0", vmApplied: undefined, notRestored: [] };
 }
 
 export const Outcome: MessageFns<Outcome> = {
@@ -685,6 +720,9 @@ export const Outcome: MessageFns<Outcome> = {
     }
     if (message.vmApplied !== undefined) {
       VmApplied.encode(message.vmApplied, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.notRestored) {
+      writer.uint32(50).string(v!);
     }
     return writer;
   },
@@ -742,6 +780,14 @@ export const Outcome: MessageFns<Outcome> = {
             message.vmApplied = VmApplied.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.notRestored.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -773,6 +819,11 @@ export const Outcome: MessageFns<Outcome> = {
         : isSet(object.vm_applied)
         ? VmApplied.fromJSON(object.vm_applied)
         : undefined,
+      notRestored: globalThis.Array.isArray(object?.notRestored)
+        ? object.notRestored.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.not_restored)
+        ? object.not_restored.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -793,6 +844,9 @@ export const Outcome: MessageFns<Outcome> = {
     if (message.vmApplied !== undefined) {
       obj.vmApplied = VmApplied.toJSON(message.vmApplied);
     }
+    if (message.notRestored?.length) {
+      obj.notRestored = message.notRestored;
+    }
     return obj;
   },
 
@@ -808,6 +862,7 @@ export const Outcome: MessageFns<Outcome> = {
     message.vmApplied = (object.vmApplied !== undefined && object.vmApplied !== null)
       ? VmApplied.fromPartial(object.vmApplied)
       : undefined;
+    message.notRestored = object.notRestored?.map((e) => e) || [];
     return message;
   },
 };
@@ -1455,7 +1510,18 @@ export const StatusRequest: MessageFns<StatusRequest> = {
 };
 
 function createBasePacket(): Packet {
-  return { interface: "", family: "", protocol: "", src: "", dst: "", srcPort: 0, dstPort: 0, line: "" };
+  return {
+    interface: "",
+    family: "",
+    protocol: "",
+    src: "",
+    dst: "",
+    srcPort: 0,
+    dstPort: 0,
+    line: "",
+    srcMac: "",
+    dstMac: "",
+  };
 }
 
 export const Packet: MessageFns<Packet> = {
@@ -1483,6 +1549,12 @@ export const Packet: MessageFns<Packet> = {
     }
     if (message.line !== "") {
       writer.uint32(66).string(message.line);
+    }
+    if (message.srcMac !== "") {
+      writer.uint32(74).string(message.srcMac);
+    }
+    if (message.dstMac !== "") {
+      writer.uint32(82).string(message.dstMac);
     }
     return writer;
   },
@@ -1564,6 +1636,22 @@ export const Packet: MessageFns<Packet> = {
             message.line = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.srcMac = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.dstMac = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1594,6 +1682,16 @@ export const Packet: MessageFns<Packet> = {
         ? globalThis.Number(object.dst_port)
         : 0,
       line: isSet(object.line) ? globalThis.String(object.line) : "",
+      srcMac: isSet(object.srcMac)
+        ? globalThis.String(object.srcMac)
+        : isSet(object.src_mac)
+        ? globalThis.String(object.src_mac)
+        : "",
+      dstMac: isSet(object.dstMac)
+        ? globalThis.String(object.dstMac)
+        : isSet(object.dst_mac)
+        ? globalThis.String(object.dst_mac)
+        : "",
     };
   },
 
@@ -1623,6 +1721,12 @@ export const Packet: MessageFns<Packet> = {
     if (message.line !== "") {
       obj.line = message.line;
     }
+    if (message.srcMac !== "") {
+      obj.srcMac = message.srcMac;
+    }
+    if (message.dstMac !== "") {
+      obj.dstMac = message.dstMac;
+    }
     return obj;
   },
 
@@ -1639,6 +1743,8 @@ export const Packet: MessageFns<Packet> = {
     message.srcPort = object.srcPort ?? 0;
     message.dstPort = object.dstPort ?? 0;
     message.line = object.line ?? "";
+    message.srcMac = object.srcMac ?? "";
+    message.dstMac = object.dstMac ?? "";
     return message;
   },
 };
@@ -1793,7 +1899,15 @@ export const CaptureRequest: MessageFns<CaptureRequest> = {
 };
 
 function createBaseCaptureResult(): CaptureResult {
-  return { interface: "", packets: [], probeOk: false, probeDetail: "", command: undefined };
+  return {
+    interface: "",
+    packets: [],
+    probeOk: false,
+    probeDetail: "",
+    command: undefined,
+    linkAddress: "",
+    interfaceAddresses: [],
+  };
 }
 
 export const CaptureResult: MessageFns<CaptureResult> = {
@@ -1812,6 +1926,12 @@ export const CaptureResult: MessageFns<CaptureResult> = {
     }
     if (message.command !== undefined) {
       Command.encode(message.command, writer.uint32(42).fork()).join();
+    }
+    if (message.linkAddress !== "") {
+      writer.uint32(50).string(message.linkAddress);
+    }
+    for (const v of message.interfaceAddresses) {
+      writer.uint32(58).string(v!);
     }
     return writer;
   },
@@ -1869,6 +1989,22 @@ export const CaptureResult: MessageFns<CaptureResult> = {
             message.command = Command.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.linkAddress = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.interfaceAddresses.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1896,6 +2032,16 @@ export const CaptureResult: MessageFns<CaptureResult> = {
         ? globalThis.String(object.probe_detail)
         : "",
       command: isSet(object.command) ? Command.fromJSON(object.command) : undefined,
+      linkAddress: isSet(object.linkAddress)
+        ? globalThis.String(object.linkAddress)
+        : isSet(object.link_address)
+        ? globalThis.String(object.link_address)
+        : "",
+      interfaceAddresses: globalThis.Array.isArray(object?.interfaceAddresses)
+        ? object.interfaceAddresses.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.interface_addresses)
+        ? object.interface_addresses.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1916,6 +2062,12 @@ export const CaptureResult: MessageFns<CaptureResult> = {
     if (message.command !== undefined) {
       obj.command = Command.toJSON(message.command);
     }
+    if (message.linkAddress !== "") {
+      obj.linkAddress = message.linkAddress;
+    }
+    if (message.interfaceAddresses?.length) {
+      obj.interfaceAddresses = message.interfaceAddresses;
+    }
     return obj;
   },
 
@@ -1931,6 +2083,157 @@ export const CaptureResult: MessageFns<CaptureResult> = {
     message.command = (object.command !== undefined && object.command !== null)
       ? Command.fromPartial(object.command)
       : undefined;
+    message.linkAddress = object.linkAddress ?? "";
+    message.interfaceAddresses = object.interfaceAddresses?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseSelfHealStatus(): SelfHealStatus {
+  return { heals: 0, lastHealUnixMs: "0", lastChanges: [], lastBy: "", lastTrigger: "" };
+}
+
+export const SelfHealStatus: MessageFns<SelfHealStatus> = {
+  encode(message: SelfHealStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.heals !== 0) {
+      writer.uint32(8).uint32(message.heals);
+    }
+    if (message.lastHealUnixMs !== "0") {
+      writer.uint32(16).int64(message.lastHealUnixMs);
+    }
+    for (const v of message.lastChanges) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.lastBy !== "") {
+      writer.uint32(34).string(message.lastBy);
+    }
+    if (message.lastTrigger !== "") {
+      writer.uint32(42).string(message.lastTrigger);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SelfHealStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSelfHealStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.heals = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.lastHealUnixMs = reader.int64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.lastChanges.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.lastBy = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.lastTrigger = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SelfHealStatus {
+    return {
+      heals: isSet(object.heals) ? globalThis.Number(object.heals) : 0,
+      lastHealUnixMs: isSet(object.lastHealUnixMs)
+        ? globalThis.String(object.lastHealUnixMs)
+        : isSet(object.last_heal_unix_ms)
+        ? globalThis.String(object.last_heal_unix_ms)
+        : "0",
+      lastChanges: globalThis.Array.isArray(object?.lastChanges)
+        ? object.lastChanges.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.last_changes)
+        ? object.last_changes.map((e: any) => globalThis.String(e))
+        : [],
+      lastBy: isSet(object.lastBy)
+        ? globalThis.String(object.lastBy)
+        : isSet(object.last_by)
+        ? globalThis.String(object.last_by)
+        : "",
+      lastTrigger: isSet(object.lastTrigger)
+        ? globalThis.String(object.lastTrigger)
+        : isSet(object.last_trigger)
+        ? globalThis.String(object.last_trigger)
+        : "",
+    };
+  },
+
+  toJSON(message: SelfHealStatus): unknown {
+    const obj: any = {};
+    if (message.heals !== 0) {
+      obj.heals = Math.round(message.heals);
+    }
+    if (message.lastHealUnixMs !== "0") {
+      obj.lastHealUnixMs = message.lastHealUnixMs;
+    }
+    if (message.lastChanges?.length) {
+      obj.lastChanges = message.lastChanges;
+    }
+    if (message.lastBy !== "") {
+      obj.lastBy = message.lastBy;
+    }
+    if (message.lastTrigger !== "") {
+      obj.lastTrigger = message.lastTrigger;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SelfHealStatus>, I>>(base?: I): SelfHealStatus {
+    return SelfHealStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SelfHealStatus>, I>>(object: I): SelfHealStatus {
+    const message = createBaseSelfHealStatus();
+    message.heals = object.heals ?? 0;
+    message.lastHealUnixMs = object.lastHealUnixMs ?? "0";
+    message.lastChanges = object.lastChanges?.map((e) => e) || [];
+    message.lastBy = object.lastBy ?? "";
+    message.lastTrigger = object.lastTrigger ?? "";
     return message;
   },
 };

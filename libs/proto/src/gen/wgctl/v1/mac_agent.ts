@@ -29,6 +29,7 @@ import {
   Endpoint,
   Health,
   Progress,
+  SelfHealStatus,
   StatusRequest,
 } from "./common";
 
@@ -104,6 +105,12 @@ export interface MacUpRequest {
 
 export interface MacDownRequest {
   dryRun: boolean;
+  /**
+   * The VM's addresses (the controller's config): without a usable journal, the split routes
+   * (0.0.0.0/1, 128.0.0.0/1, ::/1, 8000::/1) via them are recognised as ours and removed.
+   */
+  vmAddress: string;
+  vmAddress6: string;
 }
 
 export interface RouteState {
@@ -157,6 +164,8 @@ export interface MacStatus {
   ipv6: string;
   /** the VM's IPv6 on the vnic, when IPv6 is routed */
   vmAddress6: string;
+  /** what the self-healing put back since the agent started */
+  selfHeal: SelfHealStatus | undefined;
 }
 
 function createBaseMacDescription(): MacDescription {
@@ -546,13 +555,19 @@ export const MacUpRequest: MessageFns<MacUpRequest> = {
 };
 
 function createBaseMacDownRequest(): MacDownRequest {
-  return { dryRun: false };
+  return { dryRun: false, vmAddress: "", vmAddress6: "" };
 }
 
 export const MacDownRequest: MessageFns<MacDownRequest> = {
   encode(message: MacDownRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.dryRun !== false) {
       writer.uint32(8).bool(message.dryRun);
+    }
+    if (message.vmAddress !== "") {
+      writer.uint32(18).string(message.vmAddress);
+    }
+    if (message.vmAddress6 !== "") {
+      writer.uint32(26).string(message.vmAddress6);
     }
     return writer;
   },
@@ -578,6 +593,22 @@ export const MacDownRequest: MessageFns<MacDownRequest> = {
             message.dryRun = reader.bool();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.vmAddress = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.vmAddress6 = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -597,6 +628,16 @@ export const MacDownRequest: MessageFns<MacDownRequest> = {
         : isSet(object.dry_run)
         ? globalThis.Boolean(object.dry_run)
         : false,
+      vmAddress: isSet(object.vmAddress)
+        ? globalThis.String(object.vmAddress)
+        : isSet(object.vm_address)
+        ? globalThis.String(object.vm_address)
+        : "",
+      vmAddress6: isSet(object.vmAddress6)
+        ? globalThis.String(object.vmAddress6)
+        : isSet(object.vm_address6)
+        ? globalThis.String(object.vm_address6)
+        : "",
     };
   },
 
@@ -604,6 +645,12 @@ export const MacDownRequest: MessageFns<MacDownRequest> = {
     const obj: any = {};
     if (message.dryRun !== false) {
       obj.dryRun = message.dryRun;
+    }
+    if (message.vmAddress !== "") {
+      obj.vmAddress = message.vmAddress;
+    }
+    if (message.vmAddress6 !== "") {
+      obj.vmAddress6 = message.vmAddress6;
     }
     return obj;
   },
@@ -614,6 +661,8 @@ export const MacDownRequest: MessageFns<MacDownRequest> = {
   fromPartial<I extends Exact<DeepPartial<MacDownRequest>, I>>(object: I): MacDownRequest {
     const message = createBaseMacDownRequest();
     message.dryRun = object.dryRun ?? false;
+    message.vmAddress = object.vmAddress ?? "";
+    message.vmAddress6 = object.vmAddress6 ?? "";
     return message;
   },
 };
@@ -1021,6 +1070,7 @@ function createBaseMacStatus(): MacStatus {
     lastRoamUnixMs: "0",
     ipv6: "",
     vmAddress6: "",
+    selfHeal: undefined,
   };
 }
 
@@ -1067,6 +1117,9 @@ export const MacStatus: MessageFns<MacStatus> = {
     }
     if (message.vmAddress6 !== "") {
       writer.uint32(114).string(message.vmAddress6);
+    }
+    if (message.selfHeal !== undefined) {
+      SelfHealStatus.encode(message.selfHeal, writer.uint32(122).fork()).join();
     }
     return writer;
   },
@@ -1196,6 +1249,14 @@ export const MacStatus: MessageFns<MacStatus> = {
             message.vmAddress6 = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.selfHeal = SelfHealStatus.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1246,6 +1307,11 @@ export const MacStatus: MessageFns<MacStatus> = {
         : isSet(object.vm_address6)
         ? globalThis.String(object.vm_address6)
         : "",
+      selfHeal: isSet(object.selfHeal)
+        ? SelfHealStatus.fromJSON(object.selfHeal)
+        : isSet(object.self_heal)
+        ? SelfHealStatus.fromJSON(object.self_heal)
+        : undefined,
     };
   },
 
@@ -1293,6 +1359,9 @@ export const MacStatus: MessageFns<MacStatus> = {
     if (message.vmAddress6 !== "") {
       obj.vmAddress6 = message.vmAddress6;
     }
+    if (message.selfHeal !== undefined) {
+      obj.selfHeal = SelfHealStatus.toJSON(message.selfHeal);
+    }
     return obj;
   },
 
@@ -1321,6 +1390,9 @@ export const MacStatus: MessageFns<MacStatus> = {
     message.lastRoamUnixMs = object.lastRoamUnixMs ?? "0";
     message.ipv6 = object.ipv6 ?? "";
     message.vmAddress6 = object.vmAddress6 ?? "";
+    message.selfHeal = (object.selfHeal !== undefined && object.selfHeal !== null)
+      ? SelfHealStatus.fromPartial(object.selfHeal)
+      : undefined;
     return message;
   },
 };

@@ -29,6 +29,7 @@ import {
   Endpoint,
   Health,
   Progress,
+  SelfHealStatus,
   StatusRequest,
 } from "./common";
 
@@ -106,6 +107,31 @@ export interface VmStatus {
   tunnelAddresses: string[];
   /** from the journal, when the Mac's IPv6 is forwarded too */
   macSource6: string;
+  /**
+   * Whether anything comes back through the tunnel (the agent's probe); unset: not watched.
+   * Field 20: away from the numbers other VmStatus additions take next.
+   */
+  liveness:
+    | TunnelLiveness
+    | undefined;
+  /** What self-healing put back while up (since the agent started); unset: not watched. */
+  selfHeal: SelfHealStatus | undefined;
+}
+
+/** The vm-agent's active liveness check: rx through the tunnel after a probe (TTL 1) into it. */
+export interface TunnelLiveness {
+  /** "unknown" | "alive" | "probing" | "dead" */
+  state: string;
+  interface: string;
+  /** when rx last moved; 0 = not seen moving yet */
+  lastReplyUnixMs: string;
+  /** the unanswered probe; 0 = none */
+  lastProbeUnixMs: string;
+  /** 0 = not dead */
+  deadSinceUnixMs: string;
+  /** the address the probes go to (inside the peer's AllowedIPs) */
+  probeTarget: string;
+  detail: string;
 }
 
 function createBaseVmPeer(): VmPeer {
@@ -941,6 +967,8 @@ function createBaseVmStatus(): VmStatus {
     macSource: "",
     tunnelAddresses: [],
     macSource6: "",
+    liveness: undefined,
+    selfHeal: undefined,
   };
 }
 
@@ -984,6 +1012,12 @@ export const VmStatus: MessageFns<VmStatus> = {
     }
     if (message.macSource6 !== "") {
       writer.uint32(106).string(message.macSource6);
+    }
+    if (message.liveness !== undefined) {
+      TunnelLiveness.encode(message.liveness, writer.uint32(162).fork()).join();
+    }
+    if (message.selfHeal !== undefined) {
+      SelfHealStatus.encode(message.selfHeal, writer.uint32(202).fork()).join();
     }
     return writer;
   },
@@ -1105,6 +1139,22 @@ export const VmStatus: MessageFns<VmStatus> = {
             message.macSource6 = reader.string();
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.liveness = TunnelLiveness.decode(reader, reader.uint32());
+            continue;
+          }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.selfHeal = SelfHealStatus.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1166,6 +1216,12 @@ export const VmStatus: MessageFns<VmStatus> = {
         : isSet(object.mac_source6)
         ? globalThis.String(object.mac_source6)
         : "",
+      liveness: isSet(object.liveness) ? TunnelLiveness.fromJSON(object.liveness) : undefined,
+      selfHeal: isSet(object.selfHeal)
+        ? SelfHealStatus.fromJSON(object.selfHeal)
+        : isSet(object.self_heal)
+        ? SelfHealStatus.fromJSON(object.self_heal)
+        : undefined,
     };
   },
 
@@ -1210,6 +1266,12 @@ export const VmStatus: MessageFns<VmStatus> = {
     if (message.macSource6 !== "") {
       obj.macSource6 = message.macSource6;
     }
+    if (message.liveness !== undefined) {
+      obj.liveness = TunnelLiveness.toJSON(message.liveness);
+    }
+    if (message.selfHeal !== undefined) {
+      obj.selfHeal = SelfHealStatus.toJSON(message.selfHeal);
+    }
     return obj;
   },
 
@@ -1235,6 +1297,201 @@ export const VmStatus: MessageFns<VmStatus> = {
     message.macSource = object.macSource ?? "";
     message.tunnelAddresses = object.tunnelAddresses?.map((e) => e) || [];
     message.macSource6 = object.macSource6 ?? "";
+    message.liveness = (object.liveness !== undefined && object.liveness !== null)
+      ? TunnelLiveness.fromPartial(object.liveness)
+      : undefined;
+    message.selfHeal = (object.selfHeal !== undefined && object.selfHeal !== null)
+      ? SelfHealStatus.fromPartial(object.selfHeal)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseTunnelLiveness(): TunnelLiveness {
+  return {
+    state: "",
+    interface: "",
+    lastReplyUnixMs: "0",
+    lastProbeUnixMs: "0",
+    deadSinceUnixMs: "0",
+    probeTarget: "",
+    detail: "",
+  };
+}
+
+export const TunnelLiveness: MessageFns<TunnelLiveness> = {
+  encode(message: TunnelLiveness, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== "") {
+      writer.uint32(10).string(message.state);
+    }
+    if (message.interface !== "") {
+      writer.uint32(18).string(message.interface);
+    }
+    if (message.lastReplyUnixMs !== "0") {
+      writer.uint32(24).int64(message.lastReplyUnixMs);
+    }
+    if (message.lastProbeUnixMs !== "0") {
+      writer.uint32(32).int64(message.lastProbeUnixMs);
+    }
+    if (message.deadSinceUnixMs !== "0") {
+      writer.uint32(40).int64(message.deadSinceUnixMs);
+    }
+    if (message.probeTarget !== "") {
+      writer.uint32(50).string(message.probeTarget);
+    }
+    if (message.detail !== "") {
+      writer.uint32(58).string(message.detail);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TunnelLiveness {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTunnelLiveness();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.interface = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.lastReplyUnixMs = reader.int64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.lastProbeUnixMs = reader.int64().toString();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.deadSinceUnixMs = reader.int64().toString();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.probeTarget = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.detail = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TunnelLiveness {
+    return {
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      interface: isSet(object.interface) ? globalThis.String(object.interface) : "",
+      lastReplyUnixMs: isSet(object.lastReplyUnixMs)
+        ? globalThis.String(object.lastReplyUnixMs)
+        : isSet(object.last_reply_unix_ms)
+        ? globalThis.String(object.last_reply_unix_ms)
+        : "0",
+      lastProbeUnixMs: isSet(object.lastProbeUnixMs)
+        ? globalThis.String(object.lastProbeUnixMs)
+        : isSet(object.last_probe_unix_ms)
+        ? globalThis.String(object.last_probe_unix_ms)
+        : "0",
+      deadSinceUnixMs: isSet(object.deadSinceUnixMs)
+        ? globalThis.String(object.deadSinceUnixMs)
+        : isSet(object.dead_since_unix_ms)
+        ? globalThis.String(object.dead_since_unix_ms)
+        : "0",
+      probeTarget: isSet(object.probeTarget)
+        ? globalThis.String(object.probeTarget)
+        : isSet(object.probe_target)
+        ? globalThis.String(object.probe_target)
+        : "",
+      detail: isSet(object.detail) ? globalThis.String(object.detail) : "",
+    };
+  },
+
+  toJSON(message: TunnelLiveness): unknown {
+    const obj: any = {};
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.interface !== "") {
+      obj.interface = message.interface;
+    }
+    if (message.lastReplyUnixMs !== "0") {
+      obj.lastReplyUnixMs = message.lastReplyUnixMs;
+    }
+    if (message.lastProbeUnixMs !== "0") {
+      obj.lastProbeUnixMs = message.lastProbeUnixMs;
+    }
+    if (message.deadSinceUnixMs !== "0") {
+      obj.deadSinceUnixMs = message.deadSinceUnixMs;
+    }
+    if (message.probeTarget !== "") {
+      obj.probeTarget = message.probeTarget;
+    }
+    if (message.detail !== "") {
+      obj.detail = message.detail;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TunnelLiveness>, I>>(base?: I): TunnelLiveness {
+    return TunnelLiveness.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TunnelLiveness>, I>>(object: I): TunnelLiveness {
+    const message = createBaseTunnelLiveness();
+    message.state = object.state ?? "";
+    message.interface = object.interface ?? "";
+    message.lastReplyUnixMs = object.lastReplyUnixMs ?? "0";
+    message.lastProbeUnixMs = object.lastProbeUnixMs ?? "0";
+    message.deadSinceUnixMs = object.deadSinceUnixMs ?? "0";
+    message.probeTarget = object.probeTarget ?? "";
+    message.detail = object.detail ?? "";
     return message;
   },
 };
