@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 # --no-install-recommends: wireguard-tools would otherwise pull a kernel image.
 # gcc byacc libbsd-dev: ../shared/tools/pfctl-grammar builds the real PF grammar the kill switch rules are checked with.
-apt_packages=(wireguard-tools wireguard-go iptables nftables iproute2 tcpdump iputils-ping dnsmasq-base conntrack openssl procps kmod systemd gcc byacc libbsd-dev)
+# python3: tools/e2e/inject.ts writes frames through a packet socket (a leak no firewall stops) for the verify tests.
+apt_packages=(wireguard-tools wireguard-go iptables nftables iproute2 tcpdump iputils-ping dnsmasq-base conntrack openssl procps kmod systemd gcc byacc libbsd-dev python3)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -2,35 +2,59 @@
  * The verdict of `wgctl verify`, as a pure function of what the two captures saw.
  *
  * PASS needs both:
- *  1. the Mac's uplink carried nothing but WireGuard UDP to/from the server endpoints,
- *     DHCP (v4 67/68, v6 546/547), ARP and IPv6 neighbour discovery; and
+ *  1. everything the Mac itself sent on its uplink was WireGuard UDP to a server endpoint, or
+ *     the link's housekeeping in the kill switch's narrow form (DHCPv4 from port 68 to
+ *     255.255.255.255:67 or an on-link server; DHCPv6 from fe80::/10:546 to ff02::1:2:547; ARP;
+ *     router solicitations to ff02::2, neighbour solicitations/advertisements on the link; EAPOL,
+ *     the Wi-Fi key exchange); and
  *  2. the VM saw the probe leave on the tunnel interface with a tunnel source address
  *     (so it went through the tunnel, SNATed).
  * It also refuses a vacuous PASS: an uplink capture without a single WireGuard packet cannot
  * prove the tunnel carried the probe (wrong interface, or traffic bypassing the VM).
+ *
+ * Who sent a packet is read from its link-layer header (tcpdump -e) against the uplink's own
+ * MAC, not from `-Q out` (Linux only; macOS's -Q needs pktap) nor IP addresses (a neighbour's
+ * mDNS and the Mac's own look alike). So on a busy café LAN:
+ *  - source MAC = the uplink's: sent by the Mac → judged (a leak fails verify);
+ *  - unicast to the uplink's MAC from elsewhere: received. Replies to allowed traffic are
+ *    counted; anything else is "unsolicited inbound": a warning, since it reaches the NIC
+ *    whatever the Mac does — the kill switch must drop it, and any answer would be a leak;
+ *  - anything else (neighbours' broadcasts/multicasts, others' unicast): counted, never a leak.
+ * Without MACs (an old agent, or the uplink's MAC unknown) every packet is judged as the Mac's.
  */
 import ipaddr from 'ipaddr.js';
 import type { CaptureResult, Endpoint, Packet } from '@wgctl/proto';
 
-export type AllowedKind = 'wireguard' | 'dhcp' | 'arp' | 'ndp';
+/** eapol: Wi-Fi's WPA key exchange (IEEE 802.1X), link-local by nature and below any IP firewall. */
+export type AllowedKind = 'wireguard' | 'dhcp' | 'arp' | 'ndp' | 'eapol';
 
 export interface Leak {
   packet: Packet;
   reason: string;
 }
 
+/** Who put a packet on the uplink, by its link-layer addresses. */
+export type UplinkDirection = 'sent' | 'received' | 'neighbour' | 'unknown';
+
 export interface VerifyVerdict {
   pass: boolean;
-  /** Packets on the uplink that should not be there. */
+  /** Packets the Mac sent on the uplink that should not be there. */
   leaks: Leak[];
+  /** Unicast to the Mac that is neither WireGuard nor a reply to DHCP/ND: reported, not a FAIL. */
+  unsolicitedInbound: Leak[];
+  /** Neighbours' broadcasts/multicasts (and others' unicast) on the LAN: never the Mac's. */
+  neighbourPackets: number;
   /** Other reasons for FAIL (no WireGuard seen, probe not seen in the tunnel, wrong source). */
   problems: string[];
   /** Facts that do not change the verdict (e.g. the probe target did not answer). */
   warnings: string[];
+  /** Allowed packets the Mac sent or received (replies). */
   allowed: Record<AllowedKind, number>;
   /** Probe packets the VM saw leaving with a tunnel source address. */
   probeSeen: Packet[];
   uplinkInterface: string;
+  /** The uplink's MAC the directions were read against ('' when unknown). */
+  uplinkLinkAddress: string;
   tunnelInterface: string;
 }
 
@@ -49,10 +73,10 @@ function hostPart(cidrOrAddress: string): string {
   return canonicalIp(slash < 0 ? cidrOrAddress : cidrOrAddress.slice(0, slash));
 }
 
-const DHCP4_PORTS = new Set([67, 68]);
-const DHCP6_PORTS = new Set([546, 547]);
-const NDP_LINE = /\b(neighbou?r (solicitation|advertisement)|router (solicitation|advertisement)|redirect)\b/i;
 const ICMP_PROTOCOLS = new Set(['icmp', 'icmp6', 'icmpv6']);
+/** tcpdump's names for the ND messages (print-icmp6.c spells them the American way). */
+const ND_MESSAGE = /\b(router solicitation|router advertisement|neighbou?r solicitation|neighbou?r advertisement|redirect)\b/i;
+const WELL_KNOWN_LEAKS: Record<number, string> = { 53: 'DNS', 5353: 'mDNS', 1900: 'SSDP', 5355: 'LLMNR', 137: 'NetBIOS', 123: 'NTP' };
 
 function endpointKey(ip: string, port: number): string {
   return `${canonicalIp(ip)}#${port}`;
@@ -64,29 +88,131 @@ function describePacket(p: Packet): string {
   return `${(p.protocol || p.family || 'packet').toUpperCase()} ${src} → ${dst}`;
 }
 
-function classifyUplinkPacket(
-  p: Packet,
-  endpointKeys: Set<string>,
-  endpointIps: Set<string>,
-): { allowed: AllowedKind } | { leak: string } {
-  const family = p.family.toLowerCase();
-  const protocol = p.protocol.toLowerCase();
-  if (family === 'arp') return { allowed: 'arp' };
-  if (protocol === 'udp') {
-    if (endpointKeys.has(endpointKey(p.dst, p.dstPort)) || endpointKeys.has(endpointKey(p.src, p.srcPort))) {
-      return { allowed: 'wireguard' };
-    }
-    if (DHCP4_PORTS.has(p.srcPort) && DHCP4_PORTS.has(p.dstPort)) return { allowed: 'dhcp' };
-    if (DHCP6_PORTS.has(p.srcPort) && DHCP6_PORTS.has(p.dstPort)) return { allowed: 'dhcp' };
+function parseIp(value: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
+  try {
+    return ipaddr.process(value.replace(/%.*$/, ''));
+  } catch {
+    return undefined;
   }
-  if ((protocol === 'icmp6' || protocol === 'icmpv6') && NDP_LINE.test(p.line)) return { allowed: 'ndp' };
+}
 
+function inRange(value: string, cidr: string): boolean {
+  const ip = parseIp(value);
+  try {
+    const range = ipaddr.parseCIDR(cidr);
+    return !!ip && ip.kind() === range[0].kind() && ip.match(range);
+  } catch {
+    return false;
+  }
+}
+
+const isLinkScope = (ip: string) => inRange(ip, 'fe80::/10') || inRange(ip, 'ff02::/16');
+
+/** Group (multicast/broadcast) MAC: the I/G bit of the first octet. */
+function isGroupMac(mac: string): boolean {
+  const first = parseInt(mac.slice(0, 2), 16);
+  return Number.isFinite(first) && (first & 1) === 1;
+}
+
+export function uplinkDirection(p: Packet, linkAddress: string): UplinkDirection {
+  const own = linkAddress.toLowerCase();
+  const src = (p.srcMac ?? '').toLowerCase();
+  if (!own || !src) return 'unknown';
+  if (src === own) return 'sent';
+  return (p.dstMac ?? '').toLowerCase() === own && !isGroupMac(own) ? 'received' : 'neighbour';
+}
+
+interface Context {
+  endpointKeys: Set<string>;
+  endpointIps: Set<string>;
+  /** The uplink's on-link prefixes (CIDR), for DHCP and ND addressed within the link. */
+  onLink: string[];
+}
+
+const onLink = (ip: string, ctx: Context) => ctx.onLink.some((cidr) => inRange(ip, cidr));
+
+/** Frames that never leave the link: ARP and, on Wi-Fi, EAPOL (the periodic group rekey). */
+function linkHousekeeping(p: Packet): AllowedKind | undefined {
+  if (p.family.toLowerCase() === 'arp') return 'arp';
+  if (p.family.toLowerCase() === 'other' && p.protocol.toLowerCase() === 'eapol') return 'eapol';
+  return undefined;
+}
+
+/** What the Mac may send: WireGuard to a server endpoint and the link's housekeeping, narrowly. */
+function allowedSent(p: Packet, ctx: Context): AllowedKind | undefined {
+  const protocol = p.protocol.toLowerCase();
+  const link = linkHousekeeping(p);
+  if (link) return link;
+  if (protocol === 'udp') {
+    if (ctx.endpointKeys.has(endpointKey(p.dst, p.dstPort))) return 'wireguard';
+    const dhcp4 = p.srcPort === 68 && p.dstPort === 67 && (canonicalIp(p.dst) === '255.255.255.255' || onLink(p.dst, ctx));
+    const dhcp6 = p.srcPort === 546 && p.dstPort === 547 && inRange(p.src, 'fe80::/10') && canonicalIp(p.dst) === 'ff02::1:2';
+    if (dhcp4 || dhcp6) return 'dhcp';
+  }
+  if (protocol === 'icmp6' || protocol === 'icmpv6') {
+    const message = ND_MESSAGE.exec(p.line)?.[1].toLowerCase();
+    if (message === 'router solicitation') {
+      return canonicalIp(p.dst) === 'ff02::2' && (p.src === '::' || inRange(p.src, 'fe80::/10')) ? 'ndp' : undefined;
+    }
+    if (message && /^neighbou?r/.test(message) && (isLinkScope(p.dst) || onLink(p.dst, ctx))) return 'ndp';
+  }
+  return undefined;
+}
+
+/** What may reach the Mac unicast: WireGuard from a server endpoint, DHCP/ND answers, ARP. */
+function allowedReceived(p: Packet, ctx: Context): AllowedKind | undefined {
+  const protocol = p.protocol.toLowerCase();
+  const link = linkHousekeeping(p);
+  if (link) return link;
+  if (protocol === 'udp') {
+    if (ctx.endpointKeys.has(endpointKey(p.src, p.srcPort))) return 'wireguard';
+    if ((p.srcPort === 67 && p.dstPort === 68) || (p.srcPort === 547 && p.dstPort === 546)) return 'dhcp';
+  }
+  if ((protocol === 'icmp6' || protocol === 'icmpv6') && ND_MESSAGE.test(p.line) && !/router solicitation/i.test(p.line)) return 'ndp';
+  return undefined;
+}
+
+function leakReason(p: Packet, ctx: Context): string {
   const what = describePacket(p);
-  const toEndpointHost = endpointIps.has(canonicalIp(p.dst)) || endpointIps.has(canonicalIp(p.src));
-  if (toEndpointHost) return { leak: `${what}: to the WireGuard server but not its WireGuard port` };
-  if (p.dstPort === 53 || p.srcPort === 53) return { leak: `${what}: DNS outside the tunnel` };
-  if (ICMP_PROTOCOLS.has(protocol)) return { leak: `${what}: ICMP outside the tunnel` };
-  return { leak: `${what}: outside the tunnel` };
+  const protocol = p.protocol.toLowerCase();
+  if (ctx.endpointIps.has(canonicalIp(p.dst))) return `${what}: to the WireGuard server but not its WireGuard port`;
+  if (protocol === 'udp' && (p.srcPort === 68 || p.srcPort === 546)) return `${what}: DHCP client traffic not to the link's DHCP server`;
+  const service = WELL_KNOWN_LEAKS[p.dstPort] ?? WELL_KNOWN_LEAKS[p.srcPort];
+  if (service) return `${what}: ${service} outside the tunnel`;
+  if (ICMP_PROTOCOLS.has(protocol)) return `${what}: ICMP outside the tunnel`;
+  if (p.family === 'other') return `${(p.protocol || 'unknown').toUpperCase()} frame: ${p.line.trim()}`;
+  return `${what}: outside the tunnel`;
+}
+
+/** Judges the uplink capture into the verdict's leaks, unsolicited inbound and counts. */
+function judgeUplink(capture: CaptureResult, ctx: Context, verdict: VerifyVerdict): void {
+  const linkAddress = capture.linkAddress ?? '';
+  for (const packet of capture.packets) {
+    const direction = uplinkDirection(packet, linkAddress);
+    if (direction === 'neighbour') {
+      verdict.neighbourPackets += 1;
+      continue;
+    }
+    const kind =
+      direction === 'sent'
+        ? allowedSent(packet, ctx)
+        : direction === 'received'
+          ? allowedReceived(packet, ctx)
+          : (allowedSent(packet, ctx) ?? allowedReceived(packet, ctx));
+    if (kind) verdict.allowed[kind] += 1;
+    else if (direction === 'received') verdict.unsolicitedInbound.push({ packet, reason: `${describePacket(packet)}: reached the uplink unsolicited` });
+    else verdict.leaks.push({ packet, reason: leakReason(packet, ctx) });
+  }
+  if (capture.packets.length > 0 && !capture.packets.some((p) => p.srcMac)) {
+    verdict.warnings.push('the uplink capture has no link-layer addresses (agent without tcpdump -e): every packet was judged as sent by the Mac');
+  } else if (capture.packets.length > 0 && !linkAddress) {
+    verdict.warnings.push('the uplink\'s own MAC is unknown: every packet was judged as sent by the Mac');
+  }
+  if (verdict.unsolicitedInbound.length > 0) {
+    verdict.warnings.push(
+      `${verdict.unsolicitedInbound.length} packet(s) reached the uplink unsolicited (not a leak by itself: they reach the NIC whatever the Mac does; the kill switch must drop them, and an answer would be a leak)`,
+    );
+  }
 }
 
 export function judgeVerify(
@@ -96,33 +222,35 @@ export function judgeVerify(
   tunnelAddresses: string[],
   probeTarget?: string,
 ): VerifyVerdict {
-  const endpointKeys = new Set(endpoints.map((e) => endpointKey(e.ip || e.host, e.port)));
-  const endpointIps = new Set(endpoints.map((e) => canonicalIp(e.ip || e.host)));
+  const ctx: Context = {
+    endpointKeys: new Set(endpoints.map((e) => endpointKey(e.ip || e.host, e.port))),
+    endpointIps: new Set(endpoints.map((e) => canonicalIp(e.ip || e.host))),
+    onLink: (macCapture.interfaceAddresses ?? []).filter((cidr) => !inRange(hostPart(cidr), 'fe80::/10')),
+  };
   const tunnelIps = new Set(tunnelAddresses.map(hostPart));
   const target = probeTarget ? canonicalIp(probeTarget) : undefined;
 
   const verdict: VerifyVerdict = {
     pass: false,
     leaks: [],
+    unsolicitedInbound: [],
+    neighbourPackets: 0,
     problems: [],
     warnings: [],
-    allowed: { wireguard: 0, dhcp: 0, arp: 0, ndp: 0 },
+    allowed: { wireguard: 0, dhcp: 0, arp: 0, ndp: 0, eapol: 0 },
     probeSeen: [],
     uplinkInterface: macCapture.interface,
+    uplinkLinkAddress: macCapture.linkAddress ?? '',
     tunnelInterface: vmCapture.interface,
   };
 
   if (endpoints.length === 0) verdict.problems.push('no WireGuard server endpoints known: cannot tell tunnel traffic from leaks');
   if (tunnelAddresses.length === 0) verdict.problems.push('no tunnel addresses known: cannot check the probe\'s source');
 
-  for (const packet of macCapture.packets) {
-    const c = classifyUplinkPacket(packet, endpointKeys, endpointIps);
-    if ('allowed' in c) verdict.allowed[c.allowed] += 1;
-    else verdict.leaks.push({ packet, reason: c.leak });
-  }
+  judgeUplink(macCapture, ctx, verdict);
   if (verdict.allowed.wireguard === 0) {
     verdict.problems.push(
-      `no WireGuard packets to ${[...endpointKeys].map((k) => k.replace('#', ':')).join(', ') || 'the servers'} ` +
+      `no WireGuard packets to ${[...ctx.endpointKeys].map((k) => k.replace('#', ':')).join(', ') || 'the servers'} ` +
         `on the uplink${macCapture.interface ? ` ${macCapture.interface}` : ''}: the capture proves nothing (wrong interface, or the tunnel carried no traffic)`,
     );
   }

@@ -15,11 +15,12 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { isInterfaceName, isIpAddress } from '@wgctl/config';
-import { redactText, type Logger } from '@wgctl/logging';
+import { redactText, shownValue, type Logger } from '@wgctl/logging';
 import { parseTcpdumpLine, type TcpdumpPacket } from '@wgctl/parsers';
 import type { CaptureRequest, CaptureResult, Packet } from '@wgctl/proto';
 import { spawnStreaming, type Runner, type StreamExit, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
 import { failedPrecondition, invalidArgument, statusError } from '@wgctl/transport';
+import type { InterfaceLink } from './link';
 import { iputilsPingArgv, type ProbePlan } from './ping';
 
 export const CAPTURE_LIMITS = {
@@ -51,7 +52,7 @@ export interface CapturePlan {
 export function planCapture(request: CaptureRequest): CapturePlan {
   const iface = request.interface.trim();
   if (iface !== '' && !isInterfaceName(iface)) {
-    throw invalidArgument(`interface: "${request.interface}" is not an interface name (1–15 of A-Z a-z 0-9 _ . = + -)`);
+    throw invalidArgument(`interface: ${shownValue(request.interface)} is not an interface name (1–15 of A-Z a-z 0-9 _ . = + -)`);
   }
   const durationMs = request.durationMs || CAPTURE_LIMITS.defaultDurationMs;
   if (durationMs > CAPTURE_LIMITS.maxDurationMs) {
@@ -66,7 +67,7 @@ export function planCapture(request: CaptureRequest): CapturePlan {
     if (request.probeCount) throw invalidArgument('probe_count needs probe_target');
     return { interface: iface, durationMs, maxPackets };
   }
-  if (!isIpAddress(target)) throw invalidArgument(`probe_target: expected an IPv4 or IPv6 address, got "${request.probeTarget}"`);
+  if (!isIpAddress(target)) throw invalidArgument(`probe_target: expected an IPv4 or IPv6 address, got ${shownValue(request.probeTarget)}`);
   const count = request.probeCount || CAPTURE_LIMITS.defaultProbeCount;
   if (count > CAPTURE_LIMITS.maxProbeCount) {
     throw invalidArgument(`probe_count: ${count} is more than the limit of ${CAPTURE_LIMITS.maxProbeCount}`);
@@ -82,12 +83,15 @@ export function planCapture(request: CaptureRequest): CapturePlan {
 }
 
 /**
- * -p: no promiscuous mode, so other hosts' traffic on a shared LAN is not reported as ours.
+ * -p: no promiscuous mode, so other hosts' unicast on a shared LAN is not captured at all.
+ * -e: each packet's link-layer source and destination, which tell what this host sent (source
+ * MAC = the interface's own) from neighbours' broadcasts and what was sent to it; see
+ * apps/wgctl/src/verify.ts for why MACs rather than `-Q out` (Linux only) or pktap metadata.
  * --immediate-mode: each packet is delivered at once; buffered (Linux TPACKET_V3 blocks, BPF)
  * packets of the last second would otherwise be lost when the capture is stopped.
  */
 export function tcpdumpArgv(iface: string, maxPackets: number): string[] {
-  return ['tcpdump', '-nn', '-l', '-p', '--immediate-mode', '-i', iface, '-c', String(maxPackets)];
+  return ['tcpdump', '-nn', '-e', '-l', '-p', '--immediate-mode', '-i', iface, '-c', String(maxPackets)];
 }
 
 function packetMessage(parsed: TcpdumpPacket, iface: string): Packet {
@@ -100,6 +104,8 @@ function packetMessage(parsed: TcpdumpPacket, iface: string): Packet {
     srcPort: parsed.srcPort ?? 0,
     dstPort: parsed.dstPort ?? 0,
     line: parsed.line,
+    srcMac: parsed.srcMac ?? '',
+    dstMac: parsed.dstMac ?? '',
   };
 }
 
@@ -118,6 +124,8 @@ export interface CaptureDeps {
   spawn?: (argv: readonly string[], options: StreamingOptions) => StreamingProcess;
   /** The interface used when the request names none. */
   defaultInterface: () => Promise<string | undefined>;
+  /** The interface's own MAC and addresses (./link); without it verify cannot tell directions. */
+  interfaceLink?: (iface: string) => Promise<InterfaceLink | undefined>;
   /** ping's argv for a probe (default: iputils', see ./ping). */
   pingArgv?: (probe: ProbePlan) => string[];
   logger?: Logger;
@@ -148,6 +156,7 @@ export async function runCapture(request: CaptureRequest, deps: CaptureDeps, sig
   const iface = plan.interface || (await deps.defaultInterface());
   if (!iface) throw failedPrecondition('no interface to capture on: the agent found no default one; name it in the request');
 
+  const link = await deps.interfaceLink?.(iface);
   const argv = tcpdumpArgv(iface, plan.maxPackets);
   const packets: Packet[] = [];
   let listening: () => void = () => undefined;
@@ -218,6 +227,8 @@ export async function runCapture(request: CaptureRequest, deps: CaptureDeps, sig
       dryRun: false,
       durationMs: String(Math.round(performance.now() - startedAt)),
     },
+    linkAddress: link?.linkAddress ?? '',
+    interfaceAddresses: link?.addresses ?? [],
   };
 }
 

@@ -2,3 +2,4 @@ export * from './topology';
 export * from './plan';
 export * from './lab';
 export * from './agents';
+export * from './neighbour';

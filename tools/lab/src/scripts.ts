@@ -71,3 +71,50 @@ setTimeout(() => {
   },
 );
 `;
+
+/**
+ * A chatty café neighbour (a printer, a TV): what every real LAN carries and a VPN check must
+ * not count as the Mac's. Every `interval` ms it announces itself by mDNS (224.0.0.251 and
+ * ff02::fb, port 5353) and SSDP (239.255.255.250:1900), leaves and rejoins its multicast groups
+ * (so the kernel sends IGMP and MLD reports), and sends one UDP datagram to an unused LAN
+ * address (an ARP request each time it is unresolved) and, if given, one to the Mac (unicast
+ * the Mac did not ask for). Router solicitations come from the kernel (sysctls, see neighbour.ts).
+ * argv: <iface> <own-ipv4> <interval-ms> <unused-ipv4> [mac-ipv4]. Runs until killed.
+ */
+export const CHATTY_NEIGHBOUR_JS = `'use strict';
+const dgram = require('node:dgram');
+const [iface, ownIp, intervalArg, unusedIp, macIp] = process.argv.slice(2);
+const interval = Number(intervalArg || 250);
+function name(labels) { return Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]); }
+// An mDNS response: printer.local A <own-ipv4> (RFC 6762 §8.3 announcement), TTL 120, cache flush.
+const rdata = Buffer.from(ownIp.split('.').map(Number));
+const answer = Buffer.concat([name(['printer', 'local']), Buffer.from([0, 1, 0x80, 1, 0, 0, 0, 120, 0, 4]), rdata]);
+const mdns = Buffer.concat([Buffer.from([0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0]), answer]);
+const ssdp = Buffer.from('NOTIFY * HTTP/1.1\\r\\nHOST: 239.255.255.250:1900\\r\\nNT: upnp:rootdevice\\r\\nNTS: ssdp:alive\\r\\n' +
+  'LOCATION: http://' + ownIp + ':80/desc.xml\\r\\nUSN: uuid:lab-printer::upnp:rootdevice\\r\\nCACHE-CONTROL: max-age=1800\\r\\n\\r\\n');
+const v4 = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+const v6 = dgram.createSocket({ type: 'udp6', reuseAddr: true });
+const plain = dgram.createSocket('udp4');
+let joined = false;
+function rejoin() {
+  // Leaving and joining again makes the kernel send IGMP and MLD reports each round.
+  if (joined) { try { v4.dropMembership('224.0.0.251', ownIp); v6.dropMembership('ff02::fb', '::%' + iface); } catch {} }
+  v4.addMembership('224.0.0.251', ownIp);
+  v6.addMembership('ff02::fb', '::%' + iface);
+  joined = true;
+}
+function tick() {
+  rejoin();
+  v4.send(mdns, 5353, '224.0.0.251');
+  v6.send(mdns, 5353, 'ff02::fb%' + iface);
+  plain.send(ssdp, 1900, '239.255.255.250');
+  plain.send(Buffer.from('ping'), 9, unusedIp);
+  if (macIp) plain.send(Buffer.from('hello'), 9, macIp);
+}
+let bound = 0;
+const ready = () => { if (++bound === 2) { v4.setMulticastInterface(ownIp); v4.setMulticastTTL(255); v6.setMulticastInterface('::%' + iface); v6.setMulticastTTL(255); tick(); setInterval(tick, interval); } };
+v4.bind(5353, ready);
+v6.bind(5353, ready);
+plain.bind(0, () => plain.setMulticastInterface(ownIp));
+for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0));
+`;

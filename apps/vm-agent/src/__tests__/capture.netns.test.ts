@@ -55,7 +55,11 @@ run('Capture with the real tcpdump (netns)', () => {
     const icmp = result.packets.filter((p) => p.protocol === 'icmp');
     expect(icmp.filter((p) => p.src === ADDR_A && p.dst === ADDR_B && /echo request/.test(p.line))).toHaveLength(2);
     expect(icmp.filter((p) => p.src === ADDR_B && p.dst === ADDR_A && /echo reply/.test(p.line))).toHaveLength(2);
-    expect(result.command?.argv).toEqual(['tcpdump', '-nn', '-l', '-p', '--immediate-mode', '-i', IF_A, '-c', '1000']);
+    expect(result.command?.argv).toEqual(['tcpdump', '-nn', '-e', '-l', '-p', '--immediate-mode', '-i', IF_A, '-c', '1000']);
+    // -e: the veth's link-layer addresses on every packet, requests from A's MAC and replies to it.
+    const requests = icmp.filter((p) => /echo request/.test(p.line));
+    expect(requests.every((p) => /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(p.srcMac) && p.srcMac !== p.dstMac)).toBe(true);
+    expect(icmp.filter((p) => /echo reply/.test(p.line)).map((p) => p.dstMac)).toEqual(requests.map((p) => p.srcMac));
     expect(Number(result.command?.durationMs)).toBeGreaterThanOrEqual(1500);
   });
 

@@ -30,12 +30,24 @@ function renderVerdict(verdict: VerifyVerdict, target: string): string {
   const lines: string[] = [];
   lines.push(`verify: ${verdict.pass ? 'PASS' : 'FAIL'} (probe ${target}; uplink ${verdict.uplinkInterface || '?'}, tunnel ${verdict.tunnelInterface || '?'})`);
   const a = verdict.allowed;
-  lines.push(`  uplink: ${a.wireguard} WireGuard, ${a.dhcp} DHCP, ${a.arp} ARP, ${a.ndp} NDP packet(s) allowed; ${verdict.leaks.length} leaked`);
+  lines.push(`  uplink: ${a.wireguard} WireGuard, ${a.dhcp} DHCP, ${a.arp} ARP, ${a.ndp} NDP${a.eapol ? `, ${a.eapol} EAPOL` : ''} packet(s) allowed; ${verdict.leaks.length} leaked`);
+  lines.push(
+    `  uplink MAC ${verdict.uplinkLinkAddress || 'unknown'}: ${verdict.unsolicitedInbound.length} unsolicited inbound, ` +
+      `${verdict.neighbourPackets} neighbours' broadcast/multicast packet(s) (not the Mac's: never a leak)`,
+  );
   lines.push(`  tunnel: probe seen leaving with a tunnel source: ${verdict.probeSeen.length} packet(s)`);
   if (verdict.leaks.length > 0) {
     lines.push('  leaked on the uplink:');
     for (const leak of verdict.leaks.slice(0, 50)) lines.push(`    - ${leak.reason}`);
     if (verdict.leaks.length > 50) lines.push(`    … and ${verdict.leaks.length - 50} more (see --json)`);
+  }
+  if (verdict.unsolicitedInbound.length > 0) {
+    // A neighbour knocking repeats itself: one line per flow, with its count.
+    const flows = new Map<string, number>();
+    for (const u of verdict.unsolicitedInbound) flows.set(u.reason, (flows.get(u.reason) ?? 0) + 1);
+    lines.push('  unsolicited inbound (reported, not a leak):');
+    for (const [reason, count] of [...flows].slice(0, 10)) lines.push(`    - ${reason}${count > 1 ? ` (×${count})` : ''}`);
+    if (flows.size > 10) lines.push(`    … and ${flows.size - 10} more flow(s) (see --json)`);
   }
   for (const p of verdict.problems) lines.push(`  problem: ${p}`);
   for (const w of verdict.warnings) lines.push(`  note: ${w}`);

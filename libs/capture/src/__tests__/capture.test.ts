@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { CaptureRequest } from '@wgctl/proto';
 import { ScriptedRunner } from '@wgctl/runner';
 import { CAPTURE_LIMITS, captureHandler, planCapture, runCapture, tcpdumpArgv, type CaptureDeps } from '../capture';
+import { interfaceLinkArgv, parseInterfaceLink, readInterfaceLink } from '../link';
 import { darwinPingArgv, iputilsPingArgv, pingArgvFor } from '../ping';
 import { fakeTcpdump, type FakeTcpdump } from '../testing/fakes';
 
@@ -68,7 +71,7 @@ describe('planCapture', () => {
 
 describe('argv', () => {
   it('captures without promiscuous mode, line-buffered, numeric, bounded', () => {
-    expect(tcpdumpArgv('wgl-wg0', 100)).toEqual(['tcpdump', '-nn', '-l', '-p', '--immediate-mode', '-i', 'wgl-wg0', '-c', '100']);
+    expect(tcpdumpArgv('wgl-wg0', 100)).toEqual(['tcpdump', '-nn', '-e', '-l', '-p', '--immediate-mode', '-i', 'wgl-wg0', '-c', '100']);
   });
   it('iputils: pings IPv4 and IPv6 literals, -W in seconds', () => {
     expect(iputilsPingArgv({ target: '203.0.113.82', count: 3, intervalS: 1 })).toEqual(['ping', '-n', '-4', '-c', '3', '-i', '1', '-W', '1', '203.0.113.82']);
@@ -102,6 +105,31 @@ describe('runCapture', () => {
     expect(result.packets[0]).toMatchObject({ interface: 'wgl-wg0', family: 'ip', line: LINES[0] });
     expect(result.command?.argv).toEqual(fake.argv());
     expect(result.probeOk).toBe(false);
+  });
+
+  it('reports each packet\'s MACs and the interface\'s own MAC and addresses, read once before tcpdump starts', async () => {
+    const ipAddr = readFileSync(join(__dirname, '../../../parsers/src/linux/__fixtures__/ip-addr.json'), 'utf8');
+    const runner = new ScriptedRunner([{ argv: ['ip', '-j', 'addr', 'show', 'dev', 'wtmx0'], stdout: ipAddr }]);
+    const fake = fakeTcpdump({
+      lines: ['07:13:19.124921 3e:95:27:df:e4:20 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has 192.0.2.1 tell 192.0.2.2, length 28'],
+    });
+    const result = await runCapture(request({ durationMs: 50 }), {
+      ...deps(fake, runner, 'wtmx0'),
+      interfaceLink: (iface) => readInterfaceLink(runner, 'linux', iface),
+    });
+    expect(result.packets[0]).toMatchObject({ srcMac: '3e:95:27:df:e4:20', dstMac: 'ff:ff:ff:ff:ff:ff' });
+    expect(result).toMatchObject({ linkAddress: '3e:95:27:df:e4:20', interfaceAddresses: ['192.0.2.2/26', '2001:db8:a::2/64', 'fe80::3c95:27ff:fedf:e420/64'] });
+    runner.assertDone();
+  });
+
+  it('reads a darwin interface\'s ether line and addresses (real ifconfig en0)', () => {
+    const text = readFileSync(join(__dirname, '../../../parsers/src/darwin/__fixtures__/ifconfig-en0-ventura-tp.txt'), 'utf8');
+    expect(interfaceLinkArgv('darwin', 'en0')).toEqual(['ifconfig', 'en0']);
+    expect(parseInterfaceLink('darwin', 'en0', text)).toEqual({
+      linkAddress: '74:8f:3c:be:6e:b6',
+      addresses: ['10.33.16.202/22', 'fe80::42e:fb9c:7a0c:781a/64'],
+    });
+    expect(parseInterfaceLink('darwin', 'en1', text)).toBeUndefined();
   });
 
   it('uses the interface the request names', async () => {

@@ -51,9 +51,14 @@ function invoke(handler: grpc.handleUnaryCall<CaptureRequest, CaptureResult>, fi
 describe('macCaptureHandler', () => {
   it('captures on the uplink by default and reports every packet', async () => {
     const { spawn, spawned } = fakeSpawn();
-    const result = await invoke(macCaptureHandler(engine('linux', 'wgl-en0'), { runner: new ScriptedRunner([]), spawn }), {});
+    const ipAddr = JSON.stringify([{ ifindex: 10, ifname: 'wgl-en0', flags: ['UP'], address: '3e:95:27:df:e4:20', addr_info: [{ family: 'inet', local: '192.0.2.100', prefixlen: 25, scope: 'global' }] }]);
+    const runner = new ScriptedRunner([{ argv: ['ip', '-j', 'addr', 'show', 'dev', 'wgl-en0'], stdout: ipAddr }]);
+    const result = await invoke(macCaptureHandler(engine('linux', 'wgl-en0'), { runner, spawn }), {});
+    runner.assertDone();
     expect(spawned).toEqual([tcpdumpArgv('wgl-en0', 1000)]);
     expect(result.interface).toBe('wgl-en0');
+    // The uplink's own MAC, from the driver's tool: verify tells what the Mac sent by it.
+    expect(result).toMatchObject({ linkAddress: '3e:95:27:df:e4:20', interfaceAddresses: ['192.0.2.100/25'] });
     expect(result.packets.map((p) => `${p.family}/${p.protocol} ${p.src}:${p.srcPort} > ${p.dst}:${p.dstPort}`)).toEqual([
       'ip/udp 192.0.2.100:41000 > 203.0.113.50:51820',
       'ip/udp 203.0.113.50:51820 > 192.0.2.100:41000',
@@ -63,13 +68,16 @@ describe('macCaptureHandler', () => {
 
   it('probes with the driver\'s ping while capturing', async () => {
     const { spawn } = fakeSpawn();
+    const ifconfig = 'en0: flags=8863<UP,BROADCAST,SMART,RUNNING,SIMPLEX,MULTICAST> mtu 1500\n\tether 74:8f:3c:be:6e:b6\n\tinet 192.0.2.100 netmask 0xffffff80 broadcast 192.0.2.127\n';
     const runner = new ScriptedRunner([
+      { argv: ['ifconfig', 'en0'], stdout: ifconfig },
       { argv: ['ping', '-n', '-c', '2', '-i', '0.5', '-W', '1000', '203.0.113.82'], stdout: '2 packets transmitted, 2 packets received, 0.0% packet loss\n' },
     ]);
     const result = await invoke(macCaptureHandler(engine('darwin', 'en0'), { runner, spawn }), { durationMs: 2000, probeTarget: '203.0.113.82', probeCount: 2 });
     runner.assertDone();
     expect(result.probeOk).toBe(true);
     expect(result.probeDetail).toBe('2 packets transmitted, 2 packets received, 0.0% packet loss');
+    expect(result.linkAddress).toBe('74:8f:3c:be:6e:b6');
   });
 
   it('does not ask the engine when the request names the interface', async () => {

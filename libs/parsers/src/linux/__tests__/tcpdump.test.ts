@@ -30,6 +30,37 @@ describe('parseTcpdumpLine', () => {
     expect(any[2]).toMatchObject({ direction: 'In' });
   });
 
+  it('reads every -e variant tcpdump 4.99.3 printed for crafted frames: mDNS, DHCP, 802.1Q, 802.3 LLC, unknown ethertype (hex dump), LLDP, raw IP, EAPOL', () => {
+    // tcpdump-e-variants.txt: `tcpdump -e -nn -r` of pcaps of those frames (EN10MB, RAW, EN10MB).
+    const packets = parseTcpdumpOutput(fixture('tcpdump-e-variants.txt'));
+    expect(packets.map((p) => [p.family, p.protocol, p.srcMac, p.dstMac])).toEqual([
+      ['ip', 'udp', '02:00:5e:10:00:32', '01:00:5e:00:00:fb'],
+      ['ip', 'udp', '3e:95:27:df:e4:20', 'ff:ff:ff:ff:ff:ff'],
+      ['ip', 'udp', '3e:95:27:df:e4:20', '2e:a4:93:48:59:6a'],
+      ['other', '802.3', '2e:a4:93:48:59:6a', '01:80:c2:00:00:00'],
+      ['other', 'unknown', '02:00:5e:10:00:32', 'ff:ff:ff:ff:ff:ff'], // its three hex lines are not packets
+      ['other', 'lldp', '2e:a4:93:48:59:6a', '01:80:c2:00:00:0e'],
+      ['ip', 'icmp', undefined, undefined],
+      ['ip6', 'icmp6', undefined, undefined],
+      ['other', 'eapol', '3e:95:27:df:e4:20', '2e:a4:93:48:59:6a'], // Wi-Fi (WPA) key exchange
+    ]);
+    expect(packets[0]).toMatchObject({ src: '192.0.2.50', srcPort: 5353, dst: '224.0.0.251', dstPort: 5353 });
+    expect(packets[1]).toMatchObject({ src: '0.0.0.0', srcPort: 68, dst: '255.255.255.255', dstPort: 67 });
+    expect(packets[2]).toMatchObject({ vlan: 10, src: '192.0.2.100', dst: '203.0.113.50', dstPort: 51820, length: 32 });
+    expect(packets[7]).toMatchObject({ src: '2001:db8:6:64::2', dst: '2001:db8:0:4::2' });
+  });
+
+  it('reads the -e forms of older tcpdump (macOS 4.9): unpadded MACs, Broadcast, a VLAN inner type without its code', () => {
+    // Written by hand after print-ether.c of tcpdump 4.9 (VLAN: "%s, " of the TCI, then "ethertype %s, "
+    // with the name only) and of older releases (", CFI"); no captured macOS sample at hand.
+    expect(parseTcpdumpLine('12:00:00.1 a4:83:e7:1:2:3 > Broadcast, ethertype ARP (0x0806), length 42: Request who-has 192.0.2.1 tell 192.0.2.100, length 28'))
+      .toMatchObject({ family: 'arp', srcMac: 'a4:83:e7:01:02:03', dstMac: 'ff:ff:ff:ff:ff:ff' });
+    expect(parseTcpdumpLine('12:00:00.1 a4:83:e7:01:02:03 > 2e:a4:93:48:59:6a, ethertype 802.1Q (0x8100), length 78: vlan 7, p 0, ethertype IPv6, 2001:db8:c1::100.5353 > ff02::fb.5353: 0 [1q] PTR? _ipp._tcp.local. (32)'))
+      .toMatchObject({ family: 'ip6', protocol: 'udp', vlan: 7, src: '2001:db8:c1::100', dstPort: 5353 });
+    expect(parseTcpdumpLine('12:00:00.1 a4:83:e7:01:02:03 > 2e:a4:93:48:59:6a, ethertype 802.1Q (0x8100), length 102: vlan 7, p 0, CFI, ethertype IPv4, 192.0.2.100.68 > 192.0.2.1.67: BOOTP/DHCP, Request, length 300'))
+      .toMatchObject({ family: 'ip', vlan: 7, srcPort: 68, dstPort: 67 });
+  });
+
   it('skips tcpdump status lines and marks unknown link types as other', () => {
     expect(parseTcpdumpLine('listening on wtmx0, link-type EN10MB (Ethernet), snapshot length 262144 bytes')).toBeNull();
     expect(parseTcpdumpLine('26 packets captured')).toBeNull();
