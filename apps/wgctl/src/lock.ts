@@ -10,6 +10,7 @@ import { closeSync, openSync, readFileSync, rmSync, statSync, writeSync } from '
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CliError, EXIT } from './errors';
+import { processIsAlive } from '@wgctl/state';
 
 export const LOCK_FILE = 'wgctl.lock';
 
@@ -46,16 +47,6 @@ export class LockBusyError extends CliError {
       EXIT.failed,
     );
     this.name = 'LockBusyError';
-  }
-}
-
-function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists, owned by someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -4,3 +4,4 @@ export * from './steps';
 export * from './stream';
 export * from './together';
 export * from './shared-reads';
+export * from './supervised';

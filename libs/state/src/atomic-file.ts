@@ -155,7 +155,8 @@ function staleTempPid(name: string, prefix: string): number | null {
   return /^[1-9][0-9]{0,9}$/.test(digits) ? Number(digits) : null;
 }
 
-function processIsAlive(pid: number): boolean {
+/** Whether a process with this pid exists (signal 0): a stale lock's or temp file's owner. */
+export function processIsAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -12,7 +12,7 @@
  * requested operation runs, and a Down stops the watch before it changes anything (beforeDown).
  */
 import type { Logger } from '@wgctl/logging';
-import { formatArgv, ObservedRunner, type StreamingProcess } from '@wgctl/runner';
+import { formatArgv, ObservedRunner, SupervisedMonitor } from '@wgctl/runner';
 import type { HostNetworkDriver } from '../host/driver';
 import type { KillSwitchWatch } from '../host/kill-switch-watch';
 import { ensureKillSwitch, messageOf, type EngineCore, type Exclusive } from './core';
@@ -99,8 +99,8 @@ export class SelfHealing {
   private wanted = false;
   private closed = false;
   private timer?: NodeJS.Timeout;
-  private monitor?: StreamingProcess;
-  private monitorRestart?: NodeJS.Timeout;
+  /** The driver's event source, when it has one (`nft monitor`; PF has none). */
+  private readonly monitor: SupervisedMonitor | undefined;
   /** A check is queued and has not started: another trigger adds nothing. */
   private checkQueued = false;
   /** Who changed the rules, from the events since the last check started. */
@@ -115,6 +115,28 @@ export class SelfHealing {
     this.core = options.core;
     this.watch = this.core.driver.killSwitchWatch?.() ?? readBackWatch(this.core.driver);
     this.checkMs = options.checkMs ?? this.watch.defaultCheckMs;
+    const watch = this.watch;
+    if (!watch.monitorArgv || !watch.classifyMonitorLine) return;
+    const argv = watch.monitorArgv();
+    this.monitor = new SupervisedMonitor({
+      spawn: options.spawnMonitor,
+      argv,
+      onLine: (line) => {
+        const change = watch.classifyMonitorLine?.(line);
+        if (!change) return;
+        this.core.logger.debug('kill switch changed', { change: change.what, by: change.by });
+        if (change.by) this.reportedBy.push(change.by);
+        this.trigger(`monitor: ${change.what}`);
+      },
+      onStart: (proc) => {
+        this.core.logger.info('watching the kill switch', { argv: formatArgv(argv), pid: proc.pid, checkMs: this.checkMs });
+        // A change between the Up's verify and the monitor listening would go unseen: one look now.
+        this.trigger('monitor started');
+      },
+      onExit: (exit, stderr) => {
+        this.core.logger.warn('kill switch monitor exited; restarting', { argv: formatArgv(argv), code: exit.code, signal: exit.signal, stderr: stderr.join(' | ') });
+      },
+    });
   }
 
   /** Whether the kill switch is being watched. */
@@ -133,49 +155,24 @@ export class SelfHealing {
       this.timer.unref();
     }
     // The monitor is spawned off the reply's path (node's spawn is a synchronous fork/exec).
-    setImmediate(() => setImmediate(() => this.startMonitor()));
+    setImmediate(() =>
+      setImmediate(() => {
+        if (this.wanted && !this.closed) this.monitor?.start();
+      }),
+    );
   }
 
   /** Down: no more checks, no monitor. A check already queued finds the watch stopped. */
   async stop(): Promise<void> {
     this.wanted = false;
     if (this.timer) clearInterval(this.timer);
-    if (this.monitorRestart) clearTimeout(this.monitorRestart);
-    this.timer = this.monitorRestart = undefined;
-    const proc = this.monitor;
-    this.monitor = undefined;
-    if (proc) await proc.stop(500);
+    this.timer = undefined;
+    await this.monitor?.stop();
   }
 
   close(): Promise<void> {
     this.closed = true;
     return this.stop();
-  }
-
-  private startMonitor(): void {
-    const { watch } = this;
-    if (!this.wanted || this.closed || this.monitor || !watch.monitorArgv || !watch.classifyMonitorLine) return;
-    const argv = watch.monitorArgv();
-    const proc = this.options.spawnMonitor(argv, {
-      onLine: (line) => {
-        const change = watch.classifyMonitorLine?.(line);
-        if (!change) return;
-        this.core.logger.debug('kill switch changed', { change: change.what, by: change.by });
-        if (change.by) this.reportedBy.push(change.by);
-        this.trigger(`monitor: ${change.what}`);
-      },
-      onExit: (exit) => {
-        if (this.monitor === proc) this.monitor = undefined;
-        if (!this.wanted || this.closed) return;
-        this.core.logger.warn('kill switch monitor exited; restarting', { argv: formatArgv(argv), code: exit.code, signal: exit.signal, stderr: proc.stderrTail().join(' | ') });
-        this.monitorRestart = setTimeout(() => this.startMonitor(), 1_000);
-        this.monitorRestart.unref();
-      },
-    });
-    this.monitor = proc;
-    this.core.logger.info('watching the kill switch', { argv: formatArgv(argv), pid: proc.pid, checkMs: this.checkMs });
-    // A change between the Up's verify and the monitor listening would go unseen: one look now.
-    this.trigger('monitor started');
   }
 
   /** Queues one check, unless one is queued already, an Up or Down runs, or the watch is off. */

@@ -7,7 +7,7 @@
  * Everything that reads or changes the host goes through the engine's queue (`exclusive`), one
  * at a time with Up, Down and Status.
  */
-import { formatArgv, ObservedRunner, readTogether, SharedReadRunner, type Runner, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
+import { formatArgv, ObservedRunner, readTogether, SharedReadRunner, SupervisedMonitor, type Runner, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
 import type { DnsContext, KillSwitchPolicy, RouteReadback, Uplink, Vnic } from '../host/driver';
 import { ensureKillSwitch, messageOf, pinsFor, sameRoute, sameUplink, servicesOffTunnel, type EngineCore, type Exclusive } from './core';
 import type { HealLog } from './heal';
@@ -76,9 +76,8 @@ function missedRoutingChange(journal: MacJournal, found: Uplink | null, routes: 
 /** The routing monitor, the debounce, the roam check, the roam itself and DNS kept on the tunnel. */
 export class Roaming {
   private readonly core: EngineCore;
-  private monitor?: StreamingProcess;
+  private readonly monitor: SupervisedMonitor;
   private monitorWanted = false;
-  private monitorRestart?: NodeJS.Timeout;
   private debounce?: NodeJS.Timeout;
   private firstPendingEventAt = 0;
   private pendingEvents: string[] = [];
@@ -96,11 +95,27 @@ export class Roaming {
 
   constructor(private readonly options: RoamingOptions) {
     this.core = options.core;
+    const argv = this.core.driver.monitorArgv();
+    this.monitor = new SupervisedMonitor({
+      spawn: options.spawnMonitor,
+      argv,
+      onLine: (line) => this.onMonitorLine(line),
+      onStart: (proc) => {
+        this.core.logger.info('watching routing changes', { argv: formatArgv(argv), pid: proc.pid, roamCheckMs: this.options.backstopMs });
+        this.startBackstop();
+        // A change after the last read (verify's, or before a restart) and before the monitor
+        // listened would go unseen: one re-check once it runs.
+        this.scheduleRecheck('monitor started');
+      },
+      onExit: (exit, stderr) => {
+        this.core.logger.warn('routing monitor exited; restarting', { argv: formatArgv(argv), code: exit.code, signal: exit.signal, error: exit.error, stderr: stderr.join(' | ') });
+      },
+    });
   }
 
   /** Whether the monitor is running. */
   get watching(): boolean {
-    return this.monitor !== undefined;
+    return this.monitor.running !== undefined;
   }
 
   /**
@@ -117,16 +132,13 @@ export class Roaming {
   /** Down: no monitor, no pending roam, DNS check or roam check. */
   async stop(): Promise<void> {
     this.monitorWanted = false;
-    if (this.monitorRestart) clearTimeout(this.monitorRestart);
     if (this.debounce) clearTimeout(this.debounce);
     this.debounce = undefined;
     if (this.dnsRecheck) clearTimeout(this.dnsRecheck);
     this.dnsRecheck = undefined;
     this.deletedBy.clear();
     this.stopBackstop();
-    const proc = this.monitor;
-    this.monitor = undefined;
-    if (proc) await proc.stop(500);
+    await this.monitor.stop();
   }
 
   /** The engine closes: stopped, and nothing starts again. */
@@ -137,27 +149,7 @@ export class Roaming {
 
   private start(): void {
     this.monitorWanted = true;
-    if (this.monitor || this.closed) return;
-    const argv = this.core.driver.monitorArgv();
-    const proc = this.options.spawnMonitor(argv, {
-      onLine: (line) => this.onMonitorLine(line),
-      onExit: (exit) => {
-        if (this.monitor === proc) this.monitor = undefined;
-        if (this.monitorWanted && !this.closed) {
-          this.core.logger.warn('routing monitor exited; restarting', { argv: formatArgv(argv), code: exit.code, signal: exit.signal, error: exit.error, stderr: proc.stderrTail().join(' | ') });
-          this.monitorRestart = setTimeout(() => {
-            this.start();
-          }, 1_000);
-          this.monitorRestart.unref();
-        }
-      },
-    });
-    this.monitor = proc;
-    this.core.logger.info('watching routing changes', { argv: formatArgv(argv), pid: proc.pid, roamCheckMs: this.options.backstopMs });
-    this.startBackstop();
-    // A change after the last read (verify's, or before a restart) and before the monitor
-    // listened would go unseen: one re-check once it runs.
-    this.scheduleRecheck('monitor started');
+    if (!this.closed) this.monitor.start();
   }
 
   private onMonitorLine(line: string): void {

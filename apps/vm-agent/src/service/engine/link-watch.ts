@@ -6,10 +6,9 @@
  */
 import type { Logger } from '@wgctl/logging';
 import { parseIpMonitorLine } from '@wgctl/parsers';
-import type { StreamingOptions, StreamingProcess } from '@wgctl/runner';
+import { SupervisedMonitor, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
 
 export const LINK_MONITOR_ARGV = ['ip', '-o', 'monitor', 'link'] as const;
-const RESTART_DELAY_MS = 1_000;
 
 export interface LinkEvent {
   ifname: string;
@@ -36,36 +35,27 @@ export interface LinkWatchOptions {
 }
 
 export class LinkWatch {
-  private proc: StreamingProcess | undefined;
-  private restart: NodeJS.Timeout | undefined;
-  private wanted = false;
+  private readonly monitor: SupervisedMonitor;
 
-  constructor(private readonly options: LinkWatchOptions) {}
-
-  start(): void {
-    this.wanted = true;
-    if (this.proc) return;
-    const proc = this.options.spawn(LINK_MONITOR_ARGV, {
+  constructor(options: LinkWatchOptions) {
+    this.monitor = new SupervisedMonitor({
+      spawn: options.spawn,
+      argv: LINK_MONITOR_ARGV,
       onLine: (line) => {
         const event = linkEventOf(line);
-        if (event && event.ifname === this.options.interfaceName) this.options.onEvent(event);
+        if (event && event.ifname === options.interfaceName) options.onEvent(event);
       },
-      onExit: (exit) => {
-        if (this.proc === proc) this.proc = undefined;
-        if (!this.wanted) return;
-        this.options.logger.warn('link monitor exited; restarting', { code: exit.code, signal: exit.signal, error: exit.error, stderr: proc.stderrTail().join(' | ') });
-        this.restart = setTimeout(() => this.start(), RESTART_DELAY_MS);
-        this.restart.unref();
+      onExit: (exit, stderr) => {
+        options.logger.warn('link monitor exited; restarting', { code: exit.code, signal: exit.signal, error: exit.error, stderr: stderr.join(' | ') });
       },
     });
-    this.proc = proc;
   }
 
-  async stop(): Promise<void> {
-    this.wanted = false;
-    clearTimeout(this.restart);
-    const proc = this.proc;
-    this.proc = undefined;
-    if (proc) await proc.stop(500);
+  start(): void {
+    this.monitor.start();
+  }
+
+  stop(): Promise<void> {
+    return this.monitor.stop();
   }
 }

@@ -16,7 +16,7 @@
  * A missing WireGuard interface is not healed here (health reports it; re-running wg-quick is Up's).
  */
 import { BusyError, StoppingError } from '@wgctl/agent-kit';
-import { spawnStreaming, type Runner, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
+import { spawnStreaming, SupervisedMonitor, type Runner, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
 import { chainState, desiredRules, ensureChains, ip6Tools, ownChainsAgainst, readRuleset, type ForwardingPlan, type IptablesTools } from '../../host/firewall';
 import { IP_FORWARD, IPV6_FORWARDING, acceptRaName, type Sysctl } from '../../host/sysctl';
 import type { JournalRecord } from '../journal';
@@ -127,9 +127,8 @@ export async function reassert(sysctl: Sysctl, runner: Runner, record: JournalRe
 
 /** The watcher: nft monitor, the tick, and the heals (one at a time, through the gate). */
 export class SelfHeal {
-  private monitor?: StreamingProcess;
+  private readonly monitor: SupervisedMonitor;
   private monitorUnavailable = false;
-  private monitorRestart?: NodeJS.Timeout;
   private tick?: NodeJS.Timeout;
   private debounce?: NodeJS.Timeout;
   private pendingTrigger = '';
@@ -151,7 +150,25 @@ export class SelfHeal {
   constructor(
     private readonly engine: EngineScope,
     private readonly options: SelfHealOptions = {},
-  ) {}
+  ) {
+    this.monitor = new SupervisedMonitor({
+      spawn: options.spawnMonitor ?? spawnStreaming,
+      argv: NFT_MONITOR_ARGV,
+      onLine: (line) => this.onMonitorLine(line),
+      // A change made before the monitor listened would go unseen: one check once it runs.
+      onStart: () => this.schedule('monitor started'),
+      onExit: (exit, stderr) => {
+        if (exit.code === 127) this.monitorUnavailable = true;
+        this.engine.logger.warn(`self-heal: ${NFT_MONITOR_ARGV.join(' ')} exited; ${this.monitorUnavailable ? 'the rules are read every check instead' : 'restarting'}`, {
+          code: exit.code,
+          signal: exit.signal,
+          error: exit.error,
+          stderr: stderr.join(' | '),
+        });
+        return !this.monitorUnavailable;
+      },
+    });
+  }
 
   private get intervalMs(): number {
     return this.options.checkIntervalMs ?? DEFAULT_HEAL_CHECK_INTERVAL_MS;
@@ -171,7 +188,7 @@ export class SelfHeal {
     this.record = record;
     this.lastFirewallCheckMs = this.engine.now();
     this.engine.logger.info('self-heal: watching what Up applied', { intervalMs: this.intervalMs, events: record.backend.kind === 'nft' ? NFT_MONITOR_ARGV.join(' ') : 'none (iptables-legacy): the rules are read every check' });
-    if (record.backend.kind === 'nft') this.startMonitor();
+    if (record.backend.kind === 'nft' && !this.monitorUnavailable) this.monitor.start();
     this.tick = setInterval(() => this.onTick(), this.intervalMs);
     this.tick.unref();
   }
@@ -182,43 +199,15 @@ export class SelfHeal {
     this.record = null;
     if (this.tick) clearInterval(this.tick);
     if (this.debounce) clearTimeout(this.debounce);
-    if (this.monitorRestart) clearTimeout(this.monitorRestart);
-    this.tick = this.debounce = this.monitorRestart = undefined;
+    this.tick = this.debounce = undefined;
     this.pendingTrigger = this.triggerDuringHeal = '';
-    const proc = this.monitor;
-    this.monitor = undefined;
-    await Promise.all([proc?.stop(500), this.healing]);
+    await Promise.all([this.monitor.stop(), this.healing]);
   }
 
   /** The agent stops: paused for good. */
   close(): Promise<void> {
     this.closed = true;
     return this.pause();
-  }
-
-  private startMonitor(): void {
-    if (this.monitor || this.monitorUnavailable || !this.record) return;
-    const spawn = this.options.spawnMonitor ?? spawnStreaming;
-    const proc: StreamingProcess = spawn(NFT_MONITOR_ARGV, {
-      onLine: (line) => this.onMonitorLine(line),
-      onExit: (exit) => {
-        if (this.monitor !== proc) return;
-        this.monitor = undefined;
-        if (!this.record) return;
-        if (exit.code === 127) this.monitorUnavailable = true;
-        this.engine.logger.warn(`self-heal: ${NFT_MONITOR_ARGV.join(' ')} exited; ${this.monitorUnavailable ? 'the rules are read every check instead' : 'restarting'}`, {
-          code: exit.code,
-          signal: exit.signal,
-          error: exit.error,
-          stderr: proc.stderrTail().join(' | '),
-        });
-        this.monitorRestart = setTimeout(() => this.startMonitor(), 1_000);
-        this.monitorRestart.unref();
-      },
-    });
-    this.monitor = proc;
-    // A change made before the monitor listened would go unseen: one check once it runs.
-    this.schedule('monitor started');
   }
 
   private onMonitorLine(line: string): void {
@@ -244,9 +233,9 @@ export class SelfHeal {
   private onTick(): void {
     const record = this.record;
     if (!record || this.tickBusy || this.healing || this.engine.gate.running) return;
-    const firewallDue = !this.monitor || this.engine.now() - this.lastFirewallCheckMs >= (this.options.firewallBackstopMs ?? DEFAULT_HEAL_FIREWALL_BACKSTOP_MS);
+    const firewallDue = !this.monitor.running || this.engine.now() - this.lastFirewallCheckMs >= (this.options.firewallBackstopMs ?? DEFAULT_HEAL_FIREWALL_BACKSTOP_MS);
     if (firewallDue) {
-      void this.heal(this.monitor ? 'periodic firewall check' : 'check (no firewall events)', true);
+      void this.heal(this.monitor.running ? 'periodic firewall check' : 'check (no firewall events)', true);
       return;
     }
     this.tickBusy = true;
