@@ -5,13 +5,14 @@
  *
  * Recognised: the split routes (0.0.0.0/1, 128.0.0.0/1, ::/1, 8000::/1) via the VM's address,
  * which the Down request carries (the controller's config); the kill switch by its name (darwin
- * anchor, linux nft table: the driver's unload finds it without a handle). Not recognisable:
- * the server pins (a host route via the uplink's gateway looks like any other), the previous DNS
+ * anchor, linux nft table: the driver's unload finds it without a handle); the server pins,
+ * host routes to the WireGuard servers the Down request names (the VM's status, which the
+ * controller reads first) via the uplink's gateway. Not recognisable: the previous DNS
  * settings, and on darwin the pfctl -E token that keeps PF enabled.
  */
 import type { Runner } from '@wgctl/runner';
-import type { DriverName, HostNetworkDriver, RouteSpec } from '../host/driver';
-import { IPV4_SPLIT, IPV6_SPLIT } from './core';
+import type { DriverName, HostNetworkDriver, RouteSpec, ServerEndpoint } from '../host/driver';
+import { IPV4_SPLIT, IPV6_SPLIT, pinsFor } from './core';
 
 /** The VM's addresses as the Down request gives them ('' or absent: not given). */
 export interface VmAddresses {
@@ -35,12 +36,24 @@ export async function splitRoutesInTable(driver: HostNetworkDriver, run: Runner,
   return readback.filter((route) => route.present).map(({ destination, gateway, interface: dev }) => ({ destination, gateway, ...(dev ? { interface: dev } : {}) }));
 }
 
+/** The pins wgctl adds for these servers on the uplink of now, that the routing table holds. */
+export async function pinRoutesInTable(driver: HostNetworkDriver, run: Runner, servers: readonly ServerEndpoint[]): Promise<RouteSpec[]> {
+  if (servers.length === 0) return [];
+  const uplink = await driver.discoverUplink(run, { address: false });
+  if (!uplink) return [];
+  const specs = pinsFor(servers, uplink).filter((pin) => pin.gateway !== '');
+  const readback = await driver.readRoutes(run, specs);
+  return readback.filter((route) => route.present).map(({ destination, gateway, interface: dev }) => ({ destination, gateway, ...(dev ? { interface: dev } : {}) }));
+}
+
 /** What a Down that had no usable journal cannot put back, in the words the user reads. */
-export function notRestoredWithoutJournal(driver: DriverName, vm: VmAddresses): string[] {
+export function notRestoredWithoutJournal(driver: DriverName, vm: VmAddresses, servers: readonly ServerEndpoint[] = []): string[] {
   const items = [
     ...(splitRoutesVia(vm).length === 0 ? ['split routes: no VM address came with the Down, so 0.0.0.0/1 and 128.0.0.0/1 via the VM were not looked for'] : []),
     'DNS: the settings from before `wgctl up` were only in the journal; if DNS still points at the tunnel\'s resolvers, set it back by hand',
-    'server pins: host routes to the WireGuard servers via the uplink\'s gateway cannot be told apart without the journal and were left (they route as the default route does)',
+    ...(servers.length === 0
+      ? ['server pins: no WireGuard servers came with the Down (the VM did not answer), so host routes to them via the uplink\'s gateway were left (they route as the default route does)']
+      : []),
   ];
   if (driver === 'darwin') items.push('PF: the reference wgctl took with `pfctl -E` was in the journal; PF may stay enabled (see `sudo pfctl -s References`)');
   return items;

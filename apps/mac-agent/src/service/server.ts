@@ -13,6 +13,7 @@ import { invalidArgument } from '@wgctl/transport';
 import { macCaptureHandler } from './capture';
 import type { EngineStatus, MacAgentEngine } from './engine';
 import type { HealSummary } from './heal';
+import type { ServerEndpoint } from '../host/driver';
 import type { UpIntent } from './journal';
 
 /** Status answers from a sample at most this old: routing changes reach the host at any time. */
@@ -41,6 +42,14 @@ export function downVmAddresses(request: Pick<MacDownRequest, 'vmAddress' | 'vmA
     ...(ipaddr.IPv4.isValidFourPartDecimal(v4) ? { v4 } : ipaddr.IPv6.isValid(v4) ? { v6: v4 } : {}),
     ...(ipaddr.IPv6.isValid(v6) ? { v6 } : {}),
   };
+}
+
+/** The servers of a Down (their pins end up in `route`/`ip route` argv): IP literals with a port, at most 16; anything else is ignored like a bad VM address. */
+export function downServers(request: Pick<MacDownRequest, 'endpoints'>): ServerEndpoint[] {
+  return (request.endpoints ?? [])
+    .filter((e) => ipaddr.isValid(e.ip) && (ipaddr.IPv4.isValidFourPartDecimal(e.ip) || ipaddr.IPv6.isValid(e.ip)) && Number.isInteger(e.port) && e.port > 0 && e.port <= 65535)
+    .slice(0, 16)
+    .map((e) => ({ ip: e.ip, port: e.port }));
 }
 
 function statusMessage(status: EngineStatus, driver: string): MacStatus {
@@ -126,7 +135,8 @@ export function createMacAgentImplementation(engine: MacAgentEngine, sampler: He
     down: (call) => {
       const request = call.request as MacDownRequest;
       const vmAddresses = downVmAddresses(request);
-      return streamOperation(call, ({ onStep, signal }) => engine.down({ dryRun: request.dryRun, signal, vmAddresses }, (step) => onStep?.(step)), resample);
+      const servers = downServers(request);
+      return streamOperation(call, ({ onStep, signal }) => engine.down({ dryRun: request.dryRun, signal, vmAddresses, servers }, (step) => onStep?.(step)), resample);
     },
     status: (_call, callback) => {
       sampler.current(STATUS_MAX_AGE_MS).then(

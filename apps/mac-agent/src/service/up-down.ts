@@ -27,9 +27,9 @@
 import { CancelledError, GuardedStepRunner, StoppingError, type OperationContext, type OperationGate, type OperationOutcome } from '@wgctl/agent-kit';
 import { DryRunRunner, readTogether, StepFailedError, type Runner, type StepListener } from '@wgctl/runner';
 import { StateFileError } from '@wgctl/state';
-import type { DnsContext, DnsSnapshot, HostNetworkDriver, KillSwitchPolicy, RouteReadback, RouteSpec, Uplink, Vnic } from '../host/driver';
+import type { DnsContext, DnsSnapshot, HostNetworkDriver, KillSwitchPolicy, RouteReadback, RouteSpec, ServerEndpoint, Uplink, Vnic } from '../host/driver';
 import { describeDns, ensureKillSwitch, holdKillSwitch, IPV4_SPLIT, IPV6_SPLIT, messageOf, pinsFor, sameRoute, servicesOffTunnel, type EngineCore } from './core';
-import { notRestoredWithoutJournal, splitRoutesInTable, type VmAddresses } from './down-by-marks';
+import { notRestoredWithoutJournal, pinRoutesInTable, splitRoutesInTable, type VmAddresses } from './down-by-marks';
 import { emptyJournal, type Ipv6InEffect, type JournalRoute, type MacJournal, type UpIntent } from './journal';
 
 /** A requested Up's or Down's own options: dry run, and the caller's signal (aborted when it went away). */
@@ -37,6 +37,8 @@ export interface RequestOptions extends Pick<OperationContext, 'signal'> {
   dryRun?: boolean;
   /** Down: the VM's addresses, by which the split routes are recognised when the journal lists none (see down-by-marks). */
   vmAddresses?: VmAddresses;
+  /** Down: the WireGuard servers, by which the pins are recognised when the journal lists none. */
+  servers?: ServerEndpoint[];
 }
 
 /** An Up the caller asked for, or the engine re-asserting the journal at start (reconcile). */
@@ -427,6 +429,7 @@ class DownContext extends Operation {
   readonly journal: MacJournal;
   readonly removed: RouteSpec[] = [];
   readonly vmAddresses: VmAddresses;
+  readonly servers: ServerEndpoint[];
   /** Why the journal could not be used (corrupt, its previous copy too): Down goes by marks. */
   readonly journalUnusable: string | null = null;
   /** Something of ours was found that the journal did not list (it was lost or removed by hand). */
@@ -435,6 +438,7 @@ class DownContext extends Operation {
   constructor(deps: UpDownDeps, options: RequestOptions, listener: StepListener) {
     super(deps, options, listener);
     this.vmAddresses = options.vmAddresses ?? {};
+    this.servers = options.servers ?? [];
     try {
       this.journal = this.core.loadJournal();
     } catch (e) {
@@ -447,7 +451,7 @@ class DownContext extends Operation {
 
   /** Without a usable journal, what could not be put back (empty when the journal was used). */
   notRestored(): string[] {
-    return this.journalUnusable || this.foundUnlisted ? notRestoredWithoutJournal(this.driver.name, this.vmAddresses) : [];
+    return this.journalUnusable || this.foundUnlisted ? notRestoredWithoutJournal(this.driver.name, this.vmAddresses, this.servers) : [];
   }
 }
 
@@ -487,12 +491,18 @@ async function restoreDns(down: DownContext, r: Runner): Promise<StepResult> {
 }
 
 /**
- * The journal's routes, then the split routes via the VM's addresses that it does not list:
- * ours all the same (a journal lost, or its previous copy one write behind; see down-by-marks).
+ * The journal's routes, then the split routes via the VM's addresses and the pins of the
+ * request's servers that it does not list: ours all the same (a journal lost, or its previous
+ * copy one write behind; see down-by-marks). Split routes first, pins last.
  */
 async function removeRoutes(down: DownContext, r: Runner): Promise<StepResult> {
   const listed = await removeJournaledRoutes(down, r);
-  const unlisted = await removeSplitRoutesByMarks(down, r);
+  const unlisted = [
+    ...(await removeByMarks(down, r, () => splitRoutesInTable(down.driver, r, down.vmAddresses))),
+  ];
+  // The pins by marks cost a look at the uplink: only when the journal could not be trusted
+  // with them (unusable, listing nothing, or missing a split route found above).
+  if (down.journalUnusable || down.foundUnlisted || listed.length === 0) unlisted.push(...(await removeByMarks(down, r, () => pinRoutesInTable(down.driver, r, down.servers))));
   const said = [
     ...(listed.length ? [`removed ${listed.map((x) => x.destination).join(', ')}`] : []),
     ...(unlisted.length ? [`removed by their marks (not in the journal): ${unlisted.map((x) => `${x.destination} via ${x.gateway}`).join(', ')}`] : []),
@@ -515,8 +525,8 @@ async function removeJournaledRoutes(down: DownContext, r: Runner): Promise<Rout
   return routes;
 }
 
-async function removeSplitRoutesByMarks(down: DownContext, r: Runner): Promise<RouteSpec[]> {
-  const found = (await splitRoutesInTable(down.driver, r, down.vmAddresses)).filter((x) => !down.removed.some((y) => y.destination === x.destination && y.gateway === x.gateway));
+async function removeByMarks(down: DownContext, r: Runner, inTable: () => Promise<RouteSpec[]>): Promise<RouteSpec[]> {
+  const found = (await inTable()).filter((x) => !down.removed.some((y) => y.destination === x.destination && y.gateway === x.gateway));
   if (found.length > 0) down.foundUnlisted = true;
   for (const route of found) {
     await down.driver.deleteRoute(r, route);

@@ -363,9 +363,17 @@ describe('down', () => {
   it('passes --force and --dry-run through', async () => {
     await down(vm, mac, { dryRun: true, forceInterfaceDown: true, vmAddress: '192.0.2.2', vmAddress6: '2001:db8::2' });
     expect(lab.agents.calls.filter((c) => c.rpc === 'Down').map((c) => c.request)).toEqual([
-      { dryRun: true, vmAddress: '192.0.2.2', vmAddress6: '2001:db8::2' },
+      // The servers from the VM's status: the mac-agent recognises its pins by them when its journal is unusable.
+      { dryRun: true, vmAddress: '192.0.2.2', vmAddress6: '2001:db8::2', endpoints: [{ host: '', ip: '203.0.113.5', port: 51820 }] },
       { dryRun: true, forceInterfaceDown: true },
     ]);
+  });
+
+  it("the VM's status unavailable: the Mac's Down goes on without servers", async () => {
+    lab.agents.vm.status = { grpcError: { code: 14, details: 'sampler failed' } };
+    const result = await down(vm, mac, { vmAddress: '192.0.2.2' });
+    expect(result.ok).toBe(true);
+    expect(lab.agents.calls.find((c) => c.rpc === 'Down')?.request).toMatchObject({ endpoints: [] });
   });
 
   it('with the Mac unreachable: still takes the VM down and says what is left', async () => {

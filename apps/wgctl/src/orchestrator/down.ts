@@ -1,5 +1,6 @@
 /** down: Mac Down → VM Down (the Mac stops sending into the VM before the tunnel goes). */
-import { type Outcome } from '@wgctl/proto';
+import { parseWgDumpEndpoint } from '@wgctl/parsers';
+import { type Endpoint, type Outcome, type VmStatus } from '@wgctl/proto';
 import { type MacAgentApi, SIDE_LABEL, type Side, type VmAgentApi } from '../agents';
 import { connectBoth, connectDetail } from './connect';
 import { AgentStepLog, type EventListener, type Failure, type StepId, Sequencer, StepFailure, leftBehind, messageOf, streamStep } from './steps';
@@ -25,6 +26,24 @@ export interface DownResult {
   notRestored: string[];
 }
 
+/**
+ * The WireGuard servers as the VM's status shows them (its cached sample: no process there),
+ * for the mac-agent to recognise its pins by when its journal is unusable. None when the VM
+ * cannot say; the Mac's Down then names the pins as not removed.
+ */
+export async function serversOfVm(vm: VmAgentApi): Promise<Endpoint[]> {
+  let status: VmStatus;
+  try {
+    status = await vm.status();
+  } catch {
+    return [];
+  }
+  return status.peers.flatMap((peer) => {
+    const endpoint = parseWgDumpEndpoint(peer.endpoint || '(none)');
+    return endpoint ? [{ host: '', ip: endpoint.host, port: endpoint.port }] : [];
+  });
+}
+
 /** Mac first, then VM; an unreachable or failing side does not stop the other one. */
 export async function down(
   vm: VmAgentApi,
@@ -46,8 +65,13 @@ export async function down(
   if (unreachable.length === 0) seq.emit({ kind: 'done', step: 'connect', detail: connectDetail(connected) });
   else seq.emit({ kind: 'failed', step: 'connect', error: unreachable.map(([, e]) => e).join('; ') });
 
+  const endpoints = connected.errors.vm || connected.errors.mac ? [] : await serversOfVm(vm);
   const sides: { side: Side; step: StepId; run: (log: AgentStepLog) => Promise<Outcome> }[] = [
-    { side: 'mac', step: 'mac-down', run: (log) => streamStep(seq, 'mac-down', 'mac', log, (cb) => mac.down({ dryRun: !!opts.dryRun, vmAddress: opts.vmAddress ?? '', vmAddress6: opts.vmAddress6 ?? '' }, cb)) },
+    {
+      side: 'mac',
+      step: 'mac-down',
+      run: (log) => streamStep(seq, 'mac-down', 'mac', log, (cb) => mac.down({ dryRun: !!opts.dryRun, vmAddress: opts.vmAddress ?? '', vmAddress6: opts.vmAddress6 ?? '', endpoints }, cb)),
+    },
     {
       side: 'vm',
       step: 'vm-down',

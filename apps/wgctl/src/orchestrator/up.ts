@@ -183,7 +183,7 @@ async function rollBack(run: UpRun): Promise<void> {
   const forward = (step: StepId, side: Side) => (event: StepEvent) => seq.emit({ kind: 'agent', step, side, event });
   const rollbacks: { side: Side; step: StepId; run: () => Promise<Outcome> }[] = [];
   if (run.macUpStarted && !refusedBusy(run.macUpError, macLog)) {
-    rollbacks.push({ side: 'mac', step: 'rollback-mac', run: () => mac.down({ dryRun: false, vmAddress: '', vmAddress6: '' }, forward('rollback-mac', 'mac')) });
+    rollbacks.push({ side: 'mac', step: 'rollback-mac', run: () => mac.down({ dryRun: false, vmAddress: '', vmAddress6: '', endpoints: [] }, forward('rollback-mac', 'mac')) });
   }
   if (vmChangedByUs) {
     rollbacks.push({ side: 'vm', step: 'rollback-vm', run: () => vm.down({ dryRun: false, forceInterfaceDown: false }, forward('rollback-vm', 'vm')) });

@@ -27,12 +27,14 @@ describe('MacAgentEngine Down without a usable journal (in-memory host)', () => 
   let host: FakeHostState;
   let store: JournalStore;
   let engine: MacAgentEngine;
+  let driver: FakeDriver;
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'wtm-nojournal-'));
     host = fakeHost();
     store = new JournalStore(dir);
-    engine = new MacAgentEngine({ driver: new FakeDriver(host), runner: new ScriptedRunner([]), journal: store, logger: silentLogger(), roamBackstopMs: 0 });
+    driver = new FakeDriver(host);
+    engine = new MacAgentEngine({ driver, runner: new ScriptedRunner([]), journal: store, logger: silentLogger(), roamBackstopMs: 0 });
   });
 
   afterEach(async () => {
@@ -72,6 +74,24 @@ describe('MacAgentEngine Down without a usable journal (in-memory host)', () => 
     expect(outcome).toMatchObject({ ok: true, notRestored: [expect.stringMatching(/^DNS: /), expect.stringMatching(/^server pins: /)] });
     expect(routesNow()).toEqual(['0.0.0.0/0 via 192.0.2.1', '203.0.113.10/32 via 192.0.2.1']);
     expect(host.killSwitch).toBeNull();
+  });
+
+  it.each(corruptions)('journal %s, with the servers in the request (wgctl down reads them from the VM): the pin is removed by its marks too', async (_name, corrupt) => {
+    expect(await engine.up(intent, {}, () => undefined)).toMatchObject({ ok: true });
+    host.routes.push({ destination: '198.51.100.7/32', gateway: '192.0.2.1', interface: 'en0' }); // someone else's host route
+    corrupt(store.path);
+    rmSync(store.previousPath);
+    const outcome = await engine.down({ vmAddresses, servers: [{ ip: '203.0.113.10', port: 51820 }] }, () => undefined);
+    expect(outcome).toMatchObject({ ok: true });
+    expect(routesNow()).toEqual(['0.0.0.0/0 via 192.0.2.1', '198.51.100.7/32 via 192.0.2.1']);
+    expect(outcome.notRestored).toEqual([expect.stringMatching(/^DNS: /)]);
+  });
+
+  it('a journal that is sound and lists its routes: no look for pins by marks (no extra process)', async () => {
+    expect(await engine.up(intent, {}, () => undefined)).toMatchObject({ ok: true });
+    driver.calls.length = 0;
+    await engine.down({ vmAddresses, servers: [{ ip: '203.0.113.10', port: 51820 }] }, () => undefined);
+    expect(driver.calls.filter((c) => c.startsWith('discoverUplink'))).toEqual([]);
   });
 
   it('without the VM address the split routes cannot be found, and the outcome says so', async () => {

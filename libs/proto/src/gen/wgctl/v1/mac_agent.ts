@@ -111,6 +111,11 @@ export interface MacDownRequest {
    */
   vmAddress: string;
   vmAddress6: string;
+  /**
+   * The WireGuard servers (from the VM's status): without a usable journal, their host routes
+   * (the pins) via the uplink's gateway are recognised as ours and removed. IP literals, at most 16.
+   */
+  endpoints: Endpoint[];
 }
 
 export interface RouteState {
@@ -555,7 +560,7 @@ export const MacUpRequest: MessageFns<MacUpRequest> = {
 };
 
 function createBaseMacDownRequest(): MacDownRequest {
-  return { dryRun: false, vmAddress: "", vmAddress6: "" };
+  return { dryRun: false, vmAddress: "", vmAddress6: "", endpoints: [] };
 }
 
 export const MacDownRequest: MessageFns<MacDownRequest> = {
@@ -568,6 +573,9 @@ export const MacDownRequest: MessageFns<MacDownRequest> = {
     }
     if (message.vmAddress6 !== "") {
       writer.uint32(26).string(message.vmAddress6);
+    }
+    for (const v of message.endpoints) {
+      Endpoint.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -609,6 +617,14 @@ export const MacDownRequest: MessageFns<MacDownRequest> = {
             message.vmAddress6 = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.endpoints.push(Endpoint.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -638,6 +654,9 @@ export const MacDownRequest: MessageFns<MacDownRequest> = {
         : isSet(object.vm_address6)
         ? globalThis.String(object.vm_address6)
         : "",
+      endpoints: globalThis.Array.isArray(object?.endpoints)
+        ? object.endpoints.map((e: any) => Endpoint.fromJSON(e))
+        : [],
     };
   },
 
@@ -652,6 +671,9 @@ export const MacDownRequest: MessageFns<MacDownRequest> = {
     if (message.vmAddress6 !== "") {
       obj.vmAddress6 = message.vmAddress6;
     }
+    if (message.endpoints?.length) {
+      obj.endpoints = message.endpoints.map((e) => Endpoint.toJSON(e));
+    }
     return obj;
   },
 
@@ -663,6 +685,7 @@ export const MacDownRequest: MessageFns<MacDownRequest> = {
     message.dryRun = object.dryRun ?? false;
     message.vmAddress = object.vmAddress ?? "";
     message.vmAddress6 = object.vmAddress6 ?? "";
+    message.endpoints = object.endpoints?.map((e) => Endpoint.fromPartial(e)) || [];
     return message;
   },
 };
