@@ -21,6 +21,11 @@ export interface StreamingOptions {
   /** Each complete stderr line; by default stderr is kept (last 20 lines) for `stderrTail`. */
   onStderrLine?: (line: string) => void;
   onExit?: (exit: StreamExit) => void;
+  /**
+   * Written to stdin once started; stdin then stays open until the process ends (interactive
+   * tools such as `scutil` read commands from it and exit at its end). Absent: stdin ends at once.
+   */
+  input?: string;
   /** Extra environment; LC_ALL=C is always set. */
   env?: Record<string, string>;
   baseEnv?: NodeJS.ProcessEnv;
@@ -62,8 +67,12 @@ export function spawnStreaming(argv: readonly string[], options: StreamingOption
   const child = spawn(argv[0], argv.slice(1), {
     shell: false,
     env: { ...(options.baseEnv ?? process.env), ...options.env, LC_ALL: 'C', LANG: 'C' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
+  child.stdin.on('error', () => undefined); // EPIPE when it exits first: its exit is reported anyway
+  // Without input, stdin ends at once (as /dev/null would).
+  if (options.input === undefined) child.stdin.end();
+  else child.stdin.write(options.input);
   const tail: string[] = [];
   const safe = (fn: (line: string) => void) => (line: string) => {
     try {

@@ -9,6 +9,8 @@ import type { StreamExit, StreamingOptions, StreamingProcess } from './stream';
 export interface SupervisedMonitorOptions {
   spawn: (argv: readonly string[], options: StreamingOptions) => StreamingProcess;
   argv: readonly string[];
+  /** Written to its stdin at each start, which then stays open (see StreamingOptions.input). */
+  input?: string;
   onLine: (line: string) => void;
   /** Each start, the first and every restart (e.g. one look for what changed before it listened). */
   onStart?: (proc: StreamingProcess) => void;
@@ -35,6 +37,7 @@ export class SupervisedMonitor {
     this.wanted = true;
     if (this.proc) return;
     const proc = this.options.spawn(this.options.argv, {
+      input: this.options.input,
       onLine: (line) => this.options.onLine(line),
       onExit: (exit) => {
         if (this.proc !== proc) return; // stopped (or replaced) meanwhile

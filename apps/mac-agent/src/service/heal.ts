@@ -3,7 +3,9 @@
  * within 2 s, logged with what changed and, where the OS tells, who changed it; counted.
  *
  * - Routes (split routes, IPv6 split routes, server pins) and DNS: the routing monitor's path
- *   (roam.ts) puts them back; it reports each heal here (HealLog).
+ *   (roam.ts) puts them back; it reports each heal here (HealLog). DNS changed without a routing
+ *   event is heard through the driver's DNS watch (host/dns-watch.ts: inotify on the managed
+ *   resolv.conf's directory, `scutil` on configd's DNS keys) and put back the same way.
  * - The kill switch: SelfHealing below. Events where the driver has them (`nft monitor`), a
  *   periodic cheap look (PF has no events: every second), see host/kill-switch-watch.ts. Also
  *   while a kill-switch-only Up holds the host fail-closed (journal up-in-progress).
@@ -27,7 +29,7 @@ export interface Heal {
   detail: string;
   /** Who changed it, when the OS says (`pid 312`, `process 3176 (nft)`), else ''. */
   by: string;
-  /** What found it (`nft monitor: delete table inet wgctl`, `periodic look`), '' when not told. */
+  /** What found it (`nft monitor: delete table inet wgctl`, `periodic look`, `file event: rename /etc/resolv.conf`), '' when not told. */
   trigger?: string;
 }
 

@@ -10,4 +10,5 @@ export * from './pfctl';
 export * from './networksetup';
 export * from './ifconfig';
 export * from './scutil';
+export * from './scutil-watch';
 export * from './ipconfig';

@@ -52,4 +52,18 @@ describe('spawnStreaming', () => {
     await proc.exited;
     expect(seen).toEqual(['1', '2']);
   });
+
+  it('writes `input` to stdin and keeps it open: an interactive tool reads its commands and keeps running', async () => {
+    const lines: string[] = [];
+    // Echoes each stdin line as it comes, and says so when stdin ends (the way scutil exits).
+    const script = "require('readline').createInterface({ input: process.stdin }).on('line', (l) => console.log('got ' + l)).on('close', () => { console.log('eof'); process.exit(0); })";
+    const proc = spawnStreaming([process.execPath, '-e', script], { input: 'n.add State:/Network/Global/DNS\nn.watch\n', onLine: (l) => lines.push(l) });
+    const deadline = Date.now() + 5_000;
+    while (lines.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 100)); // an end of stdin would show by now
+    expect(lines.join('|')).toBe('got n.add State:/Network/Global/DNS|got n.watch');
+    const exit = await proc.stop();
+    expect(exit.signal).toBe('SIGTERM'); // still running until stopped: stdin never ended
+    expect(lines).not.toContain('eof');
+  });
 });

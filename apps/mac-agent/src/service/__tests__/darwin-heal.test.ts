@@ -42,6 +42,8 @@ describe('self-healing on macOS (in-memory Mac)', () => {
   let monitorLine: ((line: string) => void) | undefined;
 
   const fakeSpawn = (argv: readonly string[], options: StreamingOptions): StreamingProcess => {
+    // The DNS watch (scutil) has its own tests (darwin-dns-heal.test.ts): here it stays silent.
+    if (argv[0] === 'scutil') return { argv: [...argv], pid: 4400, exited: new Promise(() => undefined), stderrTail: () => [], stop: async () => ({ code: null, signal: 'SIGTERM' }) };
     monitorLine = options.onLine;
     const exited = Promise.resolve({ code: null, signal: 'SIGTERM' as NodeJS.Signals });
     return { argv: [...argv], pid: 4300, exited, stderrTail: () => [], stop: async () => exited };
