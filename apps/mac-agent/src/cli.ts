@@ -4,7 +4,7 @@
  *
  *   mac-agent [--driver darwin|linux] [--listen unix:PATH|ADDR:PORT] [--tls-dir DIR]
  *             [--state-dir DIR] [--log-level L] [--dns-resolv-conf PATH] [--dns-mode M]
- *   mac-agent install   [same options] [--no-start] [--node PATH]  (launchd on darwin, systemd on linux)
+ *   mac-agent install   [same options] [--no-start] [--node PATH] [--allow-untrusted-program]  (launchd on darwin, systemd on linux)
  *   mac-agent uninstall [--driver …] [--state-dir DIR]  (stops it and removes what it changed)
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -110,12 +110,18 @@ export function buildProgram(): Command {
       'darwin: the node launchd runs (default: this one; a Homebrew Cellar path becomes its stable link; not under a home folder, /Volumes or Desktop/Documents/Downloads)',
       absolutePath,
     )
+    .option('--allow-untrusted-program', 'install even when node or the agent script could be replaced by a non-root user (refused otherwise; warned at every start)')
     .action(async (raw: Record<string, unknown>) => {
       const options = agentOptionsFrom(raw);
       if (raw.node !== undefined && options.driver !== 'darwin') throw new InvalidArgumentError('--node is for launchd (--driver darwin); the systemd unit runs this node');
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { installService } = require('./run') as typeof import('./run');
-      await installService(options, { start: raw.start !== false, unitDir: raw.unitDir as string, node: raw.node as string | undefined });
+      await installService(options, {
+        start: raw.start !== false,
+        unitDir: raw.unitDir as string,
+        node: raw.node as string | undefined,
+        allowUntrustedProgram: raw.allowUntrustedProgram === true,
+      });
     });
   addAgentOptions(program.command('uninstall').description('stop the service, undo its routes/kill switch/DNS (from the journal), remove it'))
     .option('--unit-dir <dir>', 'linux: where the systemd unit is', absolutePath, '/etc/systemd/system')

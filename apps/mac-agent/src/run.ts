@@ -13,6 +13,7 @@ import { startIdleTrim } from '@wgctl/state';
 import { certificateCheck, createAgentServer, loadTlsMaterial, type AgentServer } from '@wgctl/transport';
 import type { HostNetworkDriver } from './host/driver';
 import { LinuxDriver } from './host/linux';
+import { startupProgramWarnings } from './install/program-trust';
 import { installSystemd, uninstallSystemd } from './install/systemd';
 import { agentArgs, type AgentOptions } from './options';
 import { MacAgentEngine, type EngineStatus } from './service/engine';
@@ -122,6 +123,7 @@ export async function startAgent(options: AgentOptions, extras: StartAgentExtras
     throw e;
   }
   logger.info('mac-agent started', { driver: driver.name, listen: address, stateDir: options.stateDir });
+  warnIfUntrustedProgram(logger);
   await engine.reconcile();
   sampler.start();
   return {
@@ -163,7 +165,19 @@ function scriptPath(): string {
   return resolve(process.argv[1] ?? 'mac-agent.js');
 }
 
-export async function installService(options: AgentOptions, install: { start: boolean; unitDir?: string; node?: string }): Promise<void> {
+/** At every start as root: loud when node or this script could be swapped by a non-root user (install --allow-untrusted-program). */
+function warnIfUntrustedProgram(logger: Logger): void {
+  if (process.geteuid?.() !== 0) return;
+  for (const problem of startupProgramWarnings({ nodePath: process.execPath, scriptPath: scriptPath() })) {
+    logger.warn('UNTRUSTED PROGRAM: a non-root user can replace code this agent runs as root', { problem });
+  }
+}
+
+export async function installService(
+  options: AgentOptions,
+  install: { start: boolean; unitDir?: string; node?: string; allowUntrustedProgram?: boolean },
+): Promise<void> {
+  const warn = (line: string) => void process.stderr.write(`${line}\n`);
   // Refuse now, not in a restart loop of the service: the agent checks the same at every start.
   if (options.tlsDir) loadTlsMaterial(options.tlsDir, 'mac-agent');
   const runner = new ExecRunner();
@@ -174,13 +188,22 @@ export async function installService(options: AgentOptions, install: { start: bo
       agentArgs: agentArgs(options),
       unitDir: install.unitDir,
       start: install.start,
+      allowUntrustedProgram: install.allowUntrustedProgram,
+      warn,
     });
     process.stdout.write(`installed ${path}${install.start ? ' (enabled and started)' : ''}\n`);
     return;
   }
   const launchd = loadLaunchd();
   // A Homebrew Cellar node is replaced by its stable link: print what the daemon will run.
-  const installed = await launchd.installLaunchd(runner, { nodePath: install.node ?? process.execPath, scriptPath: scriptPath(), agentArgs: agentArgs(options), start: install.start });
+  const installed = await launchd.installLaunchd(runner, {
+    nodePath: install.node ?? process.execPath,
+    scriptPath: scriptPath(),
+    agentArgs: agentArgs(options),
+    start: install.start,
+    allowUntrustedProgram: install.allowUntrustedProgram,
+  });
+  installed.warnings.forEach(warn);
   process.stdout.write(`installed ${installed.plistPath} (runs ${installed.nodePath} ${installed.scriptPath})${install.start ? ', loaded and started' : ''}\n`);
 }
 
@@ -188,8 +211,8 @@ export async function installService(options: AgentOptions, install: { start: bo
 interface LaunchdModule {
   installLaunchd(
     run: Runner,
-    options: { nodePath: string; scriptPath: string; agentArgs: string[]; start?: boolean },
-  ): Promise<{ plistPath: string; nodePath: string; scriptPath: string }>;
+    options: { nodePath: string; scriptPath: string; agentArgs: string[]; start?: boolean; allowUntrustedProgram?: boolean },
+  ): Promise<{ plistPath: string; nodePath: string; scriptPath: string; warnings: string[] }>;
   uninstallLaunchd(run: Runner, options?: { stop?: boolean }): Promise<string>;
 }
 

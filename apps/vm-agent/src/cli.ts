@@ -5,7 +5,7 @@
  *   vm-agent --listen ADDR:PORT --tls-dir DIR --wg-config FILE [--state-dir DIR] [--log-level L]
  *            [--insecure-loopback-dev] [--health-interval MS] [--handshake-threshold S]
  *            [--handshake-timeout MS] [--wg-method auto|wg-quick|systemd] [--heal-check-interval MS]
- *   vm-agent install   [the same options] [--prefix DIR] [--root DIR] [--no-enable]
+ *   vm-agent install   [the same options] [--prefix DIR] [--root DIR] [--no-enable] [--allow-untrusted-program]
  *   vm-agent uninstall [--wg-config FILE] [--state-dir DIR] [--prefix DIR] [--root DIR] [--keep-network]
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -112,6 +112,7 @@ export function buildProgram(): Command {
     .option('--prefix <dir>', 'program goes to PREFIX/lib/wgctl/vm-agent.js', absolutePath, '/usr/local')
     .option('--root <dir>', 'install into this root instead of / (no systemctl)', absolutePath, '/')
     .option('--no-enable', 'do not enable/start the unit')
+    .option('--allow-untrusted-program', 'install even when node or the program directory could be changed by a non-root user (refused otherwise; warned at every start)')
     .action(async (raw: Record<string, unknown>) => {
       const options = agentOptionsFrom(raw);
       const [{ install }, { ExecRunner }] = await Promise.all([import('./install/install'), import('@wgctl/runner')]);
@@ -122,6 +123,7 @@ export function buildProgram(): Command {
         prefix: String(raw.prefix),
         root: String(raw.root),
         enable: raw.enable !== false,
+        allowUntrustedProgram: raw.allowUntrustedProgram === true,
         runner: new ExecRunner(),
         log: (line) => process.stdout.write(`${line}\n`),
       });

@@ -4,8 +4,9 @@
  * Stopping the agent does not take the tunnel down: the journal keeps what it applied and the
  * next start reconciles.
  */
+import { resolve } from 'node:path';
 import { HealthSampler } from '@wgctl/agent-kit';
-import { ensureTrustedDirectory } from '@wgctl/config';
+import { ensureTrustedDirectory, rootOwnedProblem } from '@wgctl/config';
 import { createLogger, type Logger } from '@wgctl/logging';
 import { VmAgentService } from '@wgctl/proto';
 import { wgQuickInterfaceFromPath } from '@wgctl/parsers';
@@ -42,8 +43,22 @@ function engineFor(options: Pick<AgentOptions, 'wgConfig' | 'stateDir'> & Partia
   });
 }
 
+/** At every start as root: loud when node or this program could be swapped by a non-root user (install --allow-untrusted-program). */
+export function untrustedProgramAtStart(nodePath: string, programPath: string): string[] {
+  try {
+    return [rootOwnedProblem(nodePath, 'node'), rootOwnedProblem(programPath, 'program')].filter((p): p is string => p !== undefined);
+  } catch (err) {
+    return [`could not check the program it runs from: ${(err as Error).message}`];
+  }
+}
+
 export async function runAgent(options: AgentOptions): Promise<void> {
   const logger = createLogger({ service: 'vm-agent', level: options.logLevel as never });
+  if (process.geteuid?.() === 0) {
+    for (const problem of untrustedProgramAtStart(process.execPath, resolve(process.argv[1] ?? 'vm-agent.js'))) {
+      logger.warn('UNTRUSTED PROGRAM: a non-root user can replace code this agent runs as root', { problem });
+    }
+  }
   const tls = options.tlsDir ? loadTlsMaterial(options.tlsDir, 'vm-agent') : undefined;
   // It holds the WireGuard private key: refuse to start with a file others can read or own.
   await checkConfigFileAtStart(options.wgConfig, logger);

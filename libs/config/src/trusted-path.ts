@@ -155,3 +155,19 @@ export function ensureTrustedDirectory(path: string, what: string, owners?: numb
   checkTrustedPath(path, { what, kind: 'directory', owners });
   for (const name of readdirSync(path)) checkTrustedPath(join(path, name), { what: `file in the ${what}`, kind: 'any', owners });
 }
+
+/**
+ * What is wrong with code a root service runs (interpreter, script, library), or undefined: it
+ * and every directory above it must be root's alone, whoever checks — whoever can write any of
+ * them can swap what root runs. No fix in the text: chown-ing a package manager's tree (Homebrew
+ * owns /usr/local/lib on Intel Macs) is none, so the caller names one.
+ */
+export function rootOwnedProblem(path: string, what: string, kind: 'file' | 'directory' = 'file'): string | undefined {
+  try {
+    checkTrustedPath(path, { what, kind, owners: [0] });
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof UntrustedPathError)) throw err;
+    return `${what} ${err.path}${err.offender === err.path ? '' : `: ${err.offender}`} ${err.problems.join(' and ')}`;
+  }
+}

@@ -5,7 +5,9 @@
  *
  * Before anything changes, the node and agent script it will run are checked (daemonPaths): a
  * Homebrew Cellar node becomes its stable link, and paths launchd could not run at boot as root
- * (privacy-protected folders, /Volumes, home folders, nvm) are refused, naming the fix.
+ * (privacy-protected folders, /Volumes, home folders, nvm) are refused, naming the fix. Then
+ * both (and node's libraries) must be root's with root-owned parents (program-trust.ts), unless
+ * --allow-untrusted-program.
  *
  * The plist is written here as XML by hand (a handful of keys, all escaped): the `plist`
  * package is ESM-only and cannot be required from this CommonJS build; tests parse the result
@@ -13,7 +15,9 @@
  */
 import { existsSync, realpathSync } from 'node:fs';
 import { isAbsolute, normalize } from 'node:path';
+import { shellQuote } from '@wgctl/config';
 import type { Runner } from '@wgctl/runner';
+import { enforceTrustedProgram, untrustedProgram, type ProgramPaths, type UntrustedProgram } from './program-trust';
 
 const LAUNCHD_LABEL = 'com.wgctl.mac-agent';
 const LAUNCHD_DAEMON_DIR = '/Library/LaunchDaemons';
@@ -168,9 +172,11 @@ export interface PathProbe {
   exists(path: string): boolean;
   /** The path with every symlink resolved. */
   realpath(path: string): string;
+  /** What keeps node (and its libraries) or the script from being root's alone (program-trust.ts). */
+  untrusted(paths: ProgramPaths): UntrustedProgram;
 }
 
-const fileSystemProbe: PathProbe = { exists: existsSync, realpath: (path) => realpathSync(path) };
+const fileSystemProbe: PathProbe = { exists: existsSync, realpath: (path) => realpathSync(path), untrusted: untrustedProgram };
 
 const HOMEBREW_NODE = /^(?<prefix>\/.+)\/Cellar\/(?<formula>node(?:@[0-9]+)?)\/[^/]+\/bin\/node$/;
 
@@ -219,13 +225,24 @@ export function daemonPathProblem(path: string): string | undefined {
   // nvm's node (and what `npm i -g` put beside it) is one version's tree, removed by `nvm uninstall`.
   if (/\/\.nvm\/versions\//.test(normalized)) return 'is in nvm\'s versioned tree, removed by `nvm uninstall`, and writable by its owner without sudo while the daemon runs it as root';
   // A home folder's files can be changed by its user without sudo: the daemon would run them as
-  // root. (Homebrew's prefix is user-writable too; it is the accepted system-wide install.)
+  // root. (Homebrew's prefix is user-writable too: trustedDaemonProgram refuses it by owner.)
   if (/^\/Users\//i.test(normalized)) return 'is in a home folder, writable by its user without sudo while the daemon runs it as root';
   return undefined;
 }
 
-const NODE_FIX = 'install node system-wide (the nodejs.org installer\'s /usr/local/bin/node, or Homebrew\'s) and give --node PATH';
-const scriptFix = (script: string) => `copy the agent out first (sudo mkdir -p /usr/local/lib/wgctl && sudo cp '${script}' /usr/local/lib/wgctl/) and run install from there`;
+/**
+ * Where the agent and its node go: root-owned with root-owned parents on every Mac
+ * (/Library root:wheel 0755, /Library/Application Support root:admin 0755), and never Homebrew's.
+ * /usr/local/lib and /usr/local/bin are not: Homebrew on Intel gives them to its user.
+ */
+export const MAC_AGENT_HOME = '/Library/Application Support/wgctl';
+const quotedHome = shellQuote(MAC_AGENT_HOME);
+const NODE_FIX =
+  `Homebrew's node cannot pass (it and the libuv, OpenSSL, ICU it loads are in Homebrew's prefix, which its user owns); ` +
+  `copy the nodejs.org build's bin/node (it carries its libraries, loading only macOS's own) next to the agent: ` +
+  `sudo install -m 0755 NODEJS_ORG/bin/node ${quotedHome}/node, and run install with that node (or give --node ${quotedHome}/node)`;
+const scriptFix = (script: string) =>
+  `copy the agent to a root-owned directory first (sudo install -d -m 0755 ${quotedHome} && sudo install -m 0644 ${shellQuote(script)} ${quotedHome}/) and run install from there`;
 
 function checkDaemonPath(role: 'node' | 'agent script', path: string, fix: string, probe: PathProbe): void {
   if (!isAbsolute(path)) throw new Error(`${role} ${path} is not an absolute path${role === 'node' ? ': give --node PATH' : ''}`);
@@ -249,11 +266,18 @@ export function daemonPaths(paths: { nodePath: string; scriptPath: string }, pro
   return { nodePath, scriptPath: paths.scriptPath };
 }
 
+/** Refuses (naming the fix) a node or script that is not root's alone; with `allow`, returns the warnings. */
+export function trustedDaemonProgram(paths: ProgramPaths, probe: PathProbe, allow: boolean): string[] {
+  return enforceTrustedProgram(probe.untrusted(paths), { node: NODE_FIX, script: scriptFix(paths.scriptPath) }, allow);
+}
+
 export interface LaunchdInstalled {
   plistPath: string;
   /** What ProgramArguments runs: node (a Cellar path made stable), then the agent script. */
   nodePath: string;
   scriptPath: string;
+  /** With allowUntrustedProgram: what is not root's alone (the agent logs it again at every start). */
+  warnings: string[];
 }
 
 /** What `mac-agent install` calls (see run.ts). Checks the paths before changing anything. */
@@ -269,9 +293,13 @@ export async function installLaunchd(
     logDir?: string;
     probe?: PathProbe;
     wait?: (ms: number) => Promise<void>;
+    /** Install even when node or the script could be replaced by a non-root user (warned). */
+    allowUntrustedProgram?: boolean;
   },
 ): Promise<LaunchdInstalled> {
-  const { nodePath, scriptPath } = daemonPaths(options, options.probe ?? fileSystemProbe);
+  const probe = options.probe ?? fileSystemProbe;
+  const { nodePath, scriptPath } = daemonPaths(options, probe);
+  const warnings = trustedDaemonProgram({ nodePath, scriptPath }, probe, options.allowUntrustedProgram === true);
   const install: LaunchdInstallOptions = {
     label: options.label ?? LAUNCHD_LABEL,
     program: nodePath,
@@ -281,7 +309,7 @@ export async function installLaunchd(
     start: options.start,
   };
   await runLaunchdCommands(run, installArgv(install), options.wait);
-  return { plistPath: launchdPlistPath(install.label, install.daemonDir), nodePath, scriptPath };
+  return { plistPath: launchdPlistPath(install.label, install.daemonDir), nodePath, scriptPath, warnings };
 }
 
 /** What `mac-agent uninstall` calls (see run.ts): returns the plist path. */

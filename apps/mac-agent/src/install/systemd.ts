@@ -1,11 +1,14 @@
 /**
  * `mac-agent install|uninstall` on a Linux host: a systemd unit of its own
  * (wgctl-mac-agent.service). Rendering is pure; installing writes the unit and runs
- * systemctl through the runner.
+ * systemctl through the runner. ExecStart runs as root: node and the agent script must be
+ * root's with root-owned parents (program-trust.ts) unless --allow-untrusted-program.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { shellQuote } from '@wgctl/config';
 import type { Runner } from '@wgctl/runner';
+import { enforceTrustedProgram, untrustedProgram } from './program-trust';
 
 export const SYSTEMD_UNIT_NAME = 'wgctl-mac-agent.service';
 const SYSTEMD_UNIT_DIR = '/etc/systemd/system';
@@ -65,9 +68,20 @@ export interface InstallSystemdOptions extends SystemdUnitOptions {
   unitDir?: string;
   /** Enable and start the unit (default true). */
   start?: boolean;
+  /** Install even when node or the script could be replaced by a non-root user (warned). */
+  allowUntrustedProgram?: boolean;
+  /** Where the warnings of allowUntrustedProgram go. */
+  warn?: (line: string) => void;
 }
 
+const LINUX_NODE_FIX = "run install with a node only root can change (your distribution's /usr/bin/node)";
+const linuxScriptFix = (script: string) =>
+  `copy the agent to a root-owned directory first (sudo install -d -m 0755 /usr/local/lib/wgctl && sudo install -m 0644 ${shellQuote(script)} /usr/local/lib/wgctl/) and run install from there`;
+
 export async function installSystemd(run: Runner, options: InstallSystemdOptions): Promise<string> {
+  const found = untrustedProgram({ nodePath: options.nodePath, scriptPath: options.scriptPath });
+  const warnings = enforceTrustedProgram(found, { node: LINUX_NODE_FIX, script: linuxScriptFix(options.scriptPath) }, options.allowUntrustedProgram === true);
+  for (const warning of warnings) options.warn?.(warning);
   const dir = options.unitDir ?? SYSTEMD_UNIT_DIR;
   mkdirSync(dir, { recursive: true });
   const path = join(dir, SYSTEMD_UNIT_NAME);

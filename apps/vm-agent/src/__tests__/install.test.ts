@@ -1,10 +1,11 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_HEALTH_INTERVAL_MS } from '@wgctl/agent-kit';
 import { ExecRunner, ScriptedRunner } from '@wgctl/runner';
 import { agentOptionsFrom, buildProgram } from '../cli';
 import { install, planInstall, uninstall } from '../install/install';
+import { untrustedProgramAtStart } from '../run';
 import { agentArgs } from '../options';
 import { UNIT_NAME, UNIT_PATH, renderUnit, systemdQuote } from '../install/unit';
 
@@ -105,6 +106,51 @@ describe('install / uninstall', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+/** ExecStart runs as root: node and the program's directory must be root's all the way up (chown simulates a user's). */
+describe('install refuses what a non-root user could replace', () => {
+  let root: string;
+  let bundle: string;
+  const userOwned = (path: string): string => {
+    mkdirSync(path, { recursive: true, mode: 0o755 });
+    chownSync(path, 1000, 1000);
+    return path;
+  };
+  beforeEach(() => {
+    root = mkdtempSync('/tmp/wtv-trust-');
+    bundle = join(root, 'bundle.js');
+    writeFileSync(bundle, '// the agent\n');
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+  const installInto = (nodePath: string, extra: { allowUntrustedProgram?: boolean; log?: (line: string) => void } = {}) =>
+    install({ agentArgs: ['--listen', '192.0.2.10:7443'], bundlePath: bundle, nodePath, root, systemctl: false, runner: new ScriptedRunner([]), ...extra });
+
+  it('refuses a prefix under a user-owned directory, before writing anything', async () => {
+    const lib = userOwned(join(root, 'usr/local/lib'));
+    await expect(installInto('/usr/bin/node')).rejects.toThrow(
+      `program directory ${join(lib, 'wgctl')}: directory ${lib} is owned by uid 1000, not root: give --prefix a root-owned directory (default /usr/local)`,
+    );
+    expect(existsSync(join(lib, 'wgctl'))).toBe(false);
+    expect(existsSync(join(root, UNIT_PATH))).toBe(false);
+  });
+
+  it('refuses a node a user could replace', async () => {
+    const node = join(userOwned(join(root, 'home/ann/.nvm')), 'node');
+    writeFileSync(node, '', { mode: 0o755 });
+    await expect(installInto(node)).rejects.toThrow(`node ${node}: ${join(root, 'home/ann/.nvm')} is owned by uid 1000, not root: run install with a node only root can change`);
+    expect(existsSync(join(root, UNIT_PATH))).toBe(false);
+  });
+
+  it('--allow-untrusted-program installs anyway, logging a warning; the agent repeats it at every start', async () => {
+    const lib = userOwned(join(root, 'usr/local/lib'));
+    const lines: string[] = [];
+    await installInto('/usr/bin/node', { allowUntrustedProgram: true, log: (line) => void lines.push(line) });
+    expect(existsSync(join(lib, 'wgctl/vm-agent.js'))).toBe(true);
+    expect(lines[0]).toMatch(new RegExp(`^WARNING: installed with --allow-untrusted-program; .*${lib} is owned by uid 1000, not root`));
+    expect(untrustedProgramAtStart('/usr/bin/node', join(lib, 'wgctl/vm-agent.js'))).toEqual([`program ${join(lib, 'wgctl/vm-agent.js')}: ${lib} is owned by uid 1000, not root`]);
+    expect(untrustedProgramAtStart('/usr/bin/node', bundle)).toEqual([]);
   });
 });
 

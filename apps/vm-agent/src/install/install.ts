@@ -5,9 +5,14 @@
  *
  * `root` (default /) lets tests install into a scratch directory; systemctl is only run
  * when installing into the real root.
+ *
+ * ExecStart runs as root, so node and the directory the program goes to must be root's with
+ * root-owned parents (StrictModes, libs/config trusted-path.ts): whoever can write them can swap
+ * what root runs. Refused before anything is written, unless allowUntrustedProgram.
  */
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { rootOwnedProblem } from '@wgctl/config';
 import type { Runner } from '@wgctl/runner';
 import { UNIT_NAME, UNIT_PATH, renderUnit } from './unit';
 
@@ -34,6 +39,36 @@ export interface InstallOptions {
   systemctl?: boolean;
   runner: Runner;
   log?: (line: string) => void;
+  /** Install even when node or the program's directory could be changed by a non-root user (warned). */
+  allowUntrustedProgram?: boolean;
+}
+
+export const ALLOW_UNTRUSTED_FLAG = '--allow-untrusted-program';
+
+function nearestExisting(path: string): string {
+  let current = path;
+  while (!existsSync(current) && dirname(current) !== current) current = dirname(current);
+  return current;
+}
+
+/** What keeps node or the program's (future) directory from being root's alone, each with its fix. */
+export function untrustedInstall(nodePath: string, programDir: string): string[] {
+  const problems: string[] = [];
+  const node = rootOwnedProblem(nodePath, 'node');
+  if (node) problems.push(`${node}: run install with a node only root can change (your distribution's /usr/bin/node)`);
+  // Not made yet: whoever can write its nearest existing parent could make it first.
+  const existing = nearestExisting(programDir);
+  const dir = rootOwnedProblem(existing, 'directory', 'directory');
+  if (dir) problems.push(`program directory ${programDir}: ${dir}: give --prefix a root-owned directory (default /usr/local)`);
+  return problems;
+}
+
+/** Refuses what untrustedInstall found, or with `allow` logs it as a warning (the agent repeats it at every start). */
+function enforceTrustedInstall(problems: string[], allow: boolean, log: (line: string) => void): void {
+  if (problems.length === 0) return;
+  const why = 'the service runs it as root, and whoever can change it can run their code as root';
+  if (!allow) throw new Error(`refusing to install (${why}):\n  ${problems.join('\n  ')}\n  (${ALLOW_UNTRUSTED_FLAG} installs anyway, with a warning in the log at every start)`);
+  for (const problem of problems) log(`WARNING: installed with ${ALLOW_UNTRUSTED_FLAG}; ${why}: ${problem}`);
 }
 
 function programPathFor(prefix = DEFAULT_PREFIX): string {
@@ -58,6 +93,7 @@ export async function install(options: InstallOptions): Promise<InstallPlan> {
   const root = options.root ?? '/';
   const plan = planInstall(options);
   if (!existsSync(options.bundlePath)) throw new Error(`cannot install: the program ${options.bundlePath} does not exist (run the built bundle)`);
+  enforceTrustedInstall(untrustedInstall(options.nodePath, dirname(join(root, plan.programPath))), options.allowUntrustedProgram === true, log);
   writeAtomically(join(root, plan.programPath), readFileSync(options.bundlePath), 0o755);
   log(`installed ${plan.programPath}`);
   writeAtomically(join(root, plan.unitPath), plan.unitText, 0o644);

@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ExecRunner, ScriptedRunner } from '@wgctl/runner';
 import { buildProgram, main } from '../../cli';
 import {
@@ -11,10 +12,13 @@ import {
   launchdPlistPath,
   renderLaunchdPlist,
   stableNodePath,
+  trustedDaemonProgram,
   uninstallArgv,
   uninstallLaunchd,
   type PathProbe,
 } from '../launchd';
+import { untrustedProgram } from '../program-trust';
+import { machOExecutable } from './macho-fixture';
 
 const ROOT = join(__dirname, '../../../../..');
 
@@ -28,7 +32,10 @@ async function parsePlist(xml: string): Promise<Record<string, unknown>> {
   return JSON.parse(result.stdout) as Record<string, unknown>;
 }
 
-/** A Mac's file system as far as the path checks see it: plain files, and symlinks to their targets. */
+/**
+ * A Mac's file system as far as the path checks see it: plain files, and symlinks to their
+ * targets, all root's (ownership is tested on real files below).
+ */
 function fakeFileSystem(files: string[], links: Record<string, string> = {}): PathProbe {
   const realpath = (path: string): string => {
     const target = links[path] ?? path;
@@ -45,6 +52,7 @@ function fakeFileSystem(files: string[], links: Record<string, string> = {}): Pa
       }
     },
     realpath,
+    untrusted: () => ({ node: [], script: [] }),
   };
 }
 
@@ -111,7 +119,7 @@ describe('launchd install/uninstall argv', () => {
     ]);
     const installed = await installLaunchd(run, { nodePath: options.program, scriptPath: SCRIPT, agentArgs: AGENT_ARGS, probe: macWithNode });
     run.assertDone();
-    expect(installed).toEqual({ plistPath, nodePath: '/usr/local/bin/node', scriptPath: SCRIPT });
+    expect(installed).toEqual({ plistPath, nodePath: '/usr/local/bin/node', scriptPath: SCRIPT, warnings: [] });
   });
 
   it('install from a Homebrew Cellar node: ProgramArguments runs the stable link, which survives brew upgrade + cleanup', async () => {
@@ -215,6 +223,9 @@ describe('stableNodePath', () => {
       realpath: () => {
         throw new Error('looked');
       },
+      untrusted: () => {
+        throw new Error('looked');
+      },
     };
     expect(stableNodePath('/usr/local/bin/node', untouchable)).toBe('/usr/local/bin/node');
     expect(stableNodePath('/opt/homebrew/opt/node@20/bin/node', untouchable)).toBe('/opt/homebrew/opt/node@20/bin/node');
@@ -240,7 +251,7 @@ describe('daemonPathProblem: what launchd cannot run as root from boot', () => {
     expect(daemonPathProblem(path)).toMatch(reason);
   });
 
-  it.each(['/usr/local/bin/node', '/opt/homebrew/bin/node', '/usr/local/lib/wgctl/mac-agent.js', '/Library/Application Support/wgctl/mac-agent.js'])('accepts %s', (path) => {
+  it.each(['/usr/local/bin/node', '/opt/homebrew/bin/node', '/usr/local/lib/wgctl/mac-agent.js', '/Library/Application Support/wgctl/mac-agent.js'])('accepts %s by its path (owners: trustedDaemonProgram)', (path) => {
     expect(daemonPathProblem(path)).toBeUndefined();
   });
 });
@@ -249,10 +260,10 @@ describe('daemonPaths: node and agent script checked together', () => {
   it('names the fix: copy the agent out, or give --node PATH', () => {
     const script = '/Users/ann/Documents/wgctl/mac-agent.js';
     expect(() => daemonPaths({ nodePath: '/usr/local/bin/node', scriptPath: script }, fakeFileSystem(['/usr/local/bin/node', script]))).toThrow(
-      "agent script /Users/ann/Documents/wgctl/mac-agent.js is under Documents, which macOS privacy controls (TCC) close to a daemon (\"Operation not permitted\"): copy the agent out first (sudo mkdir -p /usr/local/lib/wgctl && sudo cp '/Users/ann/Documents/wgctl/mac-agent.js' /usr/local/lib/wgctl/) and run install from there",
+      "agent script /Users/ann/Documents/wgctl/mac-agent.js is under Documents, which macOS privacy controls (TCC) close to a daemon (\"Operation not permitted\"): copy the agent to a root-owned directory first (sudo install -d -m 0755 '/Library/Application Support/wgctl' && sudo install -m 0644 /Users/ann/Documents/wgctl/mac-agent.js '/Library/Application Support/wgctl'/) and run install from there",
     );
     const nvmNode = '/Users/ann/.nvm/versions/node/v22.3.0/bin/node';
-    expect(() => daemonPaths({ nodePath: nvmNode, scriptPath: SCRIPT }, fakeFileSystem([nvmNode, SCRIPT]))).toThrow(/^node \/Users\/ann\/\.nvm\/.*`nvm uninstall`.*: install node system-wide .* and give --node PATH$/);
+    expect(() => daemonPaths({ nodePath: nvmNode, scriptPath: SCRIPT }, fakeFileSystem([nvmNode, SCRIPT]))).toThrow(/^node \/Users\/ann\/\.nvm\/.*`nvm uninstall`.*: Homebrew's node cannot pass .* copy the nodejs\.org build's bin\/node .*--node '\/Library\/Application Support\/wgctl'\/node\)$/);
   });
 
   it('checks what a symlink resolves to: launchd runs the target', () => {
@@ -293,4 +304,102 @@ describe('mac-agent install --node', () => {
     expect(await cli(['install', '--driver', 'darwin', '--node', 'node'])).toMatchObject({ code: 2, stderr: expect.stringContaining('expected an absolute path') });
     expect(await cli(['install', '--driver', 'linux', '--node', '/usr/local/bin/node'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--node is for launchd (--driver darwin)') });
   });
+});
+
+/**
+ * StrictModes for what launchd runs as root, on real files: we are root, so a directory chowned
+ * to uid 501 is the Intel Mac's /usr/local/lib (Homebrew gives it to the user) or Homebrew's
+ * prefix. Trees are built under a fresh 0700 directory in /tmp (root-owned, under a sticky /tmp).
+ */
+describe('install refuses a node or agent script a non-root user could replace', () => {
+  const USER_UID = 501;
+  let tree: string;
+  const file = (path: string, content: string | Buffer = '// code\n', mode = 0o755): string => {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    writeFileSync(path, content, { mode });
+    return path;
+  };
+  /** A directory the user owns (as Homebrew's /usr/local/lib or /opt/homebrew). */
+  const userOwned = (path: string): string => {
+    mkdirSync(path, { recursive: true, mode: 0o755 });
+    chownSync(path, USER_UID, 20);
+    return path;
+  };
+  // The nodejs.org build: a Mach-O that loads only macOS's own libraries (dprint's macOS build stands in).
+  const officialNode = () => copyFileSync(join(ROOT, 'node_modules/dprint-node/dprint-node.darwin-arm64.node'), file(join(tree, 'app-support/wgctl/node')));
+  const install = (paths: { nodePath: string; scriptPath: string }, allowUntrustedProgram = false, run = new ScriptedRunner([])) =>
+    installLaunchd(run, { ...paths, agentArgs: AGENT_ARGS, start: false, daemonDir: join(tree, 'LaunchDaemons'), logDir: join(tree, 'Logs'), allowUntrustedProgram });
+
+  beforeEach(() => {
+    tree = mkdtempSync('/tmp/wgctl-launchd-trust-');
+  });
+  afterEach(() => rmSync(tree, { recursive: true, force: true }));
+
+  it('accepts node and script in a root-owned tree (where `wgctl init` puts them), checking node\'s libraries', async () => {
+    officialNode();
+    const paths = { nodePath: join(tree, 'app-support/wgctl/node'), scriptPath: file(join(tree, 'app-support/wgctl/mac-agent.js'), '// agent\n', 0o644) };
+    const run = new ScriptedRunner(installArgv({ label: 'com.wgctl.mac-agent', program: paths.nodePath, args: [paths.scriptPath, ...AGENT_ARGS], logDir: join(tree, 'Logs'), daemonDir: join(tree, 'LaunchDaemons'), start: false }).map((c) => ({ argv: c.argv })));
+    expect(await install(paths, false, run)).toMatchObject({ ...paths, warnings: [] });
+    run.assertDone();
+  });
+
+  it('refuses a script under a user-owned /usr/local/lib, before changing anything, naming the root-owned place', async () => {
+    const lib = userOwned(join(tree, 'usr/local/lib'));
+    const scriptPath = file(join(lib, 'wgctl/mac-agent.js'), '// agent\n', 0o644); // root's file, in the user's directory
+    officialNode();
+    const run = new ScriptedRunner([]);
+    const refusal = install({ nodePath: join(tree, 'app-support/wgctl/node'), scriptPath }, false, run);
+    await expect(refusal).rejects.toThrow(`agent script ${scriptPath}: ${lib} is owned by uid ${USER_UID}, not root: copy the agent to a root-owned directory first (sudo install -d -m 0755 '/Library/Application Support/wgctl'`);
+    await expect(refusal).rejects.toThrow(/--allow-untrusted-program installs anyway/);
+    expect(run.calls).toEqual([]);
+  });
+
+  it('refuses a group-writable agent directory', async () => {
+    officialNode();
+    const dir = join(tree, 'app-support/wgctl');
+    chmodSync(dir, 0o775);
+    await expect(install({ nodePath: join(dir, 'node'), scriptPath: file(join(dir, 'mac-agent.js')) })).rejects.toThrow(`${dir} is writable by group (mode 0775)`);
+  });
+
+  it('refuses Homebrew\'s node: the /usr/local/bin/node link leads into the user-owned Cellar', async () => {
+    file(join(userOwned(join(tree, 'usr/local/Cellar')), 'node/22.3.0/bin/node'));
+    const linkDir = join(tree, 'usr/local/bin');
+    mkdirSync(linkDir, { recursive: true });
+    symlinkSync('../Cellar/node/22.3.0/bin/node', join(linkDir, 'node'));
+    const scriptPath = file(join(tree, 'app-support/wgctl/mac-agent.js'));
+    await expect(install({ nodePath: join(linkDir, 'node'), scriptPath })).rejects.toThrow(
+      new RegExp(`node ${join(linkDir, 'node')}: ${join(tree, 'usr/local/Cellar')} is owned by uid ${USER_UID}, not root: Homebrew's node cannot pass`),
+    );
+  });
+
+  it('refuses a root-owned copy of a node that loads libraries from a user-owned prefix (Homebrew\'s libuv)', async () => {
+    const libuv = file(join(userOwned(join(tree, 'homebrew')), 'opt/libuv/lib/libuv.1.dylib'));
+    const nodePath = file(join(tree, 'app-support/wgctl/node'), machOExecutable(['/usr/lib/libSystem.B.dylib', libuv]));
+    const scriptPath = file(join(tree, 'app-support/wgctl/mac-agent.js'));
+    await expect(install({ nodePath, scriptPath })).rejects.toThrow(`node ${nodePath} loads ${libuv}: library ${libuv}: ${join(tree, 'homebrew')} is owned by uid ${USER_UID}, not root`);
+  });
+
+  it('follows @rpath and @loader_path to the library dyld would load, and refuses one the user could create', async () => {
+    const nodePath = file(join(tree, 'app-support/wgctl/bin/node'), machOExecutable(['@rpath/libnode.127.dylib'], ['@loader_path/../lib', join(tree, 'homebrew/lib')]));
+    userOwned(join(tree, 'homebrew/lib'));
+    const found = trustedDaemonProgramProblems({ nodePath, scriptPath: file(join(tree, 'app-support/wgctl/mac-agent.js')) });
+    // Missing in the root-owned ../lib: fine (only root can add it); missing in the user's directory: they could add it.
+    expect(found).toEqual([expect.stringContaining(`loads @rpath/libnode.127.dylib: library ${join(tree, 'homebrew/lib/libnode.127.dylib')} (missing): directory ${join(tree, 'homebrew/lib')} is owned by uid ${USER_UID}`)]);
+  });
+
+  it('--allow-untrusted-program installs anyway, returning loud warnings', async () => {
+    const lib = userOwned(join(tree, 'usr/local/lib'));
+    const scriptPath = file(join(lib, 'wgctl/mac-agent.js'));
+    officialNode();
+    const nodePath = join(tree, 'app-support/wgctl/node');
+    const run = new ScriptedRunner(installArgv({ label: 'com.wgctl.mac-agent', program: nodePath, args: [scriptPath, ...AGENT_ARGS], logDir: join(tree, 'Logs'), daemonDir: join(tree, 'LaunchDaemons'), start: false }).map((c) => ({ argv: c.argv })));
+    const installed = await install({ nodePath, scriptPath }, true, run);
+    run.assertDone();
+    expect(installed.warnings).toEqual([`WARNING: installed with --allow-untrusted-program; the service runs it as root, and whoever can change it can run their code as root: agent script ${scriptPath}: ${lib} is owned by uid ${USER_UID}, not root: copy the agent to a root-owned directory first (sudo install -d -m 0755 '/Library/Application Support/wgctl' && sudo install -m 0644 ${scriptPath} '/Library/Application Support/wgctl'/) and run install from there`]);
+  });
+
+  /** The problems trustedDaemonProgram finds (with allow, they come back as warnings). */
+  function trustedDaemonProgramProblems(paths: { nodePath: string; scriptPath: string }): string[] {
+    return trustedDaemonProgram(paths, { exists: () => true, realpath: (p) => p, untrusted: untrustedProgram }, true);
+  }
 });

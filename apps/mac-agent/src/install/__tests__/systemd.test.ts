@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ScriptedRunner } from '@wgctl/runner';
@@ -26,8 +26,10 @@ describe('systemd unit', () => {
         { argv: ['systemctl', 'disable', '--now', SYSTEMD_UNIT_NAME], exitCode: 1, stderr: 'Failed to disable unit: Unit file wgctl-mac-agent.service does not exist.' },
         { argv: ['systemctl', 'daemon-reload'] },
       ]);
-      const path = await installSystemd(run, { nodePath: '/usr/bin/node', scriptPath: '/x.js', agentArgs: [], unitDir: dir });
-      expect(readFileSync(path, 'utf8')).toContain('ExecStart=/usr/bin/node /x.js\n');
+      const script = join(dir, 'mac-agent.js');
+      writeFileSync(script, '// agent\n', { mode: 0o644 });
+      const path = await installSystemd(run, { nodePath: '/usr/bin/node', scriptPath: script, agentArgs: [], unitDir: dir });
+      expect(readFileSync(path, 'utf8')).toContain(`ExecStart=/usr/bin/node ${script}\n`);
       await uninstallSystemd(run, { unitDir: dir });
       expect(existsSync(path)).toBe(false);
       await uninstallSystemd(run, { unitDir: dir });
@@ -35,5 +37,49 @@ describe('systemd unit', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+/** ExecStart runs as root: node and script must be root's all the way up (we are root: chown simulates a user's directory). */
+describe('systemd install refuses a node or agent script a non-root user could replace', () => {
+  let dir: string;
+  let userDir: string;
+  beforeEach(() => {
+    dir = mkdtempSync('/tmp/wtm-trust-');
+    userDir = join(dir, 'home-ann');
+    mkdirSync(userDir, { mode: 0o755 });
+    chownSync(userDir, 1000, 1000);
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const unitDir = () => join(dir, 'units');
+
+  it('refuses a script in a user-owned directory: nothing written, systemctl not run', async () => {
+    const script = join(userDir, 'mac-agent.js');
+    writeFileSync(script, '// agent\n');
+    const run = new ScriptedRunner([]);
+    await expect(installSystemd(run, { nodePath: '/usr/bin/node', scriptPath: script, agentArgs: [], unitDir: unitDir() })).rejects.toThrow(
+      `agent script ${script}: ${userDir} is owned by uid 1000, not root: copy the agent to a root-owned directory first (sudo install -d -m 0755 /usr/local/lib/wgctl`,
+    );
+    expect(run.calls).toEqual([]);
+    expect(existsSync(unitDir())).toBe(false);
+  });
+
+  it('refuses a node in a user-owned directory (nvm under a home folder, say)', async () => {
+    const node = join(userDir, 'node');
+    writeFileSync(node, '', { mode: 0o755 });
+    const script = join(dir, 'mac-agent.js');
+    writeFileSync(script, '// agent\n');
+    await expect(installSystemd(new ScriptedRunner([]), { nodePath: node, scriptPath: script, agentArgs: [], unitDir: unitDir() })).rejects.toThrow(
+      `node ${node}: ${userDir} is owned by uid 1000, not root: run install with a node only root can change`,
+    );
+  });
+
+  it('--allow-untrusted-program installs anyway and warns', async () => {
+    const script = join(userDir, 'mac-agent.js');
+    writeFileSync(script, '// agent\n');
+    const warnings: string[] = [];
+    const path = await installSystemd(new ScriptedRunner([]), { nodePath: '/usr/bin/node', scriptPath: script, agentArgs: [], unitDir: unitDir(), start: false, allowUntrustedProgram: true, warn: (l) => void warnings.push(l) });
+    expect(readFileSync(path, 'utf8')).toContain(`ExecStart=/usr/bin/node ${script}\n`);
+    expect(warnings).toEqual([expect.stringMatching(new RegExp(`^WARNING: installed with --allow-untrusted-program; .*: agent script ${script}: ${userDir} is owned by uid 1000`))]);
   });
 });
