@@ -5,9 +5,10 @@
  *   status [--prefix P] [--json]             what exists now
  *   roam   CAFE [--prefix P]                 move the Mac to cafe1 / cafe2
  *   exec   NS [--prefix P] -- CMD…           run a command inside a lab namespace
+ *   portal on|off [--cafe C] [--prefix P]    a captive portal on a café's router (default: the Mac's)
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { CAFE_NAMES, DEFAULT_PREFIX, createLab, destroyLab, labExec, labStatus, readLab, roam, type CafeName, type Lab } from './src';
+import { CAFE_NAMES, DEFAULT_PREFIX, createLab, destroyLab, labExec, labStatus, readLab, roam, startCaptivePortal, stopCaptivePortal, type CafeName, type Lab } from './src';
 
 function summary(lab: Lab): string {
   const c = lab.cafes[lab.state.macCafe];
@@ -118,6 +119,25 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(r.stdout);
       process.stderr.write(r.stderr);
       exitCode = r.exitCode < 0 ? 1 : r.exitCode;
+    });
+
+  program
+    .command('portal')
+    .argument('<state>', 'on | off')
+    .option('--cafe <cafe>', CAFE_NAMES.join(' | '), cafeArg)
+    .option('--prefix <prefix>', 'lab prefix', DEFAULT_PREFIX)
+    .description("a captive portal on a café's router: it forwards nothing from the LAN until a client POSTs http://<router>/login")
+    .action(async (state: string, opts: { cafe?: CafeName; prefix: string }) => {
+      const lab = readLab(opts.prefix);
+      const cafe = opts.cafe ?? lab.state.macCafe;
+      if (state === 'off') {
+        await stopCaptivePortal(lab, cafe);
+        process.stdout.write(`${cafe}: captive portal removed\n`);
+        return;
+      }
+      if (state !== 'on') throw new InvalidArgumentError(`portal: expected on or off, got "${state}"`);
+      const portal = await startCaptivePortal(lab, { cafe });
+      process.stdout.write(`${cafe}: captive portal on; sign in with: POST ${portal.loginUrl}\n`);
     });
 
   await program.parseAsync(argv, { from: 'user' });

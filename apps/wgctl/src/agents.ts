@@ -6,6 +6,7 @@
 import type {
   CaptureRequest,
   CaptureResult,
+  EndPortalWindowResult,
   MacDescription,
   MacDownRequest,
   MacStatus,
@@ -40,7 +41,10 @@ interface AgentApi<Description, Status, UpRequest, DownRequest> {
 }
 
 export type VmAgentApi = AgentApi<VmDescription, VmStatus, VmUpRequest, VmDownRequest>;
-export type MacAgentApi = AgentApi<MacDescription, MacStatus, MacUpRequest, MacDownRequest>;
+export type MacAgentApi = AgentApi<MacDescription, MacStatus, MacUpRequest, MacDownRequest> & {
+  /** `wgctl portal --end`: close an open captive-portal sign-in window now. */
+  endPortalWindow(): Promise<EndPortalWindowResult>;
+};
 
 /** An RPC that failed at the transport level (unreachable, deadline, refused by the agent). */
 export class AgentCallError extends Error {

@@ -107,6 +107,8 @@ function buildProgram(io: CliIo, setExit: (code: number) => void, version: strin
     .option('--mac-agent <address>', 'mac-agent address: unix:PATH or ADDR:PORT (default: unix:/var/run/wgctl/mac-agent.sock)')
     .option('--dns <ip>', 'resolver reached through the tunnel (repeatable or comma-separated; default: the DNS of the VM\'s wg config)', collect)
     .addOption(new Option('--ipv6 <mode>', 'IPv6 on the Mac: route sends it through the tunnel (needs --vm-address6, an IPv6 Address in the VM\'s wg config and IPv6 on the Mac\'s vnic), auto routes when all are there else blocks, block drops it (default: auto)').choices(['auto', 'route', 'block']))
+    .option('--exclude <cidr>', 'a destination the tunnel must not carry (a network that checks the source, a local service): routed via the Mac\'s own gateway, IN CLEAR, revealing the real address to it (repeatable or comma-separated)', collect)
+    .option('--allow-lan', 'with the kill switch on, reach the uplink\'s directly connected private subnets and mDNS (printers, NAS, AirPlay), both ways; DNS still goes through the tunnel. Keep it off on networks you do not trust')
     .addOption(new Option('--handshake-timeout <seconds>', 'how long vm-agent waits for the first handshake').argParser(positiveSeconds))
     .option('--force', 'overwrite an existing config (the PKI is kept; use --rotate to renew it)')
     .option('--rotate', 'renew every certificate and key under the existing CA (config unchanged)')
@@ -118,7 +120,18 @@ function buildProgram(io: CliIo, setExit: (code: number) => void, version: strin
     .description('VM up (handshake awaited; the Mac made fail-closed meanwhile: kill switch, endpoint pinning), then the Mac: routes via the VM, DNS')
     .option('--dry-run', 'show the plan instead (same as `wgctl plan`)')
     .option('--mac-source <ip>', "the Mac's address facing the VM, when the mac-agent cannot tell")
+    .option('--exclude <cidr>', 'for this run, besides the config\'s: a destination reached through the Mac\'s own gateway, in clear (repeatable)', collect)
+    .option('--allow-lan', 'for this run: the kill switch lets the uplink\'s private subnets and mDNS through (printers, NAS, AirPlay); LAN hosts can reach the Mac')
+    .option('--portal-probe-url <url>', 'when no handshake comes: the plain-http URL asked (after the rollback) to tell a captive portal (default http://captive.apple.com/hotspot-detect.html)')
     .action(run(async () => commands('up').upCommand));
+
+  program
+    .command('portal')
+    .description('sign in to a captive portal: up, with a bounded window (default 120 s) in which the Mac\'s web traffic and DNS pass the kill switch UNPROTECTED; closes by itself on the handshake')
+    .addOption(new Option('--duration <seconds>', 'longest the window stays open (1..300, default 120)').argParser(positiveSeconds))
+    .option('--mac-source <ip>', "the Mac's address facing the VM, when the mac-agent cannot tell")
+    .option('--end', 'close an open sign-in window now (from another terminal): the Mac stays fail-closed')
+    .action(run(async () => commands('portal').portalCommand));
 
   program
     .command('down')
@@ -145,6 +158,8 @@ function buildProgram(io: CliIo, setExit: (code: number) => void, version: strin
     .command('plan')
     .description('every command both agents would run for `up`, in order, without running any')
     .option('--mac-source <ip>', "the Mac's address facing the VM, when the mac-agent cannot tell")
+    .option('--exclude <cidr>', 'as for up: an excluded destination for this run (repeatable)', collect)
+    .option('--allow-lan', 'as for up: let the uplink\'s private subnets and mDNS through for this run')
     .action(run(async () => commands('plan').planCommand));
 
   program

@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import {
   type CaptureRequest,
   type CaptureResult,
+  type EndPortalWindowResult,
   MacAgentClient,
   type Outcome,
   type Progress,
@@ -215,6 +216,7 @@ export function macAgentApi(target: AgentTarget, options: ClientOptions): MacAge
     down: (request, onStep) => c.progress('Down', 'down', request, onStep),
     status: () => c.unary('Status', 'status', {}),
     capture: (request: CaptureRequest) => c.unary<CaptureResult>('Capture', 'capture', request),
+    endPortalWindow: () => c.unary<EndPortalWindowResult>('EndPortalWindow', 'endPortalWindow', {}),
     close: () => c.close(),
   };
 }

@@ -3,7 +3,7 @@
  * turned into one report — the JSON of `status --json` (schema: docs/status-schema.md, zod
  * mirror in status-schema.ts) and the input of the table. Pure: `now` is a parameter.
  */
-import { type Check, type Endpoint, type Health, type MacStatus, PROTOCOL_VERSION, type SelfHealStatus, type VmStatus } from '@wgctl/proto';
+import { type Check, type Endpoint, type Health, type MacStatus, type PortalWindowState, PROTOCOL_VERSION, type SelfHealStatus, type VmStatus } from '@wgctl/proto';
 
 const STATUS_SCHEMA_ID = 'wgctl.status/v1';
 
@@ -99,6 +99,13 @@ export interface VmSideJson {
   checks: CheckJson[];
 }
 
+export interface PortalWindowJson {
+  until: string;
+  secondsLeft: number;
+  resolvers: string[];
+  tcpPorts: number[];
+}
+
 export interface MacSideJson {
   reachable: true;
   target: string;
@@ -120,6 +127,12 @@ export interface MacSideJson {
     interface: string | null;
     rules: string[];
   };
+  /** --allow-lan: whether the kill switch lets the LAN through, and which of the uplink's subnets. */
+  lan: { allowed: boolean; subnets: string[] };
+  /** --exclude: the excluded CIDRs of the last Up, each with whether its route (via the uplink's gateway) is there. */
+  excluded: { destination: string; present: boolean }[];
+  /** `wgctl portal`: an open captive-portal sign-in window (the Mac's web and DNS unprotected), else null. */
+  portalWindow: PortalWindowJson | null;
   dns: { servers: string[]; previous: string[]; managed: boolean };
   lastRoam: string | null;
   /** null: an older mac-agent. */
@@ -247,7 +260,7 @@ function vmSide(target: string, s: VmStatus, now: Date): VmSideJson {
   };
 }
 
-function macSide(target: string, s: MacStatus): MacSideJson {
+function macSide(target: string, s: MacStatus, now: Date): MacSideJson {
   const ks = s.killSwitch;
   return {
     reachable: true,
@@ -269,11 +282,20 @@ function macSide(target: string, s: MacStatus): MacSideJson {
       interface: ks ? orNull(ks.interface) : null,
       rules: ks?.rules ?? [],
     },
+    lan: { allowed: s.allowLan ?? false, subnets: s.lanSubnets ?? [] },
+    excluded: (s.exclude ?? []).map((destination) => ({ destination, present: s.routes.some((r) => r.destination === destination && r.present) })),
+    portalWindow: portalWindowJson(s.portalWindow, now),
     dns: { servers: s.dns?.servers ?? [], previous: s.dns?.previous ?? [], managed: s.dns?.managed ?? false },
     lastRoam: isoFromMs(s.lastRoamUnixMs),
     selfHeal: selfHealJson(s.selfHeal),
     checks: checksJson(s.checks),
   };
+}
+
+function portalWindowJson(w: PortalWindowState | undefined, now: Date): PortalWindowJson | null {
+  if (!w) return null;
+  const untilMs = toNumber(w.untilUnixMs);
+  return { until: new Date(untilMs).toISOString(), secondsLeft: Math.max(0, Math.ceil((untilMs - now.getTime()) / 1000)), resolvers: w.resolvers, tcpPorts: w.tcpPorts };
 }
 
 /** The freshest handshake over all peers: seconds, null = never. */
@@ -311,6 +333,10 @@ function assess(vm: VmSideJson | Unreachable, mac: MacSideJson | Unreachable): {
     if (!vm.ipForward) problems.push('VM: ip_forward is off: the Mac\'s traffic is not forwarded');
     if (vm.liveness?.state === 'dead') problems.push(`VM: nothing comes back through the tunnel: ${vm.liveness.detail}`);
   }
+  if (mac.portalWindow) {
+    const w = mac.portalWindow;
+    problems.push(`Mac: SIGN-IN WINDOW OPEN (${w.secondsLeft} s left): web traffic (TCP ${w.tcpPorts.join('/')}) and DNS to ${w.resolvers.join(', ') || 'no resolver'} leave UNPROTECTED`);
+  }
   if (!mac.up) problems.push('Mac: not up (routes/kill switch not applied)');
   else {
     const missing = mac.routes.filter((r) => !r.present).map((r) => r.destination);
@@ -338,7 +364,7 @@ export function buildStatusReport(
   controller: ControllerJson | null = null,
 ): StatusReport {
   const vmJson: VmSideJson | Unreachable = vm.ok ? vmSide(targets.vm, vm.value, now) : { reachable: false, target: targets.vm, error: vm.error };
-  const macJson: MacSideJson | Unreachable = mac.ok ? macSide(targets.mac, mac.value) : { reachable: false, target: targets.mac, error: mac.error };
+  const macJson: MacSideJson | Unreachable = mac.ok ? macSide(targets.mac, mac.value, now) : { reachable: false, target: targets.mac, error: mac.error };
   const assessed = assess(vmJson, macJson);
   const problems = assessed.problems;
   let overall = assessed.overall;

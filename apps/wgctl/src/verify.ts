@@ -26,7 +26,8 @@ import ipaddr from 'ipaddr.js';
 import type { CaptureResult, Endpoint, Packet } from '@wgctl/proto';
 
 /** eapol: Wi-Fi's WPA key exchange (IEEE 802.1X), link-local by nature and below any IP firewall. */
-export type AllowedKind = 'wireguard' | 'dhcp' | 'arp' | 'ndp' | 'eapol';
+/** lan: with --allow-lan, traffic with the uplink's LAN subnets and mDNS (never DNS to the LAN). */
+export type AllowedKind = 'wireguard' | 'dhcp' | 'arp' | 'ndp' | 'eapol' | 'lan';
 
 export interface Leak {
   packet: Packet;
@@ -49,7 +50,8 @@ export interface VerifyVerdict {
   /** Facts that do not change the verdict (e.g. the probe target did not answer). */
   warnings: string[];
   /** Allowed packets the Mac sent or received (replies). */
-  allowed: Record<AllowedKind, number>;
+  /** `lan` only with --allow-lan (the mac-agent's status names LAN subnets). */
+  allowed: Record<Exclude<AllowedKind, 'lan'>, number> & { lan?: number };
   /** Probe packets the VM saw leaving with a tunnel source address. */
   probeSeen: Packet[];
   uplinkInterface: string;
@@ -127,6 +129,21 @@ interface Context {
   endpointIps: Set<string>;
   /** The uplink's on-link prefixes (CIDR), for DHCP and ND addressed within the link. */
   onLink: string[];
+  /** --allow-lan: the subnets the mac-agent's kill switch lets through (its status); [] without it. */
+  lanSubnets: string[];
+}
+
+const MDNS_GROUPS = new Set(['224.0.0.251', 'ff02::fb']);
+const LAN_DNS_PORTS = new Set([53, 853]);
+
+/** Allowed by --allow-lan: to or from a LAN subnet (DNS to it excepted), or mDNS to its group. */
+function allowedLan(p: Packet, ctx: Context, direction: 'sent' | 'received'): AllowedKind | undefined {
+  if (ctx.lanSubnets.length === 0) return undefined;
+  const peer = direction === 'sent' ? p.dst : p.src;
+  if (direction === 'sent' && LAN_DNS_PORTS.has(p.dstPort)) return undefined;
+  if (ctx.lanSubnets.some((cidr) => inRange(peer, cidr))) return 'lan';
+  if (direction === 'sent' && p.protocol.toLowerCase() === 'udp' && p.dstPort === 5353 && MDNS_GROUPS.has(canonicalIp(p.dst))) return 'lan';
+  return undefined;
 }
 
 const onLink = (ip: string, ctx: Context) => ctx.onLink.some((cidr) => inRange(ip, cidr));
@@ -156,7 +173,7 @@ function allowedSent(p: Packet, ctx: Context): AllowedKind | undefined {
     }
     if (message && /^neighbou?r/.test(message) && (isLinkScope(p.dst) || onLink(p.dst, ctx))) return 'ndp';
   }
-  return undefined;
+  return allowedLan(p, ctx, 'sent');
 }
 
 /** What may reach the Mac unicast: WireGuard from a server endpoint, DHCP/ND answers, ARP. */
@@ -197,9 +214,10 @@ function judgeUplink(capture: CaptureResult, ctx: Context, verdict: VerifyVerdic
       direction === 'sent'
         ? allowedSent(packet, ctx)
         : direction === 'received'
-          ? allowedReceived(packet, ctx)
-          : (allowedSent(packet, ctx) ?? allowedReceived(packet, ctx));
-    if (kind) verdict.allowed[kind] += 1;
+          ? (allowedReceived(packet, ctx) ?? allowedLan(packet, ctx, 'received'))
+          : // Direction unknown: the Mac's own address is on the LAN too, so LAN is judged by destination only.
+            (allowedSent(packet, ctx) ?? allowedReceived(packet, ctx));
+    if (kind) verdict.allowed[kind] = (verdict.allowed[kind] ?? 0) + 1;
     else if (direction === 'received') verdict.unsolicitedInbound.push({ packet, reason: `${describePacket(packet)}: reached the uplink unsolicited` });
     else verdict.leaks.push({ packet, reason: leakReason(packet, ctx) });
   }
@@ -221,11 +239,13 @@ export function judgeVerify(
   endpoints: Endpoint[],
   tunnelAddresses: string[],
   probeTarget?: string,
+  lanSubnets: string[] = [],
 ): VerifyVerdict {
   const ctx: Context = {
     endpointKeys: new Set(endpoints.map((e) => endpointKey(e.ip || e.host, e.port))),
     endpointIps: new Set(endpoints.map((e) => canonicalIp(e.ip || e.host))),
     onLink: (macCapture.interfaceAddresses ?? []).filter((cidr) => !inRange(hostPart(cidr), 'fe80::/10')),
+    lanSubnets,
   };
   const tunnelIps = new Set(tunnelAddresses.map(hostPart));
   const target = probeTarget ? canonicalIp(probeTarget) : undefined;
@@ -237,7 +257,7 @@ export function judgeVerify(
     neighbourPackets: 0,
     problems: [],
     warnings: [],
-    allowed: { wireguard: 0, dhcp: 0, arp: 0, ndp: 0, eapol: 0 },
+    allowed: { wireguard: 0, dhcp: 0, arp: 0, ndp: 0, eapol: 0, ...(lanSubnets.length ? { lan: 0 } : {}) },
     probeSeen: [],
     uplinkInterface: macCapture.interface,
     uplinkLinkAddress: macCapture.linkAddress ?? '',

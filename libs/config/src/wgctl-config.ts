@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, zodProblems } from './errors';
+import { excludedCidrSchema, MAX_EXCLUDED } from './exclude';
 import { checkTrustedPath, UntrustedPathError } from './trusted-path';
 import { durationMsSchema, hostSchema, hostnameSchema, ipSchema, ipv6Schema, portSchema, targetAddressSchema } from './validators';
 
@@ -34,6 +35,10 @@ export const wgctlConfigSchema = z.strictObject({
   dns: z.array(ipSchema).optional(),
   handshakeTimeoutMs: durationMsSchema.optional(),
   ipv6: z.enum(IPV6_MODES, { message: `expected one of ${IPV6_MODES.join(', ')}` }).optional(),
+  /** Destinations reached through the Mac's own gateway, in clear, beside the tunnel (see ./exclude). */
+  exclude: z.array(excludedCidrSchema).max(MAX_EXCLUDED, { message: `at most ${MAX_EXCLUDED} excluded CIDRs` }).optional(),
+  /** With the kill switch on, the Mac reaches its uplink's private subnets and mDNS (default off). */
+  allowLan: z.boolean().optional(),
 });
 
 export type WgctlConfig = z.infer<typeof wgctlConfigSchema>;

@@ -3,3 +3,4 @@ export * from './plan';
 export * from './lab';
 export * from './agents';
 export * from './neighbour';
+export * from './portal';

@@ -19,7 +19,7 @@ import {
   type ProcessSpec,
 } from './plan';
 import { findProcesses, isAlive, liveProcess, processSpecPath, readCmdline, readProcessSpecs, resolveBinary, sleep, terminate, waitUntil } from './processes';
-import { DNS_QUERY_JS, HTTP_GET_JS, WEB_SERVER_JS } from './scripts';
+import { DNS_QUERY_JS, HTTP_GET_JS, PORTAL_SERVER_JS, WEB_SERVER_JS } from './scripts';
 import {
   CAFE_NAMES,
   DEFAULT_PREFIX,
@@ -89,7 +89,8 @@ function writePrivate(path: string, content: string): void {
   chmodSync(path, 0o600); // the mode option does not apply to an existing file
 }
 
-async function runCommand(runner: Runner, command: LabCommand, signal?: AbortSignal): Promise<RunResult> {
+/** Runs one planned command: records its process spec, waits for its ready file. */
+export async function runCommand(runner: Runner, command: LabCommand, signal?: AbortSignal): Promise<RunResult> {
   signal?.throwIfAborted();
   if (command.process) {
     rmSync(command.process.pidFile, { force: true });
@@ -127,6 +128,7 @@ function prepareDirectory(lab: Lab): void {
   writeFileSync(`${lab.paths.bin}/web-server.js`, WEB_SERVER_JS);
   writeFileSync(`${lab.paths.bin}/http-get.js`, HTTP_GET_JS);
   writeFileSync(`${lab.paths.bin}/dns-query.js`, DNS_QUERY_JS);
+  writeFileSync(`${lab.paths.bin}/portal-server.js`, PORTAL_SERVER_JS);
   mkdirSync(REGISTRY_DIR, { recursive: true });
   writeFileSync(registryPath(lab.prefix), JSON.stringify({ dir }) + '\n');
 }
@@ -315,19 +317,22 @@ export async function roam(lab: Lab, to: CafeName, options: { runner?: Runner; o
   return lab;
 }
 
-export type HttpGetResult = { ok: true; status: number; body: string } | { ok: false; error: string };
+export type HttpGetResult = { ok: true; status: number; body: string; location?: string } | { ok: false; error: string };
 
-/** HTTP GET from inside a namespace (node's http module; names resolve via that namespace's resolv.conf). */
-export async function labHttpGet(lab: Lab, ns: string, url: string, options: { timeoutMs?: number; runner?: Runner } = {}): Promise<HttpGetResult> {
+/**
+ * HTTP GET (or `method`) from inside a namespace (node's http module; names resolve via that
+ * namespace's resolv.conf). Redirects are not followed: `location` says where one points.
+ */
+export async function labHttpGet(lab: Lab, ns: string, url: string, options: { timeoutMs?: number; runner?: Runner; method?: 'GET' | 'POST' } = {}): Promise<HttpGetResult> {
   const timeoutMs = options.timeoutMs ?? 3000;
-  const r = await labExec(lab, ns, [process.execPath, `${lab.paths.bin}/http-get.js`, url, String(timeoutMs)], {
+  const r = await labExec(lab, ns, [process.execPath, `${lab.paths.bin}/http-get.js`, url, String(timeoutMs), options.method ?? 'GET'], {
     runner: options.runner,
     allowFailure: true,
     timeoutMs: timeoutMs + 5000,
   });
   if (r.exitCode !== 0) return { ok: false, error: (r.stderr || r.stdout).trim() || `exit code ${r.exitCode}` };
-  const parsed = JSON.parse(r.stdout) as { status: number; body: string };
-  return { ok: true, status: parsed.status, body: parsed.body };
+  const parsed = JSON.parse(r.stdout) as { status: number; body: string; location?: string };
+  return { ok: true, status: parsed.status, body: parsed.body, ...(parsed.location ? { location: parsed.location } : {}) };
 }
 
 export type DnsQueryResult = { ok: true; addresses: string[] } | { ok: false; error: string };

@@ -3,6 +3,9 @@
  * `ip netns exec … node <file>` (plain CommonJS, no dependencies, so no bundling).
  */
 
+/** What http://captive.apple.com/hotspot-detect.html answers when no portal is in the way. */
+export const APPLE_SUCCESS_BODY = '<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>\n';
+
 /**
  * The web host: answers every request with who asked (the source address it saw), so a test
  * can tell a leak (the coffee shop's address) from the tunnel (the server's address).
@@ -12,9 +15,13 @@ export const WEB_SERVER_JS = `'use strict';
 const http = require('node:http');
 const fs = require('node:fs');
 const [port, readyFile] = process.argv.slice(2);
+const APPLE_SUCCESS = ${JSON.stringify(APPLE_SUCCESS_BODY)};
 const server = http.createServer((req, res) => {
   const remote = String(req.socket.remoteAddress || '').replace(/^::ffff:/, '');
   process.stdout.write(JSON.stringify({ time: new Date().toISOString(), remote, method: req.method, url: req.url, host: req.headers.host }) + '\\n');
+  // Connectivity checks answer as on a free network (Apple's success page, Android's empty 204).
+  if (req.url === '/hotspot-detect.html') return res.end(APPLE_SUCCESS);
+  if (req.url === '/generate_204') { res.statusCode = 204; return res.end(); }
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify({ host: 'web', remote }) + '\\n');
 });
@@ -27,19 +34,21 @@ for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exi
 
 /**
  * A minimal HTTP client (curl is not among the installed packages).
- * argv: <url> [timeout-ms]. Prints {"status":…,"body":…} and exits 0, or prints the error
- * on stderr and exits 1. Host names resolve through the namespace's resolv.conf.
+ * argv: <url> [timeout-ms] [method]. Prints {"status":…,"body":…,"location":…} and exits 0
+ * (redirects are not followed), or prints the error on stderr and exits 1. Host names resolve
+ * through the namespace's resolv.conf.
  */
 export const HTTP_GET_JS = `'use strict';
 const http = require('node:http');
-const [url, timeoutArg] = process.argv.slice(2);
+const [url, timeoutArg, method] = process.argv.slice(2);
 const timeoutMs = Number(timeoutArg || 3000);
-const req = http.get(url, { timeout: timeoutMs, agent: false }, (res) => {
+const req = http.request(url, { method: method || 'GET', timeout: timeoutMs, agent: false }, (res) => {
   let body = '';
   res.setEncoding('utf8');
   res.on('data', (d) => (body += d));
-  res.on('end', () => process.stdout.write(JSON.stringify({ status: res.statusCode, body }) + '\\n'));
+  res.on('end', () => process.stdout.write(JSON.stringify({ status: res.statusCode, body, location: res.headers.location }) + '\\n'));
 });
+req.end();
 req.on('timeout', () => req.destroy(new Error('timed out after ' + timeoutMs + ' ms')));
 req.on('error', (e) => {
   process.stderr.write('http-get ' + url + ': ' + (e.code ? e.code + ' ' : '') + e.message + '\\n');
@@ -116,5 +125,46 @@ const ready = () => { if (++bound === 2) { v4.setMulticastInterface(ownIp); v4.s
 v4.bind(5353, ready);
 v6.bind(5353, ready);
 plain.bind(0, () => plain.setMulticastInterface(ownIp));
+for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0));
+`;
+
+/**
+ * A café's captive portal on the router's LAN address (./portal.ts DNATs the LAN's HTTP here).
+ * POST /login signs the asking address in (adds it to the nft set the router's forward chain
+ * lets through); GET /login shows the login page; any other request is redirected there, as
+ * real portals answer connectivity probes. argv: <listen-ip> <port> <nft-table> <ready-file>.
+ * One JSON line per request on stdout.
+ */
+export const PORTAL_SERVER_JS = `'use strict';
+const http = require('node:http');
+const fs = require('node:fs');
+const { execFile } = require('node:child_process');
+const [listenIp, port, table, readyFile] = process.argv.slice(2);
+const loginUrl = 'http://' + listenIp + (port === '80' ? '' : ':' + port) + '/login';
+function signIn(remote, done) {
+  const set = remote.includes(':') ? 'signed_in6' : 'signed_in4';
+  execFile('nft', ['add', 'element', 'inet', table, set, '{ ' + remote + ' }'], done);
+}
+const server = http.createServer((req, res) => {
+  const remote = String(req.socket.remoteAddress || '').replace(/^::ffff:/, '');
+  process.stdout.write(JSON.stringify({ time: new Date().toISOString(), remote, method: req.method, url: req.url, host: req.headers.host }) + '\\n');
+  req.resume();
+  const path = String(req.url || '/').split('?')[0];
+  if (path === '/login' && req.method === 'POST') {
+    return signIn(remote, (error) => {
+      res.statusCode = error ? 500 : 200;
+      res.end(error ? 'sign-in failed: ' + error.message + '\\n' : 'signed in: ' + remote + '\\n');
+    });
+  }
+  if (path === '/login') {
+    res.setHeader('content-type', 'text/html');
+    return res.end('<html><body><form method="post" action="/login"><button>Accept the terms</button></form></body></html>\\n');
+  }
+  res.statusCode = 302;
+  res.setHeader('location', loginUrl);
+  res.end();
+});
+server.keepAliveTimeout = 1000;
+server.listen({ port: Number(port), host: listenIp }, () => fs.writeFileSync(readyFile, String(process.pid)));
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0));
 `;

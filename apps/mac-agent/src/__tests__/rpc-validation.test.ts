@@ -51,6 +51,10 @@ const UP_CASES: [string, Partial<MacUpRequest>, RegExp][] = [
   ['dns_servers', { dnsServers: Array.from({ length: MAX_DNS_SERVERS + 1 }, (_, i) => `198.51.100.${i + 1}`) }, new RegExp(`^dns_servers: ${MAX_DNS_SERVERS + 1} given, at most ${MAX_DNS_SERVERS}`)],
   ['ipv6', { ipv6: 7 as never }, /^ipv6: unknown mode 7/],
   ['ipv6', { ipv6: 1 }, /^ipv6: route mode needs vm_address6/],
+  ['exclude', { exclude: ['0.0.0.0/0'] }, /^exclude\[0\]: 0\.0\.0\.0\/0 is too wide to exclude/],
+  ['exclude', { exclude: ['203.0.113.0/24', '192.0.2.128/25'] }, /^exclude\[1\]: 192\.0\.2\.128\/25 covers the VM's address 192\.0\.2\.130/],
+  ['exclude', { exclude: ['198.51.100.0/24;x'] }, /^exclude\[0\]: "198\.51\.100\.0\/24;x" is not a CIDR/],
+  ['exclude', { exclude: Array.from({ length: 65 }, (_, i) => `10.${i}.0.0/16`) }, /^exclude: 65 given, at most 64/],
 ];
 
 const CAPTURE_CASES: [string, Partial<CaptureRequest>, RegExp][] = [

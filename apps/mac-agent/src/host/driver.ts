@@ -8,6 +8,7 @@
  * except what they return (tokens, snapshots), which the service journals.
  */
 import type { Runner } from '@wgctl/runner';
+import type { DnsWatch } from './dns-watch';
 import type { KillSwitchWatch } from './kill-switch-watch';
 
 export type DriverName = 'darwin' | 'linux';
@@ -38,7 +39,7 @@ export interface Vnic {
  * depend on `uplink` being the only interface.
  */
 export interface KillSwitchPolicy {
-  uplink: string; // the uplink now: for status and messages only, no rule names it
+  uplink: string; // the uplink now: for status and messages; only the --allow-lan rules name it
   endpoints: ServerEndpoint[]; // the only non-DHCP traffic allowed on any interface but lo and the vnic
   vnic?: string; // the VM-facing interface: passes freely; the VM's forwarded traffic is held to the endpoints
   vmAddress?: string;
@@ -52,7 +53,39 @@ export interface KillSwitchPolicy {
   dhcpServer?: string;
   /** No IPv6 routed via the VM: drop all IPv6 (but on lo and the vnic) except DHCPv6/NDP basics. */
   blockIpv6: boolean;
+  /**
+   * Excluded destinations (canonical CIDRs, routed via the uplink's gateway): the host may open
+   * flows to them on any interface, and only their replies come back (stateful; they cannot
+   * open flows to the host). Absent: none.
+   */
+  exclude?: string[];
+  /**
+   * `--allow-lan`: on the uplink (the one place a rule names it), its directly connected
+   * private/link-local subnets pass both ways, and mDNS; DNS to them stays blocked (lan.ts).
+   */
+  allowLan?: boolean;
+  /**
+   * With allowLan: the uplink's subnets now (lan.ts lanSubnetsOf), filled in from the driver
+   * (readLanSubnets) each time the kill switch is ensured, so a roam brings the new LAN's.
+   */
+  lanSubnets?: string[];
+  /**
+   * `wgctl portal`: a captive-portal sign-in window, until `untilMs` (the engine closes it then,
+   * or sooner). The host's own DNS (udp/tcp 53) to `resolvers` (the uplink's DHCP-given ones)
+   * and its own TCP to ports 80 and 443 anywhere may leave, and their replies come back; the
+   * VM's forwarded traffic stays held to the endpoints. Absent: no window.
+   */
+  portalWindow?: PortalWindow;
 }
+
+export interface PortalWindow {
+  untilMs: number;
+  /** IP literals (IPv6 ones are left out while IPv6 is blocked). */
+  resolvers: string[];
+}
+
+/** The ports of the web a sign-in page needs (HTTP for the redirect, HTTPS for the login form). */
+export const PORTAL_WEB_PORTS = [80, 443] as const;
 
 /** What loading the kill switch handed back and what unloading needs (journaled). */
 export interface KillSwitchHandle {
@@ -159,6 +192,12 @@ export interface HostNetworkDriver {
    */
   readDhcpServer?(run: Runner, uplink: string): Promise<string | undefined>;
 
+  /**
+   * Optional: the LAN subnets of `uplink` (its addresses' private/link-local networks, lan.ts
+   * lanSubnetsOf); [] when it has none or cannot be read (the kill switch then admits no LAN).
+   */
+  readLanSubnets?(run: Runner, uplink: string): Promise<string[]>;
+
   /** argv of the routing-event monitor (`route -n monitor`, `ip monitor route link addr`). */
   monitorArgv(): string[];
   /** Classifies one monitor event (a block of lines) ; pure. */
@@ -173,4 +212,7 @@ export interface HostNetworkDriver {
 
   /** Optional: how the self-healing watches this driver's kill switch (see kill-switch-watch.ts). */
   killSwitchWatch?(): KillSwitchWatch;
+
+  /** Optional: where this driver's DNS settings change can be watched while up (see dns-watch.ts). */
+  dnsWatch?(): DnsWatch;
 }

@@ -7,6 +7,7 @@
  * `mv -T`) so that every change shows up, with its argv, in the step that made it.
  */
 import ipaddr from 'ipaddr.js';
+import { checkExcludedCidr } from '@wgctl/config';
 import {
   formatIpRouteLine,
   parseIpAddrJson,
@@ -36,8 +37,11 @@ import type {
   UplinkOptions,
   Vnic,
 } from './driver';
+import { PORTAL_WEB_PORTS } from './driver';
+import type { DnsWatch } from './dns-watch';
 import type { KillSwitchWatch } from './kill-switch-watch';
 import { LinuxKillSwitchWatch } from './linux-watch';
+import { LAN_BLOCKED_DNS_PORTS, MDNS_GROUP4, MDNS_GROUP6, MDNS_PORT, isLanSubnet, lanSubnetsOf } from './lan';
 
 export type LinuxDnsMode = 'resolv-conf' | 'resolvectl';
 
@@ -50,6 +54,8 @@ export interface LinuxDriverOptions {
 }
 
 const READ = { readOnly: true } as const;
+/** systemd-resolved's own resolv.conf (all its servers), rewritten by it on each change. */
+const RESOLVED_RESOLV_CONF = '/run/systemd/resolve/resolv.conf';
 
 function familyOfAddress(address: string): IpFamily {
   return address.includes(':') ? 'inet6' : 'inet';
@@ -141,6 +147,77 @@ const NDP_IN: NftRuleSpec[] = [
 ];
 const ICMP_ERRORS = 'meta l4proto { icmp, ipv6-icmp } ct state related';
 
+/**
+ * `--allow-lan` (lan.ts; the same set as the darwin anchor, host/darwin/pf.ts darwinLanRules): on
+ * the uplink only, DNS and DNS over TLS to its LAN subnets rejected first, then those subnets
+ * both ways and mDNS out to its groups. IPv6 subnets and ff02::fb only when IPv6 is not blocked.
+ */
+function lanRules(policy: KillSwitchPolicy): { output: NftRuleSpec[]; input: NftRuleSpec[] } {
+  if (!policy.allowLan) return { output: [], input: [] };
+  if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(policy.uplink)) throw new Error(`kill switch: bad uplink interface name "${policy.uplink}"`);
+  const subnets = (policy.lanSubnets ?? []).filter((s) => !(policy.blockIpv6 && s.includes(':')));
+  for (const subnet of subnets) if (!isLanSubnet(subnet)) throw new Error(`kill switch: LAN subnet "${subnet}" is not a private or link-local network`);
+  const ip = (s: string) => (s.includes(':') ? 'ip6' : 'ip');
+  const groups = policy.blockIpv6 ? [MDNS_GROUP4] : [MDNS_GROUP4, MDNS_GROUP6];
+  const dnsPorts = `{ ${LAN_BLOCKED_DNS_PORTS.join(', ')} }`;
+  return {
+    output: [
+      ...subnets.map((s) => ({
+        text: `oifname "${policy.uplink}" ${ip(s)} daddr ${s} meta l4proto { tcp, udp } th dport ${dnsPorts} reject with icmpx admin-prohibited`,
+        comment: 'lan: dns goes through the tunnel',
+      })),
+      ...subnets.map((s) => ({ text: `oifname "${policy.uplink}" ${ip(s)} daddr ${s} accept`, comment: 'lan (allow-lan)' })),
+      ...groups.map((g) => ({ text: `oifname "${policy.uplink}" ${ip(g)} daddr ${g} udp dport ${MDNS_PORT} accept`, comment: 'lan: mdns' })),
+    ],
+    input: subnets.map((s) => ({ text: `iifname "${policy.uplink}" ${ip(s)} saddr ${s} accept`, comment: 'lan (allow-lan)' })),
+  };
+}
+
+/**
+ * Excluded destinations (wgctl --exclude; the same as the darwin anchor's darwinExcludeRules):
+ * out to them on any interface (no rule names the uplink: a roam needs no reload), and in from
+ * them only what conntrack ties to a flow the host opened (`established,related`: replies and
+ * their ICMP errors), so an excluded host cannot open a flow to the host. Host prefixes are
+ * written bare, as nft lists them (`ip daddr 198.51.100.7`), so the read-back compares equal.
+ */
+function excludeRules(policy: KillSwitchPolicy): { output: NftRuleSpec[]; input: NftRuleSpec[] } {
+  const cidrs = policy.exclude ?? [];
+  for (const cidr of cidrs) {
+    const checked = checkExcludedCidr(cidr);
+    if (!('cidr' in checked) || checked.cidr !== cidr) throw new Error(`kill switch: excluded "${cidr}" is not a canonical CIDR that may be excluded`);
+  }
+  const match = (cidr: string, side: 'daddr' | 'saddr') => `${cidr.includes(':') ? 'ip6' : 'ip'} ${side} ${cidr.replace(/\/(32|128)$/, '')}`;
+  return {
+    output: cidrs.map((c) => ({ text: `${match(c, 'daddr')} accept`, comment: `excluded ${c}` })),
+    input: cidrs.map((c) => ({ text: `${match(c, 'saddr')} ct state established,related accept`, comment: `excluded ${c} (replies)` })),
+  };
+}
+
+/**
+ * `wgctl portal` (driver.ts PortalWindow; the same set as the darwin anchor's
+ * darwinPortalWindowRules): out, the host's DNS to the uplink's resolvers and its TCP to ports
+ * 80/443 anywhere; in, only the replies of those flows (conntrack: a flow this host opened).
+ * Output and input only: the VM's forwarded traffic stays held to the endpoints. IPv6 only when
+ * it is not blocked.
+ */
+function portalWindowRules(policy: KillSwitchPolicy): { output: NftRuleSpec[]; input: NftRuleSpec[] } {
+  const window = policy.portalWindow;
+  if (!window) return { output: [], input: [] };
+  for (const r of window.resolvers) if (!ipaddr.isValid(r)) throw new Error(`kill switch: portal-window resolver "${r}" is not an IP address`);
+  const resolvers = window.resolvers.filter((r) => !(policy.blockIpv6 && r.includes(':'))).map((r) => ipaddr.parse(r).toString());
+  const ip = (a: string) => (a.includes(':') ? 'ip6' : 'ip');
+  const family = policy.blockIpv6 ? 'meta nfproto ipv4 ' : '';
+  const ports = `{ ${PORTAL_WEB_PORTS.join(', ')} }`;
+  const comment = 'portal window (wgctl portal)';
+  return {
+    output: [...resolvers.map((r) => ({ text: `${ip(r)} daddr ${r} meta l4proto { tcp, udp } th dport 53 accept`, comment })), { text: `${family}tcp dport ${ports} accept`, comment }],
+    input: [
+      ...resolvers.map((r) => ({ text: `${ip(r)} saddr ${r} meta l4proto { tcp, udp } th sport 53 ct state established accept`, comment })),
+      { text: `${family}tcp sport ${ports} ct state established accept`, comment },
+    ],
+  };
+}
+
 function endpointMatch(endpoint: ServerEndpoint, direction: 'to' | 'from'): string {
   const ip = familyOfAddress(endpoint.ip) === 'inet' ? 'ip' : 'ip6';
   const address = ipaddr.parse(endpoint.ip).toString();
@@ -155,11 +232,15 @@ function endpointMatch(endpoint: ServerEndpoint, direction: 'to' | 'from'): stri
  * (output/input hooks, so a socket bound to another interface is covered too) and for
  * forwarded traffic (the VM's, seen in the forward hook before the hypervisor's masquerade
  * rewrites it: from the vnic only UDP to a server may leave; towards the vnic only replies
- * and UDP from a server may enter). No rule names the uplink: `policy.uplink` is for status.
+ * and UDP from a server may enter). No rule names the uplink (`policy.uplink` is for status)
+ * but --allow-lan's (lanRules), which hold on the uplink alone.
  */
 export function killSwitchChains(policy: KillSwitchPolicy): NftChainSpec[] {
   const vnic = policy.vnic;
   const ipv6InUse = policy.allowDhcp6 || policy.endpoints.some((e) => familyOfAddress(e.ip) === 'inet6');
+  const lan = lanRules(policy);
+  const excluded = excludeRules(policy);
+  const portal = portalWindowRules(policy);
   const endpoints = (direction: 'to' | 'from', prefix = '') =>
     policy.endpoints.map((e) => ({ text: `${prefix}${endpointMatch(e, direction)} accept`, comment: `wireguard endpoint ${e.ip}:${e.port}` }));
   const output: NftRuleSpec[] = [
@@ -168,6 +249,9 @@ export function killSwitchChains(policy: KillSwitchPolicy): NftChainSpec[] {
     ...dhcpOut(policy),
     ...(policy.allowDhcp6 ? [DHCP6_OUT] : []),
     ...(ipv6InUse ? NDP_OUT : []),
+    ...lan.output,
+    ...excluded.output,
+    ...portal.output,
     ...endpoints('to'),
     // Rejected, not dropped: the host's own programs fail at once (IPv6 falls back to IPv4
     // without waiting) and the ICMP error is delivered locally, never sent on any interface.
@@ -179,6 +263,9 @@ export function killSwitchChains(policy: KillSwitchPolicy): NftChainSpec[] {
     DHCP_IN,
     ...(policy.allowDhcp6 ? [DHCP6_IN] : []),
     ...(ipv6InUse ? NDP_IN : []),
+    ...lan.input,
+    ...excluded.input,
+    ...portal.input,
     ...endpoints('from'),
     { text: `${ICMP_ERRORS} accept`, comment: 'icmp errors for allowed flows (path mtu)' },
     { text: 'counter drop', comment: 'kill switch' },
@@ -273,6 +360,17 @@ export class LinuxDriver implements HostNetworkDriver {
     if (options?.address === false) return uplink;
     const link = await this.link(run, best.dev);
     return { ...uplink, address: primaryIpAddress(link, 'inet')?.local };
+  }
+
+  /** The uplink's LAN subnets (lan.ts), from its usable addresses; [] when it cannot be read. */
+  async readLanSubnets(run: Runner, uplink: string): Promise<string[]> {
+    try {
+      const link = await this.link(run, uplink);
+      const usable = link.addresses.filter((a) => !a.flags.includes('tentative') && !a.flags.includes('dadfailed'));
+      return lanSubnetsOf(usable.map((a) => ({ address: a.local, prefixLength: a.prefixlen })));
+    } catch {
+      return [];
+    }
   }
 
   async discoverVnic(run: Runner, vmAddress: string): Promise<Vnic> {
@@ -466,6 +564,15 @@ export class LinuxDriver implements HostNetworkDriver {
     const tmp = `${this.resolvConfPath}.wgctl-tmp`;
     await run.run(['tee', tmp], { input: content });
     await run.run(['mv', '-f', '-T', tmp, this.resolvConfPath]);
+  }
+
+  /**
+   * resolv-conf mode: the file this driver writes (it replaces a symlink there by a file of its
+   * own, so the link's target is not what it manages). resolvectl mode: systemd-resolved
+   * rewrites its /run/systemd/resolve/resolv.conf on each change of its servers.
+   */
+  dnsWatch(): DnsWatch {
+    return { files: [this.dnsMode === 'resolvectl' ? RESOLVED_RESOLV_CONF : this.resolvConfPath] };
   }
 
   /** `nft monitor` reports changes of the table as they are committed (linux-watch.ts). */

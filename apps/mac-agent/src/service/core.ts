@@ -71,6 +71,18 @@ async function followLeaseServer(driver: HostNetworkDriver, run: Runner, policy:
 }
 
 /**
+ * With --allow-lan, sets `policy.lanSubnets` IN PLACE to the uplink's LAN subnets now (like
+ * followLeaseServer): a roam to another network brings that network's, and the old one's go.
+ */
+async function followLanSubnets(driver: HostNetworkDriver, run: Runner, policy: KillSwitchPolicy): Promise<void> {
+  if (!policy.allowLan) {
+    delete policy.lanSubnets;
+    return;
+  }
+  policy.lanSubnets = driver.readLanSubnets ? await driver.readLanSubnets(run, policy.uplink) : [];
+}
+
+/**
  * Ensures the kill switch: `policy` in force on the host and in the journal. With `readFirst`
  * the live one is read and kept when loaded, enabled and without problems ('kept': the journal
  * is the caller's to update); otherwise it is loaded — both drivers replace their table/anchor
@@ -84,7 +96,7 @@ export async function ensureKillSwitch(
   policy: KillSwitchPolicy,
   options: { readFirst: boolean; persist: () => void },
 ): Promise<'kept' | 'loaded'> {
-  await followLeaseServer(driver, run, policy);
+  await Promise.all([followLeaseServer(driver, run, policy), followLanSubnets(driver, run, policy)]);
   const handle = journal.killSwitch?.handle ?? undefined;
   if (options.readFirst) {
     const live = await driver.readKillSwitch(run, policy, handle);
@@ -115,6 +127,23 @@ export function pinsFor(endpoints: readonly ServerEndpoint[], uplink: Uplink): R
     gateway: e.ip.includes(':') ? (uplink.gateway6 ?? '') : uplink.gateway,
     interface: uplink.interface,
   }));
+}
+
+/**
+ * The excluded CIDRs' routes for this uplink: via its gateway (gateway6 for IPv6; '' when it has
+ * none — Up refuses that, a roam leaves the range to the split routes, i.e. the tunnel).
+ */
+export function excludeRoutesFor(exclude: readonly string[] | undefined, uplink: Uplink): RouteSpec[] {
+  return (exclude ?? []).map((destination) => ({
+    destination,
+    gateway: destination.includes(':') ? (uplink.gateway6 ?? '') : uplink.gateway,
+    interface: uplink.interface,
+  }));
+}
+
+/** Routes via the uplink's gateway (they move with a roam), as opposed to the split routes via the VM. */
+export function viaUplink(route: { role: string }): boolean {
+  return route.role === 'pin' || route.role === 'exclude';
 }
 
 export function sameRoute(a: RouteSpec, b: RouteSpec): boolean {

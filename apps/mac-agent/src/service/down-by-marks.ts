@@ -7,12 +7,13 @@
  * which the Down request carries (the controller's config); the kill switch by its name (darwin
  * anchor, linux nft table: the driver's unload finds it without a handle); the server pins,
  * host routes to the WireGuard servers the Down request names (the VM's status, which the
- * controller reads first) via the uplink's gateway. Not recognisable: the previous DNS
+ * controller reads first) via the uplink's gateway, and the excluded CIDRs' routes (the
+ * controller's config) via that gateway too. Not recognisable: the previous DNS
  * settings, and on darwin the pfctl -E token that keeps PF enabled.
  */
 import type { Runner } from '@wgctl/runner';
 import type { DriverName, HostNetworkDriver, RouteSpec, ServerEndpoint } from '../host/driver';
-import { IPV4_SPLIT, IPV6_SPLIT, pinsFor } from './core';
+import { excludeRoutesFor, IPV4_SPLIT, IPV6_SPLIT, pinsFor } from './core';
 
 /** The VM's addresses as the Down request gives them ('' or absent: not given). */
 export interface VmAddresses {
@@ -36,12 +37,12 @@ export async function splitRoutesInTable(driver: HostNetworkDriver, run: Runner,
   return readback.filter((route) => route.present).map(({ destination, gateway, interface: dev }) => ({ destination, gateway, ...(dev ? { interface: dev } : {}) }));
 }
 
-/** The pins wgctl adds for these servers on the uplink of now, that the routing table holds. */
-export async function pinRoutesInTable(driver: HostNetworkDriver, run: Runner, servers: readonly ServerEndpoint[]): Promise<RouteSpec[]> {
-  if (servers.length === 0) return [];
+/** The pins wgctl adds for these servers, and the routes of these excluded CIDRs, on the uplink of now, that the routing table holds. */
+export async function pinRoutesInTable(driver: HostNetworkDriver, run: Runner, servers: readonly ServerEndpoint[], excluded: readonly string[] = []): Promise<RouteSpec[]> {
+  if (servers.length === 0 && excluded.length === 0) return [];
   const uplink = await driver.discoverUplink(run, { address: false });
   if (!uplink) return [];
-  const specs = pinsFor(servers, uplink).filter((pin) => pin.gateway !== '');
+  const specs = [...pinsFor(servers, uplink), ...excludeRoutesFor(excluded, uplink)].filter((pin) => pin.gateway !== '');
   const readback = await driver.readRoutes(run, specs);
   return readback.filter((route) => route.present).map(({ destination, gateway, interface: dev }) => ({ destination, gateway, ...(dev ? { interface: dev } : {}) }));
 }

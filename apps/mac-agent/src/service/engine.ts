@@ -17,6 +17,7 @@ import type { HostNetworkDriver, Uplink, Vnic } from '../host/driver';
 import { EngineCore, messageOf } from './core';
 import { HealLog, SelfHealing, type Heal, type HealSummary } from './heal';
 import type { JournalStore, MacJournal, UpIntent } from './journal';
+import { closePortalWindow, scheduleWindowClose } from './portal';
 import { Roaming, type Roam, type SpawnStreaming } from './roam';
 import { collectStatus, type EngineStatus } from './status';
 import { runDown, runUp, type RequestOptions, type UpDownDeps } from './up-down';
@@ -79,6 +80,8 @@ export class MacAgentEngine {
   private readonly advisoryChecks?: () => StatusCheck[];
   private queue: Promise<unknown> = Promise.resolve();
   private retryTimer?: NodeJS.Timeout;
+  /** Closes an open captive-portal sign-in window at its deadline (portal.ts). */
+  private portalTimer?: NodeJS.Timeout;
   private closed = false;
 
   constructor(options: EngineOptions) {
@@ -202,6 +205,7 @@ export class MacAgentEngine {
   async close(): Promise<void> {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.portalTimer) clearTimeout(this.portalTimer);
     await this.healing.close();
     await this.roaming.close();
     await this.exclusive(async () => undefined);
@@ -231,6 +235,19 @@ export class MacAgentEngine {
     }
   }
 
+  /** `wgctl portal --end`: closes the open sign-in window now; false when none is open. */
+  endPortalWindow(): Promise<boolean> {
+    return this.exclusive(async () => {
+      const window = this.core.loadJournal().killSwitch?.policy.portalWindow;
+      return window ? closePortalWindow(this.core, window.untilMs, 'ended by wgctl portal --end') : false;
+    });
+  }
+
+  private schedulePortalWindowClose(): void {
+    if (this.portalTimer) clearTimeout(this.portalTimer);
+    scheduleWindowClose(this.core, (fn) => this.exclusive(fn), (timer) => (this.portalTimer = timer));
+  }
+
   // ------------------------------------------------------------------------------ Up, Down
 
   /**
@@ -244,6 +261,7 @@ export class MacAgentEngine {
         const outcome = await runUp(this.upDown, intent, options, listener, 'request');
         // A full Up starts the watch itself (afterUp); the fail-closed state of a kill-switch-only Up is watched too.
         if (outcome.ok && intent.killSwitchOnly && !options.dryRun) this.healing.start();
+        if (outcome.ok && intent.portalWindowMs && !options.dryRun) this.schedulePortalWindowClose();
         return outcome;
       }),
     );

@@ -35,11 +35,21 @@ export interface UpIntent {
    * re-assert at start re-applies just that much.
    */
   killSwitchOnly?: boolean;
+  /** Excluded destinations (canonical CIDRs): routed via the uplink's gateway, let through the kill switch. */
+  exclude?: string[];
+  /** --allow-lan: the kill switch lets the uplink's private subnets and mDNS through (host/lan.ts). */
+  allowLan?: boolean;
+  /**
+   * `wgctl portal` (kill-switch-only Ups only): open a captive-portal sign-in window this long
+   * (the kill switch's policy.portalWindow holds its deadline). Never re-opened by a re-assert.
+   */
+  portalWindowMs?: number;
 }
 
 /** A route this agent added (listed before it is added; removed from the list after it is deleted). */
 export interface JournalRoute {
-  role: 'pin' | 'split' | 'split6';
+  /** pin: a server's host route, exclude: an excluded CIDR (both via the uplink's gateway); split*: via the VM. */
+  role: 'pin' | 'exclude' | 'split' | 'split6';
   destination: string;
   gateway: string;
   interface?: string;

@@ -2,14 +2,17 @@
  * Roaming, while up: routing events (`route -n monitor`, `ip monitor`), and a periodic roam
  * check (the backstop) for events the monitor held back, move the pins and the kill switch to
  * a new uplink and put back routes of ours; after each burst of them DNS is checked (again
- * dnsRecheckMs later) and set again wherever it left the tunnel.
+ * dnsRecheckMs later) and set again wherever it left the tunnel. DNS changed with no routing
+ * event (a DHCP renewal rewriting resolv.conf, configd, the user) is reported by the driver's
+ * DNS watch (host/dns-watch.ts) and checked the same way, dnsEventDebounceMs after the last.
  *
  * Everything that reads or changes the host goes through the engine's queue (`exclusive`), one
  * at a time with Up, Down and Status.
  */
 import { formatArgv, ObservedRunner, readTogether, SharedReadRunner, SupervisedMonitor, type Runner, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
+import { DnsChangeWatcher } from '../host/dns-watch';
 import type { DnsContext, KillSwitchPolicy, RouteReadback, Uplink, Vnic } from '../host/driver';
-import { ensureKillSwitch, messageOf, pinsFor, sameRoute, sameUplink, servicesOffTunnel, type EngineCore, type Exclusive } from './core';
+import { ensureKillSwitch, excludeRoutesFor, messageOf, pinsFor, sameRoute, sameUplink, servicesOffTunnel, viaUplink, type EngineCore, type Exclusive } from './core';
 import type { HealLog } from './heal';
 import type { JournalRoute, MacJournal, UpIntent } from './journal';
 
@@ -41,6 +44,8 @@ export interface RoamingOptions {
   dnsRecheckMs: number;
   /** Routes and DNS put back are counted and logged there. */
   heals: HealLog;
+  /** Quiet time after the last DNS watch event before DNS is checked (default 200 ms). */
+  dnsEventDebounceMs?: number;
 }
 
 /** A journal that says up, with what a roam needs of it. */
@@ -82,6 +87,11 @@ export class Roaming {
   private firstPendingEventAt = 0;
   private pendingEvents: string[] = [];
   private dnsRecheck?: NodeJS.Timeout;
+  /** The driver's DNS watch (none: DNS is checked after routing events only). */
+  private readonly dnsWatcher?: DnsChangeWatcher;
+  private dnsEventDebounce?: NodeJS.Timeout;
+  /** What reported DNS changes since the last check was queued. */
+  private dnsEvents: string[] = [];
   private backstop?: NodeJS.Timeout;
   /** A backstop check is queued or running: the next tick is skipped. */
   private roamCheckRunning = false;
@@ -111,6 +121,10 @@ export class Roaming {
         this.core.logger.warn('routing monitor exited; restarting', { argv: formatArgv(argv), code: exit.code, signal: exit.signal, error: exit.error, stderr: stderr.join(' | ') });
       },
     });
+    const dnsWatch = this.core.driver.dnsWatch?.();
+    if (dnsWatch) {
+      this.dnsWatcher = new DnsChangeWatcher({ watch: dnsWatch, spawn: options.spawnMonitor, logger: this.core.logger, onChange: (trigger) => this.onDnsEvent(trigger) });
+    }
   }
 
   /** Whether the monitor is running. */
@@ -136,9 +150,12 @@ export class Roaming {
     this.debounce = undefined;
     if (this.dnsRecheck) clearTimeout(this.dnsRecheck);
     this.dnsRecheck = undefined;
+    if (this.dnsEventDebounce) clearTimeout(this.dnsEventDebounce);
+    this.dnsEventDebounce = undefined;
+    this.dnsEvents = [];
     this.deletedBy.clear();
     this.stopBackstop();
-    await this.monitor.stop();
+    await Promise.all([this.monitor.stop(), this.dnsWatcher?.stop()]);
   }
 
   /** The engine closes: stopped, and nothing starts again. */
@@ -149,7 +166,9 @@ export class Roaming {
 
   private start(): void {
     this.monitorWanted = true;
-    if (!this.closed) this.monitor.start();
+    if (this.closed) return;
+    this.monitor.start();
+    this.dnsWatcher?.start();
   }
 
   private onMonitorLine(line: string): void {
@@ -202,6 +221,20 @@ export class Roaming {
       this.queueDnsCheck(`${dnsRecheckMs} ms after routing events`);
     }, dnsRecheckMs);
     this.dnsRecheck.unref();
+  }
+
+  /** A DNS watch event: one check per burst, dnsEventDebounceMs after its last event. */
+  private onDnsEvent(trigger: string): void {
+    if (this.closed || !this.monitorWanted) return;
+    if (!this.dnsEvents.includes(trigger) && this.dnsEvents.length < 8) this.dnsEvents.push(trigger);
+    if (this.dnsEventDebounce) clearTimeout(this.dnsEventDebounce);
+    this.dnsEventDebounce = setTimeout(() => {
+      this.dnsEventDebounce = undefined;
+      const events = this.dnsEvents;
+      this.dnsEvents = [];
+      this.queueDnsCheck(events.join(', '));
+    }, this.options.dnsEventDebounceMs ?? 200);
+    this.dnsEventDebounce.unref();
   }
 
   private queueDnsCheck(reason: string): void {
@@ -325,22 +358,26 @@ export class Roaming {
       j.killSwitch = { policy, handle: j.killSwitch.handle }; // same rules: only the uplink shown changes
       persist();
     }
-    const newPins = pinsFor(j.intent.endpoints, found);
-    const oldPins = j.routes.filter((r) => r.role === 'pin' && !newPins.some((p) => sameRoute(p, r)));
-    // Same destination, so the old pin must go before the new one can be added.
-    for (const pin of oldPins) {
-      await core.driver.deleteRoute(run, pin);
-      j.routes = j.routes.filter((x) => !sameRoute(x, pin));
+    // The server pins and the excluded ranges: both via the uplink's gateway.
+    const newRoutes: JournalRoute[] = [
+      ...pinsFor(j.intent.endpoints, found).map((p) => ({ role: 'pin' as const, ...p })),
+      ...(j.intent.killSwitchOnly ? [] : excludeRoutesFor(j.intent.exclude, found).map((x) => ({ role: 'exclude' as const, ...x }))),
+    ];
+    const oldRoutes = j.routes.filter((r) => viaUplink(r) && !newRoutes.some((p) => sameRoute(p, r)));
+    // Same destination, so the old route must go before the new one can be added.
+    for (const route of oldRoutes) {
+      await core.driver.deleteRoute(run, route);
+      j.routes = j.routes.filter((x) => !sameRoute(x, route));
       persist();
     }
-    for (const pin of newPins) {
-      if (!pin.gateway) {
-        core.logger.warn('IPv6 endpoint not pinned: the new uplink has no IPv6 default route', { endpoint: pin.destination });
+    for (const route of newRoutes) {
+      if (!route.gateway) {
+        core.logger.warn(`IPv6 ${route.role === 'pin' ? 'endpoint not pinned' : 'excluded range left to the tunnel'}: the new uplink has no IPv6 default route`, { destination: route.destination });
         continue;
       }
-      if (!j.routes.some((x) => sameRoute(x, pin))) j.routes.push({ role: 'pin', ...pin });
+      if (!j.routes.some((x) => sameRoute(x, route))) j.routes.push(route);
       persist();
-      await core.driver.addRoute(run, pin);
+      await core.driver.addRoute(run, { destination: route.destination, gateway: route.gateway, interface: route.interface });
     }
     if (interfaceChanged && core.driver.forgetFlows) await core.driver.forgetFlows(run, j.intent.endpoints);
     j.uplink = found;
@@ -362,7 +399,7 @@ export class Roaming {
     const { core } = this;
     const readback = await core.driver.readRoutes(run, j.routes);
     const missing = readback.filter((r) => !r.present);
-    if (missing.some((r) => j.routes.some((x) => x.role !== 'pin' && x.destination === r.destination)) && (await this.followVnic(run, j))) return;
+    if (missing.some((r) => j.routes.some((x) => !viaUplink(x) && x.destination === r.destination)) && (await this.followVnic(run, j))) return;
     for (const route of missing) {
       try {
         await core.driver.addRoute(run, { destination: route.destination, gateway: route.gateway, interface: route.interface });
@@ -392,7 +429,7 @@ export class Roaming {
     const old = j.vnic.interface;
     // The kill switch must let the new interface pass: loaded without a look at the live one.
     await ensureKillSwitch(core.driver, run, j, { ...j.killSwitch.policy, vnic: vnic.interface }, { readFirst: false, persist });
-    for (const route of j.routes.filter((r) => r.role !== 'pin' && r.interface === old)) {
+    for (const route of j.routes.filter((r) => !viaUplink(r) && r.interface === old)) {
       const moved: JournalRoute = { ...route, interface: vnic.interface };
       j.routes.push(moved);
       persist();

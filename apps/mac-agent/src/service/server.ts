@@ -7,13 +7,14 @@
  */
 import ipaddr from 'ipaddr.js';
 import { invalidField, type HealthSampler } from '@wgctl/agent-kit';
+import { checkExcludedCidr, MAX_EXCLUDED } from '@wgctl/config';
 import { VM_ADDRESS_METADATA, agentInfo, streamOperation } from '@wgctl/agent-kit/grpc';
 import { HealthState, type MacAgentServer, type MacDescription, type MacDownRequest, type MacStatus, type MacUpRequest, type SelfHealStatus, ipv6ModeWord, knownIpv6Mode } from '@wgctl/proto';
 import { invalidArgument } from '@wgctl/transport';
 import { macCaptureHandler } from './capture';
 import type { EngineStatus, MacAgentEngine } from './engine';
 import type { HealSummary } from './heal';
-import type { ServerEndpoint } from '../host/driver';
+import { PORTAL_WEB_PORTS, type ServerEndpoint } from '../host/driver';
 import type { UpIntent } from './journal';
 
 /** Status answers from a sample at most this old: routing changes reach the host at any time. */
@@ -31,6 +32,9 @@ export function intentFromRequest(request: MacUpRequest): UpIntent {
     // The engine's word for the mode (it sees no proto).
     ipv6: ipv6ModeWord(mode),
     ...(request.killSwitchOnly ? { killSwitchOnly: true } : {}),
+    ...(request.exclude?.length ? { exclude: request.exclude.map((c) => c.trim()) } : {}),
+    ...(request.allowLan ? { allowLan: true } : {}),
+    ...(request.portalWindowMs ? { portalWindowMs: request.portalWindowMs } : {}),
   };
 }
 
@@ -50,6 +54,14 @@ export function downServers(request: Pick<MacDownRequest, 'endpoints'>): ServerE
     .filter((e) => ipaddr.isValid(e.ip) && (ipaddr.IPv4.isValidFourPartDecimal(e.ip) || ipaddr.IPv6.isValid(e.ip)) && Number.isInteger(e.port) && e.port > 0 && e.port <= 65535)
     .slice(0, 16)
     .map((e) => ({ ip: e.ip, port: e.port }));
+}
+
+/** The excluded CIDRs of a Down (their routes end up in `route`/`ip route` argv): only those that may be excluded, at most 64; anything else is ignored. */
+export function downExcluded(request: Pick<MacDownRequest, 'exclude'>): string[] {
+  return (request.exclude ?? [])
+    .map((c) => checkExcludedCidr(c.trim()))
+    .flatMap((checked) => ('cidr' in checked ? [checked.cidr] : []))
+    .slice(0, MAX_EXCLUDED);
 }
 
 function statusMessage(status: EngineStatus, driver: string): MacStatus {
@@ -80,6 +92,10 @@ function statusMessage(status: EngineStatus, driver: string): MacStatus {
     ipv6: status.ipv6 ?? '',
     vmAddress6: status.ipv6 === 'route' ? (status.intent?.vmAddress6 ?? '') : '',
     selfHeal: selfHealMessage(status.heals),
+    exclude: status.intent?.exclude ?? [],
+    allowLan: status.intent?.allowLan ?? false,
+    lanSubnets: status.lanSubnets ?? [],
+    portalWindow: status.portalWindow ? { untilUnixMs: String(status.portalWindow.untilMs), resolvers: status.portalWindow.resolvers, tcpPorts: [...PORTAL_WEB_PORTS] } : undefined,
   };
 }
 
@@ -136,7 +152,8 @@ export function createMacAgentImplementation(engine: MacAgentEngine, sampler: He
       const request = call.request as MacDownRequest;
       const vmAddresses = downVmAddresses(request);
       const servers = downServers(request);
-      return streamOperation(call, ({ onStep, signal }) => engine.down({ dryRun: request.dryRun, signal, vmAddresses, servers }, (step) => onStep?.(step)), resample);
+      const excluded = downExcluded(request);
+      return streamOperation(call, ({ onStep, signal }) => engine.down({ dryRun: request.dryRun, signal, vmAddresses, servers, excluded }, (step) => onStep?.(step)), resample);
     },
     status: (_call, callback) => {
       sampler.current(STATUS_MAX_AGE_MS).then(
@@ -145,5 +162,14 @@ export function createMacAgentImplementation(engine: MacAgentEngine, sampler: He
       );
     },
     capture: macCaptureHandler(engine),
+    endPortalWindow: (_call, callback) => {
+      engine.endPortalWindow().then(
+        (closed) => {
+          if (closed) resample();
+          callback(null, { closed });
+        },
+        (e: unknown) => callback(e as Error),
+      );
+    },
   };
 }

@@ -3,7 +3,7 @@
  * the journal — each judgement a check; any failed check makes the agent unhealthy.
  */
 import type { StatusCheck } from '@wgctl/agent-kit';
-import type { DnsSnapshot, KillSwitchStatus, RouteReadback, Uplink, Vnic } from '../host/driver';
+import type { DnsSnapshot, KillSwitchStatus, PortalWindow, RouteReadback, Uplink, Vnic } from '../host/driver';
 import { messageOf, usesServers, type EngineCore } from './core';
 import type { HealSummary } from './heal';
 import type { Ipv6InEffect, MacJournal, UpIntent } from './journal';
@@ -28,6 +28,10 @@ export interface EngineStatus {
   ipv6: Ipv6InEffect | null;
   /** What the self-healing put back since the agent started. */
   heals: HealSummary;
+  /** --allow-lan: the LAN subnets the loaded kill switch lets through (journal's policy); absent without it. */
+  lanSubnets?: string[];
+  /** An open captive-portal sign-in window (`wgctl portal`): what the kill switch lets out, until when. */
+  portalWindow?: PortalWindow;
 }
 
 /** What collectStatus read from the host. */
@@ -88,6 +92,8 @@ export async function collectStatus(core: EngineCore, advisoryChecks?: () => Sta
     lastError: j.lastError,
     ipv6: up ? (j.ipv6 ?? null) : null,
     heals,
+    ...(policy?.allowLan ? { lanSubnets: policy.lanSubnets ?? [] } : {}),
+    ...(policy?.portalWindow && policy.portalWindow.untilMs > core.now() ? { portalWindow: policy.portalWindow } : {}),
   };
 }
 

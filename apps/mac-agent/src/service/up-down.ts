@@ -6,6 +6,7 @@
  *   discover      uplink (default route), the vnic facing the VM, the IPv6 decision
  *   kill-switch   load the uplink block (fail-closed from here on)
  *   pin-endpoint  each WireGuard server /32 (/128) via the original gateway — before the /1s
+ *   exclude       each excluded CIDR via the original gateway, like a pin (full Up only)
  *   split-routes  0.0.0.0/1 and 128.0.0.0/1 via the VM
  *   ipv6          ::/1 and 8000::/1 via the VM, or IPv6 left blocked on the uplink
  *   dns           resolvers through the tunnel (the previous DNS is journaled first)
@@ -26,9 +27,10 @@
  */
 import { CancelledError, GuardedStepRunner, StoppingError, type OperationContext, type OperationGate, type OperationOutcome } from '@wgctl/agent-kit';
 import { DryRunRunner, readTogether, StepFailedError, type Runner, type StepListener } from '@wgctl/runner';
+import { excludedProblems, isIpAddressOrZoned } from '@wgctl/config';
 import { StateFileError } from '@wgctl/state';
-import type { DnsContext, DnsSnapshot, HostNetworkDriver, KillSwitchPolicy, RouteReadback, RouteSpec, ServerEndpoint, Uplink, Vnic } from '../host/driver';
-import { describeDns, ensureKillSwitch, holdKillSwitch, IPV4_SPLIT, IPV6_SPLIT, messageOf, pinsFor, sameRoute, servicesOffTunnel, type EngineCore } from './core';
+import { PORTAL_WEB_PORTS, type DnsContext, type DnsSnapshot, type HostNetworkDriver, type KillSwitchPolicy, type PortalWindow, type RouteReadback, type RouteSpec, type ServerEndpoint, type Uplink, type Vnic } from '../host/driver';
+import { describeDns, ensureKillSwitch, excludeRoutesFor, holdKillSwitch, IPV4_SPLIT, IPV6_SPLIT, messageOf, pinsFor, sameRoute, servicesOffTunnel, type EngineCore } from './core';
 import { notRestoredWithoutJournal, pinRoutesInTable, splitRoutesInTable, type VmAddresses } from './down-by-marks';
 import { emptyJournal, type Ipv6InEffect, type JournalRoute, type MacJournal, type UpIntent } from './journal';
 
@@ -39,6 +41,8 @@ export interface RequestOptions extends Pick<OperationContext, 'signal'> {
   vmAddresses?: VmAddresses;
   /** Down: the WireGuard servers, by which the pins are recognised when the journal lists none. */
   servers?: ServerEndpoint[];
+  /** Down: the excluded CIDRs, by which their routes are recognised when the journal lists none. */
+  excluded?: string[];
 }
 
 /** An Up the caller asked for, or the engine re-asserting the journal at start (reconcile). */
@@ -137,6 +141,7 @@ class UpContext extends Operation {
   // planUp: what this Up wants on the host
   policy!: KillSwitchPolicy;
   pins!: RouteSpec[];
+  excluded!: RouteSpec[];
   split!: RouteSpec[];
   split6!: RouteSpec[];
   wanted!: RouteSpec[];
@@ -170,6 +175,7 @@ export async function runUp(deps: UpDownDeps, intent: UpIntent, options: Request
       await step('verify', verifyFailClosed);
       return up.succeeded();
     }
+    if (up.excluded.length) await step('exclude', excludeRoutes);
     await step('split-routes', splitRoutes);
     await step('ipv6', ipv6Routes);
     await step('dns', dnsThroughTunnel);
@@ -209,7 +215,20 @@ async function discover(up: UpContext, r: Runner): Promise<StepResult> {
   for (const e of intent.endpoints) {
     if (e.ip.includes(':') && !uplink.gateway6) throw new Error(`endpoint ${e.ip} is IPv6 but the uplink ${uplink.interface} has no IPv6 default route`);
   }
+  checkExcludedAgainstHost(intent.exclude ?? [], uplink, vnic);
   return `uplink ${uplink.interface} via ${uplink.gateway}${j.uplinkLost ? ' (last known; no default route now)' : ''}; VM ${intent.vmAddress} on ${vnic.interface} (host ${vnic.address}); IPv6 ${ipv6 === 'route' ? `routed via ${intent.vmAddress6}` : 'blocked on the uplink'}`;
+}
+
+/**
+ * What only discover can tell about the excluded CIDRs: none may cover the Mac's own address
+ * facing the VM (the VM's is refused with the request), and an IPv6 one needs an IPv6 gateway.
+ */
+function checkExcludedAgainstHost(exclude: readonly string[], uplink: Uplink, vnic: Vnic): void {
+  const problems = [
+    ...excludedProblems('exclude', exclude, [{ address: vnic.address, what: `this host's address facing the VM on ${vnic.interface}` }, { address: vnic.address6, what: `this host's IPv6 address facing the VM on ${vnic.interface}` }]),
+    ...exclude.filter((c) => c.includes(':') && !uplink.gateway6).map((c) => `exclude: ${c} is IPv6 but the uplink ${uplink.interface} has no IPv6 default route`),
+  ];
+  if (problems.length) throw new Error(problems.join('; '));
 }
 
 /** What this Up wants, from what discover found: the kill-switch policy, the pins for this uplink, the split routes. */
@@ -222,11 +241,38 @@ function planUp(up: UpContext): void {
     vmAddress: intent.vmAddress,
     allowDhcp6: Boolean(uplink.gateway6),
     blockIpv6: ipv6 === 'block',
+    ...(intent.exclude?.length ? { exclude: intent.exclude } : {}),
+    ...(intent.allowLan ? { allowLan: true } : {}),
   };
+  up.policy.portalWindow = portalWindowFor(up);
   up.pins = pinsFor(intent.endpoints, uplink);
+  // Excluded routes come with the full Up: a kill-switch-only Up only makes the host fail-closed.
+  up.excluded = intent.killSwitchOnly ? [] : excludeRoutesFor(intent.exclude, uplink);
   up.split = IPV4_SPLIT.map((destination) => ({ destination, gateway: intent.vmAddress, interface: vnic.interface }));
   up.split6 = ipv6 === 'route' ? IPV6_SPLIT.map((destination) => ({ destination, gateway: intent.vmAddress6 as string, interface: vnic.interface })) : [];
-  up.wanted = [...up.pins, ...up.split, ...up.split6];
+  up.wanted = [...up.pins, ...up.excluded, ...up.split, ...up.split6];
+}
+
+/**
+ * `wgctl portal`: the sign-in window this Up opens (its resolvers are read by the kill-switch
+ * step). Only on request: a re-assert at start never re-opens one (a crash ends it, fail-closed).
+ * Not over a full Up: its routes send everything to the VM, where the browser finds no portal.
+ */
+function portalWindowFor(up: UpContext): PortalWindow | undefined {
+  if (!up.intent.portalWindowMs || up.mode !== 'request') return undefined;
+  if (up.previous.routes.some((r) => r.role === 'split' || r.role === 'split6')) {
+    throw new Error('the Mac is up (all traffic via the VM): a sign-in window needs `wgctl down` first');
+  }
+  return { untilMs: up.core.now() + up.intent.portalWindowMs, resolvers: [] };
+}
+
+/**
+ * The uplink's resolvers (those DHCP gave it): the DNS snapshot taken before our first change
+ * of DNS if there is one, else DNS as it is now. IP literals only.
+ */
+async function uplinkResolvers(up: UpContext, r: Runner): Promise<string[]> {
+  const snapshot = up.previous.dns?.snapshot ?? (await up.driver.readDns(r, { uplink: up.uplink.interface, vnic: up.vnic.interface }));
+  return [...new Set(snapshot.services.flatMap((s) => s.servers))].filter((s) => isIpAddressOrZoned(s) && !s.includes('%'));
 }
 
 /** The journal says up-in-progress, with the plan, before the first change: from here on every change is covered. */
@@ -260,11 +306,25 @@ function followsFailClosedUp(up: UpContext): boolean {
   return samePolicyButLeaseServer(prev.killSwitch.policy, up.policy);
 }
 
-/** The lease server is read when the kill switch is loaded, so a fresh plan has none yet. */
+/** The lease server and LAN subnets are read when the kill switch is loaded, so a fresh plan has none yet. */
 function samePolicyButLeaseServer(loaded: KillSwitchPolicy, planned: KillSwitchPolicy): boolean {
-  const { dhcpServer: _loadedServer, ...loadedRest } = loaded;
-  const { dhcpServer: _plannedServer, ...plannedRest } = planned;
+  const { dhcpServer: _loadedServer, lanSubnets: _loadedLan, ...loadedRest } = loaded;
+  const { dhcpServer: _plannedServer, lanSubnets: _plannedLan, ...plannedRest } = planned;
   return JSON.stringify(loadedRest) === JSON.stringify(plannedRest);
+}
+
+/** What a sign-in window lets through, for the kill-switch step. */
+function portalSummary(policy: KillSwitchPolicy): string {
+  const w = policy.portalWindow;
+  if (!w) return '';
+  return `; SIGN-IN WINDOW until ${new Date(w.untilMs).toISOString()}: this host's DNS to ${w.resolvers.join(', ') || 'no resolver'} and TCP ${PORTAL_WEB_PORTS.join('/')} anywhere`;
+}
+
+/** What --allow-lan lets through, for the kill-switch step (and so `wgctl plan`). */
+function lanSummary(policy: KillSwitchPolicy): string {
+  if (!policy.allowLan) return '';
+  const subnets = policy.lanSubnets ?? [];
+  return `; LAN allowed on ${policy.uplink}: ${subnets.length ? subnets.join(', ') : 'no private subnet'} both ways, and mDNS (DNS to the LAN blocked)`;
 }
 
 async function killSwitch(up: UpContext, r: Runner): Promise<StepResult> {
@@ -272,14 +332,21 @@ async function killSwitch(up: UpContext, r: Runner): Promise<StepResult> {
   if (followsFailClosedUp(up)) {
     // What was loaded, lease server included, is what verify and the journal must compare with.
     if (up.previous.killSwitch?.policy.dhcpServer) policy.dhcpServer = up.previous.killSwitch.policy.dhcpServer;
+    if (up.previous.killSwitch?.policy.lanSubnets) policy.lanSubnets = up.previous.killSwitch.policy.lanSubnets;
     return { skipped: 'loaded by the kill-switch-only Up of this run (same policy); verify reads it back' };
   }
+  if (policy.portalWindow) policy.portalWindow.resolvers = await uplinkResolvers(up, r);
   // Reading the live kill switch only serves to skip re-loading one of ours that is in force
   // and matching (a re-Up, a reconcile). With none in the journal (a first Up) it is loaded
   // straight away.
   const done = await ensureKillSwitch(up.driver, r, up.journal, policy, { readFirst: Boolean(up.previous.killSwitch), persist: () => up.persist() });
-  if (done === 'kept') return { skipped: 'already loaded and matching' };
-  return `loaded on every interface but lo and ${policy.vnic}: only UDP to ${policy.endpoints.map((e) => `${e.ip}:${e.port}`).join(', ')} and DHCP may pass (uplink ${policy.uplink})`;
+  if (done === 'kept') {
+    // What ensureKillSwitch read into the policy (lease server, LAN subnets) is what is loaded:
+    // journal it, so the full Up after a kill-switch-only one compares with it (followsFailClosedUp).
+    up.persist();
+    return { skipped: `already loaded and matching${lanSummary(policy)}` };
+  }
+  return `loaded on every interface but lo and ${policy.vnic}: only UDP to ${policy.endpoints.map((e) => `${e.ip}:${e.port}`).join(', ')} and DHCP may pass (uplink ${policy.uplink})${lanSummary(policy)}${portalSummary(policy)}`;
 }
 
 /**
@@ -308,6 +375,13 @@ async function pinEndpoints(up: UpContext, r: Runner): Promise<StepResult> {
   const added = await ensureRoutes(up, r, 'pin', pins);
   const what = pins.map((p) => p.destination).join(', ');
   return added ? `pinned ${what} via ${uplink.gateway} dev ${uplink.interface}` : { skipped: `${what} already pinned via ${uplink.gateway}` };
+}
+
+async function excludeRoutes(up: UpContext, r: Runner): Promise<StepResult> {
+  const { excluded, uplink } = up;
+  const added = await ensureRoutes(up, r, 'exclude', excluded);
+  const what = excluded.map((x) => x.destination).join(', ');
+  return added ? `excluded ${what}: via ${uplink.gateway} dev ${uplink.interface}, outside the tunnel` : { skipped: `${what} already routed via ${uplink.gateway}` };
 }
 
 async function splitRoutes(up: UpContext, r: Runner): Promise<StepResult> {
@@ -430,6 +504,7 @@ class DownContext extends Operation {
   readonly removed: RouteSpec[] = [];
   readonly vmAddresses: VmAddresses;
   readonly servers: ServerEndpoint[];
+  readonly excluded: string[];
   /** Why the journal could not be used (corrupt, its previous copy too): Down goes by marks. */
   readonly journalUnusable: string | null = null;
   /** Something of ours was found that the journal did not list (it was lost or removed by hand). */
@@ -439,6 +514,7 @@ class DownContext extends Operation {
     super(deps, options, listener);
     this.vmAddresses = options.vmAddresses ?? {};
     this.servers = options.servers ?? [];
+    this.excluded = options.excluded ?? [];
     try {
       this.journal = this.core.loadJournal();
     } catch (e) {
@@ -502,7 +578,7 @@ async function removeRoutes(down: DownContext, r: Runner): Promise<StepResult> {
   ];
   // The pins by marks cost a look at the uplink: only when the journal could not be trusted
   // with them (unusable, listing nothing, or missing a split route found above).
-  if (down.journalUnusable || down.foundUnlisted || listed.length === 0) unlisted.push(...(await removeByMarks(down, r, () => pinRoutesInTable(down.driver, r, down.servers))));
+  if (down.journalUnusable || down.foundUnlisted || listed.length === 0) unlisted.push(...(await removeByMarks(down, r, () => pinRoutesInTable(down.driver, r, down.servers, down.excluded))));
   const said = [
     ...(listed.length ? [`removed ${listed.map((x) => x.destination).join(', ')}`] : []),
     ...(unlisted.length ? [`removed by their marks (not in the journal): ${unlisted.map((x) => `${x.destination} via ${x.gateway}`).join(', ')}`] : []),
@@ -512,8 +588,9 @@ async function removeRoutes(down: DownContext, r: Runner): Promise<StepResult> {
 
 async function removeJournaledRoutes(down: DownContext, r: Runner): Promise<RouteSpec[]> {
   const j = down.journal;
-  // Split routes first, pins last: traffic never falls back to the uplink unblocked.
-  const order: JournalRoute['role'][] = ['split6', 'split', 'pin'];
+  // Excluded ranges first (back into the tunnel), split routes next, pins last: traffic never
+  // falls back to the uplink unblocked.
+  const order: JournalRoute['role'][] = ['exclude', 'split6', 'split', 'pin'];
   const routes = [...j.routes].sort((a, b) => order.indexOf(a.role) - order.indexOf(b.role));
   for (const route of routes) {
     const spec: RouteSpec = { destination: route.destination, gateway: route.gateway, interface: route.interface };

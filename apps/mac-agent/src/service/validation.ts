@@ -3,7 +3,7 @@
  * it (vm_address, endpoints[1].ip, dns_servers[0], …), addresses in their canonical form.
  */
 import { InvalidRequestError } from '@wgctl/agent-kit';
-import { isIPv4, isIpAddressOrZoned, isPort } from '@wgctl/config';
+import { canonicalExcluded, excludedProblems, isIPv4, isIpAddressOrZoned, isPort } from '@wgctl/config';
 import { shownValue } from '@wgctl/logging';
 import ipaddr from 'ipaddr.js';
 import type { UpIntent } from './journal';
@@ -37,6 +37,19 @@ function canonicalIp(value: string): string {
  * Checks an Up request before anything is touched; throws InvalidRequestError naming each bad
  * field as the proto does (vm_address, endpoints[1].ip, dns_servers[0], …).
  */
+/** The bounds of a sign-in window: long enough to sign in, short enough to stay an exception. */
+export const PORTAL_WINDOW_MS = { min: 1_000, max: 300_000 } as const;
+
+function portalWindowProblems(intent: UpIntent): string[] {
+  const ms = intent.portalWindowMs;
+  if (ms === undefined) return [];
+  const problems: string[] = [];
+  if (!Number.isInteger(ms) || ms < PORTAL_WINDOW_MS.min || ms > PORTAL_WINDOW_MS.max) problems.push(`portal_window_ms: ${ms} is not in ${PORTAL_WINDOW_MS.min}..${PORTAL_WINDOW_MS.max}`);
+  // A full Up routes everything via the VM: the browser could not reach the portal.
+  if (!intent.killSwitchOnly) problems.push('portal_window_ms: only with kill_switch_only (the window is for signing in before the tunnel is up)');
+  return problems;
+}
+
 export function validateIntent(intent: UpIntent): UpIntent {
   const problems: string[] = [];
   if (!isIPv4(intent.vmAddress)) problems.push(`vm_address: ${shownValue(intent.vmAddress)} is not an IPv4 address`);
@@ -52,7 +65,13 @@ export function validateIntent(intent: UpIntent): UpIntent {
   intent.dnsServers.slice(0, MAX_DNS_SERVERS).forEach((server, i) => {
     if (!isIp(server)) problems.push(`dns_servers[${i}]: ${shownValue(server)} is not an IP address`);
   });
+  problems.push(...excludedProblems('exclude', intent.exclude ?? [], [
+    { address: intent.vmAddress, what: 'the VM\'s address' },
+    { address: intent.vmAddress6, what: 'the VM\'s IPv6 address' },
+    ...intent.dnsServers.map((address) => ({ address, what: 'the tunnel\'s DNS server' })),
+  ]));
   if (intent.ipv6 === 'route' && !intent.vmAddress6) problems.push('ipv6: route mode needs vm_address6 (the VM\'s IPv6 address on the vnic)');
+  problems.push(...portalWindowProblems(intent));
   if (problems.length) throw new InvalidRequestError(problems);
   return {
     ...intent,
@@ -60,5 +79,6 @@ export function validateIntent(intent: UpIntent): UpIntent {
     vmAddress6: intent.vmAddress6 ? canonicalIp(intent.vmAddress6) : undefined,
     endpoints: intent.endpoints.map((e) => ({ ...e, ip: canonicalIp(e.ip) })),
     dnsServers: intent.dnsServers.map(canonicalIp),
+    ...(intent.exclude?.length ? { exclude: canonicalExcluded(intent.exclude) } : {}),
   };
 }

@@ -46,11 +46,18 @@ describe('wgctl init', () => {
     // The exact next steps: what to copy where, and both install commands.
     expect(r.stdout).toContain(`scp ${join(tls, 'ca.crt')} ${join(tls, 'vm-agent.crt')} ${join(tls, 'vm-agent.key')} root@192.0.2.10:/etc/wgctl/tls/`);
     expect(r.stdout).toContain('sudo node /root/vm-agent.js install --listen 192.0.2.10:7555 --tls-dir /etc/wgctl/tls --wg-config /etc/wireguard/wg0.conf');
-    expect(r.stdout).toContain('sudo install -m 0644 dist/apps/mac-agent/mac-agent.js /usr/local/lib/wgctl/');
+    // launchd runs node and the agent as root: both in a root-owned tree on every Mac, never
+    // /usr/local/lib (Homebrew's user owns it on Intel) nor Homebrew's node (user-owned dylibs).
+    expect(r.stdout).toContain(`sudo install -d -m 0755 '/Library/Application Support/wgctl' && sudo install -m 0644 dist/apps/mac-agent/mac-agent.js '/Library/Application Support/wgctl'/`);
+    expect(r.stdout).toContain(`sudo install -m 0755 NODE_DIR/bin/node '/Library/Application Support/wgctl'/node`);
+    expect(r.stdout).toMatch(/NODE_DIR: the nodejs\.org macOS build.*\n.*Homebrew's node loads .* from Homebrew's user-owned prefix, so install refuses it/);
+    expect(r.stdout).not.toContain('/usr/local/lib/wgctl');
     // The mac-agent (root) gets its own root-owned copy: it refuses the user's folder (StrictModes).
     expect(r.stdout).toContain(`sudo install -d -m 0700 '/Library/Application Support/wgctl/tls' && sudo install -m 0644 ${join(tls, 'ca.crt')} ${join(tls, 'mac-agent.crt')} '/Library/Application Support/wgctl/tls'/`);
     expect(r.stdout).toContain(`sudo install -m 0600 ${join(tls, 'mac-agent.key')} '/Library/Application Support/wgctl/tls'/`);
-    expect(r.stdout).toContain(`sudo node /usr/local/lib/wgctl/mac-agent.js install --listen 127.0.0.1:7444 --tls-dir '/Library/Application Support/wgctl/tls'`);
+    expect(r.stdout).toContain(
+      `sudo '/Library/Application Support/wgctl/node' '/Library/Application Support/wgctl/mac-agent.js' install --listen 127.0.0.1:7444 --tls-dir '/Library/Application Support/wgctl/tls'`,
+    );
     expect(r.stdout).toContain(`export WGCTL_CONFIG=${configFile}`);
   });
 

@@ -208,7 +208,7 @@ describe('wgctl down', () => {
     expect(r.code).toBe(0);
     // The VM's address: the mac-agent recognises its split routes by it when its journal is unusable.
     expect(lab.agents.calls.filter((c) => c.rpc === 'Down').map((c) => c.request)).toEqual([
-      { dryRun: true, vmAddress: '127.0.0.1', vmAddress6: '', endpoints: [{ host: '', ip: '203.0.113.5', port: 51820 }] },
+      { dryRun: true, vmAddress: '127.0.0.1', vmAddress6: '', endpoints: [{ host: '', ip: '203.0.113.5', port: 51820 }], exclude: [] },
       { dryRun: true, forceInterfaceDown: true },
     ]);
   });

@@ -364,7 +364,7 @@ describe('down', () => {
     await down(vm, mac, { dryRun: true, forceInterfaceDown: true, vmAddress: '192.0.2.2', vmAddress6: '2001:db8::2' });
     expect(lab.agents.calls.filter((c) => c.rpc === 'Down').map((c) => c.request)).toEqual([
       // The servers from the VM's status: the mac-agent recognises its pins by them when its journal is unusable.
-      { dryRun: true, vmAddress: '192.0.2.2', vmAddress6: '2001:db8::2', endpoints: [{ host: '', ip: '203.0.113.5', port: 51820 }] },
+      { dryRun: true, vmAddress: '192.0.2.2', vmAddress6: '2001:db8::2', endpoints: [{ host: '', ip: '203.0.113.5', port: 51820 }], exclude: [] },
       { dryRun: true, forceInterfaceDown: true },
     ]);
   });

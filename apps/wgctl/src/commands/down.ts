@@ -24,7 +24,7 @@ export async function downCommand(ctx: CommandContext, flags: { dryRun?: boolean
   const progress = createProgress({ mode: progressMode(ctx), out: ctx.io.stdout, steps: DOWN_STEPS, stopOnFailure: false });
   try {
     const vmAddresses = { vmAddress: await vmAddressIp(config).catch(() => ''), vmAddress6: config.vm.address6 ?? '' };
-    const result = await down(agents.vm, agents.mac, { dryRun: flags.dryRun, forceInterfaceDown: flags.force, ...vmAddresses }, (event) => {
+    const result = await down(agents.vm, agents.mac, { dryRun: flags.dryRun, forceInterfaceDown: flags.force, ...vmAddresses, exclude: config.exclude ?? [] }, (event) => {
       logger.debug('down event', { event });
       progress.onEvent(event);
     });

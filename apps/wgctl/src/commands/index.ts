@@ -10,6 +10,7 @@
 /* eslint-disable @typescript-eslint/no-require-imports */
 type Init = typeof import('./init');
 type Up = typeof import('./up');
+type Portal = typeof import('./portal');
 type Down = typeof import('./down');
 type Status = typeof import('./status');
 type Verify = typeof import('./verify');
@@ -19,6 +20,7 @@ type DebugParse = typeof import('./debug-parse');
 
 export const initCommand: Init['initCommand'] = (...args) => (require('./init') as Init).initCommand(...args);
 export const upCommand: Up['upCommand'] = (...args) => (require('./up') as Up).upCommand(...args);
+export const portalCommand: Portal['portalCommand'] = (...args) => (require('./portal') as Portal).portalCommand(...args);
 export const downCommand: Down['downCommand'] = (...args) => (require('./down') as Down).downCommand(...args);
 export const statusCommand: Status['statusCommand'] = (...args) => (require('./status') as Status).statusCommand(...args);
 export const verifyCommand: Verify['verifyCommand'] = (...args) => (require('./verify') as Verify).verifyCommand(...args);

@@ -8,6 +8,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import {
   ConfigError,
   DEFAULT_VM_AGENT_PORT,
+  excludedProblems,
   isIpAddress,
   isIPv6,
   loadConfig,
@@ -22,11 +23,15 @@ import { EXIT, UsageError } from '../errors';
 import { configPath } from './context';
 
 const DEFAULT_MAC_AGENT = 'unix:/var/run/wgctl/mac-agent.sock';
-/** Where the next steps put the mac-agent: root-owned, outside any home folder (see the mac-agent's launchd checks). */
-const MAC_AGENT_DIR = '/usr/local/lib/wgctl';
+/**
+ * Where the next steps put the mac-agent, its node and its TLS files: root-owned all the way up
+ * on every Mac (/Library root:wheel 0755, /Library/Application Support root:admin 0755), which
+ * `mac-agent install` and the agent require of what launchd runs as root. Not /usr/local/lib or
+ * /usr/local/bin: Homebrew on Intel Macs gives them to its user.
+ */
+const MAC_AGENT_DIR = '/Library/Application Support/wgctl';
 const VM_TLS_DIR = '/etc/wgctl/tls';
-/** Root-owned all the way up (the mac-agent refuses TLS material its user could change; /usr/local/* may be Homebrew's, i.e. the user's). */
-const MAC_TLS_DIR = '/Library/Application Support/wgctl/tls';
+const MAC_TLS_DIR = `${MAC_AGENT_DIR}/tls`;
 const VM_WG_CONFIG = '/etc/wireguard/wg0.conf';
 
 export interface InitFlags {
@@ -36,6 +41,8 @@ export interface InitFlags {
   vmPort?: number;
   macAgent?: string;
   dns?: string[];
+  exclude?: string[];
+  allowLan?: boolean;
   ipv6?: 'auto' | 'route' | 'block';
   handshakeTimeout?: number;
   force?: boolean;
@@ -50,6 +57,7 @@ const FLAG_OF_FIELD: [RegExp, string][] = [
   [/^vm\.port/, '--vm-port'],
   [/^mac\.agent/, '--mac-agent'],
   [/^dns/, '--dns'],
+  [/^exclude/, '--exclude'],
   [/^ipv6/, '--ipv6'],
   [/^handshakeTimeoutMs/, '--handshake-timeout'],
 ];
@@ -76,6 +84,12 @@ function validateFlags(flags: InitFlags): string[] {
   for (const server of flags.dns ?? []) {
     if (!isIpAddress(server)) problems.push(`--dns: expected an IPv4 or IPv6 address, got "${server}"`);
   }
+  if (flags.exclude?.length) {
+    // The schema checks each CIDR; here, what it cannot see: the VM and the DNS servers kept reachable as they are.
+    const keep = [flags.vmAddress, flags.vmAddress6].map((address) => ({ address, what: 'the VM\'s address' }));
+    const dns = (flags.dns ?? []).map((address) => ({ address, what: 'the DNS server' }));
+    problems.push(...excludedProblems('--exclude', flags.exclude, [...keep, ...dns]).filter((p) => /covers/.test(p)));
+  }
   if (flags.rotateCa && !flags.rotate) problems.push('--rotate-ca needs --rotate');
   return problems;
 }
@@ -96,6 +110,7 @@ function writeConfigAtomically(file: string, config: WgctlConfig): void {
 
 function nextSteps(config: WgctlConfig, configFile: string, tlsDir: string, isDefaultConfig: boolean, rotated: boolean): string {
   const t = (f: string) => quote(join(tlsDir, f));
+  const agentDir = quote(MAC_AGENT_DIR);
   const vmListen = `${config.vm.address.includes(':') ? `[${config.vm.address}]` : config.vm.address}:${config.vm.port}`;
   const lines = [
     '',
@@ -106,11 +121,14 @@ function nextSteps(config: WgctlConfig, configFile: string, tlsDir: string, isDe
     `       scp dist/apps/vm-agent/vm-agent.js root@${config.vm.address}:/root/`,
     `  2. On the VM (its WireGuard config in ${VM_WG_CONFIG}):`,
     `       sudo node /root/vm-agent.js install --listen ${vmListen} --tls-dir ${VM_TLS_DIR} --wg-config ${VM_WG_CONFIG}`,
-    `  3. On this Mac (launchd runs the agent as root from boot: not from a home folder, which its user can change):`,
-    `       sudo install -d -m 0755 ${MAC_AGENT_DIR} && sudo install -m 0644 dist/apps/mac-agent/mac-agent.js ${MAC_AGENT_DIR}/`,
+    `  3. On this Mac (launchd runs node and the agent as root from boot: both go where only root can change them — not a home folder, not Homebrew's prefix):`,
+    `       sudo install -d -m 0755 ${agentDir} && sudo install -m 0644 dist/apps/mac-agent/mac-agent.js ${agentDir}/`,
+    `       sudo install -m 0755 NODE_DIR/bin/node ${agentDir}/node`,
+    `         (NODE_DIR: the nodejs.org macOS build, node-vVERSION-darwin-arm64 or -x64, which loads only macOS's own libraries;`,
+    `          Homebrew's node loads libuv, OpenSSL, ICU from Homebrew's user-owned prefix, so install refuses it)`,
     `       sudo install -d -m 0700 ${quote(MAC_TLS_DIR)} && sudo install -m 0644 ${t('ca.crt')} ${t('mac-agent.crt')} ${quote(MAC_TLS_DIR)}/`,
     `       sudo install -m 0600 ${t('mac-agent.key')} ${quote(MAC_TLS_DIR)}/   (root-owned: the agent refuses files its user could change)`,
-    `       sudo node ${MAC_AGENT_DIR}/mac-agent.js install --listen ${config.mac.agent} --tls-dir ${quote(MAC_TLS_DIR)}`,
+    `       sudo ${quote(`${MAC_AGENT_DIR}/node`)} ${quote(`${MAC_AGENT_DIR}/mac-agent.js`)} install --listen ${config.mac.agent} --tls-dir ${quote(MAC_TLS_DIR)}`,
     `  4. Check, look, go:${isDefaultConfig ? '' : ` export WGCTL_CONFIG=${quote(configFile)}`}`,
     `       wgctl health && wgctl plan && wgctl up && wgctl verify`,
     `  Monitoring hosts get only ${t('ca.crt')}, ${t('monitor.crt')} and ${t('monitor.key')} (for \`wgctl health\`).`,
@@ -120,7 +138,7 @@ function nextSteps(config: WgctlConfig, configFile: string, tlsDir: string, isDe
 }
 
 async function rotate(ctx: CommandContext, flags: InitFlags, configFile: string): Promise<number> {
-  const given = (['vmAddress', 'vmAddress6', 'vmPort', 'macAgent', 'dns', 'ipv6', 'handshakeTimeout'] as const).filter((k) => flags[k] !== undefined);
+  const given = (['vmAddress', 'vmAddress6', 'vmPort', 'macAgent', 'dns', 'exclude', 'allowLan', 'ipv6', 'handshakeTimeout'] as const).filter((k) => flags[k] !== undefined);
   if (given.length > 0) {
     throw new UsageError(`--rotate renews certificates only; drop ${given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} (or use --force to rewrite the config)`);
   }
@@ -160,6 +178,8 @@ export async function initCommand(ctx: CommandContext, flags: InitFlags): Promis
     ...(flags.dns && flags.dns.length > 0 ? { dns: flags.dns } : {}),
     ...(flags.handshakeTimeout !== undefined ? { handshakeTimeoutMs: Math.round(flags.handshakeTimeout * 1000) } : {}),
     ...(flags.ipv6 ? { ipv6: flags.ipv6 } : {}),
+    ...(flags.exclude && flags.exclude.length > 0 ? { exclude: flags.exclude } : {}),
+    ...(flags.allowLan ? { allowLan: true } : {}),
   };
   let config: WgctlConfig;
   try {

@@ -7,7 +7,7 @@ import { ipv6DecisionJson, renderPlan } from '../render/results';
 import { QUICK_DEFAULT_TIMEOUT_S, openAgents, timeoutMs, writeJson } from './context';
 import { UP_DEFAULT_TIMEOUT_S, upOptionsFor } from './up-options';
 
-export async function planCommand(ctx: CommandContext, flags: { macSource?: string }): Promise<number> {
+export async function planCommand(ctx: CommandContext, flags: { macSource?: string; exclude?: string[]; allowLan?: boolean }): Promise<number> {
   const { config, options, vmAddress } = await upOptionsFor(ctx, flags);
   const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, UP_DEFAULT_TIMEOUT_S), quickTimeoutMs: timeoutMs(ctx, QUICK_DEFAULT_TIMEOUT_S), vmAddress });
   // The plan itself is the output; progress would only repeat it.

@@ -2,7 +2,7 @@
  * What `wgctl up` and `wgctl plan` (= `up --dry-run`) send the agents: the Up options from the
  * config and the flags, and the default deadline of these long calls (down's as well).
  */
-import { isIpAddress } from '@wgctl/config';
+import { canonicalExcluded, excludedProblems, isIpAddress, MAX_EXCLUDED, type WgctlConfig } from '@wgctl/config';
 import { IPV6_MODE_BY_WORD } from '@wgctl/proto';
 import type { CommandContext } from '../command-context';
 import { UsageError } from '../errors';
@@ -12,7 +12,25 @@ import { loadControllerConfig, vmAddressIp } from './context';
 
 export const UP_DEFAULT_TIMEOUT_S = 120;
 
-export async function upOptionsFor(ctx: CommandContext, flags: { macSource?: string }) {
+/**
+ * The excluded CIDRs of this run: the config's and `--exclude`'s (this run only), checked as the
+ * mac-agent checks them, and none covering the VM or a configured DNS server (exit 2, before
+ * any agent is asked).
+ */
+function excludedFor(config: WgctlConfig, vmAddress: string, extra: readonly string[]): string[] {
+  const keep = [
+    { address: vmAddress, what: 'the VM\'s address' },
+    { address: config.vm.address6, what: 'the VM\'s IPv6 address' },
+    ...(config.dns ?? []).map((address) => ({ address, what: 'the DNS server' })),
+  ];
+  const problems = [...excludedProblems('exclude (config)', config.exclude ?? [], keep), ...excludedProblems('--exclude', extra, keep)];
+  const all = problems.length ? [] : canonicalExcluded([...(config.exclude ?? []), ...extra]);
+  if (all.length > MAX_EXCLUDED) problems.push(`exclude: ${all.length} CIDRs with --exclude, at most ${MAX_EXCLUDED}`);
+  if (problems.length) throw new UsageError(problems.join('\n       '));
+  return all;
+}
+
+export async function upOptionsFor(ctx: CommandContext, flags: { macSource?: string; exclude?: string[]; allowLan?: boolean }) {
   if (flags.macSource !== undefined && !isIpAddress(flags.macSource)) {
     throw new UsageError(`--mac-source: expected an IPv4 or IPv6 address, got "${flags.macSource}"`);
   }
@@ -24,6 +42,9 @@ export async function upOptionsFor(ctx: CommandContext, flags: { macSource?: str
     vmAddress6: config.vm.address6,
     macSource: flags.macSource,
     dnsServers: config.dns,
+    exclude: excludedFor(config, vmAddress, flags.exclude ?? []),
+    // `up --allow-lan` turns it on for one run; the config's allowLan for every run.
+    allowLan: Boolean(flags.allowLan || config.allowLan),
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     // The config file's word, as the Ipv6Mode every later step uses.
     ipv6: config.ipv6 ? IPV6_MODE_BY_WORD[config.ipv6] : undefined,

@@ -30,7 +30,7 @@ function renderVerdict(verdict: VerifyVerdict, target: string): string {
   const lines: string[] = [];
   lines.push(`verify: ${verdict.pass ? 'PASS' : 'FAIL'} (probe ${target}; uplink ${verdict.uplinkInterface || '?'}, tunnel ${verdict.tunnelInterface || '?'})`);
   const a = verdict.allowed;
-  lines.push(`  uplink: ${a.wireguard} WireGuard, ${a.dhcp} DHCP, ${a.arp} ARP, ${a.ndp} NDP${a.eapol ? `, ${a.eapol} EAPOL` : ''} packet(s) allowed; ${verdict.leaks.length} leaked`);
+  lines.push(`  uplink: ${a.wireguard} WireGuard, ${a.dhcp} DHCP, ${a.arp} ARP, ${a.ndp} NDP${a.eapol ? `, ${a.eapol} EAPOL` : ''}${a.lan ? `, ${a.lan} LAN (--allow-lan)` : ''} packet(s) allowed; ${verdict.leaks.length} leaked`);
   lines.push(
     `  uplink MAC ${verdict.uplinkLinkAddress || 'unknown'}: ${verdict.unsolicitedInbound.length} unsolicited inbound, ` +
       `${verdict.neighbourPackets} neighbours' broadcast/multicast packet(s) (not the Mac's: never a leak)`,
@@ -90,6 +90,8 @@ export async function verifyCommand(ctx: CommandContext, flags: VerifyFlags): Pr
     const macCapture = delay(VM_HEAD_START_MS).then(() =>
       agents.mac.capture({ interface: '', durationMs, maxPackets: MAX_PACKETS, probeTarget: target, probeCount }),
     );
+    // --allow-lan: what the Mac's kill switch lets through is not a leak (its status says which subnets).
+    const lanSubnets = agents.mac.status().then((s) => (s.allowLan ? s.lanSubnets : []), () => []);
     const [vmResult, macResult] = await Promise.allSettled([vmCapture, macCapture]);
     const failures = [vmResult, macResult].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failures.length > 0) {
@@ -97,7 +99,7 @@ export async function verifyCommand(ctx: CommandContext, flags: VerifyFlags): Pr
     }
     const mac = (macResult as PromiseFulfilledResult<CaptureResult>).value;
     const tunnel = (vmResult as PromiseFulfilledResult<CaptureResult>).value;
-    const verdict = judgeVerify(mac, tunnel, vm.endpoints, vm.tunnelAddresses, target);
+    const verdict = judgeVerify(mac, tunnel, vm.endpoints, vm.tunnelAddresses, target, await lanSubnets);
     if (ctx.global.json) {
       writeJson(ctx, { command: 'verify', target, endpoints: vm.endpoints, tunnelAddresses: vm.tunnelAddresses, ...verdict });
     } else {

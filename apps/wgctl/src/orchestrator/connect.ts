@@ -1,6 +1,7 @@
 /** connect: both agents described side by side, protocol checked, the Mac's source and the IPv6 decision. */
 import { type AppliedIpv6Mode, Ipv6Mode, type MacDescription, PROTOCOL_VERSION, type VmDescription } from '@wgctl/proto';
 import { type MacAgentApi, SIDE_LABEL, type Side, type VmAgentApi } from '../agents';
+import type { ProbeVerdict } from './portal-probe';
 import { Sequencer, messageOf } from './steps';
 
 export interface UpOptions {
@@ -14,6 +15,10 @@ export interface UpOptions {
   localSource?: () => Promise<string | undefined>;
   /** Resolvers through the tunnel. Default: the DNS of the VM's WireGuard config. */
   dnsServers?: string[];
+  /** Excluded destinations (CIDRs, checked): the Mac routes them via its own gateway, in clear. */
+  exclude?: string[];
+  /** --allow-lan: the Mac's kill switch lets its uplink's private subnets and mDNS through. */
+  allowLan?: boolean;
   handshakeTimeoutMs?: number;
   lanInterface?: string;
   /** Default: auto (Ipv6Mode.IPV6_MODE_UNSPECIFIED). */
@@ -21,6 +26,16 @@ export interface UpOptions {
   /** Aborting stops before the next step (the one in flight completes), then rolls back. */
   signal?: AbortSignal;
   now?: () => number;
+  /**
+   * Asked once the Up failed for want of a handshake and was rolled back (the Mac is as before
+   * `up`): is a captive portal holding the network? Absent: no probe (portal-probe.ts).
+   */
+  probePortal?: () => Promise<ProbeVerdict>;
+  /**
+   * `wgctl portal`: the Mac's fail-closed Up opens a captive-portal sign-in window this long and
+   * the VM waits as long for its handshake; the full Up that follows the handshake closes it.
+   */
+  portalWindowMs?: number;
 }
 
 function checkAgent(side: Side, agent: { agent: string; protocolVersion: string; version: string } | undefined): void {

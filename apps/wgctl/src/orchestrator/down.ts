@@ -13,6 +13,8 @@ export interface DownOptions {
   /** The VM's addresses: the mac-agent recognises its split routes by them when its journal is unusable. */
   vmAddress?: string;
   vmAddress6?: string;
+  /** The config's excluded CIDRs: the Mac recognises their routes by them when its journal is unusable. */
+  exclude?: string[];
   now?: () => number;
 }
 
@@ -70,7 +72,7 @@ export async function down(
     {
       side: 'mac',
       step: 'mac-down',
-      run: (log) => streamStep(seq, 'mac-down', 'mac', log, (cb) => mac.down({ dryRun: !!opts.dryRun, vmAddress: opts.vmAddress ?? '', vmAddress6: opts.vmAddress6 ?? '', endpoints }, cb)),
+      run: (log) => streamStep(seq, 'mac-down', 'mac', log, (cb) => mac.down({ dryRun: !!opts.dryRun, vmAddress: opts.vmAddress ?? '', vmAddress6: opts.vmAddress6 ?? '', endpoints, exclude: opts.exclude ?? [] }, cb)),
     },
     {
       side: 'vm',

@@ -12,3 +12,4 @@ export * from './connect';
 export * from './up';
 export * from './down';
 export * from './plan';
+export * from './portal-probe';

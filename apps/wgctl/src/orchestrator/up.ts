@@ -16,7 +16,11 @@ import {
 } from '@wgctl/proto';
 import { AgentCallError, type MacAgentApi, SIDE_LABEL, type Side, type VmAgentApi } from '../agents';
 import { connectStep, type Described, type Ipv6Decision, type UpOptions } from './connect';
+import type { ProbeVerdict } from './portal-probe';
 import { AgentStepLog, GRPC_ABORTED, type EventListener, type Failure, type RollbackEntry, type StepId, Sequencer, StepFailure, leftBehind, messageOf, streamStep } from './steps';
+
+/** The vm-agent's Up step that waits for the first handshake (vm-agent engine/up.ts). */
+export const HANDSHAKE_AGENT_STEP = 'await-handshake';
 
 export interface UpResult {
   ok: boolean;
@@ -32,6 +36,8 @@ export interface UpResult {
   ipv6?: Ipv6Decision;
   vm?: VmDescription;
   mac?: MacDescription;
+  /** Why the handshake never came, when a probe after the rollback found a captive portal. */
+  portal?: Extract<ProbeVerdict, { kind: 'portal' }>;
 }
 
 /**
@@ -47,6 +53,10 @@ export function macUpRequest(opts: UpOptions, vm: VmDescription, applied: VmAppl
     ipv6: ipv6.mode,
     vmAddress6: ipv6.mode === Ipv6Mode.IPV6_MODE_ROUTE ? ipv6.vmAddress6! : '',
     killSwitchOnly,
+    exclude: opts.exclude ?? [],
+    allowLan: opts.allowLan ?? false,
+    // The sign-in window opens with the fail-closed Up; the full Up closes it.
+    portalWindowMs: killSwitchOnly ? (opts.portalWindowMs ?? 0) : 0,
   };
 }
 
@@ -54,7 +64,8 @@ export function vmUpRequest(opts: UpOptions, macSource: string, ipv6: Ipv6Decisi
   return {
     macSource,
     dryRun,
-    handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 0,
+    // With a sign-in window the VM waits for the handshake as long as the window is open.
+    handshakeTimeoutMs: opts.portalWindowMs ?? opts.handshakeTimeoutMs ?? 0,
     // Empty: the VM forwards IPv4 only (the Mac blocks its IPv6).
     macSource6: ipv6.mode === Ipv6Mode.IPV6_MODE_ROUTE ? ipv6.macSource6! : '',
     lanInterface: opts.lanInterface ?? '',
@@ -114,9 +125,19 @@ export async function up(vm: VmAgentApi, mac: MacAgentApi, opts: UpOptions, onEv
   } catch (error) {
     result.failure = error instanceof StepFailure ? error.failure : { step: 'connect', message: messageOf(error) };
     await rollBack(run);
+    // Only once the Mac is back as before `up`: its kill switch would hold the probe too.
+    if (isHandshakeFailure(result.failure) && result.rollback.every((rb) => rb.ok) && opts.probePortal) {
+      const verdict = await opts.probePortal();
+      if (verdict.kind === 'portal') result.portal = verdict;
+    }
   }
   result.totalMs = seq.elapsed();
   return result;
+}
+
+/** The VM's tunnel came up but no handshake came: the network may hold it (a captive portal). */
+function isHandshakeFailure(failure: Failure): boolean {
+  return failure.step === 'vm-up' && failure.agentStep === HANDSHAKE_AGENT_STEP;
 }
 
 /**
@@ -183,7 +204,7 @@ async function rollBack(run: UpRun): Promise<void> {
   const forward = (step: StepId, side: Side) => (event: StepEvent) => seq.emit({ kind: 'agent', step, side, event });
   const rollbacks: { side: Side; step: StepId; run: () => Promise<Outcome> }[] = [];
   if (run.macUpStarted && !refusedBusy(run.macUpError, macLog)) {
-    rollbacks.push({ side: 'mac', step: 'rollback-mac', run: () => mac.down({ dryRun: false, vmAddress: '', vmAddress6: '', endpoints: [] }, forward('rollback-mac', 'mac')) });
+    rollbacks.push({ side: 'mac', step: 'rollback-mac', run: () => mac.down({ dryRun: false, vmAddress: '', vmAddress6: '', endpoints: [], exclude: [] }, forward('rollback-mac', 'mac')) });
   }
   if (vmChangedByUs) {
     rollbacks.push({ side: 'vm', step: 'rollback-vm', run: () => vm.down({ dryRun: false, forceInterfaceDown: false }, forward('rollback-vm', 'vm')) });

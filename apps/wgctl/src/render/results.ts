@@ -1,7 +1,7 @@
 /** Text for the end of up/down/plan: what happened, what failed (with the command's stderr). */
 import { Ipv6Mode, ipv6ModeWord } from '@wgctl/proto';
 import { SIDE_LABEL } from '../agents';
-import type { DownResult, Failure, Ipv6Decision, PlanResult, UpResult } from '../orchestrator';
+import { describePortal, type DownResult, type Failure, type Ipv6Decision, type PlanResult, type UpResult } from '../orchestrator';
 import { commandLine } from './progress';
 import { formatDuration, shellQuote } from './text';
 
@@ -28,6 +28,33 @@ export function ipv6DecisionJson(decision: Ipv6Decision | undefined) {
   return decision && { ...decision, mode: ipv6ModeWord(decision.mode) };
 }
 
+/** What to do about a captive portal found after a failed up (the rollback left the Mac unprotected). */
+function portalLines(portal: NonNullable<UpResult['portal']>): string[] {
+  const where = portal.location ? ` at ${portal.location}` : '';
+  return [
+    `  ${describePortal(portal)}`,
+    `  next: \`wgctl portal\` (everything stays blocked but web and DNS while you sign in${where}, and the tunnel comes up by itself);`,
+    '  until then this Mac is NOT protected (this run was rolled back)',
+  ];
+}
+
+/** Said before the window opens: loud, since the Mac's web traffic leaves unprotected meanwhile. */
+export function portalWindowWarning(seconds: number): string {
+  return [
+    `wgctl portal: SIGN-IN WINDOW for up to ${seconds} s: this Mac's WEB TRAFFIC (TCP 80/443, any address) and DNS to the network's`,
+    "  resolvers leave OUTSIDE THE TUNNEL, UNPROTECTED; everything else stays blocked. Sign in with your browser now.",
+    `  The window closes by itself as soon as the tunnel's handshake comes, after ${seconds} s, or on Ctrl-C.`,
+    '',
+  ].join('\n');
+}
+
+/** `wgctl portal`'s end: signed in and up, or the window closed without a handshake. */
+export function renderPortalResult(result: UpResult, seconds: number): { stdout: string; stderr: string } {
+  const up = renderUpResult(result);
+  if (result.ok) return { stdout: `portal: signed in: the sign-in window is CLOSED (the handshake came)\n${up.stdout}`, stderr: up.stderr };
+  return { stdout: up.stdout, stderr: `${up.stderr}  the sign-in window is CLOSED (no handshake within ${seconds} s, or it was interrupted)\n` };
+}
+
 export function renderUpResult(result: UpResult): { stdout: string; stderr: string } {
   if (result.ok) {
     const endpoints = result.endpoints.map((e) => `${e.ip || e.host}:${e.port}`).join(', ');
@@ -37,6 +64,7 @@ export function renderUpResult(result: UpResult): { stdout: string; stderr: stri
     };
   }
   const lines = [`wgctl up: ${failureLines(result.failure!).join('\n')}`];
+  if (result.portal) lines.push(...portalLines(result.portal));
   if (result.rollback.length === 0) lines.push('  nothing to roll back: this run changed nothing');
   for (const rb of result.rollback) {
     lines.push(`  rollback ${SIDE_LABEL[rb.side]} Down: ${rb.ok ? 'ok' : `FAILED: ${rb.error}`}`);

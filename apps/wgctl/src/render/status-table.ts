@@ -57,10 +57,23 @@ function vmRows(vm: VmSideJson): Omit<Record<string, string>, never> {
     routes: `ip_forward ${vm.ipForward ? 'on' : 'OFF'}${vm.macSource ? `, SNAT ${vm.macSource}` : ''}`,
     ipv6: vm.macSource6 ? `forwarded, NAT66 ${vm.macSource6}` : NA,
     killSwitch: NA,
+    lan: NA,
     dns: NA,
     gateway: NA,
     uplink: NA,
   };
+}
+
+/** `allowed (192.0.2.0/25)`; `blocked` (the kill switch's default). */
+export function lanCell(lan: MacSideJson['lan']): string {
+  if (!lan.allowed) return 'blocked';
+  return `allowed (${lan.subnets.join(', ') || 'no private subnet on the uplink'})`;
+}
+
+/** An open sign-in window, loudly: the Mac's web traffic is not protected meanwhile. */
+export function portalWindowNote(w: MacSideJson['portalWindow']): string {
+  if (!w) return '';
+  return `; SIGN-IN WINDOW OPEN ${w.secondsLeft} s more: web (TCP ${w.tcpPorts.join('/')}) and DNS to ${w.resolvers.join(', ') || 'no resolver'} UNPROTECTED`;
 }
 
 function macRows(mac: MacSideJson): Record<string, string> {
@@ -77,8 +90,10 @@ function macRows(mac: MacSideJson): Record<string, string> {
     routes: mac.routes.map((r) => `${r.destination}${r.present ? '' : ' MISSING'}`).join(', ') || NA,
     ipv6: mac.ipv6 === 'route' ? `routed via ${mac.vmAddress6 ?? '?'}` : mac.ipv6 === 'block' ? 'blocked' : NA,
     killSwitch: ks.loaded
-      ? `${ks.enabled ? 'on' : 'loaded, NOT enabled'}${ks.interface ? ` (${ks.interface})` : ''}`
+      ? `${ks.enabled ? 'on' : 'loaded, NOT enabled'}${ks.interface ? ` (${ks.interface})` : ''}${portalWindowNote(mac.portalWindow)}`
       : 'OFF',
+    lan: lanCell(mac.lan),
+    excluded: mac.excluded.map((x) => `${x.destination}${x.present ? '' : ' MISSING'}`).join(', ') || 'none',
     dns: mac.dns.servers.length ? `${mac.dns.servers.join(', ')}${mac.dns.managed ? '' : ' (not managed)'}` : NA,
     gateway: mac.uplink.gateway ?? NA,
     uplink: mac.uplink.interface ?? NA,
@@ -97,6 +112,8 @@ const LABELS: [key: string, label: string][] = [
   ['routes', 'Routes'],
   ['ipv6', 'IPv6'],
   ['killSwitch', 'Kill switch'],
+  ['lan', 'LAN'],
+  ['excluded', 'Excluded'],
   ['dns', 'DNS'],
   ['gateway', 'Gateway'],
   ['uplink', 'Uplink'],

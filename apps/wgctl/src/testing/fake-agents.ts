@@ -178,6 +178,10 @@ export function healthyMacStatus(): MacStatus {
     ipv6: 'block',
     vmAddress6: '',
     selfHeal: NO_HEALS,
+    exclude: [],
+    allowLan: false,
+    lanSubnets: [],
+    portalWindow: undefined,
   };
 }
 

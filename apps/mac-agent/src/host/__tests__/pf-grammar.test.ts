@@ -60,6 +60,15 @@ const POLICIES: Record<string, KillSwitchPolicy> = {
   'Parallels vnic0': { uplink: UPLINK, endpoints: [V4_ENDPOINT], ...PARALLELS, allowDhcp6: true, blockIpv6: false },
   'on-link lease server': { uplink: UPLINK, endpoints: [V4_ENDPOINT], ...UTM, allowDhcp6: true, blockIpv6: false, dhcpServer: '192.0.2.1' },
   'UTM bridge100': { uplink: UPLINK, endpoints: [V4_ENDPOINT], ...UTM, allowDhcp6: true, blockIpv6: true },
+  // --allow-lan: the café's /25 (RFC 5737), a home 192.168 /24, the link-local and ULA /64s
+  'allow LAN': {
+    uplink: UPLINK, endpoints: [V4_ENDPOINT], ...UTM, allowDhcp6: true, blockIpv6: false,
+    allowLan: true, lanSubnets: ['192.0.2.0/25', '192.168.1.0/24', 'fd00:1:2:3::/64', 'fe80::/64'],
+  },
+  // wgctl --exclude: a /24, a host (/32: pfctl prints it bare) and an IPv6 /48 (passes even with IPv6 blocked)
+  'excluded destinations': { uplink: UPLINK, endpoints: [V4_ENDPOINT], ...UTM, allowDhcp6: true, blockIpv6: false, exclude: ['198.51.100.0/24', '203.0.113.99/32', '2001:db8:5::/48'] },
+  'excluded destinations, IPv6 blocked': { uplink: UPLINK, endpoints: [V4_ENDPOINT, V6_ENDPOINT], ...UTM, allowDhcp6: true, blockIpv6: true, exclude: ['198.51.100.0/24', '2001:db8:5::1/128'] },
+  'allow LAN, IPv6 blocked': { uplink: UPLINK, endpoints: [V4_ENDPOINT], ...UTM, allowDhcp6: true, blockIpv6: true, allowLan: true, lanSubnets: ['192.0.2.0/25', 'fe80::/64'] },
 };
 
 /**
@@ -350,6 +359,67 @@ if (!grammarPresent) {
       });
       expect(verdict(dual, udp('in', 'en0', V6_ENDPOINT.ip, V6_ENDPOINT.port, MAC6, 61237))).toMatchObject({ action: 'pass' });
       expect(verdict(dual, tcp('out', 'en0', MAC6, 50701, '2001:db8:ffff::1', 443, 'S'))).toMatchObject({ action: 'block', rule: 'block drop out quick all' });
+    });
+  });
+
+  describe('--allow-lan', () => {
+    const lan = POLICIES['allow LAN'];
+    const lanV6Blocked = POLICIES['allow LAN, IPv6 blocked'];
+    const PRINTER = '192.0.2.60';
+    const mdns4 = udp('out', 'en0', MAC, 5353, '224.0.0.251', 5353);
+
+    // Fact: `pass out quick on en0 inet from any to 192.0.2.0/25 no state` matches (IPP, TCP 631); `pass in … from 192.0.2.0/25` the answer.
+    it('a LAN printer is reachable both ways (a session that has no state too), only on the uplink', () => {
+      expect(verdict(lan, tcp('out', 'en0', MAC, 50800, PRINTER, 631, 'S'))).toMatchObject({ action: 'pass', rule: 'pass out quick on en0 inet from any to 192.0.2.0/25 no state' });
+      expect(verdict(lan, tcp('in', 'en0', PRINTER, 631, MAC, 50800, 'SA'))).toMatchObject({ action: 'pass', rule: 'pass in quick on en0 inet from 192.0.2.0/25 to any no state' });
+      expect(verdict(lan, tcp('out', 'en0', MAC, 50801, PRINTER, 631, 'A'))).toMatchObject({ action: 'pass', stateCreated: false });
+      // The same subnet on another interface (a tether, awdl0, the interface roamed away from) is not the LAN.
+      expect(verdict(lan, tcp('out', 'en1', '192.0.2.70', 50802, PRINTER, 631, 'S'))).toMatchObject({ action: 'block', rule: 'block drop out quick all' });
+    });
+
+    // Fact: a LAN host opening a session to the Mac (SMB, AirPlay) matches the inbound LAN rule, as in Mullvad.
+    it('a LAN host may connect to the Mac', () => {
+      expect(verdict(lan, tcp('in', 'en0', PRINTER, 50900, MAC, 445, 'S'))).toMatchObject({ action: 'pass', rule: 'pass in quick on en0 inet from 192.0.2.0/25 to any no state' });
+    });
+
+    // Fact: no LAN rule names 198.51.100.80 (outside the uplink's /25): the final block takes it.
+    it('a host outside the uplink\'s LAN subnets is blocked, and so is the internet', () => {
+      expect(verdict(lan, tcp('out', 'en0', MAC, 50803, '192.0.2.200', 631, 'S'))).toMatchObject({ action: 'block', rule: 'block drop out quick all' });
+      expect(verdict(lan, tcp('out', 'en0', MAC, 50804, '198.51.100.80', 443, 'S'))).toMatchObject({ action: 'block', rule: 'block drop out quick all' });
+      expect(verdict(lan, tcp('in', 'en0', '198.51.100.80', 40000, MAC, 22, 'S'))).toMatchObject({ action: 'block', rule: 'block drop in quick all' });
+    });
+
+    // Fact: the DNS blocks come before the LAN pass rules and are quick.
+    it.each([
+      ['udp 53', udp('out', 'en0', MAC, 53002, CAFE_RESOLVER, 53), 'block drop out quick on en0 inet proto udp from any to 192.0.2.0/25 port = 53'],
+      ['tcp 53', tcp('out', 'en0', MAC, 53003, CAFE_RESOLVER, 53, 'S'), 'block drop out quick on en0 inet proto tcp from any to 192.0.2.0/25 port = 53'],
+      ['DNS over TLS', tcp('out', 'en0', MAC, 53004, CAFE_RESOLVER, 853, 'S'), 'block drop out quick on en0 inet proto tcp from any to 192.0.2.0/25 port = 853'],
+      ['IPv6 link-local udp 53', udp('out', 'en0', MAC_LINK_LOCAL, 53005, 'fe80::1', 53), 'block drop out quick on en0 inet6 proto udp from any to fe80::/64 port = 53'],
+    ])('DNS to a LAN resolver is blocked (%s)', (_what, packet, rule) => {
+      expect(verdict(lan, packet)).toMatchObject({ action: 'block', rule });
+    });
+
+    // Fact: `pass out quick on en0 inet proto udp from any to 224.0.0.251 port = 5353 no state`; answers come from LAN addresses.
+    it('mDNS passes out to 224.0.0.251 and ff02::fb, and LAN hosts\' mDNS passes in', () => {
+      expect(verdict(lan, mdns4)).toMatchObject({ action: 'pass', rule: 'pass out quick on en0 inet proto udp from any to 224.0.0.251 port = 5353 no state' });
+      expect(verdict(lan, udp('out', 'en0', MAC_LINK_LOCAL, 5353, 'ff02::fb', 5353))).toMatchObject({ action: 'pass', rule: 'pass out quick on en0 inet6 proto udp from any to ff02::fb port = 5353 no state' });
+      expect(verdict(lan, udp('in', 'en0', PRINTER, 5353, '224.0.0.251', 5353))).toMatchObject({ action: 'pass', rule: 'pass in quick on en0 inet from 192.0.2.0/25 to any no state' });
+      expect(verdict(lan, udp('in', 'en0', 'fe80::42', 5353, 'ff02::fb', 5353))).toMatchObject({ action: 'pass', rule: 'pass in quick on en0 inet6 from fe80::/64 to any no state' });
+      // Other multicast (SSDP) is not admitted.
+      expect(verdict(lan, udp('out', 'en0', MAC, 1900, '239.255.255.250', 1900))).toMatchObject({ action: 'block' });
+    });
+
+    // Fact: with blockIpv6 no inet6 LAN rule is rendered; `block drop quick inet6 all` takes link-local and mDNS over IPv6.
+    it('with IPv6 blocked, the LAN is IPv4 only', () => {
+      expect(verdict(lanV6Blocked, tcp('out', 'en0', MAC, 50805, PRINTER, 631, 'S'))).toMatchObject({ action: 'pass' });
+      expect(verdict(lanV6Blocked, tcp('out', 'en0', MAC_LINK_LOCAL, 50806, 'fe80::42', 631, 'S'))).toMatchObject({ action: 'block', rule: 'block drop quick inet6 all' });
+      expect(verdict(lanV6Blocked, udp('out', 'en0', MAC_LINK_LOCAL, 5353, 'ff02::fb', 5353))).toMatchObject({ action: 'block', rule: 'block drop quick inet6 all' });
+    });
+
+    // Fact: the same packets without --allow-lan fall to the final blocks: the rules above are what lets them through.
+    it('without --allow-lan the printer and mDNS are blocked', () => {
+      expect(verdict(dual, tcp('out', 'en0', MAC, 50807, PRINTER, 631, 'S'))).toMatchObject({ action: 'block', rule: 'block drop out quick all' });
+      expect(verdict(dual, mdns4)).toMatchObject({ action: 'block', rule: 'block drop out quick all' });
     });
   });
 

@@ -28,7 +28,10 @@ import type {
   Vnic,
 } from '../driver';
 import { readDarwinDns, restoreDarwinDns, setDarwinDns } from './dns';
+import { darwinDnsWatch } from './dns-watch';
+import type { DnsWatch } from '../dns-watch';
 import { readDarwinDhcpServer } from './dhcp';
+import { readDarwinLanSubnets } from './lan';
 import type { KillSwitchWatch } from '../kill-switch-watch';
 import { DarwinRouteMonitor, darwinMonitorArgv } from './monitor';
 import {
@@ -120,6 +123,11 @@ export class DarwinDriver implements HostNetworkDriver {
     return readDarwinDhcpServer(run, uplink);
   }
 
+  /** The uplink's private/link-local subnets (`ifconfig IF`), for --allow-lan. */
+  readLanSubnets(run: Runner, uplink: string): Promise<string[]> {
+    return readDarwinLanSubnets(run, uplink);
+  }
+
   /** PF has no events: our token and the anchor's rules, looked at every second (pf-watch.ts). */
   killSwitchWatch(): KillSwitchWatch {
     return new DarwinKillSwitchWatch(this.anchor);
@@ -137,6 +145,11 @@ export class DarwinDriver implements HostNetworkDriver {
 
   restoreDns(run: Runner, snapshot: DnsSnapshot): Promise<void> {
     return restoreDarwinDns(run, snapshot);
+  }
+
+  /** configd's DNS keys, watched with `scutil` (dns-watch.ts): readDns costs a networksetup per service, so no polling. */
+  dnsWatch(): DnsWatch {
+    return darwinDnsWatch();
   }
 
   // ----- roaming -----

@@ -10,7 +10,7 @@
  * written to.
  */
 import ipaddr from 'ipaddr.js';
-import { isIpAddressOrZoned } from '@wgctl/config';
+import { checkExcludedCidr, isIpAddressOrZoned } from '@wgctl/config';
 import {
   DARWIN_INTERFACE_NAME,
   classifyPfRelease,
@@ -26,8 +26,9 @@ import {
   type PfRule,
 } from '@wgctl/parsers';
 import { CommandError, type RunResult, type Runner, readTogether } from '@wgctl/runner';
-import type { KillSwitchHandle, KillSwitchPolicy, KillSwitchStatus } from '../driver';
+import { PORTAL_WEB_PORTS, type KillSwitchHandle, type KillSwitchPolicy, type KillSwitchStatus } from '../driver';
 import { READ, familyOf } from './common';
+import { LAN_BLOCKED_DNS_PORTS, MDNS_GROUP4, MDNS_GROUP6, MDNS_PORT, isLanSubnet } from '../lan';
 
 /**
  * Where the kill switch lives: a child of the stock `anchor "com.apple/*"` of /etc/pf.conf.
@@ -64,6 +65,13 @@ function validatePolicy(policy: KillSwitchPolicy): void {
   }
   if (policy.dhcpServer !== undefined && !ipaddr.IPv4.isValidFourPartDecimal(policy.dhcpServer)) {
     throw new Error(`kill switch: DHCP server "${policy.dhcpServer}" is not an IPv4 address`);
+  }
+  for (const subnet of policy.lanSubnets ?? []) {
+    if (!isLanSubnet(subnet)) throw new Error(`kill switch: LAN subnet "${subnet}" is not a private or link-local network`);
+  }
+  for (const cidr of policy.exclude ?? []) {
+    const checked = checkExcludedCidr(cidr);
+    if (!('cidr' in checked) || checked.cidr !== cidr) throw new Error(`kill switch: excluded "${cidr}" is not a canonical CIDR that may be excluded`);
   }
   for (const e of policy.endpoints) {
     if (!isIpAddressOrZoned(e.ip)) throw new Error(`kill switch: endpoint "${e.ip}" is not an IP address`);
@@ -130,6 +138,70 @@ const DARWIN_DHCP6_ND_RULES: readonly string[] = [
 ];
 
 /**
+ * `--allow-lan` (lan.ts): on the uplink only (so not awdl0, a tether or the interface roamed
+ * away from), its LAN subnets both ways and mDNS out to its groups (answers come from LAN
+ * addresses); first, DNS and DNS over TLS to the LAN are dropped: names go through the tunnel
+ * (Mullvad drops DNS to LAN hosts too). `no state`, like lo0 and the vnic: both directions pass
+ * anyway, and sessions opened before the load (an SMB mount, AirPlay) keep working. Inbound
+ * from the LAN is admitted like Mullvad's `pass in from <lan net> to any`: LAN hosts may reach
+ * the Mac's services (that is what "allow LAN" means to users of Mullvad, Tailscale, IVPN).
+ * IPv6 subnets and ff02::fb only when IPv6 is not blocked.
+ */
+function darwinLanRules(policy: KillSwitchPolicy): string[] {
+  if (!policy.allowLan) return [];
+  const on = `on ${policy.uplink}`;
+  const subnets = (policy.lanSubnets ?? []).filter((s) => !(policy.blockIpv6 && s.includes(':')));
+  const groups = policy.blockIpv6 ? [MDNS_GROUP4] : [MDNS_GROUP4, MDNS_GROUP6];
+  const dnsPorts = `{ ${LAN_BLOCKED_DNS_PORTS.join(', ')} }`;
+  return [
+    `# LAN (--allow-lan): ${policy.uplink}'s private subnets both ways and mDNS; never DNS to the LAN`,
+    ...subnets.map((s) => `block drop out quick ${on} proto { tcp, udp } from any to ${s} port ${dnsPorts}`),
+    ...subnets.flatMap((s) => [`pass out quick ${on} ${familyOf(s.split('/')[0])} from any to ${s} no state`, `pass in quick ${on} ${familyOf(s.split('/')[0])} from ${s} to any no state`]),
+    ...groups.map((g) => `pass out quick ${on} ${familyOf(g)} proto udp from any to ${g} port ${MDNS_PORT} no state`),
+  ];
+}
+
+/**
+ * Excluded destinations (routed via the uplink's gateway, in clear): the host may open flows to
+ * them, on any interface (no rule names the uplink, so a roam needs no reload), and only their
+ * replies come back, by the state each first packet makes (xnu pf_test looks states up before
+ * any rule: the `block drop in quick all` below never sees them). `flags S/SA keep state` is
+ * what pfctl makes of a bare pass rule anyway (written out so the rules read as loaded): a TCP
+ * flow opened before the load has no state and is blocked, and an excluded host cannot open a
+ * flow to the Mac. Before `block drop quick inet6 all`: an IPv6 range excluded on purpose
+ * leaves even while the rest of IPv6 is blocked.
+ */
+function darwinExcludeRules(policy: KillSwitchPolicy): string[] {
+  if (!policy.exclude?.length) return [];
+  return [
+    '# Excluded destinations (wgctl --exclude), routed outside the tunnel: out, and their replies by state',
+    ...policy.exclude.map((cidr) => `pass out quick ${familyOf(cidr.split('/')[0])} from any to ${cidr} flags S/SA keep state`),
+  ];
+}
+
+/**
+ * `wgctl portal` (driver.ts PortalWindow; the same set as linux.ts portalWindowRules): out, DNS
+ * to the uplink's resolvers and TCP to ports 80/443 anywhere, with `keep state` so their replies
+ * (and only those: xnu pf_test looks states up before any rule) come back; nobody may open a
+ * flow to the Mac. After `block drop quick inet6 all`: blocked IPv6 stays blocked. QUIC (UDP
+ * 443) is not let out: browsers fall back to TCP.
+ */
+function darwinPortalWindowRules(policy: KillSwitchPolicy): string[] {
+  const window = policy.portalWindow;
+  if (!window) return [];
+  for (const r of window.resolvers) if (!isIpAddressOrZoned(r) || r.includes('%')) throw new Error(`kill switch: portal-window resolver "${r}" is not an IP address`);
+  const resolvers = window.resolvers.filter((r) => !(policy.blockIpv6 && familyOf(r) === 'inet6')).map((r) => ipaddr.parse(r).toString());
+  return [
+    `# Captive-portal sign-in window (wgctl portal), until ${new Date(window.untilMs).toISOString()}: DNS to the uplink's resolvers, web anywhere`,
+    ...resolvers.flatMap((r) => [
+      `pass out quick ${familyOf(r)} proto udp from any to ${r} port 53 keep state`,
+      `pass out quick ${familyOf(r)} proto tcp from any to ${r} port 53 flags S/SA keep state`,
+    ]),
+    ...PORTAL_WEB_PORTS.map((port) => `pass out quick proto tcp from any to any port ${port} flags S/SA keep state`),
+  ];
+}
+
+/**
  * The PF rules of the kill switch, for anchor `anchor`: fail-closed on EVERY interface, not
  * just the uplink. A second Wi-Fi/Ethernet with a scoped default, a USB tether, the interface
  * we roamed away from: sockets bound to them (IP_BOUND_IF, scoped routing) meet the same
@@ -137,14 +209,15 @@ const DARWIN_DHCP6_ND_RULES: readonly string[] = [
  * anchor): loopback and the VM's bridge pass with `no state` (see below); on any other interface only DHCP, the IPv6
  * link set-up when IPv6 is in use (both as narrow as their protocols), and WireGuard UDP to/from the server(s) pass; the last two
  * rules drop everything else, in and out. No rule names the uplink (`policy.uplink` is only
- * shown in status and the header comment), so a roam needs no reload.
+ * shown in status and the header comment), so a roam needs no reload — except the --allow-lan
+ * rules (darwinLanRules), which hold on the uplink alone and are reloaded with its subnets.
  */
 export function renderDarwinKillSwitch(policy: KillSwitchPolicy, anchor = DARWIN_PF_ANCHOR): string {
   validatePolicy(policy);
   const endpoints = policy.endpoints.filter((e) => !(policy.blockIpv6 && familyOf(e.ip) === 'inet6'));
   const lines = [
     `# wgctl kill switch, anchor "${anchor}" (generated by the mac-agent; do not edit).`,
-    `# On every interface but lo0${policy.vnic ? ` and ${policy.vnic}` : ''} nothing may pass but DHCP and WireGuard UDP`,
+    `# On every interface but lo0${policy.vnic ? ` and ${policy.vnic}` : ''} nothing may pass but DHCP and WireGuard UDP${policy.allowLan ? ' (and the LAN on the uplink)' : ''}`,
     `# to/from the server(s). (Uplink now: ${policy.uplink}; no rule depends on it.)`,
     '#',
     `# The VM's traffic is covered too: the hypervisor NATs it (PF nat, or vmnet's own) and it`,
@@ -161,7 +234,10 @@ export function renderDarwinKillSwitch(policy: KillSwitchPolicy, anchor = DARWIN
   if (policy.vnic) lines.push(`pass quick on ${policy.vnic} all no state`);
   lines.push(...darwinDhcpRules(policy));
   if (policy.allowDhcp6) lines.push(...DARWIN_DHCP6_ND_RULES);
+  lines.push(...darwinLanRules(policy));
+  lines.push(...darwinExcludeRules(policy));
   if (policy.blockIpv6) lines.push('# No IPv6 through the VM: none anywhere else either', 'block drop quick inet6 all');
+  lines.push(...darwinPortalWindowRules(policy));
   if (endpoints.length > 0) lines.push('# WireGuard to and from the server(s) (from: a state may have expired or be on another interface)');
   for (const e of endpoints) {
     const [family, address] = [familyOf(e.ip), ipaddr.parse(e.ip).toString()];

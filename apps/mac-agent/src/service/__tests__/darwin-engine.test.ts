@@ -395,6 +395,8 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
   let stopped: number;
 
   const fakeSpawn = (argv: readonly string[], options: StreamingOptions): StreamingProcess => {
+    // The DNS watch (scutil) has its own tests (darwin-dns-heal.test.ts): here it stays silent.
+    if (argv[0] === 'scutil') return { argv: [...argv], pid: 4400, exited: new Promise(() => undefined), stderrTail: () => [], stop: async () => ({ code: null, signal: 'SIGTERM' }) };
     spawned.push([...argv]);
     monitorLine = options.onLine;
     const exited = Promise.resolve({ code: null, signal: 'SIGTERM' as NodeJS.Signals });

@@ -73,6 +73,14 @@ export function ipv6ModeToJSON(object: Ipv6Mode): string {
   }
 }
 
+export interface EndPortalWindowRequest {
+}
+
+export interface EndPortalWindowResult {
+  /** false: no window was open */
+  closed: boolean;
+}
+
 export interface MacDescription {
   agent: AgentInfo | undefined;
   uplinkInterface: string;
@@ -101,6 +109,25 @@ export interface MacUpRequest {
    * tunnel is still coming up); the split routes and DNS wait for a full Up.
    */
   killSwitchOnly: boolean;
+  /**
+   * --allow-lan: with the kill switch on, the uplink's directly connected private and
+   * link-local subnets and mDNS pass, both ways (never DNS to them, never a public subnet).
+   */
+  allowLan: boolean;
+  /**
+   * Excluded destinations (CIDRs, canonical, at most 64): routed via the original gateway and
+   * let through the kill switch, in clear. None may cover the VM or a DNS server, or be wider
+   * than /8 (IPv4) or /16 (IPv6), or touch loopback, link-local or multicast.
+   */
+  exclude: string[];
+  /**
+   * `wgctl portal`, with kill_switch_only: a captive-portal sign-in window for this many ms
+   * (1000..300000, the vm-agent's longest handshake wait): the host's own DNS to the uplink's
+   * resolvers and TCP 80/443 anywhere pass the kill switch; the agent closes it at the
+   * deadline, and the full Up (or a Down, or EndPortalWindow) that follows closes it sooner.
+   * A restart never re-opens it.
+   */
+  portalWindowMs: number;
 }
 
 export interface MacDownRequest {
@@ -116,6 +143,11 @@ export interface MacDownRequest {
    * (the pins) via the uplink's gateway are recognised as ours and removed. IP literals, at most 16.
    */
   endpoints: Endpoint[];
+  /**
+   * The excluded CIDRs (the controller's config): without a usable journal, their routes via the
+   * uplink's gateway are recognised as ours and removed, like the pins. At most 64.
+   */
+  exclude: string[];
 }
 
 export interface RouteState {
@@ -170,8 +202,147 @@ export interface MacStatus {
   /** the VM's IPv6 on the vnic, when IPv6 is routed */
   vmAddress6: string;
   /** what the self-healing put back since the agent started */
-  selfHeal: SelfHealStatus | undefined;
+  selfHeal:
+    | SelfHealStatus
+    | undefined;
+  /** the excluded CIDRs of the last Up (their routes are in `routes`) */
+  exclude: string[];
+  /** the kill switch lets the LAN through (journal: the last Up's) */
+  allowLan: boolean;
+  /** the uplink's subnets it lets through now (CIDR) */
+  lanSubnets: string[];
+  /** absent: no sign-in window open */
+  portalWindow: PortalWindowState | undefined;
 }
+
+/** An open captive-portal sign-in window (`wgctl portal`): what the kill switch lets out. */
+export interface PortalWindowState {
+  /** the agent closes it then at the latest */
+  untilUnixMs: string;
+  /** DNS may reach these (the uplink's resolvers) */
+  resolvers: string[];
+  /** the host's TCP to these ports, anywhere (80, 443) */
+  tcpPorts: number[];
+}
+
+function createBaseEndPortalWindowRequest(): EndPortalWindowRequest {
+  return {};
+}
+
+export const EndPortalWindowRequest: MessageFns<EndPortalWindowRequest> = {
+  encode(_: EndPortalWindowRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EndPortalWindowRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEndPortalWindowRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): EndPortalWindowRequest {
+    return {};
+  },
+
+  toJSON(_: EndPortalWindowRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EndPortalWindowRequest>, I>>(base?: I): EndPortalWindowRequest {
+    return EndPortalWindowRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EndPortalWindowRequest>, I>>(_: I): EndPortalWindowRequest {
+    const message = createBaseEndPortalWindowRequest();
+    return message;
+  },
+};
+
+function createBaseEndPortalWindowResult(): EndPortalWindowResult {
+  return { closed: false };
+}
+
+export const EndPortalWindowResult: MessageFns<EndPortalWindowResult> = {
+  encode(message: EndPortalWindowResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.closed !== false) {
+      writer.uint32(400).bool(message.closed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EndPortalWindowResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEndPortalWindowResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 50: {
+            if (tag !== 400) {
+              break;
+            }
+
+            message.closed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EndPortalWindowResult {
+    return { closed: isSet(object.closed) ? globalThis.Boolean(object.closed) : false };
+  },
+
+  toJSON(message: EndPortalWindowResult): unknown {
+    const obj: any = {};
+    if (message.closed !== false) {
+      obj.closed = message.closed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EndPortalWindowResult>, I>>(base?: I): EndPortalWindowResult {
+    return EndPortalWindowResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EndPortalWindowResult>, I>>(object: I): EndPortalWindowResult {
+    const message = createBaseEndPortalWindowResult();
+    message.closed = object.closed ?? false;
+    return message;
+  },
+};
 
 function createBaseMacDescription(): MacDescription {
   return {
@@ -373,6 +544,9 @@ function createBaseMacUpRequest(): MacUpRequest {
     ipv6: 0,
     vmAddress6: "",
     killSwitchOnly: false,
+    allowLan: false,
+    exclude: [],
+    portalWindowMs: 0,
   };
 }
 
@@ -398,6 +572,15 @@ export const MacUpRequest: MessageFns<MacUpRequest> = {
     }
     if (message.killSwitchOnly !== false) {
       writer.uint32(56).bool(message.killSwitchOnly);
+    }
+    if (message.allowLan !== false) {
+      writer.uint32(320).bool(message.allowLan);
+    }
+    for (const v of message.exclude) {
+      writer.uint32(242).string(v!);
+    }
+    if (message.portalWindowMs !== 0) {
+      writer.uint32(400).uint32(message.portalWindowMs);
     }
     return writer;
   },
@@ -471,6 +654,30 @@ export const MacUpRequest: MessageFns<MacUpRequest> = {
             message.killSwitchOnly = reader.bool();
             continue;
           }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.allowLan = reader.bool();
+            continue;
+          }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.exclude.push(reader.string());
+            continue;
+          }
+          case 50: {
+            if (tag !== 400) {
+              break;
+            }
+
+            message.portalWindowMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -514,6 +721,19 @@ export const MacUpRequest: MessageFns<MacUpRequest> = {
         : isSet(object.kill_switch_only)
         ? globalThis.Boolean(object.kill_switch_only)
         : false,
+      allowLan: isSet(object.allowLan)
+        ? globalThis.Boolean(object.allowLan)
+        : isSet(object.allow_lan)
+        ? globalThis.Boolean(object.allow_lan)
+        : false,
+      exclude: globalThis.Array.isArray(object?.exclude)
+        ? object.exclude.map((e: any) => globalThis.String(e))
+        : [],
+      portalWindowMs: isSet(object.portalWindowMs)
+        ? globalThis.Number(object.portalWindowMs)
+        : isSet(object.portal_window_ms)
+        ? globalThis.Number(object.portal_window_ms)
+        : 0,
     };
   },
 
@@ -540,6 +760,15 @@ export const MacUpRequest: MessageFns<MacUpRequest> = {
     if (message.killSwitchOnly !== false) {
       obj.killSwitchOnly = message.killSwitchOnly;
     }
+    if (message.allowLan !== false) {
+      obj.allowLan = message.allowLan;
+    }
+    if (message.exclude?.length) {
+      obj.exclude = message.exclude;
+    }
+    if (message.portalWindowMs !== 0) {
+      obj.portalWindowMs = Math.round(message.portalWindowMs);
+    }
     return obj;
   },
 
@@ -555,12 +784,15 @@ export const MacUpRequest: MessageFns<MacUpRequest> = {
     message.ipv6 = object.ipv6 ?? 0;
     message.vmAddress6 = object.vmAddress6 ?? "";
     message.killSwitchOnly = object.killSwitchOnly ?? false;
+    message.allowLan = object.allowLan ?? false;
+    message.exclude = object.exclude?.map((e) => e) || [];
+    message.portalWindowMs = object.portalWindowMs ?? 0;
     return message;
   },
 };
 
 function createBaseMacDownRequest(): MacDownRequest {
-  return { dryRun: false, vmAddress: "", vmAddress6: "", endpoints: [] };
+  return { dryRun: false, vmAddress: "", vmAddress6: "", endpoints: [], exclude: [] };
 }
 
 export const MacDownRequest: MessageFns<MacDownRequest> = {
@@ -576,6 +808,9 @@ export const MacDownRequest: MessageFns<MacDownRequest> = {
     }
     for (const v of message.endpoints) {
       Endpoint.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.exclude) {
+      writer.uint32(242).string(v!);
     }
     return writer;
   },
@@ -625,6 +860,14 @@ export const MacDownRequest: MessageFns<MacDownRequest> = {
             message.endpoints.push(Endpoint.decode(reader, reader.uint32()));
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.exclude.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -657,6 +900,9 @@ export const MacDownRequest: MessageFns<MacDownRequest> = {
       endpoints: globalThis.Array.isArray(object?.endpoints)
         ? object.endpoints.map((e: any) => Endpoint.fromJSON(e))
         : [],
+      exclude: globalThis.Array.isArray(object?.exclude)
+        ? object.exclude.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -674,6 +920,9 @@ export const MacDownRequest: MessageFns<MacDownRequest> = {
     if (message.endpoints?.length) {
       obj.endpoints = message.endpoints.map((e) => Endpoint.toJSON(e));
     }
+    if (message.exclude?.length) {
+      obj.exclude = message.exclude;
+    }
     return obj;
   },
 
@@ -686,6 +935,7 @@ export const MacDownRequest: MessageFns<MacDownRequest> = {
     message.vmAddress = object.vmAddress ?? "";
     message.vmAddress6 = object.vmAddress6 ?? "";
     message.endpoints = object.endpoints?.map((e) => Endpoint.fromPartial(e)) || [];
+    message.exclude = object.exclude?.map((e) => e) || [];
     return message;
   },
 };
@@ -1094,6 +1344,10 @@ function createBaseMacStatus(): MacStatus {
     ipv6: "",
     vmAddress6: "",
     selfHeal: undefined,
+    exclude: [],
+    allowLan: false,
+    lanSubnets: [],
+    portalWindow: undefined,
   };
 }
 
@@ -1143,6 +1397,18 @@ export const MacStatus: MessageFns<MacStatus> = {
     }
     if (message.selfHeal !== undefined) {
       SelfHealStatus.encode(message.selfHeal, writer.uint32(122).fork()).join();
+    }
+    for (const v of message.exclude) {
+      writer.uint32(242).string(v!);
+    }
+    if (message.allowLan !== false) {
+      writer.uint32(328).bool(message.allowLan);
+    }
+    for (const v of message.lanSubnets) {
+      writer.uint32(338).string(v!);
+    }
+    if (message.portalWindow !== undefined) {
+      PortalWindowState.encode(message.portalWindow, writer.uint32(402).fork()).join();
     }
     return writer;
   },
@@ -1280,6 +1546,38 @@ export const MacStatus: MessageFns<MacStatus> = {
             message.selfHeal = SelfHealStatus.decode(reader, reader.uint32());
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.exclude.push(reader.string());
+            continue;
+          }
+          case 41: {
+            if (tag !== 328) {
+              break;
+            }
+
+            message.allowLan = reader.bool();
+            continue;
+          }
+          case 42: {
+            if (tag !== 338) {
+              break;
+            }
+
+            message.lanSubnets.push(reader.string());
+            continue;
+          }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.portalWindow = PortalWindowState.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1335,6 +1633,24 @@ export const MacStatus: MessageFns<MacStatus> = {
         : isSet(object.self_heal)
         ? SelfHealStatus.fromJSON(object.self_heal)
         : undefined,
+      exclude: globalThis.Array.isArray(object?.exclude)
+        ? object.exclude.map((e: any) => globalThis.String(e))
+        : [],
+      allowLan: isSet(object.allowLan)
+        ? globalThis.Boolean(object.allowLan)
+        : isSet(object.allow_lan)
+        ? globalThis.Boolean(object.allow_lan)
+        : false,
+      lanSubnets: globalThis.Array.isArray(object?.lanSubnets)
+        ? object.lanSubnets.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.lan_subnets)
+        ? object.lan_subnets.map((e: any) => globalThis.String(e))
+        : [],
+      portalWindow: isSet(object.portalWindow)
+        ? PortalWindowState.fromJSON(object.portalWindow)
+        : isSet(object.portal_window)
+        ? PortalWindowState.fromJSON(object.portal_window)
+        : undefined,
     };
   },
 
@@ -1385,6 +1701,18 @@ export const MacStatus: MessageFns<MacStatus> = {
     if (message.selfHeal !== undefined) {
       obj.selfHeal = SelfHealStatus.toJSON(message.selfHeal);
     }
+    if (message.exclude?.length) {
+      obj.exclude = message.exclude;
+    }
+    if (message.allowLan !== false) {
+      obj.allowLan = message.allowLan;
+    }
+    if (message.lanSubnets?.length) {
+      obj.lanSubnets = message.lanSubnets;
+    }
+    if (message.portalWindow !== undefined) {
+      obj.portalWindow = PortalWindowState.toJSON(message.portalWindow);
+    }
     return obj;
   },
 
@@ -1416,6 +1744,137 @@ export const MacStatus: MessageFns<MacStatus> = {
     message.selfHeal = (object.selfHeal !== undefined && object.selfHeal !== null)
       ? SelfHealStatus.fromPartial(object.selfHeal)
       : undefined;
+    message.exclude = object.exclude?.map((e) => e) || [];
+    message.allowLan = object.allowLan ?? false;
+    message.lanSubnets = object.lanSubnets?.map((e) => e) || [];
+    message.portalWindow = (object.portalWindow !== undefined && object.portalWindow !== null)
+      ? PortalWindowState.fromPartial(object.portalWindow)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePortalWindowState(): PortalWindowState {
+  return { untilUnixMs: "0", resolvers: [], tcpPorts: [] };
+}
+
+export const PortalWindowState: MessageFns<PortalWindowState> = {
+  encode(message: PortalWindowState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.untilUnixMs !== "0") {
+      writer.uint32(400).int64(message.untilUnixMs);
+    }
+    for (const v of message.resolvers) {
+      writer.uint32(410).string(v!);
+    }
+    if (message.tcpPorts.length !== 0) {
+      writer.uint32(418).fork();
+      for (const v of message.tcpPorts) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PortalWindowState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePortalWindowState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 50: {
+            if (tag !== 400) {
+              break;
+            }
+
+            message.untilUnixMs = reader.int64().toString();
+            continue;
+          }
+          case 51: {
+            if (tag !== 410) {
+              break;
+            }
+
+            message.resolvers.push(reader.string());
+            continue;
+          }
+          case 52: {
+            if (tag === 416) {
+              message.tcpPorts.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 418) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.tcpPorts.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PortalWindowState {
+    return {
+      untilUnixMs: isSet(object.untilUnixMs)
+        ? globalThis.String(object.untilUnixMs)
+        : isSet(object.until_unix_ms)
+        ? globalThis.String(object.until_unix_ms)
+        : "0",
+      resolvers: globalThis.Array.isArray(object?.resolvers)
+        ? object.resolvers.map((e: any) => globalThis.String(e))
+        : [],
+      tcpPorts: globalThis.Array.isArray(object?.tcpPorts)
+        ? object.tcpPorts.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.tcp_ports)
+        ? object.tcp_ports.map((e: any) => globalThis.Number(e))
+        : [],
+    };
+  },
+
+  toJSON(message: PortalWindowState): unknown {
+    const obj: any = {};
+    if (message.untilUnixMs !== "0") {
+      obj.untilUnixMs = message.untilUnixMs;
+    }
+    if (message.resolvers?.length) {
+      obj.resolvers = message.resolvers;
+    }
+    if (message.tcpPorts?.length) {
+      obj.tcpPorts = message.tcpPorts.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PortalWindowState>, I>>(base?: I): PortalWindowState {
+    return PortalWindowState.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PortalWindowState>, I>>(object: I): PortalWindowState {
+    const message = createBasePortalWindowState();
+    message.untilUnixMs = object.untilUnixMs ?? "0";
+    message.resolvers = object.resolvers?.map((e) => e) || [];
+    message.tcpPorts = object.tcpPorts?.map((e) => e) || [];
     return message;
   },
 };
@@ -1468,6 +1927,18 @@ export const MacAgentService = {
     responseSerialize: (value: CaptureResult): Buffer => Buffer.from(CaptureResult.encode(value).finish()),
     responseDeserialize: (value: Buffer): CaptureResult => CaptureResult.decode(value),
   },
+  /** `wgctl portal --end`: close an open captive-portal sign-in window now (fail-closed again). */
+  endPortalWindow: {
+    path: "/wgctl.v1.MacAgent/EndPortalWindow" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EndPortalWindowRequest): Buffer =>
+      Buffer.from(EndPortalWindowRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EndPortalWindowRequest => EndPortalWindowRequest.decode(value),
+    responseSerialize: (value: EndPortalWindowResult): Buffer =>
+      Buffer.from(EndPortalWindowResult.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EndPortalWindowResult => EndPortalWindowResult.decode(value),
+  },
 } as const;
 
 export interface MacAgentServer extends UntypedServiceImplementation {
@@ -1477,6 +1948,8 @@ export interface MacAgentServer extends UntypedServiceImplementation {
   status: handleUnaryCall<StatusRequest, MacStatus>;
   /** tcpdump on the uplink while optionally probing a target (used by `wgctl verify`). */
   capture: handleUnaryCall<CaptureRequest, CaptureResult>;
+  /** `wgctl portal --end`: close an open captive-portal sign-in window now (fail-closed again). */
+  endPortalWindow: handleUnaryCall<EndPortalWindowRequest, EndPortalWindowResult>;
 }
 
 export interface MacAgentClient extends Client {
@@ -1526,6 +1999,22 @@ export interface MacAgentClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CaptureResult) => void,
+  ): ClientUnaryCall;
+  /** `wgctl portal --end`: close an open captive-portal sign-in window now (fail-closed again). */
+  endPortalWindow(
+    request: EndPortalWindowRequest,
+    callback: (error: ServiceError | null, response: EndPortalWindowResult) => void,
+  ): ClientUnaryCall;
+  endPortalWindow(
+    request: EndPortalWindowRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EndPortalWindowResult) => void,
+  ): ClientUnaryCall;
+  endPortalWindow(
+    request: EndPortalWindowRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EndPortalWindowResult) => void,
   ): ClientUnaryCall;
 }
 
