@@ -82,7 +82,9 @@ export async function runAgent(options: AgentOptions): Promise<void> {
     onVerdict: (serving) => server.setHealth(serving),
     logger,
   });
-  server.addService(VmAgentService, vmAgentHandlers(engine, sampler, logger));
+  let startupDone!: () => void;
+  const startup = new Promise<void>((resolve) => (startupDone = resolve));
+  server.addService(VmAgentService, vmAgentHandlers(engine, sampler, logger, startup));
   resampleAfterHeal = () => void sampler.refreshAfterChange().catch(() => undefined);
   const bound = await server.listen(options.listen);
   logger.info('vm-agent ready', { address: bound, wgConfig: options.wgConfig, stateDir: options.stateDir, pid: process.pid });
@@ -98,7 +100,10 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       if (outcome) logger.info('reconcile finished', { ok: outcome.ok, failedStep: outcome.failedStep, error: outcome.error });
     })
     .catch((e) => logger.error('reconcile failed', { error: (e as Error).message }))
-    .finally(() => void sampler.refresh());
+    .finally(() => {
+      startupDone();
+      void sampler.refresh();
+    });
 
   // SIGTERM/SIGINT: the Up or Down in flight finishes its current step and ends (its journal
   // keeps what it applied; the next start reconciles), then the server closes and we exit 0.

@@ -60,7 +60,12 @@ export function vmStatusMessage(sample: VmSample, driver: string, heals?: HealsS
   };
 }
 
-export function vmAgentHandlers(engine: VmEngine, sampler: HealthSampler<VmSample>, logger?: Logger): grpc.UntypedServiceImplementation {
+/**
+ * `startup`: the agent's own start-up reconcile (it finishes or undoes what a previous process
+ * left). An Up or Down that arrives meanwhile waits for it, within the call's deadline, instead
+ * of being refused as busy: the caller did not start that operation and cannot see it end.
+ */
+export function vmAgentHandlers(engine: VmEngine, sampler: HealthSampler<VmSample>, logger?: Logger, startup: Promise<unknown> = Promise.resolve()): grpc.UntypedServiceImplementation {
   // Up/Down change what health reports: sample again right away (once the answer is out).
   const resample = (): void => {
     void sampler.refreshAfterChange().catch((e) => logger?.warn('sample after operation failed', { error: (e as Error).message }));
@@ -78,7 +83,8 @@ export function vmAgentHandlers(engine: VmEngine, sampler: HealthSampler<VmSampl
       streamOperation(
         call,
         (ctx) =>
-          engine.up(
+          startup.then(() =>
+            engine.up(
             {
               macSource: call.request.macSource,
               macSource6: call.request.macSource6 || undefined,
@@ -87,11 +93,11 @@ export function vmAgentHandlers(engine: VmEngine, sampler: HealthSampler<VmSampl
               handshakeTimeoutMs: call.request.handshakeTimeoutMs || undefined,
             },
             ctx,
-          ),
+          )),
         resample,
       ),
     down: (call: grpc.ServerWritableStream<VmDownRequest, Progress>) =>
-      streamOperation(call, (ctx) => engine.down({ dryRun: call.request.dryRun, forceInterfaceDown: call.request.forceInterfaceDown }, ctx), resample),
+      streamOperation(call, (ctx) => startup.then(() => engine.down({ dryRun: call.request.dryRun, forceInterfaceDown: call.request.forceInterfaceDown }, ctx)), resample),
     status: async (_call: grpc.ServerUnaryCall<StatusRequest, VmStatus>, callback: grpc.sendUnaryData<VmStatus>) => {
       callback(null, vmStatusMessage(await sampler.current(), engine.driverName, engine.heals));
     },
