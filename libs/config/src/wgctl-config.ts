@@ -15,6 +15,28 @@ export const IPV6_MODES = ['auto', 'route', 'block'] as const;
 
 export const DEFAULT_VM_AGENT_PORT = 7443;
 
+/**
+ * Why `url` cannot be the captive-portal probe's URL, or undefined when it can: plain http://
+ * (a portal cannot answer TLS for a name it does not own), without credentials (the probe
+ * goes out in clear, to whatever answers in the internet's place).
+ */
+export function probeUrlProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `expected an http:// URL, got "${url}"`;
+  }
+  if (parsed.protocol !== 'http:') return `expected a plain http:// URL (a captive portal cannot answer TLS), got "${url}"`;
+  if (parsed.username || parsed.password) return 'expected no user or password in the URL (the probe is sent in clear)';
+  return undefined;
+}
+
+const probeUrlSchema = z.string().superRefine((url, ctx) => {
+  const problem = probeUrlProblem(url);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 export const wgctlConfigSchema = z.strictObject({
   version: z.literal(1, { message: 'expected version 1' }),
   vm: z.strictObject({
@@ -39,6 +61,12 @@ export const wgctlConfigSchema = z.strictObject({
   exclude: z.array(excludedCidrSchema).max(MAX_EXCLUDED, { message: `at most ${MAX_EXCLUDED} excluded CIDRs` }).optional(),
   /** With the kill switch on, the Mac reaches its uplink's private subnets and mDNS (default off). */
   allowLan: z.boolean().optional(),
+  portal: z
+    .strictObject({
+      /** The URL `wgctl up` asks when no handshake comes, to tell a captive portal (default: Apple's); `--portal-probe-url` overrides it. */
+      probeUrl: probeUrlSchema.optional(),
+    })
+    .optional(),
 });
 
 export type WgctlConfig = z.infer<typeof wgctlConfigSchema>;

@@ -193,6 +193,12 @@ export interface HostNetworkDriver {
   readDhcpServer?(run: Runner, uplink: string): Promise<string | undefined>;
 
   /**
+   * Optional: the resolvers `uplink`'s DHCP lease gives, for drivers whose readDns does not show
+   * them (darwin: networksetup lists hand-set resolvers only). [] when there are none; never throws.
+   */
+  readDhcpResolvers?(run: Runner, uplink: string): Promise<string[]>;
+
+  /**
    * Optional: the LAN subnets of `uplink` (its addresses' private/link-local networks, lan.ts
    * lanSubnetsOf); [] when it has none or cannot be read (the kill switch then admits no LAN).
    */

@@ -266,13 +266,20 @@ function portalWindowFor(up: UpContext): PortalWindow | undefined {
   return { untilMs: up.core.now() + up.intent.portalWindowMs, resolvers: [] };
 }
 
-/**
- * The uplink's resolvers (those DHCP gave it): the DNS snapshot taken before our first change
- * of DNS if there is one, else DNS as it is now. IP literals only.
- */
 async function uplinkResolvers(up: UpContext, r: Runner): Promise<string[]> {
-  const snapshot = up.previous.dns?.snapshot ?? (await up.driver.readDns(r, { uplink: up.uplink.interface, vnic: up.vnic.interface }));
-  return [...new Set(snapshot.services.flatMap((s) => s.servers))].filter((s) => isIpAddressOrZoned(s) && !s.includes('%'));
+  return portalResolvers(up.driver, r, { uplink: up.uplink.interface, vnic: up.vnic.interface }, up.previous.dns?.snapshot);
+}
+
+/**
+ * A sign-in window's resolvers: those of `snapshot` (DNS before our first change of it) if
+ * given, else of DNS as it is now; IP literals only. When that lists none (on darwin,
+ * networksetup shows hand-set resolvers only), the uplink's DHCP lease's, if the driver reads it.
+ */
+export async function portalResolvers(driver: HostNetworkDriver, r: Runner, context: { uplink: string; vnic: string }, snapshot?: DnsSnapshot): Promise<string[]> {
+  const dns = snapshot ?? (await driver.readDns(r, context));
+  const listed = [...new Set(dns.services.flatMap((s) => s.servers))].filter((s) => isIpAddressOrZoned(s) && !s.includes('%'));
+  if (listed.length || !driver.readDhcpResolvers) return listed;
+  return driver.readDhcpResolvers(r, context.uplink);
 }
 
 /** The journal says up-in-progress, with the plan, before the first change: from here on every change is covered. */

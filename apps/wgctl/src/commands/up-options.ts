@@ -2,12 +2,12 @@
  * What `wgctl up` and `wgctl plan` (= `up --dry-run`) send the agents: the Up options from the
  * config and the flags, and the default deadline of these long calls (down's as well).
  */
-import { canonicalExcluded, excludedProblems, isIpAddress, MAX_EXCLUDED, type WgctlConfig } from '@wgctl/config';
+import { canonicalExcluded, excludedProblems, isIpAddress, MAX_EXCLUDED, probeUrlProblem, type WgctlConfig } from '@wgctl/config';
 import { IPV6_MODE_BY_WORD } from '@wgctl/proto';
 import type { CommandContext } from '../command-context';
 import { UsageError } from '../errors';
 import { sameHostTarget, localSourceAddress } from '../local-source';
-import type { UpOptions } from '../orchestrator';
+import { DEFAULT_PROBE_URL, type UpOptions } from '../orchestrator';
 import { loadControllerConfig, vmAddressIp } from './context';
 
 export const UP_DEFAULT_TIMEOUT_S = 120;
@@ -28,6 +28,14 @@ function excludedFor(config: WgctlConfig, vmAddress: string, extra: readonly str
   if (all.length > MAX_EXCLUDED) problems.push(`exclude: ${all.length} CIDRs with --exclude, at most ${MAX_EXCLUDED}`);
   if (problems.length) throw new UsageError(problems.join('\n       '));
   return all;
+}
+
+/** The captive-portal probe's URL for this run: `--portal-probe-url`, else the config's `portal.probeUrl`, else Apple's. */
+export function probeUrlFor(config: WgctlConfig, flag: string | undefined): string {
+  if (flag === undefined) return config.portal?.probeUrl ?? DEFAULT_PROBE_URL;
+  const problem = probeUrlProblem(flag);
+  if (problem) throw new UsageError(`--portal-probe-url: ${problem}`);
+  return flag;
 }
 
 export async function upOptionsFor(ctx: CommandContext, flags: { macSource?: string; exclude?: string[]; allowLan?: boolean }) {

@@ -2,7 +2,8 @@
  * Captive-portal detection: one plain-HTTP GET of a connectivity-check URL, judged the way the
  * OSes judge theirs. Default: Apple's (what every Mac itself asks on joining a network, so a café
  * portal is sure to handle it); `http://connectivitycheck.gstatic.com/generate_204` works too.
- * The URL is a flag (`wgctl up --portal-probe-url`): the lab points it at a lab host.
+ * The URL is the config's `portal.probeUrl` or the flag `wgctl up --portal-probe-url` (commands/up-options.ts
+ * probeUrlFor): the lab points it at a lab host.
  *
  * Who probes, and when: the controller, after a failed `wgctl up` whose handshake never came has
  * been rolled back. The Mac is then exactly as before `wgctl up` (no kill switch: the rollback

@@ -48,6 +48,25 @@ describe('wgctl config', () => {
     }
   });
 
+  it('takes portal.probeUrl, a plain http:// URL only, and no other key under portal', () => {
+    const probeUrl = 'http://198.51.100.80:8080/hotspot-detect.html';
+    expect(parseWgctlConfig({ ...valid, portal: { probeUrl } }).portal).toEqual({ probeUrl });
+    expect(parseWgctlConfig({ ...valid, portal: {} }).portal).toEqual({});
+    const problemsOf = (portal: unknown): string[] => {
+      try {
+        parseWgctlConfig({ ...valid, portal });
+        return [];
+      } catch (error) {
+        return (error as ConfigError).problems.map((p) => `${p.path}: ${p.message}`);
+      }
+    };
+    expect(problemsOf({ probeUrl: 'https://captive.example/' })).toEqual([expect.stringMatching(/^portal\.probeUrl: expected a plain http:\/\/ URL/)]);
+    expect(problemsOf({ probeUrl: 'captive.example/hotspot' })).toEqual([expect.stringMatching(/^portal\.probeUrl: expected an http:\/\/ URL/)]);
+    expect(problemsOf({ probeUrl: 'http://user:secret@captive.example/' })).toEqual([expect.stringMatching(/^portal\.probeUrl: expected no user or password/)]);
+    expect(problemsOf({ probeUrl: 42 })).toEqual([expect.stringMatching(/^portal\.probeUrl: /)]);
+    expect(problemsOf({ probeURL: 'http://captive.example/' })).toEqual([expect.stringMatching(/^portal: .*probeURL/)]);
+  });
+
   it('names every bad field with its JSON path', () => {
     const path = write('bad.json', {
       ...valid,

@@ -24,6 +24,16 @@ export interface DhcpLeasePacket {
   serverIdentifier?: string;
   /** Option 1. */
   subnetMask?: string;
+  /** Option 6, the resolvers the lease gives (RFC 2132 §3.8), in the server's order; absent when it gives none. */
+  domainNameServers?: string[];
+}
+
+/** An `ip_mult` option's value: `{192.0.2.1}`, `{192.0.2.1, 192.0.2.2}`, `{}` (bootp bootplib/dhcp_options.c dhcptype_print_cfstr: braces, ", " between). */
+function ipv4List(value: string, name: string, line: number): string[] {
+  const braced = /^\{(.*)\}$/.exec(value);
+  if (!braced) throw new ParseError(KIND, `${name} is not a {…} address list: "${value}"`, line);
+  if (braced[1].trim() === '') return [];
+  return braced[1].split(',').map((a) => ipv4Field(a.trim(), name, line));
 }
 
 function ipv4Field(value: string, name: string, line: number): string {
@@ -49,6 +59,8 @@ export function parseIpconfigPacket(text: string): DhcpLeasePacket | null {
     const [, name, , value] = option;
     if (name === 'server_identifier') packet.serverIdentifier = ipv4Field(value.trim(), name, index + 1);
     else if (name === 'subnet_mask') packet.subnetMask = ipv4Field(value.trim(), name, index + 1);
+    // A long option split in several (RFC 3396 §7) is printed once per piece: they concatenate.
+    else if (name === 'domain_name_server') packet.domainNameServers = [...(packet.domainNameServers ?? []), ...ipv4List(value.trim(), name, index + 1)];
     else if (name === 'dhcp_message_type') packet.messageType = value.trim().split(/\s+/)[0];
   });
   if (header.get('op')?.value !== 'BOOTREPLY') throw new ParseError(KIND, 'no `op = BOOTREPLY` line: not a DHCP/BOOTP packet dump');

@@ -30,7 +30,7 @@ import type {
 import { readDarwinDns, restoreDarwinDns, setDarwinDns } from './dns';
 import { darwinDnsWatch } from './dns-watch';
 import type { DnsWatch } from '../dns-watch';
-import { readDarwinDhcpServer } from './dhcp';
+import { readDarwinDhcpResolvers, readDarwinDhcpServer } from './dhcp';
 import { readDarwinLanSubnets } from './lan';
 import type { KillSwitchWatch } from '../kill-switch-watch';
 import { DarwinRouteMonitor, darwinMonitorArgv } from './monitor';
@@ -121,6 +121,11 @@ export class DarwinDriver implements HostNetworkDriver {
   /** The uplink's lease server when on-link (`ipconfig getpacket`): see KillSwitchPolicy.dhcpServer. */
   readDhcpServer(run: Runner, uplink: string): Promise<string | undefined> {
     return readDarwinDhcpServer(run, uplink);
+  }
+
+  /** The resolvers of the uplink's lease (`ipconfig getpacket`): networksetup never lists them. */
+  readDhcpResolvers(run: Runner, uplink: string): Promise<string[]> {
+    return readDarwinDhcpResolvers(run, uplink);
   }
 
   /** The uplink's private/link-local subnets (`ifconfig IF`), for --allow-lan. */

@@ -22,6 +22,7 @@ describe('parseIpconfigPacket', () => {
   it('reads the lease of a real capture', () => {
     expect(parseIpconfigPacket(MOONPOINT)).toEqual({
       yiaddr: '192.168.2.51', ciaddr: '0.0.0.0', giaddr: '0.0.0.0', messageType: 'ACK', serverIdentifier: '192.168.2.1', subnetMask: '255.255.255.0',
+      domainNameServers: ['192.168.2.1'],
     });
   });
 
@@ -36,7 +37,34 @@ describe('parseIpconfigPacket', () => {
 
   it('reads a BOOTP reply (no DHCP options) without a server identifier', () => {
     const bootp = MOONPOINT.split('\n').filter((l) => !/^(dhcp_message_type|server_identifier)/.test(l)).join('\n');
-    expect(parseIpconfigPacket(bootp)).toEqual({ yiaddr: '192.168.2.51', ciaddr: '0.0.0.0', giaddr: '0.0.0.0', subnetMask: '255.255.255.0' });
+    expect(parseIpconfigPacket(bootp)).toEqual({ yiaddr: '192.168.2.51', ciaddr: '0.0.0.0', giaddr: '0.0.0.0', subnetMask: '255.255.255.0', domainNameServers: ['192.168.2.1'] });
+  });
+
+  describe('domain_name_server (option 6, ip_mult)', () => {
+    const withServers = (value: string) => MOONPOINT.replace('domain_name_server (ip_mult): {192.168.2.1}', `domain_name_server (ip_mult): ${value}`);
+
+    it('reads several resolvers in the order the server gave them', () => {
+      expect(parseIpconfigPacket(withServers('{198.51.100.53, 192.168.2.1, 203.0.113.9}'))?.domainNameServers).toEqual(['198.51.100.53', '192.168.2.1', '203.0.113.9']);
+    });
+
+    it('joins option 6 split in several pieces (RFC 3396: ipconfig prints each)', () => {
+      const split = withServers('{198.51.100.53}\ndomain_name_server (ip_mult): {192.168.2.1, 203.0.113.9}');
+      expect(parseIpconfigPacket(split)?.domainNameServers).toEqual(['198.51.100.53', '192.168.2.1', '203.0.113.9']);
+    });
+
+    it('has none when the lease gives none (no option 6, or an empty list)', () => {
+      const without = MOONPOINT.split('\n').filter((l) => !l.startsWith('domain_name_server')).join('\n');
+      expect(parseIpconfigPacket(without)).not.toHaveProperty('domainNameServers');
+      expect(parseIpconfigPacket(withServers('{}'))?.domainNameServers).toEqual([]);
+    });
+
+    it.each([
+      ['a bad address in the list', '{192.168.2.1, 192.168.2}'],
+      ['an IPv6 address (option 6 is IPv4 only)', '{2001:db8::53}'],
+      ['a list without braces', '192.168.2.1'],
+    ])('refuses %s', (_what, value) => {
+      expect(() => parseIpconfigPacket(withServers(value))).toThrow(ParseError);
+    });
   });
 
   it.each([
