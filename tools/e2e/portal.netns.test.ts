@@ -2,7 +2,8 @@
  * End to end in the namespace lab, through `wgctl` only: the Mac sits in a café whose captive
  * portal holds everything (tools/lab/src/portal.ts).
  *   1. `wgctl up` gets no handshake, rolls back, and names the portal (probed at a lab host: the
- *      probe URL is a flag) and the next command; the Mac is left as before;
+ *      probe URL is a flag) and the next command; the Mac is left as before; `wgctl status`
+ *      reports the portal until a `wgctl portal` gets through;
  *   2. `wgctl portal` whose window times out: closed, rolled back, the Mac as before; a
  *      mac-agent killed during the window comes back without it (fail-closed);
  *   3. `wgctl portal`: while the window is open, status says so loudly and the uplink carries
@@ -10,6 +11,8 @@
  *      user signs in from the Mac over HTTP; the window closes by itself within 2 s of the
  *      handshake; the result is exactly a plain `wgctl up`; `wgctl verify` passes.
  */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { TcpdumpPacket } from '@wgctl/parsers';
 import { startCaptivePortal, labDnsQuery, labExec, labHttpGet, waitForHandshake, type CaptivePortal, type Lab } from '../lab/src';
 import { diffSnapshots, eventually, formatPacket, ping, snapshotNetwork, startCapture, type NetworkSnapshot } from './observe';
@@ -21,6 +24,8 @@ const PREFIX = 'wgep';
 /** The vm-agent's wait for the first handshake in a plain up: short, since the portal holds it anyway. */
 const HANDSHAKE_TIMEOUT_S = 3;
 const WINDOW_RULE = 'portal window (wgctl portal)';
+/** Where the controller remembers a detected portal (apps/wgctl/src/portal-state.ts). */
+const PORTAL_STATE_FILE = 'wgctl.portal.json';
 
 suite('end to end: a café with a captive portal (netns)', () => {
   let stack: Stack;
@@ -34,6 +39,10 @@ suite('end to end: a café with a captive portal (netns)', () => {
     stack = await createStack(PREFIX, { initArgs: ['--handshake-timeout', String(HANDSHAKE_TIMEOUT_S)] });
     lab = stack.lab;
     probeUrl = `http://${lab.web.hostname}/hotspot-detect.html`;
+    // Every run of this suite (`wgctl portal` probes too when its handshake never comes) asks a
+    // lab host, never Apple's default URL (the network rule), through the config key.
+    const config = JSON.parse(readFileSync(stack.configFile, 'utf8'));
+    writeFileSync(stack.configFile, `${JSON.stringify({ ...config, portal: { probeUrl } }, null, 2)}\n`, { mode: 0o600 });
     portal = await startCaptivePortal(lab);
     before = await snapshotNetwork(lab);
   });
@@ -63,6 +72,18 @@ suite('end to end: a café with a captive portal (netns)', () => {
     const json = JSON.parse(r.stdout) as { ok: boolean; portal?: unknown };
     expect(json.ok).toBe(false);
     expect(json.portal).toEqual({ kind: 'portal', url: probeUrl, address: lab.web.wan.ipv4, status: 302, location: portal.loginUrl, detail: `answered 302 → ${portal.loginUrl}` });
+  });
+
+  it('wgctl status reports the portal up found (the controller remembers it), with the same exit code', async () => {
+    const r = await stack.wgctl(['--json', 'status']);
+    expect(r.exitCode).toBe(2);
+    const s = JSON.parse(r.stdout) as { overall: string; exitCode: number; problems: string[]; portal: Record<string, unknown> | null };
+    expect(s).toMatchObject({ overall: 'down', exitCode: 2 });
+    expect(s.portal).toMatchObject({ probeUrl, status: 302, location: portal.loginUrl, detail: `answered 302 → ${portal.loginUrl}` });
+    expect(s.problems).toContainEqual(expect.stringMatching(/^captive portal detected \d+ s ago .*: run `wgctl portal`$/));
+    const table = await stack.wgctl(['status']);
+    expect(table.exitCode).toBe(2);
+    expect(table.stdout).toContain(`: run \`wgctl portal\`, sign in at ${portal.loginUrl}`);
   });
 
   it('wgctl portal without signing in: the window closes at its deadline and everything is as before', async () => {
@@ -146,6 +167,7 @@ suite('end to end: a café with a captive portal (netns)', () => {
     if (result.exitCode !== 0) throw new Error(`wgctl portal failed\n${describeRun(result)}`);
     expect(result.stderr).toContain('SIGN-IN WINDOW for up to 60 s');
     expect(result.stdout).toContain('portal: signed in: the sign-in window is CLOSED');
+    expect(existsSync(join(stack.configDir, PORTAL_STATE_FILE))).toBe(false); // signed in: forgotten
 
     const allowed = (p: TcpdumpPacket) =>
       p.family === 'arp' ||

@@ -110,6 +110,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void, version: strin
     .option('--exclude <cidr>', 'a destination the tunnel must not carry (a network that checks the source, a local service): routed via the Mac\'s own gateway, IN CLEAR, revealing the real address to it (repeatable or comma-separated)', collect)
     .option('--allow-lan', 'with the kill switch on, reach the uplink\'s directly connected private subnets and mDNS (printers, NAS, AirPlay), both ways; DNS still goes through the tunnel. Keep it off on networks you do not trust')
     .addOption(new Option('--handshake-timeout <seconds>', 'how long vm-agent waits for the first handshake').argParser(positiveSeconds))
+    .option('--portal-probe-url <url>', 'the plain-http URL `wgctl up` asks to tell a captive portal when no handshake comes (config portal.probeUrl; default http://captive.apple.com/hotspot-detect.html)')
     .option('--force', 'overwrite an existing config (the PKI is kept; use --rotate to renew it)')
     .option('--rotate', 'renew every certificate and key under the existing CA (config unchanged)')
     .option('--rotate-ca', 'with --rotate: make a new CA too (every agent needs the new ca.crt)')
@@ -122,7 +123,7 @@ function buildProgram(io: CliIo, setExit: (code: number) => void, version: strin
     .option('--mac-source <ip>', "the Mac's address facing the VM, when the mac-agent cannot tell")
     .option('--exclude <cidr>', 'for this run, besides the config\'s: a destination reached through the Mac\'s own gateway, in clear (repeatable)', collect)
     .option('--allow-lan', 'for this run: the kill switch lets the uplink\'s private subnets and mDNS through (printers, NAS, AirPlay); LAN hosts can reach the Mac')
-    .option('--portal-probe-url <url>', 'when no handshake comes: the plain-http URL asked (after the rollback) to tell a captive portal (default http://captive.apple.com/hotspot-detect.html)')
+    .option('--portal-probe-url <url>', 'when no handshake comes: the plain-http URL asked (after the rollback) to tell a captive portal (default: the config\'s portal.probeUrl, else http://captive.apple.com/hotspot-detect.html)')
     .action(run(async () => commands('up').upCommand));
 
   program

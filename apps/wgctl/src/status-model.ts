@@ -4,6 +4,8 @@
  * mirror in status-schema.ts) and the input of the table. Pure: `now` is a parameter.
  */
 import { type Check, type Endpoint, type Health, type MacStatus, type PortalWindowState, PROTOCOL_VERSION, type SelfHealStatus, type VmStatus } from '@wgctl/proto';
+import type { PortalDetection } from './portal-state';
+import { formatAge } from './render/text';
 
 const STATUS_SCHEMA_ID = 'wgctl.status/v1';
 
@@ -150,7 +152,25 @@ export interface StatusReport {
   mac: MacSideJson | Unreachable;
   /** The controller's own mTLS certificate (null when it could not be read). */
   controller: ControllerJson | null;
+  /** A captive portal a recent failed `wgctl up` found, while the Mac is not up; else null. */
+  portal: PortalJson | null;
 }
+
+/** A captive portal the controller's probe found (the agents never see it). */
+export interface PortalJson {
+  detectedAt: string;
+  ageSeconds: number;
+  probeUrl: string;
+  status: number;
+  location: string | null;
+  detail: string;
+}
+
+/**
+ * How long a detection is worth showing: a portal's sign-in usually lasts hours, but after half
+ * an hour the user has likely moved or signed in elsewhere; the next failed `up` probes again.
+ */
+export const PORTAL_RECENT_S = 30 * 60;
 
 /** When the controller's certificate and its CA expire (wgctl warns 30 days ahead). */
 export interface ControllerJson {
@@ -298,6 +318,20 @@ function portalWindowJson(w: PortalWindowState | undefined, now: Date): PortalWi
   return { until: new Date(untilMs).toISOString(), secondsLeft: Math.max(0, Math.ceil((untilMs - now.getTime()) / 1000)), resolvers: w.resolvers, tcpPorts: w.tcpPorts };
 }
 
+/** The remembered detection, while recent and only while the Mac is not up (an up Mac got past it). */
+function portalJson(detection: PortalDetection | null, mac: MacSideJson | Unreachable, now: Date): PortalJson | null {
+  if (!detection || (mac.reachable && mac.up)) return null;
+  const ageSeconds = Math.max(0, Math.floor((now.getTime() - Date.parse(detection.detectedAt)) / 1000));
+  if (ageSeconds > PORTAL_RECENT_S) return null;
+  const { detectedAt, probeUrl, status, location, detail } = detection;
+  return { detectedAt, ageSeconds, probeUrl, status, location, detail };
+}
+
+/** `captive portal detected 2 min ago (http://… answered 302 → http://192.0.2.1/login)` */
+export function portalSentence(portal: PortalJson): string {
+  return `captive portal detected ${formatAge(portal.ageSeconds)} (${portal.probeUrl} ${portal.detail})`;
+}
+
 /** The freshest handshake over all peers: seconds, null = never. */
 export function freshestHandshake(vm: VmSideJson): number | null {
   const ages = vm.peers.map((p) => p.handshakeAgeSeconds).filter((a): a is number => a !== null);
@@ -362,6 +396,7 @@ export function buildStatusReport(
   targets: { vm: string; mac: string },
   now: Date,
   controller: ControllerJson | null = null,
+  portalDetection: PortalDetection | null = null,
 ): StatusReport {
   const vmJson: VmSideJson | Unreachable = vm.ok ? vmSide(targets.vm, vm.value, now) : { reachable: false, target: targets.vm, error: vm.error };
   const macJson: MacSideJson | Unreachable = mac.ok ? macSide(targets.mac, mac.value, now) : { reachable: false, target: targets.mac, error: mac.error };
@@ -373,6 +408,9 @@ export function buildStatusReport(
     problems.push(`controller: ${controller.certificate.detail}`);
     if (overall === 'healthy') overall = 'degraded';
   }
+  // Shown only while the Mac is not up, so already down/degraded: the exit code stays the same.
+  const portal = portalJson(portalDetection, macJson, now);
+  if (portal) problems.push(`${portalSentence(portal)}: run \`wgctl portal\``);
   return {
     schema: STATUS_SCHEMA_ID,
     time: now.toISOString(),
@@ -382,5 +420,6 @@ export function buildStatusReport(
     vm: vmJson,
     mac: macJson,
     controller,
+    portal,
   };
 }

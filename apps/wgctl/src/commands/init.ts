@@ -43,6 +43,8 @@ export interface InitFlags {
   dns?: string[];
   exclude?: string[];
   allowLan?: boolean;
+  /** Written as portal.probeUrl: the URL `wgctl up` asks to tell a captive portal. */
+  portalProbeUrl?: string;
   ipv6?: 'auto' | 'route' | 'block';
   handshakeTimeout?: number;
   force?: boolean;
@@ -60,6 +62,7 @@ const FLAG_OF_FIELD: [RegExp, string][] = [
   [/^exclude/, '--exclude'],
   [/^ipv6/, '--ipv6'],
   [/^handshakeTimeoutMs/, '--handshake-timeout'],
+  [/^portal\.probeUrl/, '--portal-probe-url'],
 ];
 
 function flagFor(path: string): string {
@@ -138,7 +141,7 @@ function nextSteps(config: WgctlConfig, configFile: string, tlsDir: string, isDe
 }
 
 async function rotate(ctx: CommandContext, flags: InitFlags, configFile: string): Promise<number> {
-  const given = (['vmAddress', 'vmAddress6', 'vmPort', 'macAgent', 'dns', 'exclude', 'allowLan', 'ipv6', 'handshakeTimeout'] as const).filter((k) => flags[k] !== undefined);
+  const given = (['vmAddress', 'vmAddress6', 'vmPort', 'macAgent', 'dns', 'exclude', 'allowLan', 'portalProbeUrl', 'ipv6', 'handshakeTimeout'] as const).filter((k) => flags[k] !== undefined);
   if (given.length > 0) {
     throw new UsageError(`--rotate renews certificates only; drop ${given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} (or use --force to rewrite the config)`);
   }
@@ -180,6 +183,7 @@ export async function initCommand(ctx: CommandContext, flags: InitFlags): Promis
     ...(flags.ipv6 ? { ipv6: flags.ipv6 } : {}),
     ...(flags.exclude && flags.exclude.length > 0 ? { exclude: flags.exclude } : {}),
     ...(flags.allowLan ? { allowLan: true } : {}),
+    ...(flags.portalProbeUrl !== undefined ? { portal: { probeUrl: flags.portalProbeUrl } } : {}),
   };
   let config: WgctlConfig;
   try {

@@ -1,10 +1,12 @@
 /** `wgctl status [--watch [SECONDS]]`: both agents side by side; exit 0 healthy, 1 degraded, 2 down. */
 import type { MacStatus, VmStatus } from '@wgctl/proto';
 import { certificateCheck, certificateExpiries, type TlsMaterial } from '@wgctl/transport';
+import { dirname } from 'node:path';
 import type { CommandContext } from '../command-context';
+import { type PortalDetection, readPortalState } from '../portal-state';
 import { renderStatusTable } from '../render/status-table';
 import { buildStatusReport, type ControllerJson, type Fetched, type StatusReport } from '../status-model';
-import { type Agents, loadClientTls, loadControllerConfig, openAgents, timeoutMs, vmTarget } from './context';
+import { type Agents, configPath, loadClientTls, loadControllerConfig, openAgents, timeoutMs, vmTarget } from './context';
 
 const STATUS_DEFAULT_TIMEOUT_S = 10;
 const DEFAULT_WATCH_S = 2;
@@ -38,10 +40,24 @@ async function sampleStatus(
   targets: { vm: string; mac: string },
   now = () => new Date(),
   tls?: Pick<TlsMaterial, 'ca' | 'cert'>,
+  portal?: PortalDetection | null,
 ): Promise<StatusReport> {
   const [vm, mac] = await Promise.all([fetched<VmStatus>(agents.vm.status()), fetched<MacStatus>(agents.mac.status())]);
   const at = now();
-  return buildStatusReport(vm, mac, targets, at, tls ? controllerJson(tls, at) : null);
+  return buildStatusReport(vm, mac, targets, at, tls ? controllerJson(tls, at) : null, portal ?? null);
+}
+
+/** The portal `wgctl up` remembered (a local file: no network); a bad file is noted once, not fatal. */
+function portalReader(configDir: string, note: (line: string) => void): () => PortalDetection | null {
+  const noted = new Set<string>();
+  return () => {
+    const { detection, note: why } = readPortalState(configDir);
+    if (why && !noted.has(why)) {
+      noted.add(why);
+      note(`wgctl status: ${why}\n`);
+    }
+    return detection;
+  };
 }
 
 export async function statusCommand(ctx: CommandContext, flags: { watch?: number | true }): Promise<number> {
@@ -51,6 +67,7 @@ export async function statusCommand(ctx: CommandContext, flags: { watch?: number
   const targets = { vm: vmTarget(config), mac: config.mac.agent };
   const watchS = flags.watch === undefined ? undefined : flags.watch === true ? DEFAULT_WATCH_S : flags.watch;
   const tty = Boolean(ctx.io.stdout.isTTY);
+  const rememberedPortal = portalReader(dirname(configPath(ctx)), (line) => ctx.io.stderr.write(line));
 
   const show = (report: StatusReport, first: boolean) => {
     if (ctx.global.json) {
@@ -65,7 +82,7 @@ export async function statusCommand(ctx: CommandContext, flags: { watch?: number
   };
 
   try {
-    let report = await sampleStatus(agents, targets, undefined, tls);
+    let report = await sampleStatus(agents, targets, undefined, tls, rememberedPortal());
     show(report, true);
     if (watchS === undefined) return report.exitCode;
 
@@ -82,7 +99,7 @@ export async function statusCommand(ctx: CommandContext, flags: { watch?: number
         const why = await Promise.race([tick, stopped.then(() => 'stop' as const)]);
         clearTimeout(timer);
         if (why === 'stop') break;
-        report = await sampleStatus(agents, targets, undefined, tls);
+        report = await sampleStatus(agents, targets, undefined, tls, rememberedPortal());
         show(report, false);
       }
     } finally {

@@ -3,12 +3,13 @@ import { dirname } from 'node:path';
 import type { CommandContext } from '../command-context';
 import { EXIT } from '../errors';
 import { lockConfigDir } from '../lock';
-import { DEFAULT_PROBE_URL, UP_STEPS, probeCaptivePortal, up } from '../orchestrator';
+import { keepingVerdict, settlePortalState } from '../portal-state';
+import { UP_STEPS, probeCaptivePortal, up } from '../orchestrator';
 import { createProgress } from '../render/progress';
 import { ipv6DecisionJson, portalWindowWarning, renderPortalResult, renderUpResult } from '../render/results';
 import { QUICK_DEFAULT_TIMEOUT_S, configPath, controllerLogger, openAgents, progressMode, timeoutMs, writeJson } from './context';
 import { planCommand } from './plan';
-import { UP_DEFAULT_TIMEOUT_S, upOptionsFor } from './up-options';
+import { UP_DEFAULT_TIMEOUT_S, probeUrlFor, upOptionsFor } from './up-options';
 
 export interface UpFlags {
   dryRun?: boolean;
@@ -17,7 +18,7 @@ export interface UpFlags {
   exclude?: string[];
   /** --allow-lan for this run (the config's allowLan: every run). */
   allowLan?: boolean;
-  /** The captive-portal probe's URL (plain http), asked when the handshake does not come. */
+  /** The captive-portal probe's URL (plain http), asked when the handshake does not come; default: the config's portal.probeUrl. */
   portalProbeUrl?: string;
   /** `wgctl portal`: open a captive-portal sign-in window this long (seconds) while the handshake is awaited. */
   portalWindowS?: number;
@@ -26,6 +27,7 @@ export interface UpFlags {
 export async function upCommand(ctx: CommandContext, flags: UpFlags): Promise<number> {
   if (flags.dryRun) return planCommand(ctx, { macSource: flags.macSource, exclude: flags.exclude, allowLan: flags.allowLan });
   const { config, options, vmAddress } = await upOptionsFor(ctx, flags);
+  const probeUrl = probeUrlFor(config, flags.portalProbeUrl);
   const command = flags.portalWindowS ? 'portal' : 'up';
   if (flags.portalWindowS) options.portalWindowMs = Math.round(flags.portalWindowS * 1000);
   const logger = controllerLogger(ctx);
@@ -52,12 +54,15 @@ export async function upCommand(ctx: CommandContext, flags: UpFlags): Promise<nu
   });
   if (flags.portalWindowS) ctx.io.stderr.write(portalWindowWarning(flags.portalWindowS));
   try {
-    const probePortal = () => probeCaptivePortal({ url: flags.portalProbeUrl ?? DEFAULT_PROBE_URL });
-    const result = await up(agents.vm, agents.mac, { ...options, signal: abort.signal, probePortal }, (event) => {
+    const probePortal = () => probeCaptivePortal({ url: probeUrl });
+    const probe = keepingVerdict(probePortal);
+    const result = await up(agents.vm, agents.mac, { ...options, signal: abort.signal, probePortal: probe.probe }, (event) => {
       logger.debug('up event', { event });
       progress.onEvent(event);
     });
     await progress.finish();
+    // `wgctl status` shows the portal (the agents never see the probe).
+    await settlePortalState(dirname(configPath(ctx)), result.ok, probe.verdict(), new Date(), (line) => ctx.io.stderr.write(line));
     if (ctx.global.json) writeJson(ctx, { command, ...result, ipv6: ipv6DecisionJson(result.ipv6), vm: undefined, mac: undefined });
     else {
       const text = flags.portalWindowS ? renderPortalResult(result, flags.portalWindowS) : renderUpResult(result);

@@ -1,5 +1,5 @@
 /** `wgctl status` for people: the two agents side by side, then the verdict. */
-import { freshestHandshake, type MacSideJson, type StatusReport, type Unreachable, type VmSideJson } from '../status-model';
+import { freshestHandshake, portalSentence, type MacSideJson, type StatusReport, type Unreachable, type VmSideJson } from '../status-model';
 import { columns, formatAge, formatBytes } from './text';
 
 const NA = '-';
@@ -140,6 +140,10 @@ export function renderStatusTable(report: StatusReport): string {
   const lines = columns(rows, 3);
   lines.push('');
   if (report.controller) lines.push(`Controller certificate: ${report.controller.certificate.detail}`);
+  if (report.portal) {
+    const at = report.portal.location ? `, sign in at ${report.portal.location}` : '';
+    lines.push(`Portal: ${portalSentence(report.portal)}: run \`wgctl portal\`${at}`);
+  }
   lines.push(`Overall: ${report.overall.toUpperCase()}${failing.length ? ` (failing checks: ${failing.join(', ')})` : ''}`);
   for (const p of report.problems) lines.push(`  - ${p}`);
   return `${lines.join('\n')}\n`;

@@ -130,6 +130,16 @@ export const statusReportSchema = z
         }),
       })
       .nullable(),
+    portal: z
+      .strictObject({
+        detectedAt: isoTime,
+        ageSeconds: z.number().int().nonnegative(),
+        probeUrl: z.string().min(1),
+        status: z.number().int(),
+        location: nullableString,
+        detail: z.string(),
+      })
+      .nullable(),
   })
   .refine((r) => r.exitCode === { healthy: 0, degraded: 1, down: 2 }[r.overall], { message: 'exitCode must match overall' })
   .refine((r) => (r.overall === 'healthy') === (r.problems.length === 0), { message: 'problems is empty exactly when healthy' });
