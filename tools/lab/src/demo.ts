@@ -5,7 +5,10 @@
  *   lab up → wgctl init → the VM's certificates copied (init's next steps) → both agents
  *   started from the built bundles with mTLS → the web host sees the coffee shop →
  *   wgctl up → wgctl status → wgctl verify (IPv4, then IPv6) → the web host sees the WireGuard server →
- *   wgctl down → the web host sees the coffee shop again → lab down
+ *   wgctl down → the web host sees the coffee shop again →
+ *   the café gets a captive portal → wgctl up fails and names it → wgctl portal (background) →
+ *   status shows the sign-in window → sign in from the Mac (HTTP POST) → the window closes on
+ *   the handshake → wgctl verify → down, portal off → lab down
  *
  * Exit 0 only if every step passed. Whatever happens (a failed step, Ctrl-C), the tunnel is
  * taken down and the lab removed, unless --keep. Usage (root):
@@ -13,14 +16,23 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, relative } from 'node:path';
-import { ExecRunner, spawnStreaming } from '@wgctl/runner';
+import { ExecRunner, spawnStreaming, type StreamingProcess } from '@wgctl/runner';
+import { eventually } from '../../e2e/observe';
 import { assertBuilt, bundlePath, REPO_ROOT, stackFor, type Stack } from '../../e2e/stack';
 import { agentLogPath, type AgentName } from './agents';
 import { createLab, destroyLab, labHttpGet, labNamespaces } from './lab';
 import { inNamespace } from './plan';
+import { startCaptivePortal, type CaptivePortal } from './portal';
 import { validatePrefix, type Lab } from './topology';
 
 const DEFAULT_PREFIX = 'wgdemo';
+/**
+ * How long the vm-agent waits for a first handshake (wgctl init --handshake-timeout): short, so
+ * that `wgctl up` behind the portal fails quickly; the lab's handshakes take milliseconds.
+ */
+const HANDSHAKE_TIMEOUT_S = 3;
+/** The longest the sign-in window may stay open; signing in closes it at the next handshake (≤ 5 s). */
+const PORTAL_WINDOW_S = 60;
 
 interface Options {
   prefix: string;
@@ -35,6 +47,12 @@ interface StepRecord {
 }
 
 class StepFailed extends Error {}
+
+interface WgctlRun {
+  code: number;
+  /** stdout and stderr lines, in the order they came. */
+  output: string;
+}
 
 function parseArgs(argv: string[]): Options {
   const options: Options = { prefix: DEFAULT_PREFIX, keep: false };
@@ -75,6 +93,8 @@ export async function runDemo(argv: string[]): Promise<number> {
   let lab: Lab | undefined;
   let stack: Stack | undefined;
   let tunnelUp = false;
+  let portal: CaptivePortal | undefined;
+  let portalRun: ReturnType<typeof startWgctl> | undefined;
   let interrupted = false;
   const onSignal = () => {
     interrupted = true;
@@ -84,12 +104,13 @@ export async function runDemo(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
 
   /** Runs one titled step; a failed check throws StepFailed (the rest is skipped, cleanup runs). */
-  async function step(title: string, body: () => Promise<string | void>, options: { evenIfInterrupted?: boolean } = {}): Promise<void> {
+  async function step(title: string, body: () => Promise<unknown>, options: { evenIfInterrupted?: boolean } = {}): Promise<void> {
     if (interrupted && !options.evenIfInterrupted) throw new StepFailed('interrupted');
     out(`\n━━ ${steps.length + 1}. ${title}`);
     const t = Date.now();
     try {
-      const note = (await body()) ?? undefined;
+      const result = await body();
+      const note = typeof result === 'string' ? result : undefined; // a step's note: what it proved
       steps.push({ title, ok: true, ms: Date.now() - t, note });
       out(`  ✓ ${title} (${seconds(Date.now() - t)})${note ? ` — ${note}` : ''}`);
     } catch (error) {
@@ -100,21 +121,32 @@ export async function runDemo(argv: string[]): Promise<number> {
     }
   }
 
-  /** `wgctl ARGS` in the Mac's namespace, output streamed as the user would see it. */
-  async function wgctl(args: string[]): Promise<number> {
-    out(`  [mac] $ wgctl ${args.join(' ')}`);
-    const proc = spawnStreaming(inNamespace(lab!.mac.ns, [process.execPath, bundlePath('wgctl'), ...args]), {
+  /**
+   * Starts `wgctl ARGS` in the Mac's namespace, output streamed as the user would see it (lines
+   * of a command left running in the background marked with `tag`) and kept for the checks.
+   */
+  function startWgctl(args: string[], options: { tag?: string; shows?: (line: string) => boolean } = {}): { process: StreamingProcess; done: Promise<WgctlRun> } {
+    const tag = options.tag ?? '';
+    out(`  [mac] $ wgctl ${args.join(' ')}${tag ? ' &' : ''}`);
+    const lines: string[] = [];
+    const show = (line: string, by: string) => {
+      lines.push(line);
+      if (options.shows?.(line) ?? true) out(indent(line, `${by}${tag}`));
+    };
+    const process_ = spawnStreaming(inNamespace(lab!.mac.ns, [process.execPath, bundlePath('wgctl'), ...args]), {
       env: { WGCTL_CONFIG: stack!.configFile },
-      onLine: (line) => out(indent(line)),
-      onStderrLine: (line) => out(indent(line, '    ! ')),
+      onLine: (line) => show(line, '    '),
+      onStderrLine: (line) => show(line, '    ! '),
     });
-    const exit = await proc.exited;
-    return exit.code ?? -1;
+    return { process: process_, done: process_.exited.then((exit) => ({ code: exit.code ?? -1, output: lines.join('\n') })) };
   }
 
-  async function wgctlMustExit(args: string[], expected = 0): Promise<void> {
-    const code = await wgctl(args);
-    if (code !== expected) throw new StepFailed(`wgctl ${args[0]} exited with ${code}, expected ${expected}`);
+  const wgctl = async (args: string[]): Promise<number> => (await startWgctl(args).done).code;
+
+  async function wgctlMustExit(args: string[], expected = 0): Promise<WgctlRun> {
+    const run = await startWgctl(args).done;
+    if (run.code !== expected) throw new StepFailed(`wgctl ${args[0]} exited with ${run.code}, expected ${expected}`);
+    return run;
   }
 
   /**
@@ -141,6 +173,84 @@ export async function runDemo(argv: string[]): Promise<number> {
     return `the web host saw ${seen.join(', ')}`;
   }
 
+  /** `wgctl --json status`, quietly: whether the Mac's sign-in window is open. */
+  async function signInWindowOpen(): Promise<boolean> {
+    const r = await stack!.wgctl(['--json', 'status']);
+    try {
+      return Boolean((JSON.parse(r.stdout) as { mac?: { portalWindow?: unknown } }).mac?.portalWindow);
+    } catch {
+      return false; // no JSON (an agent unreachable): not open as far as anyone can tell
+    }
+  }
+
+  /**
+   * The café gets a captive portal: `wgctl up` fails and names it, `wgctl portal` opens a
+   * bounded sign-in window (status says so), the user signs in from the Mac, the window closes
+   * by itself on the handshake, verify passes; then down and the portal removed.
+   */
+  async function portalSteps(): Promise<void> {
+    const l = lab!;
+    const probeUrl = `http://${l.web.hostname}/hotspot-detect.html`;
+    let loginUrl = '';
+    await step("portal on: the coffee shop's router holds everything until the Mac signs in", async () => {
+      out(`  $ node tools/lab/run.mjs portal on --prefix ${options.prefix}`);
+      portal = await startCaptivePortal(l);
+      loginUrl = portal.loginUrl;
+      out(`  [mac] HTTP GET ${probeUrl}`);
+      const r = await labHttpGet(l, 'mac', probeUrl);
+      if (!r.ok || r.status !== 302 || r.location !== loginUrl) throw new StepFailed(`expected a 302 to ${loginUrl}, got ${JSON.stringify(r)}`);
+      out(indent(`302 → ${r.location}`));
+      return `the Mac's web traffic lands on the portal (${loginUrl})`;
+    });
+
+    await step('wgctl up at the portal: no handshake, rolled back, the portal named', async () => {
+      tunnelUp = true; // a failed up rolls back, but cleanup's `wgctl down` is harmless either way
+      const run = await startWgctl(['up', '--portal-probe-url', probeUrl]).done;
+      if (run.code === 0) throw new StepFailed('wgctl up succeeded behind the portal');
+      if (!run.output.includes('a captive portal holds this network')) throw new StepFailed('wgctl up did not name the captive portal');
+      return `exit ${run.code}, the portal named with the next command (wgctl portal)`;
+    });
+
+    await step('wgctl portal: a sign-in window opens (left running in the background)', async () => {
+      portalRun = startWgctl(['portal', '--duration', String(PORTAL_WINDOW_S)], { tag: '(portal) ' });
+      await eventually('the sign-in window to open', signInWindowOpen, 20_000, 200);
+    });
+
+    await step('wgctl status: the window is open, web and DNS UNPROTECTED', async () => {
+      // Its exit code is not checked: an open window makes the Mac's state a problem (not healthy).
+      const run = await startWgctl(['status']).done;
+      if (!/SIGN-IN WINDOW OPEN/.test(run.output)) throw new StepFailed('status does not show the open sign-in window');
+    });
+
+    await step("sign in from the Mac: HTTP POST to the portal's login page", async () => {
+      out(`  [mac] HTTP POST ${loginUrl}`);
+      const r = await labHttpGet(l, 'mac', loginUrl, { method: 'POST' });
+      if (!r.ok || r.status !== 200) throw new StepFailed(`the portal did not accept the sign-in: ${JSON.stringify(r)}`);
+      out(indent(`${r.status} ${r.body.trim()}`));
+      return `the portal signed in ${(await portal!.signedIn()).join(', ')}`;
+    });
+
+    await step('the window closes by itself once the handshake comes', async () => {
+      const run = await portalRun!.done;
+      portalRun = undefined;
+      if (run.code !== 0) throw new StepFailed(`wgctl portal exited with ${run.code}`);
+      if (!run.output.includes('the sign-in window is CLOSED')) throw new StepFailed('wgctl portal did not report the window closed');
+      if (await signInWindowOpen()) throw new StepFailed('status still shows the sign-in window');
+      return 'wgctl portal exited 0: the tunnel is up, the window closed';
+    });
+
+    await step('wgctl verify after signing in: nothing leaks', () => wgctlMustExit(['verify', '--target', l.web.wan.ipv4, '--duration', '2']));
+
+    await step('wgctl down, portal off: the web host sees the coffee shop again', async () => {
+      await wgctlMustExit(['down']);
+      tunnelUp = false;
+      out(`  $ node tools/lab/run.mjs portal off --prefix ${options.prefix}`);
+      await portal!.stop();
+      portal = undefined;
+      return webSees('cafe');
+    });
+  }
+
   out(`wgctl demo: every packet of a "Mac" through a WireGuard tunnel in a "Linux VM" — network namespaces on this machine, lab prefix "${options.prefix}".`);
   out('[mac] / [vm]: the command runs in that namespace (ip netns exec …), as it would on that machine.');
 
@@ -150,7 +260,8 @@ export async function runDemo(argv: string[]): Promise<number> {
       out(`  $ node tools/lab/run.mjs up --prefix ${options.prefix}`);
       lab = await createLab({ prefix: options.prefix, runner });
       // --vm-address6: the VM's IPv6 on the vnic, so the Mac's IPv6 goes through the tunnel too.
-      stack = stackFor(lab, { runner, initArgs: lab.vm.eth.ipv6 ? ['--vm-address6', lab.vm.eth.ipv6] : [] });
+      const initArgs = ['--handshake-timeout', String(HANDSHAKE_TIMEOUT_S), ...(lab.vm.eth.ipv6 ? ['--vm-address6', lab.vm.eth.ipv6] : [])];
+      stack = stackFor(lab, { runner, initArgs });
       out(indent(`the Mac: ${lab.mac.uplink} ${lab.cafes.cafe1.client.ipv4} ${lab.cafes.cafe1.client.ipv6} on the coffee shop's LAN (gateway ${lab.cafes.cafe1.client.gateway4}), ${lab.mac.vnic.interface} ${lab.mac.vnic.ipv4} ${lab.mac.vnic.ipv6} to the VM`));
       out(indent(`the VM:  ${lab.vm.eth.interface} ${lab.vm.eth.ipv4}; WireGuard config ${lab.vm.wireguard.configPath} (tunnel ${lab.vm.wireguard.address}, server ${lab.srv.endpoint})`));
       out(indent(`the web: ${lab.web.url4} ${lab.web.url6} (${lab.web.hostname}); tunnel-only resolver ${lab.srv.dns}`));
@@ -202,15 +313,34 @@ export async function runDemo(argv: string[]): Promise<number> {
     });
 
     await step('after: the web host sees the coffee shop again', () => webSees('cafe'));
+
+    await portalSteps();
+
+    await step('wgctl plan --exclude: a destination routed around the tunnel, in clear', async () => {
+      const excluded = `${lab!.web.wan.ipv4}/32`; // the web host
+      const gateway = lab!.cafes.cafe1.client.gateway4;
+      const mentions = (line: string) => line.includes(lab!.web.wan.ipv4);
+      const run = await startWgctl(['plan', '--exclude', excluded], { shows: mentions }).done;
+      if (run.code !== 0) throw new StepFailed(`wgctl plan exited with ${run.code}`);
+      const routes = run.output.split('\n').filter((line) => mentions(line) && line.includes('route add') && line.includes(gateway));
+      if (routes.length === 0) throw new StepFailed(`the plan routes nothing to ${excluded} via the coffee shop's gateway ${gateway}`);
+      out(indent(`(only the plan's lines naming ${excluded} shown; nothing was changed)`));
+      return `the web host (${excluded}) would be reached via the coffee shop's gateway ${gateway}, not the VM`;
+    });
   } catch (error) {
     failed = true;
     if (!(error instanceof StepFailed)) out(`\nunexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     if (lab) showAgentLogs(lab);
   }
 
+  if (portalRun) {
+    out('\n(cleanup) the background wgctl portal stopped');
+    await portalRun.process.stop();
+  }
   if (options.keep && lab) {
     out(`\n--keep: the lab stays up${tunnelUp ? ' (and so does the tunnel)' : ''}. Explore, then tear down:`);
     out(`  ip netns exec ${lab.mac.ns} env WGCTL_CONFIG=${stack!.configFile} node ${shown(bundlePath('wgctl'))} status`);
+    if (portal) out(`  node tools/lab/run.mjs portal off --prefix ${lab.prefix}   (the captive portal is still on)`);
     out(`  node tools/lab/run.mjs down --prefix ${lab.prefix} && rm -rf ${stack!.configDir} ${dirname(stack!.macAgentSocket)}`);
   } else {
     if (tunnelUp && stack) {
