@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -246,7 +247,9 @@ describe('createAgentServer with mTLS', () => {
     } finally {
       connectSpy.mockRestore();
     }
-    expect(servernames.length).toBeGreaterThan(0);
-    expect(new Set(servernames)).toEqual(new Set(['vm-agent']));
+    // Other tests' clients may still be reconnecting meanwhile (with their own role names): what
+    // matters is that this one named the role and that no connection named an IP.
+    expect(servernames).toContain('vm-agent');
+    expect(servernames.filter((name) => typeof name !== 'string' || isIP(name) !== 0)).toEqual([]);
   });
 });
