@@ -1,5 +1,5 @@
 /**
- * What the engine's parts share — Up and Down (up-down.ts), roaming (roam.ts), status
+ * What the engine's parts share — Up and Down (up.ts, down.ts), roaming (roam.ts), status
  * (status.ts): the host driver and runner, the journal, the clock; and the helpers more than
  * one of them needs, each written once: ensure the kill switch, the pins for an uplink, the
  * DNS services off the tunnel, same route, same uplink.

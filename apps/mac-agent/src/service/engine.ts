@@ -1,5 +1,5 @@
 /**
- * The mac-agent's engine: Up/Down as named steps over a HostNetworkDriver (up-down.ts), the
+ * The mac-agent's engine: Up/Down as named steps over a HostNetworkDriver (up.ts, down.ts, operation.ts), the
  * journal that makes Down work after a crash (journal.ts), the roaming loop (roam.ts), and
  * status read-back (status.ts). Transport-free (the gRPC layer in server.ts maps it to
  * wgctl.v1.MacAgent), so tests drive it in-process.
@@ -8,7 +8,7 @@
  * stop and close. All operations (Up, Down, roaming, reconcile, status) run one at a time; a
  * requested Up or Down is refused while another runs (the kit's OperationGate). An Up or Down
  * that has to end early (SIGTERM, the caller cancelled) ends between two steps with no
- * rollback: see up-down.ts.
+ * rollback: see up.ts.
  */
 import { OperationGate, type OperationOutcome, type StatusCheck } from '@wgctl/agent-kit';
 import type { Logger } from '@wgctl/logging';
@@ -20,11 +20,13 @@ import type { JournalStore, MacJournal, UpIntent } from './journal';
 import { closePortalWindow, scheduleWindowClose } from './portal';
 import { Roaming, type Roam, type SpawnStreaming } from './roam';
 import { collectStatus, type EngineStatus } from './status';
-import { runDown, runUp, type RequestOptions, type UpDownDeps } from './up-down';
+import { runDown } from './down';
+import type { RequestOptions, UpDownDeps } from './operation';
+import { runUp } from './up';
 import { validateIntent } from './validation';
 
 export type { EngineStatus } from './status';
-export type { RequestOptions } from './up-down';
+export type { RequestOptions } from './operation';
 export type { SpawnStreaming } from './roam';
 export type { Heal, HealSummary } from './heal';
 

@@ -10,7 +10,7 @@ import { ScriptedRunner } from '@wgctl/runner';
 import { DarwinDriver, renderDarwinKillSwitch } from '../darwin';
 import type { KillSwitchPolicy } from '../driver';
 import { isLanSubnet, lanSubnetsOf } from '../lan';
-import { killSwitchChains } from '../linux';
+import { killSwitchChains } from '../linux-kill-switch';
 
 const FIXTURES = resolve(__dirname, '../../../../../../shared/fixtures/macos');
 

@@ -3,7 +3,7 @@
  * any interface, in from it only conntrack's established/related (replies); host prefixes
  * written bare, as `nft -j list` reads them back. Real nft runs it in tools/e2e/exclude.netns.test.ts.
  */
-import { killSwitchChains, renderNftKillSwitch } from '../linux';
+import { killSwitchChains, renderNftKillSwitch } from '../linux-kill-switch';
 import type { KillSwitchPolicy } from '../driver';
 
 const BASE: KillSwitchPolicy = { uplink: 'eth0', endpoints: [{ ip: '203.0.113.10', port: 51820 }], vnic: 'vnic0', vmAddress: '192.0.2.130', allowDhcp6: false, blockIpv6: true };

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CommandError, DryRunRunner, RuleRunner, ScriptedRunner } from '@wgctl/runner';
 import type { KillSwitchPolicy } from '../driver';
-import { killSwitchChains, LinuxDriver, renderNftKillSwitch, renderResolvConf } from '../linux';
+import { LinuxDriver, renderResolvConf } from '../linux';
+import { killSwitchChains, renderNftKillSwitch } from '../linux-kill-switch';
 
 const fixtures = join(__dirname, '../../../../../libs/parsers/src/linux/__fixtures__');
 const fixture = (name: string) => readFileSync(join(fixtures, name), 'utf8');

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ScriptedRunner, type ScriptedCall } from '@wgctl/runner';
 import { DarwinDriver } from '../../host/darwin';
 import type { KillSwitchPolicy } from '../../host/driver';
-import { portalResolvers } from '../up-down';
+import { portalResolvers } from '../up';
 
 const FIXTURES = join(__dirname, '../../../../../libs/parsers/src/darwin/__fixtures__');
 const NO_DNS_WIFI = readFileSync(join(FIXTURES, 'networksetup-getdnsservers-empty.txt'), 'utf8');

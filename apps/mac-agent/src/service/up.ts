@@ -1,5 +1,5 @@
 /**
- * Up and Down, each a list of named steps over one context, the way wg-quick's cmd_up reads.
+ * Up: a list of named steps over one context, the way wg-quick's cmd_up reads (Down: ./down).
  * Every step streams the argv it ran; every change is journaled before it is made.
  *
  * Up, in order:
@@ -12,7 +12,6 @@
  *   dns           resolvers through the tunnel (the previous DNS is journaled first)
  *   remove-stale  routes of an earlier Up that are no longer wanted (changed endpoints…)
  *   verify        routes and kill switch read back and matched
- * Down: restore-dns, remove-routes, unload-kill-switch, verify-clean.
  *
  * A kill-switch-only Up (the controller's, while the VM's tunnel comes up) stops after
  * pin-endpoint and verifies just that: the host is fail-closed and lets the VM's WireGuard UDP
@@ -25,104 +24,17 @@
  * down-in-progress), the kill switch stays as that step left it (fail-closed), and the next
  * Up, Down or start (reconcile) takes it from there.
  */
-import { CancelledError, GuardedStepRunner, StoppingError, type OperationContext, type OperationGate, type OperationOutcome } from '@wgctl/agent-kit';
-import { DryRunRunner, readTogether, StepFailedError, type Runner, type StepListener } from '@wgctl/runner';
+import type { OperationOutcome } from '@wgctl/agent-kit';
+import { readTogether, StepFailedError, type Runner, type StepListener } from '@wgctl/runner';
 import { excludedProblems, isIpAddressOrZoned } from '@wgctl/config';
-import { StateFileError } from '@wgctl/state';
-import { PORTAL_WEB_PORTS, type DnsContext, type DnsSnapshot, type HostNetworkDriver, type KillSwitchPolicy, type PortalWindow, type RouteReadback, type RouteSpec, type ServerEndpoint, type Uplink, type Vnic } from '../host/driver';
-import { describeDns, ensureKillSwitch, excludeRoutesFor, holdKillSwitch, IPV4_SPLIT, IPV6_SPLIT, messageOf, pinsFor, sameRoute, servicesOffTunnel, type EngineCore } from './core';
-import { notRestoredWithoutJournal, pinRoutesInTable, splitRoutesInTable, type VmAddresses } from './down-by-marks';
-import { emptyJournal, type Ipv6InEffect, type JournalRoute, type MacJournal, type UpIntent } from './journal';
-
-/** A requested Up's or Down's own options: dry run, and the caller's signal (aborted when it went away). */
-export interface RequestOptions extends Pick<OperationContext, 'signal'> {
-  dryRun?: boolean;
-  /** Down: the VM's addresses, by which the split routes are recognised when the journal lists none (see down-by-marks). */
-  vmAddresses?: VmAddresses;
-  /** Down: the WireGuard servers, by which the pins are recognised when the journal lists none. */
-  servers?: ServerEndpoint[];
-  /** Down: the excluded CIDRs, by which their routes are recognised when the journal lists none. */
-  excluded?: string[];
-}
+import { PORTAL_WEB_PORTS, type DnsContext, type DnsSnapshot, type HostNetworkDriver, type KillSwitchPolicy, type PortalWindow, type RouteReadback, type RouteSpec, type Uplink, type Vnic } from '../host/driver';
+import { describeDns, ensureKillSwitch, excludeRoutesFor, holdKillSwitch, IPV4_SPLIT, IPV6_SPLIT, messageOf, pinsFor, sameRoute, servicesOffTunnel } from './core';
+import type { Ipv6InEffect, JournalRoute, MacJournal, UpIntent } from './journal';
+import { endedBetweenSteps, Operation, type RequestOptions, type StepResult, type UpDownDeps } from './operation';
+import { runDown } from './down';
 
 /** An Up the caller asked for, or the engine re-asserting the journal at start (reconcile). */
 export type UpMode = 'request' | 'reconcile';
-
-/** What Up and Down use of the engine. */
-export interface UpDownDeps {
-  core: EngineCore;
-  gate: OperationGate;
-  /** Test hook: hang after this Up step until the agent is stopped or killed. */
-  stallAfterStep?: string;
-  /** After an Up that applied: roaming starts. */
-  afterUp(): void;
-  /** Before a Down changes anything: no re-assert retry, no roaming. */
-  beforeDown(): Promise<void>;
-}
-
-type StepResult = string | { skipped: string };
-
-/** One Up or Down: its steps (dry run: changes recorded, not made), the journal it writes, its clock. */
-abstract class Operation {
-  readonly core: EngineCore;
-  readonly driver: HostNetworkDriver;
-  readonly dryRun: boolean;
-  readonly started: number;
-  readonly steps: GuardedStepRunner;
-  abstract readonly journal: MacJournal;
-
-  constructor(
-    readonly deps: UpDownDeps,
-    options: RequestOptions,
-    readonly listener: StepListener,
-    stallAfterStep?: string,
-  ) {
-    this.core = deps.core;
-    this.driver = deps.core.driver;
-    this.started = this.core.now();
-    this.dryRun = options.dryRun ?? false;
-    const run: Runner = this.dryRun ? new DryRunRunner(this.core.runner) : this.core.runner;
-    this.steps = new GuardedStepRunner(run, listener, { gate: deps.gate, logger: this.core.logger, signal: options.signal, stallAfterStep });
-  }
-
-  /** Saves the journal (not in a dry run). */
-  persist(): void {
-    if (this.dryRun) return;
-    this.core.persist(this.journal);
-  }
-
-  succeeded(): OperationOutcome {
-    return { ok: true, failedStep: '', error: '', totalMs: this.core.now() - this.started };
-  }
-
-  failed(failedStep: string, error: string): OperationOutcome {
-    return { ok: false, failedStep, error, totalMs: this.core.now() - this.started };
-  }
-}
-
-/**
- * An Up or Down that ended between two steps because the agent stops or the caller went
- * away: no rollback — the journal (up-/down-in-progress) lists what the host holds and the
- * kill switch stays as the last step left it (fail-closed); the next Up, Down or start takes
- * it from there. A cancel is also noted in the journal's lastError (when the operation wrote
- * its journal already), so that Status says why the host is half-way while the agent runs on.
- * Null for any other failure.
- */
-function endedBetweenSteps(op: Operation, name: 'Up' | 'Down', e: unknown, journalWritten: boolean): OperationOutcome | null {
-  if (!(e instanceof StoppingError || e instanceof CancelledError)) return null;
-  const failedStep = e.beforeStep ?? '';
-  const why = e instanceof StoppingError ? `the agent is stopping (${e.reason})` : 'the caller went away';
-  op.core.logger.warn(`${name} ended between steps: ${why}; the journal keeps what was applied`, { before: failedStep });
-  const error =
-    e instanceof CancelledError
-      ? `${e.message}; nothing was rolled back: the journal keeps what was applied (fail-closed) — run \`wgctl up\` to finish or \`wgctl down\` to undo`
-      : e.message;
-  if (e instanceof CancelledError && journalWritten) {
-    op.journal.lastError = `${failedStep}: ${error}`;
-    op.persist();
-  }
-  return op.failed(failedStep, error);
-}
 
 // ------------------------------------------------------------------------------------- Up
 
@@ -501,155 +413,4 @@ async function upFailed(up: UpContext, e: unknown): Promise<OperationOutcome> {
   const rollback = await runDown(up.deps, { dryRun: false }, (s) => up.listener({ ...s, step: `rollback-${s.step}` }));
   const suffix = rollback.ok ? ' (rolled back)' : ` (rollback failed at ${rollback.failedStep}: ${rollback.error})`;
   return up.failed(failedStep, error + suffix);
-}
-
-// ----------------------------------------------------------------------------------- Down
-
-/** One Down: the journal it empties, and the routes it removed (verify-clean reads them back). */
-class DownContext extends Operation {
-  readonly journal: MacJournal;
-  readonly removed: RouteSpec[] = [];
-  readonly vmAddresses: VmAddresses;
-  readonly servers: ServerEndpoint[];
-  readonly excluded: string[];
-  /** Why the journal could not be used (corrupt, its previous copy too): Down goes by marks. */
-  readonly journalUnusable: string | null = null;
-  /** Something of ours was found that the journal did not list (it was lost or removed by hand). */
-  foundUnlisted = false;
-
-  constructor(deps: UpDownDeps, options: RequestOptions, listener: StepListener) {
-    super(deps, options, listener);
-    this.vmAddresses = options.vmAddresses ?? {};
-    this.servers = options.servers ?? [];
-    this.excluded = options.excluded ?? [];
-    try {
-      this.journal = this.core.loadJournal();
-    } catch (e) {
-      if (!(e instanceof StateFileError)) throw e;
-      this.journalUnusable = e.message;
-      this.core.logger.warn('the journal is unusable: Down removes what is ours by its marks', { error: e.message });
-      this.journal = emptyJournal(this.driver.name, this.core.now());
-    }
-  }
-
-  /** Without a usable journal, what could not be put back (empty when the journal was used). */
-  notRestored(): string[] {
-    return this.journalUnusable || this.foundUnlisted ? notRestoredWithoutJournal(this.driver.name, this.vmAddresses, this.servers) : [];
-  }
-}
-
-/** Also an Up's rollback (its steps then streamed as `rollback-*`). */
-export async function runDown(deps: UpDownDeps, options: RequestOptions, listener: StepListener): Promise<OperationOutcome> {
-  const down = new DownContext(deps, options, listener);
-  const step = (name: string, body: (down: DownContext, r: Runner) => Promise<StepResult>) => down.steps.step(name, (r) => body(down, r));
-  if (!down.dryRun) {
-    await deps.beforeDown();
-    down.journal.phase = 'down-in-progress';
-    down.persist();
-  }
-  try {
-    await step('restore-dns', restoreDns);
-    await step('remove-routes', removeRoutes);
-    await step('unload-kill-switch', unloadKillSwitch);
-    await step('verify-clean', verifyClean);
-    const fresh = emptyJournal(down.driver.name, down.core.now());
-    fresh.lastRoamMs = down.journal.lastRoamMs;
-    Object.assign(down.journal, fresh);
-    down.persist();
-    const notRestored = down.dryRun ? [] : down.notRestored();
-    return { ...down.succeeded(), ...(notRestored.length ? { notRestored } : {}) };
-  } catch (e) {
-    return downFailed(down, e);
-  }
-}
-
-async function restoreDns(down: DownContext, r: Runner): Promise<StepResult> {
-  const j = down.journal;
-  if (!j.dns) return { skipped: 'DNS was not changed' };
-  await down.driver.restoreDns(r, j.dns.snapshot);
-  const was = describeDns(j.dns.snapshot);
-  j.dns = null;
-  down.persist();
-  return `restored DNS (${was})`;
-}
-
-/**
- * The journal's routes, then the split routes via the VM's addresses and the pins of the
- * request's servers that it does not list: ours all the same (a journal lost, or its previous
- * copy one write behind; see down-by-marks). Split routes first, pins last.
- */
-async function removeRoutes(down: DownContext, r: Runner): Promise<StepResult> {
-  const listed = await removeJournaledRoutes(down, r);
-  const unlisted = [
-    ...(await removeByMarks(down, r, () => splitRoutesInTable(down.driver, r, down.vmAddresses))),
-  ];
-  // The pins by marks cost a look at the uplink: only when the journal could not be trusted
-  // with them (unusable, listing nothing, or missing a split route found above).
-  if (down.journalUnusable || down.foundUnlisted || listed.length === 0) unlisted.push(...(await removeByMarks(down, r, () => pinRoutesInTable(down.driver, r, down.servers, down.excluded))));
-  const said = [
-    ...(listed.length ? [`removed ${listed.map((x) => x.destination).join(', ')}`] : []),
-    ...(unlisted.length ? [`removed by their marks (not in the journal): ${unlisted.map((x) => `${x.destination} via ${x.gateway}`).join(', ')}`] : []),
-  ];
-  return said.length ? said.join('; ') : { skipped: 'no routes of ours in the journal or via the VM' };
-}
-
-async function removeJournaledRoutes(down: DownContext, r: Runner): Promise<RouteSpec[]> {
-  const j = down.journal;
-  // Excluded ranges first (back into the tunnel), split routes next, pins last: traffic never
-  // falls back to the uplink unblocked.
-  const order: JournalRoute['role'][] = ['exclude', 'split6', 'split', 'pin'];
-  const routes = [...j.routes].sort((a, b) => order.indexOf(a.role) - order.indexOf(b.role));
-  for (const route of routes) {
-    const spec: RouteSpec = { destination: route.destination, gateway: route.gateway, interface: route.interface };
-    await down.driver.deleteRoute(r, spec);
-    down.removed.push(spec);
-    j.routes = j.routes.filter((x) => !sameRoute(x, spec));
-    down.persist();
-  }
-  return routes;
-}
-
-async function removeByMarks(down: DownContext, r: Runner, inTable: () => Promise<RouteSpec[]>): Promise<RouteSpec[]> {
-  const found = (await inTable()).filter((x) => !down.removed.some((y) => y.destination === x.destination && y.gateway === x.gateway));
-  if (found.length > 0) down.foundUnlisted = true;
-  for (const route of found) {
-    await down.driver.deleteRoute(r, route);
-    down.removed.push(route);
-  }
-  return found;
-}
-
-async function unloadKillSwitch(down: DownContext, r: Runner): Promise<StepResult> {
-  const j = down.journal;
-  const live = await down.driver.readKillSwitch(r, undefined, j.killSwitch?.handle ?? undefined);
-  if (!live.loaded && !j.killSwitch) return { skipped: 'kill switch not loaded' };
-  const unlisted = !j.killSwitch;
-  if (unlisted) down.foundUnlisted = true;
-  await down.driver.unloadKillSwitch(r, j.killSwitch?.handle ?? {});
-  j.killSwitch = null;
-  down.persist();
-  return unlisted ? 'kill switch unloaded (found by its name: not in the journal)' : 'kill switch unloaded';
-}
-
-async function verifyClean(down: DownContext, r: Runner): Promise<StepResult> {
-  if (down.dryRun) return { skipped: 'dry run: nothing to verify' };
-  const { driver, removed } = down;
-  const [readback, ks] = await readTogether([removed.length ? driver.readRoutes(r, removed) : Promise.resolve([]), driver.readKillSwitch(r)]);
-  const left = readback.filter((x) => x.present);
-  const problems = [...left.map((x) => `route still present: ${x.evidence}`), ...(ks.loaded ? ['kill switch still loaded'] : [])];
-  if (problems.length) throw new Error(problems.join('; '));
-  return 'nothing of ours left';
-}
-
-/** A failed Down: the journal keeps what is left (and says why); the next Down or start finishes it. */
-function downFailed(down: DownContext, e: unknown): OperationOutcome {
-  const ended = endedBetweenSteps(down, 'Down', e, true);
-  if (ended) return ended;
-  const failedStep = e instanceof StepFailedError ? e.step : '';
-  const error = messageOf(e);
-  if (!down.dryRun) {
-    down.journal.lastError = `${failedStep}: ${error}`;
-    down.persist();
-  }
-  return down.failed(failedStep, error);
 }
