@@ -7,7 +7,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { invalidField, type HealthSampler } from '@wgctl/agent-kit';
-import { checkExcludedCidr, MAX_EXCLUDED } from '@wgctl/config';
+import { checkExcludedCidr, isIpAddress, isPort, MAX_EXCLUDED } from '@wgctl/config';
 import { VM_ADDRESS_METADATA, agentInfo, streamOperation } from '@wgctl/agent-kit/grpc';
 import { HealthState, type MacAgentServer, type MacDescription, type MacDownRequest, type MacStatus, type MacUpRequest, type SelfHealStatus, ipv6ModeWord, knownIpv6Mode } from '@wgctl/proto';
 import { invalidArgument } from '@wgctl/transport';
@@ -16,6 +16,7 @@ import type { EngineStatus, MacAgentEngine } from './engine';
 import type { HealSummary } from './heal';
 import { PORTAL_WEB_PORTS, type ServerEndpoint } from '../host/driver';
 import type { UpIntent } from './journal';
+import { MAX_ENDPOINTS } from './validation';
 
 /** Status answers from a sample at most this old: routing changes reach the host at any time. */
 const STATUS_MAX_AGE_MS = 1_000;
@@ -51,8 +52,8 @@ export function downVmAddresses(request: Pick<MacDownRequest, 'vmAddress' | 'vmA
 /** The servers of a Down (their pins end up in `route`/`ip route` argv): IP literals with a port, at most 16; anything else is ignored like a bad VM address. */
 export function downServers(request: Pick<MacDownRequest, 'endpoints'>): ServerEndpoint[] {
   return (request.endpoints ?? [])
-    .filter((e) => ipaddr.isValid(e.ip) && (ipaddr.IPv4.isValidFourPartDecimal(e.ip) || ipaddr.IPv6.isValid(e.ip)) && Number.isInteger(e.port) && e.port > 0 && e.port <= 65535)
-    .slice(0, 16)
+    .filter((e) => isIpAddress(e.ip) && isPort(e.port))
+    .slice(0, MAX_ENDPOINTS)
     .map((e) => ({ ip: e.ip, port: e.port }));
 }
 
