@@ -4,6 +4,7 @@
  *
  *   mac-agent [--driver darwin|linux] [--listen unix:PATH|ADDR:PORT] [--tls-dir DIR]
  *             [--state-dir DIR] [--log-level L] [--dns-resolv-conf PATH] [--dns-mode M]
+ *             [--metrics-listen ADDR:PORT]
  *   mac-agent install   [same options] [--no-start] [--node PATH] [--allow-untrusted-program]  (launchd on darwin, systemd on linux)
  *   mac-agent uninstall [--driver …] [--state-dir DIR]  (stops it and removes what it changed)
  */
@@ -28,6 +29,13 @@ export function defaultStateDir(driver: DriverChoice): string {
 function listenAddress(value: string): string {
   const parsed = parseAddress(value, { allowPortZero: true });
   if (!parsed.ok) throw new InvalidArgumentError(`${parsed.reason} (e.g. ${DEFAULT_LISTEN})`);
+  return value;
+}
+
+/** --metrics-listen: ADDR:PORT or [V6]:PORT (TCP: it is HTTPS). */
+function metricsListenAddress(value: string): string {
+  const parsed = parseAddress(value, { allowPortZero: true });
+  if (!parsed.ok || parsed.address.kind !== 'tcp') throw new InvalidArgumentError(`${parsed.ok ? 'a TCP address is needed' : parsed.reason} (e.g. 192.168.64.1:9587)`);
   return value;
 }
 
@@ -68,7 +76,12 @@ function addAgentOptions(command: Command): Command {
     .option('--socket-group <group>', 'group owning the unix socket (default: admin on darwin, root on linux)', groupName)
     .option('--health-interval <ms>', 'background health sampling interval (default: 15000)', healthInterval)
     .option('--roam-check-interval <ms>', 'while up, re-read the default route this often: a roam the routing monitor did not report is caught (0: never; default: 5000 on darwin, 30000 on linux)', intervalOrOff)
-    .option('--heal-check-interval <ms>', 'while up, look at the kill switch this often and re-load it if it drifted (0: never; default: 1000 on darwin, PF has no events; 10000 on linux, besides nft monitor events)', intervalOrOff);
+    .option('--heal-check-interval <ms>', 'while up, look at the kill switch this often and re-load it if it drifted (0: never; default: 1000 on darwin, PF has no events; 10000 on linux, besides nft monitor events)', intervalOrOff)
+    .option(
+      '--metrics-listen <addr:port>',
+      'serve Prometheus metrics at https://ADDR:PORT/metrics (e.g. 192.168.64.1:9587): mTLS with the pairing CA, client certificate role monitor or controller; from the background sample (a scrape runs no command); needs --tls-dir; off unless given',
+      metricsListenAddress,
+    );
 }
 
 export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
@@ -77,6 +90,7 @@ export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
   if (!listen.startsWith('unix:') && !raw.tlsDir) {
     throw new InvalidArgumentError(`--listen ${listen} is TCP: give --tls-dir (mTLS is required off the unix socket)`);
   }
+  if (raw.metricsListen && !raw.tlsDir) throw new InvalidArgumentError('--metrics-listen needs --tls-dir: metrics are served over HTTPS with client certificates only');
   return {
     driver,
     listen,
@@ -89,6 +103,7 @@ export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
     healthIntervalMs: raw.healthInterval as number | undefined,
     roamCheckIntervalMs: raw.roamCheckInterval as number | undefined,
     healCheckIntervalMs: raw.healCheckInterval as number | undefined,
+    metricsListen: raw.metricsListen as string | undefined,
   };
 }
 

@@ -21,6 +21,8 @@ export interface AgentOptions {
   roamCheckIntervalMs?: number;
   /** While up, the kill switch is looked at this often, ms, 0 = never (default: the driver's, see heal.ts). */
   healCheckIntervalMs?: number;
+  /** Prometheus metrics over HTTPS mTLS on ADDR:PORT (off when unset; needs tlsDir). */
+  metricsListen?: string;
 }
 
 /** The argv that reproduces these options (for the service definition written by install). */
@@ -35,5 +37,6 @@ export function agentArgs(options: AgentOptions): string[] {
   if (options.healthIntervalMs !== undefined) args.push('--health-interval', String(options.healthIntervalMs));
   if (options.roamCheckIntervalMs !== undefined) args.push('--roam-check-interval', String(options.roamCheckIntervalMs));
   if (options.healCheckIntervalMs !== undefined) args.push('--heal-check-interval', String(options.healCheckIntervalMs));
+  if (options.metricsListen) args.push('--metrics-listen', options.metricsListen);
   return args;
 }

@@ -5,6 +5,7 @@
  *   vm-agent --listen ADDR:PORT --tls-dir DIR --wg-config FILE [--state-dir DIR] [--log-level L]
  *            [--insecure-loopback-dev] [--health-interval MS] [--handshake-threshold S]
  *            [--handshake-timeout MS] [--wg-method auto|wg-quick|systemd] [--heal-check-interval MS]
+ *            [--metrics-listen ADDR:PORT]
  *   vm-agent install   [the same options] [--prefix DIR] [--root DIR] [--no-enable] [--allow-untrusted-program]
  *   vm-agent uninstall [--wg-config FILE] [--state-dir DIR] [--prefix DIR] [--root DIR] [--keep-network]
  */
@@ -35,6 +36,13 @@ function listenAddress(value: string): string {
   return value;
 }
 
+/** --metrics-listen: ADDR:PORT or [V6]:PORT (TCP: it is HTTPS). */
+function metricsListenAddress(value: string): string {
+  const parsed = parseAddress(value, { allowPortZero: true });
+  if (!parsed.ok || parsed.address.kind !== 'tcp') throw new InvalidArgumentError(`${parsed.ok ? 'a TCP address is needed' : parsed.reason} (e.g. 192.168.64.2:9586)`);
+  return value;
+}
+
 /** --wg-config: wg-quick takes the interface name from the file name, so it must make one. */
 function wgConfigPath(value: string): string {
   const iface = wgQuickInterfaceFromPath(value);
@@ -61,6 +69,11 @@ function addAgentOptions(command: Command): Command {
       (value: string) => (value === '0' ? 0 : integer(100, 60_000)(value)),
       1_000,
     )
+    .option(
+      '--metrics-listen <addr:port>',
+      'serve Prometheus metrics at https://ADDR:PORT/metrics (e.g. 192.168.64.2:9586): mTLS with the pairing CA, client certificate role monitor or controller; from the background sample (a scrape runs no command); needs --tls-dir; off unless given',
+      metricsListenAddress,
+    )
     .addOption(
       new Option('--wg-method <method>', 'how the interface is brought up: systemd (wg-quick@ / systemd-run) when systemd runs the system')
         .choices(['auto', 'wg-quick', 'systemd'])
@@ -73,6 +86,7 @@ export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
   const insecure = raw.insecureLoopbackDev === true;
   if (!insecure && !raw.tlsDir) throw new InvalidArgumentError('--tls-dir is required (mTLS); --insecure-loopback-dev is for development on loopback only');
   if (insecure && raw.tlsDir) throw new InvalidArgumentError('give either --tls-dir or --insecure-loopback-dev, not both');
+  if (raw.metricsListen && !raw.tlsDir) throw new InvalidArgumentError('--metrics-listen needs --tls-dir: metrics are served over HTTPS with client certificates only (not with --insecure-loopback-dev)');
   if (insecure) {
     const parsed = parseAddress(String(raw.listen), { allowPortZero: true });
     if (!parsed.ok || parsed.address.kind !== 'tcp' || !isLoopbackHost(parsed.address.host)) {
@@ -91,6 +105,7 @@ export function agentOptionsFrom(raw: Record<string, unknown>): AgentOptions {
     handshakeTimeoutMs: Number(raw.handshakeTimeout),
     wgMethod: raw.wgMethod as AgentOptions['wgMethod'],
     healCheckIntervalMs: Number(raw.healCheckInterval),
+    metricsListen: raw.metricsListen as string | undefined,
   };
 }
 

@@ -17,6 +17,8 @@ export interface AgentOptions {
   wgMethod: 'auto' | 'wg-quick' | 'systemd';
   /** While up, how often what Up applied is checked and put back (0: never; engine/self-heal.ts). */
   healCheckIntervalMs: number;
+  /** Prometheus metrics over HTTPS mTLS on ADDR:PORT (off when unset; needs tlsDir). */
+  metricsListen?: string;
 }
 
 /** The flags that reproduce these options (ExecStart of the unit). */
@@ -28,5 +30,6 @@ export function agentArgs(o: AgentOptions): string[] {
   args.push('--health-interval', String(o.healthIntervalMs), '--handshake-threshold', String(o.handshakeThresholdS));
   args.push('--handshake-timeout', String(o.handshakeTimeoutMs), '--wg-method', o.wgMethod);
   args.push('--heal-check-interval', String(o.healCheckIntervalMs));
+  if (o.metricsListen) args.push('--metrics-listen', o.metricsListen);
   return args;
 }

@@ -6,7 +6,7 @@
  */
 import type { Http2SecureServer } from 'node:http2';
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
 import { cutText } from '@wgctl/logging';
 
@@ -56,16 +56,16 @@ function formatPeer(address: string | undefined, port: number | undefined): stri
 }
 
 /**
- * Calls `onRejected` for each refused handshake of a grpc-js TLS server. The peer is read when
- * the connection arrives: by the time a certificate is refused the socket is closed and no
- * longer knows it.
+ * Calls `onRejected` for each refused handshake of a TLS server (grpc-js's http2 one, the
+ * agents' HTTPS metrics one). The peer is read when the connection arrives: by the time a
+ * certificate is refused the socket is closed and no longer knows it.
  */
-function watchHandshakes(http2Server: Http2SecureServer, onRejected: (rejection: HandshakeRejection) => void): void {
+export function watchHandshakes(tlsServer: TlsServer, onRejected: (rejection: HandshakeRejection) => void): void {
   const peers = new WeakMap<Socket, { peer: string; peerAddress: string }>();
-  http2Server.prependListener('connection', (socket: Socket) => {
+  tlsServer.prependListener('connection', (socket: Socket) => {
     peers.set(socket, { peer: formatPeer(socket.remoteAddress, socket.remotePort), peerAddress: socket.remoteAddress ?? 'unknown' });
   });
-  http2Server.on('tlsClientError', (error: Error & { code?: string }, tlsSocket: TLSSocket) => {
+  tlsServer.on('tlsClientError', (error: Error & { code?: string }, tlsSocket: TLSSocket) => {
     // The TLSSocket wraps the accepted TCP socket as `_parent` (node:_tls_wrap).
     const raw = (tlsSocket as TLSSocket & { _parent?: Socket })._parent;
     const known = raw ? peers.get(raw) : undefined;

@@ -18,7 +18,7 @@ import { EngineCore, messageOf } from './core';
 import { HealLog, SelfHealing, type Heal, type HealSummary } from './heal';
 import type { JournalStore, MacJournal, UpIntent } from './journal';
 import { closePortalWindow, scheduleWindowClose } from './portal';
-import { Roaming, type Roam, type SpawnStreaming } from './roam';
+import { Roaming, type Roam, type RoamSummary, type SpawnStreaming } from './roam';
 import { collectStatus, type EngineStatus } from './status';
 import { runDown } from './down';
 import type { RequestOptions, UpDownDeps } from './operation';
@@ -153,9 +153,14 @@ export class MacAgentEngine {
     return this.roaming.watching;
   }
 
-  /** Roams handled since start (tests and status). */
+  /** Roams handled since start, the last KEPT_ROAMS of them (tests and status). */
   get roams(): Roam[] {
     return this.roaming.roams;
+  }
+
+  /** Roams since start: how many, the last (Status). */
+  get roamSummary(): RoamSummary {
+    return this.roaming.summary;
   }
 
   /** Whether the kill switch is watched (tests). */

@@ -48,6 +48,15 @@ export interface RoamingOptions {
   dnsEventDebounceMs?: number;
 }
 
+/** Roams kept in memory (tests, Status's last roam): a laptop roams for months; the count keeps counting. */
+export const KEPT_ROAMS = 32;
+
+/** What Status says of the roams since start. */
+export interface RoamSummary {
+  count: number;
+  last: Roam | undefined;
+}
+
 /** A journal that says up, with what a roam needs of it. */
 type UpJournal = MacJournal & { intent: UpIntent; uplink: Uplink; killSwitch: NonNullable<MacJournal['killSwitch']> };
 
@@ -100,8 +109,10 @@ export class Roaming {
   /** Destinations of ours deleted by someone, and who (darwin: the pid), until the roam that puts them back. */
   private deletedBy = new Map<string, string>();
   private closed = false;
-  /** Roams handled since start (tests and status). */
+  /** The last KEPT_ROAMS roams handled since start (tests and status). */
   readonly roams: Roam[] = [];
+  /** Roams handled since start, all of them. */
+  private roamCount = 0;
 
   constructor(private readonly options: RoamingOptions) {
     this.core = options.core;
@@ -125,6 +136,11 @@ export class Roaming {
     if (dnsWatch) {
       this.dnsWatcher = new DnsChangeWatcher({ watch: dnsWatch, spawn: options.spawnMonitor, logger: this.core.logger, onChange: (trigger) => this.onDnsEvent(trigger) });
     }
+  }
+
+  /** Roams since start: how many, the last. */
+  get summary(): RoamSummary {
+    return { count: this.roamCount, last: this.roams[this.roams.length - 1] };
   }
 
   /** Whether the monitor is running. */
@@ -385,13 +401,19 @@ export class Roaming {
     j.lastRoamMs = core.now();
     persist();
     const tookMs = core.now() - seen.firstEventAt;
-    this.roams.push({ atMs: j.lastRoamMs, fromInterface: old.interface, toInterface: found.interface, fromGateway: old.gateway, toGateway: found.gateway, tookMs });
+    this.recordRoam({ atMs: j.lastRoamMs, fromInterface: old.interface, toInterface: found.interface, fromGateway: old.gateway, toGateway: found.gateway, tookMs });
     core.logger.info('roamed: server pinned and kill switch moved to the new uplink', {
       from: `${old.interface} via ${old.gateway}`,
       to: `${found.interface} via ${found.gateway}`,
       tookMs,
       commands: seen.commands,
     });
+  }
+
+  private recordRoam(roam: Roam): void {
+    this.roamCount += 1;
+    this.roams.push(roam);
+    if (this.roams.length > KEPT_ROAMS) this.roams.splice(0, this.roams.length - KEPT_ROAMS);
   }
 
   /** Repairs routes of ours that a link flap removed (the vnic or the uplink went down and up). */

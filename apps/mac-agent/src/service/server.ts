@@ -14,6 +14,7 @@ import { invalidArgument } from '@wgctl/transport';
 import { macCaptureHandler } from './capture';
 import type { EngineStatus, MacAgentEngine } from './engine';
 import type { HealSummary } from './heal';
+import type { RoamSummary } from './roam';
 import { PORTAL_WEB_PORTS, type ServerEndpoint } from '../host/driver';
 import type { UpIntent } from './journal';
 import { MAX_ENDPOINTS } from './validation';
@@ -65,7 +66,8 @@ export function downExcluded(request: Pick<MacDownRequest, 'exclude'>): string[]
     .slice(0, MAX_EXCLUDED);
 }
 
-function statusMessage(status: EngineStatus, driver: string): MacStatus {
+/** A sample as Status carries it; the roams as they are now (the count since start, the last one's duration). */
+export function macStatusMessage(status: EngineStatus, driver: string, roams: RoamSummary): MacStatus {
   const ks = status.killSwitch;
   return {
     agent: agentInfo('mac-agent', driver),
@@ -93,6 +95,8 @@ function statusMessage(status: EngineStatus, driver: string): MacStatus {
     ipv6: status.ipv6 ?? '',
     vmAddress6: status.ipv6 === 'route' ? (status.intent?.vmAddress6 ?? '') : '',
     selfHeal: selfHealMessage(status.heals),
+    roams: roams.count,
+    lastRoamTookMs: String(Math.round(roams.last?.tookMs ?? 0)),
     exclude: status.intent?.exclude ?? [],
     allowLan: status.intent?.allowLan ?? false,
     lanSubnets: status.lanSubnets ?? [],
@@ -158,7 +162,7 @@ export function createMacAgentImplementation(engine: MacAgentEngine, sampler: He
     },
     status: (_call, callback) => {
       sampler.current(STATUS_MAX_AGE_MS).then(
-        (status) => callback(null, statusMessage(status, engine.driverName)),
+        (status) => callback(null, macStatusMessage(status, engine.driverName, engine.roamSummary)),
         (e: unknown) => callback(e as Error),
       );
     },

@@ -178,6 +178,8 @@ export function healthyMacStatus(): MacStatus {
     ipv6: 'block',
     vmAddress6: '',
     selfHeal: NO_HEALS,
+    roams: 0,
+    lastRoamTookMs: '0',
     exclude: [],
     allowLan: false,
     lanSubnets: [],

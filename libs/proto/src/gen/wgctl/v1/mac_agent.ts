@@ -205,6 +205,10 @@ export interface MacStatus {
   selfHeal:
     | SelfHealStatus
     | undefined;
+  /** roams handled since the agent started */
+  roams: number;
+  /** the last of them: first routing event to pins and kill switch moved; 0 = none since start */
+  lastRoamTookMs: string;
   /** the excluded CIDRs of the last Up (their routes are in `routes`) */
   exclude: string[];
   /** the kill switch lets the LAN through (journal: the last Up's) */
@@ -1344,6 +1348,8 @@ function createBaseMacStatus(): MacStatus {
     ipv6: "",
     vmAddress6: "",
     selfHeal: undefined,
+    roams: 0,
+    lastRoamTookMs: "0",
     exclude: [],
     allowLan: false,
     lanSubnets: [],
@@ -1397,6 +1403,12 @@ export const MacStatus: MessageFns<MacStatus> = {
     }
     if (message.selfHeal !== undefined) {
       SelfHealStatus.encode(message.selfHeal, writer.uint32(122).fork()).join();
+    }
+    if (message.roams !== 0) {
+      writer.uint32(128).uint32(message.roams);
+    }
+    if (message.lastRoamTookMs !== "0") {
+      writer.uint32(136).int64(message.lastRoamTookMs);
     }
     for (const v of message.exclude) {
       writer.uint32(242).string(v!);
@@ -1546,6 +1558,22 @@ export const MacStatus: MessageFns<MacStatus> = {
             message.selfHeal = SelfHealStatus.decode(reader, reader.uint32());
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.roams = reader.uint32();
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.lastRoamTookMs = reader.int64().toString();
+            continue;
+          }
           case 30: {
             if (tag !== 242) {
               break;
@@ -1633,6 +1661,12 @@ export const MacStatus: MessageFns<MacStatus> = {
         : isSet(object.self_heal)
         ? SelfHealStatus.fromJSON(object.self_heal)
         : undefined,
+      roams: isSet(object.roams) ? globalThis.Number(object.roams) : 0,
+      lastRoamTookMs: isSet(object.lastRoamTookMs)
+        ? globalThis.String(object.lastRoamTookMs)
+        : isSet(object.last_roam_took_ms)
+        ? globalThis.String(object.last_roam_took_ms)
+        : "0",
       exclude: globalThis.Array.isArray(object?.exclude)
         ? object.exclude.map((e: any) => globalThis.String(e))
         : [],
@@ -1701,6 +1735,12 @@ export const MacStatus: MessageFns<MacStatus> = {
     if (message.selfHeal !== undefined) {
       obj.selfHeal = SelfHealStatus.toJSON(message.selfHeal);
     }
+    if (message.roams !== 0) {
+      obj.roams = Math.round(message.roams);
+    }
+    if (message.lastRoamTookMs !== "0") {
+      obj.lastRoamTookMs = message.lastRoamTookMs;
+    }
     if (message.exclude?.length) {
       obj.exclude = message.exclude;
     }
@@ -1744,6 +1784,8 @@ export const MacStatus: MessageFns<MacStatus> = {
     message.selfHeal = (object.selfHeal !== undefined && object.selfHeal !== null)
       ? SelfHealStatus.fromPartial(object.selfHeal)
       : undefined;
+    message.roams = object.roams ?? 0;
+    message.lastRoamTookMs = object.lastRoamTookMs ?? "0";
     message.exclude = object.exclude?.map((e) => e) || [];
     message.allowLan = object.allowLan ?? false;
     message.lanSubnets = object.lanSubnets?.map((e) => e) || [];

@@ -1,0 +1,3 @@
+export * from './promtool';
+export * from './scrape';
+export * from './statuses';
