@@ -6,6 +6,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { CommandContext, GlobalOptions } from './command-context';
 import { EXIT, errorMessage, isCliError } from './errors';
+import { HEALTH_EXIT, HEALTH_EXIT_HELP } from './health-exit';
 import type { CliIo } from './io';
 import { commands } from './load-commands';
 
@@ -49,11 +50,12 @@ function collect(value: string, previous: string[] = []): string[] {
 
 const EXIT_CODES_HELP = `
 Exit codes:
-  0  success (status: healthy; health: SERVING; verify: PASS)
-  1  the operation failed (status: degraded; health: NOT_SERVING; verify: FAIL)
-  2  bad command-line input or config (status: down or an agent unreachable; health: unreachable)
+  0  success (status: healthy; verify: PASS)
+  1  the operation failed (status: degraded; verify: FAIL)
+  2  bad command-line input or config (status: down or an agent unreachable)
   3  down: everything of ours was removed, but settings whose previous values only the lost
      journal knew were not restored (listed on stderr)
+  health has grpc_health_probe's codes instead: see \`wgctl health --help\`.
 
 Config: --config FILE, else $WGCTL_CONFIG, else ~/.config/wgctl/config.json (written by \`wgctl init\`).`;
 
@@ -165,11 +167,33 @@ function buildProgram(io: CliIo, setExit: (code: number) => void, version: strin
 
   program
     .command('health')
-    .description('grpc.health.v1 probe for cron/launchd/monitoring: exit 0 SERVING, 1 NOT_SERVING, 2 unreachable')
+    .description("grpc.health.v1 probe for cron/launchd/monitoring, with grpc_health_probe's exit codes: 0 SERVING, 1 invalid arguments, 2 connection failure, 3 RPC failure, 4 not serving")
     .addOption(new Option('--agent <which>', 'which agent to probe').choices(['vm', 'mac', 'both']).default('both'))
     .option('--service <name>', "service name to check ('' = the whole server)", serviceName, '')
     .addOption(new Option('--cert <role>', 'client certificate to use (default: monitor if present, else controller)').choices(['monitor', 'controller']))
+    .addOption(new Option('--connect-timeout <seconds>', 'longest wait for a connection, before the Check (whose deadline is --timeout); default: the same as --timeout, 10').argParser(positiveSeconds))
+    .addHelpText('after', HEALTH_EXIT_HELP)
     .action(run(async () => commands('health').healthCommand));
+
+  program
+    .command('metrics')
+    .description("both agents' status as Prometheus metrics for node_exporter's textfile collector: for a Mac nothing scrapes, run it from launchd or cron (e.g. every minute)")
+    .requiredOption('--textfile <dir>', "node_exporter's --collector.textfile.directory: DIR/wgctl.prom is replaced whole (temp file in DIR, fsync, rename; mode 0644)")
+    .addHelpText(
+      'after',
+      `
+The metrics are those the agents serve at https://ADDR:PORT/metrics (--metrics-listen), plus
+wgctl_agent_reachable{agent}: 0 for an agent the controller could not reach (and no other
+series of it). Exit 0 when the file was written (also with an agent unreachable: the reason
+goes to stderr), 2 when DIR is missing or not a directory, 1 when the file cannot be written.`,
+    )
+    .action(run(async () => commands('metrics').metricsCommand));
+
+  program
+    .command('menubar')
+    .description('the menu bar: what the xbar/SwiftBar plugin tools/menubar/wgctl.30s.sh shows (title, reasons, up/down/portal actions); exits 0 even when the status cannot be had, so the menu says why')
+    .option('--status-json <file>', 'render this `wgctl status --json` output (FILE, or - for stdin) instead of asking the agents')
+    .action(run(async () => commands('menubar').menubarCommand));
 
   const debug = program.command('debug').description('tools for troubleshooting');
   debug
@@ -189,6 +213,21 @@ function buildProgram(io: CliIo, setExit: (code: number) => void, version: strin
   return program;
 }
 
+/**
+ * The subcommand `argv` names (its first operand past the program's options), whether or not
+ * parsing got that far: a bad global flag before `health` is still a usage error of health.
+ */
+function subcommandOf(program: Command, argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-')) return arg;
+    const flag = arg.split('=')[0];
+    const option = program.options.find((o) => o.long === flag || o.short === flag);
+    if (option?.required && !arg.includes('=')) i += 1; // its value
+  }
+  return undefined;
+}
+
 /** Runs the CLI in-process; returns the exit code (never calls process.exit). */
 export async function runCli(argv: string[], io: CliIo, version = '0.0.0-dev'): Promise<number> {
   let exitCode: number = EXIT.ok;
@@ -200,7 +239,7 @@ export async function runCli(argv: string[], io: CliIo, version = '0.0.0-dev'): 
     if (error instanceof CommanderError) {
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return EXIT.ok;
       // commander already printed the message (naming the flag) on stderr.
-      return EXIT.usage;
+      return subcommandOf(program, argv) === 'health' ? HEALTH_EXIT.invalidArguments : EXIT.usage;
     }
     if (isCliError(error)) {
       io.stderr.write(`wgctl: ${error.message}\n`);

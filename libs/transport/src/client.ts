@@ -213,3 +213,63 @@ export async function healthCheck(target: string, opts: HealthCheckOptions, serv
     client.close();
   }
 }
+
+export interface HealthProbeOptions extends ConnectOptions {
+  /** How long to wait for a ready connection (TCP, TLS both ways, the server's HTTP/2 SETTINGS). */
+  connectTimeoutMs: number;
+  /** Deadline of the Check itself, counted once connected. */
+  rpcTimeoutMs: number;
+}
+
+/**
+ * How far a health probe got, the distinction grpc_health_probe makes: no ready connection
+ * within the connect timeout; connected but the Check failed (grpc status name); or an answer.
+ */
+export type HealthProbeResult =
+  | { outcome: 'answered'; status: HealthStatus }
+  | { outcome: 'connect-failed'; error: string }
+  | { outcome: 'rpc-failed'; code: string; error: string };
+
+/** Longest wait for the reason a connection failed (a fail-fast call on the failed channel). */
+const CONNECT_REASON_WAIT_MS = 500;
+
+/**
+ * grpc.health.v1 Check in two phases, as grpc_health_probe does (a blocking dial with the connect
+ * timeout, then the RPC with its own): first a ready channel, then the Check. A TLS peer that
+ * refuses our certificate never sends its SETTINGS, so it fails the connect phase, not the RPC.
+ * Throws only for options that cannot make a channel (bad target, unusable TLS material).
+ */
+export async function probeHealth(target: string, opts: HealthProbeOptions, service = ''): Promise<HealthProbeResult> {
+  const { address, credentials, channelOptions } = channelSetup(target, opts, roleForService(service));
+  const client = new HealthClientConstructor(address, credentials, channelOptions);
+  try {
+    const ready = await new Promise<Error | undefined>((resolve) => client.waitForReady(deadlineIn(opts.connectTimeoutMs), resolve));
+    if (ready) {
+      const reason = await connectFailureReason(client);
+      return { outcome: 'connect-failed', error: `no connection within ${opts.connectTimeoutMs} ms${reason ? `: ${reason}` : ''}` };
+    }
+    try {
+      const response = await unaryCall(client.check.bind(client), { service }, { timeoutMs: opts.rpcTimeoutMs });
+      return { outcome: 'answered', status: HEALTH_STATUSES[response.status] ?? 'UNKNOWN' };
+    } catch (error) {
+      const e = error as grpc.ServiceError;
+      return { outcome: 'rpc-failed', code: grpc.status[e.code] ?? String(e.code), error: e.details || e.message };
+    }
+  } finally {
+    client.close();
+  }
+}
+
+/** grpc-js keeps the last connection error only in the UNAVAILABLE of a fail-fast call: ask once. */
+async function connectFailureReason(client: HealthClient): Promise<string | undefined> {
+  try {
+    await unaryCall(client.check.bind(client), { service: '' }, { timeoutMs: CONNECT_REASON_WAIT_MS });
+    return undefined;
+  } catch (error) {
+    const e = error as grpc.ServiceError;
+    if (e.code !== grpc.status.UNAVAILABLE) return undefined;
+    // "No connection established. Last error: Error: connect ECONNREFUSED …. Resolution note: …"
+    const last = /Last error: (?:Error: )?(.*?)(?:\. Resolution note:.*)?$/s.exec(e.details)?.[1];
+    return last || e.details;
+  }
+}

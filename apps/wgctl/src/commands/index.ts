@@ -16,7 +16,9 @@ type Status = typeof import('./status');
 type Verify = typeof import('./verify');
 type Plan = typeof import('./plan');
 type Health = typeof import('./health');
+type Metrics = typeof import('./metrics');
 type DebugParse = typeof import('./debug-parse');
+type Menubar = typeof import('./menubar');
 
 export const initCommand: Init['initCommand'] = (...args) => (require('./init') as Init).initCommand(...args);
 export const upCommand: Up['upCommand'] = (...args) => (require('./up') as Up).upCommand(...args);
@@ -26,6 +28,8 @@ export const statusCommand: Status['statusCommand'] = (...args) => (require('./s
 export const verifyCommand: Verify['verifyCommand'] = (...args) => (require('./verify') as Verify).verifyCommand(...args);
 export const planCommand: Plan['planCommand'] = (...args) => (require('./plan') as Plan).planCommand(...args);
 export const healthCommand: Health['healthCommand'] = (...args) => (require('./health') as Health).healthCommand(...args);
+export const metricsCommand: Metrics['metricsCommand'] = (...args) => (require('./metrics') as Metrics).metricsCommand(...args);
+export const menubarCommand: Menubar['menubarCommand'] = (...args) => (require('./menubar') as Menubar).menubarCommand(...args);
 export const debugParseCommand: DebugParse['debugParseCommand'] = (...args) =>
   (require('./debug-parse') as DebugParse).debugParseCommand(...args);
 export const kindsHelp: DebugParse['kindsHelp'] = (...args) => (require('./debug-parse') as DebugParse).kindsHelp(...args);

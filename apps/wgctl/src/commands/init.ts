@@ -134,7 +134,7 @@ function nextSteps(config: WgctlConfig, configFile: string, tlsDir: string, isDe
     `       sudo ${quote(`${MAC_AGENT_DIR}/node`)} ${quote(`${MAC_AGENT_DIR}/mac-agent.js`)} install --listen ${config.mac.agent} --tls-dir ${quote(MAC_TLS_DIR)}`,
     `  4. Check, look, go:${isDefaultConfig ? '' : ` export WGCTL_CONFIG=${quote(configFile)}`}`,
     `       wgctl health && wgctl plan && wgctl up && wgctl verify`,
-    `  Monitoring hosts get only ${t('ca.crt')}, ${t('monitor.crt')} and ${t('monitor.key')} (for \`wgctl health\`).`,
+    `  Monitoring hosts get only ${t('ca.crt')}, ${t('monitor.crt')} and ${t('monitor.key')} (for \`wgctl health\`, grpc_health_probe, and Prometheus scraping an agent's --metrics-listen).`,
   ];
   if (rotated) lines.splice(1, 0, 'The agents keep using the old certificates until you copy the new ones and restart them.');
   return `${lines.join('\n')}\n`;
