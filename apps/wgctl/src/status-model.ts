@@ -1,189 +1,56 @@
 /**
  * `wgctl status` as data: the two agents' Status answers (or why they could not be had)
- * turned into one report — the JSON of `status --json` (schema: docs/status-schema.md, zod
- * mirror in status-schema.ts) and the input of the table. Pure: `now` is a parameter.
+ * turned into one report — the JSON of `status --json` (its types are inferred from the zod
+ * schema in status-schema.ts; fields: docs/status-schema.md) and the input of the table. Pure:
+ * `now` is a parameter.
  */
 import { type Check, type Endpoint, type Health, type MacStatus, type PortalWindowState, PROTOCOL_VERSION, type SelfHealStatus, type VmStatus } from '@wgctl/proto';
 import type { PortalDetection } from './portal-state';
 import { formatAge } from './render/text';
+import {
+  type AgentJson,
+  type CheckJson,
+  type ControllerJson,
+  type HealthJson,
+  type LivenessJson,
+  type MacSideJson,
+  OVERALL_EXIT,
+  type Overall,
+  type PortalJson,
+  type PortalWindowJson,
+  type SelfHealJson,
+  STATUS_SCHEMA_ID,
+  type StatusReport,
+  type Unreachable,
+  type VmSideJson,
+} from './status-schema';
 
-const STATUS_SCHEMA_ID = 'wgctl.status/v1';
+// The report's types keep their names here, where the renderers import them from.
+export type {
+  AgentJson,
+  CheckJson,
+  ControllerJson,
+  HealthJson,
+  LivenessJson,
+  MacSideJson,
+  Overall,
+  PortalJson,
+  PortalWindowJson,
+  SelfHealJson,
+  StatusReport,
+  Unreachable,
+  VmSideJson,
+};
+export type { VmPeerJson } from './status-schema';
 
 /** WireGuard re-handshakes about every 2 minutes on a live tunnel; 180 s = RejectAfterTime. */
 const HANDSHAKE_STALE_S = 180;
-
-export type Overall = 'healthy' | 'degraded' | 'down';
-const OVERALL_EXIT: Record<Overall, number> = { healthy: 0, degraded: 1, down: 2 };
-
-export interface AgentJson {
-  name: string;
-  version: string;
-  protocolVersion: string;
-  hostname: string;
-  driver: string;
-  pid: number;
-}
-
-export interface HealthJson {
-  state: 'SERVING' | 'NOT_SERVING' | 'UNKNOWN';
-  reasons: string[];
-  sampledAt: string | null;
-}
-
-export interface CheckJson {
-  name: string;
-  ok: boolean;
-  detail: string;
-  evidence: string[];
-}
-
-export interface Unreachable {
-  reachable: false;
-  target: string;
-  error: string;
-}
-
-export interface VmPeerJson {
-  publicKey: string;
-  endpoint: string | null;
-  allowedIps: string[];
-  latestHandshake: string | null;
-  handshakeAgeSeconds: number | null;
-  rxBytes: number;
-  txBytes: number;
-  persistentKeepalive: number | null;
-}
-
-/** The vm-agent's probe through the tunnel: is anything coming back? */
-export interface LivenessJson {
-  state: 'unknown' | 'alive' | 'probing' | 'dead';
-  /** When rx last moved through the tunnel (any reply); null: not seen yet. */
-  lastReply: string | null;
-  lastReplyAgeSeconds: number | null;
-  /** The probe awaiting its answer; null: none. */
-  lastProbe: string | null;
-  deadSince: string | null;
-  probeTarget: string | null;
-  detail: string;
-}
-
-/** What an agent's self-healing put back while up, since it started. */
-export interface SelfHealJson {
-  heals: number;
-  lastHeal: string | null;
-  /** What the last heal put back. */
-  lastChanges: string[];
-  /** Who had changed it, as far as the OS tells; null: it does not say. */
-  lastBy: string | null;
-  lastTrigger: string | null;
-}
-
-export interface VmSideJson {
-  reachable: true;
-  target: string;
-  agent: AgentJson | null;
-  health: HealthJson;
-  interface: string;
-  interfaceUp: boolean;
-  publicKey: string;
-  listenPort: number;
-  tunnelAddresses: string[];
-  ipForward: boolean;
-  iptablesBackend: string;
-  macSource: string | null;
-  /** The Mac's IPv6 the VM forwards and NATs too; null when IPv4 only. */
-  macSource6: string | null;
-  peers: VmPeerJson[];
-  /** null: the vm-agent does not watch the tunnel (not up, or an older agent). */
-  liveness: LivenessJson | null;
-  /** null: the vm-agent does not heal (an older agent, or `--heal-check-interval 0`). */
-  selfHeal: SelfHealJson | null;
-  checks: CheckJson[];
-}
-
-export interface PortalWindowJson {
-  until: string;
-  secondsLeft: number;
-  resolvers: string[];
-  tcpPorts: number[];
-}
-
-export interface MacSideJson {
-  reachable: true;
-  target: string;
-  agent: AgentJson | null;
-  health: HealthJson;
-  up: boolean;
-  uplink: { interface: string | null; gateway: string | null };
-  vmAddress: string | null;
-  /** IPv6 as the last Up applied it: routed via vmAddress6, or blocked; null when not up. */
-  ipv6: 'route' | 'block' | null;
-  vmAddress6: string | null;
-  endpoints: { host: string; ip: string; port: number }[];
-  routes: { destination: string; gateway: string; interface: string; present: boolean; evidence: string }[];
-  killSwitch: {
-    loaded: boolean;
-    enabled: boolean;
-    referenced: boolean;
-    tokenHeld: boolean;
-    interface: string | null;
-    rules: string[];
-  };
-  /** --allow-lan: whether the kill switch lets the LAN through, and which of the uplink's subnets. */
-  lan: { allowed: boolean; subnets: string[] };
-  /** --exclude: the excluded CIDRs of the last Up, each with whether its route (via the uplink's gateway) is there. */
-  excluded: { destination: string; present: boolean }[];
-  /** `wgctl portal`: an open captive-portal sign-in window (the Mac's web and DNS unprotected), else null. */
-  portalWindow: PortalWindowJson | null;
-  dns: { servers: string[]; previous: string[]; managed: boolean };
-  lastRoam: string | null;
-  /** null: an older mac-agent. */
-  selfHeal: SelfHealJson | null;
-  checks: CheckJson[];
-}
-
-export interface StatusReport {
-  schema: typeof STATUS_SCHEMA_ID;
-  time: string;
-  overall: Overall;
-  exitCode: 0 | 1 | 2;
-  problems: string[];
-  vm: VmSideJson | Unreachable;
-  mac: MacSideJson | Unreachable;
-  /** The controller's own mTLS certificate (null when it could not be read). */
-  controller: ControllerJson | null;
-  /** A captive portal a recent failed `wgctl up` found, while the Mac is not up; else null. */
-  portal: PortalJson | null;
-}
-
-/** A captive portal the controller's probe found (the agents never see it). */
-export interface PortalJson {
-  detectedAt: string;
-  ageSeconds: number;
-  probeUrl: string;
-  status: number;
-  location: string | null;
-  detail: string;
-}
 
 /**
  * How long a detection is worth showing: a portal's sign-in usually lasts hours, but after half
  * an hour the user has likely moved or signed in elsewhere; the next failed `up` probes again.
  */
 export const PORTAL_RECENT_S = 30 * 60;
-
-/** When the controller's certificate and its CA expire (wgctl warns 30 days ahead). */
-export interface ControllerJson {
-  certificate: {
-    notAfter: string;
-    daysLeft: number;
-    caNotAfter: string;
-    caDaysLeft: number;
-    /** false within the warning window (or expired): `wgctl init --rotate` renews. */
-    ok: boolean;
-    detail: string;
-  };
-}
 
 export type Fetched<T> = { ok: true; value: T } | { ok: false; error: string };
 
@@ -415,7 +282,7 @@ export function buildStatusReport(
     schema: STATUS_SCHEMA_ID,
     time: now.toISOString(),
     overall,
-    exitCode: OVERALL_EXIT[overall] as 0 | 1 | 2,
+    exitCode: OVERALL_EXIT[overall],
     problems,
     vm: vmJson,
     mac: macJson,

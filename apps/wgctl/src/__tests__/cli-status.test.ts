@@ -1,4 +1,4 @@
-/** status (table, --json validated against the zod schema, --watch, exit 0/1/2) and health. */
+/** status (table, --json validated against the zod schema, --watch, exit 0/1/2); health: cli-health.test.ts. */
 import { type Lab, healthyMacStatus, healthyVmStatus, startLab } from '../testing/fake-agents';
 import { cli, writeLabConfig } from '../testing/cli-harness';
 import { statusReportSchema } from '../testing/status-schema';
@@ -167,44 +167,3 @@ describe('wgctl status', () => {
   });
 });
 
-describe('wgctl health', () => {
-  it('exit 0 when both agents are SERVING (monitor certificate when present)', async () => {
-    const r = await cli(['--config', config, '--json', 'health']);
-    expect(r.code).toBe(0);
-    const doc = JSON.parse(r.stdout);
-    expect(doc.certificate).toBe('monitor');
-    expect(doc.agents).toEqual([
-      { agent: 'vm', target: lab.agents.vmTarget, status: 'SERVING' },
-      { agent: 'mac', target: lab.agents.macTarget, status: 'SERVING' },
-    ]);
-  });
-
-  it('exit 1 when one is NOT_SERVING; --agent limits the probe', async () => {
-    lab.agents.setHealth('vm', false);
-    const both = await cli(['--config', config, 'health']);
-    expect(both.code).toBe(1);
-    expect(both.stderr).toMatch(/^vm-agent  127\.0\.0\.1:\d+: NOT_SERVING$/m);
-    expect(both.stdout).toMatch(/^mac-agent unix:.*: SERVING$/m);
-    expect((await cli(['--config', config, 'health', '--agent', 'mac'])).code).toBe(0);
-  });
-
-  it('SERVICE_UNKNOWN for an unknown --service is not healthy', async () => {
-    const r = await cli(['--config', config, 'health', '--agent', 'vm', '--service', 'no.such.Service']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/SERVICE_UNKNOWN/);
-    expect((await cli(['--config', config, 'health', '--agent', 'vm', '--service', 'wgctl.v1.VmAgent'])).code).toBe(0);
-  });
-
-  it('exit 2 when an agent is unreachable', async () => {
-    await lab.agents.stop('vm');
-    const r = await cli(['--config', config, 'health', '--agent', 'both', '--cert', 'controller']);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/vm-agent .*UNREACHABLE/);
-  });
-
-  it('a bad --agent is exit 2 naming the flag', async () => {
-    const r = await cli(['--config', config, 'health', '--agent', 'vmm']);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/option '--agent <which>' argument 'vmm' is invalid/);
-  });
-});

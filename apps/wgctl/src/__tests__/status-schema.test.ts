@@ -1,8 +1,8 @@
-/** docs/status-schema.md documents every field of the zod schema the status tests enforce. */
+/** docs/status-schema.md documents every field of the zod schema of `status --json` (status-schema.ts). */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { macSideSchema, statusReportSchema, vmSideSchema } from '../testing/status-schema';
+import { macSideSchema, statusReportSchema, vmSideSchema } from '../status-schema';
 
 function keysOf(schema: z.ZodType, prefix = ''): string[] {
   const def = (schema as unknown as { _zod: { def: { type: string; shape?: Record<string, z.ZodType>; innerType?: z.ZodType; element?: z.ZodType; options?: z.ZodType[] } } })._zod.def;

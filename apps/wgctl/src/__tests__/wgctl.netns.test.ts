@@ -9,7 +9,7 @@ import { build } from 'esbuild';
 import { ExecRunner } from '@wgctl/runner';
 import { createLab, destroyLab, labExec, labHttpGet, startMacAgent, startVmAgent, stopAgent } from '../../../../tools/lab/src';
 import type { Lab } from '../../../../tools/lab/src';
-import { statusReportSchema } from '../testing/status-schema';
+import { publishedSchemaErrors, statusReportSchema } from '../testing/status-schema';
 
 const enabled = process.getuid?.() === 0 || process.env.CI === 'true';
 const describeNetns = enabled ? describe : describe.skip;
@@ -85,9 +85,9 @@ describeNetns('wgctl with the real agents in the namespace lab', () => {
 
   it('before up: the Mac leaks straight out of the cafe', async () => {
     expect(await remoteSeenByWeb()).toBe(lab.cafes.cafe1.wan.ipv4);
-    // The vm-agent reports NOT_SERVING while its tunnel is down: a probe says so (exit 1).
+    // The vm-agent reports NOT_SERVING while its tunnel is down: a probe says so (exit 4, grpc_health_probe's).
     const health = await wgctl(['--json', 'health']);
-    expect(health.exitCode).toBe(1);
+    expect(health.exitCode).toBe(4);
     expect(JSON.parse(health.stdout).agents.map((a: { agent: string; status: string }) => `${a.agent}:${a.status}`)).toEqual([
       'vm:NOT_SERVING',
       'mac:SERVING',
@@ -114,6 +114,8 @@ describeNetns('wgctl with the real agents in the namespace lab', () => {
     const health = await wgctl(['health']);
     expect(health.stderr).toBe('');
     expect(health.exitCode).toBe(0);
+    // grpc_health_probe's codes: a service the real agents do not serve is an RPC failure (NOT_FOUND).
+    expect((await wgctl(['health', '--agent', 'vm', '--service', 'wgctl.v1.Nope'])).exitCode).toBe(3);
   });
 
   it('status: healthy, JSON valid against the schema', async () => {
@@ -121,6 +123,8 @@ describeNetns('wgctl with the real agents in the namespace lab', () => {
     const r = await wgctl(['--json', 'status']);
     const report = statusReportSchema.parse(JSON.parse(r.stdout));
     expect(report.problems).toEqual([]);
+    // The real output against the published docs/status.schema.json, by ajv.
+    expect(publishedSchemaErrors(JSON.parse(r.stdout))).toEqual([]);
     expect(r.exitCode).toBe(0);
   });
 
@@ -137,5 +141,6 @@ describeNetns('wgctl with the real agents in the namespace lab', () => {
     expect(await remoteSeenByWeb()).toBe(lab.cafes.cafe1.wan.ipv4);
     const status = await wgctl(['--json', 'status']);
     expect(status.exitCode).toBe(2);
+    expect(publishedSchemaErrors(JSON.parse(status.stdout))).toEqual([]);
   });
 });
