@@ -60,6 +60,18 @@ function portalReader(configDir: string, note: (line: string) => void): () => Po
   };
 }
 
+/** One report, as `wgctl status --json` prints it (`wgctl menubar` renders it). */
+export async function sampleStatusOnce(ctx: CommandContext): Promise<StatusReport> {
+  const { config } = loadControllerConfig(ctx);
+  const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, STATUS_DEFAULT_TIMEOUT_S) });
+  try {
+    const portal = portalReader(dirname(configPath(ctx)), (line) => ctx.io.stderr.write(line))();
+    return await sampleStatus(agents, { vm: vmTarget(config), mac: config.mac.agent }, undefined, loadClientTls(config, 'controller'), portal);
+  } finally {
+    agents.close();
+  }
+}
+
 export async function statusCommand(ctx: CommandContext, flags: { watch?: number | true }): Promise<number> {
   const { config } = loadControllerConfig(ctx);
   const agents = openAgents(config, { timeoutMs: timeoutMs(ctx, STATUS_DEFAULT_TIMEOUT_S) });
