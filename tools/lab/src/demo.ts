@@ -4,7 +4,8 @@
  *
  *   lab up → wgctl init → the VM's certificates copied (init's next steps) → both agents
  *   started from the built bundles with mTLS → the web host sees the coffee shop →
- *   wgctl up → wgctl status → wgctl verify (IPv4, then IPv6) → the web host sees the WireGuard server →
+ *   wgctl up → wgctl status → both agents' /metrics scraped with the monitor certificate →
+ *   wgctl verify (IPv4, then IPv6) → the web host sees the WireGuard server →
  *   wgctl down → the web host sees the coffee shop again →
  *   the café gets a captive portal → wgctl up fails and names it → wgctl portal (background) →
  *   status shows the sign-in window → sign in from the Mac (HTTP POST) → the window closes on
@@ -19,6 +20,7 @@ import { dirname, relative } from 'node:path';
 import { ExecRunner, spawnStreaming, type StreamingProcess } from '@wgctl/runner';
 import { eventually } from '../../e2e/observe';
 import { assertBuilt, bundlePath, REPO_ROOT, stackFor, type Stack } from '../../e2e/stack';
+import { metricsAgentArgs, metricsListen, scrapeAgentInLab } from '../../monitoring/lab-metrics';
 import { agentLogPath, type AgentName } from './agents';
 import { createLab, destroyLab, labHttpGet, labNamespaces } from './lab';
 import { inNamespace } from './plan';
@@ -149,6 +151,20 @@ export async function runDemo(argv: string[]): Promise<number> {
     return run;
   }
 
+  /** A scrape of each agent as Prometheus makes it (docs/monitoring), a few of its lines shown. */
+  async function metricsLines(): Promise<string> {
+    const shownFamilies = /^(wireguard_latest_handshake_seconds|wgctl_vm_up|wgctl_killswitch_loaded|wgctl_routes_present|wgctl_mac_up)[ {]/;
+    for (const agent of ['vm-agent', 'mac-agent'] as const) {
+      out(`  [mac] GET https://${metricsListen(lab!, agent)}/metrics  (client certificate monitor.crt)`);
+      const scrape = await scrapeAgentInLab(lab!, agent, stack!.tlsDir);
+      if (scrape.status !== 200) throw new StepFailed(`${agent}'s /metrics answered ${scrape.status}`);
+      const lines = scrape.body.split('\n').filter((l) => shownFamilies.test(l));
+      if (lines.length === 0) throw new StepFailed(`${agent}'s /metrics has none of the expected series`);
+      out(indent(lines.join('\n')));
+    }
+    return 'docs/monitoring has the Grafana dashboard and alert rules for these';
+  }
+
   /**
    * What the web host says about who asked, over IPv4 and IPv6: the coffee shop (it NATs IPv4;
    * IPv6 comes from the Mac's own address), or the WireGuard server (both families tunnelled).
@@ -261,7 +277,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       lab = await createLab({ prefix: options.prefix, runner });
       // --vm-address6: the VM's IPv6 on the vnic, so the Mac's IPv6 goes through the tunnel too.
       const initArgs = ['--handshake-timeout', String(HANDSHAKE_TIMEOUT_S), ...(lab.vm.eth.ipv6 ? ['--vm-address6', lab.vm.eth.ipv6] : [])];
-      stack = stackFor(lab, { runner, initArgs });
+      stack = stackFor(lab, { runner, initArgs, ...metricsAgentArgs(lab) });
       out(indent(`the Mac: ${lab.mac.uplink} ${lab.cafes.cafe1.client.ipv4} ${lab.cafes.cafe1.client.ipv6} on the coffee shop's LAN (gateway ${lab.cafes.cafe1.client.gateway4}), ${lab.mac.vnic.interface} ${lab.mac.vnic.ipv4} ${lab.mac.vnic.ipv6} to the VM`));
       out(indent(`the VM:  ${lab.vm.eth.interface} ${lab.vm.eth.ipv4}; WireGuard config ${lab.vm.wireguard.configPath} (tunnel ${lab.vm.wireguard.address}, server ${lab.srv.endpoint})`));
       out(indent(`the web: ${lab.web.url4} ${lab.web.url6} (${lab.web.hostname}); tunnel-only resolver ${lab.srv.dns}`));
@@ -295,6 +311,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     });
 
     await step('wgctl status', () => wgctlMustExit(['status']));
+
+    await step("Prometheus's view: both agents' /metrics over mTLS with the monitor certificate", metricsLines);
 
     await step(`wgctl verify: capture on the Mac's uplink and in the VM's tunnel while probing the web host`, () =>
       wgctlMustExit(['verify', '--target', lab!.web.wan.ipv4]),
