@@ -35,7 +35,7 @@ describe('docs/monitoring/README.md', () => {
   });
 
   it('documents no metric that is not exported', () => {
-    const exported = new Set(Object.values(METRICS).map((m) => m.name));
+    const exported = new Set<string>(Object.values(METRICS).map((m) => m.name));
     expect([...documented.keys()].filter((name) => !exported.has(name))).toEqual([]);
   });
 });

@@ -4,39 +4,22 @@
  */
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { build } from 'esbuild';
+import { join } from 'node:path';
 import { ExecRunner } from '@wgctl/runner';
+import { BUNDLE_ENV, buildWgctlBundle, lazyCommandsModule, REPO_ROOT } from '../testing/bundle';
 
-const root = resolve(__dirname, '../../../..');
+const root = REPO_ROOT;
 let dir: string;
 let bundle: string;
 const runner = new ExecRunner();
-// The brief's build flags keep these external; the bundle finds them in the workspace.
 // Each test names its commands cache directory; never the user's own.
-const env: Record<string, string> = { NODE_PATH: join(root, 'node_modules'), WGCTL_CACHE_DIR: '' };
+const env: Record<string, string> = { ...BUNDLE_ENV };
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'wgctl-bundle-'));
   bundle = join(dir, 'wgctl.js');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { lazyCommandsPlugin, MARKER } = require(join(root, 'apps/wgctl/build/lazy-commands.cjs')) as {
-    lazyCommandsPlugin: () => import('esbuild').Plugin;
-    MARKER: string;
-  };
-  expect(MARKER).toBe('/*WGCTL-COMMANDS:');
-  await build({
-    entryPoints: [join(root, 'apps/wgctl/src/main.ts')],
-    outfile: bundle,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    external: ['grpc-health-check', '@grpc/reflection', '@grpc/proto-loader'],
-    plugins: [lazyCommandsPlugin()],
-    logLevel: 'error',
-    absWorkingDir: root,
-  });
+  expect(lazyCommandsModule().MARKER).toBe('/*WGCTL-COMMANDS:');
+  await buildWgctlBundle(bundle);
 }, 60_000);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -7,19 +7,18 @@
  */
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { build } from 'esbuild';
+import { join } from 'node:path';
 import { ExecRunner } from '@wgctl/runner';
+import { BUNDLE_ENV, buildWgctlBundle, REPO_ROOT } from '../testing/bundle';
 import { writeLabConfig } from '../testing/cli-harness';
 import { type Lab, startLab } from '../testing/fake-agents';
 import { type Menu, actionArgv, itemNamed, parseMenu } from '../testing/xbar-menu';
 
-const root = resolve(__dirname, '../../../..');
+const root = REPO_ROOT;
 const PLUGIN = join(root, 'tools/menubar/wgctl.30s.sh');
 // Only what the plugin needs: xbar runs plugins with a bare environment too.
 const runner = new ExecRunner({ PATH: process.env.PATH ?? '/usr/bin:/bin' });
-// The bundle's externals come from the workspace; WGCTL_CACHE_DIR '' keeps the user's cache out.
-const bundleEnv = { NODE_PATH: join(root, 'node_modules'), WGCTL_CACHE_DIR: '' };
+const bundleEnv = BUNDLE_ENV;
 
 let dir: string;
 let bundle: string;
@@ -28,20 +27,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'wgctl menubar-'));
   mkdirSync(join(dir, 'Application Support'));
   bundle = join(dir, 'Application Support', 'wgctl.js');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { lazyCommandsPlugin } = require(join(root, 'apps/wgctl/build/lazy-commands.cjs')) as { lazyCommandsPlugin: () => import('esbuild').Plugin };
-  await build({
-    entryPoints: [join(root, 'apps/wgctl/src/main.ts')],
-    outfile: bundle,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    external: ['grpc-health-check', '@grpc/reflection', '@grpc/proto-loader'],
-    plugins: [lazyCommandsPlugin()],
-    logLevel: 'error',
-    absWorkingDir: root,
-  });
+  await buildWgctlBundle(bundle);
 }, 60_000);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
