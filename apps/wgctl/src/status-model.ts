@@ -174,6 +174,8 @@ function macSide(target: string, s: MacStatus, now: Date): MacSideJson {
     portalWindow: portalWindowJson(s.portalWindow, now),
     dns: { servers: s.dns?.servers ?? [], previous: s.dns?.previous ?? [], managed: s.dns?.managed ?? false },
     lastRoam: isoFromMs(s.lastRoamUnixMs),
+    roams: s.roams ?? 0,
+    lastRoamTookMs: s.roams ? toNumber(s.lastRoamTookMs) : null,
     selfHeal: selfHealJson(s.selfHeal),
     checks: checksJson(s.checks),
   };

@@ -140,6 +140,10 @@ export const macSideSchema = z
     excluded: z.array(z.strictObject({ destination: z.string(), present: z.boolean() })),
     dns: z.strictObject({ servers: z.array(z.string()), previous: z.array(z.string()), managed: z.boolean() }),
     lastRoam: isoTime.nullable(),
+    /** Roams the mac-agent handled since it started. */
+    roams: z.number().int().nonnegative(),
+    /** How long the last of those took (first routing event → pins and kill switch moved); null: none yet. */
+    lastRoamTookMs: z.number().nonnegative().nullable(),
     /** null: an older mac-agent. */
     selfHeal: selfHealSchema.nullable(),
     checks: z.array(checkSchema),

@@ -92,6 +92,15 @@ describe('wgctl menubar from `wgctl status --json`', () => {
     expect(itemNamed(menu, 'Refresh')!.params).toEqual([['refresh', 'true']]);
   });
 
+  it('the last roam: when, how long it took and how many since the agent started (status --json roams, lastRoamTookMs)', async () => {
+    lab.agents.mac.status = { ...healthyMacStatus(), lastRoamUnixMs: String(Date.now() - 120_000), roams: 3, lastRoamTookMs: '212' };
+    const json = await statusJson();
+    const mac = (JSON.parse(json) as { mac: { roams: number; lastRoamTookMs: number | null } }).mac;
+    expect(mac).toMatchObject({ roams: 3, lastRoamTookMs: 212 });
+    const { menu } = await menubar(json);
+    expect(texts(menu)).toContain('Last roam: 2 min ago (took 212 ms; 3 since the agent started)');
+  });
+
   it('degraded: a stale handshake and a dead tunnel are the reasons, in orange', async () => {
     const nowS = Math.floor(Date.now() / 1000);
     const vm = healthyVmStatus(nowS);

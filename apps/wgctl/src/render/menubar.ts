@@ -155,7 +155,7 @@ function macFacts(mac: MacSideJson, report: StatusReport): string[] {
     `Uplink: ${mac.uplink.interface ?? 'none'}${mac.uplink.gateway ? ` via ${mac.uplink.gateway}` : ''}`,
     `Kill switch: ${killSwitchText(mac.killSwitch)}`,
     `DNS: ${mac.dns.servers.join(', ') || 'none'}${mac.dns.managed ? ' (through the tunnel)' : ' (not managed)'}`,
-    `Last roam: ${ageBetween(report, mac.lastRoam)}`,
+    `Last roam: ${ageBetween(report, mac.lastRoam)}${mac.lastRoamTookMs === null ? '' : ` (took ${Math.round(mac.lastRoamTookMs)} ms; ${mac.roams} since the agent started)`}`,
   ];
   if (mac.lan.allowed) facts.push(`LAN allowed: ${mac.lan.subnets.join(', ') || 'no subnet'}`);
   if (mac.excluded.length > 0) facts.push(`Excluded (in clear): ${mac.excluded.map((e) => e.destination).join(', ')}`);
