@@ -129,9 +129,18 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       void sampler.refresh();
     });
 
-  // SIGTERM/SIGINT: the Up or Down in flight finishes its current step and ends (its journal
-  // keeps what it applied; the next start reconciles), then the server closes and we exit 0.
-  await new Promise<void>((resolve) => {
+  await untilStopped(logger, engine, () => {
+    sampler.stop();
+    void tunnelWatch.stop();
+  }, () => Promise.all([server.shutdown(5000), metrics?.close()]));
+}
+
+/**
+ * SIGTERM/SIGINT: the Up or Down in flight finishes its current step and ends (its journal
+ * keeps what it applied; the next start reconciles), then the servers close and we exit 0.
+ */
+function untilStopped(logger: Logger, engine: VmEngine, stopWatching: () => void, closeServers: () => Promise<unknown>): Promise<void> {
+  return new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) {
@@ -141,11 +150,10 @@ export async function runAgent(options: AgentOptions): Promise<void> {
       stopping = true;
       const running = engine.running;
       logger.info('stopping', { signal, ...(running ? { finishing: `the current step of ${running.op}` } : {}) });
-      sampler.stop();
-      void tunnelWatch.stop();
+      stopWatching();
       void engine
         .stop(signal)
-        .then(() => Promise.all([server.shutdown(5000), metrics?.close()]))
+        .then(closeServers)
         .then(() => {
           logger.info('stopped', { signal });
           resolve();
