@@ -24,7 +24,7 @@ suite('the demo (netns)', () => {
     const r = await runner.run([process.execPath, join(REPO_ROOT, 'tools/lab/demo.mjs'), '--prefix', PREFIX], { allowFailure: true, timeoutMs: 110_000, cwd: REPO_ROOT });
     if (r.exitCode !== 0) throw new Error(`demo exited ${r.exitCode}\n${r.stdout}\n${r.stderr}`);
     expect(r.stdout).toMatch(/demo: PASS — (\d+)\/\1 steps passed/);
-    for (const step of ['wgctl init', 'wgctl up', 'wgctl status', "Prometheus's view", 'wgctl verify', 'wgctl verify over IPv6', 'wgctl down', 'lab down']) expect(r.stdout).toContain(`✓ ${step}`);
+    for (const step of ['wgctl init', 'wgctl up', 'wgctl status', "Prometheus's view", 'the menu bar', 'wgctl verify', 'wgctl verify over IPv6', 'wgctl down', 'lab down']) expect(r.stdout).toContain(`✓ ${step}`);
     expect(r.stdout).toContain('verify: PASS');
     // The captive-portal flow, in this order, each step passed.
     const portalSteps = [

@@ -314,6 +314,13 @@ export async function runDemo(argv: string[]): Promise<number> {
 
     await step("Prometheus's view: both agents' /metrics over mTLS with the monitor certificate", metricsLines);
 
+    await step('the menu bar: what the xbar/SwiftBar plugin (tools/menubar/wgctl.30s.sh) shows', async () => {
+      const run = await wgctlMustExit(['menubar']);
+      const title = run.output.split('\n')[0] ?? '';
+      if (!title.startsWith('wgctl ✓')) throw new StepFailed(`the menu bar's title is "${title}", not protected (wgctl ✓)`);
+      return 'protected: the title, the facts, then the Up / Down / portal actions';
+    });
+
     await step(`wgctl verify: capture on the Mac's uplink and in the VM's tunnel while probing the web host`, () =>
       wgctlMustExit(['verify', '--target', lab!.web.wan.ipv4]),
     );

@@ -87,7 +87,8 @@ describe('wgctl menubar from `wgctl status --json`', () => {
     expect(texts(menu)).toContainEqual(expect.stringMatching(/^Tunnel: alive \(last reply \d s ago\)$/));
     expectAction(menu, 'Up', ['up']);
     expectAction(menu, 'Down', ['down']);
-    expectAction(menu, 'Sign in to a captive portal', ['portal']);
+    // Up already: a sign-in window has nothing to do.
+    expect(itemNamed(menu, 'Sign in to a captive portal')).toBeUndefined();
     expect(itemNamed(menu, 'End the sign-in window')).toBeUndefined();
     expect(itemNamed(menu, 'Refresh')!.params).toEqual([['refresh', 'true']]);
   });
@@ -142,6 +143,7 @@ describe('wgctl menubar from `wgctl status --json`', () => {
     expect(texts(menu)[0]).toBe('Unprotected: not up, traffic goes straight out');
     expect(reasons(menu)).toEqual(['the tunnel is down on both sides (run `wgctl up`)']);
     expectAction(menu, 'Up', ['up']);
+    expectAction(menu, 'Sign in to a captive portal', ['portal']);
   });
 
   it('not up but the kill switch on (an up half way): degraded, blocked rather than leaking', async () => {
@@ -231,7 +233,7 @@ describe('wgctl menubar from `wgctl status --json`', () => {
     const { menu, stdout } = await menubar(await statusJson());
     expectTitle(menu, 'wgctl ⚠', '#ff9500');
     // Only our own actions run anything, open anything, or nest.
-    expect(menu.items.filter((l) => param(l, 'bash') !== undefined).map((l) => l.text.trim())).toEqual(['Up', 'Down', 'Sign in to a captive portal']);
+    expect(menu.items.filter((l) => param(l, 'bash') !== undefined).map((l) => l.text.trim())).toEqual(['Up', 'Down']);
     expect(menu.items.some((l) => param(l, 'href') !== undefined)).toBe(false);
     expect(menu.items.every((l) => l.depth === 0)).toBe(true);
     const [reason] = menu.items.filter((l) => l.text.startsWith('⚠ '));

@@ -215,7 +215,9 @@ function actions(state: MenubarState, report: StatusReport | null, invocation: I
   if (unwritable) items.push({ text: `No actions: ${unwritable}` });
   else if (invocation) {
     items.push(wgctlAction('Up', invocation, ['up']), wgctlAction('Down', invocation, ['down']));
-    items.push(wgctlAction('Sign in to a captive portal', invocation, ['portal']));
+    // A sign-in window is for a Mac that is not up yet: while up, the tunnel already carries everything.
+    const macUp = report?.mac.reachable === true && report.mac.up;
+    if (!macUp && state !== 'portal-window') items.push(wgctlAction('Sign in to a captive portal', invocation, ['portal']));
     if (state === 'portal-window') items.push(wgctlAction('End the sign-in window', invocation, ['portal', '--end']));
   }
   const link = state === 'portal-detected' ? portalLink(report?.portal?.location ?? null) : null;
