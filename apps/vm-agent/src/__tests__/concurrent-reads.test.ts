@@ -1,12 +1,14 @@
 /**
  * The independent reads of a step run side by side (docs/BENCHMARKS.md #1: each process costs
- * 3–7 ms, so a step with four reads in a row cost the sum). Proof that cannot pass by timing
- * luck: a fake system holds every read of the watched steps until ALL the reads that step is
- * expected to run have started. Reads made one after another never get there: the first is
- * refused, and Up (or Down) fails. The mutations stay in their order: the whole command
- * sequence of an Up and a Down is pinned below.
+ * 3–7 ms, so a step with four reads in a row cost the sum), and Up starts the reads of its
+ * first three steps together. Proof that cannot pass by timing luck: a fake system holds every
+ * read of the watched steps until ALL the reads that step is expected to run have started.
+ * Reads made one after another never get there: the first is refused, and Up (or Down) fails.
+ * The mutations stay in their order: the whole command sequence of an Up and a Down is pinned
+ * below. Then `wg-quick up` beside the firewall steps: what runs while it runs, and how a
+ * failure or a stop on either side ends the Up only once wg-quick has ended.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunOptions, RunResult, Runner, StepListener, StepRecord } from '@wgctl/runner';
@@ -33,6 +35,10 @@ class FakeVm {
   srcValidMark = '0';
   /** false: wg-quick up exits 0 but no interface appears. */
   wgQuickCreatesLink = true;
+  /** Where the rules live (and what `iptables` is). */
+  backend: 'nft' | 'legacy' = 'nft';
+  /** false: `nft` is not installed (exit 127), so wg-quick would use iptables-restore. */
+  nftInstalled = true;
 
   iptablesSave(): string {
     const desired = desiredRules(plan);
@@ -49,10 +55,10 @@ class FakeVm {
 
   reply(argv: readonly string[], input = ''): { stdout?: string; exitCode?: number } {
     const line = argv.join(' ');
-    if (line === 'iptables --version') return { stdout: 'iptables v1.8.9 (nf_tables)\n' };
-    if (line === 'iptables-nft-save') return { stdout: this.iptablesSave() };
-    if (line === 'iptables-legacy-save') return { stdout: '' };
-    if (line === 'iptables-nft-restore -w 5 --noflush') {
+    if (line === 'iptables --version') return { stdout: `iptables v1.8.9 (${this.backend === 'nft' ? 'nf_tables' : 'legacy'})\n` };
+    if (line === 'iptables-nft-save') return { stdout: this.backend === 'nft' ? this.iptablesSave() : '' };
+    if (line === 'iptables-legacy-save') return { stdout: this.backend === 'legacy' ? this.iptablesSave() : '' };
+    if (line === `iptables-${this.backend}-restore -w 5 --noflush`) {
       const table = input.split('\n')[0].slice(1);
       this.tables.add(table);
       if (input.includes('\n-X ')) this.chains.delete(table);
@@ -63,7 +69,7 @@ class FakeVm {
       for (const m of input.matchAll(/^delete table ip (\w+)$/gm)) this.tables.delete(m[1]);
       return {};
     }
-    if (line === 'nft list tables') return { stdout: '' };
+    if (line === 'nft list tables') return this.nftInstalled ? { stdout: '' } : { exitCode: 127 };
     if (line === 'ip -j route get 198.51.100.2') return { stdout: '[{"dst":"198.51.100.2","dev":"wtvl0","prefsrc":"198.51.100.1","flags":[]}]' };
     if (line === 'ip -j addr show dev wtv0') {
       if (!this.linkUp) return { exitCode: 1 };
@@ -92,6 +98,8 @@ class FakeVm {
  */
 class BarrierRunner implements Runner {
   readonly argvs: string[] = [];
+  /** The watched steps whose reads all started together. */
+  readonly released = new Set<string>();
   step = '';
   private waiting: { release: () => void }[] = [];
   private started = 0;
@@ -121,7 +129,10 @@ class BarrierRunner implements Runner {
         );
         this.waiting.push({ release: () => (clearTimeout(timer), resolve()) });
       });
-      if (this.started === want) for (const w of this.waiting) w.release();
+      if (this.started === want) {
+        this.released.add(step);
+        for (const w of this.waiting) w.release();
+      }
       await arrived;
     }
     const reply = this.vm.reply(argv, options.input);
@@ -171,10 +182,13 @@ describe('VmEngine: independent reads run side by side', () => {
   };
   const commandsOf = (done: StepRecord[], step: string): string[] => done.find((s) => s.step === step)!.commands.map((c) => c.argv.join(' '));
 
-  it('Up: detect-backend, clean-stale and verify read side by side; every change in its old order', async () => {
-    const { runner, done } = await run({ 'detect-backend': 3, 'clean-stale': 4, verify: 3 }, (engine, onStep) => engine.up({ macSource: '198.51.100.2' }, { onStep }));
-    // Each step lists its commands in the order they were started, whatever order they finished in.
+  it('Up: the reads of detect-backend, resolve-lan and clean-stale start together, verify reads side by side; the changes in order', async () => {
+    // The first three steps' 8 reads are started once read-config is done, before detect-backend starts.
+    const { runner, done } = await run({ 'read-config': 8, verify: 3 }, (engine, onStep) => engine.up({ macSource: '198.51.100.2' }, { onStep }));
+    expect([...runner.released]).toEqual(['read-config', 'verify']);
+    // Each step still lists its own reads, in the order they were started, whatever order they finished in.
     expect(commandsOf(done, 'detect-backend')).toEqual(['iptables --version', 'iptables-nft-save', 'iptables-legacy-save']);
+    expect(commandsOf(done, 'resolve-lan')).toEqual(['ip -j route get 198.51.100.2']);
     expect(commandsOf(done, 'clean-stale')).toEqual(['ip -j addr show dev wtv0', 'nft list tables', 'ip -j -4 rule show', 'ip -j -6 rule show']);
     expect(commandsOf(done, 'verify')).toEqual(['iptables-nft-save', 'sysctl -n net.ipv4.ip_forward', 'ip -j addr show dev wtv0']);
     const restore = 'iptables-nft-restore -w 5 --noflush';
@@ -183,17 +197,17 @@ describe('VmEngine: independent reads run side by side', () => {
       'iptables-nft-save',
       'iptables-legacy-save',
       'ip -j route get 198.51.100.2',
-      restore,
-      restore,
-      restore,
-      'sysctl -n net.ipv4.ip_forward',
-      'sysctl -w net.ipv4.ip_forward=1',
       'ip -j addr show dev wtv0',
       'nft list tables',
       'ip -j -4 rule show',
       'ip -j -6 rule show',
       'sysctl -n net.ipv4.conf.all.src_valid_mark',
       `wg-quick up ${join(dir, 'wtv0.conf')}`,
+      restore,
+      restore,
+      restore,
+      'sysctl -n net.ipv4.ip_forward',
+      'sysctl -w net.ipv4.ip_forward=1',
       'wg show wtv0 latest-handshakes',
       'iptables-nft-save',
       'sysctl -n net.ipv4.ip_forward',
@@ -228,12 +242,12 @@ describe('VmEngine: independent reads run side by side', () => {
   });
 
   it('a read that starts alone is caught: the barrier refuses reads made one after another', async () => {
-    // resolve-lan has one read; expecting two there must fail (proves the barrier can fail).
-    const runner = new BarrierRunner(vm, { 'resolve-lan': 2 }, 100);
+    // Up starts 8 reads early; expecting 9 must fail (proves the barrier can fail).
+    const runner = new BarrierRunner(vm, { 'read-config': 9 }, 100);
     const engine = new VmEngine({ configPath: join(dir, 'wtv0.conf'), runner, sysctl: new RunnerSysctl(runner), journal: new JournalStore(join(dir, 'state')), interfaceMethod: 'wg-quick' });
     const outcome = await engine.up({ macSource: '198.51.100.2' }, { onStep: (s) => s.state === 'started' && runner.enter(s.step) });
-    expect(outcome).toMatchObject({ ok: false, failedStep: 'resolve-lan' });
-    expect(outcome.error).toMatch(/only 1 of 2 reads had started/);
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'detect-backend' });
+    expect(outcome.error).toMatch(/^read-config: only \d of 9 reads had started/);
   });
 
   it('no link read right after wg-quick up, yet a missing interface is still named (and rolled back)', async () => {
@@ -245,5 +259,228 @@ describe('VmEngine: independent reads run side by side', () => {
     expect(outcome.error).toBe(`wtv0 does not exist after wg-quick up ${join(dir, 'wtv0.conf')}`);
     expect(vm.chains.size).toBe(0);
     expect(vm.ipForward).toBe('0');
+  });
+});
+
+/**
+ * Runs commands on a FakeVm and logs when each starts and ends; `wg-quick up` can be held
+ * (it takes ~100 ms on a real VM) and any command made to fail.
+ */
+class TunnelRunner implements Runner {
+  readonly log: string[] = [];
+  /** Commands started while `wg-quick up` was running. */
+  readonly duringWgQuick: string[] = [];
+  /** The journal on disk when `wg-quick up` started. */
+  journalAtWgQuick: unknown;
+  fails: (line: string, input: string) => boolean = () => false;
+  private wgQuickRunning = false;
+  private held: Promise<void> = Promise.resolve();
+  private releaseHeld = (): void => undefined;
+
+  constructor(
+    private readonly vm: FakeVm,
+    private readonly journalFile: string,
+  ) {}
+
+  holdWgQuick(): void {
+    this.held = new Promise((resolve) => (this.releaseHeld = resolve));
+  }
+
+  releaseWgQuick(): void {
+    this.releaseHeld();
+  }
+
+  async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const line = argv.join(' ');
+    const wgQuickUp = argv[0] === 'wg-quick' && argv[1] === 'up';
+    this.log.push(`start ${line}`);
+    if (this.wgQuickRunning) this.duringWgQuick.push(line);
+    if (wgQuickUp) {
+      this.wgQuickRunning = true;
+      this.journalAtWgQuick = JSON.parse(readFileSync(this.journalFile, 'utf8'));
+      await this.held;
+    }
+    try {
+      const failed = this.fails(line, options.input ?? '');
+      const reply = failed ? { exitCode: 1 } : this.vm.reply(argv, options.input);
+      const exitCode = reply.exitCode ?? 0;
+      if (exitCode !== 0 && !options.allowFailure && !(options.okExitCodes ?? [0]).includes(exitCode)) throw new Error(`${line}: exit ${exitCode}`);
+      return { argv: [...argv], stdout: reply.stdout ?? '', stderr: '', exitCode, signal: null, timedOut: false, durationMs: 1, dryRun: false };
+    } finally {
+      if (wgQuickUp) this.wgQuickRunning = false;
+      this.log.push(`end ${line}`);
+    }
+  }
+}
+
+describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', () => {
+  let dir: string;
+  let vm: FakeVm;
+  let runner: TunnelRunner;
+  let journal: JournalStore;
+  const restore = 'iptables-nft-restore -w 5 --noflush';
+  const engine = (): VmEngine =>
+    new VmEngine({ configPath: join(dir, 'wtv0.conf'), runner, sysctl: new RunnerSysctl(runner), journal, interfaceMethod: 'wg-quick', pollIntervalMs: 10 });
+  const wgQuickUp = (): string => `wg-quick up ${join(dir, 'wtv0.conf')}`;
+  const stepsDone = (events: StepRecord[]): string[] => events.filter((s) => s.state !== 'started').map((s) => s.step);
+  /** The system as before any Up. */
+  const expectPristine = async (): Promise<void> => {
+    expect(vm.chains.size).toBe(0);
+    expect(vm.linkUp).toBe(false);
+    expect(vm.ipForward).toBe('0');
+    expect(await journal.read()).toBeNull();
+  };
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'wtv-beside-'));
+    writeFileSync(
+      join(dir, 'wtv0.conf'),
+      `[Interface]\nPrivateKey = ${key(1)}\nAddress = 192.0.2.2/24\n[Peer]\nPublicKey = ${SERVER_KEY}\nEndpoint = 203.0.113.1:51820\nAllowedIPs = 0.0.0.0/0\nPersistentKeepalive = 25\n`,
+      { mode: 0o600 },
+    );
+    vm = new FakeVm();
+    runner = new TunnelRunner(vm, join(dir, 'state', 'journal.json'));
+    journal = new JournalStore(join(dir, 'state'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('the firewall chains and ip_forward go in while wg-quick up runs; the handshake is awaited once both are done', async () => {
+    runner.holdWgQuick();
+    const events: StepRecord[] = [];
+    const outcome = await engine().up(
+      { macSource: '198.51.100.2' },
+      {
+        onStep: (s) => {
+          events.push(s);
+          if (s.step === 'ip-forward' && s.state === 'done') runner.releaseWgQuick();
+        },
+      },
+    );
+    expect(outcome).toMatchObject({ ok: true, error: '' });
+    expect(runner.duringWgQuick).toEqual([restore, restore, restore, 'sysctl -n net.ipv4.ip_forward', 'sysctl -w net.ipv4.ip_forward=1']);
+    // Journaled before it started, as before: Down and reconcile know the interface is wgctl's.
+    expect(runner.journalAtWgQuick).toMatchObject({ phase: 'up-in-progress', wgInterface: { method: 'wg-quick' } });
+    expect(stepsDone(events)).toEqual([
+      'read-config', 'detect-backend', 'resolve-lan', 'clean-stale',
+      'firewall-filter', 'firewall-nat', 'firewall-mangle', 'ip-forward', 'wg-quick-up', 'await-handshake', 'verify',
+    ]);
+    // wg-quick-up's events frame its command: started before the first firewall step, done after it ended.
+    const started = events.filter((s) => s.state === 'started').map((s) => s.step);
+    expect(started.indexOf('wg-quick-up')).toBeLessThan(started.indexOf('firewall-filter'));
+    expect(events.find((s) => s.step === 'wg-quick-up' && s.state === 'done')!.commands.map((c) => c.argv.join(' '))).toEqual([
+      'sysctl -n net.ipv4.conf.all.src_valid_mark',
+      wgQuickUp(),
+    ]);
+  });
+
+  it('a firewall step that fails while wg-quick up runs: the rollback waits for wg-quick to end, then takes both away', async () => {
+    runner.holdWgQuick();
+    runner.fails = (line, input) => line === restore && input.startsWith('*nat');
+    const events: StepRecord[] = [];
+    const outcome = await engine().up(
+      { macSource: '198.51.100.2' },
+      {
+        onStep: (s) => {
+          events.push(s);
+          if (s.step === 'firewall-nat' && s.state === 'failed') setTimeout(() => runner.releaseWgQuick(), 50);
+        },
+      },
+    );
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall-nat' });
+    // Nothing started between the failure and wg-quick's end; then the rollback, wg-quick down included.
+    const failedAt = runner.log.findIndex((l, i) => l === `end ${restore}` && runner.log.slice(0, i).filter((x) => x === l).length === 1); // nat's, the second
+    const wgQuickEnded = runner.log.indexOf(`end ${wgQuickUp()}`);
+    expect(wgQuickEnded).toBeGreaterThan(failedAt);
+    expect(runner.log.slice(failedAt, wgQuickEnded).filter((l) => l.startsWith('start '))).toEqual([]);
+    expect(runner.log.indexOf(`start wg-quick down ${join(dir, 'wtv0.conf')}`)).toBeGreaterThan(wgQuickEnded);
+    expect(stepsDone(events)).toEqual(expect.arrayContaining(['rollback-firewall-filter', 'rollback-wg-quick-down']));
+    await expectPristine();
+  });
+
+  it('wg-quick up that fails while the firewall goes in: named as the failed step, everything rolled back', async () => {
+    runner.holdWgQuick();
+    runner.fails = (line) => line === wgQuickUp();
+    const outcome = await engine().up(
+      { macSource: '198.51.100.2' },
+      { onStep: (s) => s.step === 'firewall-mangle' && s.state === 'done' && runner.releaseWgQuick() },
+    );
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'wg-quick-up' });
+    expect(outcome.error).toMatch(/wg-quick up .*: exit 1/);
+    expect(runner.duringWgQuick).toEqual([restore, restore, restore]);
+    await expectPristine();
+  });
+
+  it.each([
+    { nftInstalled: false, beside: false },
+    { nftInstalled: true, beside: true },
+  ])('legacy iptables, nft installed $nftInstalled: the firewall beside wg-quick $beside (its iptables-restore has no -w: it fails on a held xtables lock)', async ({ nftInstalled, beside }) => {
+    vm.backend = 'legacy';
+    vm.nftInstalled = nftInstalled;
+    runner.holdWgQuick();
+    // Held until forwarding is on (beside) or for 300 ms (alone: the firewall waits for it).
+    const outcome = await engine().up(
+      { macSource: '198.51.100.2' },
+      {
+        onStep: (s) => {
+          if (s.step === 'wg-quick-up' && s.state === 'started') setTimeout(() => runner.releaseWgQuick(), 300);
+          if (s.step === 'ip-forward' && s.state === 'done') runner.releaseWgQuick();
+        },
+      },
+    );
+    expect(outcome).toMatchObject({ ok: true, error: '' });
+    const legacyRestore = 'iptables-legacy-restore -w 5 --noflush';
+    expect(runner.log.filter((l) => l === `start ${legacyRestore}`)).toHaveLength(3);
+    expect(runner.duringWgQuick.includes(legacyRestore)).toBe(beside);
+  });
+
+  it('a caller that cancels while both run: the current step ends, then the rollback, once wg-quick has ended', async () => {
+    runner.holdWgQuick();
+    const cancel = new AbortController();
+    const outcome = await engine().up(
+      { macSource: '198.51.100.2' },
+      {
+        signal: cancel.signal,
+        onStep: (s) => {
+          if (s.step !== 'firewall-filter' || s.state !== 'done') return;
+          cancel.abort();
+          setTimeout(() => runner.releaseWgQuick(), 50);
+        },
+      },
+    );
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall-nat' });
+    const wgQuickEnded = runner.log.indexOf(`end ${wgQuickUp()}`);
+    expect(runner.log.indexOf(`start wg-quick down ${join(dir, 'wtv0.conf')}`)).toBeGreaterThan(wgQuickEnded);
+    expect(runner.log.filter((l, i) => i < wgQuickEnded && l === `start ${restore}`)).toHaveLength(1); // filter's only
+    await expectPristine();
+  });
+
+  it('SIGTERM while both run: the current step ends, Up waits for wg-quick, stops without a rollback; the next start removes it all', async () => {
+    runner.holdWgQuick();
+    const e = engine();
+    const events: StepRecord[] = [];
+    let stopped: Promise<void> | undefined;
+    let wgQuickEndedBeforeStop = false;
+    const outcome = await e.up(
+      { macSource: '198.51.100.2' },
+      {
+        onStep: (s) => {
+          events.push(s);
+          if (s.step !== 'firewall-filter' || s.state !== 'done') return;
+          stopped = e.stop('SIGTERM').then(() => void (wgQuickEndedBeforeStop = runner.log.includes(`end ${wgQuickUp()}`)));
+          setTimeout(() => runner.releaseWgQuick(), 50);
+        },
+      },
+    );
+    await stopped;
+    expect(wgQuickEndedBeforeStop).toBe(true);
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall-nat' });
+    expect(outcome.error).toMatch(/stopped before firewall-nat/);
+    expect(stepsDone(events).some((s) => s.startsWith('rollback-'))).toBe(false);
+    expect(stepsDone(events)).toContain('wg-quick-up');
+    expect(await journal.read()).toMatchObject({ phase: 'up-in-progress', wgInterface: { method: 'wg-quick' } });
+    expect(vm.linkUp).toBe(true);
+
+    expect(await engine().reconcile()).toMatchObject({ ok: true });
+    await expectPristine();
   });
 });

@@ -84,7 +84,8 @@ describe('VmEngine.stop', () => {
     await stopped;
     const outcome = await up;
     const steps = events.filter((s) => s.state !== 'started').map((s) => s.step);
-    expect(steps).toEqual(['read-config', 'detect-backend', 'resolve-lan', 'firewall-filter']);
+    // wg-quick-up runs beside the firewall steps (this fake's ends at once, while firewall-filter is held).
+    expect(steps).toEqual(['read-config', 'detect-backend', 'resolve-lan', 'clean-stale', 'wg-quick-up', 'firewall-filter']);
     expect(steps.some((s) => s.startsWith('rollback-'))).toBe(false);
     expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall-nat' });
     expect(outcome.error).toMatch(/^the vm-agent is stopping \(SIGTERM\): it finished its current step and stopped before firewall-nat; its journal keeps what was applied/);
@@ -110,9 +111,9 @@ describe('VmEngine.stop', () => {
     gate.release();
     const outcome = await up;
     const steps = events.filter((s) => s.state !== 'started').map((s) => s.step);
-    expect(steps.slice(0, 4)).toEqual(['read-config', 'detect-backend', 'resolve-lan', 'firewall-filter']);
-    expect(steps.slice(4)).toEqual(expect.arrayContaining(['rollback-ip-forward', 'rollback-firewall-filter', 'rollback-wg-quick-down']));
-    expect(steps.slice(4).every((s) => s.startsWith('rollback-'))).toBe(true);
+    expect(steps.slice(0, 6)).toEqual(['read-config', 'detect-backend', 'resolve-lan', 'clean-stale', 'wg-quick-up', 'firewall-filter']);
+    expect(steps.slice(6)).toEqual(expect.arrayContaining(['rollback-ip-forward', 'rollback-firewall-filter', 'rollback-wg-quick-down']));
+    expect(steps.slice(6).every((s) => s.startsWith('rollback-'))).toBe(true);
     expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall-nat' });
     expect(outcome.error).toBe('cancelled before firewall-nat: the caller went away or its deadline passed');
     expect(await journal.read()).toBeNull();
@@ -130,7 +131,7 @@ describe('VmEngine.stop', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(commands.length).toBe(before); // stalled: nothing runs
     await e.stop('SIGTERM');
-    expect(await up).toMatchObject({ ok: false, failedStep: 'firewall-filter' });
+    expect(await up).toMatchObject({ ok: false, failedStep: 'clean-stale' });
     // Nothing had been changed yet but the journal's write-ahead record: the next start clears it.
     expect(await journal.read()).toMatchObject({ phase: 'up-in-progress' });
   });

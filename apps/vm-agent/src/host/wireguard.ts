@@ -161,6 +161,8 @@ export interface WgQuickLeftovers {
   table: number | undefined;
   /** nft tables named `wg-quick-IF` (family, name). */
   nftTables: { family: string; name: string }[];
+  /** `nft` is installed: wg-quick uses it for its own rules, else `iptables-restore` (which takes the xtables lock). */
+  nftInstalled: boolean;
   /** `ip -j rule show` per family (empty when wg-quick adds no policy rules for this config). */
   rules: { family: '-4' | '-6'; rules: IpRuleEntry[] }[];
 }
@@ -184,7 +186,7 @@ export async function readWgQuickLeftovers(runner: Runner, ifname: string, table
     }
   }
   const rules = families.map((family, i) => ({ family, rules: parseIpRules(ruleTexts[i].stdout) }));
-  return { ifname, table, nftTables, rules };
+  return { ifname, table, nftTables, nftInstalled: tables.exitCode !== 127, rules };
 }
 
 /**

@@ -109,10 +109,11 @@ export class Operation {
   constructor(
     readonly engine: EngineScope,
     readonly ctx: OperationContext,
-    options: { dryRun?: boolean; firstStep: string; stallAfterStep?: string },
+    options: { dryRun?: boolean; firstStep: string; stallAfterStep?: string; /** Under the dry-run layer; default the engine's runner. */ system?: Runner },
   ) {
     this.dryRun = options.dryRun === true;
-    this.runner = this.dryRun ? new DryRunRunner(engine.options.runner) : engine.options.runner;
+    const system = options.system ?? engine.options.runner;
+    this.runner = this.dryRun ? new DryRunRunner(system) : system;
     const listener = (record: StepRecord): void => {
       engine.logger.info(`step ${record.step} ${record.state}`, {
         step: record.step,

@@ -1,13 +1,18 @@
 /**
  * Up, as a list of steps (each streams the argv it ran), the way wg-quick's cmd_up reads:
- *   read-config → detect-backend → resolve-lan → firewall-filter → firewall-nat →
- *   firewall-mangle → [firewall6] → ip-forward → [ip6-forward] → clean-stale → wg-quick-up →
- *   await-handshake → verify
- * The kill switch and SNAT are in place before forwarding is switched on, and forwarding
- * before the tunnel: at no moment can the Mac's traffic be forwarded anywhere but into the
- * tunnel. Every change is journaled before it is made (write-ahead). A failure after the first
- * change rolls back everything the journal lists (`rollback-*` steps, down.ts's teardown): a
- * failed Up leaves the VM as if Down had run (fail closed).
+ *   read-config → detect-backend → resolve-lan → clean-stale → wg-quick-up ┐ (beside:)
+ *     firewall-filter → firewall-nat → firewall-mangle → [firewall6] → ip-forward →
+ *     [ip6-forward] → (wg-quick-up ends) → await-handshake → verify
+ * The reads of detect-backend, resolve-lan and clean-stale start together once the config is
+ * read (early-reads.ts). `wg-quick up` (most of Up's time) runs while the firewall and
+ * forwarding steps are applied (background-step.ts): they need nothing from it, and the Mac
+ * routes nothing through the VM before the handshake. resolve-lan stays before it (wg-quick's
+ * policy rules, added one by one, would answer the route to the Mac with the tunnel mid-way),
+ * and clean-stale's removals too. The kill switch and SNAT are in place before forwarding is
+ * switched on: at no moment can the Mac's traffic be forwarded anywhere but into the tunnel.
+ * Every change is journaled before it is made (write-ahead). A failure after the first change
+ * rolls back everything the journal lists (`rollback-*` steps, down.ts's teardown), once a
+ * running wg-quick has ended: a failed Up leaves the VM as if Down had run (fail closed).
  */
 import { StoppingError, stepCause, type AppliedTunnel, type OperationContext, type OperationOutcome } from '@wgctl/agent-kit';
 import type { IptablesSaveTable } from '@wgctl/parsers';
@@ -35,7 +40,9 @@ import { linkState, readWgQuickLeftovers, removeWgQuickLeftovers, routeGet, upAr
 import type { JournalRecord } from '../journal';
 import { Operation, causeMessage, interfaceMethod, type EngineScope, type StepResult, type UpRequest } from './context';
 import { appliedBy } from './describe';
+import { BackgroundStep } from './background-step';
 import { Teardown, removeIpv6Chains, teardown } from './down';
+import { EarlyReads } from './early-reads';
 import { handshakeBudget, waitForHandshake } from './handshake';
 import { enableIpv6Forwarding, restoreIpv6Forwarding } from './ipv6-forwarding';
 
@@ -60,9 +67,17 @@ class UpContext extends Operation {
   changed = false;
   /** The WireGuard link as clean-stale found it. */
   link!: LinkState;
+  /** wg-quick would write its rules with `iptables-restore` (no nft), which fails at once on a held xtables lock. */
+  wgQuickUsesIptables = false;
 
-  constructor(engine: EngineScope, request: UpRequest, ctx: OperationContext) {
-    super(engine, ctx, { dryRun: request.dryRun, firstStep: '', stallAfterStep: engine.options.stallAfterStep });
+  constructor(
+    engine: EngineScope,
+    request: UpRequest,
+    ctx: OperationContext,
+    /** The first steps' reads, started together (under the dry-run layer: reads run either way). */
+    readonly early = new EarlyReads(engine.options.runner),
+  ) {
+    super(engine, ctx, { dryRun: request.dryRun, firstStep: '', stallAfterStep: engine.options.stallAfterStep, system: early });
     this.request = request;
     this.lanInterface = request.lanInterface ?? '';
   }
@@ -74,9 +89,11 @@ type UpStep = (up: UpContext, r: Runner) => Promise<StepResult>;
 export async function runUp(engine: EngineScope, request: UpRequest, ctx: OperationContext): Promise<OperationOutcome> {
   const up = new UpContext(engine, request, ctx);
   const step = (name: string, body: UpStep): Promise<void> => up.step(name, (r) => body(up, r));
+  let tunnel: BackgroundStep | undefined;
   try {
     up.prior = await engine.options.journal.read();
     await step('read-config', readConfig);
+    startEarlyReads(up);
     up.applied = appliedBy(engine, up.config);
     // The controller makes the Mac fail-closed as soon as it knows the servers: say them now,
     // while the tunnel comes up (a dry run brings nothing up: no plan).
@@ -85,13 +102,18 @@ export async function runUp(engine: EngineScope, request: UpRequest, ctx: Operat
     await step('detect-backend', detectBackend);
     await step('resolve-lan', resolveLan);
     await writeAhead(up);
+    await step('clean-stale', cleanStale);
+    await up.early.close();
+    tunnel = new BackgroundStep(up, 'wg-quick-up', (r, ready) => wgQuickUp(up, r, ready));
+    await tunnel.ready();
+    // Both legacy: wg-quick's iptables-restore (no -w) would fail on the lock ours holds.
+    if (up.wgQuickUsesIptables && up.tools.kind === 'legacy') await tunnel.join();
     for (const table of TABLES) await step(`firewall-${table}`, (u, r) => firewallTable(u, r, table));
     if (!up.plan6 && up.record.v6) await step('firewall6', removeEarlierIpv6);
     if (up.plan6) await step('firewall6', firewall6);
     await step('ip-forward', ipForward);
     if (up.plan6) await step('ip6-forward', ip6Forward);
-    await step('clean-stale', cleanStale);
-    await step('wg-quick-up', wgQuickUp);
+    await tunnel.join();
     await step('await-handshake', awaitHandshake);
     await step('verify', verify);
     if (!up.dryRun) {
@@ -100,8 +122,29 @@ export async function runUp(engine: EngineScope, request: UpRequest, ctx: Operat
     }
     return { ok: true, failedStep: '', error: '', totalMs: up.elapsedMs(), vmApplied: await up.applied };
   } catch (e) {
+    // Nothing of this Up still runs when it ends: not an early read, not wg-quick.
+    await Promise.all([up.early.close(), tunnel?.settled()]);
     return rollBack(up, e);
   }
+}
+
+/**
+ * Starts the reads of detect-backend, resolve-lan and clean-stale, with the very calls those
+ * steps make (each step then gets its own reads, already under way; see EarlyReads). Only what
+ * the steps would read for this request: the answers themselves wait for the steps.
+ */
+function startEarlyReads(up: UpContext): void {
+  const { config, prior, request } = up;
+  const r = up.early.starter;
+  const ignore = (read: Promise<unknown>): void => void read.catch(() => undefined);
+  ignore(prior?.backend ? readRuleset(r, prior.backend) : detectIptables(r));
+  if (up.lanInterface) ignore(linkState(r, up.lanInterface));
+  else {
+    ignore(routeGet(r, request.macSource.split('/')[0]));
+    if (request.macSource6) ignore(routeGet(r, request.macSource6.split('/')[0], { family: 6 }));
+  }
+  ignore(linkState(r, config.interface));
+  ignore(readWgQuickLeftovers(r, config.interface, wgQuickTable(config.parsed.interface.table)));
 }
 
 /**
@@ -301,12 +344,14 @@ async function cleanStale(up: UpContext, r: Runner): Promise<StepResult> {
     readWgQuickLeftovers(r, config.interface, wgQuickTable(config.parsed.interface.table)),
   ]);
   up.link = link;
+  up.wgQuickUsesIptables = !leftovers.nftInstalled;
   if (link.exists) return { skipped: `${config.interface} exists: its wg-quick state is live` };
   const removed = await removeWgQuickLeftovers(r, leftovers);
   return removed.length ? `removed leftovers of a crashed wg-quick: ${removed.join('; ')}` : { skipped: 'no wg-quick leftovers' };
 }
 
-async function wgQuickUp(up: UpContext, r: Runner): Promise<StepResult> {
+/** Runs beside the firewall steps: `ready` once the journal lists the interface, just before wg-quick starts. */
+async function wgQuickUp(up: UpContext, r: Runner, ready: () => void): Promise<StepResult> {
   const { config, record } = up;
   if (up.link.exists) {
     const owner = record.wgInterface ? `brought up by wgctl (${record.wgInterface.method})` : 'not brought up by wgctl: Down leaves it up';
@@ -318,6 +363,7 @@ async function wgQuickUp(up: UpContext, r: Runner): Promise<StepResult> {
     record.wgInterface = { method, srcValidMarkPrevious };
     await up.persist(record);
   }
+  ready();
   // No read of the link here: await-handshake's first `wg show` needs the interface (and
   // names it when missing), and verify checks that it is up.
   await r.run(upArgv(method, config.path, config.interface), { timeoutMs: 60_000 });
