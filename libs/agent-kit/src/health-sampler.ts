@@ -18,6 +18,15 @@ import { BackgroundSampler } from '@wgctl/state';
  */
 export const DEFAULT_HEALTH_INTERVAL_MS = 15_000;
 
+/**
+ * How long the sample after an Up or Down waits to begin (refreshAfterChange's delay): past the
+ * end of the reply. The Up/Down stream's `afterwards` runs on the stream's `finish`, before
+ * grpc-js has handed the trailers over (http2's wantTrailers, two turns of the event loop
+ * later), and the sample's processes, spawned synchronously, held the caller's end of the call
+ * back ~20 ms per Up. It is pending at once all the same: a Status meanwhile begins it.
+ */
+export const SAMPLE_AFTER_REPLY_MS = 20;
+
 export interface HealthVerdict {
   serving: boolean;
   /** Why not serving; empty when serving. */

@@ -157,6 +157,22 @@ export interface UplinkOptions {
   address?: boolean;
 }
 
+/**
+ * The routing table as one read found it (both families): the read-back of routes, and a
+ * fingerprint of what discover depends on, so that an Up can tell whether anything changed
+ * since an earlier read without reading the table again.
+ */
+export interface RoutingTable {
+  /** As readRoutes, from this read. */
+  readback(wanted: RouteSpec[]): RouteReadback[];
+  /**
+   * Every route but those to `ignore` (ours: pins, excluded, split routes), canonical: equal
+   * fingerprints, same default routes, same interface routes (an address added or removed
+   * adds or removes its prefix route), so the same uplink and vnic.
+   */
+  fingerprint(ignore: readonly string[]): string;
+}
+
 export interface HostNetworkDriver {
   readonly name: DriverName;
 
@@ -170,6 +186,11 @@ export interface HostNetworkDriver {
 
   /** Routes as the routing table shows them now (for idempotency and status). */
   readRoutes(run: Runner, wanted: RouteSpec[]): Promise<RouteReadback[]>;
+  /**
+   * Optional: the whole table (both families) in one read, where its parts are read by the same
+   * commands discoverUplink runs (through a SharedReadRunner they are read once).
+   */
+  readRoutingTable?(run: Runner): Promise<RoutingTable>;
   addRoute(run: Runner, route: RouteSpec): Promise<void>; // "exists" is success
   deleteRoute(run: Runner, route: RouteSpec): Promise<void>; // "not in table" is success
 

@@ -6,6 +6,7 @@
  * in @wgctl/parsers. Even resolv.conf is read and written through commands (`cat`, `tee`,
  * `mv -T`) so that every change shows up, with its argv, in the step that made it.
  */
+import { createHash } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import {
   formatIpRouteLine,
@@ -31,6 +32,7 @@ import type {
   RouteChange,
   RouteReadback,
   RouteSpec,
+  RoutingTable,
   ServerEndpoint,
   Uplink,
   UplinkOptions,
@@ -74,6 +76,17 @@ function canonicalCidr(cidr: string): string {
   const [address, length] = cidr.split('/');
   const family = familyOfAddress(address);
   return `${ipaddr.parse(address).toString()}/${length ?? (family === 'inet' ? 32 : 128)}`;
+}
+
+/** `wanted` as `table` shows it: present when a route to the destination goes via that gateway (and interface). */
+function routeReadback(table: IpRoute[], wanted: RouteSpec[]): RouteReadback[] {
+  return wanted.map((spec) => {
+    const destination = canonicalCidr(spec.destination);
+    const sameDestination = table.filter((r) => r.destination === destination);
+    const match = sameDestination.find((r) => sameAddress(r.gateway, spec.gateway) && (spec.interface === undefined || r.dev === spec.interface));
+    const shown = match ?? sameDestination[0];
+    return { ...spec, present: match !== undefined, evidence: shown ? formatIpRouteLine(shown) : '' };
+  });
 }
 
 function isDefault(cidr: string): boolean {
@@ -166,16 +179,21 @@ export class LinuxDriver implements HostNetworkDriver {
   async readRoutes(run: Runner, wanted: RouteSpec[]): Promise<RouteReadback[]> {
     const families = new Set(wanted.map((w) => familyOfAddress(w.destination.split('/')[0])));
     const reads = (['inet', 'inet6'] as const).filter((family) => families.has(family)).map((family) => this.routes(run, family));
-    const table: IpRoute[] = (await readTogether(reads)).flat();
-    return wanted.map((spec) => {
-      const destination = canonicalCidr(spec.destination);
-      const sameDestination = table.filter((r) => r.destination === destination);
-      const match = sameDestination.find(
-        (r) => sameAddress(r.gateway, spec.gateway) && (spec.interface === undefined || r.dev === spec.interface),
-      );
-      const shown = match ?? sameDestination[0];
-      return { ...spec, present: match !== undefined, evidence: shown ? formatIpRouteLine(shown) : '' };
-    });
+    return routeReadback((await readTogether(reads)).flat(), wanted);
+  }
+
+  /** Both families, by the very commands discoverUplink runs (`ip -j [-6] route show table main`). */
+  async readRoutingTable(run: Runner): Promise<RoutingTable> {
+    const table = (await readTogether([this.routes(run, 'inet'), this.routes(run, 'inet6')])).flat();
+    return {
+      readback: (wanted) => routeReadback(table, wanted),
+      fingerprint: (ignore) => {
+        const ours = new Set(ignore.map(canonicalCidr));
+        const routes = table.filter((r) => !ours.has(r.destination)).map((r) => JSON.stringify(r));
+        // A digest: the journal keeps it, and a host may have thousands of routes.
+        return createHash('sha256').update(JSON.stringify(routes.sort())).digest('hex');
+      },
+    };
   }
 
   async addRoute(run: Runner, route: RouteSpec): Promise<void> {

@@ -72,6 +72,11 @@ export interface MacJournal {
   dns: { snapshot: DnsSnapshot; servers: string[] } | null;
   lastRoamMs: number;
   lastError: string;
+  /**
+   * A kill-switch-only Up's: the routing table as its discover read it (RoutingTable.fingerprint),
+   * which lets the full Up that follows take that discovery when the table is unchanged.
+   */
+  routingFingerprint?: string;
 }
 
 export function emptyJournal(driver: string, now: number): MacJournal {

@@ -3,11 +3,12 @@
  * Every step streams the argv it ran; every change is journaled before it is made.
  *
  * Up, in order:
- *   discover      uplink (default route), the vnic facing the VM, the IPv6 decision
+ *   discover      uplink (default route), the vnic facing the VM, the IPv6 decision — after a
+ *                 kill-switch-only Up, taken from it while the routing table is unchanged
  *   kill-switch   load the uplink block (fail-closed from here on)
  *   pin-endpoint  each WireGuard server /32 (/128) via the original gateway — before the /1s
  *   exclude       each excluded CIDR via the original gateway, like a pin (full Up only)
- *   split-routes  0.0.0.0/1 and 128.0.0.0/1 via the VM
+ *   split-routes  0.0.0.0/1 and 128.0.0.0/1 via the VM (added side by side)
  *   ipv6          ::/1 and 8000::/1 via the VM, or IPv6 left blocked on the uplink
  *   dns           resolvers through the tunnel (the previous DNS is journaled first)
  *   remove-stale  routes of an earlier Up that are no longer wanted (changed endpoints…)
@@ -25,9 +26,9 @@
  * Up, Down or start (reconcile) takes it from there.
  */
 import type { OperationOutcome } from '@wgctl/agent-kit';
-import { readTogether, StepFailedError, type Runner, type StepListener } from '@wgctl/runner';
+import { mapTogether, readTogether, SharedReadRunner, StepFailedError, type Runner, type StepListener } from '@wgctl/runner';
 import { excludedProblems, isIpAddressOrZoned } from '@wgctl/config';
-import { PORTAL_WEB_PORTS, type DnsContext, type DnsSnapshot, type HostNetworkDriver, type KillSwitchPolicy, type PortalWindow, type RouteReadback, type RouteSpec, type Uplink, type Vnic } from '../host/driver';
+import { PORTAL_WEB_PORTS, type DnsContext, type DnsSnapshot, type HostNetworkDriver, type KillSwitchPolicy, type PortalWindow, type RouteReadback, type RouteSpec, type RoutingTable, type Uplink, type Vnic } from '../host/driver';
 import { describeDns, ensureKillSwitch, excludeRoutesFor, holdKillSwitch, IPV4_SPLIT, IPV6_SPLIT, messageOf, pinsFor, sameRoute, servicesOffTunnel } from './core';
 import type { Ipv6InEffect, JournalRoute, MacJournal, UpIntent } from './journal';
 import { endedBetweenSteps, Operation, type RequestOptions, type StepResult, type UpDownDeps } from './operation';
@@ -57,7 +58,11 @@ class UpContext extends Operation {
   split!: RouteSpec[];
   split6!: RouteSpec[];
   wanted!: RouteSpec[];
-  /** The routing table, read once per Up by the first route step for every route it wants. */
+  /** The routing table as discover read it (drivers with readRoutingTable): the route steps read it back from there. */
+  table?: RoutingTable;
+  /** DNS as discover read it beside the table when it took the kill-switch-only Up's discovery: the dns step's read. */
+  dnsNow?: DnsSnapshot;
+  /** The routing table, read once per Up (by discover, else by the first route step) for every route it wants. */
   routesBefore?: RouteReadback[];
 
   constructor(
@@ -104,9 +109,29 @@ export async function runUp(deps: UpDownDeps, intent: UpIntent, options: Request
 }
 
 async function discover(up: UpContext, r: Runner): Promise<StepResult> {
-  const { intent, driver, journal: j } = up;
+  const { intent, driver } = up;
+  // The table read serves discoverUplink (the same commands, read once) and the route steps.
+  const shared = new SharedReadRunner(r);
+  const table = driver.readRoutingTable?.(shared);
+  if (table && justAfterFailClosedUp(up)) {
+    const [read, dns] = await readTogether([table, readDnsAhead(up, shared)]);
+    up.table = read;
+    if (reuseDiscovery(up)) {
+      up.dnsNow = dns;
+      return `${describeDiscovery(up)} (as the kill-switch-only Up found them: the routing table is unchanged since)`;
+    }
+  }
   // The uplink and the vnic are found independently: read both at once, judge after.
-  const [found, vnicFound] = await Promise.allSettled([driver.discoverUplink(r), driver.discoverVnic(r, intent.vmAddress)]);
+  const [found, vnicFound, tableRead] = await Promise.allSettled([driver.discoverUplink(shared), driver.discoverVnic(shared, intent.vmAddress), table]);
+  if (tableRead.status === 'rejected') throw tableRead.reason;
+  up.table = tableRead.value;
+  judgeDiscovery(up, found, vnicFound);
+  return describeDiscovery(up);
+}
+
+/** What discover found, checked: the uplink (the last known one while re-asserting offline), the vnic, the IPv6 decision. */
+function judgeDiscovery(up: UpContext, found: PromiseSettledResult<Uplink | null>, vnicFound: PromiseSettledResult<Vnic>): void {
+  const { intent, journal: j } = up;
   if (found.status === 'rejected') throw found.reason;
   if (found.value) up.uplink = found.value;
   else if (up.mode === 'reconcile' && up.previous.uplink) {
@@ -128,7 +153,48 @@ async function discover(up: UpContext, r: Runner): Promise<StepResult> {
     if (e.ip.includes(':') && !uplink.gateway6) throw new Error(`endpoint ${e.ip} is IPv6 but the uplink ${uplink.interface} has no IPv6 default route`);
   }
   checkExcludedAgainstHost(intent.exclude ?? [], uplink, vnic);
+}
+
+function describeDiscovery(up: UpContext): string {
+  const { intent, uplink, vnic, ipv6, journal: j } = up;
   return `uplink ${uplink.interface} via ${uplink.gateway}${j.uplinkLost ? ' (last known; no default route now)' : ''}; VM ${intent.vmAddress} on ${vnic.interface} (host ${vnic.address}); IPv6 ${ipv6 === 'route' ? `routed via ${intent.vmAddress6}` : 'blocked on the uplink'}`;
+}
+
+/**
+ * DNS as it is now, for the dns step, read beside the routing table (one round of reads fewer
+ * after the handshake): only DNS is read, it is still changed after the routes (the resolvers are
+ * reached through the tunnel), and nothing of ours changes DNS in between. Undefined when the Up
+ * sets no DNS or the previous Up's interfaces are not known.
+ */
+function readDnsAhead(up: UpContext, r: Runner): Promise<DnsSnapshot> | undefined {
+  const { uplink, vnic } = up.previous;
+  if (up.intent.dnsServers.length === 0 || !uplink || !vnic) return undefined;
+  return up.driver.readDns(r, { uplink: uplink.interface, vnic: vnic.interface });
+}
+
+/** The destinations of the routes an Up of `intent` adds: left out of the routing table's fingerprint. */
+function ownDestinations(intent: UpIntent): string[] {
+  return [...intent.endpoints.map((e) => (e.ip.includes(':') ? `${e.ip}/128` : `${e.ip}/32`)), ...(intent.exclude ?? []), ...IPV4_SPLIT, ...IPV6_SPLIT];
+}
+
+/**
+ * The full Up right after a kill-switch-only Up takes that Up's discovery (uplink, vnic, IPv6
+ * decision) when what discover reads cannot have changed since: the same VM, servers, IPv6 mode
+ * and excluded ranges asked for, and the routing table — every route but ours — as that Up read
+ * it. The uplink is the table's best default route; the vnic and its addresses show as their
+ * interface routes (a change of address adds or removes a prefix route); so an equal table means
+ * the same answers, and anything else (a roam, a new address) discovers again.
+ */
+function reuseDiscovery(up: UpContext): boolean {
+  const prev = up.previous;
+  if (!up.table || !prev.routingFingerprint || !prev.uplink || !prev.vnic || !prev.ipv6 || prev.uplinkLost) return false;
+  const asked = (i: UpIntent) => JSON.stringify([i.vmAddress, i.vmAddress6 ?? '', i.ipv6, i.endpoints.map((e) => e.ip), i.exclude ?? []]);
+  if (!prev.intent || asked(prev.intent) !== asked(up.intent)) return false;
+  if (up.table.fingerprint(ownDestinations(up.intent)) !== prev.routingFingerprint) return false;
+  up.uplink = prev.uplink;
+  up.vnic = prev.vnic;
+  up.ipv6 = prev.ipv6;
+  return true;
 }
 
 /**
@@ -204,6 +270,9 @@ function writeAhead(up: UpContext): void {
   j.ipv6 = up.ipv6;
   j.lastError = '';
   j.killSwitch = { policy: up.policy, handle: up.previous.killSwitch?.handle ?? null };
+  // What the full Up that follows compares the routing table with (reuseDiscovery).
+  if (up.intent.killSwitchOnly && up.table) j.routingFingerprint = up.table.fingerprint(ownDestinations(up.intent));
+  else delete j.routingFingerprint;
   up.persist();
   up.changedAnything = true;
 }
@@ -218,11 +287,15 @@ export const FAIL_CLOSED_UP_FRESH_MS = 60_000;
  * this Up's verify reads it again (and fails the Up on any drift), so the pre-read is skipped.
  */
 function followsFailClosedUp(up: UpContext): boolean {
+  return justAfterFailClosedUp(up) && samePolicyButLeaseServer(up.previous.killSwitch!.policy, up.policy);
+}
+
+/** A requested full Up, and the journal is that of a kill-switch-only Up that succeeded moments ago. */
+function justAfterFailClosedUp(up: UpContext): boolean {
   const prev = up.previous;
   if (up.mode !== 'request' || up.intent.killSwitchOnly) return false;
   if (prev.phase !== 'up-in-progress' || !prev.intent?.killSwitchOnly || prev.lastError) return false;
-  if (!prev.killSwitch?.handle || up.core.now() - prev.updatedAtMs > FAIL_CLOSED_UP_FRESH_MS) return false;
-  return samePolicyButLeaseServer(prev.killSwitch.policy, up.policy);
+  return Boolean(prev.killSwitch?.handle) && up.core.now() - prev.updatedAtMs <= FAIL_CLOSED_UP_FRESH_MS;
 }
 
 /** The lease server and LAN subnets are read when the kill switch is loaded, so a fresh plan has none yet. */
@@ -269,24 +342,23 @@ async function killSwitch(up: UpContext, r: Runner): Promise<StepResult> {
 }
 
 /**
- * Adds those of `specs` the routing table lacks, each journaled before it is added (a crash
- * right after still gets it removed). The table is read once per Up, by the first route step,
- * for every route it wants: adding a pin does not change whether a split route is there, and
- * vice versa. Returns how many it added.
+ * Adds those of `specs` the routing table lacks, all journaled before the first is added (a
+ * crash right after still gets them removed), then added side by side: they are independent
+ * (0/1 and 128/1), and a failed add waits for the others, so nothing is added after the step
+ * ends. The table is read once per Up — by discover where the driver reads it whole, else by the
+ * first route step — for every route it wants: adding a pin does not change whether a split
+ * route is there, and vice versa. Returns how many it added.
  */
 async function ensureRoutes(up: UpContext, r: Runner, role: JournalRoute['role'], specs: RouteSpec[]): Promise<number> {
   const j = up.journal;
-  const routesBefore = (up.routesBefore ??= await up.driver.readRoutes(r, up.wanted));
+  const routesBefore = (up.routesBefore ??= up.table ? up.table.readback(up.wanted) : await up.driver.readRoutes(r, up.wanted));
   const readback = specs.map((spec) => routesBefore.find((x) => sameRoute(x, spec))!);
-  let added = 0;
-  for (const spec of readback.filter((x) => !x.present)) {
-    const route: RouteSpec = { destination: spec.destination, gateway: spec.gateway, interface: spec.interface };
-    if (!j.routes.some((x) => sameRoute(x, route))) j.routes.push({ role, ...route });
-    up.persist();
-    await up.driver.addRoute(r, route);
-    added++;
-  }
-  return added;
+  const missing: RouteSpec[] = readback.filter((x) => !x.present).map((x) => ({ destination: x.destination, gateway: x.gateway, interface: x.interface }));
+  if (missing.length === 0) return 0;
+  for (const route of missing) if (!j.routes.some((x) => sameRoute(x, route))) j.routes.push({ role, ...route });
+  up.persist();
+  await mapTogether(missing, (route) => up.driver.addRoute(r, route));
+  return missing.length;
 }
 
 async function pinEndpoints(up: UpContext, r: Runner): Promise<StepResult> {
@@ -325,17 +397,11 @@ async function dnsThroughTunnel(up: UpContext, r: Runner): Promise<StepResult> {
     up.persist();
     return `no DNS servers requested: restored the previous DNS (${was})`;
   }
-  let current: DnsSnapshot;
-  if (!j.dns) {
-    // Snapshot once: a re-Up must not mistake our own DNS for the user's.
-    current = await driver.readDns(r, context);
-    j.dns = { snapshot: current, servers: intent.dnsServers };
-    up.persist();
-  } else {
-    j.dns.servers = intent.dnsServers;
-    up.persist();
-    current = await driver.readDns(r, context);
-  }
+  const current = up.dnsNow ?? (await driver.readDns(r, context));
+  // Snapshot once: a re-Up must not mistake our own DNS for the user's.
+  if (!j.dns) j.dns = { snapshot: current, servers: intent.dnsServers };
+  else j.dns.servers = intent.dnsServers;
+  up.persist();
   const wanted = intent.dnsServers.join(' ');
   const { offTunnel, unknown } = servicesOffTunnel(j.dns, current);
   if (current.services.length > 0 && offTunnel.length === 0) return { skipped: `DNS already ${wanted}` };

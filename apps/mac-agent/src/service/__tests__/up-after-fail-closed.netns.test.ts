@@ -1,0 +1,107 @@
+/**
+ * The full Up that follows a kill-switch-only Up (`wgctl up` after the handshake), for real in
+ * network namespaces (testing/lab.ts, prefix `wfu`) with the Linux driver: it takes that Up's
+ * discovery when the routing table is unchanged (one read of the table, no `route get`, no
+ * `addr show`; DNS read beside it), discovers again when the table changed in between, and adds
+ * the two split routes side by side.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '@wgctl/logging';
+import { formatArgv, type Runner, type StepRecord } from '@wgctl/runner';
+import { LinuxDriver } from '../../host/linux';
+import { ConcurrencyGate, GatedRunner } from '../../testing/concurrency-gate';
+import { ADDR, IF, createLab, netnsSpawner, netnsTestsEnabled, type Lab } from '../../testing/lab';
+import { MacAgentEngine } from '../engine';
+import { JournalStore, type UpIntent } from '../journal';
+
+const describeNetns = netnsTestsEnabled() ? describe : describe.skip;
+jest.setTimeout(60_000);
+
+const intent: UpIntent = { vmAddress: ADDR.vm, endpoints: [{ ip: ADDR.server, port: ADDR.port }], dnsServers: ['198.51.100.53'], ipv6: 'block' };
+
+describeNetns('the full Up after a kill-switch-only Up (Linux, network namespaces)', () => {
+  let lab: Lab;
+  let dir: string;
+  let engine: MacAgentEngine;
+  let gate: ConcurrencyGate;
+
+  const make = (runner: Runner) =>
+    new MacAgentEngine({
+      driver: new LinuxDriver({ resolvConfPath: join(dir, 'resolv.conf') }),
+      runner,
+      journal: new JournalStore(join(dir, 'state')),
+      logger: silentLogger(),
+      spawnMonitor: netnsSpawner(lab.ns.host),
+      healCheckMs: 0,
+    });
+
+  beforeAll(async () => {
+    lab = await createLab('wfu');
+    dir = mkdtempSync(join(tmpdir(), 'wfu-up-'));
+    writeFileSync(join(dir, 'resolv.conf'), 'nameserver 192.0.2.1\n');
+    gate = new ConcurrencyGate(2_000);
+    engine = make(new GatedRunner(lab.host, gate));
+  });
+
+  afterEach(async () => {
+    expect(await engine.down({}, () => undefined)).toMatchObject({ ok: true });
+  });
+
+  afterAll(async () => {
+    await engine?.close();
+    await lab?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The full Up, its steps' final events. */
+  async function fullUp(): Promise<StepRecord[]> {
+    const steps: StepRecord[] = [];
+    expect(await engine.up(intent, {}, (s) => s.state !== 'started' && steps.push(s))).toMatchObject({ ok: true });
+    return steps;
+  }
+  /** The commands the steps ran, without the lab's `ip netns exec <ns>`. */
+  const commandsOf = (steps: StepRecord[]) => steps.flatMap((s) => s.commands.map((c) => formatArgv(c.argv).replace(/^ip netns exec \S+ /, '')));
+
+  it('takes the discovery of the kill-switch-only Up when the routing table is unchanged: one read of it, and the split routes added side by side', async () => {
+    expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, () => undefined)).toMatchObject({ ok: true });
+    // Both split routes must be in flight together, or the gate fails the step after 2 s.
+    gate.expect([`ip route add 0.0.0.0/1 via ${ADDR.vm} dev ${IF.hostV}`, `ip route add 128.0.0.0/1 via ${ADDR.vm} dev ${IF.hostV}`]);
+    const steps = await fullUp();
+    expect(gate.released).toHaveLength(1);
+    const discover = steps.find((s) => s.step === 'discover')!;
+    expect(discover.message).toMatch(new RegExp(`uplink ${IF.hostA} via ${ADDR.gwA}; VM ${ADDR.vm} on ${IF.hostV} .*the routing table is unchanged since`));
+    const commands = commandsOf(steps);
+    // Before the verify step: the table once (both families), nothing else read by discover or the route steps.
+    const beforeVerify = commandsOf(steps.filter((s) => s.step !== 'verify'));
+    expect(beforeVerify.filter((c) => c.startsWith('ip -j'))).toEqual(['ip -j route show table main', 'ip -j -6 route show table main']);
+    expect(commands.some((c) => c.startsWith('ip -j route get') || c.startsWith('ip -j addr'))).toBe(false);
+    expect(steps.find((s) => s.step === 'pin-endpoint')).toMatchObject({ state: 'skipped', commands: [] });
+    // DNS read beside the table; the dns step only writes (after the routes, as before).
+    const readsDns = (c: string) => c.startsWith('readlink ') || c.startsWith('cat ');
+    expect(commandsOf([discover]).filter(readsDns)).toHaveLength(2);
+    expect(commandsOf(steps.filter((s) => s.step === 'dns'))).toEqual([expect.stringMatching(/^tee /), expect.stringMatching(/^mv -f -T /)]);
+    expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toContain('nameserver 198.51.100.53');
+    const main = await lab.host.run(['ip', 'route', 'show', 'table', 'main']);
+    expect(main.stdout).toContain(`0.0.0.0/1 via ${ADDR.vm} dev ${IF.hostV}`);
+    expect(main.stdout).toContain(`128.0.0.0/1 via ${ADDR.vm} dev ${IF.hostV}`);
+  });
+
+  it('discovers again when the routing table changed after the kill-switch-only Up', async () => {
+    expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, () => undefined)).toMatchObject({ ok: true });
+    // Someone's route (not ours) appears in between: the uplink might be another now.
+    await lab.host.run(['ip', 'route', 'add', '198.51.100.0/25', 'via', ADDR.gwA, 'dev', IF.hostA]);
+    try {
+      gate.expect([]);
+      const steps = await fullUp();
+      const discover = steps.find((s) => s.step === 'discover')!;
+      expect(discover.message).not.toMatch(/unchanged/);
+      expect(commandsOf([discover])).toEqual(expect.arrayContaining([`ip -j route get ${ADDR.vm}`, `ip -j addr show dev ${IF.hostA}`, `ip -j addr show dev ${IF.hostV}`]));
+      // Still one read of the table in this Up before verify: discover's, shared with discoverUplink.
+      expect(commandsOf(steps.filter((s) => s.step !== 'verify')).filter((c) => c.includes('route show table main'))).toHaveLength(2);
+    } finally {
+      await lab.host.run(['ip', 'route', 'del', '198.51.100.0/25']);
+    }
+  });
+});
