@@ -40,7 +40,14 @@ async function main() {
   }
   const write = !args.includes('--no-write');
   if (args.includes('--render')) {
-    writeFileSync(REPORT_FILE, renderReport(loadResults(), BENCHMARKS));
+    const kept = loadResults();
+    const missing = BENCHMARKS.filter((name) => !kept[name]);
+    if (missing.length) {
+      console.error(`${REPORT_FILE} NOT rewritten: ${RESULTS_FILE} has no results of ${missing.join(', ')} (a clean build removes them; run \`npm run bench\`)`);
+      process.exitCode = 1;
+      return;
+    }
+    writeFileSync(REPORT_FILE, renderReport(kept, BENCHMARKS));
     console.error(`wrote ${REPORT_FILE} from ${RESULTS_FILE}`);
     return;
   }
@@ -89,8 +96,15 @@ async function main() {
   if (write) {
     mkdirSync(BUNDLE_DIR, { recursive: true });
     writeFileSync(RESULTS_FILE, JSON.stringify(results, null, 2) + '\n');
-    writeFileSync(REPORT_FILE, renderReport(results, BENCHMARKS));
-    console.error(`wrote ${REPORT_FILE}`);
+    // The kept results live in dist/ (a clean build or a fresh clone has none): rewriting the
+    // report from some of them would drop the other sections, so it waits for all of them.
+    const missing = BENCHMARKS.filter((name) => !results[name]);
+    if (missing.length) {
+      console.error(`kept ${RESULTS_FILE}; ${REPORT_FILE} NOT rewritten: no results of ${missing.join(', ')} since the last clean build (run them too, e.g. \`npm run bench\`)`);
+    } else {
+      writeFileSync(REPORT_FILE, renderReport(results, BENCHMARKS));
+      console.error(`wrote ${REPORT_FILE}`);
+    }
   }
   if (failed) process.exitCode = 1;
 }

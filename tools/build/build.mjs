@@ -18,6 +18,8 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // wgctl only: keeps `wgctl --help` near `node -e 0` (see the plugin's header).
 import lazyCommands from '../../apps/wgctl/build/lazy-commands.cjs';
+// The agents: prom-client (only --metrics-listen uses it) kept out of the code parsed at start.
+import lazyPackage from './lazy-package.cjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(join(root, 'package.json'));
@@ -110,7 +112,7 @@ for (const app of apps) {
       WGCTL_VERSION: JSON.stringify(version),
       WGCTL_EMBEDDED_PROTOS: JSON.stringify(embedded),
     },
-    plugins: [embedProtos, ...(app === 'wgctl' ? [lazyCommands.lazyCommandsPlugin()] : [])],
+    plugins: [embedProtos, ...(app === 'wgctl' ? [lazyCommands.lazyCommandsPlugin()] : [lazyPackage.lazyPackagePlugin(['prom-client'])])],
     logLevel: 'warning',
   });
   chmodSync(outfile, 0o755);
