@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { busyWait, timeStreamEnd } from '@wgctl/agent-kit/testing';
 import { silentLogger } from '@wgctl/logging';
 import { MacUpRequest, Progress } from '@wgctl/proto';
 import type { Runner } from '@wgctl/runner';
@@ -19,24 +19,7 @@ import { FakeDriver, fakeHost } from '../testing/fake-host';
 const BLOCK_MS = 600;
 
 /** A gRPC client of its own event loop: one Up (request bytes in), the messages and the gap from the last one to the status out. */
-const CLIENT = `
-const { parentPort, workerData } = require('node:worker_threads');
-const grpc = require(workerData.grpcPath);
-const client = new grpc.Client(workerData.target, grpc.credentials.createInsecure());
-const call = client.makeServerStreamRequest('/wgctl.v1.MacAgent/Up', (b) => b, (b) => b, Buffer.from(workerData.request), new grpc.Metadata(), {});
-const messages = [];
-let lastAt = 0;
-call.on('data', (m) => { lastAt = performance.now(); messages.push(new Uint8Array(m)); });
-call.on('error', () => undefined);
-call.on('status', (s) => { parentPort.postMessage({ code: s.code, messages, gapMs: performance.now() - lastAt }); client.close(); });
-`;
 
-function busyWait(ms: number): void {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    // the event loop held, as by synchronous spawns
-  }
-}
 
 describe('the end of an Up reaches the caller before the status sample after it begins', () => {
   let dir: string;
@@ -66,12 +49,7 @@ describe('the end of an Up reaches the caller before the status sample after it 
       return discoverUplink(run, options);
     };
     const request = MacUpRequest.encode(MacUpRequest.fromPartial({ vmAddress: '192.0.2.130', endpoints: [{ ip: '203.0.113.10', port: 51820 }], dnsServers: ['198.51.100.53'] })).finish();
-    const worker = new Worker(CLIENT, { eval: true, workerData: { grpcPath: require.resolve('@grpc/grpc-js'), target: `unix:${socket}`, request } });
-    const result = await new Promise<{ code: number; messages: Uint8Array[]; gapMs: number }>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    });
-    await worker.terminate();
+    const result = await timeStreamEnd({ grpcPath: require.resolve('@grpc/grpc-js'), target: `unix:${socket}`, method: '/wgctl.v1.MacAgent/Up', request });
     // The sample after the Up comes (and holds the loop) all the same.
     for (let waited = 0; reads < 2 && waited < 2_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
     expect(result.code).toBe(0);

@@ -6,8 +6,8 @@
  * client runs in a worker thread (its own event loop) and measures the time from the call's
  * last message (its outcome) to its status. (The mac-agent's twin: apps/mac-agent.)
  */
-import { Worker } from 'node:worker_threads';
 import { HealthSampler, type OperationOutcome } from '@wgctl/agent-kit';
+import { busyWait, timeStreamEnd } from '@wgctl/agent-kit/testing';
 import { silentLogger } from '@wgctl/logging';
 import { Progress, VmAgentService, VmDownRequest } from '@wgctl/proto';
 import { createAgentServer, type AgentServer } from '@wgctl/transport';
@@ -17,24 +17,7 @@ import { vmAgentHandlers } from '../service/server';
 
 const BLOCK_MS = 600;
 
-const CLIENT = `
-const { parentPort, workerData } = require('node:worker_threads');
-const grpc = require(workerData.grpcPath);
-const client = new grpc.Client(workerData.target, grpc.credentials.createInsecure());
-const call = client.makeServerStreamRequest('/wgctl.v1.VmAgent/Down', (b) => b, (b) => b, Buffer.from(workerData.request), new grpc.Metadata(), {});
-const messages = [];
-let lastAt = 0;
-call.on('data', (m) => { lastAt = performance.now(); messages.push(new Uint8Array(m)); });
-call.on('error', () => undefined);
-call.on('status', (s) => { parentPort.postMessage({ code: s.code, messages, gapMs: performance.now() - lastAt }); client.close(); });
-`;
 
-function busyWait(ms: number): void {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    // the event loop held, as by synchronous spawns
-  }
-}
 
 describe('the end of a Down reaches the caller before the status sample after it begins (vm-agent)', () => {
   let server: AgentServer;
@@ -61,12 +44,7 @@ describe('the end of a Down reaches the caller before the status sample after it
     server.addService(VmAgentService, vmAgentHandlers(engine, sampler));
     const target = await server.listen('127.0.0.1:0');
     const request = VmDownRequest.encode(VmDownRequest.fromPartial({})).finish();
-    const worker = new Worker(CLIENT, { eval: true, workerData: { grpcPath: require.resolve('@grpc/grpc-js'), target, request } });
-    const result = await new Promise<{ code: number; messages: Uint8Array[]; gapMs: number }>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    });
-    await worker.terminate();
+    const result = await timeStreamEnd({ grpcPath: require.resolve('@grpc/grpc-js'), target, method: '/wgctl.v1.VmAgent/Down', request });
     for (let waited = 0; samples < 2 && waited < 2_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
     expect(result.code).toBe(0);
     expect(Progress.decode(result.messages[result.messages.length - 1]!).kind).toMatchObject({ $case: 'outcome', value: { ok: true } });
