@@ -12,7 +12,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { formatListenAddress, parseListenAddress } from '@wgctl/config';
 import { RateLimitedLog, shownValue, type Logger } from '@wgctl/logging';
-import { MIN_TLS_VERSION, watchHandshakes, type Role, type TlsMaterial } from '@wgctl/transport';
+import { MIN_TLS_VERSION, roleOfCertificate, watchHandshakes, type Role, type TlsMaterial } from '@wgctl/transport';
 
 export const METRICS_PATH = '/metrics';
 
@@ -45,11 +45,6 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-function peerRole(socket: TLSSocket): string | undefined {
-  const cn = socket.getPeerCertificate()?.subject?.CN as string | string[] | undefined;
-  return Array.isArray(cn) ? cn[0] : cn;
-}
-
 function reply(res: ServerResponse, code: number, body: string, headers: Record<string, string> = {}): void {
   res.writeHead(code, { 'Content-Type': 'text/plain; charset=utf-8', ...headers });
   res.end(`${body}\n`);
@@ -58,7 +53,7 @@ function reply(res: ServerResponse, code: number, body: string, headers: Record<
 function createHandler(options: MetricsServerOptions, rejections: RateLimitedLog) {
   const allowed = new Set<string>(options.allowedRoles);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const role = peerRole(req.socket as TLSSocket) ?? '(no certificate)';
+    const role = roleOfCertificate((req.socket as TLSSocket).getPeerCertificate()) ?? '(no certificate)';
     if (!allowed.has(role)) {
       const peerAddress = req.socket.remoteAddress ?? 'unknown';
       rejections.log('metrics scrape refused', { peer: `${peerAddress}:${req.socket.remotePort}`, peerRole: role, allowed: [...allowed] }, peerAddress);

@@ -17,7 +17,7 @@ import { RateLimitedLog, scrubKnownSecrets, shownValue, type Logger } from '@wgc
 import { permissionDenied, toStatusError, type StatusError } from './errors';
 import { reportRejectedHandshakes } from './rejections';
 import { loadReflectionPackageDefinition } from './proto-files';
-import type { Role } from './roles';
+import { roleOfCertificate, type Role } from './roles';
 import { MIN_TLS_VERSION, type TlsMaterial } from './tls';
 
 type ServingStatus = GrpcHealthCheck.ServingStatus;
@@ -71,8 +71,7 @@ export interface AgentServer {
 
 /** The caller's role: the CN of its verified client certificate. */
 function peerRoleOf(call: { getAuthContext?: () => { sslPeerCertificate?: PeerCertificate } | null }): string | undefined {
-  const cn = call.getAuthContext?.()?.sslPeerCertificate?.subject?.CN as string | string[] | undefined;
-  return Array.isArray(cn) ? cn[0] : cn;
+  return roleOfCertificate(call.getAuthContext?.()?.sslPeerCertificate);
 }
 
 type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
