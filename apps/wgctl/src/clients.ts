@@ -9,10 +9,12 @@ import {
   type CaptureResult,
   type EndPortalWindowResult,
   MacAgentClient,
+  type MacDescription,
   type Outcome,
   type Progress,
   type StepEvent,
   VmAgentClient,
+  type VmDescription,
 } from '@wgctl/proto';
 import { connectAgent, type ClientConstructor, type TlsMaterial } from '@wgctl/transport';
 import { formatDuration } from './render/text';
@@ -35,6 +37,8 @@ export interface ClientOptions {
   quickTimeoutMs?: number;
   /** Sent as gRPC metadata on Describe to the mac-agent so it can report its vnic. */
   vmAddress?: string;
+  /** Send the first Describe as the client is made (see describeStartedNow). */
+  describeNow?: boolean;
 }
 
 /** Metadata key: the VM's address, so the mac-agent can name the interface/address facing it. */
@@ -182,17 +186,54 @@ class AgentConnection {
     });
   }
 
+  /**
+   * Resolves once the channel is READY (TCP, mTLS, HTTP/2 settings: a call leaves at once), or
+   * once `settled` has: a Describe to an unreachable agent fails fast, where waitForReady waits
+   * out its deadline. Never rejects (the Describe says what went wrong).
+   */
+  connected(settled?: Promise<unknown>): Promise<void> {
+    const ready = new Promise<void>((resolve) => this.client.waitForReady(this.deadline('Describe'), () => resolve()));
+    return settled ? Promise.race([ready, settled.then(noop, noop)]) : ready;
+  }
+
   close(): void {
     this.client.close();
   }
 }
 
-export function vmAgentApi(target: AgentTarget, options: ClientOptions): VmAgentApi {
+const noop = (): void => undefined;
+
+/**
+ * Describe, sent at once when `now`: the first describe() gets that call, later ones new calls.
+ * `up` sends both as it opens the clients, so that nothing else stands before the connections.
+ */
+function describeStartedNow<T>(now: boolean | undefined, call: () => Promise<T>): { describe: () => Promise<T>; started?: Promise<T> } {
+  let pending = now ? call() : undefined;
+  pending?.catch(() => undefined); // its caller sees the error; nobody may ask (e.g. the lock was taken)
+  const started = pending;
+  return {
+    started,
+    describe: () => {
+      const first = pending;
+      pending = undefined;
+      return first ?? call();
+    },
+  };
+}
+
+/** What the clients add to the agents' API for the commands: see AgentConnection.connected. */
+export interface Connecting {
+  connected(): Promise<void>;
+}
+
+export function vmAgentApi(target: AgentTarget, options: ClientOptions): VmAgentApi & Connecting {
   const c = new AgentConnection('vm', target.target, VmAgentClient, options, target.serverName);
+  const { describe, started } = describeStartedNow(options.describeNow, () => c.unary<VmDescription>('Describe', 'describe', {}));
   return {
     side: 'vm',
     target: target.target,
-    describe: () => c.unary('Describe', 'describe', {}),
+    describe,
+    connected: () => c.connected(started),
     up: (request, onStep, onPlan) => c.progress('Up', 'up', request, onStep, onPlan),
     down: (request, onStep) => c.progress('Down', 'down', request, onStep),
     status: () => c.unary('Status', 'status', {}),
@@ -201,17 +242,19 @@ export function vmAgentApi(target: AgentTarget, options: ClientOptions): VmAgent
   };
 }
 
-export function macAgentApi(target: AgentTarget, options: ClientOptions): MacAgentApi {
+export function macAgentApi(target: AgentTarget, options: ClientOptions): MacAgentApi & Connecting {
   const c = new AgentConnection('mac', target.target, MacAgentClient, options, target.serverName);
   const describeMetadata = (): grpc.Metadata => {
     const metadata = new grpc.Metadata();
     if (options.vmAddress) metadata.set(VM_ADDRESS_METADATA, options.vmAddress);
     return metadata;
   };
+  const { describe, started } = describeStartedNow(options.describeNow, () => c.unary<MacDescription>('Describe', 'describe', {}, describeMetadata()));
   return {
     side: 'mac',
     target: target.target,
-    describe: () => c.unary('Describe', 'describe', {}, describeMetadata()),
+    describe,
+    connected: () => c.connected(started),
     up: (request, onStep) => c.progress('Up', 'up', request, onStep),
     down: (request, onStep) => c.progress('Down', 'down', request, onStep),
     status: () => c.unary('Status', 'status', {}),

@@ -3,7 +3,7 @@
  * journald/launchd friendly) to stdout/stderr or a file; level from options or
  * WGCTL_LOG_LEVEL; every record passes through redaction before any transport sees it.
  */
-import winston from 'winston';
+import type winston from 'winston';
 import Transport from 'winston-transport';
 import { redactText, redactValue } from './redact';
 import { cutStrings, cutText } from './bound';
@@ -41,8 +41,20 @@ export const MAX_LOG_LINE_BYTES = 16 * 1024;
 /** Message kept in the record that replaces an over-long line. */
 const CUT_LINE_MESSAGE_BYTES = 1024;
 
+/**
+ * winston, loaded by the first logger made rather than by importing this library: the CLI's
+ * config checks import it (for shownValue) on the path to its first RPCs, where loading winston
+ * cost ~3 ms before any record was written.
+ */
+function winstonModule(): typeof winston {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('winston') as typeof winston;
+}
+
+type Info = winston.Logform.TransformableInfo;
+
 /** Redaction, then bounding: rewrites message and metadata in place before serialization. */
-const redactFormat = winston.format((info) => {
+function redactRecord(info: Info): Info {
   // Redact before cutting: a secret split by the cut would no longer match its pattern.
   const bounded = (value: unknown) => cutStrings(redactValue(value), MAX_LOG_STRING_BYTES);
   const redacted = bounded({ ...info }) as Record<string, unknown>;
@@ -52,13 +64,13 @@ const redactFormat = winston.format((info) => {
   const splat = (info as Record<symbol, unknown>)[SPLAT];
   if (Array.isArray(splat)) (info as Record<symbol, unknown>)[SPLAT] = splat.map(bounded);
   return info;
-});
+}
 
 /**
  * The last word on length: a record still over MAX_LOG_LINE_BYTES once serialized (many
  * fields, huge keys) becomes one that keeps level, message head and origin and says what was cut.
  */
-const boundLineFormat = winston.format((info) => {
+function boundLine(info: Info): Info {
   const record = info as Record<string | symbol, unknown>;
   const line = record[MESSAGE];
   if (typeof line !== 'string' || line.length * 3 <= MAX_LOG_LINE_BYTES) return info;
@@ -74,15 +86,17 @@ const boundLineFormat = winston.format((info) => {
     lineCut: { bytes, fields },
   });
   return info;
-});
+}
 
-function resolveLevel(level?: string): LogLevel {
+/** `level`, else $WGCTL_LOG_LEVEL, else info, as a LogLevel; throws naming the levels when it is none. */
+export function parseLogLevel(level?: string): LogLevel {
   const wanted = (level ?? process.env.WGCTL_LOG_LEVEL ?? 'info').toLowerCase();
   if ((LOG_LEVELS as readonly string[]).includes(wanted)) return wanted as LogLevel;
   throw new Error(`invalid log level "${wanted}": expected one of ${LOG_LEVELS.join(', ')}`);
 }
 
 export function createLogger(options: LoggerOptions): winston.Logger {
+  const winston = winstonModule();
   // winston formats every record and lets the transports drop the ones below their level, so
   // without this first format each debug record would be redacted and serialized for nothing.
   let self: winston.Logger | undefined;
@@ -93,10 +107,10 @@ export function createLogger(options: LoggerOptions): winston.Logger {
   const format = winston.format.combine(
     belowLevel(),
     winston.format.errors({ stack: false }),
-    redactFormat(),
+    winston.format(redactRecord)(),
     winston.format.timestamp(),
     winston.format.json(),
-    boundLineFormat(),
+    winston.format(boundLine)(),
   );
   const transports: Transport[] = [...(options.transports ?? [])];
   if (transports.length === 0) {
@@ -112,7 +126,7 @@ export function createLogger(options: LoggerOptions): winston.Logger {
     }
   }
   self = winston.createLogger({
-    level: resolveLevel(options.level),
+    level: parseLogLevel(options.level),
     defaultMeta: { service: options.service, pid: process.pid },
     format,
     transports,
@@ -132,6 +146,7 @@ export class MemoryTransport extends Transport {
 
 /** A logger that drops everything (tests, library use). */
 export function silentLogger(): winston.Logger {
+  const winston = winstonModule();
   return winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
 }
 

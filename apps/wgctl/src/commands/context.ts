@@ -6,7 +6,7 @@ import { lookup } from 'node:dns/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, isIpAddress, loadConfig, type WgctlConfig } from '@wgctl/config';
-import { createLogger, type Logger } from '@wgctl/logging';
+import { createLogger, type Logger, type LogLevel, parseLogLevel } from '@wgctl/logging';
 import { loadTlsMaterial, type TlsMaterial } from '@wgctl/transport';
 import type { MacAgentApi, VmAgentApi } from '../agents';
 import type { CommandContext } from '../command-context';
@@ -66,20 +66,25 @@ export async function vmAddressIp(config: WgctlConfig): Promise<string> {
 export interface Agents {
   vm: VmAgentApi;
   mac: MacAgentApi;
+  /** Both channels READY, or their first Describe (describeNow) settled: never rejects. */
+  connected(): Promise<void>;
   close(): void;
 }
 
 export function openAgents(
   config: WgctlConfig,
-  options: { timeoutMs: number; quickTimeoutMs?: number; role?: 'controller' | 'monitor'; vmAddress?: string },
+  options: { timeoutMs: number; quickTimeoutMs?: number; role?: 'controller' | 'monitor'; vmAddress?: string; describeNow?: boolean },
 ): Agents {
   const tls = loadClientTls(config, options.role ?? 'controller');
-  const timeouts = { timeoutMs: options.timeoutMs, quickTimeoutMs: options.quickTimeoutMs };
+  const timeouts = { timeoutMs: options.timeoutMs, quickTimeoutMs: options.quickTimeoutMs, describeNow: options.describeNow };
   const vm = vmAgentApi({ side: 'vm', target: vmTarget(config), serverName: config.vm.tlsServerName }, { tls, ...timeouts });
   const mac = macAgentApi({ side: 'mac', target: config.mac.agent }, { tls, ...timeouts, vmAddress: options.vmAddress ?? config.vm.address });
   return {
     vm,
     mac,
+    connected: async () => {
+      await Promise.all([vm.connected(), mac.connected()]);
+    },
     close() {
       vm.close();
       mac.close();
@@ -93,13 +98,17 @@ export function progressMode(ctx: CommandContext): ProgressMode {
   return ctx.io.stdout.isTTY && !ci && ctx.io.env.TERM !== 'dumb' ? 'listr' : 'plain';
 }
 
-export function controllerLogger(ctx: CommandContext): Logger {
-  const level = (ctx.global.logLevel ?? ctx.io.env.WGCTL_LOG_LEVEL ?? 'warn') as 'error' | 'warn' | 'info' | 'debug';
+/** --log-level, else $WGCTL_LOG_LEVEL, else warn; a usage error (exit 2) when it is not a level. */
+export function controllerLogLevel(ctx: CommandContext): LogLevel {
   try {
-    return createLogger({ service: 'wgctl', level, destination: 'stderr' });
+    return parseLogLevel(ctx.global.logLevel ?? ctx.io.env.WGCTL_LOG_LEVEL ?? 'warn');
   } catch (error) {
     throw new UsageError(`--log-level / WGCTL_LOG_LEVEL: ${(error as Error).message}`);
   }
+}
+
+export function controllerLogger(ctx: CommandContext): Logger {
+  return createLogger({ service: 'wgctl', level: controllerLogLevel(ctx), destination: 'stderr' });
 }
 
 export function writeJson(ctx: CommandContext, value: unknown): void {

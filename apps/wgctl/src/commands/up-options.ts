@@ -7,7 +7,9 @@ import { IPV6_MODE_BY_WORD } from '@wgctl/proto';
 import type { CommandContext } from '../command-context';
 import { UsageError } from '../errors';
 import { sameHostTarget, localSourceAddress } from '../local-source';
-import { DEFAULT_PROBE_URL, type UpOptions } from '../orchestrator';
+import type { UpOptions } from '../orchestrator';
+// The module itself, not the orchestrator's index: `up` loads the orchestrator once its Describes are sent.
+import { DEFAULT_PROBE_URL } from '../orchestrator/portal-probe';
 import { loadControllerConfig, vmAddressIp } from './context';
 
 export const UP_DEFAULT_TIMEOUT_S = 120;
