@@ -5,7 +5,7 @@
  * half-way through one. What ending means (roll back, or keep the journal) is the engine's.
  */
 import { redactText, type Logger } from '@wgctl/logging';
-import { StepRunner, type Runner, type StepListener } from '@wgctl/runner';
+import { StepRunner, type Runner, type StepBody, type StepListener } from '@wgctl/runner';
 import { CancelledError } from './errors';
 import type { OperationGate } from './gate';
 
@@ -33,6 +33,14 @@ export class GuardedStepRunner extends StepRunner {
     this.checkpoint(name);
     await super.step(name, fn);
     if (name === this.guard.stallAfterStep) await this.stall(name);
+  }
+
+  /** Steps side by side (StepRunner.stepsTogether): the operation may end before them, not between them. */
+  override async stepsTogether(steps: readonly (readonly [string, StepBody])[]): Promise<void> {
+    this.checkpoint(steps[0]?.[0]);
+    await super.stepsTogether(steps);
+    const stallAfter = steps.find(([name]) => name === this.guard.stallAfterStep);
+    if (stallAfter) await this.stall(stallAfter[0]);
   }
 
   /**

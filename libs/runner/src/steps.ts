@@ -25,6 +25,10 @@ export interface StepRecord {
 
 export type StepListener = (event: StepRecord) => void;
 
+/** A step's body: a message (done), or `{ skipped: message }` when the system was already as wanted. */
+export type StepOutcome = string | { skipped: string };
+export type StepBody = (runner: Runner) => Promise<StepOutcome>;
+
 export class StepFailedError extends Error {
   constructor(
     readonly step: string,
@@ -59,27 +63,66 @@ export class StepRunner {
     private readonly redact: (s: string) => string = (s) => s,
   ) {}
 
-  async step(name: string, fn: (runner: Runner) => Promise<string | { skipped: string }>): Promise<void> {
+  async step(name: string, fn: StepBody): Promise<void> {
+    const step = this.begin(name);
+    let result: StepOutcome;
+    try {
+      result = await fn(step.runner);
+    } catch (e) {
+      throw step.failed(e);
+    }
+    step.ended(result);
+  }
+
+  /**
+   * Independent steps side by side: their 'started' events in the given order, their bodies run
+   * together, then — once every one has ended, so that no command outlives its step — their final
+   * events in the given order (the listing does not depend on timing). Throws the first failure
+   * in that order, as step() does.
+   */
+  async stepsTogether(steps: readonly (readonly [string, StepBody])[]): Promise<void> {
+    const begun = steps.map(([name]) => this.begin(name));
+    const start = (fn: StepBody, runner: Runner): Promise<StepOutcome> => {
+      try {
+        return fn(runner);
+      } catch (e) {
+        return Promise.reject(e); // a body that throws before its first await fails its own step only
+      }
+    };
+    const settled = await Promise.allSettled(steps.map(([, fn], i) => start(fn, begun[i]!.runner)));
+    let failure: StepFailedError | undefined;
+    settled.forEach((result, i) => {
+      if (result.status === 'fulfilled') begun[i]!.ended(result.value);
+      else failure ??= begun[i]!.failed(result.reason);
+    });
+    if (failure) throw failure;
+  }
+
+  /** Emits the step's 'started' event; its runner records each command in the slot taken when it started. */
+  private begin(name: string): { runner: Runner; ended(result: StepOutcome): void; failed(e: unknown): StepFailedError } {
     // One slot per command, taken when it starts: commands a step runs side by side are
     // listed in the order they were started, not in the order they happened to finish.
     const slots: (CommandRecord | undefined)[] = [];
     const commands = (): CommandRecord[] => slots.filter((c): c is CommandRecord => c !== undefined);
-    const observed: Runner = {
+    const runner: Runner = {
       run: (argv, options) => {
         const slot = slots.push(undefined) - 1;
         return new ObservedRunner(this.runner, (r) => (slots[slot] = toRecord(r, this.redact))).run(argv, options);
       },
     };
     this.emit(name, 'started', '', []);
-    try {
-      const result = await fn(observed);
-      if (typeof result === 'string') this.emit(name, 'done', result, commands());
-      else this.emit(name, 'skipped', result.skipped, commands());
-    } catch (e) {
-      const message = e instanceof CommandError ? e.message : e instanceof Error ? e.message : String(e);
-      this.emit(name, 'failed', this.redact(message), commands());
-      throw new StepFailedError(name, e);
-    }
+    return {
+      runner,
+      ended: (result) => {
+        if (typeof result === 'string') this.emit(name, 'done', result, commands());
+        else this.emit(name, 'skipped', result.skipped, commands());
+      },
+      failed: (e) => {
+        const message = e instanceof CommandError ? e.message : e instanceof Error ? e.message : String(e);
+        this.emit(name, 'failed', this.redact(message), commands());
+        return new StepFailedError(name, e);
+      },
+    };
   }
 
   elapsedMs(): number {

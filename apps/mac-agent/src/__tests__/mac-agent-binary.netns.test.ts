@@ -115,7 +115,12 @@ describeNetns('mac-agent binary: gRPC on a unix socket, kill -9 during Up', () =
       c.close();
       expect(seen).toContain(stallAfter);
       expect((await lab.host.run(['nft', 'list', 'tables'])).stdout).toContain('inet wgctl'); // still fail-closed
-      expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toBe(ORIGINAL_RESOLV); // dns step never ran
+      if (stallAfter === 'pin-endpoint') expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toBe(ORIGINAL_RESOLV); // dns step never ran
+      else {
+        // DNS goes in beside the split routes, journaled first: the Down below restores it.
+        expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toMatch(/nameserver 198\.51\.100\.53/);
+        expect(journal().dns.snapshot.resolvConf).toBe(ORIGINAL_RESOLV);
+      }
 
       // Restart: the journal says up → re-asserted to a complete, healthy Up.
       await startAgent();

@@ -135,3 +135,39 @@ export class DnsChangeWatcher {
     this.retries.add(timer);
   }
 }
+
+/** Whether files were written, replaced or removed since the watch began. */
+export interface FileChangeWatch {
+  readonly changed: boolean;
+  close(): void;
+}
+
+/**
+ * Watches `files` as DnsChangeWatcher does (inotify on their directories, by name) and only
+ * remembers that one changed: what lets DNS read once be taken as still current a moment later
+ * without reading it again. A watch that breaks counts as a change; null when one cannot be set up.
+ */
+export function watchFilesForChange(files: readonly string[]): FileChangeWatch | null {
+  const watchers: FSWatcher[] = [];
+  const state = { changed: false };
+  const close = () => watchers.forEach((w) => w.close());
+  try {
+    for (const file of files) {
+      const name = basename(file);
+      const watcher = watch(dirname(file), { persistent: false }, (_event, changed) => {
+        if (changed === null || changed === name) state.changed = true;
+      });
+      watcher.on('error', () => (state.changed = true));
+      watchers.push(watcher);
+    }
+  } catch {
+    close();
+    return null;
+  }
+  return {
+    get changed() {
+      return state.changed;
+    },
+    close,
+  };
+}

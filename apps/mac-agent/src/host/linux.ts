@@ -19,6 +19,7 @@ import {
   primaryIpAddress,
   usableDefaultRoutes,
   type IpFamily,
+  type IpLink,
   type IpRoute,
 } from '@wgctl/parsers';
 import { CommandError, type Runner, readTogether } from '@wgctl/runner';
@@ -138,17 +139,32 @@ export class LinuxDriver implements HostNetworkDriver {
     return link;
   }
 
+  /**
+   * Every interface and its addresses in one read, for discovery: read beside the routes rather
+   * than after them (the interface is not known yet), and one read for the uplink and the vnic
+   * alike (through a SharedReadRunner: the Describe, discover).
+   */
+  private async links(run: Runner): Promise<IpLink[]> {
+    return parseIpAddrJson((await run.run(['ip', '-j', 'addr', 'show'], READ)).stdout);
+  }
+
+  private static named(links: IpLink[], dev: string): IpLink {
+    const link = links.find((l) => l.ifname === dev);
+    if (!link) throw new Error(`interface ${dev} not found in \`ip -j addr show\``);
+    return link;
+  }
+
   async discoverUplink(run: Runner, options?: UplinkOptions): Promise<Uplink | null> {
-    // Both tables at once: the IPv6 one is only wasted when there is no uplink at all.
-    const [routes4, routes6] = await readTogether([this.routes(run, 'inet'), this.routes(run, 'inet6')]);
+    // Both tables at once, and the addresses with them: the IPv6 table is only wasted when
+    // there is no uplink at all, the addresses then too.
+    const [routes4, routes6, allLinks] = await readTogether([this.routes(run, 'inet'), this.routes(run, 'inet6'), options?.address === false ? undefined : this.links(run)]);
     const [best] = usableDefaultRoutes(routes4);
     if (!best || !best.dev || !best.gateway) return null;
     const defaults6 = usableDefaultRoutes(routes6);
     const v6 = defaults6.find((r) => r.dev === best.dev) ?? defaults6[0];
     const uplink: Uplink = { interface: best.dev, gateway: best.gateway, gateway6: v6?.gateway };
-    if (options?.address === false) return uplink;
-    const link = await this.link(run, best.dev);
-    return { ...uplink, address: primaryIpAddress(link, 'inet')?.local };
+    if (!allLinks) return uplink;
+    return { ...uplink, address: primaryIpAddress(LinuxDriver.named(allLinks, best.dev), 'inet')?.local };
   }
 
   /** The uplink's LAN subnets (lan.ts), from its usable addresses; [] when it cannot be read. */
@@ -163,14 +179,14 @@ export class LinuxDriver implements HostNetworkDriver {
   }
 
   async discoverVnic(run: Runner, vmAddress: string): Promise<Vnic> {
-    const result = await run.run(['ip', '-j', 'route', 'get', vmAddress], READ);
+    const [result, allLinks] = await readTogether([run.run(['ip', '-j', 'route', 'get', vmAddress], READ), this.links(run)]);
     const [route] = parseIpRouteJson(result.stdout, familyOfAddress(vmAddress));
     if (!route || !route.dev) throw new Error(`no route to the VM address ${vmAddress}`);
     if (route.type === 'local') throw new Error(`${vmAddress} is an address of this host, not the VM's`);
     if (route.gateway) {
       throw new Error(`the VM address ${vmAddress} is not on a directly connected network (it is reached via ${route.gateway} dev ${route.dev}); give the VM's vnic address`);
     }
-    const link = await this.link(run, route.dev);
+    const link = LinuxDriver.named(allLinks, route.dev);
     const address = route.prefsrc ?? primaryIpAddress(link, 'inet')?.local;
     if (!address) throw new Error(`interface ${route.dev} facing the VM has no IPv4 address`);
     return { interface: route.dev, address, address6: primaryIpAddress(link, 'inet6')?.local };

@@ -7,8 +7,33 @@
 import { stepCause } from '@wgctl/agent-kit';
 import type { Logger } from '@wgctl/logging';
 import type { Runner } from '@wgctl/runner';
-import type { DnsSnapshot, HostNetworkDriver, KillSwitchPolicy, RouteSpec, ServerEndpoint, Uplink } from '../host/driver';
+import type { DnsContext, DnsSnapshot, HostNetworkDriver, KillSwitchPolicy, RouteSpec, RoutingTable, ServerEndpoint, Uplink, Vnic } from '../host/driver';
+import type { FileChangeWatch } from '../host/dns-watch';
 import { emptyJournal, type JournalStore, type MacJournal } from './journal';
+
+/**
+ * What the last Describe found, with the routing table it read them from (drivers with
+ * readRoutingTable): the Up that follows it (`wgctl up` connects with a Describe) takes it
+ * while that table is unchanged (up.ts discover). Kept in memory only, taken once.
+ */
+export interface HostDescription {
+  vmAddress: string;
+  uplink: Uplink;
+  vnic: Vnic;
+  table: RoutingTable;
+  atMs: number;
+}
+
+/**
+ * DNS as a kill-switch-only Up read it for the full Up that follows, with a watch on the files
+ * it comes from (drivers whose DNS lives in files): the full Up takes it instead of reading DNS
+ * again while none of them changed (up.ts readDnsAhead). In memory only, taken once.
+ */
+export interface DnsReadAhead {
+  snapshot: DnsSnapshot;
+  context: DnsContext;
+  watch: FileChangeWatch;
+}
 
 /** Schedules the work of an operation: one at a time, in call order (the engine's queue). */
 export type Exclusive = <T>(fn: () => Promise<T>) => Promise<T>;
@@ -17,6 +42,10 @@ export type Exclusive = <T>(fn: () => Promise<T>) => Promise<T>;
 export class EngineCore {
   /** The destinations of our routes, from the journal last read or written: no file read per monitor line. */
   private ownDestinations = new Set<string>();
+  /** The last Describe's findings, until an Up takes them. */
+  lastDescription?: HostDescription;
+  /** DNS read by a kill-switch-only Up, until the next Up or Down takes it (takeDnsReadAhead). */
+  private dnsReadAhead?: DnsReadAhead;
 
   constructor(
     readonly driver: HostNetworkDriver,
@@ -42,6 +71,20 @@ export class EngineCore {
   persist(journal: MacJournal): void {
     journal.updatedAtMs = this.now();
     this.saveJournal(journal);
+  }
+
+  /** Keeps DNS read ahead for the next operation (an earlier one left untaken is dropped). */
+  keepDnsReadAhead(ahead: DnsReadAhead): void {
+    this.takeDnsReadAhead();
+    this.dnsReadAhead = ahead;
+  }
+
+  /** DNS read ahead, its watch ended: once taken it is gone. */
+  takeDnsReadAhead(): DnsReadAhead | undefined {
+    const ahead = this.dnsReadAhead;
+    this.dnsReadAhead = undefined;
+    ahead?.watch.close();
+    return ahead;
   }
 
   isOwnRoute(destination: string): boolean {

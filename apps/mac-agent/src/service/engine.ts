@@ -12,7 +12,7 @@
  */
 import { OperationGate, type OperationOutcome, type StatusCheck } from '@wgctl/agent-kit';
 import type { Logger } from '@wgctl/logging';
-import { formatArgv, readTogether, spawnStreaming, type Runner, type StepListener } from '@wgctl/runner';
+import { formatArgv, readTogether, SharedReadRunner, spawnStreaming, type Runner, type StepListener } from '@wgctl/runner';
 import type { HostNetworkDriver, Uplink, Vnic } from '../host/driver';
 import { EngineCore, messageOf } from './core';
 import { HealLog, SelfHealing, type Heal, type HealSummary } from './heal';
@@ -213,6 +213,7 @@ export class MacAgentEngine {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.portalTimer) clearTimeout(this.portalTimer);
+    this.core.takeDnsReadAhead();
     await this.healing.close();
     await this.roaming.close();
     await this.exclusive(async () => undefined);
@@ -286,16 +287,22 @@ export class MacAgentEngine {
     return this.exclusive(() => collectStatus(this.core, this.advisoryChecks, this.heals.summary()));
   }
 
-  /** Uplink and (when known) the vnic facing the VM, read live. */
+  /**
+   * Uplink and (when known) the vnic facing the VM, read live. With the routing table they came
+   * from (the very commands discoverUplink runs, read once), kept for the Up that follows.
+   */
   describe(vmAddress?: string): Promise<{ uplink: Uplink | null; vnic: Vnic | null }> {
     return this.exclusive(async () => {
-      const { driver, runner } = this.core;
+      const { driver } = this.core;
+      const runner = new SharedReadRunner(this.core.runner);
       const address = vmAddress || this.core.loadJournal().intent?.vmAddress;
       // Independent reads, run side by side (wgctl up starts with a Describe).
       const [uplink, vnic] = await readTogether([
         driver.discoverUplink(runner),
         address ? driver.discoverVnic(runner, address).catch(() => null) : Promise.resolve(null),
       ]);
+      const table = await driver.readRoutingTable?.(runner).catch(() => undefined);
+      this.core.lastDescription = address && uplink && vnic && table ? { vmAddress: address, uplink, vnic, table, atMs: this.core.now() } : undefined;
       return { uplink, vnic };
     });
   }

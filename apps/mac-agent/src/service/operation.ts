@@ -6,7 +6,7 @@
 import { CancelledError, GuardedStepRunner, StoppingError, type OperationContext, type OperationGate, type OperationOutcome } from '@wgctl/agent-kit';
 import { DryRunRunner, type Runner, type StepListener } from '@wgctl/runner';
 import type { HostNetworkDriver, ServerEndpoint } from '../host/driver';
-import type { EngineCore } from './core';
+import type { DnsReadAhead, EngineCore } from './core';
 import type { VmAddresses } from './down-by-marks';
 import type { MacJournal } from './journal';
 
@@ -43,6 +43,8 @@ export abstract class Operation {
   readonly started: number;
   readonly steps: GuardedStepRunner;
   abstract readonly journal: MacJournal;
+  /** DNS a kill-switch-only Up read for the full Up: every operation takes it, only that Up uses it. */
+  readonly dnsReadAhead?: DnsReadAhead;
 
   constructor(
     readonly deps: UpDownDeps,
@@ -54,6 +56,7 @@ export abstract class Operation {
     this.driver = deps.core.driver;
     this.started = this.core.now();
     this.dryRun = options.dryRun ?? false;
+    this.dnsReadAhead = this.core.takeDnsReadAhead();
     const run: Runner = this.dryRun ? new DryRunRunner(this.core.runner) : this.core.runner;
     this.steps = new GuardedStepRunner(run, listener, { gate: deps.gate, logger: this.core.logger, signal: options.signal, stallAfterStep });
   }

@@ -4,19 +4,27 @@
  *
  * Up, in order:
  *   discover      uplink (default route), the vnic facing the VM, the IPv6 decision — after a
- *                 kill-switch-only Up, taken from it while the routing table is unchanged
+ *                 kill-switch-only Up, taken from it while the routing table is unchanged (its
+ *                 DNS read too, while DNS's files are); after a Describe, taken from it likewise
  *   kill-switch   load the uplink block (fail-closed from here on)
  *   pin-endpoint  each WireGuard server /32 (/128) via the original gateway — before the /1s
  *   exclude       each excluded CIDR via the original gateway, like a pin (full Up only)
  *   split-routes  0.0.0.0/1 and 128.0.0.0/1 via the VM (added side by side)
  *   ipv6          ::/1 and 8000::/1 via the VM, or IPv6 left blocked on the uplink
  *   dns           resolvers through the tunnel (the previous DNS is journaled first)
+ *                 — these three run side by side, once the kill switch and the pins are in:
+ *                 a query to the tunnel's resolvers sent before the split routes are in takes
+ *                 the uplink, where the kill switch drops it (it is retried, never leaked); each
+ *                 journals its change before making it.
  *   remove-stale  routes of an earlier Up that are no longer wanted (changed endpoints…)
- *   verify        routes and kill switch read back and matched
+ *   verify        routes and kill switch read back and matched — with nothing stale, beside the
+ *                 three above: the kill switch read at once (nothing after its step changes it),
+ *                 the routes once the route steps have ended
  *
  * A kill-switch-only Up (the controller's, while the VM's tunnel comes up) stops after
  * pin-endpoint and verifies just that: the host is fail-closed and lets the VM's WireGuard UDP
- * out; the journal stays up-in-progress until the full Up that follows the handshake.
+ * out; the journal stays up-in-progress until the full Up that follows the handshake. Its verify
+ * also reads DNS for that Up (readDnsForFullUp).
  *
  * A requested Up that fails after its first change is rolled back by a Down (`rollback-*`
  * steps); a re-assert (reconcile) that fails keeps the kill switch and is retried. An Up or
@@ -26,10 +34,11 @@
  * Up, Down or start (reconcile) takes it from there.
  */
 import type { OperationOutcome } from '@wgctl/agent-kit';
-import { mapTogether, readTogether, SharedReadRunner, StepFailedError, type Runner, type StepListener } from '@wgctl/runner';
+import { mapTogether, readTogether, SharedReadRunner, StepFailedError, type Runner, type StepBody, type StepListener } from '@wgctl/runner';
 import { excludedProblems, isIpAddressOrZoned } from '@wgctl/config';
 import { PORTAL_WEB_PORTS, type DnsContext, type DnsSnapshot, type HostNetworkDriver, type KillSwitchPolicy, type PortalWindow, type RouteReadback, type RouteSpec, type RoutingTable, type Uplink, type Vnic } from '../host/driver';
-import { describeDns, ensureKillSwitch, excludeRoutesFor, holdKillSwitch, IPV4_SPLIT, IPV6_SPLIT, messageOf, pinsFor, sameRoute, servicesOffTunnel } from './core';
+import { watchFilesForChange } from '../host/dns-watch';
+import { describeDns, ensureKillSwitch, type HostDescription, excludeRoutesFor, holdKillSwitch, IPV4_SPLIT, IPV6_SPLIT, messageOf, pinsFor, sameRoute, servicesOffTunnel } from './core';
 import type { Ipv6InEffect, JournalRoute, MacJournal, UpIntent } from './journal';
 import { endedBetweenSteps, Operation, type RequestOptions, type StepResult, type UpDownDeps } from './operation';
 import { runDown } from './down';
@@ -63,7 +72,7 @@ class UpContext extends Operation {
   /** DNS as discover read it beside the table when it took the kill-switch-only Up's discovery: the dns step's read. */
   dnsNow?: DnsSnapshot;
   /** The routing table, read once per Up (by discover, else by the first route step) for every route it wants. */
-  routesBefore?: RouteReadback[];
+  routesBefore?: RouteReadback[] | Promise<RouteReadback[]>;
 
   constructor(
     deps: UpDownDeps,
@@ -93,12 +102,10 @@ export async function runUp(deps: UpDownDeps, intent: UpIntent, options: Request
       return up.succeeded();
     }
     if (up.excluded.length) await step('exclude', excludeRoutes);
-    await step('split-routes', splitRoutes);
-    await step('ipv6', ipv6Routes);
-    await step('dns', dnsThroughTunnel);
     const stale = up.journal.routes.filter((x) => !up.wanted.some((w) => sameRoute(w, x)));
-    if (stale.length) await step('remove-stale', (u, r) => removeStale(u, r, stale));
-    await step('verify', verifyUp);
+    await routesDnsAndVerify(up, stale);
+    // The steps side by side end together: an Up asked to end meanwhile ends here, not marked up.
+    up.steps.checkpoint();
     up.journal.phase = 'up';
     up.persist();
     if (!up.dryRun) deps.afterUp();
@@ -112,6 +119,7 @@ async function discover(up: UpContext, r: Runner): Promise<StepResult> {
   const { intent, driver } = up;
   // The table read serves discoverUplink (the same commands, read once) and the route steps.
   const shared = new SharedReadRunner(r);
+  const described = takeDescription(up);
   const table = driver.readRoutingTable?.(shared);
   if (table && justAfterFailClosedUp(up)) {
     const [read, dns] = await readTogether([table, readDnsAhead(up, shared)]);
@@ -121,12 +129,34 @@ async function discover(up: UpContext, r: Runner): Promise<StepResult> {
       return `${describeDiscovery(up)} (as the kill-switch-only Up found them: the routing table is unchanged since)`;
     }
   }
+  if (table && described) {
+    up.table = await table;
+    if (up.table.fingerprint(ownDestinations(intent)) === described.table.fingerprint(ownDestinations(intent))) {
+      judgeDiscovery(up, { status: 'fulfilled', value: described.uplink }, { status: 'fulfilled', value: described.vnic });
+      return `${describeDiscovery(up)} (as the Describe of this run found them: the routing table is unchanged since)`;
+    }
+  }
   // The uplink and the vnic are found independently: read both at once, judge after.
   const [found, vnicFound, tableRead] = await Promise.allSettled([driver.discoverUplink(shared), driver.discoverVnic(shared, intent.vmAddress), table]);
   if (tableRead.status === 'rejected') throw tableRead.reason;
   up.table = tableRead.value;
   judgeDiscovery(up, found, vnicFound);
   return describeDiscovery(up);
+}
+
+/** How recent a Describe must be for the Up that follows to take its findings (`wgctl up` sends them moments apart). */
+export const DESCRIPTION_FRESH_MS = 10_000;
+
+/**
+ * The last Describe's findings for this Up's VM, when recent and the Up was requested; taken
+ * once whatever comes of it. The Up compares the routing table with the one the Describe read
+ * (every route but ours, as reuseDiscovery does) before it takes them.
+ */
+function takeDescription(up: UpContext): HostDescription | undefined {
+  const described = up.core.lastDescription;
+  up.core.lastDescription = undefined;
+  if (!described || up.mode !== 'request' || described.vmAddress !== up.intent.vmAddress) return undefined;
+  return up.core.now() - described.atMs <= DESCRIPTION_FRESH_MS ? described : undefined;
 }
 
 /** What discover found, checked: the uplink (the last known one while re-asserting offline), the vnic, the IPv6 decision. */
@@ -161,15 +191,42 @@ function describeDiscovery(up: UpContext): string {
 }
 
 /**
- * DNS as it is now, for the dns step, read beside the routing table (one round of reads fewer
- * after the handshake): only DNS is read, it is still changed after the routes (the resolvers are
- * reached through the tunnel), and nothing of ours changes DNS in between. Undefined when the Up
- * sets no DNS or the previous Up's interfaces are not known.
+ * DNS as it is now, for the dns step: as the kill-switch-only Up read it when the files it comes
+ * from are unchanged since (readDnsForFullUp), else read beside the routing table (one round of
+ * reads fewer after the handshake). Only DNS is read here; nothing of ours changes DNS before the
+ * dns step. Undefined when the Up sets no DNS or the previous Up's interfaces are not known.
  */
 function readDnsAhead(up: UpContext, r: Runner): Promise<DnsSnapshot> | undefined {
   const { uplink, vnic } = up.previous;
   if (up.intent.dnsServers.length === 0 || !uplink || !vnic) return undefined;
-  return up.driver.readDns(r, { uplink: uplink.interface, vnic: vnic.interface });
+  const context: DnsContext = { uplink: uplink.interface, vnic: vnic.interface };
+  // What the kill-switch-only Up read, while the files it came from are unchanged since.
+  const ahead = up.dnsReadAhead;
+  if (ahead && !ahead.watch.changed && ahead.context.uplink === context.uplink && ahead.context.vnic === context.vnic) return Promise.resolve(ahead.snapshot);
+  return up.driver.readDns(r, context);
+}
+
+/**
+ * A kill-switch-only Up reads DNS for the full Up that follows: this Up runs while the VM's
+ * tunnel comes up, that one after the handshake, where every process counts. Kept with a watch
+ * on the files it comes from, set up before the read so that no change in between is missed;
+ * the full Up reads again if one changed. Only for drivers whose DNS lives in files (a dnsWatch
+ * of files alone) and a resolv.conf that is no symlink (its target is not watched); a failed
+ * read is left to the full Up.
+ */
+async function readDnsForFullUp(up: UpContext, r: Runner): Promise<string> {
+  const watched = up.driver.dnsWatch?.();
+  if (up.dryRun || up.mode !== 'request' || up.intent.dnsServers.length === 0 || !watched?.files?.length || watched.monitor) return '';
+  const watch = watchFilesForChange(watched.files);
+  if (!watch) return '';
+  const context: DnsContext = { uplink: up.uplink.interface, vnic: up.vnic.interface };
+  const snapshot = await up.driver.readDns(r, context).catch(() => undefined);
+  if (!snapshot || snapshot.resolvConfLink) {
+    watch.close();
+    return '';
+  }
+  up.core.keepDnsReadAhead({ snapshot, context, watch });
+  return '; DNS read for it';
 }
 
 /** The destinations of the routes an Up of `intent` adds: left out of the routing table's fingerprint. */
@@ -351,7 +408,9 @@ async function killSwitch(up: UpContext, r: Runner): Promise<StepResult> {
  */
 async function ensureRoutes(up: UpContext, r: Runner, role: JournalRoute['role'], specs: RouteSpec[]): Promise<number> {
   const j = up.journal;
-  const routesBefore = (up.routesBefore ??= up.table ? up.table.readback(up.wanted) : await up.driver.readRoutes(r, up.wanted));
+  // Route steps running side by side share the one read; from discover's table, the adds start at once.
+  const before = (up.routesBefore ??= up.table ? up.table.readback(up.wanted) : up.driver.readRoutes(r, up.wanted));
+  const routesBefore = Array.isArray(before) ? before : await before;
   const readback = specs.map((spec) => routesBefore.find((x) => sameRoute(x, spec))!);
   const missing: RouteSpec[] = readback.filter((x) => !x.present).map((x) => ({ destination: x.destination, gateway: x.gateway, interface: x.interface }));
   if (missing.length === 0) return 0;
@@ -425,20 +484,45 @@ async function removeStale(up: UpContext, r: Runner, stale: JournalRoute[]): Pro
   return `removed routes of an earlier Up: ${stale.map((s) => `${s.destination} via ${s.gateway}`).join(', ')}`;
 }
 
-async function verifyUp(up: UpContext, r: Runner): Promise<StepResult> {
-  return verifyRoutesAndKillSwitch(up, r, up.wanted);
+/**
+ * split-routes, ipv6 and dns side by side, and verify with them when no stale route is left to
+ * remove (see the header); else remove-stale, then verify.
+ */
+async function routesDnsAndVerify(up: UpContext, stale: JournalRoute[]): Promise<void> {
+  const routeSteps: Promise<StepResult>[] = [];
+  const routeStep = (body: (up: UpContext, r: Runner) => Promise<StepResult>) => (r: Runner) => {
+    const running = body(up, r);
+    routeSteps.push(running);
+    return running;
+  };
+  const together: [string, StepBody][] = [
+    ['split-routes', routeStep(splitRoutes)],
+    ['ipv6', routeStep(ipv6Routes)],
+    ['dns', (r) => dnsThroughTunnel(up, r)],
+  ];
+  // The steps' bodies are called in this order, so the route steps are running when verify's is.
+  const routesIn = () => Promise.allSettled(routeSteps).then((ended) => ended.every((x) => x.status === 'fulfilled'));
+  if (stale.length === 0) together.push(['verify', (r) => verifyRoutesAndKillSwitch(up, r, up.wanted, routesIn())]);
+  await up.steps.stepsTogether(together);
+  if (stale.length === 0) return;
+  await up.steps.step('remove-stale', (r) => removeStale(up, r, stale));
+  await up.steps.step('verify', (r) => verifyRoutesAndKillSwitch(up, r, up.wanted));
 }
 
 /** A kill-switch-only Up: the kill switch and the pins read back (the split routes come later). */
 async function verifyFailClosed(up: UpContext, r: Runner): Promise<StepResult> {
-  const result = await verifyRoutesAndKillSwitch(up, r, up.pins);
-  return typeof result === 'string' ? `fail-closed: ${result}; routes via the VM and DNS follow the full Up` : result;
+  const [result, dnsRead] = await readTogether([verifyRoutesAndKillSwitch(up, r, up.pins), readDnsForFullUp(up, r)]);
+  return typeof result === 'string' ? `fail-closed: ${result}; routes via the VM and DNS follow the full Up${dnsRead}` : result;
 }
 
-async function verifyRoutesAndKillSwitch(up: UpContext, r: Runner, wanted: RouteSpec[]): Promise<StepResult> {
+/** `routesIn`: the routes are read once it says the route steps all succeeded (else verify is skipped: they failed). */
+async function verifyRoutesAndKillSwitch(up: UpContext, r: Runner, wanted: RouteSpec[], routesIn?: Promise<boolean>): Promise<StepResult> {
   if (up.dryRun) return { skipped: 'dry run: nothing to verify' };
   const { driver } = up;
-  const [routes, ks] = await readTogether([driver.readRoutes(r, wanted), driver.readKillSwitch(r, up.policy, up.journal.killSwitch?.handle ?? undefined)]);
+  const readRoutes = () => driver.readRoutes(r, wanted);
+  const routesRead = routesIn ? routesIn.then((allIn) => (allIn ? readRoutes() : null)) : readRoutes();
+  const [routes, ks] = await readTogether([routesRead, driver.readKillSwitch(r, up.policy, up.journal.killSwitch?.handle ?? undefined)]);
+  if (!routes) return { skipped: 'a route step failed: nothing to read back' };
   const missing = routes.filter((x) => !x.present);
   const problems = [
     ...missing.map((m) => `route ${m.destination} via ${m.gateway} missing${m.evidence ? ` (table has: ${m.evidence})` : ''}`),

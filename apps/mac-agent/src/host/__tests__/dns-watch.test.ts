@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { MemoryTransport, createLogger } from '@wgctl/logging';
 import type { StreamingOptions, StreamingProcess } from '@wgctl/runner';
 import { DarwinDriver } from '../darwin';
-import { DnsChangeWatcher } from '../dns-watch';
+import { DnsChangeWatcher, watchFilesForChange } from '../dns-watch';
 import { LinuxDriver } from '../linux';
 
 const logger = createLogger({ service: 'test', level: 'info', transports: [new MemoryTransport()] });
@@ -98,5 +98,35 @@ describe('DnsChangeWatcher on a directory that is not there yet', () => {
       await watcher.stop();
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('watchFilesForChange (inotify)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'wtm-dnschange-'));
+    writeFileSync(join(dir, 'resolv.conf'), 'nameserver 192.0.2.1\n');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('stays unchanged through a sibling\'s writes; a write or a rename over the file marks it changed', async () => {
+    const watch = watchFilesForChange([join(dir, 'resolv.conf')])!;
+    writeFileSync(join(dir, 'resolv.conf.wgctl-tmp'), 'nameserver 198.51.100.53\n');
+    await sleep(50);
+    expect(watch.changed).toBe(false);
+    renameSync(join(dir, 'resolv.conf.wgctl-tmp'), join(dir, 'resolv.conf'));
+    await sleep(50);
+    expect(watch.changed).toBe(true);
+    watch.close();
+
+    const inPlace = watchFilesForChange([join(dir, 'resolv.conf')])!;
+    writeFileSync(join(dir, 'resolv.conf'), 'nameserver 192.0.2.2\n');
+    await sleep(50);
+    expect(inPlace.changed).toBe(true);
+    inPlace.close();
+  });
+
+  it('cannot watch a file whose directory is missing: null (the caller reads again)', () => {
+    expect(watchFilesForChange([join(dir, 'missing', 'resolv.conf')])).toBeNull();
   });
 });

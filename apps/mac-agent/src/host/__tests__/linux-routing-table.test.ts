@@ -18,7 +18,7 @@ function tables(v4: string, v6 = V6): RuleRunner {
   return new RuleRunner([
     { match: (a) => a.join(' ') === 'ip -j route show table main', reply: { stdout: v4 } },
     { match: (a) => a.join(' ') === 'ip -j -6 route show table main', reply: { stdout: v6 } },
-    { match: (a) => a.join(' ') === 'ip -j addr show dev wtmx0', reply: { stdout: '[]' } },
+    { match: (a) => a.join(' ') === 'ip -j addr show', reply: { stdout: '[]' } },
   ]);
 }
 

@@ -17,35 +17,39 @@ const policy: KillSwitchPolicy = {
   blockIpv6: true,
 };
 
-const addrJson = (ifname: string, v4: string, v6?: string) =>
-  JSON.stringify([
-    {
-      ifindex: 3,
-      ifname,
-      flags: ['UP'],
-      addr_info: [
-        { family: 'inet', local: v4, prefixlen: 24, scope: 'global' },
-        ...(v6 ? [{ family: 'inet6', local: v6, prefixlen: 64, scope: 'global' }] : []),
-      ],
-    },
-  ]);
+const linkJson = (ifname: string, v4: string, v6?: string) => ({
+  ifindex: 3,
+  ifname,
+  flags: ['UP'],
+  addr_info: [
+    { family: 'inet', local: v4, prefixlen: 24, scope: 'global' },
+    ...(v6 ? [{ family: 'inet6', local: v6, prefixlen: 64, scope: 'global' }] : []),
+  ],
+});
+/** `ip -j addr show`: every interface (discovery picks its own out of them). */
+const ALL_ADDRESSES = JSON.stringify([
+  { ifindex: 1, ifname: 'lo', flags: ['LOOPBACK', 'UP'], addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8, scope: 'host' }] },
+  linkJson('wtmx0', '192.0.2.2'),
+  linkJson('wtmv0', '192.0.2.129', '2001:db8:3::1'),
+]);
 
 describe('LinuxDriver discovery', () => {
   it('finds the uplink from the default route with the lowest metric, plus its IPv6 gateway', async () => {
     const run = new ScriptedRunner([
       { argv: ['ip', '-j', 'route', 'show', 'table', 'main'], stdout: fixture('ip-route-main.json') },
       { argv: ['ip', '-j', '-6', 'route', 'show', 'table', 'main'], stdout: fixture('ip-6-route-main.json') },
-      { argv: ['ip', '-j', 'addr', 'show', 'dev', 'wtmx0'], stdout: addrJson('wtmx0', '192.0.2.2') },
+      { argv: ['ip', '-j', 'addr', 'show'], stdout: ALL_ADDRESSES },
     ]);
     await expect(new LinuxDriver().discoverUplink(run)).resolves.toEqual({ interface: 'wtmx0', gateway: '192.0.2.1', gateway6: 'fe80::1', address: '192.0.2.2' });
     run.assertDone();
   });
 
   it('reports no uplink when there is no usable default route', async () => {
-    // Both tables are read at once; with no IPv4 default the IPv6 one is not looked at.
+    // Both tables and the addresses are read at once; with no IPv4 default the rest is not looked at.
     const run = new ScriptedRunner([
       { argv: ['ip', '-j', 'route', 'show', 'table', 'main'], stdout: '[{"dst":"192.0.2.0/26","dev":"a","flags":[]}]' },
       { argv: ['ip', '-j', '-6', 'route', 'show', 'table', 'main'], stdout: '[]' },
+      { argv: ['ip', '-j', 'addr', 'show'], stdout: ALL_ADDRESSES },
     ]);
     await expect(new LinuxDriver().discoverUplink(run)).resolves.toBeNull();
     run.assertDone();
@@ -54,8 +58,9 @@ describe('LinuxDriver discovery', () => {
   it('finds the vnic facing the VM and refuses a VM behind a gateway', async () => {
     const run = new ScriptedRunner([
       { argv: ['ip', '-j', 'route', 'get', '192.0.2.130'], stdout: '[{"dst":"192.0.2.130","dev":"wtmv0","prefsrc":"192.0.2.129","flags":[],"uid":0,"cache":[]}]' },
-      { argv: ['ip', '-j', 'addr', 'show', 'dev', 'wtmv0'], stdout: addrJson('wtmv0', '192.0.2.129', '2001:db8:3::1') },
+      { argv: ['ip', '-j', 'addr', 'show'], stdout: ALL_ADDRESSES },
       { argv: ['ip', '-j', 'route', 'get', '198.51.100.7'], stdout: fixture('ip-route-get.json') },
+      { argv: ['ip', '-j', 'addr', 'show'], stdout: ALL_ADDRESSES },
     ]);
     const driver = new LinuxDriver();
     await expect(driver.discoverVnic(run, '192.0.2.130')).resolves.toEqual({ interface: 'wtmv0', address: '192.0.2.129', address6: '2001:db8:3::1' });

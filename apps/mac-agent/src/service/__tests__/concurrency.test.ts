@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@wgctl/logging';
-import { RuleRunner, ScriptedRunner, formatArgv, type StepRecord, type StreamingProcess } from '@wgctl/runner';
+import { RuleRunner, ScriptedRunner, SharedReadRunner, formatArgv, type StepRecord, type StreamingProcess } from '@wgctl/runner';
 import { DarwinDriver } from '../../host/darwin';
 import { LinuxDriver } from '../../host/linux';
 import { ConcurrencyGate, GatedRunner } from '../../testing/concurrency-gate';
@@ -88,16 +88,35 @@ describe('reads run side by side', () => {
     const addrJson = (ifname: string, v4: string) =>
       JSON.stringify([{ ifindex: 3, ifname, flags: ['UP'], addr_info: [{ family: 'inet', local: v4, prefixlen: 24, scope: 'global' }] }]);
 
-    it('linux: the IPv4 and IPv6 tables of the uplink discovery together', async () => {
+    it('linux: the IPv4 and IPv6 tables of the uplink discovery together, and the addresses with them', async () => {
       const gate = new ConcurrencyGate();
       const answers = new RuleRunner([
         { match: (a) => a.join(' ') === 'ip -j route show table main', reply: { stdout: fixture('linux', 'ip-route-main.json') } },
         { match: (a) => a.join(' ') === 'ip -j -6 route show table main', reply: { stdout: fixture('linux', 'ip-6-route-main.json') } },
-        { match: (a) => a.join(' ') === 'ip -j addr show dev wtmx0', reply: { stdout: addrJson('wtmx0', '192.0.2.2') } },
+        { match: (a) => a.join(' ') === 'ip -j addr show', reply: { stdout: addrJson('wtmx0', '192.0.2.2') } },
       ]);
-      gate.expect(['ip -j route show table main', 'ip -j -6 route show table main']);
-      await expect(new LinuxDriver().discoverUplink(new GatedRunner(answers, gate))).resolves.toMatchObject({ interface: 'wtmx0', gateway: '192.0.2.1', gateway6: 'fe80::1' });
+      gate.expect(['ip -j route show table main', 'ip -j -6 route show table main', 'ip -j addr show']);
+      await expect(new LinuxDriver().discoverUplink(new GatedRunner(answers, gate))).resolves.toEqual({ interface: 'wtmx0', gateway: '192.0.2.1', gateway6: 'fe80::1', address: '192.0.2.2' });
       expect(gate.released).toHaveLength(1);
+    });
+
+    it('linux: the vnic\'s route and the addresses together; the uplink and the vnic share that one read of the addresses', async () => {
+      const gate = new ConcurrencyGate();
+      const answers = new RuleRunner([
+        { match: (a) => a.join(' ') === 'ip -j route show table main', reply: { stdout: fixture('linux', 'ip-route-main.json') } },
+        { match: (a) => a.join(' ') === 'ip -j -6 route show table main', reply: { stdout: fixture('linux', 'ip-6-route-main.json') } },
+        { match: (a) => a.join(' ') === 'ip -j route get 192.0.2.130', reply: { stdout: '[{"dst":"192.0.2.130","dev":"wtmv0","prefsrc":"192.0.2.129","flags":[]}]' } },
+        { match: (a) => a.join(' ') === 'ip -j addr show', reply: { stdout: `[${addrJson('wtmx0', '192.0.2.2').slice(1, -1)},${addrJson('wtmv0', '192.0.2.129').slice(1, -1)}]` } },
+      ]);
+      // Describe and discover: one round of reads, four processes.
+      gate.expect(['ip -j route show table main', 'ip -j -6 route show table main', 'ip -j addr show', 'ip -j route get 192.0.2.130']);
+      const shared = new SharedReadRunner(new GatedRunner(answers, gate));
+      const driver = new LinuxDriver();
+      const [uplink, vnic] = await Promise.all([driver.discoverUplink(shared), driver.discoverVnic(shared, '192.0.2.130')]);
+      expect(uplink).toMatchObject({ interface: 'wtmx0', address: '192.0.2.2' });
+      expect(vnic).toEqual({ interface: 'wtmv0', address: '192.0.2.129' });
+      expect(gate.released).toHaveLength(1);
+      expect(answers.calls.map((a) => a.join(' '))).toHaveLength(4);
     });
 
     it('linux: resolv.conf link and content together', async () => {

@@ -313,21 +313,21 @@ const FIRST_UP: ScriptedCall[] = [
   // pin-endpoint: the table read once for every route step; the pin goes in before the /1s
   { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) },
   { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'add host 203.0.113.7: gateway 192.0.2.1\n' },
-  // split-routes
+  // split-routes, ipv6, dns and verify side by side (the pin is in): DNS's first read and
+  // verify's read of the kill switch start with the /1s, verify's netstat once they are in
+  { argv: ['networksetup', '-listallnetworkservices'], stdout: SERVICES },
+  ...killSwitchInForce(),
   { argv: [...ROUTE, 'add', '-inet', '0.0.0.0/1', '198.51.100.5'], stdout: 'add net 0.0.0.0: gateway 198.51.100.5\n' },
   { argv: [...ROUTE, 'add', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'add net 128.0.0.0: gateway 198.51.100.5\n' },
   // ipv6: no IPv6 on bridge100, so none is routed; the kill switch drops it on en0 (no command)
   // dns: every service snapshotted, then set
-  { argv: ['networksetup', '-listallnetworkservices'], stdout: SERVICES },
   { argv: ['networksetup', '-getdnsservers', 'Wi-Fi'], stdout: NO_DNS_WIFI },
   { argv: ['networksetup', '-getsearchdomains', 'Wi-Fi'], stdout: NO_SEARCH_WIFI },
   { argv: ['networksetup', '-getdnsservers', 'Thunderbolt Bridge'], stdout: '192.0.2.53\n' },
   { argv: ['networksetup', '-getsearchdomains', 'Thunderbolt Bridge'], stdout: 'corp.example\n' },
+  { argv: ['netstat', '-rn'], stdout: UP_TABLE },
   { argv: ['networksetup', '-setdnsservers', 'Wi-Fi', '198.51.100.65'] },
   { argv: ['networksetup', '-setdnsservers', 'Thunderbolt Bridge', '198.51.100.65'] },
-  // verify
-  { argv: ['netstat', '-rn'], stdout: UP_TABLE },
-  ...killSwitchInForce(),
 ];
 
 /** `networksetup` reads once our DNS is set. */
@@ -531,9 +531,11 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         noLease('en0'),
         ...killSwitchInForce(), // matching, enabled, referenced, our token held: no reload
         { argv: ['netstat', '-rn'], stdout: UP_TABLE }, // pin and split routes present: no route add
-        ...DNS_OURS, // already ours everywhere: no networksetup -set…
-        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        // dns and verify side by side: DNS already ours everywhere (no networksetup -set…)
+        DNS_OURS[0],
         ...killSwitchInForce(),
+        ...DNS_OURS.slice(1),
+        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
       ],
       () => engine.up(INTENT, {}, (s) => steps.push(s)),
     );
@@ -623,11 +625,13 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         ...FORGET_STATES,
         { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) },
         { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'add host 203.0.113.7: gateway 192.0.2.1\n' },
+        // the /1s, DNS and verify side by side: DNS's first read and the kill switch's start with them
+        DNS_OURS[0],
+        ...readKillSwitch(PF_INFO_ENABLED, MAIN_STOCK, liveRules(), referencesNew),
         { argv: [...ROUTE, 'add', '-inet', '0.0.0.0/1', '198.51.100.5'], stdout: 'add net 0.0.0.0: gateway 198.51.100.5\n' },
         { argv: [...ROUTE, 'add', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'add net 128.0.0.0: gateway 198.51.100.5\n' },
-        ...DNS_OURS, // networksetup settings survive a reboot: still ours, nothing set
+        ...DNS_OURS.slice(1), // networksetup settings survive a reboot: still ours, nothing set
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
-        ...readKillSwitch(PF_INFO_ENABLED, MAIN_STOCK, liveRules(), referencesNew),
       ],
       () => engine.reconcile(),
     );
@@ -664,9 +668,10 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: ['rm', '-f', `${STATE_DIR}/pf-com.wgctl.conf`] },
         ...FORGET_STATES,
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
-        ...DNS_OURS,
-        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        DNS_OURS[0],
         ...killSwitchInForce(),
+        ...DNS_OURS.slice(1),
+        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
       ],
       () => engine.up(INTENT, {}, (s) => steps.push(s)),
     );
@@ -683,9 +688,10 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         noLease('en0'),
         ...killSwitchInForce(),
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
-        ...DNS_OURS,
-        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        DNS_OURS[0],
         ...killSwitchInForce(),
+        ...DNS_OURS.slice(1),
+        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
       ],
       () => engine.up(INTENT, {}, () => undefined),
     );

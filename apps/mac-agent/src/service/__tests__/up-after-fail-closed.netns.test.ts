@@ -3,7 +3,8 @@
  * network namespaces (testing/lab.ts, prefix `wfu`) with the Linux driver: it takes that Up's
  * discovery when the routing table is unchanged (one read of the table, no `route get`, no
  * `addr show`; DNS read beside it), discovers again when the table changed in between, and adds
- * the two split routes side by side.
+ * the two split routes side by side. The kill-switch-only Up likewise takes what the Describe
+ * before it found (`wgctl up` connects with one) while the table is unchanged.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,7 +44,23 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
     writeFileSync(join(dir, 'resolv.conf'), 'nameserver 192.0.2.1\n');
     gate = new ConcurrencyGate(2_000);
     engine = make(new GatedRunner(lab.host, gate));
+    await tableSettled();
   });
+
+  /**
+   * Until the new lab's routing table reads the same twice in a row: these tests compare it
+   * between two Ups, and a loaded machine may still be bringing the lab's links up (seen once).
+   */
+  async function tableSettled(): Promise<void> {
+    const read = async () => (await lab.host.run(['ip', '-j', 'route', 'show', 'table', 'main'])).stdout + (await lab.host.run(['ip', '-j', '-6', 'route', 'show', 'table', 'main'])).stdout;
+    let last = await read();
+    for (let i = 0; i < 30; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const now = await read();
+      if (now === last) return;
+      last = now;
+    }
+  }
 
   afterEach(async () => {
     expect(await engine.down({}, () => undefined)).toMatchObject({ ok: true });
@@ -61,11 +78,16 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
     expect(await engine.up(intent, {}, (s) => s.state !== 'started' && steps.push(s))).toMatchObject({ ok: true });
     return steps;
   }
+  const readsDns = (c: string) => c.startsWith('readlink ') || c.startsWith('cat ');
+  const store = () => JSON.parse(readFileSync(join(dir, 'state', 'mac-agent.journal.json'), 'utf8'));
+
   /** The commands the steps ran, without the lab's `ip netns exec <ns>`. */
   const commandsOf = (steps: StepRecord[]) => steps.flatMap((s) => s.commands.map((c) => formatArgv(c.argv).replace(/^ip netns exec \S+ /, '')));
 
   it('takes the discovery of the kill-switch-only Up when the routing table is unchanged: one read of it, and the split routes added side by side', async () => {
-    expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, () => undefined)).toMatchObject({ ok: true });
+    const failClosed: StepRecord[] = [];
+    expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, (s) => s.state !== 'started' && failClosed.push(s))).toMatchObject({ ok: true });
+    expect(commandsOf(failClosed.filter((s) => s.step === 'verify')).filter(readsDns)).toHaveLength(2);
     // Both split routes must be in flight together, or the gate fails the step after 2 s.
     gate.expect([`ip route add 0.0.0.0/1 via ${ADDR.vm} dev ${IF.hostV}`, `ip route add 128.0.0.0/1 via ${ADDR.vm} dev ${IF.hostV}`]);
     const steps = await fullUp();
@@ -78,14 +100,63 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
     expect(beforeVerify.filter((c) => c.startsWith('ip -j'))).toEqual(['ip -j route show table main', 'ip -j -6 route show table main']);
     expect(commands.some((c) => c.startsWith('ip -j route get') || c.startsWith('ip -j addr'))).toBe(false);
     expect(steps.find((s) => s.step === 'pin-endpoint')).toMatchObject({ state: 'skipped', commands: [] });
-    // DNS read beside the table; the dns step only writes (after the routes, as before).
-    const readsDns = (c: string) => c.startsWith('readlink ') || c.startsWith('cat ');
-    expect(commandsOf([discover]).filter(readsDns)).toHaveLength(2);
+    // DNS as the kill-switch-only Up read it (its file unchanged since): no read after the
+    // handshake; the dns step only writes (beside the split routes).
+    expect(commands.filter(readsDns)).toEqual([]);
+    expect(store().dns.snapshot).toMatchObject({ resolvConf: 'nameserver 192.0.2.1\n', services: [{ servers: ['192.0.2.1'] }] });
     expect(commandsOf(steps.filter((s) => s.step === 'dns'))).toEqual([expect.stringMatching(/^tee /), expect.stringMatching(/^mv -f -T /)]);
     expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toContain('nameserver 198.51.100.53');
     const main = await lab.host.run(['ip', 'route', 'show', 'table', 'main']);
     expect(main.stdout).toContain(`0.0.0.0/1 via ${ADDR.vm} dev ${IF.hostV}`);
     expect(main.stdout).toContain(`128.0.0.0/1 via ${ADDR.vm} dev ${IF.hostV}`);
+  });
+
+  /** The kill-switch-only Up, after a Describe: its discover step's commands and message. */
+  async function failClosedUp(): Promise<StepRecord> {
+    const steps: StepRecord[] = [];
+    expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, (s) => s.state !== 'started' && steps.push(s))).toMatchObject({ ok: true });
+    return steps.find((s) => s.step === 'discover')!;
+  }
+
+  it('the kill-switch-only Up takes what the Describe before it found when the routing table is unchanged: the table read, nothing else', async () => {
+    await expect(engine.describe(ADDR.vm)).resolves.toMatchObject({ uplink: { interface: IF.hostA, gateway: ADDR.gwA }, vnic: { interface: IF.hostV } });
+    const discover = await failClosedUp();
+    expect(discover.message).toMatch(new RegExp(`uplink ${IF.hostA} via ${ADDR.gwA}; VM ${ADDR.vm} on ${IF.hostV} .*as the Describe of this run found them`));
+    expect(commandsOf([discover])).toEqual(['ip -j route show table main', 'ip -j -6 route show table main']);
+    // The full Up after it takes it in turn (`wgctl up` end to end: one discovery, the Describe's).
+    gate.expect([]);
+    expect((await fullUp()).find((s) => s.step === 'discover')!.message).toMatch(/kill-switch-only Up found them/);
+    // Taken once: the next Up (a re-Up, no Describe) discovers again.
+    expect(commandsOf([await failClosedUp()])).toEqual(expect.arrayContaining([`ip -j route get ${ADDR.vm}`]));
+  });
+
+  it('the kill-switch-only Up discovers again when the routing table changed after the Describe', async () => {
+    await engine.describe(ADDR.vm);
+    await lab.host.run(['ip', 'route', 'add', '198.51.100.0/25', 'via', ADDR.gwA, 'dev', IF.hostA]);
+    try {
+      const discover = await failClosedUp();
+      expect(discover.message).not.toMatch(/Describe/);
+      expect(commandsOf([discover])).toEqual(expect.arrayContaining([`ip -j route get ${ADDR.vm}`, 'ip -j addr show']));
+    } finally {
+      await lab.host.run(['ip', 'route', 'del', '198.51.100.0/25']);
+    }
+  });
+
+  it('reads DNS again after the handshake when its file changed since the kill-switch-only Up read it: the new one is journaled and restored', async () => {
+    const resolvConf = join(dir, 'resolv.conf');
+    expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, () => undefined)).toMatchObject({ ok: true });
+    writeFileSync(resolvConf, 'nameserver 192.0.2.2\nsearch lan.example\n'); // a DHCP renewal in between
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the inotify event reaches the agent
+      const steps = await fullUp();
+      expect(commandsOf(steps.filter((s) => s.step === 'discover')).filter(readsDns)).toHaveLength(2);
+      expect(store().dns.snapshot.resolvConf).toBe('nameserver 192.0.2.2\nsearch lan.example\n');
+      expect(readFileSync(resolvConf, 'utf8')).toMatch(/nameserver 198\.51\.100\.53\nsearch lan\.example/);
+      expect(await engine.down({}, () => undefined)).toMatchObject({ ok: true });
+      expect(readFileSync(resolvConf, 'utf8')).toBe('nameserver 192.0.2.2\nsearch lan.example\n');
+    } finally {
+      writeFileSync(resolvConf, 'nameserver 192.0.2.1\n');
+    }
   });
 
   it('discovers again when the routing table changed after the kill-switch-only Up', async () => {
@@ -97,7 +168,7 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
       const steps = await fullUp();
       const discover = steps.find((s) => s.step === 'discover')!;
       expect(discover.message).not.toMatch(/unchanged/);
-      expect(commandsOf([discover])).toEqual(expect.arrayContaining([`ip -j route get ${ADDR.vm}`, `ip -j addr show dev ${IF.hostA}`, `ip -j addr show dev ${IF.hostV}`]));
+      expect(commandsOf([discover])).toEqual(expect.arrayContaining([`ip -j route get ${ADDR.vm}`, 'ip -j addr show']));
       // Still one read of the table in this Up before verify: discover's, shared with discoverUplink.
       expect(commandsOf(steps.filter((s) => s.step !== 'verify')).filter((c) => c.includes('route show table main'))).toHaveLength(2);
     } finally {
