@@ -1,7 +1,7 @@
 /**
  * The independent reads of a step run side by side (docs/BENCHMARKS.md #1: each process costs
- * 3–7 ms, so a step with four reads in a row cost the sum), and Up starts the reads of its
- * first three steps together. Proof that cannot pass by timing luck: a fake system holds every
+ * 3–7 ms, so a step with four reads in a row cost the sum), and Up starts the reads that gate
+ * `wg-quick up` together (the backend detection's only once wg-quick has started). Proof that cannot pass by timing luck: a fake system holds every
  * read of the watched steps until ALL the reads that step is expected to run have started.
  * Reads made one after another never get there: the first is refused, and Up (or Down) fails.
  * The mutations stay in their order: the whole command sequence of an Up and a Down is pinned
@@ -39,6 +39,10 @@ class FakeVm {
   backend: 'nft' | 'legacy' = 'nft';
   /** false: `nft` is not installed (exit 127), so wg-quick would use iptables-restore. */
   nftInstalled = true;
+  /** false: no iptables command at all (exit 127, as the runner reports a missing command). */
+  iptablesInstalled = true;
+  /** The peer's latest handshake (epoch seconds, 0: none yet) as each `wg show` read finds it. */
+  handshakeAt: () => number = () => Math.floor(Date.now() / 1000);
 
   iptablesSave(): string {
     const desired = desiredRules(plan);
@@ -55,6 +59,7 @@ class FakeVm {
 
   reply(argv: readonly string[], input = ''): { stdout?: string; exitCode?: number } {
     const line = argv.join(' ');
+    if (!this.iptablesInstalled && argv[0].startsWith('iptables')) return { exitCode: 127 };
     if (line === 'iptables --version') return { stdout: `iptables v1.8.9 (${this.backend === 'nft' ? 'nf_tables' : 'legacy'})\n` };
     if (line === 'iptables-nft-save') return { stdout: this.backend === 'nft' ? this.iptablesSave() : '' };
     if (line === 'iptables-legacy-save') return { stdout: this.backend === 'legacy' ? this.iptablesSave() : '' };
@@ -81,7 +86,7 @@ class FakeVm {
       return {};
     }
     if (line === 'wg show wtv0 latest-handshakes' && !this.linkUp) return { exitCode: 1 };
-    if (line === 'wg show wtv0 latest-handshakes') return { stdout: `${SERVER_KEY}\t${Math.floor(Date.now() / 1000)}\n` };
+    if (line === 'wg show wtv0 latest-handshakes') return { stdout: `${SERVER_KEY}\t${this.handshakeAt()}\n` };
     if (line === 'sysctl -n net.ipv4.ip_forward') return { stdout: `${this.ipForward}\n` };
     if (line === 'sysctl -n net.ipv4.conf.all.src_valid_mark') return { stdout: `${this.srcValidMark}\n` };
     if (line === 'sysctl -w net.ipv4.ip_forward=1' || line === 'sysctl -w net.ipv4.ip_forward=0') {
@@ -182,36 +187,46 @@ describe('VmEngine: independent reads run side by side', () => {
   };
   const commandsOf = (done: StepRecord[], step: string): string[] => done.find((s) => s.step === step)!.commands.map((c) => c.argv.join(' '));
 
-  it('Up: the reads of detect-backend, resolve-lan and clean-stale start together, verify reads side by side; the changes in order', async () => {
-    // The first three steps' 8 reads are started once read-config is done, before detect-backend starts.
-    const { runner, done } = await run({ 'read-config': 8, verify: 3 }, (engine, onStep) => engine.up({ macSource: '198.51.100.2' }, { onStep }));
-    expect([...runner.released]).toEqual(['read-config', 'verify']);
+  it('Up: the reads of resolve-lan and clean-stale start together, detect-backend\'s side by side once wg-quick has started; the changes in order', async () => {
+    // The 5 reads that gate wg-quick are started once read-config is done, before resolve-lan starts.
+    const { runner, done } = await run({ 'read-config': 5, 'detect-backend': 3 }, (engine, onStep) => engine.up({ macSource: '198.51.100.2' }, { onStep }));
+    expect([...runner.released]).toEqual(['read-config', 'detect-backend']);
     // Each step still lists its own reads, in the order they were started, whatever order they finished in.
     expect(commandsOf(done, 'detect-backend')).toEqual(['iptables --version', 'iptables-nft-save', 'iptables-legacy-save']);
     expect(commandsOf(done, 'resolve-lan')).toEqual(['ip -j route get 198.51.100.2']);
-    expect(commandsOf(done, 'clean-stale')).toEqual(['ip -j addr show dev wtv0', 'nft list tables', 'ip -j -4 rule show', 'ip -j -6 rule show']);
-    expect(commandsOf(done, 'verify')).toEqual(['iptables-nft-save', 'sysctl -n net.ipv4.ip_forward', 'ip -j addr show dev wtv0']);
-    const restore = 'iptables-nft-restore -w 5 --noflush';
-    expect(runner.argvs).toEqual([
-      'iptables --version',
-      'iptables-nft-save',
-      'iptables-legacy-save',
-      'ip -j route get 198.51.100.2',
+    // The write-ahead's read (src_valid_mark, for the journal) comes once the link is known absent.
+    expect(commandsOf(done, 'clean-stale')).toEqual([
       'ip -j addr show dev wtv0',
       'nft list tables',
       'ip -j -4 rule show',
       'ip -j -6 rule show',
       'sysctl -n net.ipv4.conf.all.src_valid_mark',
+    ]);
+    expect(commandsOf(done, 'wg-quick-up')).toEqual([`wg-quick up ${join(dir, 'wtv0.conf')}`]);
+    expect(commandsOf(done, 'await-handshake')).toEqual(['wg show wtv0 latest-handshakes']);
+    expect(commandsOf(done, 'verify')).toEqual(['iptables-nft-save', 'sysctl -n net.ipv4.ip_forward', 'ip -j addr show dev wtv0']);
+    const restore = 'iptables-nft-restore -w 5 --noflush';
+    expect(runner.argvs).toEqual([
+      'ip -j addr show dev wtv0',
+      'nft list tables',
+      'ip -j -4 rule show',
+      'ip -j -6 rule show',
+      'ip -j route get 198.51.100.2',
+      'sysctl -n net.ipv4.conf.all.src_valid_mark',
       `wg-quick up ${join(dir, 'wtv0.conf')}`,
+      'iptables --version',
+      'iptables-nft-save',
+      'iptables-legacy-save',
       restore,
       restore,
       restore,
       'sysctl -n net.ipv4.ip_forward',
       'sysctl -w net.ipv4.ip_forward=1',
+      // The first handshake read and verify's reads, started together.
       'wg show wtv0 latest-handshakes',
       'iptables-nft-save',
-      'sysctl -n net.ipv4.ip_forward',
       'ip -j addr show dev wtv0',
+      'sysctl -n net.ipv4.ip_forward',
     ]);
   });
 
@@ -242,12 +257,12 @@ describe('VmEngine: independent reads run side by side', () => {
   });
 
   it('a read that starts alone is caught: the barrier refuses reads made one after another', async () => {
-    // Up starts 8 reads early; expecting 9 must fail (proves the barrier can fail).
-    const runner = new BarrierRunner(vm, { 'read-config': 9 }, 100);
+    // Up starts 5 reads early; expecting 6 must fail (proves the barrier can fail).
+    const runner = new BarrierRunner(vm, { 'read-config': 6 }, 100);
     const engine = new VmEngine({ configPath: join(dir, 'wtv0.conf'), runner, sysctl: new RunnerSysctl(runner), journal: new JournalStore(join(dir, 'state')), interfaceMethod: 'wg-quick' });
     const outcome = await engine.up({ macSource: '198.51.100.2' }, { onStep: (s) => s.state === 'started' && runner.enter(s.step) });
-    expect(outcome).toMatchObject({ ok: false, failedStep: 'detect-backend' });
-    expect(outcome.error).toMatch(/^read-config: only \d of 9 reads had started/);
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'resolve-lan' });
+    expect(outcome.error).toMatch(/^read-config: only \d of 6 reads had started/);
   });
 
   it('no link read right after wg-quick up, yet a missing interface is still named (and rolled back)', async () => {
@@ -270,8 +285,13 @@ class TunnelRunner implements Runner {
   readonly log: string[] = [];
   /** Commands started while `wg-quick up` was running. */
   readonly duringWgQuick: string[] = [];
-  /** The journal on disk when `wg-quick up` started. */
+  /** The journal on disk when `wg-quick up` started, and when the first restore batch did. */
   journalAtWgQuick: unknown;
+  journalAtFirstRestore: unknown;
+  /** A command held until others have started after it (a barrier: BARRIER_MS at most, then it fails). */
+  private heldUntil: { line: string; others: string[] } | undefined;
+  private startedSince: string[] = [];
+  private releaseUntil = (): void => undefined;
   fails: (line: string, input: string) => boolean = () => false;
   private wgQuickRunning = false;
   private held: Promise<void> = Promise.resolve();
@@ -290,6 +310,29 @@ class TunnelRunner implements Runner {
     this.releaseHeld();
   }
 
+  holdUntilStarted(line: string, others: string[]): void {
+    this.heldUntil = { line, others };
+  }
+
+  /** Held until `others` have all started since it did (or fails after BARRIER_MS: they ran after it). */
+  private async barrier(line: string): Promise<void> {
+    const held = this.heldUntil;
+    if (!held) return;
+    if (line !== held.line) {
+      this.startedSince.push(line);
+      if (held.others.every((o) => this.startedSince.includes(o))) this.releaseUntil();
+      return;
+    }
+    this.heldUntil = undefined;
+    this.startedSince = [];
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${line}: ${held.others.join(', ')} had not started beside it after ${BARRIER_MS} ms`)), BARRIER_MS);
+      this.releaseUntil = () => (clearTimeout(timer), resolve());
+      this.heldUntil = held;
+    });
+    this.heldUntil = undefined;
+  }
+
   async run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     const line = argv.join(' ');
     const wgQuickUp = argv[0] === 'wg-quick' && argv[1] === 'up';
@@ -300,7 +343,9 @@ class TunnelRunner implements Runner {
       this.journalAtWgQuick = JSON.parse(readFileSync(this.journalFile, 'utf8'));
       await this.held;
     }
+    if (argv[0].endsWith('-restore') && this.journalAtFirstRestore === undefined) this.journalAtFirstRestore = JSON.parse(readFileSync(this.journalFile, 'utf8'));
     try {
+      await this.barrier(line);
       const failed = this.fails(line, options.input ?? '');
       const reply = failed ? { exitCode: 1 } : this.vm.reply(argv, options.input);
       const exitCode = reply.exitCode ?? 0;
@@ -319,6 +364,7 @@ describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', 
   let runner: TunnelRunner;
   let journal: JournalStore;
   const restore = 'iptables-nft-restore -w 5 --noflush';
+  const detection = ['iptables --version', 'iptables-nft-save', 'iptables-legacy-save'];
   const engine = (): VmEngine =>
     new VmEngine({ configPath: join(dir, 'wtv0.conf'), runner, sysctl: new RunnerSysctl(runner), journal, interfaceMethod: 'wg-quick', pollIntervalMs: 10 });
   const wgQuickUp = (): string => `wg-quick up ${join(dir, 'wtv0.conf')}`;
@@ -357,19 +403,68 @@ describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', 
       },
     );
     expect(outcome).toMatchObject({ ok: true, error: '' });
-    expect(runner.duringWgQuick).toEqual([restore, restore, restore, 'sysctl -n net.ipv4.ip_forward', 'sysctl -w net.ipv4.ip_forward=1']);
+    // The backend detection too: wg-quick is started first (only what gates it comes before it).
+    expect(runner.duringWgQuick).toEqual([...detection, restore, restore, restore, 'sysctl -n net.ipv4.ip_forward', 'sysctl -w net.ipv4.ip_forward=1']);
     // Journaled before it started, as before: Down and reconcile know the interface is wgctl's.
     expect(runner.journalAtWgQuick).toMatchObject({ phase: 'up-in-progress', wgInterface: { method: 'wg-quick' } });
+    // The firewall's write-ahead (the backend, the tables its batches create) before its first batch.
+    expect(runner.journalAtFirstRestore).toMatchObject({ backend: { kind: 'nft' }, createdTables: ['filter', 'nat', 'mangle'] });
     expect(stepsDone(events)).toEqual([
-      'read-config', 'detect-backend', 'resolve-lan', 'clean-stale',
+      'read-config', 'resolve-lan', 'clean-stale', 'detect-backend',
       'firewall-filter', 'firewall-nat', 'firewall-mangle', 'ip-forward', 'wg-quick-up', 'await-handshake', 'verify',
     ]);
     // wg-quick-up's events frame its command: started before the first firewall step, done after it ended.
     const started = events.filter((s) => s.state === 'started').map((s) => s.step);
     expect(started.indexOf('wg-quick-up')).toBeLessThan(started.indexOf('firewall-filter'));
-    expect(events.find((s) => s.step === 'wg-quick-up' && s.state === 'done')!.commands.map((c) => c.argv.join(' '))).toEqual([
-      'sysctl -n net.ipv4.conf.all.src_valid_mark',
-      wgQuickUp(),
+    expect(events.find((s) => s.step === 'wg-quick-up' && s.state === 'done')!.commands.map((c) => c.argv.join(' '))).toEqual([wgQuickUp()]);
+  });
+
+  it.each([
+    { nftInstalled: true, waits: false },
+    { nftInstalled: false, waits: true },
+  ])('nft installed $nftInstalled: wg-quick up waits for the backend detection $waits (without nft its own iptables rules would count)', async ({ nftInstalled, waits }) => {
+    vm.nftInstalled = nftInstalled;
+    runner.holdWgQuick();
+    const events: StepRecord[] = [];
+    const outcome = await engine().up(
+      { macSource: '198.51.100.2' },
+      {
+        onStep: (s) => {
+          events.push(s);
+          if (s.step === 'ip-forward' && s.state === 'done') runner.releaseWgQuick();
+        },
+      },
+    );
+    expect(outcome).toMatchObject({ ok: true, error: '' });
+    const started = events.filter((s) => s.state === 'started').map((s) => s.step);
+    expect(started.indexOf('detect-backend') < started.indexOf('wg-quick-up')).toBe(waits);
+    // Waiting: every detection read has ended before wg-quick starts; else none has started.
+    const wgQuickStarted = runner.log.indexOf(`start ${wgQuickUp()}`);
+    for (const read of detection) expect(runner.log.indexOf(`${waits ? 'end' : 'start'} ${read}`) < wgQuickStarted).toBe(waits);
+    expect(runner.duringWgQuick.includes('iptables-legacy-save')).toBe(!waits);
+  });
+
+  it('verify\'s reads start beside the first handshake read, not after it', async () => {
+    // The handshake read is held until verify's reads have started: one after the other never gets there.
+    runner.holdUntilStarted('wg show wtv0 latest-handshakes', ['iptables-nft-save', 'ip -j addr show dev wtv0']);
+    const outcome = await engine().up({ macSource: '198.51.100.2' });
+    expect(outcome).toMatchObject({ ok: true, error: '' });
+    const handshakeEnded = runner.log.indexOf('end wg show wtv0 latest-handshakes');
+    const afterHandshake = runner.log.slice(handshakeEnded).filter((l) => l.startsWith('start '));
+    expect(afterHandshake).toEqual(['start sysctl -n net.ipv4.ip_forward']); // a RunnerSysctl read: verify's own
+  });
+
+  it('a handshake that needs more than one read: verify reads the system again after it', async () => {
+    let handshakeReads = 0;
+    vm.handshakeAt = () => (++handshakeReads < 3 ? 0 : Math.floor(Date.now() / 1000));
+    const outcome = await engine().up({ macSource: '198.51.100.2' });
+    expect(outcome).toMatchObject({ ok: true, error: '' });
+    expect(handshakeReads).toBe(3);
+    const lastHandshakeEnded = runner.log.lastIndexOf('end wg show wtv0 latest-handshakes');
+    expect(runner.log.slice(lastHandshakeEnded).filter((l) => l.startsWith('start '))).toEqual([
+      'start iptables-nft-save',
+      'start sysctl -n net.ipv4.ip_forward',
+      'start ip -j addr show dev wtv0',
     ]);
   });
 
@@ -406,7 +501,7 @@ describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', 
     );
     expect(outcome).toMatchObject({ ok: false, failedStep: 'wg-quick-up' });
     expect(outcome.error).toMatch(/wg-quick up .*: exit 1/);
-    expect(runner.duringWgQuick).toEqual([restore, restore, restore]);
+    expect(runner.duringWgQuick).toEqual([...detection, restore, restore, restore]);
     await expectPristine();
   });
 
@@ -431,6 +526,19 @@ describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', 
     const legacyRestore = 'iptables-legacy-restore -w 5 --noflush';
     expect(runner.log.filter((l) => l === `start ${legacyRestore}`)).toHaveLength(3);
     expect(runner.duringWgQuick.includes(legacyRestore)).toBe(beside);
+  });
+
+  it('the backend detection that fails once wg-quick has started (no iptables): wg-quick is taken down again, nothing left', async () => {
+    vm.iptablesInstalled = false;
+    const events: StepRecord[] = [];
+    const outcome = await engine().up({ macSource: '198.51.100.2' }, { onStep: (s) => events.push(s) });
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'detect-backend' });
+    expect(outcome.error).toMatch(/^iptables is not installed/);
+    expect(outcome.error).not.toMatch(/rollback incomplete/);
+    // The journal named no backend: the rollback touches no firewall, only what Up did (wg-quick).
+    expect(stepsDone(events)).toEqual(expect.arrayContaining(['rollback-wg-quick-down']));
+    expect(runner.log.indexOf(`start wg-quick down ${join(dir, 'wtv0.conf')}`)).toBeGreaterThan(runner.log.indexOf(`end ${wgQuickUp()}`));
+    await expectPristine();
   });
 
   it('a caller that cancels while both run: the current step ends, then the rollback, once wg-quick has ended', async () => {

@@ -60,9 +60,9 @@ async function snapshot(lab: VmLab): Promise<Snapshot> {
 /** In the order they end; wg-quick-up runs beside the firewall and forwarding steps, so it ends anywhere between clean-stale and await-handshake. */
 const UP_STEPS = [
   'read-config',
-  'detect-backend',
   'resolve-lan',
   'clean-stale',
+  'detect-backend',
   'firewall-filter',
   'firewall-nat',
   'firewall-mangle',
@@ -257,12 +257,17 @@ describeNetns('VmEngine in network namespaces', () => {
   it('a crash mid-Up (process frozen after wg-quick up) is undone by Down from a new engine on the same state dir', async () => {
     const start = await snapshot(lab);
     let frozen = false;
-    // Freezes every command after `wg-quick up` has run: the first engine never resumes, like after kill -9.
+    let wgQuickRan = false;
+    let forwardingOn = false;
+    // Freezes every command once `wg-quick up` and the forwarding switch (the last change beside
+    // it) have both run: the first engine never resumes, like after kill -9.
     const freezing: Runner = {
       run: async (argv: readonly string[], options?: RunOptions): Promise<RunResult> => {
         if (frozen) return new Promise<RunResult>(() => undefined);
         const result = await lab.vm.run(argv, options);
-        if (argv.includes('wg-quick')) frozen = true;
+        if (argv.includes('wg-quick')) wgQuickRan = true;
+        if (argv.join(' ') === 'sysctl -w net.ipv4.ip_forward=1') forwardingOn = true;
+        frozen = wgQuickRan && forwardingOn;
         return result;
       },
     };

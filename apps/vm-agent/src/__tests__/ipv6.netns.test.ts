@@ -51,9 +51,9 @@ class FailingRunner implements Runner {
 /** In the order they end; wg-quick-up runs beside the firewall and forwarding steps, so it ends anywhere between clean-stale and await-handshake. */
 const UP6_STEPS = [
   'read-config',
-  'detect-backend',
   'resolve-lan',
   'clean-stale',
+  'detect-backend',
   'firewall-filter',
   'firewall-nat',
   'firewall-mangle',

@@ -85,7 +85,7 @@ describe('VmEngine.stop', () => {
     const outcome = await up;
     const steps = events.filter((s) => s.state !== 'started').map((s) => s.step);
     // wg-quick-up runs beside the firewall steps (this fake's ends at once, while firewall-filter is held).
-    expect(steps).toEqual(['read-config', 'detect-backend', 'resolve-lan', 'clean-stale', 'wg-quick-up', 'firewall-filter']);
+    expect(steps).toEqual(['read-config', 'resolve-lan', 'clean-stale', 'wg-quick-up', 'detect-backend', 'firewall-filter']);
     expect(steps.some((s) => s.startsWith('rollback-'))).toBe(false);
     expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall-nat' });
     expect(outcome.error).toMatch(/^the vm-agent is stopping \(SIGTERM\): it finished its current step and stopped before firewall-nat; its journal keeps what was applied/);
@@ -111,7 +111,7 @@ describe('VmEngine.stop', () => {
     gate.release();
     const outcome = await up;
     const steps = events.filter((s) => s.state !== 'started').map((s) => s.step);
-    expect(steps.slice(0, 6)).toEqual(['read-config', 'detect-backend', 'resolve-lan', 'clean-stale', 'wg-quick-up', 'firewall-filter']);
+    expect(steps.slice(0, 6)).toEqual(['read-config', 'resolve-lan', 'clean-stale', 'wg-quick-up', 'detect-backend', 'firewall-filter']);
     expect(steps.slice(6)).toEqual(expect.arrayContaining(['rollback-ip-forward', 'rollback-firewall-filter', 'rollback-wg-quick-down']));
     expect(steps.slice(6).every((s) => s.startsWith('rollback-'))).toBe(true);
     expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall-nat' });
@@ -121,19 +121,20 @@ describe('VmEngine.stop', () => {
   });
 
   it('the stall hook holds Up after its step until the agent stops, then Up ends there', async () => {
-    const e = engine({ stallAfterStep: 'resolve-lan' });
+    const e = engine({ stallAfterStep: 'clean-stale' });
     const events: StepRecord[] = [];
     const up = e.up({ macSource: '198.51.100.2' }, { onStep: (s) => events.push(s) });
-    for (let i = 0; i < 100 && !events.some((s) => s.step === 'resolve-lan' && s.state === 'done'); i++) {
+    for (let i = 0; i < 100 && !events.some((s) => s.step === 'clean-stale' && s.state !== 'started'); i++) {
       await new Promise((r) => setTimeout(r, 10));
     }
     const before = commands.length;
     await new Promise((r) => setTimeout(r, 100));
     expect(commands.length).toBe(before); // stalled: nothing runs
     await e.stop('SIGTERM');
-    expect(await up).toMatchObject({ ok: false, failedStep: 'clean-stale' });
-    // Nothing had been changed yet but the journal's write-ahead record: the next start clears it.
-    expect(await journal.read()).toMatchObject({ phase: 'up-in-progress' });
+    expect(await up).toMatchObject({ ok: false, failedStep: 'wg-quick-up' });
+    // Nothing had been changed yet but the journal's write-ahead record (wg-quick's interface listed): the next start clears it.
+    expect(await journal.read()).toMatchObject({ phase: 'up-in-progress', wgInterface: { method: 'wg-quick' } });
+    expect(commands.some((c) => c.startsWith('wg-quick up'))).toBe(false);
   });
 
   it('stop() while idle resolves at once; Up after it is refused', async () => {

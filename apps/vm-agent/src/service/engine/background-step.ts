@@ -2,10 +2,10 @@
  * A step that runs beside the steps after it: Up starts `wg-quick up` (~100 ms, most of Up)
  * and applies the firewall and forwarding meanwhile, which need nothing from it. The step is a
  * step like any other (checked before it starts, its events and commands its own); the
- * operation goes on once the step has done what must come first (`ready`: the journal lists
- * the interface) and joins it later. Whatever ends the operation — a failure on either side, a
- * stop, a cancel — waits for the step's end first: its command is never left running, and a
- * rollback never races it.
+ * operation goes on once the step has done what must come first (`ready`: wg-quick has
+ * started, so nothing beside it starts before it) and joins it later. Whatever ends the
+ * operation — a failure on either side, a stop, a cancel — waits for the step's end first: its
+ * command is never left running, and a rollback never races it.
  */
 import type { Runner } from '@wgctl/runner';
 import type { Operation, StepResult } from './context';

@@ -62,7 +62,18 @@ export class Teardown {
   ) {
     this.tools = record.backend ?? (undefined as unknown as IptablesTools);
   }
+
+  /**
+   * A journal that names no backend lists no firewall change: Up journals the backend before
+   * its first batch, so its Up ended before the firewall (wg-quick may be up). Nothing to
+   * detect then — an Up that failed because detection did must still be rolled back.
+   */
+  get firewallUntouched(): boolean {
+    return this.record.backend === null && this.withoutJournal === null;
+  }
 }
+
+const FIREWALL_UNTOUCHED = { skipped: 'the journal names no iptables backend: its Up made no firewall change' };
 
 type TeardownStep = (down: Teardown, r: Runner) => Promise<StepResult>;
 
@@ -183,7 +194,9 @@ async function leftAfterDown(down: Teardown, runner: Runner): Promise<string[]> 
   const { record, tools } = down;
   const sysctl = down.op.sysctl;
   const left: string[] = [];
-  const [tables, current] = await readTogether([readRuleset(runner, tools), record.ipForward ? sysctl.read(IP_FORWARD, runner) : undefined]);
+  const rules = (family: 4 | 6): Promise<IptablesSaveTable[]> =>
+    down.firewallUntouched ? Promise.resolve([]) : readRuleset(runner, family === 6 ? ip6Tools(tools) : tools);
+  const [tables, current] = await readTogether([rules(4), record.ipForward ? sysctl.read(IP_FORWARD, runner) : undefined]);
   for (const own of OWN_CHAINS) {
     const state = chainState(tables, own);
     if (state.chainExists || state.jumps > 0) left.push(`${own.table} ${own.chain}`);
@@ -195,7 +208,7 @@ async function leftAfterDown(down: Teardown, runner: Runner): Promise<string[]> 
     const v6 = record.v6;
     const raName = v6.acceptRa ? acceptRaName(v6.acceptRa.interface) : undefined;
     const [tables6, forwarding, acceptRa] = await readTogether([
-      readRuleset(runner, ip6Tools(tools)),
+      rules(6),
       v6.forwarding ? sysctl.read(IPV6_FORWARDING, runner) : undefined,
       raName ? sysctl.read(raName, runner) : undefined,
     ]);
@@ -215,6 +228,7 @@ async function leftAfterDown(down: Teardown, runner: Runner): Promise<string[]> 
 async function detectBackend(down: Teardown, r: Runner): Promise<StepResult> {
   const { record } = down;
   if (record.backend) return { skipped: `${record.backend.iptables} (recorded in the journal)` };
+  if (down.firewallUntouched) return FIREWALL_UNTOUCHED;
   const detected = await detectIptables(r);
   down.tools = detected.tools;
   return detected.evidence;
@@ -232,6 +246,7 @@ async function restoreIp6Forward(down: Teardown, r: Runner): Promise<StepResult>
 }
 
 async function removeFirewall6(down: Teardown, r: Runner): Promise<StepResult> {
+  if (down.firewallUntouched) return FIREWALL_UNTOUCHED;
   const removed = await removeIpv6Chains(r, down.tools, down.record.v6!, down.op.dryRun);
   if (!down.withoutJournal || typeof removed !== 'string') return removed;
   // Ours were there, so were the ip6 tables they needed: deleted when back to pristine (see unlistedTables).
@@ -241,6 +256,7 @@ async function removeFirewall6(down: Teardown, r: Runner): Promise<StepResult> {
 }
 
 async function removeFirewallTable(down: Teardown, r: Runner, table: FirewallTable): Promise<StepResult> {
+  if (down.firewallUntouched) return FIREWALL_UNTOUCHED;
   down.ruleset ??= await readRuleset(r, down.tools);
   return notingUnlisted(down, await removeChain(r, down.tools, chainState(down.ruleset, ownChain(table)), { showBatch: down.op.dryRun }));
 }
@@ -264,6 +280,7 @@ function unlistedTables(down: Teardown): FirewallTable[] | undefined {
 /** The nft tables wgctl caused to exist, deleted when nothing but wgctl's chains was ever in them. */
 async function deleteCreatedTables(down: Teardown, r: Runner): Promise<StepResult> {
   const { tools, op } = down;
+  if (down.firewallUntouched) return FIREWALL_UNTOUCHED;
   const created = unlistedTables(down) ?? down.record.createdTables;
   if (tools.kind !== 'nft' || created.length === 0) return { skipped: 'no table was created by wgctl' };
   const tables = await readRuleset(r, tools);

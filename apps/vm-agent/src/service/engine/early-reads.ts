@@ -1,9 +1,10 @@
 /**
  * Reads started ahead of the steps that use them. Up's first steps each wait for a few reads
- * that do not depend on one another (backend detection, the route to the Mac, the wg-quick
- * leftovers): all are started together once the config is known, and each step still asks for
- * its own with the same call as before — this runner hands it the read already under way, so
- * the step lists the same commands and decides the same way, only sooner.
+ * that do not depend on one another (the route to the Mac, the link, the wg-quick leftovers):
+ * all are started together once the config is known, and each step still asks for its own
+ * with the same call as before — this runner hands it the read already under way, so the step
+ * lists the same commands and decides the same way, only sooner. Once every change is made,
+ * a second window does the same for the last steps (await-handshake, verify).
  */
 import type { RunOptions, RunResult, Runner } from '@wgctl/runner';
 
@@ -53,13 +54,18 @@ export class EarlyReads implements Runner {
   }
 
   /**
-   * From here on every read runs anew: the system is about to change, an early answer would be
-   * stale. Waits for the reads no step claimed, so none outlives the Up that started it.
+   * From here on every read runs anew: the system changes, an early answer would be stale.
+   * Waits for the reads no step claimed, so none outlives the Up that started it.
    */
   async close(): Promise<void> {
     this.closed = true;
     const unclaimed = [...this.started.values()];
     this.started.clear();
     await Promise.allSettled(unclaimed);
+  }
+
+  /** A new window, once nothing changes the system any more: reads may be started ahead again. */
+  reopen(): void {
+    this.closed = false;
   }
 }

@@ -24,15 +24,26 @@ export function handshakeBudget(engine: EngineScope, request: UpRequest, ctx: Op
   return Math.max(budget, 0);
 }
 
-/** `checkpoint` throws when the Up must end (agent stopping, caller gone): a wait, not a change, ends at once. */
-export async function waitForHandshake(engine: EngineScope, runner: Runner, config: TunnelConfig, timeoutMs: number, checkpoint: () => void): Promise<string> {
+/**
+ * `checkpoint` throws when the Up must end (agent stopping, caller gone): a wait, not a change,
+ * ends at once. `reads`: how many `wg show` reads it took (1: the handshake was there at once).
+ */
+export async function waitForHandshake(
+  engine: EngineScope,
+  runner: Runner,
+  config: TunnelConfig,
+  timeoutMs: number,
+  checkpoint: () => void,
+): Promise<{ message: string; reads: number }> {
   const ifname = config.interface;
   const peers = config.parsed.peers.filter((p) => p.endpoint);
   const started = engine.now();
   const threshold = handshakeThresholdS(engine);
   const poked: string[] = [];
+  let reads = 0;
   try {
     for (;;) {
+      reads++;
       const handshakes = await wgLatestHandshakes(runner, ifname).catch(async (e: unknown) => {
         const link = await linkState(runner, ifname).catch(() => null);
         if (link && !link.exists) throw new Error(`${ifname} does not exist after ${upArgv(interfaceMethod(engine, config), config.path, ifname).join(' ')}`);
@@ -43,7 +54,7 @@ export async function waitForHandshake(engine: EngineScope, runner: Runner, conf
         return age >= 0 && age <= threshold;
       });
       if (fresh) {
-        return `handshake with ${fresh.endpoint!.host}:${fresh.endpoint!.port} (${engine.now() - started} ms)`;
+        return { message: `handshake with ${fresh.endpoint!.host}:${fresh.endpoint!.port} (${engine.now() - started} ms)`, reads };
       }
       if (poked.length === 0) {
         // Without a keepalive nothing makes wireguard send: ask for one until the handshake.

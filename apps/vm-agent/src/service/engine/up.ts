@@ -1,18 +1,22 @@
 /**
  * Up, as a list of steps (each streams the argv it ran), the way wg-quick's cmd_up reads:
- *   read-config → detect-backend → resolve-lan → clean-stale → wg-quick-up ┐ (beside:)
- *     firewall-filter → firewall-nat → firewall-mangle → [firewall6] → ip-forward →
- *     [ip6-forward] → (wg-quick-up ends) → await-handshake → verify
- * The reads of detect-backend, resolve-lan and clean-stale start together once the config is
- * read (early-reads.ts). `wg-quick up` (most of Up's time) runs while the firewall and
- * forwarding steps are applied (background-step.ts): they need nothing from it, and the Mac
- * routes nothing through the VM before the handshake. resolve-lan stays before it (wg-quick's
- * policy rules, added one by one, would answer the route to the Mac with the tunnel mid-way),
- * and clean-stale's removals too. The kill switch and SNAT are in place before forwarding is
- * switched on: at no moment can the Mac's traffic be forwarded anywhere but into the tunnel.
- * Every change is journaled before it is made (write-ahead). A failure after the first change
- * rolls back everything the journal lists (`rollback-*` steps, down.ts's teardown), once a
- * running wg-quick has ended: a failed Up leaves the VM as if Down had run (fail closed).
+ *   read-config → resolve-lan → clean-stale → wg-quick-up ┐ (beside:)
+ *     detect-backend → firewall-filter → firewall-nat → firewall-mangle → [firewall6] →
+ *     ip-forward → [ip6-forward] → (wg-quick-up ends) → await-handshake → verify
+ * `wg-quick up` is most of Up's time, so it starts as soon as what it needs is done: only the
+ * reads that gate it (the route to the Mac, the link, the wg-quick leftovers) start together
+ * once the config is read (early-reads.ts); the journal is written once they are in. The
+ * backend detection and the firewall and forwarding steps run while wg-quick runs
+ * (background-step.ts): they need nothing from it, and the Mac routes nothing through the VM
+ * before the handshake. resolve-lan stays before it (wg-quick's policy rules, added one by
+ * one, would answer the route to the Mac with the tunnel mid-way), and clean-stale's removals
+ * too. Without nft, wg-quick writes iptables rules itself: the backend is then detected before
+ * it starts (its rules would count as the system's). The kill switch and SNAT are in place
+ * before forwarding is switched on: at no moment can the Mac's traffic be forwarded anywhere
+ * but into the tunnel. Every change is journaled before it is made (write-ahead). A failure
+ * after the first change rolls back everything the journal lists (`rollback-*` steps, down.ts's
+ * teardown), once a running wg-quick has ended: a failed Up leaves the VM as if Down had run
+ * (fail closed). Once every change is made, verify's reads start with the first handshake read.
  */
 import { StoppingError, stepCause, type AppliedTunnel, type OperationContext, type OperationOutcome } from '@wgctl/agent-kit';
 import type { IptablesSaveTable } from '@wgctl/parsers';
@@ -36,7 +40,7 @@ import {
   type IptablesTools,
 } from '../../host/firewall';
 import { IP_FORWARD, IPV6_FORWARDING, SRC_VALID_MARK, acceptRaName } from '../../host/sysctl';
-import { linkState, readWgQuickLeftovers, removeWgQuickLeftovers, routeGet, upArgv, wgQuickTable, type LinkState } from '../../host/wireguard';
+import { linkState, readWgQuickLeftovers, removeWgQuickLeftovers, routeGet, upArgv, wgLatestHandshakes, wgQuickTable, type LinkState } from '../../host/wireguard';
 import type { JournalRecord } from '../journal';
 import { Operation, causeMessage, interfaceMethod, type EngineScope, type StepResult, type UpRequest } from './context';
 import { appliedBy } from './describe';
@@ -54,7 +58,13 @@ class UpContext extends Operation {
   config!: TunnelConfig;
   /** What the Outcome reports: resolved while the steps run (as wg-quick will resolve them); never rejects. */
   applied!: Promise<AppliedTunnel>;
-  tools!: IptablesTools;
+  /** Set by detect-backend (after wg-quick has started, unless wg-quick writes iptables rules itself). */
+  tools: IptablesTools | undefined;
+  /** The backend, for the steps after detect-backend. */
+  get iptables(): IptablesTools {
+    if (!this.tools) throw new Error('the iptables backend is not known yet');
+    return this.tools;
+  }
   /** One read of the rules serves every firewall step: each changes only its own table. */
   rulesetBefore: IptablesSaveTable[] = [];
   /** Given, or found by resolve-lan. */
@@ -69,6 +79,8 @@ class UpContext extends Operation {
   link!: LinkState;
   /** wg-quick would write its rules with `iptables-restore` (no nft), which fails at once on a held xtables lock. */
   wgQuickUsesIptables = false;
+  /** `wg show … latest-handshakes` reads await-handshake made (1: the handshake was there at once). */
+  handshakeReads = 0;
 
   constructor(
     engine: EngineScope,
@@ -99,23 +111,30 @@ export async function runUp(engine: EngineScope, request: UpRequest, ctx: Operat
     // while the tunnel comes up (a dry run brings nothing up: no plan).
     const onPlan = ctx.onPlan;
     if (onPlan && !up.dryRun) void up.applied.then(onPlan, () => undefined);
-    await step('detect-backend', detectBackend);
     await step('resolve-lan', resolveLan);
-    await writeAhead(up);
     await step('clean-stale', cleanStale);
     await up.early.close();
+    // Without nft, wg-quick's own iptables rules would count in the detection: detected first.
+    if (up.wgQuickUsesIptables) await step('detect-backend', detectBackend);
     tunnel = new BackgroundStep(up, 'wg-quick-up', (r, ready) => wgQuickUp(up, r, ready));
     await tunnel.ready();
+    if (!up.tools) await step('detect-backend', detectBackend);
+    const tools = await journalBackend(up);
     // Both legacy: wg-quick's iptables-restore (no -w) would fail on the lock ours holds.
-    if (up.wgQuickUsesIptables && up.tools.kind === 'legacy') await tunnel.join();
+    if (up.wgQuickUsesIptables && tools.kind === 'legacy') await tunnel.join();
     for (const table of TABLES) await step(`firewall-${table}`, (u, r) => firewallTable(u, r, table));
     if (!up.plan6 && up.record.v6) await step('firewall6', removeEarlierIpv6);
     if (up.plan6) await step('firewall6', firewall6);
     await step('ip-forward', ipForward);
     if (up.plan6) await step('ip6-forward', ip6Forward);
     await tunnel.join();
+    // Every change is made: verify's reads go side by side with the first handshake read.
+    if (!up.dryRun) startFinalReads(up);
     await step('await-handshake', awaitHandshake);
+    // The handshake took more than that first read: verify reads the system as it is now.
+    if (up.handshakeReads > 1) await up.early.close();
     await step('verify', verify);
+    await up.early.close();
     if (!up.dryRun) {
       up.record.phase = 'up';
       await up.persist(up.record);
@@ -128,23 +147,35 @@ export async function runUp(engine: EngineScope, request: UpRequest, ctx: Operat
   }
 }
 
+const ignore = (read: Promise<unknown>): void => void read.catch(() => undefined);
+
 /**
- * Starts the reads of detect-backend, resolve-lan and clean-stale, with the very calls those
- * steps make (each step then gets its own reads, already under way; see EarlyReads). Only what
- * the steps would read for this request: the answers themselves wait for the steps.
+ * Starts the reads that gate `wg-quick up` — clean-stale's (the link first: the journal waits
+ * for it) and resolve-lan's — with the very calls those steps make (each step then gets its
+ * own reads, already under way; see EarlyReads). The backend detection is not among them: it
+ * starts once wg-quick has. The answers themselves wait for the steps.
  */
 function startEarlyReads(up: UpContext): void {
-  const { config, prior, request } = up;
+  const { config, request } = up;
   const r = up.early.starter;
-  const ignore = (read: Promise<unknown>): void => void read.catch(() => undefined);
-  ignore(prior?.backend ? readRuleset(r, prior.backend) : detectIptables(r));
+  ignore(linkState(r, config.interface));
+  ignore(readWgQuickLeftovers(r, config.interface, wgQuickTable(config.parsed.interface.table)));
   if (up.lanInterface) ignore(linkState(r, up.lanInterface));
   else {
     ignore(routeGet(r, request.macSource.split('/')[0]));
     if (request.macSource6) ignore(routeGet(r, request.macSource6.split('/')[0], { family: 6 }));
   }
-  ignore(linkState(r, config.interface));
-  ignore(readWgQuickLeftovers(r, config.interface, wgQuickTable(config.parsed.interface.table)));
+}
+
+/** Once every change is made: the first handshake read, then verify's reads, started together (a second EarlyReads window). */
+function startFinalReads(up: UpContext): void {
+  const { config, plan, plan6 } = up;
+  up.early.reopen();
+  const r = up.early.starter;
+  ignore(wgLatestHandshakes(r, config.interface));
+  ignore(readRuleset(r, up.iptables));
+  ignore(linkState(r, plan.wgInterface));
+  if (plan6) ignore(readRuleset(r, ip6Tools(up.iptables)));
 }
 
 /**
@@ -190,6 +221,7 @@ async function readConfig(up: UpContext): Promise<StepResult> {
   }`;
 }
 
+/** Runs beside `wg-quick up` (see runUp for when it comes first); journalBackend then writes what it found. */
 async function detectBackend(up: UpContext, r: Runner): Promise<StepResult> {
   if (up.prior?.backend) {
     up.tools = up.engine.backend = up.prior.backend;
@@ -231,22 +263,55 @@ async function resolveLan(up: UpContext, r: Runner): Promise<StepResult> {
   return `the Mac ${request.macSource} is reached through ${lanInterface}${route.gateway ? ` via ${route.gateway}` : ''}${six}`;
 }
 
-/** The plan, and the journal record it makes, written before the first change: from here on every change is covered. */
-async function writeAhead(up: UpContext): Promise<void> {
+/**
+ * The plan, and the journal record it makes, written before the first change (clean-stale's
+ * removals, then `wg-quick up`): from here on every change is covered. One write for both:
+ * the interface wg-quick will bring up is listed already (once the link is known absent).
+ */
+async function writeAhead(up: UpContext, r: Runner): Promise<void> {
   const { request, config, lanInterface } = up;
   up.plan = { macSource: request.macSource, lanInterface, wgInterface: config.interface, tunnelAddress: config.tunnelIPv4! };
   up.plan6 = request.macSource6
     ? { macSource: request.macSource6, lanInterface, wgInterface: config.interface, tunnelAddress: config.tunnelIPv6! }
     : undefined;
   up.record = upRecord(up);
-  if (!up.dryRun) await up.persist(up.record);
+  if (!up.dryRun) {
+    if (!up.link.exists) {
+      const srcValidMarkPrevious = await up.sysctl.read(SRC_VALID_MARK, r).catch(() => null);
+      up.record.wgInterface = { method: interfaceMethod(up.engine, config), srcValidMarkPrevious };
+    }
+    await up.persist(up.record);
+  }
   up.changed = true;
+}
+
+/** nft-backed tables the firewall steps will cause to exist (none known before the backend is). */
+function tablesToCreate(up: UpContext): FirewallTable[] {
+  if (up.tools?.kind !== 'nft') return [];
+  const tablesBefore = existingTables(up.rulesetBefore);
+  return TABLES.filter((t) => !tablesBefore.has(t));
+}
+
+/**
+ * Write-ahead of the firewall steps: the backend, and the tables their batches will create,
+ * journaled unless the record says so already (detected before the first write).
+ */
+async function journalBackend(up: UpContext): Promise<IptablesTools> {
+  const { record } = up;
+  const tools = up.iptables;
+  const createdTables = [...new Set([...record.createdTables, ...tablesToCreate(up)])];
+  const journaled = record.backend;
+  const sameBackend = journaled !== null && (['kind', 'iptables', 'save', 'version'] as const).every((k) => journaled[k] === tools[k]);
+  if (sameBackend && createdTables.length === record.createdTables.length) return tools;
+  record.backend = tools;
+  record.createdTables = createdTables;
+  if (!up.dryRun) await up.persist(record);
+  return tools;
 }
 
 /** This Up's journal record: what an earlier one applied and still owns, plus what this one will apply. */
 function upRecord(up: UpContext): JournalRecord {
   const { prior, plan, plan6, tools, config } = up;
-  const tablesBefore = existingTables(up.rulesetBefore);
   return {
     version: 1,
     phase: 'up-in-progress',
@@ -255,9 +320,9 @@ function upRecord(up: UpContext): JournalRecord {
     macSource: plan.macSource,
     lanInterface: up.lanInterface,
     tunnelAddress: plan.tunnelAddress,
-    backend: tools,
+    backend: tools ?? prior?.backend ?? null,
     chains: [...new Set([...(prior?.chains ?? []), ...TABLES])],
-    createdTables: [...new Set([...(prior?.createdTables ?? []), ...(tools.kind === 'nft' ? TABLES.filter((t) => !tablesBefore.has(t)) : [])])],
+    createdTables: [...new Set([...(prior?.createdTables ?? []), ...tablesToCreate(up)])],
     ipForward: prior?.ipForward ?? null,
     wgInterface: prior?.wgInterface ?? null,
     // IPv6 asked for: journaled. Not asked for but set up before: kept until step firewall6 removed it.
@@ -283,14 +348,14 @@ function upRecord(up: UpContext): JournalRecord {
 // The changes, each journaled first
 
 async function firewallTable(up: UpContext, r: Runner, table: FirewallTable): Promise<StepResult> {
-  return ensureChain(r, up.tools, chainState(up.rulesetBefore, ownChain(table)), desiredRules(up.plan)[table], { showBatch: up.dryRun });
+  return ensureChain(r, up.iptables, chainState(up.rulesetBefore, ownChain(table)), desiredRules(up.plan)[table], { showBatch: up.dryRun });
 }
 
 /** An earlier Up forwarded the Mac's IPv6, this one does not: forwarding off, then the rules. */
 async function removeEarlierIpv6(up: UpContext, r: Runner): Promise<StepResult> {
   const v6 = up.record.v6!;
   const restored = await restoreIpv6Forwarding(r, up.sysctl, v6, { dryRun: up.dryRun });
-  const removed = await removeIpv6Chains(r, up.tools, v6, up.dryRun);
+  const removed = await removeIpv6Chains(r, up.iptables, v6, up.dryRun);
   if (!up.dryRun) {
     delete up.record.v6;
     await up.persist(up.record);
@@ -300,10 +365,10 @@ async function removeEarlierIpv6(up: UpContext, r: Runner): Promise<StepResult> 
 }
 
 async function firewall6(up: UpContext, r: Runner): Promise<StepResult> {
-  const tools6 = ip6Tools(up.tools);
+  const tools6 = ip6Tools(up.iptables);
   const ruleset6 = await readRuleset(r, tools6);
   const v6 = up.record.v6!;
-  if (up.tools.kind === 'nft') {
+  if (up.iptables.kind === 'nft') {
     // Write-ahead: the ip6 tables this batch will cause to exist, before it runs.
     const tables6Before = existingTables(ruleset6);
     const created = TABLES.filter((t) => !tables6Before.has(t) && !v6.createdTables.includes(t));
@@ -345,12 +410,16 @@ async function cleanStale(up: UpContext, r: Runner): Promise<StepResult> {
   ]);
   up.link = link;
   up.wgQuickUsesIptables = !leftovers.nftInstalled;
+  await writeAhead(up, r);
   if (link.exists) return { skipped: `${config.interface} exists: its wg-quick state is live` };
   const removed = await removeWgQuickLeftovers(r, leftovers);
   return removed.length ? `removed leftovers of a crashed wg-quick: ${removed.join('; ')}` : { skipped: 'no wg-quick leftovers' };
 }
 
-/** Runs beside the firewall steps: `ready` once the journal lists the interface, just before wg-quick starts. */
+/**
+ * Runs beside the firewall steps (the journal lists the interface already: writeAhead).
+ * `ready` once wg-quick has started: what runs beside it starts after it, never before.
+ */
 async function wgQuickUp(up: UpContext, r: Runner, ready: () => void): Promise<StepResult> {
   const { config, record } = up;
   if (up.link.exists) {
@@ -358,15 +427,11 @@ async function wgQuickUp(up: UpContext, r: Runner, ready: () => void): Promise<S
     return { skipped: `${config.interface} is already up, ${owner}` };
   }
   const method = interfaceMethod(up.engine, config);
-  if (!up.dryRun) {
-    const srcValidMarkPrevious = await up.sysctl.read(SRC_VALID_MARK, r).catch(() => null);
-    record.wgInterface = { method, srcValidMarkPrevious };
-    await up.persist(record);
-  }
-  ready();
   // No read of the link here: await-handshake's first `wg show` needs the interface (and
   // names it when missing), and verify checks that it is up.
-  await r.run(upArgv(method, config.path, config.interface), { timeoutMs: 60_000 });
+  const running = r.run(upArgv(method, config.path, config.interface), { timeoutMs: 60_000 });
+  ready();
+  await running;
   return `${config.interface} brought up (${method})`;
 }
 
@@ -375,7 +440,9 @@ async function wgQuickUp(up: UpContext, r: Runner, ready: () => void): Promise<S
 
 async function awaitHandshake(up: UpContext, r: Runner): Promise<StepResult> {
   if (up.dryRun) return { skipped: 'dry-run: no handshake to wait for' };
-  return waitForHandshake(up.engine, r, up.config, handshakeBudget(up.engine, up.request, up.ctx), () => up.steps.checkpoint());
+  const { message, reads } = await waitForHandshake(up.engine, r, up.config, handshakeBudget(up.engine, up.request, up.ctx), () => up.steps.checkpoint());
+  up.handshakeReads = reads;
+  return message;
 }
 
 async function verify(up: UpContext, r: Runner): Promise<StepResult> {
@@ -392,7 +459,7 @@ async function notInPlace(up: UpContext, runner: Runner): Promise<string[]> {
   const { plan } = up;
   const problems: string[] = [];
   const [tables, forward, link] = await readTogether([
-    readRuleset(runner, up.tools),
+    readRuleset(runner, up.iptables),
     up.sysctl.read(IP_FORWARD, runner),
     linkState(runner, plan.wgInterface),
   ]);
@@ -408,7 +475,7 @@ async function notInPlace6(up: UpContext, runner: Runner, plan6: ForwardingPlan)
   const problems: string[] = [];
   const raName = acceptRaName(plan6.lanInterface);
   const [tables, forwarding, acceptRa] = await readTogether([
-    readRuleset(runner, ip6Tools(up.tools)),
+    readRuleset(runner, ip6Tools(up.iptables)),
     up.sysctl.read(IPV6_FORWARDING, runner),
     up.sysctl.read(raName, runner),
   ]);
