@@ -26,14 +26,20 @@ export const SIDE_LABEL: Record<Side, string> = { vm: 'vm-agent', mac: 'mac-agen
 export type StepListener = (event: StepEvent) => void;
 /** A vm-agent Up's word of what it is about to apply, before its tunnel is up (Progress.vm_plan). */
 export type PlanListener = (planned: VmApplied) => void;
+/** What a vm-agent Up says besides its steps: its plan, then that its tunnel is ready (Progress.tunnel_ready). */
+export interface UpListeners {
+  onPlan?: PlanListener;
+  /** The first handshake came and every change is in place; read-back and journal follow. */
+  onTunnelReady?: (handshake: string) => void;
+}
 
 interface AgentApi<Description, Status, UpRequest, DownRequest> {
   readonly side: Side;
   /** Where we connect, for messages ("192.0.2.10:7443", "unix:/var/run/…"). */
   readonly target: string;
   describe(): Promise<Description>;
-  /** Streams step events to `onStep` (and a vm-agent's plan to `onPlan`); resolves with the final Outcome (ok or not). */
-  up(request: UpRequest, onStep: StepListener, onPlan?: PlanListener): Promise<Outcome>;
+  /** Streams step events to `onStep` (and a vm-agent's plan and tunnel-ready to `listeners`); resolves with the final Outcome (ok or not). */
+  up(request: UpRequest, onStep: StepListener, listeners?: UpListeners): Promise<Outcome>;
   down(request: DownRequest, onStep: StepListener): Promise<Outcome>;
   status(): Promise<Status>;
   capture(request: CaptureRequest): Promise<CaptureResult>;

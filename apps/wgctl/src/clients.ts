@@ -19,7 +19,7 @@ import {
 import { connectAgent, type ClientConstructor, type TlsMaterial } from '@wgctl/transport';
 import { formatDuration } from './render/text';
 import { printable, printableMessage } from './untrusted';
-import { AgentCallError, type MacAgentApi, type PlanListener, SIDE_LABEL, type Side, type StepListener, type VmAgentApi } from './agents';
+import { AgentCallError, type MacAgentApi, type UpListeners, SIDE_LABEL, type Side, type StepListener, type VmAgentApi } from './agents';
 
 export interface AgentTarget {
   side: Side;
@@ -145,7 +145,7 @@ class AgentConnection {
     );
   }
 
-  progress(rpc: string, method: string, request: unknown, onStep: StepListener, onPlan?: PlanListener): Promise<Outcome> {
+  progress(rpc: string, method: string, request: unknown, onStep: StepListener, listeners: UpListeners = {}): Promise<Outcome> {
     return new Promise<Outcome>((resolve, reject) => {
       const call = this.client[method]!(request, new grpc.Metadata(), { deadline: this.deadline(rpc) }) as grpc.ClientReadableStream<Progress>;
       let outcome: Outcome | undefined;
@@ -160,9 +160,10 @@ class AgentConnection {
           } catch {
             // a rendering problem must not abort an agent operation half-way
           }
-        } else if (kind?.$case === 'vmPlan') {
+        } else if (kind?.$case === 'vmPlan' || kind?.$case === 'tunnelReady') {
           try {
-            onPlan?.(kind.value);
+            if (kind.$case === 'vmPlan') listeners.onPlan?.(kind.value);
+            else listeners.onTunnelReady?.(kind.value.handshake);
           } catch {
             // as above: the listener's problem, not the agent's
           }
@@ -234,7 +235,7 @@ export function vmAgentApi(target: AgentTarget, options: ClientOptions): VmAgent
     target: target.target,
     describe,
     connected: () => c.connected(started),
-    up: (request, onStep, onPlan) => c.progress('Up', 'up', request, onStep, onPlan),
+    up: (request, onStep, listeners) => c.progress('Up', 'up', request, onStep, listeners),
     down: (request, onStep) => c.progress('Down', 'down', request, onStep),
     status: () => c.unary('Status', 'status', {}),
     capture: (request: CaptureRequest) => c.unary<CaptureResult>('Capture', 'capture', request),

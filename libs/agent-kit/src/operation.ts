@@ -18,6 +18,11 @@ export interface OperationContext {
    * before the tunnel comes up, so that the Mac can be made fail-closed meanwhile. Called once.
    */
   onPlan?: (planned: AppliedTunnel) => void;
+  /**
+   * vm-agent Up: the first handshake came and every change is in place (read-back and journal
+   * follow), so that the Mac's routes and DNS need not wait for the Outcome. Called at most once.
+   */
+  onTunnelReady?: (handshake: string) => void;
 }
 
 export interface OperationOutcome {

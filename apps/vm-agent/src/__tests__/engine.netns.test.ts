@@ -18,18 +18,24 @@ const describeNetns = canUseNetns() ? describe : describe.skip;
 
 /** The plan (ctx.onPlan) as it came, and the steps that had started by then. */
 let plans: { plan: AppliedTunnel; stepsStarted: string[] }[] = [];
+/** Each ctx.onTunnelReady as it came, and the steps that had ended by then. */
+let readies: { handshake: string; stepsEnded: string[] }[] = [];
 const up = (engine: VmEngine, lab: VmLab, extra: { dryRun?: boolean; handshakeTimeoutMs?: number } = {}): Promise<Collected> => {
   plans = [];
+  readies = [];
   const started: string[] = [];
+  const ended: string[] = [];
   return collect((onStep) =>
     engine.up(
       { macSource: lab.macAddress, ...extra },
       {
         onStep: (step) => {
           if (step.state === 'started') started.push(step.step);
+          else ended.push(step.step);
           onStep(step);
         },
         onPlan: (plan) => plans.push({ plan, stepsStarted: [...started] }),
+        onTunnelReady: (handshake) => readies.push({ handshake, stepsEnded: [...ended] }),
       },
     ),
   );
@@ -114,6 +120,11 @@ describeNetns('VmEngine in network namespaces', () => {
     expect(plans).toHaveLength(1);
     expect(plans[0].plan).toEqual(first.outcome.vmApplied);
     expect(plans[0].stepsStarted).not.toContain('wg-quick-up');
+    // Tunnel-ready once, when the handshake came and every change was in, before verify ended.
+    expect(readies).toHaveLength(1);
+    expect(readies[0].handshake).toMatch(/^handshake with /);
+    expect(readies[0].stepsEnded).toEqual(expect.arrayContaining(['wg-quick-up', 'ip-forward', 'await-handshake']));
+    expect(readies[0].stepsEnded).not.toContain('verify');
     const handshake = first.steps.find((s) => s.step === 'await-handshake' && s.state === 'done')!;
     expect(handshake.message).toMatch(/^handshake with 203\.0\.113\.1:51820 \(\d+ ms\)$/);
     process.stdout.write(`engine Up: ${first.outcome.totalMs} ms total, ${handshake.message}\n`);
@@ -222,6 +233,7 @@ describeNetns('VmEngine in network namespaces', () => {
     const plan = await up(engine, lab, { dryRun: true });
     expect(plan.outcome.ok).toBe(true);
     expect(plans).toEqual([]); // nothing comes up: no plan to act on
+    expect(readies).toEqual([]);
     // What the Up would apply, as a real Up reports it.
     expect(plan.outcome.vmApplied).toEqual({
       endpoints: [{ host: lab.serverAddress, ip: lab.serverAddress, port: 51820 }],

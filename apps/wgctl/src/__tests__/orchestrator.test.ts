@@ -172,6 +172,68 @@ describe('up', () => {
     expect(order.indexOf('mac:pin-endpoint')).toBeLessThan(order.indexOf('vm:await-handshake'));
   });
 
+  describe("on the VM's tunnel-ready (its handshake came, every change in)", () => {
+    const vmUpToVerify = (verify: 'done' | 'failed') => ({
+      steps: [...okSteps('read-config', 'wg-quick-up'), { step: 'await-handshake', state: 'done' as const, message: 'handshake with 203.0.113.5:51820 (3 ms)' }, { step: 'verify', state: verify }],
+      outcome: verify === 'done' ? { ok: true } : { ok: false, failedStep: 'verify', error: 'WGCTL-FWD missing' },
+      tunnelReadyAfter: 'await-handshake',
+      // The vm-agent's read-back and journal, which the Mac no longer waits for.
+      outcomeDelayMs: 300,
+    });
+
+    it("starts the Mac's routes and DNS before the VM's Outcome, and shows them under mac-up", async () => {
+      lab.agents.vm.up = vmUpToVerify('done');
+      const macUpsAtVmDone: number[] = [];
+      const events: OrchestratorEvent[] = [];
+      const result = await up(vm, mac, UP_OPTS, (e) => {
+        events.push(e);
+        if (e.kind === 'done' && e.step === 'vm-up') macUpsAtVmDone.push(lab.agents.calls.filter((c) => c.side === 'mac' && c.rpc === 'Up').length);
+      });
+      expect(result.ok).toBe(true);
+      expect(macUpsAtVmDone).toEqual([2]); // the kill-switch-only Up and the full one
+      expect(lab.agents.calls.filter((c) => c.side === 'mac' && c.rpc === 'Up').map((c) => c.request)).toMatchObject([{ killSwitchOnly: true }, { killSwitchOnly: false }]);
+      // Its events come after the mac-up step has started, in their own order.
+      const macUpStart = events.findIndex((e) => e.kind === 'start' && e.step === 'mac-up');
+      const macUpEvents = events.flatMap((e, i) => (e.kind === 'agent' && e.step === 'mac-up' ? [i] : []));
+      expect(macUpEvents.length).toBeGreaterThan(0);
+      expect(Math.min(...macUpEvents)).toBeGreaterThan(macUpStart);
+      expect(events.filter((e) => e.kind === 'agent' && e.step === 'vm-up' && e.side === 'mac').every((e) => (e as { event: { step: string } }).event.step !== 'split-routes')).toBe(true);
+    });
+
+    it('a VM Up that fails after it (verify): the Mac Up in flight ends first, then both are rolled back', async () => {
+      lab.agents.vm.up = vmUpToVerify('failed');
+      const result = await up(vm, mac, UP_OPTS);
+      expect(result.failure).toMatchObject({ step: 'vm-up', agentStep: 'verify' });
+      expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Up', 'mac.Down', 'vm.Down']);
+      expect(result.rollback).toEqual([
+        { side: 'mac', ok: true },
+        { side: 'vm', ok: true },
+      ]);
+    });
+
+    it('a failing Mac full Up begun early is reported at mac-up, and both are rolled back', async () => {
+      lab.agents.vm.up = vmUpToVerify('done');
+      lab.agents.mac.up = {
+        steps: [...okSteps('discover'), { step: 'split-routes', state: 'failed', message: 'route: writing to routing socket: File exists' }],
+        outcome: { ok: false, failedStep: 'split-routes', error: 'route add failed' },
+      };
+      const result = await up(vm, mac, UP_OPTS);
+      expect(result.failure).toMatchObject({ step: 'mac-up', agentStep: 'split-routes' });
+      expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Up', 'mac.Down', 'vm.Down']);
+    });
+
+    it('the Mac could not be made fail-closed: no full Up is begun, whatever the VM says', async () => {
+      lab.agents.vm.up = vmUpToVerify('done');
+      lab.agents.mac.upKillSwitchOnly = {
+        steps: [{ step: 'kill-switch', state: 'failed', message: 'pfctl failed' }],
+        outcome: { ok: false, failedStep: 'kill-switch', error: 'pfctl failed' },
+      };
+      const result = await up(vm, mac, UP_OPTS);
+      expect(result.failure).toMatchObject({ step: 'vm-up', agentStep: 'kill-switch' });
+      expect(lab.agents.sequence()).toEqual(['vm.Up', 'mac.Up', 'mac.Down', 'vm.Down']);
+    });
+  });
+
   it('VM Up stream broken by a transport error: still rolls the VM back (state unknown)', async () => {
     lab.agents.vm.up = { grpcError: { code: grpc.status.INTERNAL, details: 'agent crashed' }, afterSteps: okSteps('wg-quick-up') };
     const result = await up(vm, mac, UP_OPTS);

@@ -122,6 +122,30 @@ export class Sequencer {
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
+/** Where a stream's events go: the Sequencer, or a HeldEvents in front of it. */
+export type EventSink = Pick<Sequencer, 'emit'>;
+
+/**
+ * The events of an agent stream begun before its orchestrator step has started (the Mac's full
+ * Up on the VM's tunnel-ready): held until release(), then passed on as they come.
+ */
+export class HeldEvents implements EventSink {
+  private held: DistributiveOmit<OrchestratorEvent, 'atMs'>[] | undefined = [];
+
+  constructor(private readonly seq: EventSink) {}
+
+  emit(event: DistributiveOmit<OrchestratorEvent, 'atMs'>): void {
+    if (this.held) this.held.push(event);
+    else this.seq.emit(event);
+  }
+
+  release(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const event of held) this.seq.emit(event);
+  }
+}
+
 /** Collects an agent's step stream: last event per step, whether anything changed. */
 export class AgentStepLog {
   readonly order: string[] = [];
@@ -165,7 +189,7 @@ export function outcomeFailure(step: StepId, side: Side, outcome: Outcome, log: 
 
 /** Calls `rpc` (an Up/Down stream), forwarding step events; throws a StepFailure unless ok. */
 export async function streamStep(
-  seq: Sequencer,
+  seq: EventSink,
   step: StepId,
   side: Side,
   log: AgentStepLog,

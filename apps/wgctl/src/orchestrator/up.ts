@@ -1,7 +1,8 @@
 /**
  * up: connect both → VM Up (handshake awaited; meanwhile the Mac made fail-closed on the VM's
- * plan: kill switch and pins) → Mac Up (routes, DNS). A failure rolls back, in reverse order,
- * only what this run changed.
+ * plan: kill switch and pins) → Mac Up (routes, DNS), begun as soon as the VM says its tunnel is
+ * ready (handshake in, every change made) while the VM reads its changes back. A failure rolls
+ * back, in reverse order, only what this run changed.
  */
 import {
   type Endpoint,
@@ -17,7 +18,7 @@ import {
 import { AgentCallError, type MacAgentApi, SIDE_LABEL, type Side, type VmAgentApi } from '../agents';
 import { connectStep, type Described, type Ipv6Decision, type UpOptions } from './connect';
 import type { ProbeVerdict } from './portal-probe';
-import { AgentStepLog, GRPC_ABORTED, type EventListener, type Failure, type RollbackEntry, type StepId, Sequencer, StepFailure, leftBehind, messageOf, streamStep } from './steps';
+import { AgentStepLog, GRPC_ABORTED, type EventListener, type Failure, HeldEvents, type RollbackEntry, type StepId, Sequencer, StepFailure, leftBehind, messageOf, streamStep } from './steps';
 
 /** The vm-agent's Up step that waits for the first handshake (vm-agent engine/up.ts). */
 export const HANDSHAKE_AGENT_STEP = 'await-handshake';
@@ -99,6 +100,14 @@ interface UpRun {
   vmUpError?: unknown;
   macUpStarted: boolean;
   macUpError?: unknown;
+  /** The Mac's full Up, begun when the VM said its tunnel is ready (before its Outcome). */
+  macFullUp?: EarlyMacUp;
+}
+
+/** A Mac full Up begun before the mac-up step: its events are held until that step starts. */
+interface EarlyMacUp {
+  outcome: Promise<Outcome>;
+  events: HeldEvents;
 }
 
 export async function up(vm: VmAgentApi, mac: MacAgentApi, opts: UpOptions, onEvent: EventListener = () => {}): Promise<UpResult> {
@@ -150,9 +159,11 @@ async function vmUpWithMacFailClosed(run: UpRun, described: Described): Promise<
   const { macSource, ipv6 } = described;
   run.vmUpStarted = true;
   let macKillSwitch: Promise<Outcome> | undefined;
+  let plannedForMac: VmApplied | undefined;
   const makeMacFailClosed = (planned: VmApplied): void => {
     if (macKillSwitch || planned.endpoints.length === 0) return;
     run.macUpStarted = true;
+    plannedForMac = planned;
     macKillSwitch = streamStep(seq, 'vm-up', 'mac', macLog, (onStep) =>
       mac.up(macUpRequest(opts, described.vm, planned, ipv6, false, true), onStep).catch((error: unknown) => {
         run.macUpError = error;
@@ -161,9 +172,16 @@ async function vmUpWithMacFailClosed(run: UpRun, described: Described): Promise<
     );
     macKillSwitch.catch(() => undefined); // awaited below, after the VM's answer
   };
+  // The handshake came and the VM's changes are in: the Mac's routes and DNS follow now, while
+  // the VM reads its changes back and journals them (a vm-agent without tunnel-ready: after its
+  // Outcome, in mac-up). Whatever the VM answers, the rollback waits for this Up first.
+  const onTunnelReady = (): void => {
+    if (run.macFullUp || !macKillSwitch || !plannedForMac) return;
+    run.macFullUp = beginMacFullUp(run, described, plannedForMac, macKillSwitch);
+  };
   try {
     run.vmUpOutcome = await streamStep(seq, 'vm-up', 'vm', vmLog, (onStep) =>
-      vm.up(vmUpRequest(opts, macSource, ipv6, false), onStep, makeMacFailClosed).catch((error: unknown) => {
+      vm.up(vmUpRequest(opts, macSource, ipv6, false), onStep, { onPlan: makeMacFailClosed, onTunnelReady }).catch((error: unknown) => {
         run.vmUpError = error;
         throw error;
       }),
@@ -178,16 +196,32 @@ async function vmUpWithMacFailClosed(run: UpRun, described: Described): Promise<
   return { value: applied, detail: `${vmLog.changed ? `forwarding ${forwarded} into the tunnel` : 'already up'}; ${detail}${macNote}` };
 }
 
+/** The Mac's full Up on the VM's tunnel-ready, once its kill-switch-only Up has ended well. */
+function beginMacFullUp(run: UpRun, described: Described, planned: VmApplied, killSwitch: Promise<Outcome>): EarlyMacUp {
+  const events = new HeldEvents(run.seq);
+  const request = macUpRequest(run.opts, described.vm, planned, described.ipv6, false);
+  const outcome = killSwitch.then(() => streamStep(events, 'mac-up', 'mac', run.macLog, (onStep) => callMacUp(run, request, onStep)));
+  outcome.catch(() => undefined); // awaited by mac-up or by the rollback
+  return { outcome, events };
+}
+
+function callMacUp(run: UpRun, request: MacUpRequest, onStep: (event: StepEvent) => void): Promise<Outcome> {
+  return run.mac.up(request, onStep).catch((error: unknown) => {
+    run.macUpError = error;
+    throw error;
+  });
+}
+
 /** The Mac's full Up, after the handshake: routes via the VM, DNS (its kill switch and pins found in place). */
 async function macUp(run: UpRun, vmDescription: VmDescription, applied: VmApplied, ipv6: Ipv6Decision): Promise<{ value: undefined; detail: string }> {
-  const { mac, opts, seq, macLog } = run;
+  const { opts, seq, macLog } = run;
   run.macUpStarted = true;
-  await streamStep(seq, 'mac-up', 'mac', macLog, (onStep) =>
-    mac.up(macUpRequest(opts, vmDescription, applied, ipv6, false), onStep).catch((error: unknown) => {
-      run.macUpError = error;
-      throw error;
-    }),
-  );
+  if (run.macFullUp) {
+    run.macFullUp.events.release();
+    await run.macFullUp.outcome;
+  } else {
+    await streamStep(seq, 'mac-up', 'mac', macLog, (onStep) => callMacUp(run, macUpRequest(opts, vmDescription, applied, ipv6, false), onStep));
+  }
   return { value: undefined, detail: `all traffic via ${opts.vmAddress}${ipv6.mode === Ipv6Mode.IPV6_MODE_ROUTE ? ` and ${ipv6.vmAddress6}` : ' (IPv6 blocked)'}` };
 }
 
@@ -199,6 +233,8 @@ async function macUp(run: UpRun, vmDescription: VmDescription, applied: VmApplie
  */
 async function rollBack(run: UpRun): Promise<void> {
   const { vm, mac, seq, result, vmLog, macLog } = run;
+  // A Mac Up still running would refuse the Down (one operation at a time): let it end first.
+  await run.macFullUp?.outcome.catch(() => undefined);
   const refusedBusy = (error: unknown, log: AgentStepLog) => error instanceof AgentCallError && error.grpcCode === GRPC_ABORTED && log.order.length === 0;
   const vmChangedByUs = run.vmUpStarted && (vmLog.changed || (!run.vmUpOutcome && !refusedBusy(run.vmUpError, vmLog)));
   const forward = (step: StepId, side: Side) => (event: StepEvent) => seq.emit({ kind: 'agent', step, side, event });

@@ -55,6 +55,13 @@ export type StreamScript =
        * (an older vm-agent).
        */
       plan?: VmApplied | null;
+      /**
+       * VM Up only: send Progress.tunnel_ready after this step's final event, as the vm-agent
+       * does after await-handshake. Unset: none (an older vm-agent).
+       */
+      tunnelReadyAfter?: string;
+      /** How long the outcome waits after the last step (the vm-agent's verify and journal). */
+      outcomeDelayMs?: number;
     }
   | { grpcError: { code: grpc.status; details: string }; afterSteps?: ScriptedStep[] }
   /** The stream stays open (until the deadline or a cancel). */
@@ -329,11 +336,15 @@ export class FakeAgents {
               },
             },
           });
+          if ('tunnelReadyAfter' in s && s.tunnelReadyAfter === st.step && side === 'vm' && rpc === 'Up') {
+            call.write({ kind: { $case: 'tunnelReady', value: { handshake: st.message ?? '' } } });
+          }
         }
         if ('grpcError' in s) {
           call.emit('error', { code: s.grpcError.code, details: s.grpcError.details });
           return;
         }
+        if (s.outcomeDelayMs) await delay(s.outcomeDelayMs);
         const { ok, failedStep = '', error = '', notRestored = [] } = s.outcome;
         const vmApplied = vmAppliedFor(side, rpc, s.outcome, script().describe);
         call.write({ kind: { $case: 'outcome', value: { ok, failedStep, error, totalMs: String(Date.now() - started), vmApplied, notRestored } } });

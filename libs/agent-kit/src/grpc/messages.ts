@@ -37,6 +37,11 @@ export function planProgress(planned: AppliedTunnel): Progress {
   return { kind: { $case: 'vmPlan', value: { endpoints: planned.endpoints, tunnelAddresses: planned.tunnelAddresses } } };
 }
 
+/** A vm-agent Up's first handshake, every change in place (Progress.tunnel_ready). */
+export function tunnelReadyProgress(handshake: string): Progress {
+  return { kind: { $case: 'tunnelReady', value: { handshake } } };
+}
+
 export function outcomeProgress(outcome: OperationOutcome): Progress {
   const { ok, failedStep, error, totalMs, vmApplied, notRestored = [] } = outcome;
   return { kind: { $case: 'outcome', value: { ok, failedStep, error, totalMs: wholeMs(totalMs), vmApplied, notRestored } } };

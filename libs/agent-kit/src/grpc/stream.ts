@@ -15,7 +15,7 @@ import type { Progress } from '@wgctl/proto';
 import { aborted, invalidArgument, unavailable } from '@wgctl/transport';
 import { BusyError, InvalidRequestError, StoppingError } from '../errors';
 import type { OperationContext, OperationOutcome } from '../operation';
-import { outcomeProgress, planProgress, stepProgress } from './messages';
+import { outcomeProgress, planProgress, stepProgress, tunnelReadyProgress } from './messages';
 
 /** An Up or Down refused before anything ran. */
 function isRefusal(e: unknown): e is InvalidRequestError | BusyError | StoppingError {
@@ -44,6 +44,7 @@ export async function streamOperation(call: OperationCall, run: (ctx: OperationC
     const outcome = await run({
       onStep: (step) => write(stepProgress(step)),
       onPlan: (planned) => write(planProgress(planned)),
+      onTunnelReady: (handshake) => write(tunnelReadyProgress(handshake)),
       signal: cancelled.signal,
       deadlineMs: deadlineMsOf(call),
     });

@@ -81,6 +81,8 @@ class UpContext extends Operation {
   wgQuickUsesIptables = false;
   /** `wg show … latest-handshakes` reads await-handshake made (1: the handshake was there at once). */
   handshakeReads = 0;
+  /** await-handshake's sentence (which endpoint, how long), for onTunnelReady. */
+  handshake = '';
 
   constructor(
     engine: EngineScope,
@@ -131,6 +133,8 @@ export async function runUp(engine: EngineScope, request: UpRequest, ctx: Operat
     // Every change is made: verify's reads go side by side with the first handshake read.
     if (!up.dryRun) startFinalReads(up);
     await step('await-handshake', awaitHandshake);
+    // Every change is in: the Mac's routes and DNS need not wait for verify and the journal.
+    if (!up.dryRun) ctx.onTunnelReady?.(up.handshake);
     // The handshake took more than that first read: verify reads the system as it is now.
     if (up.handshakeReads > 1) await up.early.close();
     await step('verify', verify);
@@ -442,6 +446,7 @@ async function awaitHandshake(up: UpContext, r: Runner): Promise<StepResult> {
   if (up.dryRun) return { skipped: 'dry-run: no handshake to wait for' };
   const { message, reads } = await waitForHandshake(up.engine, r, up.config, handshakeBudget(up.engine, up.request, up.ctx), () => up.steps.checkpoint());
   up.handshakeReads = reads;
+  up.handshake = message;
   return message;
 }
 

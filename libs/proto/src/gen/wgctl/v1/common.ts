@@ -169,7 +169,18 @@ export interface Progress {
    * vm-agent Up only, once, before the tunnel comes up: what it is about to apply (its config
    * read, its endpoints resolved). The controller makes the Mac fail-closed meanwhile.
    */
-  { $case: "vmPlan"; value: VmApplied } | undefined;
+  { $case: "vmPlan"; value: VmApplied } | //
+  /**
+   * vm-agent Up only, once, when the first handshake has come: every change of the Up is in
+   * place; its read-back and journal follow. The controller starts the Mac's routes and DNS now
+   * instead of after the Outcome; a failure of the rest of the Up still rolls both back.
+   */
+  { $case: "tunnelReady"; value: TunnelReady } | undefined;
+}
+
+export interface TunnelReady {
+  /** human sentence: with which endpoint, after how long */
+  handshake: string;
 }
 
 /** One verified fact about the live system. */
@@ -974,6 +985,9 @@ export const Progress: MessageFns<Progress> = {
       case "vmPlan":
         VmApplied.encode(message.kind.value, writer.uint32(26).fork()).join();
         break;
+      case "tunnelReady":
+        TunnelReady.encode(message.kind.value, writer.uint32(34).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1015,6 +1029,14 @@ export const Progress: MessageFns<Progress> = {
             message.kind = { $case: "vmPlan", value: VmApplied.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = { $case: "tunnelReady", value: TunnelReady.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1037,6 +1059,10 @@ export const Progress: MessageFns<Progress> = {
         ? { $case: "vmPlan", value: VmApplied.fromJSON(object.vmPlan) }
         : isSet(object.vm_plan)
         ? { $case: "vmPlan", value: VmApplied.fromJSON(object.vm_plan) }
+        : isSet(object.tunnelReady)
+        ? { $case: "tunnelReady", value: TunnelReady.fromJSON(object.tunnelReady) }
+        : isSet(object.tunnel_ready)
+        ? { $case: "tunnelReady", value: TunnelReady.fromJSON(object.tunnel_ready) }
         : undefined,
     };
   },
@@ -1049,6 +1075,8 @@ export const Progress: MessageFns<Progress> = {
       obj.outcome = Outcome.toJSON(message.kind.value);
     } else if (message.kind?.$case === "vmPlan") {
       obj.vmPlan = VmApplied.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "tunnelReady") {
+      obj.tunnelReady = TunnelReady.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -1077,7 +1105,80 @@ export const Progress: MessageFns<Progress> = {
         }
         break;
       }
+      case "tunnelReady": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "tunnelReady", value: TunnelReady.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseTunnelReady(): TunnelReady {
+  return { handshake: "" };
+}
+
+export const TunnelReady: MessageFns<TunnelReady> = {
+  encode(message: TunnelReady, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.handshake !== "") {
+      writer.uint32(10).string(message.handshake);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TunnelReady {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTunnelReady();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.handshake = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TunnelReady {
+    return { handshake: isSet(object.handshake) ? globalThis.String(object.handshake) : "" };
+  },
+
+  toJSON(message: TunnelReady): unknown {
+    const obj: any = {};
+    if (message.handshake !== "") {
+      obj.handshake = message.handshake;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TunnelReady>, I>>(base?: I): TunnelReady {
+    return TunnelReady.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TunnelReady>, I>>(object: I): TunnelReady {
+    const message = createBaseTunnelReady();
+    message.handshake = object.handshake ?? "";
     return message;
   },
 };
