@@ -118,9 +118,12 @@ suite('mac-agent SIGTERM (netns)', () => {
     expect(steps).toEqual(['discover', 'kill-switch']);
 
     // Consistent and fail-closed: the kill switch stays, the journal says the Up is unfinished.
-    expect(journal()).toMatchObject({ phase: 'up-in-progress', killSwitch: { policy: { uplink } }, routes: [] });
+    // It names the routes the Up was to add (journaled ahead with its plan), none of them made.
+    expect(journal()).toMatchObject({ phase: 'up-in-progress', killSwitch: { policy: { uplink } } });
+    expect(journal().routes.map((r: { role: string; destination: string }) => `${r.role} ${r.destination}`)).toEqual(['pin 203.0.113.10/32', 'split 0.0.0.0/1', 'split 128.0.0.0/1']);
     expect((await inNs('nft', 'list', 'tables')).stdout).toContain('wgctl');
     expect((await inNs('ip', 'route', 'show', '203.0.113.10')).stdout).toBe('');
+    expect((await inNs('ip', 'route', 'show', '0.0.0.0/1')).stdout).toBe('');
     expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toBe(ORIGINAL_RESOLV);
 
     // The next start re-asserts the journaled Up and completes it.

@@ -202,8 +202,17 @@ export interface HostNetworkDriver {
 
   /** `context` lets per-link drivers (linux resolvectl) record in the snapshot which link they will change. */
   readDns(run: Runner, context?: DnsContext): Promise<DnsSnapshot>;
-  setDns(run: Runner, servers: string[], current: DnsSnapshot, context?: DnsContext): Promise<void>;
+  /** `prepared`: what prepareDns returned for this DNS (the file it wrote ahead is then only put in place). */
+  setDns(run: Runner, servers: string[], current: DnsSnapshot, context?: DnsContext, prepared?: string): Promise<void>;
   restoreDns(run: Runner, snapshot: DnsSnapshot): Promise<void>;
+  /**
+   * Optional: writes ahead, where nothing reads it, what setDns(servers, current) would put in
+   * place, so that setting DNS is left with one atomic rename (linux resolv-conf: resolv.conf's
+   * temp file). Returns the content written, for setDns to compare; undefined: nothing prepared.
+   */
+  prepareDns?(run: Runner, servers: string[], current: DnsSnapshot): Promise<string | undefined>;
+  /** Optional, with prepareDns: removes what it wrote, if it is still there (by its name). */
+  discardPreparedDns?(run: Runner): Promise<void>;
 
   /**
    * Optional: the server of `uplink`'s DHCP lease if it is on-link there (see

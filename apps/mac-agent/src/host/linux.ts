@@ -90,6 +90,24 @@ function routeReadback(table: IpRoute[], wanted: RouteSpec[]): RouteReadback[] {
   });
 }
 
+/**
+ * The route of `table` (one family's table main) the kernel takes to `address`: the longest
+ * matching prefix, the lowest metric among equals; none when that is not a live unicast route
+ * (unreachable, blackhole, prohibit; a dead one). Like the kernel's lookup by default, a
+ * link-down route still counts (net.ipv4.conf.*.ignore_routes_with_linkdown is 0).
+ */
+export function routeTowards(table: IpRoute[], address: string): IpRoute | undefined {
+  const target = ipaddr.parse(address);
+  const prefixLength = (r: IpRoute) => Number(r.destination.split('/')[1]);
+  const covering = table.filter((r) => {
+    const [network, length] = ipaddr.parseCIDR(r.destination);
+    return network.kind() === target.kind() && target.match(network, length);
+  });
+  const [best] = covering.sort((a, b) => prefixLength(b) - prefixLength(a) || (a.metric ?? 0) - (b.metric ?? 0));
+  if (!best || best.type !== 'unicast' || best.flags.includes('dead')) return undefined;
+  return best;
+}
+
 function isDefault(cidr: string): boolean {
   return cidr === '0.0.0.0/0' || cidr === '::/0' || cidr === 'default';
 }
@@ -178,11 +196,22 @@ export class LinuxDriver implements HostNetworkDriver {
     }
   }
 
+  /**
+   * The interface whose route in table main reaches `vmAddress` directly, the longest prefix
+   * winning (lowest metric among equals), as darwin finds it from its interfaces' subnets: from
+   * the table and the addresses discoverUplink reads too, so that through a SharedReadRunner
+   * (the Describe, discover) the vnic costs no process of its own. Not `ip route get`: its
+   * policy rules and other tables are not where a VM's directly connected network is.
+   */
   async discoverVnic(run: Runner, vmAddress: string): Promise<Vnic> {
-    const [result, allLinks] = await readTogether([run.run(['ip', '-j', 'route', 'get', vmAddress], READ), this.links(run)]);
-    const [route] = parseIpRouteJson(result.stdout, familyOfAddress(vmAddress));
+    const family = familyOfAddress(vmAddress);
+    const [routes, allLinks] = await readTogether([this.routes(run, family), this.links(run)]);
+    const own = allLinks.find((l) => l.addresses.some((a) => sameAddress(a.local, vmAddress)));
+    if (own) throw new Error(`${vmAddress} is an address of this host (on ${own.ifname}), not the VM's`);
+    const found = routeTowards(routes, vmAddress);
+    // A multipath route (nexthops) is via gateways: its first hop tells which.
+    const route = found && !found.dev && found.nexthops.length ? { ...found, ...found.nexthops[0] } : found;
     if (!route || !route.dev) throw new Error(`no route to the VM address ${vmAddress}`);
-    if (route.type === 'local') throw new Error(`${vmAddress} is an address of this host, not the VM's`);
     if (route.gateway) {
       throw new Error(`the VM address ${vmAddress} is not on a directly connected network (it is reached via ${route.gateway} dev ${route.dev}); give the VM's vnic address`);
     }
@@ -332,7 +361,7 @@ export class LinuxDriver implements HostNetworkDriver {
     return snapshot;
   }
 
-  async setDns(run: Runner, servers: string[], current: DnsSnapshot, context?: DnsContext): Promise<void> {
+  async setDns(run: Runner, servers: string[], current: DnsSnapshot, context?: DnsContext, prepared?: string): Promise<void> {
     if (servers.length === 0) throw new Error('setDns: no DNS servers given');
     if (this.dnsMode === 'resolvectl') {
       const link = context?.vnic;
@@ -344,7 +373,22 @@ export class LinuxDriver implements HostNetworkDriver {
     }
     // Keep search domains and options of the file we replace (from the target if it was a link).
     const previous = current.resolvConf ?? (await this.currentResolvConf(run));
-    await this.writeFileAtomically(run, renderResolvConf(servers, previous));
+    const content = renderResolvConf(servers, previous);
+    // Written ahead (prepareDns): only the rename is left, unless the temp file is gone meanwhile.
+    if (prepared === content && (await this.renameTempIntoPlace(run, { allowFailure: true })).exitCode === 0) return;
+    await this.writeFileAtomically(run, content);
+  }
+
+  /** resolv-conf mode: the file setDns would write, in its temp file (a resolv.conf that is a link: nothing). */
+  async prepareDns(run: Runner, servers: string[], current: DnsSnapshot): Promise<string | undefined> {
+    if (this.dnsMode !== 'resolv-conf' || current.resolvConfLink || servers.length === 0) return undefined;
+    const content = renderResolvConf(servers, current.resolvConf);
+    await run.run(['tee', this.tempPath], { input: content });
+    return content;
+  }
+
+  async discardPreparedDns(run: Runner): Promise<void> {
+    if (this.dnsMode === 'resolv-conf') await run.run(['rm', '-f', this.tempPath]);
   }
 
   async restoreDns(run: Runner, snapshot: DnsSnapshot): Promise<void> {
@@ -353,10 +397,9 @@ export class LinuxDriver implements HostNetworkDriver {
       return;
     }
     const path = this.resolvConfPath;
-    const tmp = `${path}.wgctl-tmp`;
     if (snapshot.resolvConfLink) {
-      await run.run(['ln', '-sfn', snapshot.resolvConfLink, tmp]);
-      await run.run(['mv', '-f', '-T', tmp, path]);
+      await run.run(['ln', '-sfn', snapshot.resolvConfLink, this.tempPath]);
+      await this.renameTempIntoPlace(run);
     } else if (snapshot.resolvConfMissing) {
       await run.run(['rm', '-f', path]);
     } else if (snapshot.resolvConf !== undefined) {
@@ -369,11 +412,19 @@ export class LinuxDriver implements HostNetworkDriver {
     return cat.exitCode === 0 ? cat.stdout : undefined;
   }
 
+  /** The sibling temp file resolv.conf is written into, then renamed over it. */
+  private get tempPath(): string {
+    return `${this.resolvConfPath}.wgctl-tmp`;
+  }
+
+  private renameTempIntoPlace(run: Runner, options: { allowFailure?: boolean } = {}) {
+    return run.run(['mv', '-f', '-T', this.tempPath, this.resolvConfPath], options);
+  }
+
   /** tee into a sibling temp file, then rename over the target: readers never see half a file. */
   private async writeFileAtomically(run: Runner, content: string): Promise<void> {
-    const tmp = `${this.resolvConfPath}.wgctl-tmp`;
-    await run.run(['tee', tmp], { input: content });
-    await run.run(['mv', '-f', '-T', tmp, this.resolvConfPath]);
+    await run.run(['tee', this.tempPath], { input: content });
+    await this.renameTempIntoPlace(run);
   }
 
   /**

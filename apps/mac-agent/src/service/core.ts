@@ -33,6 +33,8 @@ export interface DnsReadAhead {
   snapshot: DnsSnapshot;
   context: DnsContext;
   watch: FileChangeWatch;
+  /** What the driver wrote ahead for the full Up's DNS (prepareDns), when it did. */
+  prepared?: string;
 }
 
 /** Schedules the work of an operation: one at a time, in call order (the engine's queue). */

@@ -75,7 +75,13 @@ export async function runDown(deps: UpDownDeps, options: RequestOptions, listene
 
 async function restoreDns(down: DownContext, r: Runner): Promise<StepResult> {
   const j = down.journal;
-  if (!j.dns) return { skipped: 'DNS was not changed' };
+  // DNS a kill-switch-only Up wrote ahead for a full Up that did not take it (the flag goes with Down's next write).
+  const prepared = j.dnsPrepared;
+  if (prepared) {
+    await down.driver.discardPreparedDns?.(r);
+    delete j.dnsPrepared;
+  }
+  if (!j.dns) return prepared ? 'DNS was not changed; removed what was written ahead for it' : { skipped: 'DNS was not changed' };
   await down.driver.restoreDns(r, j.dns.snapshot);
   const was = describeDns(j.dns.snapshot);
   j.dns = null;

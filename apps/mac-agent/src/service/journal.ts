@@ -77,6 +77,12 @@ export interface MacJournal {
    * which lets the full Up that follows take that discovery when the table is unchanged.
    */
   routingFingerprint?: string;
+  /**
+   * A kill-switch-only Up writes DNS ahead for the full Up (HostNetworkDriver.prepareDns): set
+   * before it does, cleared once that is known gone (taken by the full Up's dns step, or
+   * discarded by it, by Down or by the next kill-switch-only Up that does not prepare).
+   */
+  dnsPrepared?: boolean;
 }
 
 export function emptyJournal(driver: string, now: number): MacJournal {

@@ -14,8 +14,9 @@
  *   dns           resolvers through the tunnel (the previous DNS is journaled first)
  *                 — these three run side by side, once the kill switch and the pins are in:
  *                 a query to the tunnel's resolvers sent before the split routes are in takes
- *                 the uplink, where the kill switch drops it (it is retried, never leaked); each
- *                 journals its change before making it.
+ *                 the uplink, where the kill switch drops it (it is retried, never leaked). What
+ *                 they change is journaled before they start when discover knows it (the table
+ *                 read, DNS taken: journalAhead), else each journals its change before making it.
  *   remove-stale  routes of an earlier Up that are no longer wanted (changed endpoints…)
  *   verify        routes and kill switch read back and matched — with nothing stale, beside the
  *                 three above: the kill switch read at once (nothing after its step changes it),
@@ -107,6 +108,8 @@ export async function runUp(deps: UpDownDeps, intent: UpIntent, options: Request
     // The steps side by side end together: an Up asked to end meanwhile ends here, not marked up.
     up.steps.checkpoint();
     up.journal.phase = 'up';
+    // DNS written ahead is gone now: the dns step took it or removed it.
+    delete up.journal.dnsPrepared;
     up.persist();
     if (!up.dryRun) deps.afterUp();
     return up.succeeded();
@@ -212,21 +215,38 @@ function readDnsAhead(up: UpContext, r: Runner): Promise<DnsSnapshot> | undefine
  * on the files it comes from, set up before the read so that no change in between is missed;
  * the full Up reads again if one changed. Only for drivers whose DNS lives in files (a dnsWatch
  * of files alone) and a resolv.conf that is no symlink (its target is not watched); a failed
- * read is left to the full Up.
+ * read is left to the full Up. Where the driver can (prepareDns), what the full Up will write
+ * is written ahead too (journaled by writeAhead): that Up then only renames it into place, and
+ * writes it anew if its DNS differs from what was prepared.
  */
 async function readDnsForFullUp(up: UpContext, r: Runner): Promise<string> {
-  const watched = up.driver.dnsWatch?.();
-  if (up.dryRun || up.mode !== 'request' || up.intent.dnsServers.length === 0 || !watched?.files?.length || watched.monitor) return '';
-  const watch = watchFilesForChange(watched.files);
-  if (!watch) return '';
+  const files = dnsFilesForFullUp(up);
+  const watch = files && watchFilesForChange(files);
   const context: DnsContext = { uplink: up.uplink.interface, vnic: up.vnic.interface };
-  const snapshot = await up.driver.readDns(r, context).catch(() => undefined);
-  if (!snapshot || snapshot.resolvConfLink) {
-    watch.close();
+  const snapshot = watch ? await up.driver.readDns(r, context).catch(() => undefined) : undefined;
+  if (!watch || !snapshot || snapshot.resolvConfLink) {
+    watch?.close();
+    await discardPreparedDns(up, r);
     return '';
   }
-  up.core.keepDnsReadAhead({ snapshot, context, watch });
-  return '; DNS read for it';
+  const prepared = up.journal.dnsPrepared ? await up.driver.prepareDns?.(r, up.intent.dnsServers, snapshot).catch(() => undefined) : undefined;
+  up.core.keepDnsReadAhead({ snapshot, context, watch, prepared });
+  return prepared ? '; DNS read and written ahead for it' : '; DNS read for it';
+}
+
+/** The files DNS lives in when this kill-switch-only Up reads DNS for the full Up (readDnsForFullUp), else undefined. */
+function dnsFilesForFullUp(up: UpContext): string[] | undefined {
+  const watched = up.driver.dnsWatch?.();
+  if (up.dryRun || up.mode !== 'request' || !up.intent.killSwitchOnly || up.intent.dnsServers.length === 0 || !watched?.files?.length || watched.monitor) return undefined;
+  return watched.files;
+}
+
+/** What a kill-switch-only Up wrote ahead for DNS (journaled: dnsPrepared) and nothing will take: removed. */
+async function discardPreparedDns(up: UpContext, r: Runner): Promise<void> {
+  if (!up.journal.dnsPrepared || up.dryRun) return;
+  await up.driver.discardPreparedDns?.(r);
+  delete up.journal.dnsPrepared;
+  up.persist();
 }
 
 /** The destinations of the routes an Up of `intent` adds: left out of the routing table's fingerprint. */
@@ -330,8 +350,47 @@ function writeAhead(up: UpContext): void {
   // What the full Up that follows compares the routing table with (reuseDiscovery).
   if (up.intent.killSwitchOnly && up.table) j.routingFingerprint = up.table.fingerprint(ownDestinations(up.intent));
   else delete j.routingFingerprint;
+  // The DNS this Up writes ahead for the full Up (readDnsForFullUp), journaled before it is.
+  if (up.driver.prepareDns && dnsFilesForFullUp(up)) j.dnsPrepared = true;
+  journalAhead(up);
   up.persist();
   up.changedAnything = true;
+}
+
+/**
+ * What the route steps and the dns step will change, journaled with the write ahead when
+ * discover already knows it — the routes this Up adds (discover read the table), DNS as it is
+ * (discover took it) — so that those steps, side by side after the handshake, write the journal
+ * no more. Journaled and not yet made is what Down undoes anyway: deleting a route that is not
+ * in the table succeeds, and restoring DNS to the snapshot when it was never changed rewrites
+ * what is there.
+ */
+function journalAhead(up: UpContext): void {
+  const { journal: j, intent } = up;
+  if (up.table) {
+    const roles: [JournalRoute['role'], RouteSpec[]][] = [['pin', up.pins], ['exclude', up.excluded], ['split', up.split], ['split6', up.split6]];
+    // A kill-switch-only Up adds the pins alone.
+    const added = intent.killSwitchOnly ? roles.slice(0, 1) : roles;
+    const before = (up.routesBefore = up.table.readback(up.wanted));
+    for (const [role, specs] of added) {
+      for (const spec of specs) if (!before.find((x) => sameRoute(x, spec))?.present) journalRoute(j, role, spec);
+    }
+  }
+  if (up.dnsNow && intent.dnsServers.length && !intent.killSwitchOnly) journalDns(j, up.dnsNow, intent.dnsServers);
+}
+
+/** Lists `route` in the journal (once). Returns whether it was not listed yet. */
+function journalRoute(j: MacJournal, role: JournalRoute['role'], route: RouteSpec): boolean {
+  if (j.routes.some((x) => sameRoute(x, route))) return false;
+  j.routes.push({ role, destination: route.destination, gateway: route.gateway, interface: route.interface });
+  return true;
+}
+
+/** The DNS the dns step sets, journaled: the snapshot once (a re-Up must not mistake our own DNS for the user's), the servers each time. */
+function journalDns(j: MacJournal, current: DnsSnapshot, servers: string[]): NonNullable<MacJournal['dns']> {
+  if (!j.dns) j.dns = { snapshot: current, servers };
+  else j.dns.servers = servers;
+  return j.dns;
 }
 
 /** How recent a kill-switch-only Up must be for the full Up that follows to take its kill switch as loaded (the same `wgctl up`). */
@@ -414,8 +473,9 @@ async function ensureRoutes(up: UpContext, r: Runner, role: JournalRoute['role']
   const readback = specs.map((spec) => routesBefore.find((x) => sameRoute(x, spec))!);
   const missing: RouteSpec[] = readback.filter((x) => !x.present).map((x) => ({ destination: x.destination, gateway: x.gateway, interface: x.interface }));
   if (missing.length === 0) return 0;
-  for (const route of missing) if (!j.routes.some((x) => sameRoute(x, route))) j.routes.push({ role, ...route });
-  up.persist();
+  // Unless writeAhead journaled them all already (journalAhead).
+  const journaled = missing.map((route) => journalRoute(j, role, route));
+  if (journaled.some(Boolean)) up.persist();
   await mapTogether(missing, (route) => up.driver.addRoute(r, route));
   return missing.length;
 }
@@ -449,6 +509,7 @@ async function dnsThroughTunnel(up: UpContext, r: Runner): Promise<StepResult> {
   const { intent, driver, journal: j } = up;
   const context: DnsContext = { uplink: up.uplink.interface, vnic: up.vnic.interface };
   if (intent.dnsServers.length === 0) {
+    await removeDnsWrittenAhead(up, r);
     if (!j.dns) return { skipped: 'no DNS servers requested: DNS left as it is' };
     await driver.restoreDns(r, j.dns.snapshot);
     const was = describeDns(j.dns.snapshot);
@@ -457,22 +518,31 @@ async function dnsThroughTunnel(up: UpContext, r: Runner): Promise<StepResult> {
     return `no DNS servers requested: restored the previous DNS (${was})`;
   }
   const current = up.dnsNow ?? (await driver.readDns(r, context));
-  // Snapshot once: a re-Up must not mistake our own DNS for the user's.
-  if (!j.dns) j.dns = { snapshot: current, servers: intent.dnsServers };
-  else j.dns.servers = intent.dnsServers;
-  up.persist();
+  const journaled = JSON.stringify(j.dns);
+  const dns = journalDns(j, current, intent.dnsServers);
+  // Unless writeAhead journaled it already (journalAhead).
+  if (JSON.stringify(dns) !== journaled) up.persist();
   const wanted = intent.dnsServers.join(' ');
-  const { offTunnel, unknown } = servicesOffTunnel(j.dns, current);
-  if (current.services.length > 0 && offTunnel.length === 0) return { skipped: `DNS already ${wanted}` };
+  const { offTunnel, unknown } = servicesOffTunnel(dns, current);
+  if (current.services.length > 0 && offTunnel.length === 0) {
+    await removeDnsWrittenAhead(up, r);
+    return { skipped: `DNS already ${wanted}` };
+  }
   if (unknown.length > 0) {
     // A service that appeared since the snapshot (e.g. while the agent was down): journaled first.
-    j.dns.snapshot.services.push(...unknown);
+    dns.snapshot.services.push(...unknown);
     up.persist();
   }
   // Only what is off the tunnel is set (all of the snapshot's when nothing could be listed).
-  const services = current.services.length > 0 ? offTunnel : j.dns.snapshot.services;
-  await driver.setDns(r, intent.dnsServers, { ...j.dns.snapshot, services }, context);
-  return `DNS → ${wanted} (previous: ${describeDns(j.dns.snapshot)})`;
+  const services = current.services.length > 0 ? offTunnel : dns.snapshot.services;
+  // Setting DNS takes what a kill-switch-only Up wrote ahead (or writes it anew where it differs).
+  await driver.setDns(r, intent.dnsServers, { ...dns.snapshot, services }, context, up.dnsReadAhead?.prepared);
+  return `DNS → ${wanted} (previous: ${describeDns(dns.snapshot)})`;
+}
+
+/** The dns step sets no DNS: what was written ahead for it goes (the journal's flag with the Up's last write). */
+async function removeDnsWrittenAhead(up: UpContext, r: Runner): Promise<void> {
+  if (up.journal.dnsPrepared && !up.dryRun) await up.driver.discardPreparedDns?.(r);
 }
 
 async function removeStale(up: UpContext, r: Runner, stale: JournalRoute[]): Promise<StepResult> {

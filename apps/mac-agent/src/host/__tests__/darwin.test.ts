@@ -33,11 +33,14 @@ function onlyInterface(text: string, name: string): string {
 }
 
 describe('DarwinDriver.discoverUplink on real routing tables', () => {
+  // The address from `ifconfig` (every interface) read beside `netstat -rn`: the same command
+  // discoverVnic runs, so a Describe or discover (SharedReadRunner) runs it once for both.
   it('Ventura (grep default, UGScg): gateway, and the address from ifconfig', async () => {
     const uplink = await play(
       [
         { argv: ['netstat', '-rn'], stdout: fixture('netstat-rn-grep-default-ventura-ugscg-tp.txt') },
-        { argv: ['ifconfig', 'en0'], stdout: fixture('ifconfig-en0-ventura-tp.txt') },
+        // That Mac's capture holds en0 alone (the Mojave one below picks en1 out of several).
+        { argv: ['ifconfig'], stdout: fixture('ifconfig-en0-ventura-tp.txt') },
       ],
       (run) => driver().discoverUplink(run),
     );
@@ -49,18 +52,26 @@ describe('DarwinDriver.discoverUplink on real routing tables', () => {
     const uplink = await play(
       [
         { argv: ['netstat', '-rn'], stdout: fixture('netstat-rn-mojave-with-inet6-evidence-pack.txt') },
-        { argv: ['ifconfig', 'en1'], stdout: onlyInterface(fixture('ifconfig-lo0-en-mojave-evidence-pack.txt'), 'en1') },
+        { argv: ['ifconfig'], stdout: fixture('ifconfig-lo0-en-mojave-evidence-pack.txt') },
       ],
       (run) => driver().discoverUplink(run),
     );
     expect(uplink).toEqual({ interface: 'en1', gateway: '192.168.1.1', gateway6: 'fe80::7637:5fff:fe96:ab30%en1', address: '192.168.1.98' });
   });
 
-  it('Big Sur: an interface gone by the time ifconfig runs costs only the address', async () => {
+  it('Big Sur: an interface gone by the time ifconfig runs, or a failed ifconfig, costs only the address', async () => {
+    const gone = await play(
+      [
+        { argv: ['netstat', '-rn'], stdout: fixture('netstat-rn-bigsur-11.3-default-hatenablog.txt') },
+        { argv: ['ifconfig'], stdout: onlyInterface(fixture('ifconfig-lo0-en-mojave-evidence-pack.txt'), 'lo0') },
+      ],
+      (run) => driver().discoverUplink(run),
+    );
+    expect(gone).toEqual({ interface: 'en0', gateway: '192.168.0.1' });
     const uplink = await play(
       [
         { argv: ['netstat', '-rn'], stdout: fixture('netstat-rn-bigsur-11.3-default-hatenablog.txt') },
-        { argv: ['ifconfig', 'en0'], exitCode: 1, stderr: 'ifconfig: interface en0 does not exist\n' },
+        { argv: ['ifconfig'], exitCode: 1, stderr: 'ifconfig: ioctl (SIOCGIFCONF): Invalid argument\n' },
       ],
       (run) => driver().discoverUplink(run),
     );
@@ -71,7 +82,7 @@ describe('DarwinDriver.discoverUplink on real routing tables', () => {
     const uplink = await play(
       [
         { argv: ['netstat', '-rn'], stdout: fixture('netstat-rn-two-defaults-mojave-2020-blog.txt') },
-        { argv: ['ifconfig', 'en5'], stdout: 'en5: flags=8863<UP,BROADCAST,SMART,RUNNING,SIMPLEX,MULTICAST> mtu 1500\n\tinet 172.20.10.3 netmask 0xfffffff0 broadcast 172.20.10.15\n' },
+        { argv: ['ifconfig'], stdout: 'en5: flags=8863<UP,BROADCAST,SMART,RUNNING,SIMPLEX,MULTICAST> mtu 1500\n\tinet 172.20.10.3 netmask 0xfffffff0 broadcast 172.20.10.15\n' },
       ],
       (run) => driver().discoverUplink(run),
     );
@@ -82,15 +93,21 @@ describe('DarwinDriver.discoverUplink on real routing tables', () => {
     const uplink = await play(
       [
         { argv: ['netstat', '-rn'], stdout: fixture('netstat-rn-vpn-default-scoped-jackpal-gateway.txt') },
-        { argv: ['ifconfig', 'en0'], stdout: fixture('ifconfig-en0-ventura-tp.txt') },
+        { argv: ['ifconfig'], stdout: fixture('ifconfig-en0-ventura-tp.txt') },
       ],
       (run) => driver().discoverUplink(run),
     );
     expect(uplink).toMatchObject({ interface: 'en0', gateway: '192.168.1.254' });
   });
 
-  it('no IPv4 default at all: null, and nothing else is asked', async () => {
-    const uplink = await play([{ argv: ['netstat', '-rn'], stdout: fixture('netstat-rn-inet6-openwrt-blog-excerpt.txt') }], (run) => driver().discoverUplink(run));
+  it('no IPv4 default at all: null (the interfaces read beside the table go unused)', async () => {
+    const uplink = await play(
+      [
+        { argv: ['netstat', '-rn'], stdout: fixture('netstat-rn-inet6-openwrt-blog-excerpt.txt') },
+        { argv: ['ifconfig'], stdout: fixture('ifconfig-lo0-en-mojave-evidence-pack.txt') },
+      ],
+      (run) => driver().discoverUplink(run),
+    );
     expect(uplink).toBeNull();
   });
 });

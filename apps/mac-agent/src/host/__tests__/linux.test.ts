@@ -55,16 +55,32 @@ describe('LinuxDriver discovery', () => {
     run.assertDone();
   });
 
-  it('finds the vnic facing the VM and refuses a VM behind a gateway', async () => {
-    const run = new ScriptedRunner([
-      { argv: ['ip', '-j', 'route', 'get', '192.0.2.130'], stdout: '[{"dst":"192.0.2.130","dev":"wtmv0","prefsrc":"192.0.2.129","flags":[],"uid":0,"cache":[]}]' },
-      { argv: ['ip', '-j', 'addr', 'show'], stdout: ALL_ADDRESSES },
-      { argv: ['ip', '-j', 'route', 'get', '198.51.100.7'], stdout: fixture('ip-route-get.json') },
-      { argv: ['ip', '-j', 'addr', 'show'], stdout: ALL_ADDRESSES },
+  it('finds the vnic from table main and the addresses alone (longest prefix, then metric), and refuses what is no VM', async () => {
+    const table = JSON.stringify([
+      { dst: 'default', gateway: '192.0.2.1', dev: 'wtmx0', flags: [] },
+      // Our split route via the VM covers it too: the connected /24 is longer.
+      { dst: '0.0.0.0/1', gateway: '192.0.2.130', dev: 'wtmv0', flags: [] },
+      { dst: '192.0.2.0/24', dev: 'wtmx0', protocol: 'kernel', scope: 'link', prefsrc: '192.0.2.2', flags: [] },
+      { dst: '192.0.2.128/26', dev: 'wtmv0', protocol: 'kernel', scope: 'link', prefsrc: '192.0.2.129', flags: [] },
+      { dst: '198.51.100.0/24', flags: [], nexthops: [{ gateway: '192.0.2.3', dev: 'wtmx0', weight: 1, flags: [] }] },
+      { type: 'unreachable', dst: '198.51.100.128/25', flags: [] },
+      { dst: '203.0.113.0/24', dev: 'wtmv0', metric: 200, flags: [] },
+      { dst: '203.0.113.0/24', gateway: '192.0.2.1', dev: 'wtmx0', metric: 100, flags: [] },
     ]);
+    const reads = (n: number) =>
+      Array.from({ length: n }, () => [
+        { argv: ['ip', '-j', 'route', 'show', 'table', 'main'], stdout: table },
+        { argv: ['ip', '-j', 'addr', 'show'], stdout: ALL_ADDRESSES },
+      ]).flat();
+    // No `ip route get`: the two reads discoverUplink makes too, nothing else.
+    const run = new ScriptedRunner(reads(5));
     const driver = new LinuxDriver();
     await expect(driver.discoverVnic(run, '192.0.2.130')).resolves.toEqual({ interface: 'wtmv0', address: '192.0.2.129', address6: '2001:db8:3::1' });
     await expect(driver.discoverVnic(run, '198.51.100.7')).rejects.toThrow(/not on a directly connected network \(it is reached via 192.0.2.3 dev wtmx0\)/);
+    await expect(driver.discoverVnic(run, '198.51.100.200')).rejects.toThrow(/no route to the VM address 198.51.100.200/);
+    await expect(driver.discoverVnic(run, '203.0.113.9')).rejects.toThrow(/reached via 192.0.2.1 dev wtmx0/);
+    await expect(driver.discoverVnic(run, '192.0.2.129')).rejects.toThrow(/192.0.2.129 is an address of this host \(on wtmv0\)/);
+    run.assertDone();
   });
 });
 

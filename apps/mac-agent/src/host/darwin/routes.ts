@@ -18,7 +18,7 @@ import {
   type NetstatRoute,
   type RouteGetResult,
 } from '@wgctl/parsers';
-import { type Runner, mapTogether } from '@wgctl/runner';
+import { type Runner, mapTogether, readTogether } from '@wgctl/runner';
 import type { RouteReadback, RouteSpec, Uplink, Vnic } from '../driver';
 import { READ, checkExit, familyOf } from './common';
 
@@ -68,19 +68,17 @@ async function readNetstatRoutes(run: Runner): Promise<NetstatRoute[]> {
 // ----- discovery -----
 
 export async function discoverDarwinUplink(run: Runner, withAddress = true): Promise<Uplink | null> {
-  const routes = await readNetstatRoutes(run);
+  // The addresses beside the table (one round, not two), by the very command discoverVnic runs:
+  // through a SharedReadRunner (the Describe, discover) `ifconfig` runs once for both. The
+  // address is a nicety: an ifconfig that fails or an interface gone meanwhile costs only it.
+  const [routes, ifconfig] = await readTogether([readNetstatRoutes(run), withAddress ? run.run(['ifconfig'], READ).catch(() => undefined) : undefined]);
   const v4 = findDefaultGateway(routes, 'inet');
   if (!v4) return null;
   const v6 = findDefaultGateway(routes, 'inet6');
   const uplink: Uplink = { interface: v4.interface, gateway: v4.gateway };
   if (v6 && v6.interface === v4.interface) uplink.gateway6 = v6.gateway;
-  if (!withAddress) return uplink;
-  // The address is a nicety: an interface that vanished meanwhile must not fail discovery.
-  const ifconfig = await run.run(['ifconfig', v4.interface], { readOnly: true, allowFailure: true });
-  if (ifconfig.exitCode === 0) {
-    const address = parseIfconfig(ifconfig.stdout).find((i) => i.name === v4.interface)?.inet[0]?.address;
-    if (address) uplink.address = address;
-  }
+  const address = ifconfig && parseIfconfig(ifconfig.stdout).find((i) => i.name === v4.interface)?.inet[0]?.address;
+  if (address) uplink.address = address;
   return uplink;
 }
 

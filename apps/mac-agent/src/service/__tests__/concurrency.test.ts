@@ -100,23 +100,23 @@ describe('reads run side by side', () => {
       expect(gate.released).toHaveLength(1);
     });
 
-    it('linux: the vnic\'s route and the addresses together; the uplink and the vnic share that one read of the addresses', async () => {
+    it('linux: the uplink and the vnic from one round of three reads (both tables, the addresses), the vnic with no read of its own', async () => {
       const gate = new ConcurrencyGate();
+      const vnicRoute = { dst: '192.0.2.128/26', dev: 'wtmv0', protocol: 'kernel', scope: 'link', prefsrc: '192.0.2.129', flags: [] };
       const answers = new RuleRunner([
-        { match: (a) => a.join(' ') === 'ip -j route show table main', reply: { stdout: fixture('linux', 'ip-route-main.json') } },
+        { match: (a) => a.join(' ') === 'ip -j route show table main', reply: { stdout: JSON.stringify([...JSON.parse(fixture('linux', 'ip-route-main.json')), vnicRoute]) } },
         { match: (a) => a.join(' ') === 'ip -j -6 route show table main', reply: { stdout: fixture('linux', 'ip-6-route-main.json') } },
-        { match: (a) => a.join(' ') === 'ip -j route get 192.0.2.130', reply: { stdout: '[{"dst":"192.0.2.130","dev":"wtmv0","prefsrc":"192.0.2.129","flags":[]}]' } },
         { match: (a) => a.join(' ') === 'ip -j addr show', reply: { stdout: `[${addrJson('wtmx0', '192.0.2.2').slice(1, -1)},${addrJson('wtmv0', '192.0.2.129').slice(1, -1)}]` } },
       ]);
-      // Describe and discover: one round of reads, four processes.
-      gate.expect(['ip -j route show table main', 'ip -j -6 route show table main', 'ip -j addr show', 'ip -j route get 192.0.2.130']);
+      // Describe and discover: one round of reads, three processes (no `ip route get`).
+      gate.expect(['ip -j route show table main', 'ip -j -6 route show table main', 'ip -j addr show']);
       const shared = new SharedReadRunner(new GatedRunner(answers, gate));
       const driver = new LinuxDriver();
       const [uplink, vnic] = await Promise.all([driver.discoverUplink(shared), driver.discoverVnic(shared, '192.0.2.130')]);
       expect(uplink).toMatchObject({ interface: 'wtmx0', address: '192.0.2.2' });
       expect(vnic).toEqual({ interface: 'wtmv0', address: '192.0.2.129' });
       expect(gate.released).toHaveLength(1);
-      expect(answers.calls.map((a) => a.join(' '))).toHaveLength(4);
+      expect(answers.calls.map((a) => a.join(' '))).toHaveLength(3);
     });
 
     it('linux: resolv.conf link and content together', async () => {
@@ -159,6 +159,22 @@ describe('reads run side by side', () => {
       expect(most).toBe(8);
       expect(snapshot.services.map((x) => x.name)).toEqual(names); // in the listed order
       expect(snapshot.services[4]).toEqual({ name: 'Parallels Shared #0', servers: ['192.0.2.53'], searchDomains: ['corp.example'] });
+    });
+
+    it('darwin: the uplink and the vnic (Describe, discover) from one round of two reads: netstat -rn and one ifconfig', async () => {
+      const gate = new ConcurrencyGate();
+      const answers = new RuleRunner([
+        { match: (a) => a.join(' ') === 'netstat -rn', reply: { stdout: fixture('darwin', 'netstat-rn-grep-default-ventura-ugscg-tp.txt') } },
+        { match: (a) => a.join(' ') === 'ifconfig', reply: { stdout: `${fixture('darwin', 'ifconfig-en0-ventura-tp.txt')}${fixture('darwin', 'ifconfig-bridge100-utm-vmnet.txt')}` } },
+      ]);
+      gate.expect(['netstat -rn', 'ifconfig']);
+      const shared = new SharedReadRunner(new GatedRunner(answers, gate));
+      const driver = new DarwinDriver();
+      const [uplink, vnic] = await Promise.all([driver.discoverUplink(shared), driver.discoverVnic(shared, '192.168.64.2')]);
+      expect(uplink).toEqual({ interface: 'en0', gateway: '10.33.19.254', address: '10.33.16.202' });
+      expect(vnic).toMatchObject({ interface: 'bridge100' });
+      expect(gate.released).toHaveLength(1);
+      expect(answers.calls).toHaveLength(2);
     });
 
     it('darwin: the kill switch read-back (PF info, main rules, anchor, references) all at once', async () => {

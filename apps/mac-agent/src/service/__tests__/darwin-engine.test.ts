@@ -253,6 +253,10 @@ const IFCONFIG_ALL = [
   '\tstatus: active',
   '',
 ].join('\n');
+/** `ifconfig` once Wi-Fi has roamed to network B (another address on en0). */
+const IFCONFIG_ALL_B = IFCONFIG_ALL.replace(IFCONFIG_EN0_A.trimEnd(), IFCONFIG_EN0_B.trimEnd());
+/** `ifconfig` once the Ethernet adapter (en1) is up too. */
+const IFCONFIG_ALL_EN1 = `${IFCONFIG_ALL}${IFCONFIG_EN1}`;
 
 const SERVICES = 'An asterisk (*) denotes that a network service is disabled.\nWi-Fi\nThunderbolt Bridge\n';
 const NO_DNS_WIFI = fixture('networksetup-getdnsservers-empty.txt');
@@ -297,10 +301,9 @@ const UP_TABLE = netstat(WIFI_A, { pinGateway: '192.0.2.1', pinInterface: 'en0' 
 
 /** The first Up from Wi-Fi with PF off, the stock pf.conf, and no DNS set on Wi-Fi. */
 const FIRST_UP: ScriptedCall[] = [
-  // discover: the uplink (netstat, then its ifconfig) and the vnic (ifconfig) side by side
+  // discover: the table and the interfaces in one round; one ifconfig for the uplink's address and the vnic
   { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) },
   { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
-  { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
   // kill-switch: none in the journal, so no read first: the anchor load replaces whatever is there
   noLease('en0'),
   ...loadAnchor,
@@ -342,7 +345,7 @@ const DNS_OURS: ScriptedCall[] = [
 /** The re-check once the routing monitor runs after an Up: nothing changed, DNS included. */
 const RECHECK_AFTER_UP: ScriptedCall[] = [
   { argv: ['netstat', '-rn'], stdout: UP_TABLE },
-  { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
+  { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
   { argv: ['netstat', '-rn'], stdout: UP_TABLE },
   ...DNS_OURS,
 ];
@@ -503,7 +506,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     // What verify read back is what pfctl prints for that file.
     expect(normalizePfRuleset(teeInput(run))).toEqual(PRINTED_RULES);
     expect(steps.filter((s) => s.state !== 'started').map((s) => [s.step, s.state, s.commands.length])).toEqual([
-      ['discover', 'done', 3],
+      ['discover', 'done', 2],
       ['kill-switch', 'done', 13],
       ['pin-endpoint', 'done', 2],
       ['split-routes', 'done', 2],
@@ -527,7 +530,6 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
       [
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
         { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
-        { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
         noLease('en0'),
         ...killSwitchInForce(), // matching, enabled, referenced, our token held: no reload
         { argv: ['netstat', '-rn'], stdout: UP_TABLE }, // pin and split routes present: no route add
@@ -614,7 +616,6 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
       [
         { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) }, // our routes went with the reboot
         { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
-        { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
         noLease('en0'),
         ...readKillSwitch(PF_INFO_DISABLED, MAIN_STOCK, ANCHOR_MISSING, PF_REFERENCES_NONE),
         ...loadAnchor,
@@ -654,7 +655,6 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
       [
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
         { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
-        { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
         noLease('en0'),
         // Our anchor under com.apple/ is empty: the older rules live in com.wgctl.
         ...readKillSwitch(PF_INFO_ENABLED, MAIN_WITH_LEGACY, ANCHOR_MISSING, PF_REFERENCES_OURS),
@@ -684,7 +684,6 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
       [
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
         { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
-        { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
         noLease('en0'),
         ...killSwitchInForce(),
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
@@ -723,7 +722,9 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     it('Wi-Fi off: uplink lost, nothing removed (fail-closed); back on the same network: the pin is re-asserted', async () => {
       await firstUp();
       const NO_UPLINK = { defaults: [], links: [] };
-      await phase([{ argv: ['netstat', '-rn'], stdout: netstat(NO_UPLINK, { pinGateway: '192.0.2.1', pinInterface: 'en0' }) }, ...DNS_OURS], async () => {
+      // The interfaces are read beside the table (one round when there is an uplink): unused without one.
+      const WIFI_OFF = IFCONFIG_ALL.replace(IFCONFIG_EN0_A.trimEnd(), IFCONFIG_EN0_A.trimEnd().replace(/\n\tinet 192\.0\.2\.10 .*/, '').replace('status: active', 'status: inactive'));
+      await phase([{ argv: ['netstat', '-rn'], stdout: netstat(NO_UPLINK, { pinGateway: '192.0.2.1', pinInterface: 'en0' }) }, { argv: ['ifconfig'], stdout: WIFI_OFF }, ...DNS_OURS], async () => {
         feed(deleteDefault('192.0.2.1', EN0, '192.0.2.10'), deleteDefault('192.0.2.1', EN0, '192.0.2.10', 11), address('RTM_DELADDR', '255.255.255.0', EN0, '192.0.2.10', '192.0.2.255'));
         jest.advanceTimersByTime(100);
       });
@@ -733,7 +734,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
       await phase(
         [
           { argv: ['netstat', '-rn'], stdout: UP_TABLE },
-          { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_A },
+          { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
           noLease('en0'),
           ...killSwitchInForce(),
           {
@@ -763,7 +764,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
       const wifiRoam = await phase(
         [
           { argv: ['netstat', '-rn'], stdout: netstat(WIFI_B, { pinGateway: '192.0.2.1', pinInterface: 'en0' }) },
-          { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_B },
+          { argv: ['ifconfig'], stdout: IFCONFIG_ALL_B },
           noLease('en0'),
           ...killSwitchInForce(), // same interface: the rules still match, nothing reloaded
           { argv: [...ROUTE, 'delete', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'delete host 203.0.113.7: gateway 192.0.2.1\n' },
@@ -800,7 +801,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
       await phase(
         [
           { argv: ['netstat', '-rn'], stdout: netstat(WIFI_B, { pinGateway: '192.0.2.129', pinInterface: 'en0' }) },
-          { argv: ['ifconfig', 'en0'], stdout: IFCONFIG_EN0_B },
+          { argv: ['ifconfig'], stdout: IFCONFIG_ALL_B },
           { argv: ['netstat', '-rn'], stdout: netstat(WIFI_B, { pinGateway: '192.0.2.129', pinInterface: 'en0' }) },
           ...DNS_OURS,
         ],
@@ -819,7 +820,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
       const ethernetRoam = await phase(
         [
           { argv: ['netstat', '-rn'], stdout: netstat(ETHERNET, { pinGateway: '192.0.2.129', pinInterface: 'en0' }) },
-          { argv: ['ifconfig', 'en1'], stdout: IFCONFIG_EN1 },
+          { argv: ['ifconfig'], stdout: IFCONFIG_ALL_EN1 },
           noLease('en1'),
           ...killSwitchInForce(), // the rules hold on every interface: they match the en1 policy, nothing reloaded
           { argv: [...ROUTE, 'delete', '-inet', '-host', '203.0.113.7', '192.0.2.129'], stdout: 'delete host 203.0.113.7: gateway 192.0.2.129\n' },

@@ -210,12 +210,12 @@ describe('roaming backstop (in-memory host)', () => {
 
 /** SharedReadRunner itself is tested in libs/runner; here, that darwin's two reads of the routing table are one. */
 describe('SharedReadRunner', () => {
-  it('darwin: discoverUplink and readRoutes together are one netstat -rn (and the uplink\'s ifconfig)', async () => {
+  it('darwin: discoverUplink and readRoutes together are one netstat -rn (and one ifconfig, for the uplink\'s address)', async () => {
     const row = (destination: string, gateway: string, flags: string, netif: string) => `${destination.padEnd(18)} ${gateway.padEnd(18)} ${flags.padEnd(10)} ${netif.padStart(14)}`;
     const netstat = ['Routing tables', '', 'Internet:', row('Destination', 'Gateway', 'Flags', 'Netif Expire'), row('default', '192.0.2.1', 'UGScg', 'en0'), row('203.0.113.10', '192.0.2.1', 'UGHS', 'en0'), ''].join('\n');
     const script = new ScriptedRunner([
       { argv: ['netstat', '-rn'], stdout: netstat },
-      { argv: ['ifconfig', 'en0'], stdout: 'en0: flags=8863<UP,BROADCAST,SMART,RUNNING,SIMPLEX,MULTICAST> mtu 1500\n\tinet 192.0.2.10 netmask 0xffffff00 broadcast 192.0.2.255\n' },
+      { argv: ['ifconfig'], stdout: 'lo0: flags=8049<UP,LOOPBACK,RUNNING,MULTICAST> mtu 16384\n\tinet 127.0.0.1 netmask 0xff000000\nen0: flags=8863<UP,BROADCAST,SMART,RUNNING,SIMPLEX,MULTICAST> mtu 1500\n\tinet 192.0.2.10 netmask 0xffffff00 broadcast 192.0.2.255\n' },
     ]);
     const darwin = new DarwinDriver();
     const run = new SharedReadRunner(script);

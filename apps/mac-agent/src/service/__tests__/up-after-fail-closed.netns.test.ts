@@ -6,7 +6,7 @@
  * the two split routes side by side. The kill-switch-only Up likewise takes what the Describe
  * before it found (`wgctl up` connects with one) while the table is unchanged.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@wgctl/logging';
@@ -15,7 +15,7 @@ import { LinuxDriver } from '../../host/linux';
 import { ConcurrencyGate, GatedRunner } from '../../testing/concurrency-gate';
 import { ADDR, IF, createLab, netnsSpawner, netnsTestsEnabled, type Lab } from '../../testing/lab';
 import { MacAgentEngine } from '../engine';
-import { JournalStore, type UpIntent } from '../journal';
+import { JournalStore, type MacJournal, type UpIntent } from '../journal';
 
 const describeNetns = netnsTestsEnabled() ? describe : describe.skip;
 jest.setTimeout(60_000);
@@ -79,6 +79,8 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
     return steps;
   }
   const readsDns = (c: string) => c.startsWith('readlink ') || c.startsWith('cat ');
+  /** Where the Linux driver writes resolv.conf before renaming it into place. */
+  const tempFile = () => join(dir, 'resolv.conf.wgctl-tmp');
   const store = () => JSON.parse(readFileSync(join(dir, 'state', 'mac-agent.journal.json'), 'utf8'));
 
   /** The commands the steps ran, without the lab's `ip netns exec <ns>`. */
@@ -88,10 +90,34 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
     const failClosed: StepRecord[] = [];
     expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, (s) => s.state !== 'started' && failClosed.push(s))).toMatchObject({ ok: true });
     expect(commandsOf(failClosed.filter((s) => s.step === 'verify')).filter(readsDns)).toHaveLength(2);
+    // It wrote ahead what the full Up puts in place, journaled first.
+    expect(store().dnsPrepared).toBe(true);
+    expect(commandsOf(failClosed.filter((s) => s.step === 'verify'))).toContain(`tee ${tempFile()}`);
+    const prepared = readFileSync(tempFile(), 'utf8');
+    expect(prepared).toMatch(/^nameserver 198\.51\.100\.53$/m);
     // Both split routes must be in flight together, or the gate fails the step after 2 s.
     gate.expect([`ip route add 0.0.0.0/1 via ${ADDR.vm} dev ${IF.hostV}`, `ip route add 128.0.0.0/1 via ${ADDR.vm} dev ${IF.hostV}`]);
-    const steps = await fullUp();
+    // Every journal write, as written (the Up keeps changing the one object it saves).
+    const saved: MacJournal[] = [];
+    const save = JournalStore.prototype.save;
+    const saves = jest.spyOn(JournalStore.prototype, 'save').mockImplementation(function (this: JournalStore, journal: MacJournal) {
+      saved.push(JSON.parse(JSON.stringify(journal)) as MacJournal);
+      save.call(this, journal);
+    });
+    let steps: StepRecord[];
+    try {
+      steps = await fullUp();
+    } finally {
+      saves.mockRestore();
+    }
     expect(gate.released).toHaveLength(1);
+    // Two journal writes: the write ahead, naming the split routes and DNS before any is made,
+    // and the last (up); the steps side by side write none.
+    expect(saved).toHaveLength(2);
+    const [ahead, last] = saved;
+    expect(ahead).toMatchObject({ phase: 'up-in-progress', dns: { servers: ['198.51.100.53'], snapshot: { resolvConf: 'nameserver 192.0.2.1\n' } } });
+    expect(ahead.routes.map((x) => `${x.role} ${x.destination}`)).toEqual([`pin ${ADDR.server}/32`, 'split 0.0.0.0/1', 'split 128.0.0.0/1']);
+    expect(last).toMatchObject({ phase: 'up' });
     const discover = steps.find((s) => s.step === 'discover')!;
     expect(discover.message).toMatch(new RegExp(`uplink ${IF.hostA} via ${ADDR.gwA}; VM ${ADDR.vm} on ${IF.hostV} .*the routing table is unchanged since`));
     const commands = commandsOf(steps);
@@ -104,8 +130,11 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
     // handshake; the dns step only writes (beside the split routes).
     expect(commands.filter(readsDns)).toEqual([]);
     expect(store().dns.snapshot).toMatchObject({ resolvConf: 'nameserver 192.0.2.1\n', services: [{ servers: ['192.0.2.1'] }] });
-    expect(commandsOf(steps.filter((s) => s.step === 'dns'))).toEqual([expect.stringMatching(/^tee /), expect.stringMatching(/^mv -f -T /)]);
-    expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toContain('nameserver 198.51.100.53');
+    // After the handshake DNS is one rename: the file written ahead, in place; nothing left behind.
+    expect(commandsOf(steps.filter((s) => s.step === 'dns'))).toEqual([`mv -f -T ${tempFile()} ${join(dir, 'resolv.conf')}`]);
+    expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toBe(prepared);
+    expect(existsSync(tempFile())).toBe(false);
+    expect(store().dnsPrepared).toBeUndefined();
     const main = await lab.host.run(['ip', 'route', 'show', 'table', 'main']);
     expect(main.stdout).toContain(`0.0.0.0/1 via ${ADDR.vm} dev ${IF.hostV}`);
     expect(main.stdout).toContain(`128.0.0.0/1 via ${ADDR.vm} dev ${IF.hostV}`);
@@ -127,7 +156,7 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
     gate.expect([]);
     expect((await fullUp()).find((s) => s.step === 'discover')!.message).toMatch(/kill-switch-only Up found them/);
     // Taken once: the next Up (a re-Up, no Describe) discovers again.
-    expect(commandsOf([await failClosedUp()])).toEqual(expect.arrayContaining([`ip -j route get ${ADDR.vm}`]));
+    expect(commandsOf([await failClosedUp()])).toEqual(expect.arrayContaining(['ip -j addr show']));
   });
 
   it('the kill-switch-only Up discovers again when the routing table changed after the Describe', async () => {
@@ -136,7 +165,8 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
     try {
       const discover = await failClosedUp();
       expect(discover.message).not.toMatch(/Describe/);
-      expect(commandsOf([discover])).toEqual(expect.arrayContaining([`ip -j route get ${ADDR.vm}`, 'ip -j addr show']));
+      // Discovery afresh: both tables and the addresses, one process each (the vnic from them).
+      expect(commandsOf([discover]).sort()).toEqual(['ip -j -6 route show table main', 'ip -j addr show', 'ip -j route show table main']);
     } finally {
       await lab.host.run(['ip', 'route', 'del', '198.51.100.0/25']);
     }
@@ -159,6 +189,74 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
     }
   });
 
+  it('writes DNS anew when the full Up asks for other servers than the ones written ahead', async () => {
+    expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, () => undefined)).toMatchObject({ ok: true });
+    expect(readFileSync(tempFile(), 'utf8')).toContain('nameserver 198.51.100.53');
+    const steps: StepRecord[] = [];
+    expect(await engine.up({ ...intent, dnsServers: ['198.51.100.54'] }, {}, (s) => s.state !== 'started' && steps.push(s))).toMatchObject({ ok: true });
+    expect(commandsOf(steps.filter((s) => s.step === 'dns'))).toEqual([`tee ${tempFile()}`, `mv -f -T ${tempFile()} ${join(dir, 'resolv.conf')}`]);
+    expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toMatch(/^nameserver 198\.51\.100\.54$/m);
+    expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).not.toContain('198.51.100.53');
+    expect(existsSync(tempFile())).toBe(false);
+  });
+
+  it('the full Up that sets no DNS removes what was written ahead', async () => {
+    expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, () => undefined)).toMatchObject({ ok: true });
+    expect(existsSync(tempFile())).toBe(true);
+    const steps: StepRecord[] = [];
+    expect(await engine.up({ ...intent, dnsServers: [] }, {}, (s) => s.state !== 'started' && steps.push(s))).toMatchObject({ ok: true });
+    expect(commandsOf(steps.filter((s) => s.step === 'dns'))).toEqual([`rm -f ${tempFile()}`]);
+    expect(existsSync(tempFile())).toBe(false);
+    expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toBe('nameserver 192.0.2.1\n');
+    expect(store().dnsPrepared).toBeUndefined();
+  });
+
+  it('a Down after the kill-switch-only Up (the handshake never came) removes what was written ahead', async () => {
+    expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, () => undefined)).toMatchObject({ ok: true });
+    expect(existsSync(tempFile())).toBe(true);
+    const steps: StepRecord[] = [];
+    expect(await engine.down({}, (s) => s.state !== 'started' && steps.push(s))).toMatchObject({ ok: true });
+    expect(commandsOf(steps.filter((s) => s.step === 'restore-dns'))).toEqual([`rm -f ${tempFile()}`]);
+    expect(existsSync(tempFile())).toBe(false);
+    expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toBe('nameserver 192.0.2.1\n');
+    expect(store().dnsPrepared).toBeUndefined();
+  });
+
+  it('an agent restarted after the kill-switch-only Up removes what was written ahead (its journal says so)', async () => {
+    expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, () => undefined)).toMatchObject({ ok: true });
+    expect(existsSync(tempFile())).toBe(true);
+    // A new agent on the same journal and host: its start re-asserts the kill-switch-only Up.
+    const restarted = make(lab.host);
+    try {
+      await restarted.reconcile();
+      expect(existsSync(tempFile())).toBe(false);
+      expect(store()).toMatchObject({ phase: 'up-in-progress', intent: { killSwitchOnly: true } });
+      expect(store().dnsPrepared).toBeUndefined();
+    } finally {
+      await restarted.close();
+    }
+  });
+
+  it('a full Up that fails beside what it journaled ahead is rolled back: nothing of ours left, the route in its way kept', async () => {
+    expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, () => undefined)).toMatchObject({ ok: true });
+    // Someone's 128.0.0.0/1 (a destination of ours: the table still reads unchanged) is in the split route's way.
+    await lab.host.run(['ip', 'route', 'add', '128.0.0.0/1', 'via', ADDR.gwA, 'dev', IF.hostA]);
+    try {
+      const outcome = await engine.up(intent, {}, () => undefined);
+      expect(outcome).toMatchObject({ ok: false, failedStep: 'split-routes' });
+      expect(outcome.error).toMatch(/a different route is in the way.*\(rolled back\)/);
+      const main = (await lab.host.run(['ip', 'route', 'show', 'table', 'main'])).stdout;
+      expect(main).not.toContain(`0.0.0.0/1 via ${ADDR.vm}`);
+      expect(main).not.toContain(`${ADDR.server} via`);
+      expect(main).toContain(`128.0.0.0/1 via ${ADDR.gwA} dev ${IF.hostA}`);
+      expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toBe('nameserver 192.0.2.1\n');
+      expect(existsSync(tempFile())).toBe(false);
+      expect(store()).toMatchObject({ phase: 'down', routes: [], dns: null, killSwitch: null });
+    } finally {
+      await lab.host.run(['ip', 'route', 'del', '128.0.0.0/1', 'via', ADDR.gwA, 'dev', IF.hostA]);
+    }
+  });
+
   it('discovers again when the routing table changed after the kill-switch-only Up', async () => {
     expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, () => undefined)).toMatchObject({ ok: true });
     // Someone's route (not ours) appears in between: the uplink might be another now.
@@ -168,7 +266,8 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
       const steps = await fullUp();
       const discover = steps.find((s) => s.step === 'discover')!;
       expect(discover.message).not.toMatch(/unchanged/);
-      expect(commandsOf([discover])).toEqual(expect.arrayContaining([`ip -j route get ${ADDR.vm}`, 'ip -j addr show']));
+      // Discovery afresh: both tables and the addresses, one process each (the vnic from them).
+      expect(commandsOf([discover]).sort()).toEqual(['ip -j -6 route show table main', 'ip -j addr show', 'ip -j route show table main']);
       // Still one read of the table in this Up before verify: discover's, shared with discoverUplink.
       expect(commandsOf(steps.filter((s) => s.step !== 'verify')).filter((c) => c.includes('route show table main'))).toHaveLength(2);
     } finally {
