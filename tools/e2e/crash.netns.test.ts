@@ -17,7 +17,7 @@ const PREFIX = 'wgec';
 
 /** Progress lines of `wgctl up` after which the agent has changed the system but is not done. */
 const KILL_AFTER: Record<AgentName, RegExp> = {
-  'vm-agent': /\bvm\s+firewall-nat done\b/,
+  'vm-agent': /\bvm\s+firewall done\b/,
   'mac-agent': /\bmac\s+pin-endpoint done\b/,
 };
 

@@ -3,14 +3,17 @@
  * fsync → rename → fsync of the directory (0700, created when missing). A reader sees the old
  * or the new content, never a torn one, and the rename survives a power cut too.
  *
- * The sync and async variants take the same steps: the mac-agent's engine keeps its journal
- * synchronously, the vm-agent asynchronously. Optionally the file being replaced is kept as a
+ * The sync and async variants take the same steps. Only the two fsyncs wait on the disk: the
+ * async variant (the vm-agent's) awaits those two on libuv's thread pool and makes the other
+ * steps (open, write, link, rename: microseconds each) directly — each awaited step costs a
+ * round trip through a busy event loop (milliseconds under load), not the step itself. The
+ * mac-agent's engine uses the sync variant. Optionally the file being replaced is kept as a
  * previous copy (KeepPrevious). A process killed mid-write leaves `<path>.tmp-<pid>`:
  * removeStaleTempFiles clears those of dead pids at start.
  */
-import { closeSync, constants, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { type BigIntStats, closeSync, constants, fchmodSync, fstatSync, fsync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 
 const FILE_MODE = 0o600;
 const DIR_MODE = 0o700;
@@ -21,6 +24,8 @@ const DIR_SYNC_UNSUPPORTED = new Set(['EINVAL', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS
 
 const TMP_INFIX = '.tmp-';
 const tmpPathOf = (path: string): string => `${path}${TMP_INFIX}${process.pid}`;
+
+const fsyncOnPool = promisify(fsync);
 
 /**
  * Keep the file being replaced as `previous` (a hard link to its inode: it was fsynced when
@@ -33,90 +38,111 @@ export interface KeepPrevious {
 /** Filesystems without hard links: the current content is copied instead. */
 const LINK_UNSUPPORTED = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'ENOSYS']);
 
+const codeOf = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? '';
+
 function dirSyncUnsupported(e: unknown): boolean {
-  return DIR_SYNC_UNSUPPORTED.has((e as NodeJS.ErrnoException).code ?? '');
+  return DIR_SYNC_UNSUPPORTED.has(codeOf(e));
 }
 
-export async function writeFileAtomic(path: string, data: string, keep?: KeepPrevious): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true, mode: DIR_MODE });
+/** Writes `data` to `path` durably and atomically; resolves to the file as written (see JsonStateFile's use). */
+export async function writeFileAtomic(path: string, data: string, keep?: KeepPrevious): Promise<BigIntStats> {
   const tmp = tmpPathOf(path);
+  let written: BigIntStats;
   try {
-    await writeSynced(tmp, data);
-    if (keep) await keepCurrentAs(path, keep.previous);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await syncDir(dir);
-}
-
-export function writeFileAtomicSync(path: string, data: string, keep?: KeepPrevious): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: DIR_MODE });
-  const tmp = tmpPathOf(path);
-  try {
-    writeSyncedSync(tmp, data);
-    if (keep) keepCurrentAsSync(path, keep.previous);
-    renameSync(tmp, path);
+    const fd = openTemp(tmp, data);
+    try {
+      await fsyncOnPool(fd);
+      written = replaceWith(fd, tmp, path, keep);
+    } finally {
+      closeSync(fd);
+    }
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;
   }
-  syncDirSync(dir);
+  await syncDir(dirname(path));
+  return written;
 }
 
-async function writeSynced(path: string, data: string | Buffer): Promise<void> {
-  const file = await open(path, CREATE, FILE_MODE);
+export function writeFileAtomicSync(path: string, data: string, keep?: KeepPrevious): BigIntStats {
+  const tmp = tmpPathOf(path);
+  let written: BigIntStats;
+  try {
+    const fd = openTemp(tmp, data);
+    try {
+      fsyncSync(fd);
+      written = replaceWith(fd, tmp, path, keep);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  syncDirSync(dirname(path));
+  return written;
+}
+
+/**
+ * The temporary file, 0600, holding `data` (not yet synced); its directory is made (0700) when
+ * missing — known to exist otherwise, so no mkdir on every write.
+ */
+function openTemp(tmp: string, data: string | Buffer): number {
+  let fd: number;
+  try {
+    fd = openSync(tmp, CREATE, FILE_MODE);
+  } catch (e) {
+    if (codeOf(e) !== 'ENOENT') throw e;
+    mkdirSync(dirname(tmp), { recursive: true, mode: DIR_MODE });
+    fd = openSync(tmp, CREATE, FILE_MODE);
+  }
   try {
     // O_CREAT's mode is masked by the umask, and a stale temporary file keeps its old mode.
-    await file.chmod(FILE_MODE);
-    await file.writeFile(data);
-    await file.sync();
-  } finally {
-    await file.close();
+    fchmodSync(fd, FILE_MODE);
+    writeFileSync(fd, data);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
   }
+  return fd;
 }
 
-function writeSyncedSync(path: string, data: string | Buffer): void {
-  const fd = openSync(path, CREATE, FILE_MODE);
-  try {
-    fchmodSync(fd, FILE_MODE); // see writeSynced
-    writeFileSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+/** The synced temporary file (open as `fd`) takes the place of `path`; the file as it now is there. */
+function replaceWith(fd: number, tmp: string, path: string, keep: KeepPrevious | undefined): BigIntStats {
+  if (keep) keepCurrentAs(path, keep.previous);
+  renameSync(tmp, path);
+  // Through the descriptor: this inode, whoever renames what after us (the rename changed its ctime).
+  return fstatSync(fd, { bigint: true });
 }
 
 /** `previous` becomes the current file (atomically: link to a temporary name, then rename over). */
-async function keepCurrentAs(path: string, previous: string): Promise<void> {
+function keepCurrentAs(path: string, previous: string): void {
   const tmp = tmpPathOf(previous);
-  await rm(tmp, { force: true });
   try {
-    await link(path, tmp);
+    linkTo(path, tmp);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? '';
+    const code = codeOf(e);
     if (code === 'ENOENT') return; // nothing to keep
     if (!LINK_UNSUPPORTED.has(code)) throw e;
-    await writeSynced(tmp, await readFile(path));
+    const fd = openTemp(tmp, readFileSync(path));
+    try {
+      fsyncSync(fd); // rare (no hard links): the copy must be on disk before it stands in
+    } finally {
+      closeSync(fd);
+    }
   }
-  await rename(tmp, previous);
+  renameSync(tmp, previous);
 }
 
-function keepCurrentAsSync(path: string, previous: string): void {
-  const tmp = tmpPathOf(previous);
-  rmSync(tmp, { force: true });
+/** link(2), over a stale temporary name of a write whose process died (only then a second call). */
+function linkTo(path: string, tmp: string): void {
   try {
     linkSync(path, tmp);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? '';
-    if (code === 'ENOENT') return;
-    if (!LINK_UNSUPPORTED.has(code)) throw e;
-    writeSyncedSync(tmp, readFileSync(path));
+    if (codeOf(e) !== 'EEXIST') throw e;
+    rmSync(tmp, { force: true });
+    linkSync(path, tmp);
   }
-  renameSync(tmp, previous);
 }
 
 /**
@@ -168,7 +194,7 @@ export function processIsAlive(pid: number): boolean {
 
 /** Removes a file (none is fine, nor is no directory) durably: the directory is synced after the unlink. */
 export async function removeFileDurably(path: string): Promise<void> {
-  await rm(path, { force: true });
+  rmSync(path, { force: true });
   try {
     await syncDir(dirname(path));
   } catch (e) {
@@ -178,11 +204,11 @@ export async function removeFileDurably(path: string): Promise<void> {
 
 async function syncDir(dir: string): Promise<void> {
   try {
-    const handle = await open(dir, constants.O_RDONLY);
+    const fd = openSync(dir, constants.O_RDONLY);
     try {
-      await handle.sync();
+      await fsyncOnPool(fd);
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
   } catch (e) {
     if (!dirSyncUnsupported(e)) throw e;

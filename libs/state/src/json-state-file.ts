@@ -9,9 +9,14 @@
  * sound, as `<path>.prev` (a corrupt one goes aside as `<path>.corrupt`, for inspection); a
  * read that finds the current one corrupt (or gone while the copy is there: removed by hand)
  * falls back to that copy and says so.
+ *
+ * A write re-reads and re-checks the file it replaces only when it is not the one this
+ * instance wrote last, unchanged since (same inode, size, mtime and ctime): the writes of one
+ * Up follow each other within milliseconds, and the check only decides the name the replaced
+ * file is kept under (`.prev` or `.corrupt`). Every read checks the checksum all the same.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { type BigIntStats, readFileSync, statSync } from 'node:fs';
 import { readFile, rename } from 'node:fs/promises';
 import type { z } from 'zod';
 import { removeFileDurably, removeStaleTempFiles, writeFileAtomic, writeFileAtomicSync, type KeepPrevious } from './atomic-file';
@@ -82,6 +87,8 @@ export class JsonStateFile<T> {
   readonly previousPath: string;
   /** A corrupt document a write or remove() replaced, kept for inspection (the latest only). */
   readonly corruptPath: string;
+  /** The file as this instance last wrote it: while it is still so, it is known sound. */
+  private lastWritten: BigIntStats | undefined;
 
   constructor(
     readonly path: string,
@@ -112,18 +119,16 @@ export class JsonStateFile<T> {
   /** Writes what the decoder makes of `value` (a document it would refuse is never written). */
   async write(value: T): Promise<void> {
     const text = this.encode(value);
-    await writeFileAtomic(this.path, text, this.keepCurrent(await readText(this.path).catch(() => null)));
+    const keep = this.keepOnWrite();
+    this.lastWritten = undefined; // until this write is done: a failed one leaves the file unknown
+    this.lastWritten = await writeFileAtomic(this.path, text, keep);
   }
 
   writeSync(value: T): void {
     const text = this.encode(value);
-    let current: Text;
-    try {
-      current = readTextSync(this.path);
-    } catch {
-      current = null; // unreadable: not kept
-    }
-    writeFileAtomicSync(this.path, text, this.keepCurrent(current));
+    const keep = this.keepOnWrite();
+    this.lastWritten = undefined;
+    this.lastWritten = writeFileAtomicSync(this.path, text, keep);
   }
 
   /**
@@ -131,6 +136,7 @@ export class JsonStateFile<T> {
    * current one). A corrupt document is set aside as `<path>.corrupt` instead, for inspection.
    */
   async remove(): Promise<void> {
+    this.lastWritten = undefined;
     await removeFileDurably(this.previousPath);
     const current = await readText(this.path).catch(() => null);
     if (current !== null && !this.isSound(current)) await rename(this.path, this.corruptPath); // byte for byte
@@ -151,6 +157,20 @@ export class JsonStateFile<T> {
     }
     if (typeof valid !== 'object' || valid === null || Array.isArray(valid)) throw new StateFileError(`refusing to write ${this.path}: not a JSON object`);
     return `${serialize({ ...valid, [CHECKSUM_FIELD]: sha256(serialize(valid)) })}\n`;
+  }
+
+  /** What a write keeps of the file it replaces: read and checked unless this instance wrote it last and it is unchanged since. */
+  private keepOnWrite(): KeepPrevious | undefined {
+    const now = statSync(this.path, { bigint: true, throwIfNoEntry: false });
+    if (now === undefined) return undefined; // nothing to keep
+    if (this.lastWritten !== undefined && sameFile(now, this.lastWritten)) return { previous: this.previousPath };
+    let current: Text;
+    try {
+      current = readTextSync(this.path);
+    } catch {
+      current = null; // unreadable: not kept
+    }
+    return this.keepCurrent(current);
   }
 
   /** What the write keeps of the file it replaces: a sound one as the previous copy, a corrupt one aside (`.corrupt`) for inspection. */
@@ -221,6 +241,11 @@ export class JsonStateFile<T> {
       throw new StateFileError(`${path}: ${messageOf(e)}; ${ADVICE}`);
     }
   }
+}
+
+/** The same file, untouched: any write to it changes its size or its times, a replacement its inode. */
+function sameFile(a: BigIntStats, b: BigIntStats): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 }
 
 type Decoded<T> = { ok: true; value: T | null } | { ok: false; error: StateFileError };

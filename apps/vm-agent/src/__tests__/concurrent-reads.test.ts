@@ -64,10 +64,13 @@ class FakeVm {
     if (line === 'iptables-nft-save') return { stdout: this.backend === 'nft' ? this.iptablesSave() : '' };
     if (line === 'iptables-legacy-save') return { stdout: this.backend === 'legacy' ? this.iptablesSave() : '' };
     if (line === `iptables-${this.backend}-restore -w 5 --noflush`) {
-      const table = input.split('\n')[0].slice(1);
-      this.tables.add(table);
-      if (input.includes('\n-X ')) this.chains.delete(table);
-      else this.chains.add(table);
+      // One `*table … COMMIT` block per table.
+      for (const block of input.split(/^(?=\*)/m).filter(Boolean)) {
+        const table = block.split('\n')[0].slice(1);
+        this.tables.add(table);
+        if (block.includes('\n-X ')) this.chains.delete(table);
+        else this.chains.add(table);
+      }
       return {};
     }
     if (line === 'nft -f -') {
@@ -217,9 +220,7 @@ describe('VmEngine: independent reads run side by side', () => {
       'iptables --version',
       'iptables-nft-save',
       'iptables-legacy-save',
-      restore,
-      restore,
-      restore,
+      restore, // filter, nat and mangle: one batch
       'sysctl -n net.ipv4.ip_forward',
       'sysctl -w net.ipv4.ip_forward=1',
       // The first handshake read and verify's reads, started together.
@@ -240,9 +241,7 @@ describe('VmEngine: independent reads run side by side', () => {
       'sysctl -n net.ipv4.ip_forward',
       'sysctl -w net.ipv4.ip_forward=0',
       'iptables-nft-save',
-      restore,
-      restore,
-      restore,
+      restore, // the three chains: one batch
       'iptables-nft-save',
       'nft -f -', // delete table ip filter, nat, mangle: one transaction
       'ip -j addr show dev wtv0',
@@ -404,18 +403,18 @@ describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', 
     );
     expect(outcome).toMatchObject({ ok: true, error: '' });
     // The backend detection too: wg-quick is started first (only what gates it comes before it).
-    expect(runner.duringWgQuick).toEqual([...detection, restore, restore, restore, 'sysctl -n net.ipv4.ip_forward', 'sysctl -w net.ipv4.ip_forward=1']);
+    expect(runner.duringWgQuick).toEqual([...detection, restore, 'sysctl -n net.ipv4.ip_forward', 'sysctl -w net.ipv4.ip_forward=1']);
     // Journaled before it started, as before: Down and reconcile know the interface is wgctl's.
     expect(runner.journalAtWgQuick).toMatchObject({ phase: 'up-in-progress', wgInterface: { method: 'wg-quick' } });
     // The firewall's write-ahead (the backend, the tables its batches create) before its first batch.
     expect(runner.journalAtFirstRestore).toMatchObject({ backend: { kind: 'nft' }, createdTables: ['filter', 'nat', 'mangle'] });
     expect(stepsDone(events)).toEqual([
       'read-config', 'resolve-lan', 'clean-stale', 'detect-backend',
-      'firewall-filter', 'firewall-nat', 'firewall-mangle', 'ip-forward', 'wg-quick-up', 'await-handshake', 'verify',
+      'firewall', 'ip-forward', 'wg-quick-up', 'await-handshake', 'verify',
     ]);
     // wg-quick-up's events frame its command: started before the first firewall step, done after it ended.
     const started = events.filter((s) => s.state === 'started').map((s) => s.step);
-    expect(started.indexOf('wg-quick-up')).toBeLessThan(started.indexOf('firewall-filter'));
+    expect(started.indexOf('wg-quick-up')).toBeLessThan(started.indexOf('firewall'));
     expect(events.find((s) => s.step === 'wg-quick-up' && s.state === 'done')!.commands.map((c) => c.argv.join(' '))).toEqual([wgQuickUp()]);
   });
 
@@ -470,25 +469,30 @@ describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', 
 
   it('a firewall step that fails while wg-quick up runs: the rollback waits for wg-quick to end, then takes both away', async () => {
     runner.holdWgQuick();
-    runner.fails = (line, input) => line === restore && input.startsWith('*nat');
+    // nat's part rejected: as the real tools do (firewall.netns.test.ts), the tables before it stay applied.
+    runner.fails = (line, input) => {
+      if (line !== restore || !input.includes('*nat')) return false;
+      vm.reply(restore.split(' '), input.slice(0, input.indexOf('*nat')));
+      return true;
+    };
     const events: StepRecord[] = [];
     const outcome = await engine().up(
       { macSource: '198.51.100.2' },
       {
         onStep: (s) => {
           events.push(s);
-          if (s.step === 'firewall-nat' && s.state === 'failed') setTimeout(() => runner.releaseWgQuick(), 50);
+          if (s.step === 'firewall' && s.state === 'failed') setTimeout(() => runner.releaseWgQuick(), 50);
         },
       },
     );
-    expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall-nat' });
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall' });
     // Nothing started between the failure and wg-quick's end; then the rollback, wg-quick down included.
-    const failedAt = runner.log.findIndex((l, i) => l === `end ${restore}` && runner.log.slice(0, i).filter((x) => x === l).length === 1); // nat's, the second
+    const failedAt = runner.log.indexOf(`end ${restore}`);
     const wgQuickEnded = runner.log.indexOf(`end ${wgQuickUp()}`);
     expect(wgQuickEnded).toBeGreaterThan(failedAt);
     expect(runner.log.slice(failedAt, wgQuickEnded).filter((l) => l.startsWith('start '))).toEqual([]);
     expect(runner.log.indexOf(`start wg-quick down ${join(dir, 'wtv0.conf')}`)).toBeGreaterThan(wgQuickEnded);
-    expect(stepsDone(events)).toEqual(expect.arrayContaining(['rollback-firewall-filter', 'rollback-wg-quick-down']));
+    expect(stepsDone(events)).toEqual(expect.arrayContaining(['rollback-firewall', 'rollback-wg-quick-down']));
     await expectPristine();
   });
 
@@ -497,11 +501,11 @@ describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', 
     runner.fails = (line) => line === wgQuickUp();
     const outcome = await engine().up(
       { macSource: '198.51.100.2' },
-      { onStep: (s) => s.step === 'firewall-mangle' && s.state === 'done' && runner.releaseWgQuick() },
+      { onStep: (s) => s.step === 'firewall' && s.state === 'done' && runner.releaseWgQuick() },
     );
     expect(outcome).toMatchObject({ ok: false, failedStep: 'wg-quick-up' });
     expect(outcome.error).toMatch(/wg-quick up .*: exit 1/);
-    expect(runner.duringWgQuick).toEqual([...detection, restore, restore, restore]);
+    expect(runner.duringWgQuick).toEqual([...detection, restore]);
     await expectPristine();
   });
 
@@ -524,7 +528,7 @@ describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', 
     );
     expect(outcome).toMatchObject({ ok: true, error: '' });
     const legacyRestore = 'iptables-legacy-restore -w 5 --noflush';
-    expect(runner.log.filter((l) => l === `start ${legacyRestore}`)).toHaveLength(3);
+    expect(runner.log.filter((l) => l === `start ${legacyRestore}`)).toHaveLength(1);
     expect(runner.duringWgQuick.includes(legacyRestore)).toBe(beside);
   });
 
@@ -549,16 +553,16 @@ describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', 
       {
         signal: cancel.signal,
         onStep: (s) => {
-          if (s.step !== 'firewall-filter' || s.state !== 'done') return;
+          if (s.step !== 'firewall' || s.state !== 'done') return;
           cancel.abort();
           setTimeout(() => runner.releaseWgQuick(), 50);
         },
       },
     );
-    expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall-nat' });
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'ip-forward' });
     const wgQuickEnded = runner.log.indexOf(`end ${wgQuickUp()}`);
     expect(runner.log.indexOf(`start wg-quick down ${join(dir, 'wtv0.conf')}`)).toBeGreaterThan(wgQuickEnded);
-    expect(runner.log.filter((l, i) => i < wgQuickEnded && l === `start ${restore}`)).toHaveLength(1); // filter's only
+    expect(runner.log.filter((l, i) => i < wgQuickEnded && l === `start ${restore}`)).toHaveLength(1); // the firewall's one batch
     await expectPristine();
   });
 
@@ -573,7 +577,7 @@ describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', 
       {
         onStep: (s) => {
           events.push(s);
-          if (s.step !== 'firewall-filter' || s.state !== 'done') return;
+          if (s.step !== 'firewall' || s.state !== 'done') return;
           stopped = e.stop('SIGTERM').then(() => void (wgQuickEndedBeforeStop = runner.log.includes(`end ${wgQuickUp()}`)));
           setTimeout(() => runner.releaseWgQuick(), 50);
         },
@@ -581,8 +585,8 @@ describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', 
     );
     await stopped;
     expect(wgQuickEndedBeforeStop).toBe(true);
-    expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall-nat' });
-    expect(outcome.error).toMatch(/stopped before firewall-nat/);
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'ip-forward' });
+    expect(outcome.error).toMatch(/stopped before ip-forward/);
     expect(stepsDone(events).some((s) => s.startsWith('rollback-'))).toBe(false);
     expect(stepsDone(events)).toContain('wg-quick-up');
     expect(await journal.read()).toMatchObject({ phase: 'up-in-progress', wgInterface: { method: 'wg-quick' } });

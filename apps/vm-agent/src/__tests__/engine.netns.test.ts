@@ -40,6 +40,9 @@ const up = (engine: VmEngine, lab: VmLab, extra: { dryRun?: boolean; handshakeTi
     ),
   );
 };
+/** The iptables-restore processes an operation started (each spawn blocks the agent ~2 ms). */
+const restoresIn = (result: Collected): number =>
+  result.steps.filter((s) => s.state !== 'started').flatMap((s) => s.commands).filter((c) => c.argv.some((a) => a.endsWith('tables-nft-restore'))).length;
 const down = (engine: VmEngine, extra: { dryRun?: boolean; forceInterfaceDown?: boolean } = {}): Promise<Collected> =>
   collect((onStep) => engine.down(extra, { onStep }));
 
@@ -69,9 +72,7 @@ const UP_STEPS = [
   'resolve-lan',
   'clean-stale',
   'detect-backend',
-  'firewall-filter',
-  'firewall-nat',
-  'firewall-mangle',
+  'firewall',
   'ip-forward',
   'await-handshake',
   'verify',
@@ -80,9 +81,7 @@ const DOWN_STEPS = [
   'read-journal',
   'detect-backend',
   'ip-forward',
-  'firewall-filter',
-  'firewall-nat',
-  'firewall-mangle',
+  'firewall',
   'firewall-tables',
   'wg-quick-down',
   'clean-stale',
@@ -129,10 +128,13 @@ describeNetns('VmEngine in network namespaces', () => {
     expect(handshake.message).toMatch(/^handshake with 203\.0\.113\.1:51820 \(\d+ ms\)$/);
     process.stdout.write(`engine Up: ${first.outcome.totalMs} ms total, ${handshake.message}\n`);
     // Steps stream their argv.
-    const filterStep = first.steps.find((s) => s.step === 'firewall-filter' && s.state === 'done')!;
-    // One restore batch per table (the rules go to its stdin), not one process per rule.
-    expect(filterStep.commands.map((c) => plain(c.argv))).toEqual(['iptables-nft-restore -w 5 --noflush']);
-    expect(filterStep.message).toMatch(/^filter WGCTL-FWD \(forwarding \+ kill switch\): created, 4 rules written, jump from FORWARD$/);
+    const firewallStep = first.steps.find((s) => s.step === 'firewall' && s.state === 'done')!;
+    // ONE restore batch for the three tables (the rules go to its stdin): one process in the whole Up.
+    expect(firewallStep.commands.map((c) => plain(c.argv))).toEqual(['iptables-nft-restore -w 5 --noflush']);
+    expect(restoresIn(first)).toBe(1);
+    expect(firewallStep.message).toMatch(
+      /^iptables-nft: filter WGCTL-FWD \(forwarding \+ kill switch\): created, 4 rules written, jump from FORWARD; nat WGCTL-POST \(SNAT to the tunnel address\): created, 1 rules written, jump from POSTROUTING; mangle WGCTL-MSS \(TCP MSS clamping\): created, 2 rules written, jump from FORWARD$/,
+    );
     expect(first.steps.find((s) => s.step === 'wg-quick-up' && s.state === 'done')!.commands.map((c) => plain(c.argv))).toContain(
       `wg-quick up ${lab.vmConfigPath}`,
     );
@@ -158,13 +160,15 @@ describeNetns('VmEngine in network namespaces', () => {
     const second = await up(engine, lab);
     expect(second.outcome.ok).toBe(true);
     const skipped = second.finals.filter(([, st]) => st === 'skipped').map(([s]) => s);
-    expect(skipped).toEqual(expect.arrayContaining(['firewall-filter', 'firewall-nat', 'firewall-mangle', 'ip-forward', 'clean-stale', 'wg-quick-up']));
-    expect(second.steps.filter((s) => s.step.startsWith('firewall-')).flatMap((s) => s.commands.map((c) => c.argv)).filter((a) => !a.includes('iptables-nft-save'))).toEqual([]);
+    expect(skipped).toEqual(expect.arrayContaining(['firewall', 'ip-forward', 'clean-stale', 'wg-quick-up']));
+    expect(second.steps.filter((s) => s.step.startsWith('firewall')).flatMap((s) => s.commands.map((c) => c.argv)).filter((a) => !a.includes('iptables-nft-save'))).toEqual([]);
     expect(await snapshot(lab)).toEqual(afterFirst);
 
     const firstDown = await down(engine);
     expect(firstDown.outcome).toMatchObject({ ok: true });
     expect(firstDown.finals.map(([s]) => s)).toEqual(DOWN_STEPS);
+    // The three chains removed in one batch too.
+    expect(restoresIn(firstDown)).toBe(1);
     expect(await snapshot(lab)).toEqual(start);
 
     const secondDown = await down(engine);
@@ -242,9 +246,9 @@ describeNetns('VmEngine in network namespaces', () => {
     const recorded = plan.steps.flatMap((s) => s.commands).filter((c) => c.dryRun).map((c) => plain(c.argv));
     expect(recorded).toEqual(expect.arrayContaining(['iptables-nft-restore -w 5 --noflush', `wg-quick up ${lab.vmConfigPath}`]));
     // What the batches would write is in the plan: argv alone does not show stdin.
-    const planned = (table: string) => plan.steps.find((s) => s.step === `firewall-${table}` && s.state === 'done')?.message;
-    expect(planned('filter')).toContain('batch: *filter ; :WGCTL-FWD - [0:0] ; -F WGCTL-FWD ;');
-    expect(planned('nat')).toContain(`-A WGCTL-POST -s 198.51.100.2/32 -o ${lab.wgVm} -j SNAT --to-source 192.0.2.2 ; -I POSTROUTING 1 -m comment --comment wgctl -j WGCTL-POST ; COMMIT`);
+    const planned = plan.steps.find((s) => s.step === 'firewall' && s.state === 'done')?.message;
+    expect(planned).toContain('batch: *filter ; :WGCTL-FWD - [0:0] ; -F WGCTL-FWD ;');
+    expect(planned).toContain(`-A WGCTL-POST -s 198.51.100.2/32 -o ${lab.wgVm} -j SNAT --to-source 192.0.2.2 ; -I POSTROUTING 1 -m comment --comment wgctl -j WGCTL-POST ; COMMIT`);
     expect(plan.steps.find((s) => s.step === 'ip-forward' && s.state === 'done')?.message).toMatch(/^would write 1/);
     expect(await snapshot(lab)).toEqual(start);
     expect(existsSync(new JournalStore(lab.stateDir).path)).toBe(false);
@@ -348,7 +352,7 @@ describeNetns('VmEngine when the handshake does not come', () => {
     const result = await up(engine, lab, { handshakeTimeoutMs: 1500 });
     expect(result.outcome).toMatchObject({ ok: false, failedStep: 'await-handshake' });
     expect(result.outcome.error).toMatch(/no handshake within 1500 ms: no reply from endpoint 203\.0\.113\.1:51820: sent \d+ bytes via wtv/);
-    expect(result.finals.map(([s]) => s)).toEqual(expect.arrayContaining(['rollback-ip-forward', 'rollback-firewall-filter', 'rollback-wg-quick-down']));
+    expect(result.finals.map(([s]) => s)).toEqual(expect.arrayContaining(['rollback-ip-forward', 'rollback-firewall', 'rollback-wg-quick-down']));
     expect(await snapshot(lab)).toEqual(start);
     expect(existsSync(new JournalStore(lab.stateDir).path)).toBe(false);
 

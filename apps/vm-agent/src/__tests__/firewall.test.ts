@@ -8,9 +8,9 @@ import {
   chainState,
   desiredRules,
   detectBackend,
-  ensureChain,
+  ensureChains,
   ownChain,
-  removeChain,
+  removeChains,
   tableIsPristine,
   type IptablesTools,
 } from '../host/firewall';
@@ -47,7 +47,7 @@ describe('desiredRules', () => {
   });
 });
 
-describe('ensureChain / removeChain', () => {
+describe('ensureChains / removeChains (one chain)', () => {
   const save = (body: string): string => `*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${body}COMMIT\n`;
   const own = ownChain('filter');
   const desired = desiredRules(plan).filter;
@@ -65,7 +65,7 @@ describe('ensureChain / removeChain', () => {
         ),
       },
     ]);
-    const message = await ensureChain(runner, tools, chainState(parseIptablesSave(save('')), own), desired);
+    const message = await ensureChains(runner, tools, [{ state: chainState(parseIptablesSave(save('')), own), desired }]);
     expect(message).toMatch(/created, 4 rules written, jump from FORWARD/);
     runner.assertDone();
   });
@@ -73,15 +73,15 @@ describe('ensureChain / removeChain', () => {
   it('uses the restore binary of the detected backend', async () => {
     const legacy: IptablesTools = { kind: 'legacy', iptables: 'iptables-legacy', save: 'iptables-legacy-save', version: '1.8.9' };
     const runner = new ScriptedRunner([{ argv: ['iptables-legacy-restore', '-w', '5', '--noflush'] }]);
-    await ensureChain(runner, legacy, chainState(parseIptablesSave(save('')), own), desired);
+    await ensureChains(runner, legacy, [{ state: chainState(parseIptablesSave(save('')), own), desired }]);
     runner.assertDone();
   });
 
   it('runs nothing when the chain is already exact', async () => {
     const body = `:WGCTL-FWD - [0:0]\n-A FORWARD -m comment --comment wgctl -j WGCTL-FWD\n${desired.map((r) => `-A WGCTL-FWD ${r.join(' ')}\n`).join('')}`;
     const runner = new ScriptedRunner([]);
-    expect(await ensureChain(runner, tools, chainState(parseIptablesSave(save(body)), own), desired)).toEqual({
-      skipped: 'filter WGCTL-FWD: already in place (4 rules, 1 jump)',
+    expect(await ensureChains(runner, tools, [{ state: chainState(parseIptablesSave(save(body)), own), desired }])).toEqual({
+      skipped: 'filter WGCTL-FWD: already in place',
     });
     runner.assertDone();
   });
@@ -101,14 +101,14 @@ describe('ensureChain / removeChain', () => {
         ),
       },
     ]);
-    expect(await ensureChain(runner, tools, chainState(parseIptablesSave(save(body)), own), desired)).toMatch(/4 rules written, duplicate jump removed$/);
+    expect(await ensureChains(runner, tools, [{ state: chainState(parseIptablesSave(save(body)), own), desired }])).toMatch(/4 rules written, duplicate jump removed$/);
     runner.assertDone();
   });
 
   it('only adds the jump when the chain is right but not jumped to', async () => {
     const body = `:WGCTL-FWD - [0:0]\n${desired.map((r) => `-A WGCTL-FWD ${r.join(' ')}\n`).join('')}`;
     const runner = new ScriptedRunner([{ argv: restore, input: batch('filter', ['-I', 'FORWARD', '1', ...fwdJump]) }]);
-    expect(await ensureChain(runner, tools, chainState(parseIptablesSave(save(body)), own), desired)).toMatch(/: jump from FORWARD$/);
+    expect(await ensureChains(runner, tools, [{ state: chainState(parseIptablesSave(save(body)), own), desired }])).toMatch(/: jump from FORWARD$/);
     runner.assertDone();
   });
 
@@ -117,13 +117,13 @@ describe('ensureChain / removeChain', () => {
     const runner = new ScriptedRunner([
       { argv: restore, input: batch('filter', ['-D', 'FORWARD', ...fwdJump], ['-F', 'WGCTL-FWD'], ['-X', 'WGCTL-FWD']) },
     ]);
-    await removeChain(runner, tools, chainState(parseIptablesSave(save(body)), own));
+    await removeChains(runner, tools, [chainState(parseIptablesSave(save(body)), own)]);
     runner.assertDone();
     const foreign = `${body}-A INPUT -j WGCTL-FWD\n`;
-    await expect(removeChain(new ScriptedRunner([]), tools, chainState(parseIptablesSave(save(foreign)), own))).rejects.toThrow(
+    await expect(removeChains(new ScriptedRunner([]), tools, [chainState(parseIptablesSave(save(foreign)), own)])).rejects.toThrow(
       /also jumped to by a rule wgctl did not add \(chain INPUT: -j WGCTL-FWD\)/,
     );
-    expect(await removeChain(new ScriptedRunner([]), tools, chainState(parseIptablesSave(save('')), own))).toEqual({ skipped: 'filter WGCTL-FWD: not present' });
+    expect(await removeChains(new ScriptedRunner([]), tools, [chainState(parseIptablesSave(save('')), own)])).toEqual({ skipped: 'iptables-nft: no wgctl chain present' });
   });
 
   it('knows a pristine table from one with rules or a non-ACCEPT policy', () => {

@@ -54,9 +54,7 @@ const UP6_STEPS = [
   'resolve-lan',
   'clean-stale',
   'detect-backend',
-  'firewall-filter',
-  'firewall-nat',
-  'firewall-mangle',
+  'firewall',
   'firewall6',
   'ip-forward',
   'ip6-forward',
@@ -69,9 +67,7 @@ const DOWN6_STEPS = [
   'ip-forward',
   'ip6-forward',
   'firewall6',
-  'firewall-filter',
-  'firewall-nat',
-  'firewall-mangle',
+  'firewall',
   'firewall-tables',
   'wg-quick-down',
   'clean-stale',
@@ -140,7 +136,7 @@ describeNetns('VmEngine: the Mac IPv6 too (mac_source6), in network namespaces',
     const second = await up6(engine, lab);
     expect(second.outcome.ok).toBe(true);
     const skipped = second.finals.filter(([, st]) => st === 'skipped').map(([s]) => s);
-    expect(skipped).toEqual(expect.arrayContaining(['firewall6', 'ip6-forward', 'firewall-filter', 'ip-forward', 'wg-quick-up']));
+    expect(skipped).toEqual(expect.arrayContaining(['firewall6', 'ip6-forward', 'firewall', 'ip-forward', 'wg-quick-up']));
     expect(second.steps.filter((s) => s.step === 'firewall6').flatMap((s) => s.commands.map((c) => plain(c.argv)))).toEqual(['ip6tables-nft-save']);
     expect(await snapshot(lab)).toEqual(applied);
 

@@ -203,7 +203,7 @@ describe('vm-agent secrets', () => {
     expect(outcome).toMatchObject({ ok: false, failedStep: 'wg-quick-up' });
     expect(outcome.error).toMatch(/Line unrecognized: `PrivateKey=\[REDACTED\]'/);
     const steps = messages.flatMap((m) => (m.kind?.$case === 'step' ? [m.kind.value.step] : []));
-    expect(steps).toContain('rollback-firewall-filter');
+    expect(steps).toContain('rollback-firewall');
     const stderr = messages.flatMap((m) => (m.kind?.$case === 'step' ? m.kind.value.commands.map((c) => c.stderr) : [])).join('\n');
     expect(stderr).toContain('Configuration parsing error');
   });

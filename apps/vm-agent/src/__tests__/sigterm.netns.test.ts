@@ -1,8 +1,8 @@
 /**
  * SIGTERM on the real vm-agent program (bundled from source, run in its own network namespace
- * `wth-…`): an Up held after its firewall-filter step (WGCTL_TEST_STALL_AFTER_STEP) gets
+ * `wth-…`): an Up held after its firewall step (WGCTL_TEST_STALL_AFTER_STEP) gets
  * SIGTERM; the agent tells its caller it stopped there, exits 0 within seconds, and leaves a
- * consistent journal (phase up-in-progress, the filter chain in place, nothing after it). The next
+ * consistent journal (phase up-in-progress, the three chains in place, forwarding still off). The next
  * start reconciles: everything removed, journal gone. An idle agent exits 0 at once.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -79,7 +79,7 @@ suite('vm-agent SIGTERM (netns)', () => {
   });
 
   it('an Up in flight: the step finishes, the caller is told, exit 0, the journal is consistent; the next start cleans up', async () => {
-    process.env.WGCTL_TEST_STALL_AFTER_STEP = 'firewall-filter';
+    process.env.WGCTL_TEST_STALL_AFTER_STEP = 'firewall';
     agent = new AgentProcess(ns, bundles.agent, args());
     delete process.env.WGCTL_TEST_STALL_AFTER_STEP;
     await agent.waitFor('vm-agent ready');
@@ -99,19 +99,18 @@ suite('vm-agent SIGTERM (netns)', () => {
 
     // The caller got the outcome: stopped before the next step, no rollback.
     const outcome = lines.map((l) => l.progress?.kind).find((k) => k?.$case === 'outcome')?.value;
-    expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall-nat' });
-    expect(String(outcome?.error)).toMatch(/the vm-agent is stopping \(SIGTERM\): it finished its current step and stopped before firewall-nat/);
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'ip-forward' });
+    expect(String(outcome?.error)).toMatch(/the vm-agent is stopping \(SIGTERM\): it finished its current step and stopped before ip-forward/);
     const steps = lines.flatMap((l) => (l.progress?.kind?.$case === 'step' ? [String(l.progress.kind.value.step)] : []));
     expect(steps.some((s) => s.startsWith('rollback-'))).toBe(false);
     expect(logged(agent, 'stopping')).toMatchObject({ signal: 'SIGTERM', finishing: 'the current step of Up' });
     expect(logged(agent, 'stopped')).toMatchObject({ signal: 'SIGTERM' });
 
-    // Consistent: the journal lists what is in place (filter chain), nothing after it ran.
+    // Consistent: the journal lists what is in place (the three chains, one batch), nothing after it ran.
     const journal = JSON.parse(readFileSync(join(stateDir, 'journal.json'), 'utf8')) as { phase: string; interface: string };
     expect(journal).toMatchObject({ phase: 'up-in-progress', interface: wg });
     const rules = await iptablesSave();
-    expect(rules).toContain(':WGCTL-FWD');
-    expect(rules).not.toContain(':WGCTL-POST');
+    for (const chain of [':WGCTL-FWD', ':WGCTL-POST', ':WGCTL-MSS']) expect(rules).toContain(chain);
     expect((await vm.run(['cat', '/proc/sys/net/ipv4/ip_forward'])).stdout.trim()).toBe('0');
 
     // The next start reconciles: what the stopped Up applied is removed.

@@ -62,8 +62,8 @@ describe('VmEngine.stop', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  /** Holds the first command of firewall-filter's change (the iptables-restore batch); resolves once it is held. */
-  const holdFirewallFilterChange = (): Promise<void> =>
+  /** Holds the first command of the firewall step's change (the iptables-restore batch); resolves once it is held. */
+  const holdFirewallChange = (): Promise<void> =>
     new Promise<void>((resolve) => {
       gate.entered = resolve;
       gate.hold = (argv) => argv[0].startsWith('iptables') && argv[0].includes('restore') && !argv.includes('--test');
@@ -72,7 +72,7 @@ describe('VmEngine.stop', () => {
   it('the step in flight finishes; no later step, no rollback; the journal stays for the next start', async () => {
     const e = engine();
     const events: StepRecord[] = [];
-    const entered = holdFirewallFilterChange();
+    const entered = holdFirewallChange();
     const up = e.up({ macSource: '198.51.100.2' }, { onStep: (s) => events.push(s) });
     await entered;
     const stopped = e.stop('SIGTERM');
@@ -84,11 +84,11 @@ describe('VmEngine.stop', () => {
     await stopped;
     const outcome = await up;
     const steps = events.filter((s) => s.state !== 'started').map((s) => s.step);
-    // wg-quick-up runs beside the firewall steps (this fake's ends at once, while firewall-filter is held).
-    expect(steps).toEqual(['read-config', 'resolve-lan', 'clean-stale', 'wg-quick-up', 'detect-backend', 'firewall-filter']);
+    // wg-quick-up runs beside the firewall steps (this fake's ends at once, while firewall is held).
+    expect(steps).toEqual(['read-config', 'resolve-lan', 'clean-stale', 'wg-quick-up', 'detect-backend', 'firewall']);
     expect(steps.some((s) => s.startsWith('rollback-'))).toBe(false);
-    expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall-nat' });
-    expect(outcome.error).toMatch(/^the vm-agent is stopping \(SIGTERM\): it finished its current step and stopped before firewall-nat; its journal keeps what was applied/);
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'ip-forward' });
+    expect(outcome.error).toMatch(/^the vm-agent is stopping \(SIGTERM\): it finished its current step and stopped before ip-forward; its journal keeps what was applied/);
     expect(await journal.read()).toMatchObject({ phase: 'up-in-progress', macSource: '198.51.100.2/32', interface: 'wtv0' });
 
     // The next start: reconcile takes away what the stopped Up applied.
@@ -102,7 +102,7 @@ describe('VmEngine.stop', () => {
   it('a caller that cancels: the step in flight finishes, then the Up ends and is rolled back to the end; the agent serves the next Up', async () => {
     const e = engine();
     const events: StepRecord[] = [];
-    const entered = holdFirewallFilterChange();
+    const entered = holdFirewallChange();
     const cancel = new AbortController();
     const up = e.up({ macSource: '198.51.100.2' }, { onStep: (s) => events.push(s), signal: cancel.signal });
     await entered;
@@ -111,11 +111,11 @@ describe('VmEngine.stop', () => {
     gate.release();
     const outcome = await up;
     const steps = events.filter((s) => s.state !== 'started').map((s) => s.step);
-    expect(steps.slice(0, 6)).toEqual(['read-config', 'resolve-lan', 'clean-stale', 'wg-quick-up', 'detect-backend', 'firewall-filter']);
-    expect(steps.slice(6)).toEqual(expect.arrayContaining(['rollback-ip-forward', 'rollback-firewall-filter', 'rollback-wg-quick-down']));
+    expect(steps.slice(0, 6)).toEqual(['read-config', 'resolve-lan', 'clean-stale', 'wg-quick-up', 'detect-backend', 'firewall']);
+    expect(steps.slice(6)).toEqual(expect.arrayContaining(['rollback-ip-forward', 'rollback-firewall', 'rollback-wg-quick-down']));
     expect(steps.slice(6).every((s) => s.startsWith('rollback-'))).toBe(true);
-    expect(outcome).toMatchObject({ ok: false, failedStep: 'firewall-nat' });
-    expect(outcome.error).toBe('cancelled before firewall-nat: the caller went away or its deadline passed');
+    expect(outcome).toMatchObject({ ok: false, failedStep: 'ip-forward' });
+    expect(outcome.error).toBe('cancelled before ip-forward: the caller went away or its deadline passed');
     expect(await journal.read()).toBeNull();
     expect(await e.up({ macSource: '198.51.100.2', handshakeTimeoutMs: 1 })).toMatchObject({ failedStep: 'await-handshake' }); // served, not refused
   });

@@ -113,7 +113,7 @@ describeNetns('vm-agent program', () => {
       .map((l) => l.progress?.kind)
       .filter((k) => k?.$case === 'step' && k.value.state === 2) // STEP_STATE_DONE
       .map((k) => k!.value.step);
-    expect(doneSteps).toEqual(expect.arrayContaining(['firewall-filter', 'firewall-nat', 'ip-forward', 'wg-quick-up', 'await-handshake', 'verify']));
+    expect(doneSteps).toEqual(expect.arrayContaining(['firewall', 'ip-forward', 'wg-quick-up', 'await-handshake', 'verify']));
     await waitHealth('SERVING');
     await waitHealth('SERVING', 'wgctl.v1.VmAgent');
     expect(await lab.macPing(lab.serverTunnelAddress)).toBe(true);

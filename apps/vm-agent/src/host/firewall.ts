@@ -19,7 +19,7 @@ import {
   type IptablesRule,
   type IptablesSaveTable,
 } from '@wgctl/parsers';
-import { type Runner, readTogether } from '@wgctl/runner';
+import { CommandError, type Runner, readTogether } from '@wgctl/runner';
 export const RULE_TAG = 'wgctl';
 
 /** The tables the agent has a chain of its own in, in the order Up fills them. */
@@ -210,11 +210,15 @@ export async function detectBackend(
 // ---------------------------------------------------------------------------------------------
 // Changing
 //
-// Each table is written in ONE `iptables-restore --noflush` batch of the detected backend
-// (iptables-nft-restore / iptables-legacy-restore): one process instead of one per chain, rule
-// and jump (~6 ms each), and atomic — nft commits the batch as one transaction, legacy replaces
-// the table once at COMMIT; a line that fails leaves the table as it was. --noflush keeps every
-// other rule of the table; the batch names only the own chain and the tagged jump.
+// The own chains of every table are written in ONE `iptables-restore --noflush` batch of the
+// detected backend (iptables-nft-restore / iptables-legacy-restore): one process instead of
+// one per table, chain, rule and jump (each spawn blocks the agent ~2 ms). --noflush keeps
+// every other rule of the table; the batch names only the own chains and the tagged jumps.
+// The batch is atomic per table, not across tables: both backends commit each `*table …
+// COMMIT` block at its COMMIT (xtables-restore.c: "Commit per table, although we support
+// global commit at once"), so a rejected line leaves its table as it was, the tables after
+// it untouched and those before it applied (firewall.netns.test.ts shows it). Hence the
+// order of TABLES (the kill switch first), and the journal listing every table beforehand.
 
 /** `iptables-nft` → `iptables-nft-restore` (same backend as the rules were read with). */
 function restoreArgv(tools: IptablesTools): string[] {
@@ -260,24 +264,6 @@ function ensureChainBatch(state: ChainState, desired: string[][]): { batch: stri
   return { batch: restoreBatch(own.table, lines), done };
 }
 
-/**
- * Makes the own chain hold exactly `desired`, jumped to once. Returns what it did, or
- * `{ skipped }` when it was already so (no command run).
- */
-export async function ensureChain(
-  runner: Runner,
-  tools: IptablesTools,
-  state: ChainState,
-  desired: string[][],
-  options: BatchOptions = {},
-): Promise<string | { skipped: string }> {
-  const { own } = state;
-  const change = ensureChainBatch(state, desired);
-  if (!change) return { skipped: `${own.table} ${own.chain}: already in place (${desired.length} rules, 1 jump)` };
-  await runner.run(restoreArgv(tools), { input: change.batch });
-  return withBatch(`${own.table} ${own.chain} (${own.purpose}): ${change.done.join(', ')}`, change.batch, options);
-}
-
 /** The batch that removes the tagged jumps and the own chain (undefined: nothing of it). */
 function removeChainBatch(state: ChainState): string | undefined {
   const { own } = state;
@@ -294,10 +280,48 @@ function removeChainBatch(state: ChainState): string | undefined {
   return restoreBatch(own.table, lines);
 }
 
+/** One table's part of a restore batch. */
+interface TableBatch {
+  own: OwnChain;
+  batch: string;
+}
+
+/** The 1-based batch line a rejecting ip(6)tables-restore names (`Error occurred at line: N`, or `line N failed` at commit). */
+function rejectedLine(e: unknown): number | undefined {
+  const match = /(?:at line: |line )(\d+)/.exec(e instanceof CommandError ? e.stderr : '');
+  return match ? Number(match[1]) : undefined;
+}
+
 /**
- * Several own chains (one per table) in ONE restore batch: ip(6)tables-restore takes several
- * `*table … COMMIT` blocks in one input. Used for the IPv6 side (one process for three tables).
- * `{ skipped }` when every chain is already in place (no command run).
+ * Runs the tables' parts as one batch. A rejection names its table and what the per-table
+ * commits (see above) left applied: the tables before it.
+ */
+async function runBatch(runner: Runner, tools: IptablesTools, parts: TableBatch[]): Promise<string> {
+  const batch = parts.map((p) => p.batch).join('');
+  try {
+    await runner.run(restoreArgv(tools), { input: batch });
+  } catch (e) {
+    const line = rejectedLine(e);
+    if (line === undefined || parts.length < 2) throw e;
+    let end = 0;
+    const at = parts.findIndex((p) => line <= (end += p.batch.split('\n').length - 1));
+    if (at < 0) throw e;
+    const applied = parts.slice(0, at).map((p) => `${p.own.table} ${p.own.chain}`);
+    const before = applied.length ? `; applied before it (each table commits on its own): ${applied.join(', ')}` : '; nothing applied';
+    throw new Error(`${(e as Error).message} [the ${parts[at].own.table} part of the batch was rejected${before}]`, { cause: e });
+  }
+  return batch;
+}
+
+/** Every own chain (in the order of TABLES) as `ruleset` has it, with the rules it must hold: ensureChains' input. */
+export function ownChainsWanted(ruleset: IptablesSaveTable[], desired: Record<FirewallTable, string[][]>): { state: ChainState; desired: string[][] }[] {
+  return OWN_CHAINS.map((own) => ({ state: chainState(ruleset, own), desired: desired[own.table] }));
+}
+
+/**
+ * Makes each own chain hold exactly its `desired` rules, jumped to once, in ONE restore batch
+ * (one `*table … COMMIT` block per table that needs a change). `{ skipped }` when every chain
+ * is already in place (no command run).
  */
 export async function ensureChains(
   runner: Runner,
@@ -306,47 +330,26 @@ export async function ensureChains(
   options: BatchOptions = {},
 ): Promise<string | { skipped: string }> {
   const changes = wanted.map(({ state, desired }) => ({ own: state.own, change: ensureChainBatch(state, desired) }));
-  const todo = changes.filter((c) => c.change !== undefined);
+  const todo = changes.flatMap(({ own, change }) => (change ? [{ own, ...change }] : []));
   if (todo.length === 0) return { skipped: `${wanted.map((w) => `${w.state.own.table} ${w.state.own.chain}`).join(', ')}: already in place` };
-  const batch = todo.map((c) => c.change!.batch).join('');
-  await runner.run(restoreArgv(tools), { input: batch });
-  return withBatch(
-    `${tools.iptables}: ${todo.map((c) => `${c.own.table} ${c.own.chain} (${c.own.purpose}): ${c.change!.done.join(', ')}`).join('; ')}`,
-    batch,
-    options,
-  );
+  const batch = await runBatch(runner, tools, todo);
+  return withBatch(`${tools.iptables}: ${todo.map((c) => `${c.own.table} ${c.own.chain} (${c.own.purpose}): ${c.done.join(', ')}`).join('; ')}`, batch, options);
 }
 
-/** Removes several own chains (and their jumps) in ONE restore batch. `{ skipped }` when none is there. */
+/** Removes the own chains (and their jumps) in ONE restore batch. `{ skipped }` when none is there. */
 export async function removeChains(
   runner: Runner,
   tools: IptablesTools,
   states: ChainState[],
   options: BatchOptions = {},
 ): Promise<string | { skipped: string }> {
-  const present = states.map((state) => ({ state, batch: removeChainBatch(state) })).filter((x) => x.batch !== undefined);
+  const present = states.flatMap((state) => {
+    const batch = removeChainBatch(state);
+    return batch === undefined ? [] : [{ own: state.own, batch, jumps: state.jumps }];
+  });
   if (present.length === 0) return { skipped: `${tools.iptables}: no wgctl chain present` };
-  const batch = present.map((x) => x.batch!).join('');
-  await runner.run(restoreArgv(tools), { input: batch });
-  return withBatch(
-    `${tools.iptables}: ${present.map((x) => `${x.state.own.table} ${x.state.own.chain}: ${x.state.jumps} jump(s) and the chain removed`).join('; ')}`,
-    batch,
-    options,
-  );
-}
-
-/** Removes the tagged jumps and the own chain. `{ skipped }` when there is nothing of it. */
-export async function removeChain(
-  runner: Runner,
-  tools: IptablesTools,
-  state: ChainState,
-  options: BatchOptions = {},
-): Promise<string | { skipped: string }> {
-  const { own } = state;
-  const batch = removeChainBatch(state);
-  if (batch === undefined) return { skipped: `${own.table} ${own.chain}: not present` };
-  await runner.run(restoreArgv(tools), { input: batch });
-  return withBatch(`${own.table} ${own.chain}: ${state.jumps} jump(s) and the chain removed`, batch, options);
+  const batch = await runBatch(runner, tools, present);
+  return withBatch(`${tools.iptables}: ${present.map((x) => `${x.own.table} ${x.own.chain}: ${x.jumps} jump(s) and the chain removed`).join('; ')}`, batch, options);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { createHook } from 'node:async_hooks';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
@@ -186,6 +187,72 @@ describe.each(variants)('JsonStateFile corruption and the previous copy ($name)'
     writeFileSync(file.path, 'garbage');
     writeFileSync(file.previousPath, 'more garbage');
     await expect(v.read(file)).rejects.toThrow(/doc\.json is not valid JSON.*previous copy is unusable too.*doc\.json\.prev is not valid JSON/);
+  });
+});
+
+describe.each(variants)('JsonStateFile: the file it replaces, checked only when not its own ($name)', (v) => {
+  const first: Doc = { version: 1, phase: 'up', routes: ['203.0.113.10/32'] };
+  const second: Doc = { version: 1, phase: 'down', routes: [] };
+  /** A file whose decoder counts its calls: the new document's check, and each check of a file read back. */
+  const counted = (path: string) => {
+    const calls = { n: 0 };
+    const decode = schemaDecoder(docSchema);
+    return { calls, file: new JsonStateFile(path, (data) => (calls.n++, decode(data))) };
+  };
+
+  it('a write over the file this instance wrote, unchanged since, checks only the new document (no re-read)', async () => {
+    const { calls, file } = counted(join(dir, 'doc.json'));
+    await v.save(file, first);
+    await v.save(file, second);
+    calls.n = 0;
+    await v.save(file, first);
+    await v.save(file, second);
+    expect(calls.n).toBe(2);
+    // Still kept as the previous copy, and sound.
+    expect(await v.read(new JsonStateFile(file.previousPath, schemaDecoder(docSchema)))).toEqual(first);
+  });
+
+  it('a file another writer replaced or changed is read and checked again before it is kept', async () => {
+    const { calls, file } = counted(join(dir, 'doc.json'));
+    await v.save(file, first);
+    await v.save(new JsonStateFile(file.path, schemaDecoder(docSchema)), second); // another writer: a new inode
+    calls.n = 0;
+    await v.save(file, first);
+    expect(calls.n).toBe(2); // the new document, and the replaced one (sound: kept as the previous copy)
+    expect(readFileSync(file.previousPath, 'utf8')).toContain('"phase": "down"');
+    writeFileSync(file.path, 'garbage'); // changed in place
+    calls.n = 0;
+    await v.save(file, second);
+    expect(calls.n).toBe(1); // garbage is no JSON: the decoder never sees it
+    expect(readFileSync(file.corruptPath, 'utf8')).toBe('garbage');
+    expect(await v.read(file)).toEqual(second);
+  });
+
+  it('after remove(), a write starts afresh (nothing to keep)', async () => {
+    const { file } = counted(join(dir, 'doc.json'));
+    await v.save(file, first);
+    await file.remove();
+    await v.save(file, second);
+    expect(readdirSync(dir)).toEqual(['doc.json']);
+  });
+});
+
+describe('writeFileAtomic (async): the event loop is awaited only for the two fsyncs', () => {
+  it('makes two thread-pool requests per write (file and directory fsync), not one per step', async () => {
+    const path = join(dir, 'doc.json');
+    const file = new JsonStateFile(path, schemaDecoder(docSchema));
+    await file.write(doc); // the directory exists from here on
+    const requests: string[] = [];
+    const hook = createHook({ init: (_id, type) => void (type.startsWith('FSREQ') && requests.push(type)) });
+    hook.enable();
+    try {
+      await file.write(doc);
+      await writeFileAtomic(path, 'two\n', { previous: `${path}.prev` });
+    } finally {
+      hook.disable();
+    }
+    expect(requests).toHaveLength(4);
+    expect(readFileSync(path, 'utf8')).toBe('two\n');
   });
 });
 

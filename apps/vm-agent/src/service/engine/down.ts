@@ -1,7 +1,7 @@
 /**
  * Down, as a list of steps:
- *   read-journal → detect-backend → ip-forward → [ip6-forward → firewall6] → firewall-filter →
- *   firewall-nat → firewall-mangle → firewall-tables → wg-quick-down → clean-stale → verify
+ *   read-journal → detect-backend → ip-forward → [ip6-forward → firewall6] → firewall (filter,
+ *   nat, mangle: one batch) → firewall-tables → wg-quick-down → clean-stale → verify
  * Everything between read-journal and verify is the teardown, which also rolls back a failed
  * Up (its steps then named rollback-*): forwarding off first (fail closed), then the rules, then
  * the interface. It restores ip_forward only if it still holds the value the agent wrote,
@@ -22,9 +22,7 @@ import {
   deleteNftTables,
   detectBackend as detectIptables,
   ip6Tools,
-  ownChain,
   readRuleset,
-  removeChain,
   removeChains,
   tableIsPristine,
   type FirewallTable,
@@ -40,8 +38,6 @@ import { restoreIpv6Forwarding } from './ipv6-forwarding';
 export class Teardown {
   /** Set by detect-backend. */
   tools: IptablesTools;
-  /** The rules as the first firewall step read them: each step changes only its own table. */
-  ruleset: IptablesSaveTable[] | undefined;
   /** Set by wg-quick-down: clean-stale leaves a live interface's wg-quick state alone. */
   linkExists = false;
   /**
@@ -87,7 +83,7 @@ export async function teardown(down: Teardown): Promise<void> {
     await step('ip6-forward', restoreIp6Forward);
     await step('firewall6', removeFirewall6);
   }
-  for (const table of TABLES) await step(`firewall-${table}`, (d, r) => removeFirewallTable(d, r, table));
+  await step('firewall', removeFirewall);
   await step('firewall-tables', deleteCreatedTables);
   await step('wg-quick-down', wgQuickDown);
   await step('clean-stale', cleanStale);
@@ -255,10 +251,11 @@ async function removeFirewall6(down: Teardown, r: Runner): Promise<StepResult> {
   return typeof tables === 'string' ? `${removed}; then ${tables}` : removed;
 }
 
-async function removeFirewallTable(down: Teardown, r: Runner, table: FirewallTable): Promise<StepResult> {
+/** The three IPv4 chains and their jumps, in one restore batch (one process). */
+async function removeFirewall(down: Teardown, r: Runner): Promise<StepResult> {
   if (down.firewallUntouched) return FIREWALL_UNTOUCHED;
-  down.ruleset ??= await readRuleset(r, down.tools);
-  return notingUnlisted(down, await removeChain(r, down.tools, chainState(down.ruleset, ownChain(table)), { showBatch: down.op.dryRun }));
+  const ruleset = await readRuleset(r, down.tools);
+  return notingUnlisted(down, await removeChains(r, down.tools, OWN_CHAINS.map((own) => chainState(ruleset, own)), { showBatch: down.op.dryRun }));
 }
 
 /** Without a journal, a chain removed by name is the mark of an Up whose journal was lost. */

@@ -1,7 +1,7 @@
 /**
  * Up, as a list of steps (each streams the argv it ran), the way wg-quick's cmd_up reads:
  *   read-config → resolve-lan → clean-stale → wg-quick-up ┐ (beside:)
- *     detect-backend → firewall-filter → firewall-nat → firewall-mangle → [firewall6] →
+ *     detect-backend → firewall (filter, nat, mangle: one batch) → [firewall6] →
  *     ip-forward → [ip6-forward] → (wg-quick-up ends) → await-handshake → verify
  * `wg-quick up` is most of Up's time, so it starts as soon as what it needs is done: only the
  * reads that gate it (the route to the Mac, the link, the wg-quick leftovers) start together
@@ -25,15 +25,13 @@ import { loadTunnelConfig, type TunnelConfig } from '../../host/config';
 import {
   OWN_CHAINS,
   TABLES,
-  chainState,
   desiredRules,
   detectBackend as detectIptables,
-  ensureChain,
   ensureChains,
   existingTables,
   ip6Tools,
-  ownChain,
   ownChainsAgainst,
+  ownChainsWanted,
   readRuleset,
   type FirewallTable,
   type ForwardingPlan,
@@ -65,7 +63,7 @@ class UpContext extends Operation {
     if (!this.tools) throw new Error('the iptables backend is not known yet');
     return this.tools;
   }
-  /** One read of the rules serves every firewall step: each changes only its own table. */
+  /** One read of the rules serves the firewall step (and the tables it will create). */
   rulesetBefore: IptablesSaveTable[] = [];
   /** Given, or found by resolve-lan. */
   lanInterface: string;
@@ -124,7 +122,7 @@ export async function runUp(engine: EngineScope, request: UpRequest, ctx: Operat
     const tools = await journalBackend(up);
     // Both legacy: wg-quick's iptables-restore (no -w) would fail on the lock ours holds.
     if (up.wgQuickUsesIptables && tools.kind === 'legacy') await tunnel.join();
-    for (const table of TABLES) await step(`firewall-${table}`, (u, r) => firewallTable(u, r, table));
+    await step('firewall', firewall);
     if (!up.plan6 && up.record.v6) await step('firewall6', removeEarlierIpv6);
     if (up.plan6) await step('firewall6', firewall6);
     await step('ip-forward', ipForward);
@@ -351,8 +349,13 @@ function upRecord(up: UpContext): JournalRecord {
 // ---------------------------------------------------------------------------------------------
 // The changes, each journaled first
 
-async function firewallTable(up: UpContext, r: Runner, table: FirewallTable): Promise<StepResult> {
-  return ensureChain(r, up.iptables, chainState(up.rulesetBefore, ownChain(table)), desiredRules(up.plan)[table], { showBatch: up.dryRun });
+/**
+ * The three IPv4 chains in one restore batch (one process). Tables commit one by one, filter
+ * (the kill switch) first: a rejection leaves a prefix of them, which the journal (every table,
+ * and the tables to create, written before) lets the rollback remove.
+ */
+async function firewall(up: UpContext, r: Runner): Promise<StepResult> {
+  return ensureChains(r, up.iptables, ownChainsWanted(up.rulesetBefore, desiredRules(up.plan)), { showBatch: up.dryRun });
 }
 
 /** An earlier Up forwarded the Mac's IPv6, this one does not: forwarding off, then the rules. */
@@ -382,12 +385,7 @@ async function firewall6(up: UpContext, r: Runner): Promise<StepResult> {
     }
   }
   const desired6 = desiredRules(up.plan6!, 6);
-  return ensureChains(
-    r,
-    tools6,
-    TABLES.map((table) => ({ state: chainState(ruleset6, ownChain(table)), desired: desired6[table] })),
-    { showBatch: up.dryRun },
-  );
+  return ensureChains(r, tools6, ownChainsWanted(ruleset6, desired6), { showBatch: up.dryRun });
 }
 
 async function ipForward(up: UpContext, r: Runner): Promise<StepResult> {
