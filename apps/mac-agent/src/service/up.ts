@@ -35,58 +35,20 @@
  * Up, Down or start (reconcile) takes it from there.
  */
 import type { OperationOutcome } from '@wgctl/agent-kit';
-import { mapTogether, readTogether, SharedReadRunner, StepFailedError, type Runner, type StepBody, type StepListener } from '@wgctl/runner';
-import { excludedProblems, isIpAddressOrZoned } from '@wgctl/config';
-import { PORTAL_WEB_PORTS, type DnsContext, type DnsSnapshot, type HostNetworkDriver, type KillSwitchPolicy, type PortalWindow, type RouteReadback, type RouteSpec, type RoutingTable, type Uplink, type Vnic } from '../host/driver';
-import { watchFilesForChange } from '../host/dns-watch';
-import { describeDns, ensureKillSwitch, type HostDescription, excludeRoutesFor, holdKillSwitch, IPV4_SPLIT, IPV6_SPLIT, messageOf, pinsFor, sameRoute, servicesOffTunnel } from './core';
-import type { Ipv6InEffect, JournalRoute, MacJournal, UpIntent } from './journal';
-import { endedBetweenSteps, Operation, type RequestOptions, type StepResult, type UpDownDeps } from './operation';
+import { mapTogether, readTogether, StepFailedError, type Runner, type StepBody, type StepListener } from '@wgctl/runner';
+import { isIpAddressOrZoned } from '@wgctl/config';
+import { PORTAL_WEB_PORTS, type DnsContext, type DnsSnapshot, type HostNetworkDriver, type KillSwitchPolicy, type PortalWindow, type RouteSpec } from '../host/driver';
+import { describeDns, ensureKillSwitch, excludeRoutesFor, holdKillSwitch, IPV4_SPLIT, IPV6_SPLIT, messageOf, pinsFor, sameRoute, servicesOffTunnel } from './core';
+import type { JournalRoute, MacJournal, UpIntent } from './journal';
+import { endedBetweenSteps, type RequestOptions, type StepResult, type UpDownDeps } from './operation';
 import { runDown } from './down';
+import { UpContext, type UpMode } from './up-context';
+import { discover, justAfterFailClosedUp, ownDestinations } from './up-discovery';
+import { dnsFilesForFullUp, readDnsForFullUp, removeDnsWrittenAhead } from './up-dns-ahead';
 
-/** An Up the caller asked for, or the engine re-asserting the journal at start (reconcile). */
-export type UpMode = 'request' | 'reconcile';
+export type { UpMode } from './up-context';
 
 // ------------------------------------------------------------------------------------- Up
-
-/** One Up: the request, the journal as it was and as this Up writes it, and what its steps find out, each in its turn. */
-class UpContext extends Operation {
-  /** The journal as this Up found it. */
-  readonly previous: MacJournal;
-  /** The journal this Up writes (a copy of `previous` until the first write). */
-  readonly journal: MacJournal;
-  /** Once the journal says up-in-progress: a failure rolls back (or, re-asserting, holds the kill switch). */
-  changedAnything = false;
-  // discover
-  uplink!: Uplink;
-  vnic!: Vnic;
-  ipv6!: Ipv6InEffect;
-  // planUp: what this Up wants on the host
-  policy!: KillSwitchPolicy;
-  pins!: RouteSpec[];
-  excluded!: RouteSpec[];
-  split!: RouteSpec[];
-  split6!: RouteSpec[];
-  wanted!: RouteSpec[];
-  /** The routing table as discover read it (drivers with readRoutingTable): the route steps read it back from there. */
-  table?: RoutingTable;
-  /** DNS as discover read it beside the table when it took the kill-switch-only Up's discovery: the dns step's read. */
-  dnsNow?: DnsSnapshot;
-  /** The routing table, read once per Up (by discover, else by the first route step) for every route it wants. */
-  routesBefore?: RouteReadback[] | Promise<RouteReadback[]>;
-
-  constructor(
-    deps: UpDownDeps,
-    readonly intent: UpIntent,
-    options: RequestOptions,
-    listener: StepListener,
-    readonly mode: UpMode,
-  ) {
-    super(deps, options, listener, deps.stallAfterStep);
-    this.previous = this.core.loadJournal();
-    this.journal = JSON.parse(JSON.stringify(this.previous)) as MacJournal;
-  }
-}
 
 /** `intent` is checked already (validateIntent). */
 export async function runUp(deps: UpDownDeps, intent: UpIntent, options: RequestOptions, listener: StepListener, mode: UpMode): Promise<OperationOutcome> {
@@ -116,174 +78,6 @@ export async function runUp(deps: UpDownDeps, intent: UpIntent, options: Request
   } catch (e) {
     return upFailed(up, e);
   }
-}
-
-async function discover(up: UpContext, r: Runner): Promise<StepResult> {
-  const { intent, driver } = up;
-  // The table read serves discoverUplink (the same commands, read once) and the route steps.
-  const shared = new SharedReadRunner(r);
-  const described = takeDescription(up);
-  const table = driver.readRoutingTable?.(shared);
-  if (table && justAfterFailClosedUp(up)) {
-    const [read, dns] = await readTogether([table, readDnsAhead(up, shared)]);
-    up.table = read;
-    if (reuseDiscovery(up)) {
-      up.dnsNow = dns;
-      return `${describeDiscovery(up)} (as the kill-switch-only Up found them: the routing table is unchanged since)`;
-    }
-  }
-  if (table && described) {
-    up.table = await table;
-    if (up.table.fingerprint(ownDestinations(intent)) === described.table.fingerprint(ownDestinations(intent))) {
-      judgeDiscovery(up, { status: 'fulfilled', value: described.uplink }, { status: 'fulfilled', value: described.vnic });
-      return `${describeDiscovery(up)} (as the Describe of this run found them: the routing table is unchanged since)`;
-    }
-  }
-  // The uplink and the vnic are found independently: read both at once, judge after.
-  const [found, vnicFound, tableRead] = await Promise.allSettled([driver.discoverUplink(shared), driver.discoverVnic(shared, intent.vmAddress), table]);
-  if (tableRead.status === 'rejected') throw tableRead.reason;
-  up.table = tableRead.value;
-  judgeDiscovery(up, found, vnicFound);
-  return describeDiscovery(up);
-}
-
-/** How recent a Describe must be for the Up that follows to take its findings (`wgctl up` sends them moments apart). */
-export const DESCRIPTION_FRESH_MS = 10_000;
-
-/**
- * The last Describe's findings for this Up's VM, when recent and the Up was requested; taken
- * once whatever comes of it. The Up compares the routing table with the one the Describe read
- * (every route but ours, as reuseDiscovery does) before it takes them.
- */
-function takeDescription(up: UpContext): HostDescription | undefined {
-  const described = up.core.lastDescription;
-  up.core.lastDescription = undefined;
-  if (!described || up.mode !== 'request' || described.vmAddress !== up.intent.vmAddress) return undefined;
-  return up.core.now() - described.atMs <= DESCRIPTION_FRESH_MS ? described : undefined;
-}
-
-/** What discover found, checked: the uplink (the last known one while re-asserting offline), the vnic, the IPv6 decision. */
-function judgeDiscovery(up: UpContext, found: PromiseSettledResult<Uplink | null>, vnicFound: PromiseSettledResult<Vnic>): void {
-  const { intent, journal: j } = up;
-  if (found.status === 'rejected') throw found.reason;
-  if (found.value) up.uplink = found.value;
-  else if (up.mode === 'reconcile' && up.previous.uplink) {
-    // Offline while re-asserting: keep the kill switch on the last known uplink.
-    up.uplink = up.previous.uplink;
-    j.uplinkLost = true;
-  } else {
-    throw new Error('no default route: connect to a network first (the WireGuard server is pinned through the current gateway)');
-  }
-  if (vnicFound.status === 'rejected') throw vnicFound.reason;
-  const { uplink } = up;
-  const vnic = (up.vnic = vnicFound.value);
-  if (vnic.interface === uplink.interface) {
-    throw new Error(`the VM (${intent.vmAddress}) is reached through the uplink ${uplink.interface}: use a shared or host-only VM network, not a bridged one`);
-  }
-  if (intent.ipv6 === 'route' && !vnic.address6) throw new Error(`ipv6 route mode: ${vnic.interface} has no global IPv6 address facing the VM`);
-  const ipv6 = (up.ipv6 = intent.ipv6 === 'route' || (intent.ipv6 === 'auto' && vnic.address6 && intent.vmAddress6) ? 'route' : 'block');
-  for (const e of intent.endpoints) {
-    if (e.ip.includes(':') && !uplink.gateway6) throw new Error(`endpoint ${e.ip} is IPv6 but the uplink ${uplink.interface} has no IPv6 default route`);
-  }
-  checkExcludedAgainstHost(intent.exclude ?? [], uplink, vnic);
-}
-
-function describeDiscovery(up: UpContext): string {
-  const { intent, uplink, vnic, ipv6, journal: j } = up;
-  return `uplink ${uplink.interface} via ${uplink.gateway}${j.uplinkLost ? ' (last known; no default route now)' : ''}; VM ${intent.vmAddress} on ${vnic.interface} (host ${vnic.address}); IPv6 ${ipv6 === 'route' ? `routed via ${intent.vmAddress6}` : 'blocked on the uplink'}`;
-}
-
-/**
- * DNS as it is now, for the dns step: as the kill-switch-only Up read it when the files it comes
- * from are unchanged since (readDnsForFullUp), else read beside the routing table (one round of
- * reads fewer after the handshake). Only DNS is read here; nothing of ours changes DNS before the
- * dns step. Undefined when the Up sets no DNS or the previous Up's interfaces are not known.
- */
-function readDnsAhead(up: UpContext, r: Runner): Promise<DnsSnapshot> | undefined {
-  const { uplink, vnic } = up.previous;
-  if (up.intent.dnsServers.length === 0 || !uplink || !vnic) return undefined;
-  const context: DnsContext = { uplink: uplink.interface, vnic: vnic.interface };
-  // What the kill-switch-only Up read, while the files it came from are unchanged since.
-  const ahead = up.dnsReadAhead;
-  if (ahead && !ahead.watch.changed && ahead.context.uplink === context.uplink && ahead.context.vnic === context.vnic) return Promise.resolve(ahead.snapshot);
-  return up.driver.readDns(r, context);
-}
-
-/**
- * A kill-switch-only Up reads DNS for the full Up that follows: this Up runs while the VM's
- * tunnel comes up, that one after the handshake, where every process counts. Kept with a watch
- * on the files it comes from, set up before the read so that no change in between is missed;
- * the full Up reads again if one changed. Only for drivers whose DNS lives in files (a dnsWatch
- * of files alone) and a resolv.conf that is no symlink (its target is not watched); a failed
- * read is left to the full Up. Where the driver can (prepareDns), what the full Up will write
- * is written ahead too (journaled by writeAhead): that Up then only renames it into place, and
- * writes it anew if its DNS differs from what was prepared.
- */
-async function readDnsForFullUp(up: UpContext, r: Runner): Promise<string> {
-  const files = dnsFilesForFullUp(up);
-  const watch = files && watchFilesForChange(files);
-  const context: DnsContext = { uplink: up.uplink.interface, vnic: up.vnic.interface };
-  const snapshot = watch ? await up.driver.readDns(r, context).catch(() => undefined) : undefined;
-  if (!watch || !snapshot || snapshot.resolvConfLink) {
-    watch?.close();
-    await discardPreparedDns(up, r);
-    return '';
-  }
-  const prepared = up.journal.dnsPrepared ? await up.driver.prepareDns?.(r, up.intent.dnsServers, snapshot).catch(() => undefined) : undefined;
-  up.core.keepDnsReadAhead({ snapshot, context, watch, prepared });
-  return prepared ? '; DNS read and written ahead for it' : '; DNS read for it';
-}
-
-/** The files DNS lives in when this kill-switch-only Up reads DNS for the full Up (readDnsForFullUp), else undefined. */
-function dnsFilesForFullUp(up: UpContext): string[] | undefined {
-  const watched = up.driver.dnsWatch?.();
-  if (up.dryRun || up.mode !== 'request' || !up.intent.killSwitchOnly || up.intent.dnsServers.length === 0 || !watched?.files?.length || watched.monitor) return undefined;
-  return watched.files;
-}
-
-/** What a kill-switch-only Up wrote ahead for DNS (journaled: dnsPrepared) and nothing will take: removed. */
-async function discardPreparedDns(up: UpContext, r: Runner): Promise<void> {
-  if (!up.journal.dnsPrepared || up.dryRun) return;
-  await up.driver.discardPreparedDns?.(r);
-  delete up.journal.dnsPrepared;
-  up.persist();
-}
-
-/** The destinations of the routes an Up of `intent` adds: left out of the routing table's fingerprint. */
-function ownDestinations(intent: UpIntent): string[] {
-  return [...intent.endpoints.map((e) => (e.ip.includes(':') ? `${e.ip}/128` : `${e.ip}/32`)), ...(intent.exclude ?? []), ...IPV4_SPLIT, ...IPV6_SPLIT];
-}
-
-/**
- * The full Up right after a kill-switch-only Up takes that Up's discovery (uplink, vnic, IPv6
- * decision) when what discover reads cannot have changed since: the same VM, servers, IPv6 mode
- * and excluded ranges asked for, and the routing table — every route but ours — as that Up read
- * it. The uplink is the table's best default route; the vnic and its addresses show as their
- * interface routes (a change of address adds or removes a prefix route); so an equal table means
- * the same answers, and anything else (a roam, a new address) discovers again.
- */
-function reuseDiscovery(up: UpContext): boolean {
-  const prev = up.previous;
-  if (!up.table || !prev.routingFingerprint || !prev.uplink || !prev.vnic || !prev.ipv6 || prev.uplinkLost) return false;
-  const asked = (i: UpIntent) => JSON.stringify([i.vmAddress, i.vmAddress6 ?? '', i.ipv6, i.endpoints.map((e) => e.ip), i.exclude ?? []]);
-  if (!prev.intent || asked(prev.intent) !== asked(up.intent)) return false;
-  if (up.table.fingerprint(ownDestinations(up.intent)) !== prev.routingFingerprint) return false;
-  up.uplink = prev.uplink;
-  up.vnic = prev.vnic;
-  up.ipv6 = prev.ipv6;
-  return true;
-}
-
-/**
- * What only discover can tell about the excluded CIDRs: none may cover the Mac's own address
- * facing the VM (the VM's is refused with the request), and an IPv6 one needs an IPv6 gateway.
- */
-function checkExcludedAgainstHost(exclude: readonly string[], uplink: Uplink, vnic: Vnic): void {
-  const problems = [
-    ...excludedProblems('exclude', exclude, [{ address: vnic.address, what: `this host's address facing the VM on ${vnic.interface}` }, { address: vnic.address6, what: `this host's IPv6 address facing the VM on ${vnic.interface}` }]),
-    ...exclude.filter((c) => c.includes(':') && !uplink.gateway6).map((c) => `exclude: ${c} is IPv6 but the uplink ${uplink.interface} has no IPv6 default route`),
-  ];
-  if (problems.length) throw new Error(problems.join('; '));
 }
 
 /** What this Up wants, from what discover found: the kill-switch policy, the pins for this uplink, the split routes. */
@@ -393,9 +187,6 @@ function journalDns(j: MacJournal, current: DnsSnapshot, servers: string[]): Non
   return j.dns;
 }
 
-/** How recent a kill-switch-only Up must be for the full Up that follows to take its kill switch as loaded (the same `wgctl up`). */
-export const FAIL_CLOSED_UP_FRESH_MS = 60_000;
-
 /**
  * Whether this is the full Up that follows a kill-switch-only Up of the same run: the journal
  * is that Up's (up-in-progress, killSwitchOnly, no error since, written moments ago) and it
@@ -404,14 +195,6 @@ export const FAIL_CLOSED_UP_FRESH_MS = 60_000;
  */
 function followsFailClosedUp(up: UpContext): boolean {
   return justAfterFailClosedUp(up) && samePolicyButLeaseServer(up.previous.killSwitch!.policy, up.policy);
-}
-
-/** A requested full Up, and the journal is that of a kill-switch-only Up that succeeded moments ago. */
-function justAfterFailClosedUp(up: UpContext): boolean {
-  const prev = up.previous;
-  if (up.mode !== 'request' || up.intent.killSwitchOnly) return false;
-  if (prev.phase !== 'up-in-progress' || !prev.intent?.killSwitchOnly || prev.lastError) return false;
-  return Boolean(prev.killSwitch?.handle) && up.core.now() - prev.updatedAtMs <= FAIL_CLOSED_UP_FRESH_MS;
 }
 
 /** The lease server and LAN subnets are read when the kill switch is loaded, so a fresh plan has none yet. */
@@ -538,11 +321,6 @@ async function dnsThroughTunnel(up: UpContext, r: Runner): Promise<StepResult> {
   // Setting DNS takes what a kill-switch-only Up wrote ahead (or writes it anew where it differs).
   await driver.setDns(r, intent.dnsServers, { ...dns.snapshot, services }, context, up.dnsReadAhead?.prepared);
   return `DNS → ${wanted} (previous: ${describeDns(dns.snapshot)})`;
-}
-
-/** The dns step sets no DNS: what was written ahead for it goes (the journal's flag with the Up's last write). */
-async function removeDnsWrittenAhead(up: UpContext, r: Runner): Promise<void> {
-  if (up.journal.dnsPrepared && !up.dryRun) await up.driver.discardPreparedDns?.(r);
 }
 
 async function removeStale(up: UpContext, r: Runner, stale: JournalRoute[]): Promise<StepResult> {
