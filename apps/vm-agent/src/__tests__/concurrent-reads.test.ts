@@ -389,7 +389,8 @@ describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', 
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('the firewall chains and ip_forward go in while wg-quick up runs; the handshake is awaited once both are done', async () => {
+  /** An Up whose `wg-quick up` runs until ip-forward is done: what went in beside it. */
+  async function upHoldingWgQuickUntilForwarding() {
     runner.holdWgQuick();
     const events: StepRecord[] = [];
     const outcome = await engine().up(
@@ -401,6 +402,11 @@ describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', 
         },
       },
     );
+    return { outcome, events };
+  }
+
+  it('the firewall chains and ip_forward go in while wg-quick up runs; the handshake is awaited once both are done', async () => {
+    const { outcome, events } = await upHoldingWgQuickUntilForwarding();
     expect(outcome).toMatchObject({ ok: true, error: '' });
     // The backend detection too: wg-quick is started first (only what gates it comes before it).
     expect(runner.duringWgQuick).toEqual([...detection, restore, 'sysctl -n net.ipv4.ip_forward', 'sysctl -w net.ipv4.ip_forward=1']);
@@ -423,17 +429,7 @@ describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', 
     { nftInstalled: false, waits: true },
   ])('nft installed $nftInstalled: wg-quick up waits for the backend detection $waits (without nft its own iptables rules would count)', async ({ nftInstalled, waits }) => {
     vm.nftInstalled = nftInstalled;
-    runner.holdWgQuick();
-    const events: StepRecord[] = [];
-    const outcome = await engine().up(
-      { macSource: '198.51.100.2' },
-      {
-        onStep: (s) => {
-          events.push(s);
-          if (s.step === 'ip-forward' && s.state === 'done') runner.releaseWgQuick();
-        },
-      },
-    );
+    const { outcome, events } = await upHoldingWgQuickUntilForwarding();
     expect(outcome).toMatchObject({ ok: true, error: '' });
     const started = events.filter((s) => s.state === 'started').map((s) => s.step);
     expect(started.indexOf('detect-backend') < started.indexOf('wg-quick-up')).toBe(waits);
