@@ -96,14 +96,10 @@ export class DnsChangeWatcher {
 
   private watchFile(file: string): void {
     const directory = dirname(file);
-    const name = basename(file);
     if (this.directories.has(file) || !this.wanted) return;
     let watcher: FSWatcher;
     try {
-      watcher = watch(directory, { persistent: false }, (event, changed) => {
-        // inotify names the entry; a null name (an overflowed queue) may be ours too.
-        if (changed === null || changed === name) this.options.onChange(`file event: ${event} ${file}`);
-      });
+      watcher = watchFileInDirectory(file, (event) => this.options.onChange(`file event: ${event} ${file}`));
     } catch (e) {
       if (!this.failing.has(file)) this.options.logger.warn('cannot watch DNS file; retrying every second', { file, error: (e as Error).message });
       this.failing.add(file);
@@ -136,6 +132,18 @@ export class DnsChangeWatcher {
   }
 }
 
+/**
+ * Events naming `file` in its directory (inotify through fs.watch): written, replaced, removed.
+ * Throws when the directory cannot be watched.
+ */
+function watchFileInDirectory(file: string, onEvent: (event: string) => void): FSWatcher {
+  const name = basename(file);
+  return watch(dirname(file), { persistent: false }, (event, changed) => {
+    // inotify names the entry; a null name (an overflowed queue) may be ours too.
+    if (changed === null || changed === name) onEvent(event);
+  });
+}
+
 /** Whether files were written, replaced or removed since the watch began. */
 export interface FileChangeWatch {
   readonly changed: boolean;
@@ -153,10 +161,7 @@ export function watchFilesForChange(files: readonly string[]): FileChangeWatch |
   const close = () => watchers.forEach((w) => w.close());
   try {
     for (const file of files) {
-      const name = basename(file);
-      const watcher = watch(dirname(file), { persistent: false }, (_event, changed) => {
-        if (changed === null || changed === name) state.changed = true;
-      });
+      const watcher = watchFileInDirectory(file, () => (state.changed = true));
       watcher.on('error', () => (state.changed = true));
       watchers.push(watcher);
     }
