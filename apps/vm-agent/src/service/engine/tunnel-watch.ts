@@ -1,7 +1,11 @@
 /**
  * What makes the vm-agent's health follow the tunnel within seconds rather than at the next
  * sampling interval: the liveness monitor's verdict changing (liveness.ts) and link events of
- * the tunnel interface (link-watch.ts) each ask for a new health sample at once.
+ * the tunnel interface (link-watch.ts) each ask for a new health sample at once — between
+ * operations. During an Up, Down or Heal the link events are that operation's own (wg-quick
+ * alone makes several), and every operation is sampled once it ends (server.ts after the
+ * reply, run.ts after a heal or the start-up reconcile); sampling for each of them only took
+ * CPU from wg-quick, on the Up's critical path.
  */
 import type { Logger } from '@wgctl/logging';
 import { spawnStreaming } from '@wgctl/runner';
@@ -24,7 +28,9 @@ export function startTunnelWatch(
     interfaceName,
     logger,
     onEvent: (event) => {
-      logger.info(`link ${event.deleted ? 'deleted' : 'changed'}: ${event.ifname}`, { flags: event.flags });
+      const during = engine.running?.op;
+      logger.info(`link ${event.deleted ? 'deleted' : 'changed'}: ${event.ifname}${during ? ` (during ${during}: sampled once it ends)` : ''}`, { flags: event.flags });
+      if (during) return;
       resample();
       engine.liveness.wake();
     },
