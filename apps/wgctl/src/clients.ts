@@ -37,7 +37,10 @@ export interface ClientOptions {
   quickTimeoutMs?: number;
   /** Sent as gRPC metadata on Describe to the mac-agent so it can report its vnic. */
   vmAddress?: string;
-  /** Send the first Describe as the client is made (see describeStartedNow). */
+  /**
+   * Send the first Describe as the client is made (see describeStartedNow): `up`'s. That Describe
+   * tells the vm-agent an Up follows (up_follows), so it starts that Up's first reads.
+   */
   describeNow?: boolean;
 }
 
@@ -208,8 +211,8 @@ const noop = (): void => undefined;
  * Describe, sent at once when `now`: the first describe() gets that call, later ones new calls.
  * `up` sends both as it opens the clients, so that nothing else stands before the connections.
  */
-function describeStartedNow<T>(now: boolean | undefined, call: () => Promise<T>): { describe: () => Promise<T>; started?: Promise<T> } {
-  let pending = now ? call() : undefined;
+function describeStartedNow<T>(now: boolean | undefined, call: (startedNow: boolean) => Promise<T>): { describe: () => Promise<T>; started?: Promise<T> } {
+  let pending = now ? call(true) : undefined;
   pending?.catch(() => undefined); // its caller sees the error; nobody may ask (e.g. the lock was taken)
   const started = pending;
   return {
@@ -217,7 +220,7 @@ function describeStartedNow<T>(now: boolean | undefined, call: () => Promise<T>)
     describe: () => {
       const first = pending;
       pending = undefined;
-      return first ?? call();
+      return first ?? call(false);
     },
   };
 }
@@ -229,7 +232,7 @@ export interface Connecting {
 
 export function vmAgentApi(target: AgentTarget, options: ClientOptions): VmAgentApi & Connecting {
   const c = new AgentConnection('vm', target.target, VmAgentClient, options, target.serverName);
-  const { describe, started } = describeStartedNow(options.describeNow, () => c.unary<VmDescription>('Describe', 'describe', {}));
+  const { describe, started } = describeStartedNow(options.describeNow, (upFollows) => c.unary<VmDescription>('Describe', 'describe', { upFollows }));
   return {
     side: 'vm',
     target: target.target,

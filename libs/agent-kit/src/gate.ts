@@ -15,6 +15,7 @@ export interface RunningOperation {
 export class OperationGate {
   private current: (RunningOperation & { done: Promise<unknown> }) | null = null;
   private stopReason: string | null = null;
+  private started = 0;
   private signalStop!: () => void;
   /** Resolves once stop() has been called (the stall test hook waits for it). */
   readonly stopRequested: Promise<void>;
@@ -35,6 +36,11 @@ export class OperationGate {
     return this.current && { op: this.current.op, sinceMs: this.current.sinceMs };
   }
 
+  /** How many operations have started so far: an answer read between two operations stays valid while it is unchanged. */
+  get operationsStarted(): number {
+    return this.started;
+  }
+
   /** Throws StoppingError, naming the step it stops before, once the agent is stopping. */
   checkStop(beforeStep?: string): void {
     if (this.stopReason !== null) throw new StoppingError(this.agent, this.stopReason, beforeStep);
@@ -49,6 +55,7 @@ export class OperationGate {
     if (this.current) throw new BusyError(this.current.op, this.current.sinceMs);
     const slot: RunningOperation & { done: Promise<unknown> } = { op, sinceMs: this.now(), done: Promise.resolve() };
     this.current = slot;
+    this.started++;
     let started: Promise<T>;
     try {
       started = operation();

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import type { RunOptions, RunResult, Runner, StepListener, StepRecord } from '@wgctl/runner';
 import { derivePublicKey } from '../host/config';
 import { VmEngine } from '../service/engine/engine';
+import { callerAddress } from '../service/engine/read-ahead';
 import { OWN_CHAINS, desiredRules } from '../host/firewall';
 import { JournalStore } from '../service/journal';
 import { RunnerSysctl } from '../host/sysctl';
@@ -273,6 +274,87 @@ describe('VmEngine: independent reads run side by side', () => {
     expect(outcome.error).toBe(`wtv0 does not exist after wg-quick up ${join(dir, 'wtv0.conf')}`);
     expect(vm.chains.size).toBe(0);
     expect(vm.ipForward).toBe('0');
+  });
+});
+
+describe('VmEngine: a Describe that announces an Up reads ahead for it (read-ahead.ts)', () => {
+  let dir: string;
+  let vm: FakeVm;
+  let clock: number;
+  const GATING_READS = ['ip -j addr show dev wtv0', 'nft list tables', 'ip -j -4 rule show', 'ip -j -6 rule show'];
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'wtv-ahead-'));
+    writeFileSync(
+      join(dir, 'wtv0.conf'),
+      `[Interface]\nPrivateKey = ${key(1)}\nAddress = 192.0.2.2/24\n[Peer]\nPublicKey = ${SERVER_KEY}\nEndpoint = 203.0.113.1:51820\nAllowedIPs = 0.0.0.0/0\nPersistentKeepalive = 25\n`,
+      { mode: 0o600 },
+    );
+    vm = new FakeVm();
+    clock = 1_000_000;
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const engineOn = (runner: Runner): VmEngine =>
+    new VmEngine({ configPath: join(dir, 'wtv0.conf'), runner, sysctl: new RunnerSysctl(runner), journal: new JournalStore(join(dir, 'state')), interfaceMethod: 'wg-quick', now: () => clock });
+
+  it('the reads that gate wg-quick start with the Describe; the Up is handed them and runs none again before wg-quick', async () => {
+    const runner = new BarrierRunner(vm, {});
+    const engine = engineOn(runner);
+    await engine.describe({ peer: '198.51.100.2:50312' });
+    // Started by the Describe (not awaited by it): the Up's gating reads, the route for the caller's address.
+    expect(runner.argvs).toEqual([...GATING_READS, 'ip -j route get 198.51.100.2']);
+    const done: StepRecord[] = [];
+    const outcome = await engine.up({ macSource: '198.51.100.2' }, { onStep: (s) => s.state !== 'started' && done.push(s) });
+    expect(outcome.error).toBe('');
+    // Straight to the write-ahead's read and wg-quick: not one gating read again.
+    const beforeWgQuick = runner.argvs.slice(0, runner.argvs.indexOf(`wg-quick up ${join(dir, 'wtv0.conf')}`));
+    expect(beforeWgQuick).toEqual([...GATING_READS, 'ip -j route get 198.51.100.2', 'sysctl -n net.ipv4.conf.all.src_valid_mark']);
+    // The steps still list the reads they decided on.
+    expect(done.find((s) => s.step === 'resolve-lan')!.commands.map((c) => c.argv.join(' '))).toEqual(['ip -j route get 198.51.100.2']);
+    expect(done.find((s) => s.step === 'clean-stale')!.commands.map((c) => c.argv.join(' '))).toEqual([...GATING_READS, 'sysctl -n net.ipv4.conf.all.src_valid_mark']);
+  });
+
+  it('an Up for another Mac address reads its route anew (the other reads are still taken)', async () => {
+    const runner = new BarrierRunner(vm, {});
+    const engine = engineOn(runner);
+    await engine.describe({ peer: '[::ffff:198.51.100.7]:50312' });
+    expect(runner.argvs).toEqual([...GATING_READS, 'ip -j route get 198.51.100.7']);
+    const outcome = await engine.up({ macSource: '198.51.100.2' });
+    expect(outcome.error).toBe('');
+    expect(runner.argvs.slice(5, 8)).toEqual(['ip -j route get 198.51.100.2', 'sysctl -n net.ipv4.conf.all.src_valid_mark', `wg-quick up ${join(dir, 'wtv0.conf')}`]);
+  });
+
+  it('not taken when stale: too old, or another operation ran between the Describe and the Up', async () => {
+    const runner = new BarrierRunner(vm, {});
+    const engine = engineOn(runner);
+    await engine.describe({ peer: '198.51.100.2:50312' });
+    clock += 1_001; // READ_AHEAD_FRESH_MS is 1 s
+    expect((await engine.up({ macSource: '198.51.100.2' })).error).toBe('');
+    expect(runner.argvs.slice(5, 10)).toEqual([...GATING_READS, 'ip -j route get 198.51.100.2']);
+
+    await engine.describe({ peer: '198.51.100.2:50312' });
+    expect((await engine.down({})).error).toBe(''); // an operation between: a Down
+    const before = runner.argvs.length;
+    expect((await engine.up({ macSource: '198.51.100.2' })).error).toBe('');
+    expect(runner.argvs.slice(before, before + 5)).toEqual([...GATING_READS, 'ip -j route get 198.51.100.2']);
+  });
+
+  it('takes the caller from grpc\'s peer string: IPv4, IPv4-mapped, IPv6 (as mac_source6 is written), nothing else', () => {
+    expect(callerAddress('198.51.100.1:50312')).toEqual({ address: '198.51.100.1', family: 4 });
+    expect(callerAddress('::ffff:198.51.100.1:50312')).toEqual({ address: '198.51.100.1', family: 4 });
+    expect(callerAddress('[::ffff:198.51.100.1]:50312')).toEqual({ address: '198.51.100.1', family: 4 });
+    expect(callerAddress('2001:db8:0:0::1:50312')).toEqual({ address: '2001:db8::1', family: 6 });
+    expect(callerAddress('unknown')).toBeUndefined();
+    expect(callerAddress('unix:/run/x.sock')).toBeUndefined();
+    expect(callerAddress('198.51.100.1')).toBeUndefined(); // no port: not grpc's form, not guessed
+  });
+
+  it('a Describe that announces no Up reads nothing', async () => {
+    const runner = new BarrierRunner(vm, {});
+    const engine = engineOn(runner);
+    await engine.describe();
+    expect(runner.argvs).toEqual([]);
   });
 });
 

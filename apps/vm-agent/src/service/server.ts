@@ -72,9 +72,10 @@ export function vmAgentHandlers(engine: VmEngine, sampler: HealthSampler<VmSampl
     void sampler.refreshAfterChange(SAMPLE_AFTER_REPLY_MS).catch((e) => logger?.warn('sample after operation failed', { error: (e as Error).message }));
   };
   return {
-    describe: async (_call: grpc.ServerUnaryCall<DescribeRequest, VmDescription>, callback: grpc.sendUnaryData<VmDescription>) => {
+    describe: async (call: grpc.ServerUnaryCall<DescribeRequest, VmDescription>, callback: grpc.sendUnaryData<VmDescription>) => {
       try {
-        const description: VmDescription = { agent: agentInfo('vm-agent', engine.driverName), ...(await engine.describe()) };
+        const upFollows = call.request.upFollows ? { peer: call.getPeer() } : undefined;
+        const description: VmDescription = { agent: agentInfo('vm-agent', engine.driverName), ...(await engine.describe(upFollows)) };
         callback(null, description);
       } catch (e) {
         callback(mapError(e) as grpc.ServiceError);

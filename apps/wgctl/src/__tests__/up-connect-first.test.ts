@@ -39,6 +39,9 @@ describe('clients with describeNow', () => {
       expect(lab.agents.calls.find((c) => c.side === 'mac' && c.rpc === 'Describe')!.metadata).toMatchObject({ 'wgctl-vm-address': '127.0.0.1' });
       await vm.describe();
       expect(describes('vm')).toBe(2);
+      // The early Describe is up's: it tells the vm-agent an Up follows (it reads ahead for it); later ones do not.
+      const vmDescribes = lab.agents.calls.filter((c) => c.side === 'vm' && c.rpc === 'Describe').map((c) => (c.request as { upFollows: boolean }).upFollows);
+      expect(vmDescribes).toEqual([true, false]);
     } finally {
       vm.close();
       mac.close();

@@ -17,6 +17,7 @@ import { systemdMethodFor, type InterfaceMethod } from '../../host/wireguard';
 import type { JournalRecord, JournalStore } from '../journal';
 import type { LivenessTimings } from './liveness';
 import type { LivenessMonitor } from './liveness-monitor';
+import type { ReadsAhead } from './read-ahead';
 import type { SelfHealOptions } from './self-heal';
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 20_000;
@@ -72,6 +73,8 @@ export interface EngineScope {
   backend: IptablesTools | undefined;
   /** Replies through the tunnel (liveness-monitor.ts); Status shows it once started. */
   liveness?: LivenessMonitor;
+  /** A Describe's reads for the Up announced to follow (read-ahead.ts). */
+  readsAhead?: ReadsAhead;
 }
 
 export function handshakeThresholdS(engine: EngineScope): number {

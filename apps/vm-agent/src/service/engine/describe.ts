@@ -6,6 +6,7 @@ import type { AppliedTunnel, ResolvedEndpoint } from '@wgctl/agent-kit';
 import type { WgQuickPeer } from '@wgctl/parsers';
 import { loadTunnelConfig, resolveEndpoint, systemResolver, type HostResolver, type TunnelConfig } from '../../host/config';
 import type { EngineScope } from './context';
+import { startReadsAhead } from './read-ahead';
 
 /** The wg-quick config as Describe shows it: never the private key. */
 export interface TunnelDescription {
@@ -29,8 +30,10 @@ async function peerEndpoints(peer: WgQuickPeer, resolver: HostResolver): Promise
   return [{ host, ip, port }];
 }
 
-export async function describe(engine: EngineScope): Promise<TunnelDescription> {
+/** `upFollows.peer`: an Up from the caller at that address (call.getPeer()) follows: its first reads start now (read-ahead.ts). */
+export async function describe(engine: EngineScope, upFollows?: { peer: string }): Promise<TunnelDescription> {
   const config = await loadTunnelConfig(engine.options.configPath);
+  if (upFollows) startReadsAhead(engine, config, upFollows.peer);
   const resolver = engine.options.resolver ?? systemResolver;
   const peers: TunnelDescription['peers'] = [];
   for (const peer of config.parsed.peers) {

@@ -99,8 +99,9 @@ export class VmEngine {
     return this.scope.backend ? `iptables-${this.scope.backend.kind}` : '';
   }
 
-  describe(): Promise<TunnelDescription> {
-    return describe(this.scope);
+  /** `upFollows`: the caller (its address, call.getPeer()) sends an Up next: that Up's first reads start now. */
+  describe(upFollows?: { peer: string }): Promise<TunnelDescription> {
+    return describe(this.scope, upFollows);
   }
 
   /**

@@ -45,6 +45,7 @@ import { appliedBy } from './describe';
 import { BackgroundStep } from './background-step';
 import { Teardown, removeIpv6Chains, teardown } from './down';
 import { EarlyReads } from './early-reads';
+import { takeReadsAhead } from './read-ahead';
 import { handshakeBudget, waitForHandshake } from './handshake';
 import { enableIpv6Forwarding, restoreIpv6Forwarding } from './ipv6-forwarding';
 
@@ -99,7 +100,8 @@ type UpStep = (up: UpContext, r: Runner) => Promise<StepResult>;
 
 /** `request` is checked already (VmEngine.up). `ctx.signal`: the caller went away — the Up ends before its next step and is rolled back. */
 export async function runUp(engine: EngineScope, request: UpRequest, ctx: OperationContext): Promise<OperationOutcome> {
-  const up = new UpContext(engine, request, ctx);
+  // A Describe that announced this Up may have started its first reads (read-ahead.ts).
+  const up = new UpContext(engine, request, ctx, takeReadsAhead(engine));
   const step = (name: string, body: UpStep): Promise<void> => up.step(name, (r) => body(up, r));
   let tunnel: BackgroundStep | undefined;
   try {

@@ -209,6 +209,11 @@ export interface Endpoint {
 }
 
 export interface DescribeRequest {
+  /**
+   * An Up from the same caller follows (`wgctl up`): the vm-agent starts the read-only checks
+   * that gate that Up's `wg-quick up` now, for the Up to take if it comes at once.
+   */
+  upFollows: boolean;
 }
 
 export interface StatusRequest {
@@ -1507,11 +1512,14 @@ export const Endpoint: MessageFns<Endpoint> = {
 };
 
 function createBaseDescribeRequest(): DescribeRequest {
-  return {};
+  return { upFollows: false };
 }
 
 export const DescribeRequest: MessageFns<DescribeRequest> = {
-  encode(_: DescribeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: DescribeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.upFollows !== false) {
+      writer.uint32(8).bool(message.upFollows);
+    }
     return writer;
   },
 
@@ -1528,6 +1536,14 @@ export const DescribeRequest: MessageFns<DescribeRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.upFollows = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1540,20 +1556,30 @@ export const DescribeRequest: MessageFns<DescribeRequest> = {
     }
   },
 
-  fromJSON(_: any): DescribeRequest {
-    return {};
+  fromJSON(object: any): DescribeRequest {
+    return {
+      upFollows: isSet(object.upFollows)
+        ? globalThis.Boolean(object.upFollows)
+        : isSet(object.up_follows)
+        ? globalThis.Boolean(object.up_follows)
+        : false,
+    };
   },
 
-  toJSON(_: DescribeRequest): unknown {
+  toJSON(message: DescribeRequest): unknown {
     const obj: any = {};
+    if (message.upFollows !== false) {
+      obj.upFollows = message.upFollows;
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<DescribeRequest>, I>>(base?: I): DescribeRequest {
     return DescribeRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<DescribeRequest>, I>>(_: I): DescribeRequest {
+  fromPartial<I extends Exact<DeepPartial<DescribeRequest>, I>>(object: I): DescribeRequest {
     const message = createBaseDescribeRequest();
+    message.upFollows = object.upFollows ?? false;
     return message;
   },
 };

@@ -1,0 +1,93 @@
+/**
+ * Describe's reads ahead for the Up that follows. `wgctl up` asks both agents' Describe, then
+ * sends the VM its Up once the Mac has answered too; the reads that gate that Up's `wg-quick
+ * up` (the link, the wg-quick leftovers, the route to the Mac) need nothing the Mac says, so a
+ * Describe that announces an Up (DescribeRequest.up_follows) starts them while the controller
+ * waits for the Mac, and the Up takes them (EarlyReads: each step still asks with its usual
+ * call and is handed the read already under way, or done).
+ *
+ * Taken only when nothing can have made them stale beyond what any read-then-act already
+ * risks: the next operation through the gate is that Up (no Down, Heal or other Up between),
+ * within READ_AHEAD_FRESH_MS. The route to the Mac is read for the address the Describe came
+ * from — on the vnic, the Mac's own — and serves only an Up whose mac_source is that address
+ * (another address is another argv, read anew). Reads are read-only commands: if no Up takes
+ * them, they are waited for and dropped.
+ */
+import { isIPv4, isIPv6 } from '@wgctl/config';
+import ipaddr from 'ipaddr.js';
+import type { TunnelConfig } from '../../host/config';
+import { linkState, readWgQuickLeftovers, routeGet, wgQuickTable } from '../../host/wireguard';
+import type { EngineScope } from './context';
+import { EarlyReads } from './early-reads';
+
+/** `wgctl up` sends the Up moments after the Describe (once the Mac's Describe is in). */
+export const READ_AHEAD_FRESH_MS = 1_000;
+
+export interface ReadsAhead {
+  readonly reads: EarlyReads;
+  readonly atMs: number;
+  /** The gate's count of operations when the reads started: the Up taking them must be the next one. */
+  readonly operationsStarted: number;
+  readonly expiry: NodeJS.Timeout;
+}
+
+/**
+ * The caller's address from grpc's call.getPeer() (`198.51.100.1:50312`, `::ffff:198.51.100.1:50312`,
+ * `2001:db8::1:50312`), as the Up's mac_source / mac_source6 address reads: undefined when it is not an IP.
+ */
+export function callerAddress(peer: string): { address: string; family: 4 | 6 } | undefined {
+  const colon = peer.lastIndexOf(':');
+  if (colon <= 0) return undefined;
+  const host = peer.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  if (isIPv4(host)) return { address: host, family: 4 };
+  if (!isIPv6(host)) return undefined;
+  const parsed = ipaddr.IPv6.parse(host);
+  if (parsed.isIPv4MappedAddress()) return { address: parsed.toIPv4Address().toString(), family: 4 };
+  return { address: parsed.toRFC5952String(), family: 6 };
+}
+
+/**
+ * Starts the reads ahead for `config` and the caller at `peer`, replacing any earlier ones.
+ * Not while an operation runs: what it changes would make them stale at once.
+ */
+export function startReadsAhead(engine: EngineScope, config: TunnelConfig, peer: string | undefined): void {
+  dropReadsAhead(engine);
+  if (engine.gate.running || engine.gate.stopping) return;
+  const reads = new EarlyReads(engine.options.runner);
+  const r = reads.starter;
+  const ignore = (read: Promise<unknown>): void => void read.catch(() => undefined);
+  // The same calls as up.ts's startEarlyReads, so the Up's steps are handed these.
+  ignore(linkState(r, config.interface));
+  ignore(readWgQuickLeftovers(r, config.interface, wgQuickTable(config.parsed.interface.table)));
+  const caller = peer ? callerAddress(peer) : undefined;
+  if (caller) ignore(routeGet(r, caller.address, caller.family === 6 ? { family: 6 } : {}));
+  const expiry = setTimeout(() => {
+    if (engine.readsAhead?.reads === reads) dropReadsAhead(engine);
+  }, READ_AHEAD_FRESH_MS);
+  expiry.unref();
+  engine.readsAhead = { reads, atMs: engine.now(), operationsStarted: engine.gate.operationsStarted, expiry };
+}
+
+/**
+ * For the Up now running (inside the gate): the reads ahead, when it is the first operation
+ * since they started and they are fresh; undefined otherwise. Taken once either way.
+ */
+export function takeReadsAhead(engine: EngineScope): EarlyReads | undefined {
+  const ahead = engine.readsAhead;
+  if (!ahead) return undefined;
+  engine.readsAhead = undefined;
+  clearTimeout(ahead.expiry);
+  const fresh = engine.now() - ahead.atMs <= READ_AHEAD_FRESH_MS && engine.gate.operationsStarted === ahead.operationsStarted + 1;
+  if (fresh) return ahead.reads;
+  void ahead.reads.close();
+  return undefined;
+}
+
+/** Drops the reads ahead (waited for in the background: none outlives its use). */
+export function dropReadsAhead(engine: EngineScope): void {
+  const ahead = engine.readsAhead;
+  if (!ahead) return;
+  engine.readsAhead = undefined;
+  clearTimeout(ahead.expiry);
+  void ahead.reads.close();
+}
