@@ -11,11 +11,15 @@ import { BENCH_DIR, ROOT, bundleTs, runProcess } from './common.mjs';
 export const LAB_PREFIX = process.env.BENCH_LAB_PREFIX ?? 'wgb';
 /** BENCH_DIST: another build's apps directory (…/<app>/<app>.js), to measure a candidate fix. */
 const APPS_DIR = process.env.BENCH_DIST ?? join(ROOT, 'dist/apps');
-export const BUNDLES = {
-  wgctl: join(APPS_DIR, 'wgctl/wgctl.js'),
-  vmAgent: join(APPS_DIR, 'vm-agent/vm-agent.js'),
-  macAgent: join(APPS_DIR, 'mac-agent/mac-agent.js'),
-};
+/** The three bundles of the build in `appsDir`. */
+export function bundlesIn(appsDir) {
+  return {
+    wgctl: join(appsDir, 'wgctl/wgctl.js'),
+    vmAgent: join(appsDir, 'vm-agent/vm-agent.js'),
+    macAgent: join(appsDir, 'mac-agent/mac-agent.js'),
+  };
+}
+export const BUNDLES = bundlesIn(APPS_DIR);
 /** BENCH_AGENT_NODE_OPTIONS: NODE_OPTIONS for both agents (e.g. --max-semi-space-size=1). */
 // MALLOC_ARENA_MAX=2: as the agents' systemd units set it (apps/vm-agent/src/install/unit.ts,
 // apps/mac-agent/src/install/systemd.ts), so the idle RSS measured is the installed agents'.
@@ -27,9 +31,9 @@ const VM_AGENT_PORT = 7443;
 const MAC_AGENT_LISTEN = '127.0.0.1:7444';
 
 /** Why the lab benchmarks cannot run here, or null. */
-export function labUnavailable() {
+export function labUnavailable(bundles = BUNDLES) {
   if (process.getuid?.() !== 0) return 'needs root (network namespaces)';
-  const missing = Object.entries(BUNDLES).filter(([, path]) => !existsSync(path));
+  const missing = Object.entries(bundles).filter(([, path]) => !existsSync(path));
   if (missing.length) return `bundles missing (${missing.map(([, p]) => p).join(', ')}): run \`npm run build\``;
   for (const tool of ['ip', 'nft', 'iptables', 'wg', 'wg-quick', 'wireguard-go', 'ping']) {
     const found = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].some((d) => existsSync(join(d, tool)));
@@ -57,15 +61,16 @@ export async function inNs(ns, argv, options = {}) {
 /**
  * Creates the lab, the wgctl config + PKI, and starts both agents. Returns a session with
  * `wgctl(args)` (runs the CLI in the Mac namespace), the environment for the shell scripts,
- * and `close()` (destroys the lab: processes, namespaces).
+ * and `close()` (destroys the lab: processes, namespaces). `prefix` and `bundles` (bundlesIn):
+ * another lab and build than BENCH_LAB_PREFIX's and BENCH_DIST's (ab.mjs runs two side by side).
  */
-export async function openLab(log = console.error) {
-  const reason = labUnavailable();
+export async function openLab(log = console.error, { prefix = LAB_PREFIX, bundles = BUNDLES } = {}) {
+  const reason = labUnavailable(bundles);
   if (reason) throw new Error(reason);
   const api = await labApi();
-  const lab = await api.createLab({ prefix: LAB_PREFIX });
+  const lab = await api.createLab({ prefix });
   const close = async () => {
-    await api.destroyLab(LAB_PREFIX).catch((e) => log(`  destroyLab: ${e.message}`));
+    await api.destroyLab(prefix).catch((e) => log(`  destroyLab: ${e.message}`));
   };
   try {
     const wgctlDir = join(lab.paths.dir, 'wgctl');
@@ -74,10 +79,10 @@ export async function openLab(log = console.error) {
     const vmListen = `${lab.vm.eth.ipv4}:${VM_AGENT_PORT}`;
     rmSync(wgctlDir, { recursive: true, force: true }); // the lab keeps its directory between runs
     const wgctl = (args, options = {}) =>
-      inNs(lab.ns.mac, [process.execPath, BUNDLES.wgctl, '--config', config, ...args], options);
+      inNs(lab.ns.mac, [process.execPath, bundles.wgctl, '--config', config, ...args], options);
     await inNs(lab.ns.mac, [
       process.execPath,
-      BUNDLES.wgctl,
+      bundles.wgctl,
       'init',
       '--dir',
       wgctlDir,
@@ -90,8 +95,8 @@ export async function openLab(log = console.error) {
       '--dns',
       lab.srv.dns,
     ]);
-    const vmAgent = await api.startVmAgent(lab, { bundle: BUNDLES.vmAgent, tlsDir, listen: vmListen, env: AGENT_ENV });
-    const macAgent = await api.startMacAgent(lab, { bundle: BUNDLES.macAgent, tlsDir, listen: MAC_AGENT_LISTEN, env: AGENT_ENV });
+    const vmAgent = await api.startVmAgent(lab, { bundle: bundles.vmAgent, tlsDir, listen: vmListen, env: AGENT_ENV });
+    const macAgent = await api.startMacAgent(lab, { bundle: bundles.macAgent, tlsDir, listen: MAC_AGENT_LISTEN, env: AGENT_ENV });
     const env = {
       ...process.env,
       MAC_NS: lab.ns.mac,
@@ -110,7 +115,7 @@ export async function openLab(log = console.error) {
       // Answers only through the tunnel: the server's tunnel address (its resolver).
       PING_TARGET: lab.srv.dns,
       WGCTL_CONFIG: config,
-      WGCTL_BUNDLE: BUNDLES.wgctl,
+      WGCTL_BUNDLE: bundles.wgctl,
     };
     return { api, lab, config, tlsDir, vmAgent, macAgent, env, wgctl, close, scripts: { manual: join(BENCH_DIR, 'manual-up.sh'), wgctlUp: join(BENCH_DIR, 'wgctl-up.sh') } };
   } catch (error) {

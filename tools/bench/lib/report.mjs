@@ -29,6 +29,8 @@ export function renderReport(results, order) {
   out.push('generator to separate CPUs), `BENCH_HEALTH_COUNT`, `BENCH_UP_ROUNDS`, `BENCH_STATUS_RUNS`, `BENCH_STARTUP_RUNS`,');
   out.push('`BENCH_ROAMS`, `BENCH_IDLE_MS`, `BENCH_DEBUG_PARSE_RUNS`; to try a candidate fix on the lab benchmarks, `BENCH_DIST=<apps dir>` (another');
   out.push('build) and `BENCH_AGENT_NODE_OPTIONS` (node flags for both agents). The whole suite takes about 1.5–2 minutes.');
+  out.push('Two builds compared on `wgctl up`, in two labs at once with runs alternated (what the notes below cite as pairs):');
+  out.push('`node tools/bench/ab.mjs OLD_APPS_DIR NEW_APPS_DIR [PAIRS]`.');
   out.push('This file is rewritten by the suite: edit `tools/bench/` (the notes come from `tools/bench/NOTES.md`), not this file.');
   out.push('');
   out.push('## Summary');
