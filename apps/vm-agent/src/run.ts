@@ -19,7 +19,7 @@ import type { AgentOptions } from './options';
 import { checkConfigFileAtStart } from './host/config';
 import { ProcSysctl } from './host/sysctl';
 import { uninstall } from './install/install';
-import { VmEngine } from './service/engine/engine';
+import { VmEngine, withLivenessNow } from './service/engine/engine';
 import { JournalStore } from './service/journal';
 import { openAtStart } from '@wgctl/state';
 import { vmAgentHandlers, vmStatusMessage } from './service/server';
@@ -47,12 +47,12 @@ function engineFor(options: Pick<AgentOptions, 'wgConfig' | 'stateDir'> & Partia
 }
 
 /** What /metrics shows: the latest background sample as Status carries it; before the first, the agent alone (a scrape never samples). */
-export function vmMetricsSources(latest: VmSample | undefined, engine: Pick<VmEngine, 'driverName' | 'heals'>): MetricsSources {
-  return latest ? { vm: vmStatusMessage(latest, engine.driverName, engine.heals) } : { unsampled: [agentInfo('vm-agent', engine.driverName)] };
+export function vmMetricsSources(latest: VmSample | undefined, engine: Pick<VmEngine, 'driverName' | 'heals' | 'livenessNow'>): MetricsSources {
+  return latest ? { vm: vmStatusMessage(withLivenessNow(latest, engine.livenessNow()), engine.driverName, engine.heals) } : { unsampled: [agentInfo('vm-agent', engine.driverName)] };
 }
 
 /** --metrics-listen: Prometheus metrics over HTTPS mTLS (roles monitor and controller), from the sampler's cache. */
-export function startVmMetrics(listen: string, tls: TlsMaterial, sampler: Pick<HealthSampler<VmSample>, 'latest'>, engine: Pick<VmEngine, 'driverName' | 'heals'>, logger: Logger): Promise<MetricsServer> {
+export function startVmMetrics(listen: string, tls: TlsMaterial, sampler: Pick<HealthSampler<VmSample>, 'latest'>, engine: Pick<VmEngine, 'driverName' | 'heals' | 'livenessNow'>, logger: Logger): Promise<MetricsServer> {
   // Loaded only with the flag: prom-client adds ~5 MB RSS and ~16 ms to a start (measured, bundled).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { buildMetricsRegistry, startMetricsServer } = require('@wgctl/metrics') as typeof import('@wgctl/metrics');

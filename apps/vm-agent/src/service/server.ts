@@ -20,7 +20,7 @@ import { HealthState, type DescribeRequest, type Progress, type SelfHealStatus, 
 import { failedPrecondition } from '@wgctl/transport';
 import { ConfigFileError } from '../host/config';
 import { vmCaptureHandler } from './capture';
-import type { HealsSoFar, VmEngine, VmSample } from './engine/engine';
+import { withLivenessNow, type HealsSoFar, type VmEngine, type VmSample } from './engine/engine';
 import type { LivenessReport } from './engine/liveness';
 
 function mapError(e: unknown): unknown {
@@ -101,7 +101,8 @@ export function vmAgentHandlers(engine: VmEngine, sampler: HealthSampler<VmSampl
     down: (call: grpc.ServerWritableStream<VmDownRequest, Progress>) =>
       streamOperation(call, (ctx) => startup.then(() => engine.down({ dryRun: call.request.dryRun, forceInterfaceDown: call.request.forceInterfaceDown }, ctx)), resample),
     status: async (_call: grpc.ServerUnaryCall<StatusRequest, VmStatus>, callback: grpc.sendUnaryData<VmStatus>) => {
-      callback(null, vmStatusMessage(await sampler.current(), engine.driverName, engine.heals));
+      // The liveness as it is now, between samples (withLivenessNow).
+      callback(null, vmStatusMessage(withLivenessNow(await sampler.current(), engine.livenessNow()), engine.driverName, engine.heals));
     },
     capture: vmCaptureHandler(engine, { logger }),
   };

@@ -14,7 +14,7 @@ import { normalizeMacSource, normalizeMacSource6, validateHandshakeTimeout, vali
 import { handshakeThresholdS, type DownRequest, type EngineScope, type UpRequest, type VmEngineOptions } from './context';
 import { describe, type TunnelDescription } from './describe';
 import { runDown } from './down';
-import { DEFAULT_LIVENESS_TIMINGS } from './liveness';
+import { DEFAULT_LIVENESS_TIMINGS, type LivenessReport } from './liveness';
 import { LivenessMonitor, tunnelWhileUp } from './liveness-monitor';
 import { sample, type VmSample } from './sample';
 import { SelfHeal, type HealsSoFar } from './self-heal';
@@ -24,6 +24,7 @@ export { DEFAULT_HANDSHAKE_THRESHOLD_S, DEFAULT_HANDSHAKE_TIMEOUT_MS, type DownR
 export type { TunnelDescription } from './describe';
 export type { HealReport, HealsSoFar } from './self-heal';
 export type { PeerStatus, VmSample, VmStatusReport } from './sample';
+export { withLivenessNow } from './sample';
 
 export class VmEngine {
   private readonly scope: EngineScope;
@@ -83,6 +84,12 @@ export class VmEngine {
 
   get configPath(): string {
     return this.options.configPath;
+  }
+
+  /** The liveness monitor's report as it is now; undefined while it does not run (see withLivenessNow). */
+  livenessNow(): LivenessReport | undefined {
+    const monitor = this.scope.liveness;
+    return monitor?.started ? monitor.report() : undefined;
   }
 
   get handshakeThresholdS(): number {

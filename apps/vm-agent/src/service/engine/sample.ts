@@ -167,6 +167,29 @@ function handshakeCheck(s: Sampling, dump: WgDumpInterface): void {
   );
 }
 
+/**
+ * `sample` with the liveness monitor's report as it is now, for Status and metrics between two
+ * samples. The monitor's state moves every few seconds on an idle tunnel (a probe sent, its
+ * reply), and a whole sample for each move — 4 processes — was most of the agent's idle CPU;
+ * only a move into or out of dead changes health, and that is sampled at once (tunnel-watch.ts).
+ * So the report is taken only while its verdict is the sample's; until the sample that follows
+ * such a move, the sample stands as it is.
+ */
+export function withLivenessNow(sample: VmSample, report: LivenessReport | undefined): VmSample {
+  const { status } = sample;
+  if (!report || !status.interface || report.interface !== status.interface) return sample;
+  const sampled = status.checks.find((c) => c.name === 'liveness');
+  const ok = report.state !== 'dead';
+  if ((sampled?.ok ?? true) !== ok) return sample;
+  const now: StatusCheck = { name: 'liveness', ok, detail: report.detail, evidence: [] };
+  // Where sample() puts it (after the handshake, before ip-forward) when the sample had none yet.
+  const at = sampled ? status.checks.indexOf(sampled) : status.checks.findIndex((c) => c.name === 'ip-forward');
+  const checks = [...status.checks];
+  if (sampled) checks[at] = now;
+  else checks.splice(at < 0 ? checks.length : at, 0, now);
+  return { ...sample, status: { ...status, checks, liveness: report } };
+}
+
 /** The liveness monitor's verdict on this interface: NOT_SERVING once nothing comes back after a probe. */
 function livenessCheck(s: Sampling, ifname: string): LivenessReport | undefined {
   const monitor = s.engine.liveness;

@@ -1,8 +1,8 @@
 /**
  * What makes the vm-agent's health follow the tunnel within seconds rather than at the next
- * sampling interval: the liveness monitor's verdict changing (liveness.ts) and link events of
- * the tunnel interface (link-watch.ts) each ask for a new health sample at once — between
- * operations. During an Up, Down or Heal the link events are that operation's own (wg-quick
+ * sampling interval: the tunnel found dead or alive again (liveness.ts) and link events of
+ * the tunnel interface (link-watch.ts) each ask for a new health sample at once — link events
+ * between operations. During an Up, Down or Heal the link events are that operation's own (wg-quick
  * alone makes several), and every operation is sampled once it ends (server.ts after the
  * reply, run.ts after a heal or the start-up reconcile); sampling for each of them only took
  * CPU from wg-quick, on the Up's critical path.
@@ -36,7 +36,15 @@ export function startTunnelWatch(
     },
   });
   links.start();
-  engine.liveness.start(() => resample());
+  // Health changes only when the tunnel is found dead, or alive again: sampled then. The other
+  // moves (a probe sent, its reply) Status and metrics show from the monitor (withLivenessNow).
+  let deadBefore = false;
+  engine.liveness.start((report) => {
+    const dead = report.state === 'dead';
+    if (dead === deadBefore) return;
+    deadBefore = dead;
+    resample();
+  });
   return {
     async stop() {
       engine.liveness.stop();
