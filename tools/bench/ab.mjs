@@ -14,10 +14,10 @@
  * (+60–80 ms). Prints the medians, the median of the pairwise differences, and each lab's
  * vm-agent step medians (its JSON log).
  */
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BENCH_DIR, median, round, runProcess } from './lib/common.mjs';
 import { bundlesIn, openLab } from './lib/lab-session.mjs';
+import { vmStepDurations } from './up.mjs';
 
 const [oldDir, newDir, pairsArg] = process.argv.slice(2);
 if (!oldDir || !newDir) {
@@ -29,29 +29,6 @@ const builds = [
   { name: 'old', prefix: 'wga', dir: resolve(oldDir) },
   { name: 'new', prefix: 'wgn', dir: resolve(newDir) },
 ];
-
-/** Median duration of each vm-agent Up step over the runs, from its JSON log. */
-function upStepMedians(logFile) {
-  const started = new Map();
-  const durations = new Map();
-  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
-    let entry;
-    try {
-      entry = JSON.parse(line);
-    } catch {
-      continue;
-    }
-    if (!entry.step || !entry.timestamp || entry.step.includes('down') || entry.step.startsWith('rollback')) continue;
-    const at = Date.parse(entry.timestamp);
-    if (entry.state === 'started') started.set(entry.step, at);
-    else if (started.has(entry.step)) {
-      if (!durations.has(entry.step)) durations.set(entry.step, []);
-      durations.get(entry.step).push(at - started.get(entry.step));
-      started.delete(entry.step);
-    }
-  }
-  return [...durations].map(([step, list]) => `${step} ${round(median(list))}`).join(', ');
-}
 
 const sessions = [];
 try {
@@ -81,7 +58,10 @@ try {
   const diffs = a.times.map((t, i) => t - b.times[i]);
   for (const x of builds) console.log(`${x.name} (${x.dir}): median ${round(median(x.times))} ms: ${x.times.map((t) => round(t)).join(' ')}`);
   console.log(`old − new, median of the ${PAIRS} pairwise differences: ${round(median(diffs))} ms`);
-  for (const x of builds) console.log(`${x.name} vm-agent steps, Up and Down (medians, ms): ${upStepMedians(join(x.session.lab.paths.logs, 'vm-agent.log'))}`);
+  for (const x of builds) {
+    const steps = vmStepDurations(join(x.session.lab.paths.logs, 'vm-agent.log'));
+    console.log(`${x.name} vm-agent steps, Up and Down (medians, ms): ${steps.map((s) => `${s.step} ${round(s.ms)}`).join(', ')}`);
+  }
 } finally {
   for (const s of sessions) await s.close();
 }

@@ -31,7 +31,7 @@ function wgctlTimeline(text) {
 }
 
 /** Median duration of each vm-agent step over all Up calls, from its JSON log (`step X started` / `done`). */
-function vmStepDurations(logFile) {
+export function vmStepDurations(logFile) {
   const started = new Map();
   const durations = new Map();
   for (const line of readFileSync(logFile, 'utf8').split('\n')) {

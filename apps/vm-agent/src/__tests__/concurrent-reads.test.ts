@@ -23,6 +23,16 @@ const key = (seed: number): string => Buffer.alloc(32, seed).toString('base64');
 const SERVER_KEY = derivePublicKey(key(2));
 const MAC = '198.51.100.2/32';
 const plan = { macSource: MAC, lanInterface: 'wtvl0', wgInterface: 'wtv0', tunnelAddress: '192.0.2.2' };
+/** A temporary directory holding the VM's wg-quick config `wtv0.conf` (mode 0600, as the agent requires). */
+function vmDirWithConfig(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  writeFileSync(
+    join(dir, 'wtv0.conf'),
+    `[Interface]\nPrivateKey = ${key(1)}\nAddress = 192.0.2.2/24\n[Peer]\nPublicKey = ${SERVER_KEY}\nEndpoint = 203.0.113.1:51820\nAllowedIPs = 0.0.0.0/0\nPersistentKeepalive = 25\n`,
+    { mode: 0o600 },
+  );
+  return dir;
+}
 /** A barrier not complete after this long means the reads ran one after another. */
 const BARRIER_MS = 2_000;
 
@@ -157,12 +167,7 @@ describe('VmEngine: independent reads run side by side', () => {
   let vm: FakeVm;
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'wtv-reads-'));
-    writeFileSync(
-      join(dir, 'wtv0.conf'),
-      `[Interface]\nPrivateKey = ${key(1)}\nAddress = 192.0.2.2/24\n[Peer]\nPublicKey = ${SERVER_KEY}\nEndpoint = 203.0.113.1:51820\nAllowedIPs = 0.0.0.0/0\nPersistentKeepalive = 25\n`,
-      { mode: 0o600 },
-    );
+    dir = vmDirWithConfig('wtv-reads-');
     vm = new FakeVm();
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -284,12 +289,7 @@ describe('VmEngine: a Describe that announces an Up reads ahead for it (read-ahe
   const GATING_READS = ['ip -j addr show dev wtv0', 'nft list tables', 'ip -j -4 rule show', 'ip -j -6 rule show'];
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'wtv-ahead-'));
-    writeFileSync(
-      join(dir, 'wtv0.conf'),
-      `[Interface]\nPrivateKey = ${key(1)}\nAddress = 192.0.2.2/24\n[Peer]\nPublicKey = ${SERVER_KEY}\nEndpoint = 203.0.113.1:51820\nAllowedIPs = 0.0.0.0/0\nPersistentKeepalive = 25\n`,
-      { mode: 0o600 },
-    );
+    dir = vmDirWithConfig('wtv-ahead-');
     vm = new FakeVm();
     clock = 1_000_000;
   });
@@ -459,12 +459,7 @@ describe('VmEngine: wg-quick up runs beside the firewall and forwarding steps', 
   };
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'wtv-beside-'));
-    writeFileSync(
-      join(dir, 'wtv0.conf'),
-      `[Interface]\nPrivateKey = ${key(1)}\nAddress = 192.0.2.2/24\n[Peer]\nPublicKey = ${SERVER_KEY}\nEndpoint = 203.0.113.1:51820\nAllowedIPs = 0.0.0.0/0\nPersistentKeepalive = 25\n`,
-      { mode: 0o600 },
-    );
+    dir = vmDirWithConfig('wtv-beside-');
     vm = new FakeVm();
     runner = new TunnelRunner(vm, join(dir, 'state', 'journal.json'));
     journal = new JournalStore(join(dir, 'state'));

@@ -172,19 +172,16 @@ function startEarlyReads(up: UpContext): void {
 }
 
 /**
- * Once every change is made (a second EarlyReads window): the first handshake read, alone —
- * tunnel_ready, and with it the Mac's routes, waits for it — then verify's reads, started as
- * it returns (they were spawned beside it and slowed it: 11 ms instead of ~5); only the Outcome
- * waits for them.
+ * Once every change is made (a second EarlyReads window): the first handshake read alone, as
+ * tunnel_ready (the Mac's routes) waits for it; verify's reads as it returns (beside it, they
+ * slowed it from ~5 to 11 ms). Only the Outcome waits for them.
  */
 function startFinalReads(up: UpContext): void {
   const { config, plan, plan6 } = up;
   up.early.reopen();
   const r = up.early.starter;
-  const handshake = wgLatestHandshakes(r, config.interface);
-  ignore(handshake);
-  // Registered before await-handshake's own wait on the same read: verify's reads are started before it asks for them.
-  void handshake.then(startVerifyReads, startVerifyReads);
+  // Registered before await-handshake's own wait on this read: verify's start before it asks.
+  void wgLatestHandshakes(r, config.interface).then(startVerifyReads, startVerifyReads);
   function startVerifyReads(): void {
     ignore(readRuleset(r, up.iptables));
     ignore(linkState(r, plan.wgInterface));
