@@ -8,6 +8,11 @@
  */
 import type { RunOptions, RunResult, Runner } from '@wgctl/runner';
 
+/** A read started ahead, not awaited here: its step sees the failure, if any. */
+export function startedAhead(read: Promise<unknown>): void {
+  void read.catch(() => undefined);
+}
+
 /** What makes two reads the same: the argv, and the options that decide whether a result throws. */
 function readKey(argv: readonly string[], options: RunOptions): string {
   return JSON.stringify([argv, options.allowFailure ?? false, options.okExitCodes ?? []]);

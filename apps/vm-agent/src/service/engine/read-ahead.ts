@@ -15,10 +15,11 @@
  */
 import { isIPv4, isIPv6 } from '@wgctl/config';
 import ipaddr from 'ipaddr.js';
+import type { Runner } from '@wgctl/runner';
 import type { TunnelConfig } from '../../host/config';
 import { linkState, readWgQuickLeftovers, routeGet, wgQuickTable } from '../../host/wireguard';
 import type { EngineScope } from './context';
-import { EarlyReads } from './early-reads';
+import { EarlyReads, startedAhead } from './early-reads';
 
 /** `wgctl up` sends the Up moments after the Describe (once the Mac's Describe is in). */
 export const READ_AHEAD_FRESH_MS = 1_000;
@@ -47,6 +48,18 @@ export function callerAddress(peer: string): { address: string; family: 4 | 6 } 
 }
 
 /**
+ * The reads that gate `wg-quick up`, with the very calls clean-stale and resolve-lan make (so
+ * EarlyReads hands them over): the link first (the journal waits for it), wg-quick's leftovers,
+ * and the way to the Mac — the given LAN interface's link, else the route to each address.
+ */
+export function startGatingReads(r: Runner, config: TunnelConfig, toMac: { lanInterface?: string; addresses: { address: string; family: 4 | 6 }[] }): void {
+  startedAhead(linkState(r, config.interface));
+  startedAhead(readWgQuickLeftovers(r, config.interface, wgQuickTable(config.parsed.interface.table)));
+  if (toMac.lanInterface) startedAhead(linkState(r, toMac.lanInterface));
+  else for (const { address, family } of toMac.addresses) startedAhead(routeGet(r, address, family === 6 ? { family: 6 } : {}));
+}
+
+/**
  * Starts the reads ahead for `config` and the caller at `peer`, replacing any earlier ones.
  * Not while an operation runs: what it changes would make them stale at once.
  */
@@ -54,13 +67,8 @@ export function startReadsAhead(engine: EngineScope, config: TunnelConfig, peer:
   dropReadsAhead(engine);
   if (engine.gate.running || engine.gate.stopping) return;
   const reads = new EarlyReads(engine.options.runner);
-  const r = reads.starter;
-  const ignore = (read: Promise<unknown>): void => void read.catch(() => undefined);
-  // The same calls as up.ts's startEarlyReads, so the Up's steps are handed these.
-  ignore(linkState(r, config.interface));
-  ignore(readWgQuickLeftovers(r, config.interface, wgQuickTable(config.parsed.interface.table)));
   const caller = peer ? callerAddress(peer) : undefined;
-  if (caller) ignore(routeGet(r, caller.address, caller.family === 6 ? { family: 6 } : {}));
+  startGatingReads(reads.starter, config, { addresses: caller ? [caller] : [] });
   const expiry = setTimeout(() => {
     if (engine.readsAhead?.reads === reads) dropReadsAhead(engine);
   }, READ_AHEAD_FRESH_MS);

@@ -44,8 +44,8 @@ import { Operation, causeMessage, interfaceMethod, type EngineScope, type StepRe
 import { appliedBy } from './describe';
 import { BackgroundStep } from './background-step';
 import { Teardown, removeIpv6Chains, teardown } from './down';
-import { EarlyReads } from './early-reads';
-import { takeReadsAhead } from './read-ahead';
+import { EarlyReads, startedAhead } from './early-reads';
+import { startGatingReads, takeReadsAhead } from './read-ahead';
 import { handshakeBudget, waitForHandshake } from './handshake';
 import { enableIpv6Forwarding, restoreIpv6Forwarding } from './ipv6-forwarding';
 
@@ -151,24 +151,15 @@ export async function runUp(engine: EngineScope, request: UpRequest, ctx: Operat
   }
 }
 
-const ignore = (read: Promise<unknown>): void => void read.catch(() => undefined);
-
 /**
- * Starts the reads that gate `wg-quick up` — clean-stale's (the link first: the journal waits
- * for it) and resolve-lan's — with the very calls those steps make (each step then gets its
- * own reads, already under way; see EarlyReads). The backend detection is not among them: it
- * starts once wg-quick has. The answers themselves wait for the steps.
+ * Starts the reads that gate `wg-quick up` (read-ahead.ts's startGatingReads: a Describe that
+ * announced this Up may have started them already). The backend detection is not among them:
+ * it starts once wg-quick has. The answers themselves wait for the steps.
  */
 function startEarlyReads(up: UpContext): void {
-  const { config, request } = up;
-  const r = up.early.starter;
-  ignore(linkState(r, config.interface));
-  ignore(readWgQuickLeftovers(r, config.interface, wgQuickTable(config.parsed.interface.table)));
-  if (up.lanInterface) ignore(linkState(r, up.lanInterface));
-  else {
-    ignore(routeGet(r, request.macSource.split('/')[0]));
-    if (request.macSource6) ignore(routeGet(r, request.macSource6.split('/')[0], { family: 6 }));
-  }
+  const { macSource, macSource6 } = up.request;
+  const addresses = [{ address: macSource.split('/')[0], family: 4 as const }, ...(macSource6 ? [{ address: macSource6.split('/')[0], family: 6 as const }] : [])];
+  startGatingReads(up.early.starter, up.config, { lanInterface: up.lanInterface, addresses });
 }
 
 /**
@@ -183,9 +174,9 @@ function startFinalReads(up: UpContext): void {
   // Registered before await-handshake's own wait on this read: verify's start before it asks.
   void wgLatestHandshakes(r, config.interface).then(startVerifyReads, startVerifyReads);
   function startVerifyReads(): void {
-    ignore(readRuleset(r, up.iptables));
-    ignore(linkState(r, plan.wgInterface));
-    if (plan6) ignore(readRuleset(r, ip6Tools(up.iptables)));
+    startedAhead(readRuleset(r, up.iptables));
+    startedAhead(linkState(r, plan.wgInterface));
+    if (plan6) startedAhead(readRuleset(r, ip6Tools(up.iptables)));
   }
 }
 
