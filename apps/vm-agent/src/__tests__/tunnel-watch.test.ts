@@ -1,7 +1,8 @@
 /**
  * Link events of the tunnel interface resample health at once between operations; during an
- * Up, Down or Heal they are that operation's own (wg-quick makes several) and wait for the
- * sample every operation is followed by. A sample is four processes: during an Up they ran
+ * Up, Down or Heal they are that operation's own (wg-quick makes several) and wait until they
+ * have settled: sampled then if the operation still runs (an Up waiting for its handshake),
+ * else by the sample every operation is followed by. A sample is four processes: during an Up they ran
  * beside `wg-quick up`, on its critical path (docs/BENCHMARKS.md #1). The liveness monitor's
  * moves resample only into or out of dead; Status and metrics take the others from the monitor
  * as it is (withLivenessNow): on an idle tunnel a probe and its reply every ~13 s had made two
@@ -14,7 +15,7 @@ import type { LivenessReport, LivenessState } from '../service/engine/liveness';
 import { vmAgentHandlers } from '../service/server';
 import type { HealthSampler } from '@wgctl/agent-kit';
 import type { VmStatus } from '@wgctl/proto';
-import { startTunnelWatch } from '../service/engine/tunnel-watch';
+import { LINK_SETTLE_MS, startTunnelWatch } from '../service/engine/tunnel-watch';
 
 const LINE = (flags: string): string => `7: wtw0: <${flags}> mtu 1420 qdisc noqueue state UNKNOWN group default qlen 1000\\    link/none `;
 
@@ -33,7 +34,10 @@ function fakeMonitor(): { spawn: (argv: readonly string[], options: StreamingOpt
 }
 
 describe('tunnel watch: link events and operations', () => {
-  it('resamples and wakes the liveness reading for each link event between operations, for none during one', async () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('samples at once for a link event between operations; during one, once its events have settled and only if it still runs', async () => {
     let running: { op: string; sinceMs: number } | null = null;
     const wakes: number[] = [];
     const engine = {
@@ -49,17 +53,32 @@ describe('tunnel watch: link events and operations', () => {
     monitor.emit(LINE('POINTOPOINT,NOARP'));
     expect([samples, wakes.length]).toEqual([1, 1]);
 
+    // An Up whose wg-quick makes its link events, then ends: its own sample follows it, none here.
+    running = { op: 'Up', sinceMs: 0 };
+    monitor.emit(LINE('POINTOPOINT,NOARP'));
+    await jest.advanceTimersByTimeAsync(LINK_SETTLE_MS / 2);
+    monitor.emit(LINE('POINTOPOINT,NOARP,UP,LOWER_UP'));
+    await jest.advanceTimersByTimeAsync(LINK_SETTLE_MS - 1);
+    expect(samples).toBe(1);
+    running = null;
+    await jest.advanceTimersByTimeAsync(LINK_SETTLE_MS);
+    expect([samples, wakes.length]).toEqual([1, 1]);
+
+    // An Up still waiting for its handshake once its events have settled: sampled then, once.
     running = { op: 'Up', sinceMs: 0 };
     monitor.emit(LINE('POINTOPOINT,NOARP'));
     monitor.emit(LINE('POINTOPOINT,NOARP,UP,LOWER_UP'));
-    expect([samples, wakes.length]).toEqual([1, 1]);
+    await jest.advanceTimersByTimeAsync(LINK_SETTLE_MS);
+    expect([samples, wakes.length]).toEqual([2, 2]);
+    await jest.advanceTimersByTimeAsync(5 * LINK_SETTLE_MS);
+    expect(samples).toBe(2);
 
     running = null;
     monitor.emit(`Deleted ${LINE('POINTOPOINT,NOARP,UP,LOWER_UP')}`);
-    expect([samples, wakes.length]).toEqual([2, 2]);
+    expect([samples, wakes.length]).toEqual([3, 3]);
     // Another interface's events are not the tunnel's.
     monitor.emit(LINE('UP').replace('wtw0', 'eth0'));
-    expect(samples).toBe(2);
+    expect(samples).toBe(3);
     await watch.stop();
   });
 });
