@@ -207,6 +207,11 @@ export function freshestHandshake(vm: VmSideJson): number | null {
   return ages.length > 0 ? Math.min(...ages) : null;
 }
 
+function portalWindowProblem(mac: MacSideJson): string[] {
+  const w = mac.portalWindow;
+  return w ? [`Mac: SIGN-IN WINDOW OPEN (${w.secondsLeft} s left): web traffic (TCP ${w.tcpPorts.join('/')}) and DNS to ${w.resolvers.join(', ') || 'no resolver'} leave UNPROTECTED`] : [];
+}
+
 /**
  * healthy: both reachable and up, SERVING, every check ok, a handshake within 180 s, the
  * split routes present, kill switch loaded and enabled, ip_forward on.
@@ -218,7 +223,8 @@ function assess(vm: VmSideJson | Unreachable, mac: MacSideJson | Unreachable): {
   if (!mac.reachable) problems.push(`mac-agent unreachable (${mac.target}): ${mac.error}`);
   if (!vm.reachable || !mac.reachable) return { overall: 'down', problems };
 
-  if (!vm.interfaceUp && !mac.up) return { overall: 'down', problems: ['the tunnel is down on both sides (run `wgctl up`)'] };
+  // An open sign-in window is said even then: the Mac's web traffic and DNS leave unprotected.
+  if (!vm.interfaceUp && !mac.up) return { overall: 'down', problems: ['the tunnel is down on both sides (run `wgctl up`)', ...portalWindowProblem(mac)] };
 
   for (const side of [vm, mac]) {
     if (side.agent && side.agent.protocolVersion !== PROTOCOL_VERSION) {
@@ -236,10 +242,7 @@ function assess(vm: VmSideJson | Unreachable, mac: MacSideJson | Unreachable): {
     if (!vm.ipForward) problems.push('VM: ip_forward is off: the Mac\'s traffic is not forwarded');
     if (vm.liveness?.state === 'dead') problems.push(`VM: nothing comes back through the tunnel: ${vm.liveness.detail}`);
   }
-  if (mac.portalWindow) {
-    const w = mac.portalWindow;
-    problems.push(`Mac: SIGN-IN WINDOW OPEN (${w.secondsLeft} s left): web traffic (TCP ${w.tcpPorts.join('/')}) and DNS to ${w.resolvers.join(', ') || 'no resolver'} leave UNPROTECTED`);
-  }
+  problems.push(...portalWindowProblem(mac));
   if (!mac.up) problems.push('Mac: not up (routes/kill switch not applied)');
   else {
     const missing = mac.routes.filter((r) => !r.present).map((r) => r.destination);

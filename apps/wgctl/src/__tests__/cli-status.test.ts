@@ -123,6 +123,17 @@ describe('wgctl status', () => {
     expect(doc.overall).toBe('down');
   });
 
+  it('down on both sides with a sign-in window open: the window is still named (its traffic leaves unprotected)', async () => {
+    lab.agents.vm.status = { ...healthyVmStatus(), interfaceUp: false, peers: [] };
+    lab.agents.mac.status = { ...healthyMacStatus(), up: false, routes: [], portalWindow: { untilUnixMs: String(Date.now() + 90_000), resolvers: ['192.0.2.1'], tcpPorts: [80, 443] } };
+    const { code, doc } = await statusJson();
+    expect(code).toBe(2);
+    expect(doc.problems).toEqual([
+      'the tunnel is down on both sides (run `wgctl up`)',
+      expect.stringMatching(/^Mac: SIGN-IN WINDOW OPEN \((89|90) s left\): web traffic \(TCP 80\/443\) and DNS to 192\.0\.2\.1 leave UNPROTECTED$/),
+    ]);
+  });
+
   it('down (exit 2): an agent unreachable; the other side is still reported', async () => {
     await lab.agents.stop('mac');
     const { code, doc } = await statusJson();
