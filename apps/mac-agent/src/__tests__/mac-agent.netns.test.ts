@@ -51,6 +51,7 @@ describeNetns('mac-agent on a Linux host (network namespaces)', () => {
       journal: new JournalStore(join(dir, 'state')),
       logger: createLogger({ service: 'mac-agent-test', level: 'debug', transports: [logs] }),
       spawnMonitor: netnsSpawner(lab.ns.host),
+      roamWatchAfterUpMs: 0, // the monitor as soon as the reply is out: the roaming test times it from there
     });
   };
 

@@ -78,7 +78,7 @@ describe('mac-agent metrics server (in-process, in-memory host)', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('scrapes answer from the background sample: the host is not read, no sample is taken', async () => {
-    agent = await startAgent(options(), { driver, logger: silentLogger(), sampleIntervalMs: 600_000, engine: { healCheckMs: 0, roamBackstopMs: 0 } });
+    agent = await startAgent(options(), { driver, logger: silentLogger(), sampleIntervalMs: 600_000, engine: { healCheckMs: 0, roamBackstopMs: 0, roamWatchAfterUpMs: 0 } });
     const tlsDir = join(dir, 'pki');
     const address = agent.metrics!.address;
     await agent.engine.up({ vmAddress: '192.0.2.130', endpoints: [{ ip: '203.0.113.10', port: 51820 }], dnsServers: ['198.51.100.53'], ipv6: 'auto' }, {}, () => undefined);

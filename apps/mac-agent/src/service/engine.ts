@@ -10,7 +10,7 @@
  * that has to end early (SIGTERM, the caller cancelled) ends between two steps with no
  * rollback: see up.ts.
  */
-import { OperationGate, type OperationOutcome, type StatusCheck } from '@wgctl/agent-kit';
+import { BACKGROUND_AFTER_OPERATION_MS, OperationGate, type OperationOutcome, type StatusCheck } from '@wgctl/agent-kit';
 import type { Logger } from '@wgctl/logging';
 import { formatArgv, readTogether, SharedReadRunner, spawnStreaming, type Runner, type StepListener } from '@wgctl/runner';
 import type { HostNetworkDriver, Uplink, Vnic } from '../host/driver';
@@ -40,6 +40,12 @@ export interface EngineOptions {
   now?: () => number;
   /** Quiet time after the last routing event before re-reading the table. */
   roamDebounceMs?: number;
+  /**
+   * How long after an Up its routing monitor and DNS watch start (default
+   * BACKGROUND_AFTER_OPERATION_MS: off `wgctl up`'s path; the monitor's start re-checks). 0: as
+   * soon as the reply is out (tests that script the monitor).
+   */
+  roamWatchAfterUpMs?: number;
   /** Upper bound on that wait while events keep coming. */
   roamMaxWaitMs?: number;
   /**
@@ -108,6 +114,7 @@ export class MacAgentEngine {
       operationRunning,
       spawnMonitor: options.spawnMonitor ?? spawnStreaming,
       debounceMs: options.roamDebounceMs ?? 100,
+      watchAfterUpMs: options.roamWatchAfterUpMs ?? BACKGROUND_AFTER_OPERATION_MS,
       maxWaitMs: options.roamMaxWaitMs ?? 300,
       backstopMs: options.roamBackstopMs ?? 5_000,
       dnsRecheckMs: options.dnsRecheckMs ?? 2_000,

@@ -13,6 +13,7 @@
  * Never beside an Up or Down: every check runs in the engine's queue, none is started while a
  * requested operation runs, and a Down stops the watch before it changes anything (beforeDown).
  */
+import { BACKGROUND_AFTER_OPERATION_MS } from '@wgctl/agent-kit';
 import type { Logger } from '@wgctl/logging';
 import { formatArgv, ObservedRunner, SupervisedMonitor } from '@wgctl/runner';
 import type { HostNetworkDriver } from '../host/driver';
@@ -156,12 +157,11 @@ export class SelfHealing {
       this.timer = setInterval(() => this.trigger('periodic look'), this.checkMs);
       this.timer.unref();
     }
-    // The monitor is spawned off the reply's path (node's spawn is a synchronous fork/exec).
-    setImmediate(() =>
-      setImmediate(() => {
-        if (this.wanted && !this.closed) this.monitor?.start();
-      }),
-    );
+    // The monitor is spawned off the Up's path (BACKGROUND_AFTER_OPERATION_MS); its first check
+    // sees a change made meanwhile.
+    setTimeout(() => {
+      if (this.wanted && !this.closed) this.monitor?.start();
+    }, BACKGROUND_AFTER_OPERATION_MS).unref();
   }
 
   /** Down: no more checks, no monitor. A check already queued finds the watch stopped. */

@@ -36,6 +36,8 @@ export interface RoamingOptions {
   spawnMonitor: SpawnStreaming;
   /** Quiet time after the last routing event before re-reading the table. */
   debounceMs: number;
+  /** After an Up, the monitor and the DNS watch start this much later (0: once the reply is out). */
+  watchAfterUpMs: number;
   /** Upper bound on that wait while events keep coming. */
   maxWaitMs: number;
   /** The roam check's interval (0: none). */
@@ -61,15 +63,19 @@ export interface RoamSummary {
 type UpJournal = MacJournal & { intent: UpIntent; uplink: Uplink; killSwitch: NonNullable<MacJournal['killSwitch']> };
 
 /**
- * Runs `fn` once a reply written now has left the process: two turns of the event loop. A
+ * Runs `fn` `delayMs` after an Up (BACKGROUND_AFTER_OPERATION_MS by default: past its reply, and
+ * past what `wgctl up` does next — the CLI's exit and the first packets; the monitor's spawn, a
+ * synchronous fork, and its first checks competed with them). With 0, once a reply written now
+ * has left the process: two turns of the event loop. A
  * gRPC stream's last message and its trailers go out in two (node's http2 sends the data, asks
  * for the trailers, grpc-js hands them over, node sends them on the next turn); anything
  * synchronous and slow before that (spawning processes) delays the end of the call. Measured
  * on loopback, plaintext and TLS: 8 spawns right after call.end() or after one setImmediate
  * added ~15-18 ms to the client's end of call; after two, nothing.
  */
-function afterReplyFlushed(fn: () => void): void {
-  setImmediate(() => setImmediate(fn));
+function afterUpSettled(delayMs: number, fn: () => void): void {
+  if (delayMs > 0) setTimeout(fn, delayMs).unref();
+  else setImmediate(() => setImmediate(fn));
 }
 
 /**
@@ -150,11 +156,11 @@ export class Roaming {
 
   /**
    * After an Up: the monitor is wanted now but spawned (node's spawn is a synchronous fork/exec)
-   * only once the caller has sent the outcome on (see afterReplyFlushed).
+   * only once the Up has settled (see afterUpSettled); its start re-checks.
    */
   startSoon(): void {
     this.monitorWanted = true;
-    afterReplyFlushed(() => {
+    afterUpSettled(this.options.watchAfterUpMs, () => {
       if (this.monitorWanted) this.start();
     });
   }

@@ -425,6 +425,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
       spawnMonitor: fakeSpawn,
       now: () => Date.now(),
       roamDebounceMs: 100,
+      roamWatchAfterUpMs: 0, // the monitor as soon as the reply is out: these tests script it
       roamMaxWaitMs: 300,
       // Timers of their own tests (roam-backstop.test.ts, dns-reapply.test.ts): here every
       // command comes from a routing event.

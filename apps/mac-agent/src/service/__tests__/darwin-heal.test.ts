@@ -60,6 +60,7 @@ describe('self-healing on macOS (in-memory Mac)', () => {
       journal: new JournalStore(dir),
       logger: createLogger({ service: 'mac-agent', level: 'info', transports: [logs] }),
       spawnMonitor: fakeSpawn,
+      roamWatchAfterUpMs: 0, // the monitor as soon as the reply is out: these tests script it
       now: () => Date.now(),
       roamBackstopMs: 0,
       dnsRecheckMs: 0,

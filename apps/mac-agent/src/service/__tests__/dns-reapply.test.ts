@@ -90,6 +90,7 @@ describe('DNS through the tunnel (engine + darwin networksetup, in-memory routes
       spawnMonitor: fakeSpawn,
       now: () => Date.now(),
       roamDebounceMs: DEBOUNCE_MS,
+      roamWatchAfterUpMs: 0, // the watches as soon as the reply is out: these tests script them
       dnsRecheckMs: DNS_RECHECK_MS,
       roamBackstopMs: 0, // roam-backstop.test.ts
       healCheckMs: 0, // heal tests

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BusyError, InvalidRequestError } from '@wgctl/agent-kit';
+import { BACKGROUND_AFTER_OPERATION_MS, BusyError, InvalidRequestError } from '@wgctl/agent-kit';
 import { silentLogger } from '@wgctl/logging';
 import { ScriptedRunner, type StepRecord, type StreamingOptions, type StreamingProcess } from '@wgctl/runner';
 import { FakeDriver, fakeHost, type FakeHostState } from '../../testing/fake-host';
@@ -45,7 +45,7 @@ describe('MacAgentEngine (in-memory host)', () => {
   };
 
   const make = (extra: Partial<ConstructorParameters<typeof MacAgentEngine>[0]> = {}) =>
-    new MacAgentEngine({ driver, runner: new ScriptedRunner([]), journal: store, logger: silentLogger(), spawnMonitor: fakeSpawn, roamDebounceMs: 20, roamMaxWaitMs: 60, ...extra });
+    new MacAgentEngine({ driver, runner: new ScriptedRunner([]), journal: store, logger: silentLogger(), spawnMonitor: fakeSpawn, roamDebounceMs: 20, roamMaxWaitMs: 60, roamWatchAfterUpMs: 0, ...extra });
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'wtm-engine-'));
@@ -310,6 +310,19 @@ describe('MacAgentEngine (in-memory host)', () => {
     // A split route missing: is the VM on another interface now? No: the route is put back.
     // Then DNS is looked at, as after any routing-event burst: still ours, nothing set.
     expect(driver.calls).toEqual(['discoverUplink', 'readRoutes', 'discoverVnic 192.0.2.130', 'addRoute 128.0.0.0/1 via 192.0.2.130', 'readDns']);
+    expect(host.routes.some((r) => r.destination === '128.0.0.0/1')).toBe(true);
+  });
+
+  it('by default the monitor starts BACKGROUND_AFTER_OPERATION_MS after the Up (off `wgctl up`\'s path: the CLI\'s exit, the first packets), then re-checks', async () => {
+    await engine.close();
+    engine = make({ roamWatchAfterUpMs: undefined });
+    expect(await engine.up(intent(), {}, () => undefined)).toMatchObject({ ok: true });
+    host.routes = host.routes.filter((r) => r.destination !== '128.0.0.0/1');
+    await settle(BACKGROUND_AFTER_OPERATION_MS - 100);
+    expect([spawned, engine.watching]).toEqual([[], false]);
+    await settle(250);
+    expect(spawned).toEqual([['fake-monitor']]);
+    expect(engine.watching).toBe(true);
     expect(host.routes.some((r) => r.destination === '128.0.0.0/1')).toBe(true);
   });
 

@@ -47,7 +47,7 @@ describe('excluded destinations in the engine (in-memory host)', () => {
     host = fakeHost();
     driver = new FakeDriver(host);
     store = new JournalStore(dir);
-    engine = new MacAgentEngine({ driver, runner: new ScriptedRunner([]), journal: store, logger: silentLogger(), spawnMonitor: fakeSpawn, roamDebounceMs: 20, roamMaxWaitMs: 60 });
+    engine = new MacAgentEngine({ driver, runner: new ScriptedRunner([]), journal: store, logger: silentLogger(), spawnMonitor: fakeSpawn, roamDebounceMs: 20, roamMaxWaitMs: 60, roamWatchAfterUpMs: 0 });
   });
   afterEach(async () => {
     await engine.close();

@@ -31,7 +31,7 @@ describe('roaming backstop (in-memory host)', () => {
   };
 
   const make = (extra: Partial<ConstructorParameters<typeof MacAgentEngine>[0]> = {}) =>
-    new MacAgentEngine({ driver, runner: new ScriptedRunner([]), journal: new JournalStore(dir), logger: silentLogger(), spawnMonitor: idleMonitor, now: () => Date.now(), dnsRecheckMs: 0, healCheckMs: 0, ...extra }); // self-healing: darwin-heal.test.ts
+    new MacAgentEngine({ driver, runner: new ScriptedRunner([]), journal: new JournalStore(dir), logger: silentLogger(), spawnMonitor: idleMonitor, now: () => Date.now(), dnsRecheckMs: 0, healCheckMs: 0, roamWatchAfterUpMs: 0, ...extra }); // self-healing: darwin-heal.test.ts
 
   beforeEach(() => {
     jest.useFakeTimers({ now: new Date('2026-03-02T10:00:00Z'), doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });

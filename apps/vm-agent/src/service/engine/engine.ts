@@ -8,7 +8,7 @@
  * second one while another runs is refused at once with BusyError (ABORTED at the RPC layer).
  * Transport-free: ../server.ts maps what it returns to wgctl.v1.VmAgent.
  */
-import { OperationGate, type OperationContext, type OperationOutcome } from '@wgctl/agent-kit';
+import { BACKGROUND_AFTER_OPERATION_MS, OperationGate, type OperationContext, type OperationOutcome } from '@wgctl/agent-kit';
 import { silentLogger, type Logger } from '@wgctl/logging';
 import { normalizeMacSource, normalizeMacSource6, validateHandshakeTimeout, validateInterfaceName } from '../validation';
 import { handshakeThresholdS, type DownRequest, type EngineScope, type UpRequest, type VmEngineOptions } from './context';
@@ -59,7 +59,8 @@ export class VmEngine {
     try {
       return await run();
     } finally {
-      void this.selfHeal?.resume();
+      // Once the caller's next steps have had the CPU (BACKGROUND_AFTER_OPERATION_MS).
+      setTimeout(() => void this.selfHeal?.resume(), BACKGROUND_AFTER_OPERATION_MS).unref();
     }
   }
 
