@@ -19,16 +19,24 @@ import { BackgroundSampler } from '@wgctl/state';
 export const DEFAULT_HEALTH_INTERVAL_MS = 15_000;
 
 /**
- * How long an agent's background work waits once an Up or Down has ended: the sample that
- * follows it (refreshAfterChange's delay) and the watchers the Up starts (the vm-agent's
- * self-heal monitor; the mac-agent's kill-switch watch, routing monitor and DNS watch), each
- * with its first check. Past the end of the reply: spawns are synchronous forks, and right
- * after the stream's `finish` they held the caller's end of the call back ~20 ms. And past what
- * `wgctl up` does next: the Mac's kill-switch-only Up ends while the VM's `wg-quick` runs, the
- * VM's Up while the Mac's routes go in, and their samples and watchers (~8 processes) competed
- * with both — 16 ms of `wgctl up` (24 alternated pairs, docs/BENCHMARKS.md #1). Nothing waits on
- * them: a Status meanwhile begins the sample at once, and each watcher's first check sees any
- * change made before it started.
+ * How long the sample after an Up or Down waits to begin (refreshAfterChange's delay): past the
+ * end of the reply. The Up/Down stream's `afterwards` runs on the stream's `finish`, before
+ * grpc-js has handed the trailers over (http2's wantTrailers, two turns of the event loop
+ * later), and the sample's processes, spawned synchronously, held the caller's end of the call
+ * back ~20 ms per Up. It is pending at once all the same: a Status meanwhile begins it. Not
+ * longer: grpc.health.v1 answers from the samples, and `wgctl up && wgctl health` must see the
+ * Up (250 ms failed exactly that, apps/wgctl/src/__tests__/wgctl.netns.test.ts).
+ */
+export const SAMPLE_AFTER_REPLY_MS = 20;
+
+/**
+ * How long the watchers an Up starts wait once it has ended (the vm-agent's self-heal monitor;
+ * the mac-agent's kill-switch watch, routing monitor and DNS watch), each then making its first
+ * check. Past what `wgctl up` does next: the Mac's kill-switch-only Up ends while the VM's
+ * `wg-quick` runs, and the Mac's full Up while the CLI exits and the first packets leave; the
+ * watchers' spawns (synchronous forks) and first reads competed with both — 16 ms of `wgctl up`
+ * with the sample delayed too, ~13 of it the routing monitor's (24 alternated pairs,
+ * docs/BENCHMARKS.md #1). Each first check sees any change made before its watcher started.
  */
 export const BACKGROUND_AFTER_OPERATION_MS = 250;
 

@@ -6,7 +6,7 @@
  * defaults to the uplink.
  */
 import ipaddr from 'ipaddr.js';
-import { invalidField, BACKGROUND_AFTER_OPERATION_MS, type HealthSampler } from '@wgctl/agent-kit';
+import { invalidField, SAMPLE_AFTER_REPLY_MS, type HealthSampler } from '@wgctl/agent-kit';
 import { checkExcludedCidr, isIpAddress, isPort, MAX_EXCLUDED } from '@wgctl/config';
 import { VM_ADDRESS_METADATA, agentInfo, streamOperation } from '@wgctl/agent-kit/grpc';
 import { HealthState, type MacAgentServer, type MacDescription, type MacDownRequest, type MacStatus, type MacUpRequest, type SelfHealStatus, ipv6ModeWord, knownIpv6Mode } from '@wgctl/proto';
@@ -118,8 +118,8 @@ function selfHealMessage({ count, last }: HealSummary): SelfHealStatus {
 export const KILL_SWITCH_ONLY_SAMPLE_DELAY_MS = 1_000;
 
 export function createMacAgentImplementation(engine: MacAgentEngine, sampler: HealthSampler<EngineStatus>): MacAgentServer {
-  // Begun past the reply's end (BACKGROUND_AFTER_OPERATION_MS says why); a Status meanwhile begins it.
-  const resample = () => void sampler.refreshAfterChange(BACKGROUND_AFTER_OPERATION_MS).catch(() => undefined);
+  // Begun past the reply's end (SAMPLE_AFTER_REPLY_MS says why); a Status meanwhile begins it.
+  const resample = () => void sampler.refreshAfterChange(SAMPLE_AFTER_REPLY_MS).catch(() => undefined);
   // A kill-switch-only Up is followed by the full Up once the VM's tunnel is up: sampling in
   // between would only compete with the VM's wg-quick for the CPU. The full Up's (or a Down's)
   // sample covers both; a Status meanwhile begins it at once; the fallback is a second.

@@ -13,7 +13,7 @@
  *   to the tunnel interface.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { BACKGROUND_AFTER_OPERATION_MS, type HealthSampler } from '@wgctl/agent-kit';
+import { SAMPLE_AFTER_REPLY_MS, type HealthSampler } from '@wgctl/agent-kit';
 import { agentInfo, operationStatusError, streamOperation } from '@wgctl/agent-kit/grpc';
 import type { Logger } from '@wgctl/logging';
 import { HealthState, type DescribeRequest, type Progress, type SelfHealStatus, type StatusRequest, type TunnelLiveness, type VmDescription, type VmDownRequest, type VmStatus, type VmUpRequest } from '@wgctl/proto';
@@ -66,10 +66,10 @@ export function vmStatusMessage(sample: VmSample, driver: string, heals?: HealsS
  * of being refused as busy: the caller did not start that operation and cannot see it end.
  */
 export function vmAgentHandlers(engine: VmEngine, sampler: HealthSampler<VmSample>, logger?: Logger, startup: Promise<unknown> = Promise.resolve()): grpc.UntypedServiceImplementation {
-  // Up/Down change what health reports: sample again once the answer is out (BACKGROUND_AFTER_OPERATION_MS
+  // Up/Down change what health reports: sample again once the answer is out (SAMPLE_AFTER_REPLY_MS
   // says why); a Status meanwhile begins it.
   const resample = (): void => {
-    void sampler.refreshAfterChange(BACKGROUND_AFTER_OPERATION_MS).catch((e) => logger?.warn('sample after operation failed', { error: (e as Error).message }));
+    void sampler.refreshAfterChange(SAMPLE_AFTER_REPLY_MS).catch((e) => logger?.warn('sample after operation failed', { error: (e as Error).message }));
   };
   return {
     describe: async (call: grpc.ServerUnaryCall<DescribeRequest, VmDescription>, callback: grpc.sendUnaryData<VmDescription>) => {
