@@ -153,8 +153,8 @@ interface CallGuard {
   logger: Logger;
 }
 
-/** The address part of a grpc-js peer ('192.0.2.1:5000', '[2001:db8::1]:5000'): what summaries count by. */
-function peerAddressOf(peer: string): string {
+/** The address part of a grpc-js peer ('192.0.2.1:5000', '[2001:db8::1]:5000'): what summaries count by, and the vm-agent's read-ahead reads the route to. */
+export function peerAddressOf(peer: string): string {
   return peer.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
 }
 

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import type { RunOptions, RunResult, Runner, StepListener, StepRecord } from '@wgctl/runner';
 import { derivePublicKey } from '../host/config';
 import { VmEngine } from '../service/engine/engine';
+import { peerAddressOf } from '@wgctl/transport';
 import { callerAddress } from '../service/engine/read-ahead';
 import { OWN_CHAINS, desiredRules } from '../host/firewall';
 import { JournalStore } from '../service/journal';
@@ -301,7 +302,7 @@ describe('VmEngine: a Describe that announces an Up reads ahead for it (read-ahe
   it('the reads that gate wg-quick start with the Describe; the Up is handed them and runs none again before wg-quick', async () => {
     const runner = new BarrierRunner(vm, {});
     const engine = engineOn(runner);
-    await engine.describe({ peer: '198.51.100.2:50312' });
+    await engine.describe({ caller: '198.51.100.2' });
     // Started by the Describe (not awaited by it): the Up's gating reads, the route for the caller's address.
     expect(runner.argvs).toEqual([...GATING_READS, 'ip -j route get 198.51.100.2']);
     const done: StepRecord[] = [];
@@ -318,7 +319,7 @@ describe('VmEngine: a Describe that announces an Up reads ahead for it (read-ahe
   it('an Up for another Mac address reads its route anew (the other reads are still taken)', async () => {
     const runner = new BarrierRunner(vm, {});
     const engine = engineOn(runner);
-    await engine.describe({ peer: '[::ffff:198.51.100.7]:50312' });
+    await engine.describe({ caller: '::ffff:198.51.100.7' });
     expect(runner.argvs).toEqual([...GATING_READS, 'ip -j route get 198.51.100.7']);
     const outcome = await engine.up({ macSource: '198.51.100.2' });
     expect(outcome.error).toBe('');
@@ -328,26 +329,28 @@ describe('VmEngine: a Describe that announces an Up reads ahead for it (read-ahe
   it('not taken when stale: too old, or another operation ran between the Describe and the Up', async () => {
     const runner = new BarrierRunner(vm, {});
     const engine = engineOn(runner);
-    await engine.describe({ peer: '198.51.100.2:50312' });
+    await engine.describe({ caller: '198.51.100.2' });
     clock += 1_001; // READ_AHEAD_FRESH_MS is 1 s
     expect((await engine.up({ macSource: '198.51.100.2' })).error).toBe('');
     expect(runner.argvs.slice(5, 10)).toEqual([...GATING_READS, 'ip -j route get 198.51.100.2']);
 
-    await engine.describe({ peer: '198.51.100.2:50312' });
+    await engine.describe({ caller: '198.51.100.2' });
     expect((await engine.down({})).error).toBe(''); // an operation between: a Down
     const before = runner.argvs.length;
     expect((await engine.up({ macSource: '198.51.100.2' })).error).toBe('');
     expect(runner.argvs.slice(before, before + 5)).toEqual([...GATING_READS, 'ip -j route get 198.51.100.2']);
   });
 
-  it('takes the caller from grpc\'s peer string: IPv4, IPv4-mapped, IPv6 (as mac_source6 is written), nothing else', () => {
-    expect(callerAddress('198.51.100.1:50312')).toEqual({ address: '198.51.100.1', family: 4 });
-    expect(callerAddress('::ffff:198.51.100.1:50312')).toEqual({ address: '198.51.100.1', family: 4 });
-    expect(callerAddress('[::ffff:198.51.100.1]:50312')).toEqual({ address: '198.51.100.1', family: 4 });
-    expect(callerAddress('2001:db8:0:0::1:50312')).toEqual({ address: '2001:db8::1', family: 6 });
+  it('reads the route for the caller as mac_source / mac_source6 are written: IPv4, IPv4-mapped as IPv4, IPv6 in RFC 5952 form, nothing else', () => {
+    expect(callerAddress('198.51.100.1')).toEqual({ address: '198.51.100.1', family: 4 });
+    expect(callerAddress('::ffff:198.51.100.1')).toEqual({ address: '198.51.100.1', family: 4 });
+    expect(callerAddress('2001:db8:0:0::1')).toEqual({ address: '2001:db8::1', family: 6 });
     expect(callerAddress('unknown')).toBeUndefined();
-    expect(callerAddress('unix:/run/x.sock')).toBeUndefined();
-    expect(callerAddress('198.51.100.1')).toBeUndefined(); // no port: not grpc's form, not guessed
+    expect(callerAddress('/run/wgctl/vm.sock')).toBeUndefined();
+    // grpc-js's peer strings (remote address ':' port, no brackets), as the server hands them over (peerAddressOf).
+    expect(callerAddress(peerAddressOf('::ffff:198.51.100.1:50312'))).toEqual({ address: '198.51.100.1', family: 4 });
+    expect(callerAddress(peerAddressOf('[::ffff:198.51.100.1]:50312'))).toEqual({ address: '198.51.100.1', family: 4 });
+    expect(callerAddress(peerAddressOf('198.51.100.1:50312'))).toEqual({ address: '198.51.100.1', family: 4 });
   });
 
   it('a Describe that announces no Up reads nothing', async () => {

@@ -17,7 +17,7 @@ import { SAMPLE_AFTER_REPLY_MS, type HealthSampler } from '@wgctl/agent-kit';
 import { agentInfo, operationStatusError, streamOperation } from '@wgctl/agent-kit/grpc';
 import type { Logger } from '@wgctl/logging';
 import { HealthState, type DescribeRequest, type Progress, type SelfHealStatus, type StatusRequest, type TunnelLiveness, type VmDescription, type VmDownRequest, type VmStatus, type VmUpRequest } from '@wgctl/proto';
-import { failedPrecondition } from '@wgctl/transport';
+import { failedPrecondition, peerAddressOf } from '@wgctl/transport';
 import { ConfigFileError } from '../host/config';
 import { vmCaptureHandler } from './capture';
 import { withLivenessNow, type HealsSoFar, type VmEngine, type VmSample } from './engine/engine';
@@ -74,7 +74,7 @@ export function vmAgentHandlers(engine: VmEngine, sampler: HealthSampler<VmSampl
   return {
     describe: async (call: grpc.ServerUnaryCall<DescribeRequest, VmDescription>, callback: grpc.sendUnaryData<VmDescription>) => {
       try {
-        const upFollows = call.request.upFollows ? { peer: call.getPeer() } : undefined;
+        const upFollows = call.request.upFollows ? { caller: peerAddressOf(call.getPeer()) } : undefined;
         const description: VmDescription = { agent: agentInfo('vm-agent', engine.driverName), ...(await engine.describe(upFollows)) };
         callback(null, description);
       } catch (e) {

@@ -30,10 +30,10 @@ async function peerEndpoints(peer: WgQuickPeer, resolver: HostResolver): Promise
   return [{ host, ip, port }];
 }
 
-/** `upFollows.peer`: an Up from the caller at that address (call.getPeer()) follows: its first reads start now (read-ahead.ts). */
-export async function describe(engine: EngineScope, upFollows?: { peer: string }): Promise<TunnelDescription> {
+/** `upFollows.caller`: an Up from the caller at that address follows: its first reads start now (read-ahead.ts). */
+export async function describe(engine: EngineScope, upFollows?: { caller: string }): Promise<TunnelDescription> {
   const config = await loadTunnelConfig(engine.options.configPath);
-  if (upFollows) startReadsAhead(engine, config, upFollows.peer);
+  if (upFollows) startReadsAhead(engine, config, upFollows.caller);
   const resolver = engine.options.resolver ?? systemResolver;
   const peers: TunnelDescription['peers'] = [];
   for (const peer of config.parsed.peers) {

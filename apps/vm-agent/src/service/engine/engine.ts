@@ -107,8 +107,8 @@ export class VmEngine {
     return this.scope.backend ? `iptables-${this.scope.backend.kind}` : '';
   }
 
-  /** `upFollows`: the caller (its address, call.getPeer()) sends an Up next: that Up's first reads start now. */
-  describe(upFollows?: { peer: string }): Promise<TunnelDescription> {
+  /** `upFollows`: the caller (its address) sends an Up next: that Up's first reads start now. */
+  describe(upFollows?: { caller: string }): Promise<TunnelDescription> {
     return describe(this.scope, upFollows);
   }
 

@@ -33,13 +33,11 @@ export interface ReadsAhead {
 }
 
 /**
- * The caller's address from grpc's call.getPeer() (`198.51.100.1:50312`, `::ffff:198.51.100.1:50312`,
- * `2001:db8::1:50312`), as the Up's mac_source / mac_source6 address reads: undefined when it is not an IP.
+ * The caller's address (`198.51.100.1`, `::ffff:198.51.100.1`, `2001:db8:0::1`) as the Up's
+ * mac_source / mac_source6 address reads: an IPv4-mapped address as IPv4, IPv6 in RFC 5952
+ * form; undefined when it is not an IP.
  */
-export function callerAddress(peer: string): { address: string; family: 4 | 6 } | undefined {
-  const colon = peer.lastIndexOf(':');
-  if (colon <= 0) return undefined;
-  const host = peer.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+export function callerAddress(host: string): { address: string; family: 4 | 6 } | undefined {
   if (isIPv4(host)) return { address: host, family: 4 };
   if (!isIPv6(host)) return undefined;
   const parsed = ipaddr.IPv6.parse(host);
@@ -60,15 +58,15 @@ export function startGatingReads(r: Runner, config: TunnelConfig, toMac: { lanIn
 }
 
 /**
- * Starts the reads ahead for `config` and the caller at `peer`, replacing any earlier ones.
- * Not while an operation runs: what it changes would make them stale at once.
+ * Starts the reads ahead for `config` and the caller at `caller` (its address), replacing any
+ * earlier ones. Not while an operation runs: what it changes would make them stale at once.
  */
-export function startReadsAhead(engine: EngineScope, config: TunnelConfig, peer: string | undefined): void {
+export function startReadsAhead(engine: EngineScope, config: TunnelConfig, caller: string): void {
   dropReadsAhead(engine);
   if (engine.gate.running || engine.gate.stopping) return;
   const reads = new EarlyReads(engine.options.runner);
-  const caller = peer ? callerAddress(peer) : undefined;
-  startGatingReads(reads.starter, config, { addresses: caller ? [caller] : [] });
+  const mac = callerAddress(caller);
+  startGatingReads(reads.starter, config, { addresses: mac ? [mac] : [] });
   const expiry = setTimeout(() => {
     if (engine.readsAhead?.reads === reads) dropReadsAhead(engine);
   }, READ_AHEAD_FRESH_MS);
