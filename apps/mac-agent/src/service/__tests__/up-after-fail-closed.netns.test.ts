@@ -82,6 +82,12 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
   /** Where the Linux driver writes resolv.conf before renaming it into place. */
   const tempFile = () => join(dir, 'resolv.conf.wgctl-tmp');
   const store = () => JSON.parse(readFileSync(join(dir, 'state', 'mac-agent.journal.json'), 'utf8'));
+  /** The file written ahead removed, resolv.conf as the user had it, nothing left in the journal about it. */
+  const expectWrittenAheadGone = (): void => {
+    expect(existsSync(tempFile())).toBe(false);
+    expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toBe('nameserver 192.0.2.1\n');
+    expect(store().dnsPrepared).toBeUndefined();
+  };
 
   /** The commands the steps ran, without the lab's `ip netns exec <ns>`. */
   const commandsOf = (steps: StepRecord[]) => steps.flatMap((s) => s.commands.map((c) => formatArgv(c.argv).replace(/^ip netns exec \S+ /, '')));
@@ -206,9 +212,7 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
     const steps: StepRecord[] = [];
     expect(await engine.up({ ...intent, dnsServers: [] }, {}, (s) => s.state !== 'started' && steps.push(s))).toMatchObject({ ok: true });
     expect(commandsOf(steps.filter((s) => s.step === 'dns'))).toEqual([`rm -f ${tempFile()}`]);
-    expect(existsSync(tempFile())).toBe(false);
-    expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toBe('nameserver 192.0.2.1\n');
-    expect(store().dnsPrepared).toBeUndefined();
+    expectWrittenAheadGone();
   });
 
   it('a Down after the kill-switch-only Up (the handshake never came) removes what was written ahead', async () => {
@@ -217,9 +221,7 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
     const steps: StepRecord[] = [];
     expect(await engine.down({}, (s) => s.state !== 'started' && steps.push(s))).toMatchObject({ ok: true });
     expect(commandsOf(steps.filter((s) => s.step === 'restore-dns'))).toEqual([`rm -f ${tempFile()}`]);
-    expect(existsSync(tempFile())).toBe(false);
-    expect(readFileSync(join(dir, 'resolv.conf'), 'utf8')).toBe('nameserver 192.0.2.1\n');
-    expect(store().dnsPrepared).toBeUndefined();
+    expectWrittenAheadGone();
   });
 
   it('an agent restarted after the kill-switch-only Up removes what was written ahead (its journal says so)', async () => {
