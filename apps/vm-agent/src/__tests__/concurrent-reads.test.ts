@@ -353,6 +353,23 @@ describe('VmEngine: a Describe that announces an Up reads ahead for it (read-ahe
     expect(callerAddress(peerAddressOf('198.51.100.1:50312'))).toEqual({ address: '198.51.100.1', family: 4 });
   });
 
+  it('with `answered` (the server passes the end of the call), the reads wait for it: they would hold the reply', async () => {
+    const runner = new BarrierRunner(vm, {});
+    const engine = engineOn(runner);
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    await engine.describe({ caller: '198.51.100.2', answered });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(runner.argvs).toEqual([]);
+    answer();
+    await answered;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(runner.argvs).toEqual([...GATING_READS, 'ip -j route get 198.51.100.2']);
+    // And the Up that follows takes them.
+    expect((await engine.up({ macSource: '198.51.100.2' })).error).toBe('');
+    expect(runner.argvs.slice(5, 7)).toEqual(['sysctl -n net.ipv4.conf.all.src_valid_mark', `wg-quick up ${join(dir, 'wtv0.conf')}`]);
+  });
+
   it('a Describe that announces no Up reads nothing', async () => {
     const runner = new BarrierRunner(vm, {});
     const engine = engineOn(runner);

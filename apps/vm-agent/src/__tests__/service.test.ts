@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { HealthSampler } from '@wgctl/agent-kit';
 import { silentLogger } from '@wgctl/logging';
-import { CaptureRequest, StatusRequest, VmAgentClient, VmAgentService, VmUpRequest, type VmStatus } from '@wgctl/proto';
+import { CaptureRequest, DescribeRequest, StatusRequest, VmAgentClient, VmAgentService, VmUpRequest, type VmStatus } from '@wgctl/proto';
 import { RuleRunner, type RunOptions, type RunResult, type Runner } from '@wgctl/runner';
 import { connectAgent, createAgentServer, healthCheck, readStream, unaryCall, type AgentServer } from '@wgctl/transport';
 import { derivePublicKey } from '../host/config';
@@ -175,6 +175,19 @@ describe('vm-agent gRPC service', () => {
     gate.block = false;
     first.cancel();
     gate.release();
+  });
+
+  it('a Describe that announces an Up starts its reads ahead once the call has ended (grpc-js: "cancelled"); one that does not, none', async () => {
+    const routeGet = (): string[] => runner.calls.map((c) => c.join(' ')).filter((line) => line.startsWith('ip -j route get'));
+    const before = routeGet().length;
+    const plain = await unaryCall(client.describe.bind(client), DescribeRequest.fromPartial({}), { timeoutMs: 5000 });
+    expect(plain.interface).toBe('wtv0');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(routeGet().length).toBe(before);
+    await unaryCall(client.describe.bind(client), DescribeRequest.fromPartial({ upFollows: true }), { timeoutMs: 5000 });
+    // The route to the caller (loopback here), read for the Up that would follow.
+    for (let i = 0; i < 100 && routeGet().length === before; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(routeGet().slice(before)).toEqual(['ip -j route get 127.0.0.1']);
   });
 
   it('serves Capture, refusing a bad request before running anything (see capture.test.ts)', async () => {

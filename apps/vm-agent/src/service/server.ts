@@ -74,7 +74,11 @@ export function vmAgentHandlers(engine: VmEngine, sampler: HealthSampler<VmSampl
   return {
     describe: async (call: grpc.ServerUnaryCall<DescribeRequest, VmDescription>, callback: grpc.sendUnaryData<VmDescription>) => {
       try {
-        const upFollows = call.request.upFollows ? { caller: peerAddressOf(call.getPeer()) } : undefined;
+        // grpc-js emits 'cancelled' once a call has ended in any way, a success included
+        // (grpc/grpc-node#2771): the answer and its trailers are out by then.
+        const upFollows = call.request.upFollows
+          ? { caller: peerAddressOf(call.getPeer()), answered: new Promise<void>((resolve) => call.once('cancelled', () => resolve())) }
+          : undefined;
         const description: VmDescription = { agent: agentInfo('vm-agent', engine.driverName), ...(await engine.describe(upFollows)) };
         callback(null, description);
       } catch (e) {

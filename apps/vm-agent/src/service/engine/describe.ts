@@ -30,10 +30,27 @@ async function peerEndpoints(peer: WgQuickPeer, resolver: HostResolver): Promise
   return [{ host, ip, port }];
 }
 
-/** `upFollows.caller`: an Up from the caller at that address follows: its first reads start now (read-ahead.ts). */
-export async function describe(engine: EngineScope, upFollows?: { caller: string }): Promise<TunnelDescription> {
+/** What a Describe says of the Up that follows it (DescribeRequest.up_follows). */
+export interface UpFollows {
+  /** The caller's address (the Mac's, on the vnic): read-ahead.ts reads the route to it. */
+  caller: string;
+  /**
+   * Settles once the answer is out; the reads start only then. Each spawn holds the event loop
+   * ~1–2 ms (a fork of this ~65 MB process): started beside the answer, the six of them held
+   * it 15–40 ms while the controller waits for it. Absent: they start at once.
+   */
+  answered?: Promise<unknown>;
+}
+
+/** `upFollows`: an Up from its caller follows; its first reads start (read-ahead.ts). */
+export async function describe(engine: EngineScope, upFollows?: UpFollows): Promise<TunnelDescription> {
   const config = await loadTunnelConfig(engine.options.configPath);
-  if (upFollows) startReadsAhead(engine, config, upFollows.caller);
+  if (upFollows) {
+    const start = (): void => startReadsAhead(engine, config, upFollows.caller);
+    // setImmediate: after the native write that flushes the answer's trailers.
+    if (upFollows.answered) void upFollows.answered.then(() => setImmediate(start), () => undefined);
+    else start();
+  }
   const resolver = engine.options.resolver ?? systemResolver;
   const peers: TunnelDescription['peers'] = [];
   for (const peer of config.parsed.peers) {

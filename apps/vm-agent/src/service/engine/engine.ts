@@ -12,7 +12,7 @@ import { BACKGROUND_AFTER_OPERATION_MS, OperationGate, type OperationContext, ty
 import { silentLogger, type Logger } from '@wgctl/logging';
 import { normalizeMacSource, normalizeMacSource6, validateHandshakeTimeout, validateInterfaceName } from '../validation';
 import { handshakeThresholdS, type DownRequest, type EngineScope, type UpRequest, type VmEngineOptions } from './context';
-import { describe, type TunnelDescription } from './describe';
+import { describe, type TunnelDescription, type UpFollows } from './describe';
 import { runDown } from './down';
 import { DEFAULT_LIVENESS_TIMINGS, type LivenessReport } from './liveness';
 import { LivenessMonitor, tunnelWhileUp } from './liveness-monitor';
@@ -108,7 +108,7 @@ export class VmEngine {
   }
 
   /** `upFollows`: the caller (its address) sends an Up next: that Up's first reads start now. */
-  describe(upFollows?: { caller: string }): Promise<TunnelDescription> {
+  describe(upFollows?: UpFollows): Promise<TunnelDescription> {
     return describe(this.scope, upFollows);
   }
 

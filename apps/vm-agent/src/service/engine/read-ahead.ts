@@ -2,8 +2,8 @@
  * Describe's reads ahead for the Up that follows. `wgctl up` asks both agents' Describe, then
  * sends the VM its Up once the Mac has answered too; the reads that gate that Up's `wg-quick
  * up` (the link, the wg-quick leftovers, the route to the Mac) need nothing the Mac says, so a
- * Describe that announces an Up (DescribeRequest.up_follows) starts them while the controller
- * waits for the Mac, and the Up takes them (EarlyReads: each step still asks with its usual
+ * Describe that announces an Up (DescribeRequest.up_follows) starts them once its answer is out
+ * (describe.ts says why not before) while the controller waits for the Mac, and the Up takes them (EarlyReads: each step still asks with its usual
  * call and is handed the read already under way, or done).
  *
  * Taken only when nothing can have made them stale beyond what any read-then-act already
