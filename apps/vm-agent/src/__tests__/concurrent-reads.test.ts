@@ -363,7 +363,7 @@ describe('VmEngine: a Describe that announces an Up reads ahead for it (read-ahe
     expect(runner.argvs).toEqual([]);
     answer();
     await answered;
-    await new Promise((resolve) => setImmediate(resolve));
+    for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
     expect(runner.argvs).toEqual([...GATING_READS, 'ip -j route get 198.51.100.2']);
     // And the Up that follows takes them.
     expect((await engine.up({ macSource: '198.51.100.2' })).error).toBe('');

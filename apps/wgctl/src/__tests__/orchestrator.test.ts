@@ -344,6 +344,60 @@ describe('up', () => {
   });
 });
 
+describe("up: the VM's Up leaves before the Mac's Describe is in when nothing of it waits for that", () => {
+  const LOCAL = { ...UP_OPTS, localSource: async () => '192.0.2.7' };
+  const step = (e: OrchestratorEvent) => (e.kind === 'agent' ? `${e.step}:${e.side}:${e.event.step}` : e.kind === 'rollback' ? 'rollback' : `${e.kind}:${e.step}`);
+
+  it("sends it once the VM has answered, with this host's source towards the VM; the Mac changes nothing before its own Describe", async () => {
+    lab.agents.mac.describeDelayMs = 150;
+    const events: OrchestratorEvent[] = [];
+    const result = await up(vm, mac, LOCAL, (e) => events.push(e));
+    expect(result.failure).toBeUndefined();
+    const t = lab.agents.timeline;
+    expect(t.indexOf('vm.Up')).toBeGreaterThan(t.indexOf('vm.Describe answered'));
+    expect(t.indexOf('vm.Up')).toBeLessThan(t.indexOf('mac.Describe answered'));
+    // The kill-switch-only Up, on the VM's plan, only once the mac-agent has answered.
+    expect(t.indexOf('mac.Up')).toBeGreaterThan(t.indexOf('mac.Describe answered'));
+    expect(lab.agents.calls.find((c) => c.side === 'vm' && c.rpc === 'Up')!.request).toMatchObject({ macSource: '192.0.2.7', macSource6: '' });
+    expect(result.macSource).toBe('192.0.2.7');
+    expect(result.ipv6?.mode).toBe(Ipv6Mode.IPV6_MODE_BLOCK);
+    // The VM's events come within vm-up, after connect, as ever.
+    const shown = events.map(step);
+    expect(shown.indexOf('start:vm-up')).toBeGreaterThan(shown.indexOf('done:connect'));
+    expect(shown.findIndex((x) => x.startsWith('vm-up:vm:'))).toBeGreaterThan(shown.indexOf('start:vm-up'));
+    expect(shown.filter((x) => x.startsWith('start:'))).toEqual(['start:connect', 'start:vm-up', 'start:mac-up']);
+    // The mac-agent's own view of its vnic differs here: said, not used.
+    const connect = events.find((e) => e.kind === 'done' && e.step === 'connect');
+    expect(connect).toMatchObject({ detail: expect.stringContaining('Mac source 192.0.2.7 (the mac-agent reports 192.0.2.2 on its vnic)') });
+  });
+
+  it('waits for the Mac when the IPv6 decision needs it (vm.address6 set) or the source is unknown', async () => {
+    lab.agents.mac.describeDelayMs = 100;
+    await up(vm, mac, { ...LOCAL, vmAddress6: '2001:db8::3' });
+    let t = lab.agents.timeline;
+    expect(t.indexOf('vm.Up')).toBeGreaterThan(t.indexOf('mac.Describe answered'));
+    expect((await down(vm, mac, { dryRun: false, forceInterfaceDown: false, vmAddress: '192.0.2.3' })).ok).toBe(true);
+
+    t.length = 0;
+    lab.agents.calls.length = 0;
+    const result = await up(vm, mac, { ...UP_OPTS, localSource: async () => undefined });
+    t = lab.agents.timeline;
+    expect(t.indexOf('vm.Up')).toBeGreaterThan(t.indexOf('mac.Describe answered'));
+    expect(result.macSource).toBe('192.0.2.2'); // the mac-agent's vnic address, as before
+  });
+
+  it("rolls back a VM Up begun early when the Mac's Describe then fails; the Mac is not touched", async () => {
+    lab.agents.mac.describeDelayMs = 100;
+    lab.agents.mac.describe = { ...defaultMacDescription(), agent: agentInfo('mac-agent', 'wgctl.v0') };
+    const result = await up(vm, mac, LOCAL);
+    expect(result.ok).toBe(false);
+    expect(result.failure).toMatchObject({ step: 'connect', message: expect.stringMatching(/mac-agent speaks protocol "wgctl.v0"/) });
+    expect(lab.agents.sequence()).toEqual(['vm.Up', 'vm.Down']);
+    expect(result.rollback).toEqual([{ side: 'vm', ok: true }]);
+  });
+});
+
+
 describe('IPv6 of the Mac', () => {
   const VM6 = '2001:db8:6:1::2';
   const MAC6 = '2001:db8:6:1::1';

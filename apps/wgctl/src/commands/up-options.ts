@@ -47,6 +47,8 @@ export async function upOptionsFor(ctx: CommandContext, flags: { macSource?: str
   // ipv6 (auto/route/block) is decided at connect, once both agents are described (orchestrator decideIpv6).
   const { config } = loadControllerConfig(ctx);
   const vmAddress = await vmAddressIp(config);
+  // Asked once: `up` starts it while the TLS handshakes run (the VM's Up may leave with it).
+  let localSource: Promise<string | undefined> | undefined;
   const options: UpOptions = {
     vmAddress,
     vmAddress6: config.vm.address6,
@@ -58,7 +60,7 @@ export async function upOptionsFor(ctx: CommandContext, flags: { macSource?: str
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     // The config file's word, as the Ipv6Mode every later step uses.
     ipv6: config.ipv6 ? IPV6_MODE_BY_WORD[config.ipv6] : undefined,
-    localSource: sameHostTarget(config.mac.agent) ? () => localSourceAddress(vmAddress) : undefined,
+    localSource: sameHostTarget(config.mac.agent) ? () => (localSource ??= localSourceAddress(vmAddress)) : undefined,
   };
   return { config, options, vmAddress };
 }

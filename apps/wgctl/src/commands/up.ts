@@ -46,6 +46,9 @@ export async function upCommand(ctx: CommandContext, flags: UpFlags): Promise<nu
     vmAddress,
     describeNow: true,
   });
+  // This host's source towards the VM, worked out while the handshakes run: with it the VM's Up
+  // may leave before the Mac's Describe is in (orchestrator/connect.ts, sourceWithoutMac).
+  void options.localSource?.();
   // One up/down at a time on this machine (the agents also refuse a second one: ABORTED).
   let lock: { release(): void };
   try {

@@ -59,8 +59,13 @@ export interface Connected {
   errors: Partial<Record<Side, string>>;
 }
 
-/** Waits for both channels and describes both agents, in parallel; never throws. */
-export async function connectBoth(vm: VmAgentApi, mac: MacAgentApi): Promise<Connected> {
+/** Both agents' Describes, each checked (protocol, role) as it comes. */
+export interface Describing {
+  vm: Promise<VmDescription>;
+  mac: Promise<MacDescription>;
+}
+
+export function describeBoth(vm: VmAgentApi, mac: MacAgentApi): Describing {
   const attempt = async <T extends { agent?: { agent: string; protocolVersion: string; version: string } }>(
     side: Side,
     api: { describe(): Promise<T> },
@@ -69,7 +74,16 @@ export async function connectBoth(vm: VmAgentApi, mac: MacAgentApi): Promise<Con
     checkAgent(side, description.agent);
     return description;
   };
-  const [v, m] = await Promise.allSettled([attempt('vm', vm), attempt('mac', mac)]);
+  const described = { vm: attempt('vm', vm), mac: attempt('mac', mac) };
+  // Each is awaited by connectBoth; one may fail while nobody waits on it yet.
+  described.vm.catch(() => undefined);
+  described.mac.catch(() => undefined);
+  return described;
+}
+
+/** Waits for both channels and describes both agents, in parallel; never throws. */
+export async function connectBoth(vm: VmAgentApi, mac: MacAgentApi, described: Describing = describeBoth(vm, mac)): Promise<Connected> {
+  const [v, m] = await Promise.allSettled([described.vm, described.mac]);
   const result: Connected = { errors: {} };
   if (v.status === 'fulfilled') result.vm = v.value;
   else result.errors.vm = messageOf(v.reason);
@@ -151,14 +165,36 @@ export interface Described {
   ipv6: Ipv6Decision;
 }
 
-export function connectStep(seq: Sequencer, vm: VmAgentApi, mac: MacAgentApi, opts: UpOptions): Promise<Described> {
+/**
+ * When the VM's Up need not wait for the Mac's Describe: the IPv6 decision needs nothing from
+ * the Mac (blocked: `ipv6: block`, or auto without vm.address6), and the Mac's source address
+ * is known without it — --mac-source, or, with the mac-agent on this host, this host's source
+ * address towards the VM (the kernel's choice, local-source.ts: the very source the Mac's
+ * traffic routed via the VM leaves with, so the one the VM must SNAT). Resolves to undefined
+ * when that source cannot be told; undefined when the Up must wait for the Mac anyway.
+ */
+export function sourceWithoutMac(opts: UpOptions): Promise<string | undefined> | undefined {
+  const ipv6 = opts.ipv6 ?? Ipv6Mode.IPV6_MODE_UNSPECIFIED;
+  const blockedWithoutMac = ipv6 === Ipv6Mode.IPV6_MODE_BLOCK || (ipv6 === Ipv6Mode.IPV6_MODE_UNSPECIFIED && !opts.vmAddress6);
+  if (!blockedWithoutMac) return undefined;
+  if (opts.macSource) return Promise.resolve(opts.macSource);
+  return opts.localSource?.().catch(() => undefined);
+}
+
+/**
+ * `earlySource` (sourceWithoutMac's): the source an Up begun before the Mac's Describe was sent
+ * with (that Describe then vouches for the agent only); resolved to undefined, the usual order.
+ */
+export function connectStep(seq: Sequencer, vm: VmAgentApi, mac: MacAgentApi, opts: UpOptions, described?: Describing, earlySource?: Promise<string | undefined>): Promise<Described> {
   return seq.run('connect', async () => {
-    const c = await connectBoth(vm, mac);
+    const c = await connectBoth(vm, mac, described);
     const both = requireBoth(c);
-    const source = await resolveMacSource(opts, both.mac);
+    const source = (await earlySource) ?? (await resolveMacSource(opts, both.mac));
     const ipv6 = decideIpv6(opts, both.vm, both.mac);
     const shown = ipv6.mode === Ipv6Mode.IPV6_MODE_ROUTE ? `IPv6 routed (Mac ${ipv6.macSource6} via ${ipv6.vmAddress6})` : 'IPv6 blocked';
-    return { value: { ...both, macSource: source, ipv6 }, detail: `${connectDetail(c)}; Mac source ${source}; ${shown}` };
+    const vnic = both.mac.vnicAddress;
+    const aside = vnic && stripPrefix(vnic) !== stripPrefix(source) ? ` (the mac-agent reports ${vnic} on its vnic)` : '';
+    return { value: { ...both, macSource: source, ipv6 }, detail: `${connectDetail(c)}; Mac source ${source}${aside}; ${shown}` };
   }, opts.signal);
 }
 

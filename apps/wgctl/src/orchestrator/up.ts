@@ -16,7 +16,7 @@ import {
   type VmUpRequest,
 } from '@wgctl/proto';
 import { AgentCallError, type MacAgentApi, SIDE_LABEL, type Side, type VmAgentApi } from '../agents';
-import { connectStep, type Described, type Ipv6Decision, type UpOptions } from './connect';
+import { connectStep, type Described, describeBoth, type Describing, type Ipv6Decision, sourceWithoutMac, type UpOptions } from './connect';
 import type { ProbeVerdict } from './portal-probe';
 import { AgentStepLog, GRPC_ABORTED, type EventListener, type Failure, HeldEvents, type RollbackEntry, type StepId, Sequencer, StepFailure, leftBehind, messageOf, streamStep } from './steps';
 
@@ -100,8 +100,23 @@ interface UpRun {
   vmUpError?: unknown;
   macUpStarted: boolean;
   macUpError?: unknown;
+  /** The VM's Up in flight: begun after connect, or before it ends (beginVmUpEarly). */
+  vmUp?: VmUpCall;
   /** The Mac's full Up, begun when the VM said its tunnel is ready (before its Outcome). */
   macFullUp?: EarlyMacUp;
+}
+
+/**
+ * A VM Up in flight. Its events are held until the vm-up step starts (it may begin while connect
+ * still waits for the Mac); its plan and tunnel-ready are kept until that step listens.
+ */
+interface VmUpCall {
+  outcome: Promise<Outcome>;
+  events: HeldEvents;
+  planned?: VmApplied;
+  tunnelReady: boolean;
+  onPlan?: (planned: VmApplied) => void;
+  onTunnelReady?: () => void;
 }
 
 /** A Mac full Up begun before the mac-up step: its events are held until that step starts. */
@@ -123,10 +138,14 @@ export async function up(vm: VmAgentApi, mac: MacAgentApi, opts: UpOptions, onEv
     macUpStarted: false,
   };
   const { seq, result } = run;
+  const describing = describeBoth(vm, mac);
+  const earlySource = sourceWithoutMac(opts);
+  const earlyVmUp = earlySource && beginVmUpEarly(run, describing, earlySource);
   try {
-    const described = await connectStep(seq, vm, mac, opts);
+    const described = await connectStep(seq, vm, mac, opts, describing, earlySource);
     Object.assign(result, { vm: described.vm, mac: described.mac, macSource: described.macSource, ipv6: described.ipv6 });
-    const applied = await seq.run('vm-up', () => vmUpWithMacFailClosed(run, described), opts.signal);
+    const vmUp = (await earlyVmUp) ?? beginVmUp(run, described.macSource, described.ipv6);
+    const applied = await seq.run('vm-up', () => vmUpWithMacFailClosed(run, described, vmUp), opts.signal);
     result.endpoints = applied.endpoints;
     result.tunnelAddresses = applied.tunnelAddresses;
     await seq.run('mac-up', () => macUp(run, described.vm, applied, described.ipv6), opts.signal);
@@ -149,15 +168,60 @@ function isHandshakeFailure(failure: Failure): boolean {
   return failure.step === 'vm-up' && failure.agentStep === HANDSHAKE_AGENT_STEP;
 }
 
+/** Sends the VM its Up (see VmUpCall). */
+function beginVmUp(run: UpRun, macSource: string, ipv6: Ipv6Decision): VmUpCall {
+  run.vmUpStarted = true;
+  // Called as the stream's messages come, once `call` is made.
+  const listeners = {
+    onPlan: (planned: VmApplied) => {
+      call.planned ??= planned;
+      call.onPlan?.(planned);
+    },
+    onTunnelReady: () => {
+      call.tunnelReady = true;
+      call.onTunnelReady?.();
+    },
+  };
+  const events = new HeldEvents(run.seq);
+  const call: VmUpCall = {
+    events,
+    tunnelReady: false,
+    outcome: streamStep(events, 'vm-up', 'vm', run.vmLog, (onStep) =>
+      run.vm.up(vmUpRequest(run.opts, macSource, ipv6, false), onStep, listeners).catch((error: unknown) => {
+        run.vmUpError = error;
+        throw error;
+      }),
+    ),
+  };
+  call.outcome.catch(() => undefined); // awaited by vm-up or by the rollback
+  run.vmUp = call;
+  return call;
+}
+
+/**
+ * The VM's Up before the Mac's Describe is in, when nothing of it waits for that (connect.ts,
+ * sourceWithoutMac): as soon as the VM has answered its Describe. The Mac's Describe takes the
+ * longest of the two (it reads the routing table), and the VM's Up is the critical path. Its
+ * events wait for the vm-up step, and the Mac changes nothing before connect has vouched for
+ * its agent (vmUpWithMacFailClosed). Undefined — the usual order — when the VM's Describe
+ * failed, the source is unknown, the Mac's Describe failed first, or the user interrupted.
+ */
+async function beginVmUpEarly(run: UpRun, describing: Describing, earlySource: Promise<string | undefined>): Promise<VmUpCall | undefined> {
+  let macFailed = false;
+  describing.mac.catch(() => (macFailed = true));
+  const [vm, source] = await Promise.allSettled([describing.vm, earlySource]);
+  if (vm.status !== 'fulfilled' || source.status !== 'fulfilled' || !source.value || macFailed || run.opts.signal?.aborted) return undefined;
+  return beginVmUp(run, source.value, { mode: Ipv6Mode.IPV6_MODE_BLOCK, reason: '' });
+}
+
 /**
  * The VM's Up. Fail-closed early: as soon as the VM says which servers it will use (its plan),
  * the Mac loads its kill switch (it lets the VM's WireGuard UDP out) and pins them, while the
  * tunnel comes up; whatever the VM answers, the Mac's part is over before anything is judged.
  */
-async function vmUpWithMacFailClosed(run: UpRun, described: Described): Promise<{ value: VmApplied; detail: string }> {
-  const { vm, mac, opts, seq, vmLog, macLog } = run;
+async function vmUpWithMacFailClosed(run: UpRun, described: Described, vmUp: VmUpCall): Promise<{ value: VmApplied; detail: string }> {
+  const { mac, opts, seq, vmLog, macLog } = run;
   const { macSource, ipv6 } = described;
-  run.vmUpStarted = true;
   let macKillSwitch: Promise<Outcome> | undefined;
   let plannedForMac: VmApplied | undefined;
   const makeMacFailClosed = (planned: VmApplied): void => {
@@ -179,13 +243,14 @@ async function vmUpWithMacFailClosed(run: UpRun, described: Described): Promise<
     if (run.macFullUp || !macKillSwitch || !plannedForMac) return;
     run.macFullUp = beginMacFullUp(run, described, plannedForMac, macKillSwitch);
   };
+  // What the VM said before this step began (an Up begun early) is heard now, in order.
+  vmUp.events.release();
+  vmUp.onPlan = makeMacFailClosed;
+  vmUp.onTunnelReady = onTunnelReady;
+  if (vmUp.planned) makeMacFailClosed(vmUp.planned);
+  if (vmUp.tunnelReady) onTunnelReady();
   try {
-    run.vmUpOutcome = await streamStep(seq, 'vm-up', 'vm', vmLog, (onStep) =>
-      vm.up(vmUpRequest(opts, macSource, ipv6, false), onStep, { onPlan: makeMacFailClosed, onTunnelReady }).catch((error: unknown) => {
-        run.vmUpError = error;
-        throw error;
-      }),
-    );
+    run.vmUpOutcome = await vmUp.outcome;
   } finally {
     await macKillSwitch?.catch(() => undefined);
   }
@@ -233,7 +298,9 @@ async function macUp(run: UpRun, vmDescription: VmDescription, applied: VmApplie
  */
 async function rollBack(run: UpRun): Promise<void> {
   const { vm, mac, seq, result, vmLog, macLog } = run;
-  // A Mac Up still running would refuse the Down (one operation at a time): let it end first.
+  // An Up still running would refuse the Down (one operation at a time): let it end first. The
+  // VM's may have begun before connect failed (beginVmUpEarly).
+  if (run.vmUp && !run.vmUpOutcome) run.vmUpOutcome = await run.vmUp.outcome.catch(() => undefined);
   await run.macFullUp?.outcome.catch(() => undefined);
   const refusedBusy = (error: unknown, log: AgentStepLog) => error instanceof AgentCallError && error.grpcCode === GRPC_ABORTED && log.order.length === 0;
   const vmChangedByUs = run.vmUpStarted && (vmLog.changed || (!run.vmUpOutcome && !refusedBusy(run.vmUpError, vmLog)));

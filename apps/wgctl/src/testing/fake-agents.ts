@@ -71,6 +71,8 @@ export type UnaryScript<T> = T | { grpcError: { code: grpc.status; details: stri
 
 export interface AgentScript<Description, Status> {
   describe: UnaryScript<Description>;
+  /** How long Describe takes to answer (a mac-agent reads its routing table first). */
+  describeDelayMs?: number;
   up: StreamScript;
   /** mac-agent only: an Up with kill_switch_only (made fail-closed while the VM's tunnel comes up). */
   upKillSwitchOnly?: StreamScript;
@@ -231,6 +233,8 @@ function isHang(x: unknown): x is { hang: true } {
 
 export class FakeAgents {
   readonly calls: RecordedCall[] = [];
+  /** Requests ("vm.Up") and unary answers ("mac.Describe answered"), in the order they happened. */
+  readonly timeline: string[] = [];
   vm: AgentScript<VmDescription, VmStatus>;
   mac: AgentScript<MacDescription, MacStatus>;
   vmTarget = '';
@@ -299,16 +303,24 @@ export class FakeAgents {
     side: 'vm' | 'mac',
     script: () => AgentScript<unknown, unknown>,
   ): grpc.UntypedServiceImplementation {
-    const record = (rpc: RecordedCall['rpc'], call: { request: unknown; metadata: grpc.Metadata }) =>
+    const record = (rpc: RecordedCall['rpc'], call: { request: unknown; metadata: grpc.Metadata }) => {
       this.calls.push({ side, rpc, request: call.request, metadata: call.metadata.getMap() });
+      this.timeline.push(`${side}.${rpc}`);
+    };
     const unary =
       (rpc: RecordedCall['rpc'], pick: (s: AgentScript<unknown, unknown>) => UnaryScript<unknown>) =>
       (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         record(rpc, call);
         const answer = pick(script());
         if (isHang(answer)) return;
-        if (isGrpcError(answer)) return callback({ code: answer.grpcError.code, details: answer.grpcError.details } as grpc.ServiceError);
-        callback(null, answer);
+        const reply = (): void => {
+          this.timeline.push(`${side}.${rpc} answered`);
+          if (isGrpcError(answer)) callback({ code: answer.grpcError.code, details: answer.grpcError.details } as grpc.ServiceError);
+          else callback(null, answer);
+        };
+        const delayMs = rpc === 'Describe' ? script().describeDelayMs : undefined;
+        if (delayMs) setTimeout(reply, delayMs);
+        else reply();
       };
     const stream =
       (rpc: 'Up' | 'Down', pick: (s: AgentScript<unknown, unknown>, request: { killSwitchOnly?: boolean }) => StreamScript) =>
