@@ -37,6 +37,14 @@ export interface DnsReadAhead {
   prepared?: string;
 }
 
+/** The routing table as a kill-switch-only Up's verify read it back (whole, both families). */
+export interface TableAhead {
+  table: RoutingTable;
+  /** Its fingerprint without the destinations of that Up's intent (ownDestinations). */
+  fingerprint: string;
+  atMs: number;
+}
+
 /** Schedules the work of an operation: one at a time, in call order (the engine's queue). */
 export type Exclusive = <T>(fn: () => Promise<T>) => Promise<T>;
 
@@ -48,6 +56,8 @@ export class EngineCore {
   lastDescription?: HostDescription;
   /** DNS read by a kill-switch-only Up, until the next Up or Down takes it (takeDnsReadAhead). */
   private dnsReadAhead?: DnsReadAhead;
+  /** The table a kill-switch-only Up read back, until the next Up or Down takes it (takeTableAhead). */
+  private tableAhead?: TableAhead;
 
   constructor(
     readonly driver: HostNetworkDriver,
@@ -86,6 +96,18 @@ export class EngineCore {
     const ahead = this.dnsReadAhead;
     this.dnsReadAhead = undefined;
     ahead?.watch.close();
+    return ahead;
+  }
+
+  /** Keeps the routing table a kill-switch-only Up read back, for the full Up that follows. */
+  keepTableAhead(ahead: TableAhead): void {
+    this.tableAhead = ahead;
+  }
+
+  /** Once taken it is gone: only the operation right after that Up may use it. */
+  takeTableAhead(): TableAhead | undefined {
+    const ahead = this.tableAhead;
+    this.tableAhead = undefined;
     return ahead;
   }
 

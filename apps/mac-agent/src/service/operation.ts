@@ -6,7 +6,7 @@
 import { CancelledError, GuardedStepRunner, StoppingError, type OperationContext, type OperationGate, type OperationOutcome } from '@wgctl/agent-kit';
 import { DryRunRunner, type Runner, type StepListener } from '@wgctl/runner';
 import type { HostNetworkDriver, ServerEndpoint } from '../host/driver';
-import type { DnsReadAhead, EngineCore } from './core';
+import type { DnsReadAhead, EngineCore, TableAhead } from './core';
 import type { VmAddresses } from './down-by-marks';
 import type { MacJournal } from './journal';
 
@@ -45,6 +45,8 @@ export abstract class Operation {
   abstract readonly journal: MacJournal;
   /** DNS a kill-switch-only Up read for the full Up: every operation takes it, only that Up uses it. */
   readonly dnsReadAhead?: DnsReadAhead;
+  /** The routing table a kill-switch-only Up read back: every operation takes it, only the full Up that follows uses it. */
+  readonly tableAhead?: TableAhead;
 
   constructor(
     readonly deps: UpDownDeps,
@@ -57,6 +59,7 @@ export abstract class Operation {
     this.started = this.core.now();
     this.dryRun = options.dryRun ?? false;
     this.dnsReadAhead = this.core.takeDnsReadAhead();
+    this.tableAhead = this.core.takeTableAhead();
     const run: Runner = this.dryRun ? new DryRunRunner(this.core.runner) : this.core.runner;
     this.steps = new GuardedStepRunner(run, listener, { gate: deps.gate, logger: this.core.logger, signal: options.signal, stallAfterStep });
   }

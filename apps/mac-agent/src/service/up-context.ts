@@ -35,6 +35,11 @@ export class UpContext extends Operation {
   table?: RoutingTable;
   /** DNS as discover read it beside the table when it took the kill-switch-only Up's discovery: the dns step's read. */
   dnsNow?: DnsSnapshot;
+  /**
+   * Set when discover took the kill-switch-only Up's discovery and its read-back of the table
+   * without reading (up-discovery.ts): the fingerprint verify's read must still show.
+   */
+  unreadFingerprint?: string;
   /** The routing table, read once per Up (by discover, else by the first route step) for every route it wants. */
   routesBefore?: RouteReadback[] | Promise<RouteReadback[]>;
 

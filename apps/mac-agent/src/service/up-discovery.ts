@@ -8,7 +8,7 @@ import { readTogether, SharedReadRunner, type Runner } from '@wgctl/runner';
 import { excludedProblems } from '@wgctl/config';
 import type { Uplink, Vnic } from '../host/driver';
 import { type HostDescription, IPV4_SPLIT, IPV6_SPLIT } from './core';
-import type { UpIntent } from './journal';
+import type { MacJournal, UpIntent } from './journal';
 import type { StepResult } from './operation';
 import type { UpContext } from './up-context';
 import { readDnsAhead } from './up-dns-ahead';
@@ -18,6 +18,10 @@ export async function discover(up: UpContext, r: Runner): Promise<StepResult> {
   // The table read serves discoverUplink (the same commands, read once) and the route steps.
   const shared = new SharedReadRunner(r);
   const described = takeDescription(up);
+  if (takeTableAhead(up)) {
+    up.dnsNow = await readDnsAhead(up, shared);
+    return `${describeDiscovery(up)} (as the kill-switch-only Up found them, with its read-back of the routing table: verify checks the table again)`;
+  }
   const table = driver.readRoutingTable?.(shared);
   if (table && justAfterFailClosedUp(up)) {
     const [read, dns] = await readTogether([table, readDnsAhead(up, shared)]);
@@ -40,6 +44,31 @@ export async function discover(up: UpContext, r: Runner): Promise<StepResult> {
   up.table = tableRead.value;
   judgeDiscovery(up, found, vnicFound);
   return describeDiscovery(up);
+}
+
+/** How recent a kill-switch-only Up's read-back of the table must be for the full Up to take it unread (`wgctl up`: ~0.1 s). */
+export const TABLE_AHEAD_FRESH_MS = 2_000;
+
+/**
+ * The full Up right after a kill-switch-only Up, when that Up's verify read the whole table back
+ * moments ago and found it as its discover had (only its own pins added): that Up's discovery
+ * and table serve unread, and the route steps start at once (the handshake's critical path).
+ * Its verify reads the table anyway and checks the fingerprint again (verifyRoutesAndKillSwitch):
+ * a change in between (a roam) is named there and left to the roam check, which starts after
+ * the Up — meanwhile the kill switch holds every interface but the vnic (fail-closed).
+ */
+function takeTableAhead(up: UpContext): boolean {
+  const ahead = up.tableAhead;
+  const prev = up.previous;
+  if (!ahead || up.dryRun || !justAfterFailClosedUp(up) || up.core.now() - ahead.atMs > TABLE_AHEAD_FRESH_MS) return false;
+  if (ahead.fingerprint !== prev.routingFingerprint || !sameAsked(prev, up.intent)) return false;
+  if (!prev.uplink || !prev.vnic || !prev.ipv6 || prev.uplinkLost) return false;
+  up.uplink = prev.uplink;
+  up.vnic = prev.vnic;
+  up.ipv6 = prev.ipv6;
+  up.table = ahead.table;
+  up.unreadFingerprint = ahead.fingerprint;
+  return true;
 }
 
 /** How recent a Describe must be for the Up that follows to take its findings (`wgctl up` sends them moments apart). */
@@ -104,13 +133,18 @@ export function ownDestinations(intent: UpIntent): string[] {
 function reuseDiscovery(up: UpContext): boolean {
   const prev = up.previous;
   if (!up.table || !prev.routingFingerprint || !prev.uplink || !prev.vnic || !prev.ipv6 || prev.uplinkLost) return false;
-  const asked = (i: UpIntent) => JSON.stringify([i.vmAddress, i.vmAddress6 ?? '', i.ipv6, i.endpoints.map((e) => e.ip), i.exclude ?? []]);
-  if (!prev.intent || asked(prev.intent) !== asked(up.intent)) return false;
+  if (!sameAsked(prev, up.intent)) return false;
   if (up.table.fingerprint(ownDestinations(up.intent)) !== prev.routingFingerprint) return false;
   up.uplink = prev.uplink;
   up.vnic = prev.vnic;
   up.ipv6 = prev.ipv6;
   return true;
+}
+
+/** The previous Up asked for what discover depends on as `intent` does: the same VM, servers, IPv6 mode and excluded ranges. */
+function sameAsked(prev: MacJournal, intent: UpIntent): boolean {
+  const asked = (i: UpIntent) => JSON.stringify([i.vmAddress, i.vmAddress6 ?? '', i.ipv6, i.endpoints.map((e) => e.ip), i.exclude ?? []]);
+  return Boolean(prev.intent) && asked(prev.intent!) === asked(intent);
 }
 
 /**

@@ -5,7 +5,9 @@
  * Up, in order:
  *   discover      uplink (default route), the vnic facing the VM, the IPv6 decision — after a
  *                 kill-switch-only Up, taken from it while the routing table is unchanged (its
- *                 DNS read too, while DNS's files are); after a Describe, taken from it likewise
+ *                 DNS read too, while DNS's files are): unread when that Up's verify read the
+ *                 whole table back moments ago (verify then checks it again); after a Describe,
+ *                 taken from it likewise
  *   kill-switch   load the uplink block (fail-closed from here on)
  *   pin-endpoint  each WireGuard server /32 (/128) via the original gateway — before the /1s
  *   exclude       each excluded CIDR via the original gateway, like a pin (full Up only)
@@ -37,7 +39,7 @@
 import type { OperationOutcome } from '@wgctl/agent-kit';
 import { mapTogether, readTogether, StepFailedError, type Runner, type StepBody, type StepListener } from '@wgctl/runner';
 import { isIpAddressOrZoned } from '@wgctl/config';
-import { PORTAL_WEB_PORTS, type DnsContext, type DnsSnapshot, type HostNetworkDriver, type KillSwitchPolicy, type PortalWindow, type RouteSpec } from '../host/driver';
+import { PORTAL_WEB_PORTS, type DnsContext, type DnsSnapshot, type HostNetworkDriver, type KillSwitchPolicy, type PortalWindow, type RouteReadback, type RouteSpec, type RoutingTable } from '../host/driver';
 import { describeDns, ensureKillSwitch, excludeRoutesFor, holdKillSwitch, IPV4_SPLIT, IPV6_SPLIT, messageOf, pinsFor, sameRoute, servicesOffTunnel } from './core';
 import type { JournalRoute, MacJournal, UpIntent } from './journal';
 import { endedBetweenSteps, type RequestOptions, type StepResult, type UpDownDeps } from './operation';
@@ -367,17 +369,34 @@ async function verifyFailClosed(up: UpContext, r: Runner): Promise<StepResult> {
 async function verifyRoutesAndKillSwitch(up: UpContext, r: Runner, wanted: RouteSpec[], routesIn?: Promise<boolean>): Promise<StepResult> {
   if (up.dryRun) return { skipped: 'dry run: nothing to verify' };
   const { driver } = up;
-  const readRoutes = () => driver.readRoutes(r, wanted);
+  // The whole table (both families) where the read serves more than the read-back: a
+  // kill-switch-only Up keeps it for the full Up that follows, which checks it again here
+  // (up-discovery.ts, takeTableAhead).
+  const whole = driver.readRoutingTable && (up.intent.killSwitchOnly || up.unreadFingerprint !== undefined) ? driver.readRoutingTable.bind(driver) : undefined;
+  const readRoutes = (): Promise<{ routes: RouteReadback[]; table?: RoutingTable }> =>
+    whole ? whole(r).then((table) => ({ routes: table.readback(wanted), table })) : driver.readRoutes(r, wanted).then((routes) => ({ routes }));
   const routesRead = routesIn ? routesIn.then((allIn) => (allIn ? readRoutes() : null)) : readRoutes();
-  const [routes, ks] = await readTogether([routesRead, driver.readKillSwitch(r, up.policy, up.journal.killSwitch?.handle ?? undefined)]);
-  if (!routes) return { skipped: 'a route step failed: nothing to read back' };
+  const [read, ks] = await readTogether([routesRead, driver.readKillSwitch(r, up.policy, up.journal.killSwitch?.handle ?? undefined)]);
+  if (!read) return { skipped: 'a route step failed: nothing to read back' };
+  const { routes, table } = read;
   const missing = routes.filter((x) => !x.present);
   const problems = [
     ...missing.map((m) => `route ${m.destination} via ${m.gateway} missing${m.evidence ? ` (table has: ${m.evidence})` : ''}`),
     ...ks.problems.map((p) => `kill switch: ${p}`),
   ];
   if (problems.length) throw new Error(problems.join('; '));
-  return `${routes.length} routes and ${ks.rules.length} kill-switch rules read back`;
+  return `${routes.length} routes and ${ks.rules.length} kill-switch rules read back${table ? tableAheadNote(up, table) : ''}`;
+}
+
+/** A kill-switch-only Up keeps its read-back; the full Up that took it unread checks it (see verifyRoutesAndKillSwitch). */
+function tableAheadNote(up: UpContext, table: RoutingTable): string {
+  const fingerprint = table.fingerprint(ownDestinations(up.intent));
+  if (up.intent.killSwitchOnly) {
+    if (!up.dryRun && up.mode === 'request') up.core.keepTableAhead({ table, fingerprint, atMs: up.core.now() });
+    return '';
+  }
+  if (fingerprint === up.unreadFingerprint) return '';
+  return '; the routing table changed since the kill-switch-only Up read it (not by this Up): the roam check that starts after the Up takes it from there, fail-closed meanwhile';
 }
 
 /**

@@ -125,11 +125,15 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
     expect(ahead.routes.map((x) => `${x.role} ${x.destination}`)).toEqual([`pin ${ADDR.server}/32`, 'split 0.0.0.0/1', 'split 128.0.0.0/1']);
     expect(last).toMatchObject({ phase: 'up' });
     const discover = steps.find((s) => s.step === 'discover')!;
-    expect(discover.message).toMatch(new RegExp(`uplink ${IF.hostA} via ${ADDR.gwA}; VM ${ADDR.vm} on ${IF.hostV} .*the routing table is unchanged since`));
+    expect(discover.message).toMatch(new RegExp(`uplink ${IF.hostA} via ${ADDR.gwA}; VM ${ADDR.vm} on ${IF.hostV} .*kill-switch-only Up found them, with its read-back of the routing table`));
     const commands = commandsOf(steps);
-    // Before the verify step: the table once (both families), nothing else read by discover or the route steps.
+    // Before the verify step nothing is read: the kill-switch-only Up's read-back of the table
+    // serves discover and the route steps; verify reads it whole (both families) and finds it as that Up did.
     const beforeVerify = commandsOf(steps.filter((s) => s.step !== 'verify'));
-    expect(beforeVerify.filter((c) => c.startsWith('ip -j'))).toEqual(['ip -j route show table main', 'ip -j -6 route show table main']);
+    expect(beforeVerify.filter((c) => c.startsWith('ip -j'))).toEqual([]);
+    const verify = steps.find((s) => s.step === 'verify')!;
+    expect(commandsOf([verify]).filter((c) => c.includes('route show table main')).sort()).toEqual(['ip -j -6 route show table main', 'ip -j route show table main']);
+    expect(verify.message).not.toMatch(/changed/);
     expect(commands.some((c) => c.startsWith('ip -j route get') || c.startsWith('ip -j addr'))).toBe(false);
     expect(steps.find((s) => s.step === 'pin-endpoint')).toMatchObject({ state: 'skipped', commands: [] });
     // DNS as the kill-switch-only Up read it (its file unchanged since): no read after the
@@ -259,8 +263,24 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
     }
   });
 
-  it('discovers again when the routing table changed after the kill-switch-only Up', async () => {
+  it("names a change of the routing table after the kill-switch-only Up's read-back at verify (the roam check follows the Up)", async () => {
     expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, () => undefined)).toMatchObject({ ok: true });
+    // Someone's route (not ours) appears in between: the uplink might be another now.
+    await lab.host.run(['ip', 'route', 'add', '198.51.100.0/25', 'via', ADDR.gwA, 'dev', IF.hostA]);
+    try {
+      gate.expect([]);
+      const steps = await fullUp();
+      expect(steps.find((s) => s.step === 'discover')!.message).toMatch(/with its read-back of the routing table/);
+      expect(steps.find((s) => s.step === 'verify')!.message).toMatch(/the routing table changed since the kill-switch-only Up read it \(not by this Up\): the roam check that starts after the Up takes it from there/);
+    } finally {
+      await lab.host.run(['ip', 'route', 'del', '198.51.100.0/25']);
+    }
+  });
+
+  it('discovers again when the routing table changed after the kill-switch-only Up and its read-back was taken (an operation in between)', async () => {
+    expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, () => undefined)).toMatchObject({ ok: true });
+    // A dry run in between takes the read-back: the full Up reads the table itself.
+    expect(await engine.up(intent, { dryRun: true }, () => undefined)).toMatchObject({ ok: true });
     // Someone's route (not ours) appears in between: the uplink might be another now.
     await lab.host.run(['ip', 'route', 'add', '198.51.100.0/25', 'via', ADDR.gwA, 'dev', IF.hostA]);
     try {
@@ -268,8 +288,9 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
       const steps = await fullUp();
       const discover = steps.find((s) => s.step === 'discover')!;
       expect(discover.message).not.toMatch(/unchanged/);
-      // Discovery afresh: both tables and the addresses, one process each (the vnic from them).
-      expect(commandsOf([discover]).sort()).toEqual(['ip -j -6 route show table main', 'ip -j addr show', 'ip -j route show table main']);
+      // Discovery afresh: both tables and the addresses, one process each (the vnic from them);
+      // DNS read beside them (the dry run took the kill-switch-only Up's read of it too).
+      expect(commandsOf([discover]).filter((c) => !readsDns(c)).sort()).toEqual(['ip -j -6 route show table main', 'ip -j addr show', 'ip -j route show table main']);
       // Still one read of the table in this Up before verify: discover's, shared with discoverUplink.
       expect(commandsOf(steps.filter((s) => s.step !== 'verify')).filter((c) => c.includes('route show table main'))).toHaveLength(2);
     } finally {
