@@ -2,7 +2,7 @@
  * What the agent-facing commands share: finding and loading the config, the controller's TLS
  * material, the two clients, timeouts, the progress mode and the logger.
  */
-import { lookup } from 'node:dns/promises';
+import type * as DnsPromises from 'node:dns/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, isIpAddress, loadConfig, type WgctlConfig } from '@wgctl/config';
@@ -56,6 +56,9 @@ export function loadClientTls(config: WgctlConfig, role: 'controller' | 'monitor
 /** The VM address as an IP: the Mac's routes need a literal next hop. */
 export async function vmAddressIp(config: WgctlConfig): Promise<string> {
   if (isIpAddress(config.vm.address)) return config.vm.address;
+  // Loaded here: every command imports this module, and node:dns/promises costs ~1 ms at start.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { lookup } = require('node:dns/promises') as typeof DnsPromises;
   try {
     return (await lookup(config.vm.address)).address;
   } catch (error) {
