@@ -63,6 +63,9 @@ function takeTableAhead(up: UpContext): boolean {
   if (!ahead || up.dryRun || !justAfterFailClosedUp(up) || up.core.now() - ahead.atMs > TABLE_AHEAD_FRESH_MS) return false;
   if (ahead.fingerprint !== prev.routingFingerprint || !sameAsked(prev, up.intent)) return false;
   if (!prev.uplink || !prev.vnic || !prev.ipv6 || prev.uplinkLost) return false;
+  // Routes of an earlier Up that this one removes (remove-stale) would move the fingerprint verify checks: read instead.
+  const own = new Set(ownDestinations(up.intent));
+  if (prev.routes.some((x) => !own.has(x.destination))) return false;
   up.uplink = prev.uplink;
   up.vnic = prev.vnic;
   up.ipv6 = prev.ipv6;

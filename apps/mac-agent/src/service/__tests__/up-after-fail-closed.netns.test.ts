@@ -277,6 +277,17 @@ describeNetns('the full Up after a kill-switch-only Up (Linux, network namespace
     }
   });
 
+  it("reads the table itself when it will remove an earlier Up's routes (another server): remove-stale would move the fingerprint", async () => {
+    const earlier = { ...intent, endpoints: [{ ip: '203.0.113.99', port: ADDR.port }] };
+    expect(await engine.up(earlier, {}, () => undefined)).toMatchObject({ ok: true });
+    expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, () => undefined)).toMatchObject({ ok: true });
+    gate.expect([]);
+    const steps = await fullUp();
+    expect(steps.find((s) => s.step === 'discover')!.message).not.toMatch(/read-back/);
+    expect(steps.find((s) => s.step === 'remove-stale')!.message).toMatch(/203\.0\.113\.99\/32/);
+    expect(steps.find((s) => s.step === 'verify')!.message).not.toMatch(/changed/);
+  });
+
   it('discovers again when the routing table changed after the kill-switch-only Up and its read-back was taken (an operation in between)', async () => {
     expect(await engine.up({ ...intent, killSwitchOnly: true }, {}, () => undefined)).toMatchObject({ ok: true });
     // A dry run in between takes the read-back: the full Up reads the table itself.
