@@ -18,6 +18,7 @@ import { certificateCheck, createAgentServer, loadTlsMaterial, type TlsMaterial 
 import type { AgentOptions } from './options';
 import { checkConfigFileAtStart } from './host/config';
 import { ProcSysctl } from './host/sysctl';
+import { WG_SOCKET_DIR } from './host/wireguard';
 import { uninstall } from './install/install';
 import { VmEngine, withLivenessNow } from './service/engine/engine';
 import { JournalStore } from './service/journal';
@@ -35,6 +36,7 @@ function engineFor(options: Pick<AgentOptions, 'wgConfig' | 'stateDir'> & Partia
     configPath: options.wgConfig,
     runner: new ExecRunner(),
     sysctl: new ProcSysctl(),
+    wgSocketDir: WG_SOCKET_DIR,
     journal: openAtStart((o) => new JournalStore(options.stateDir, undefined, o), logger),
     logger,
     interfaceMethod: options.wgMethod ?? 'auto',

@@ -8,7 +8,8 @@
  * below. Then `wg-quick up` beside the firewall steps: what runs while it runs, and how a
  * failure or a stop on either side ends the Up only once wg-quick has ended.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunOptions, RunResult, Runner, StepListener, StepRecord } from '@wgctl/runner';
@@ -280,6 +281,80 @@ describe('VmEngine: independent reads run side by side', () => {
     expect(outcome.error).toBe(`wtv0 does not exist after wg-quick up ${join(dir, 'wtv0.conf')}`);
     expect(vm.chains.size).toBe(0);
     expect(vm.ipForward).toBe('0');
+  });
+});
+
+describe("VmEngine: the handshake from wireguard-go's control socket (wgSocketDir)", () => {
+  let dir: string;
+  let vm: FakeVm;
+  let server: Server | undefined;
+
+  beforeEach(() => {
+    dir = vmDirWithConfig('wtv-uapi-');
+    vm = new FakeVm();
+  });
+  afterEach(async () => {
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    server = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A daemon on `<dir>/sockets/wtv0.sock` that answers a UAPI get as wireguard-go does (its private key in it). */
+  async function fakeDaemon(answer: () => string): Promise<string[]> {
+    const requests: string[] = [];
+    const sockets = join(dir, 'sockets');
+    mkdirSync(sockets);
+    server = createServer((conn) => {
+      let request = '';
+      conn.on('data', (d) => {
+        request += d.toString();
+        if (!request.endsWith('\n\n')) return;
+        requests.push(request);
+        conn.end(answer());
+      });
+    });
+    await new Promise<void>((resolve) => server!.listen(join(sockets, 'wtv0.sock'), resolve));
+    return requests;
+  }
+  const hex = (base64: string) => Buffer.from(base64, 'base64').toString('hex');
+
+  const upWith = async (wgSocketDir: string) => {
+    const runner = new BarrierRunner(vm, {});
+    const engine = new VmEngine({
+      configPath: join(dir, 'wtv0.conf'),
+      runner,
+      sysctl: new RunnerSysctl(runner),
+      journal: new JournalStore(join(dir, 'state')),
+      interfaceMethod: 'wg-quick',
+      pollIntervalMs: 10,
+      wgSocketDir,
+    });
+    const done: StepRecord[] = [];
+    const outcome = await engine.up({ macSource: '198.51.100.2' }, { onStep: (step) => step.state !== 'started' && done.push(step) });
+    expect(outcome.error).toBe('');
+    return { runner, handshake: done.find((x) => x.step === 'await-handshake')! };
+  };
+
+  it('reads it there, no `wg show` process: the request is a UAPI get, the step says where it read', async () => {
+    const requests = await fakeDaemon(
+      () => `private_key=${'ab'.repeat(32)}\nlisten_port=1\npublic_key=${hex(SERVER_KEY)}\nlast_handshake_time_sec=${Math.floor(Date.now() / 1000)}\nerrno=0\n\n`,
+    );
+    const { runner, handshake } = await upWith(join(dir, 'sockets'));
+    expect(handshake.commands).toEqual([]);
+    expect(handshake.message).toMatch(/^handshake with 203\.0\.113\.1:51820 \(\d+ ms; read from wireguard-go's control socket\)$/);
+    expect(runner.argvs.filter((a) => a.startsWith('wg show'))).toEqual([]);
+    // One read: the one started once the changes were in, taken by the wait (a second would queue behind verify's spawns).
+    expect(requests).toEqual(['get=1\n\n']);
+  });
+
+  it('falls back to `wg show` without a socket there (the kernel module), or when the daemon answers an error', async () => {
+    const none = await upWith(join(dir, 'no-such-dir'));
+    expect(none.handshake.commands.map((c) => c.argv.join(' '))).toEqual(['wg show wtv0 latest-handshakes']);
+    expect(none.handshake.message).not.toMatch(/control socket/);
+    expect(await new VmEngine({ configPath: join(dir, 'wtv0.conf'), runner: none.runner, sysctl: new RunnerSysctl(none.runner), journal: new JournalStore(join(dir, 'state')), interfaceMethod: 'wg-quick' }).down({})).toMatchObject({ ok: true });
+    await fakeDaemon(() => 'errno=19\n\n');
+    const failing = await upWith(join(dir, 'sockets'));
+    expect(failing.handshake.commands.map((c) => c.argv.join(' '))).toEqual(['wg show wtv0 latest-handshakes']);
   });
 });
 

@@ -2,3 +2,4 @@
 export * from './secret';
 export * from './wg-quick-config';
 export * from './wg-dump';
+export * from './wg-uapi';

@@ -34,6 +34,11 @@ export interface VmEngineOptions {
   handshakeTimeoutMs?: number;
   handshakeThresholdS?: number;
   pollIntervalMs?: number;
+  /**
+   * Where wireguard-go keeps its control sockets (WG_SOCKET_DIR): the handshake is read there
+   * when it serves the interface, instead of a `wg show` process. Unset: always `wg show`.
+   */
+  wgSocketDir?: string;
   resolver?: HostResolver;
   now?: () => number;
   /** sd_booted(3): /run/systemd/system exists. */

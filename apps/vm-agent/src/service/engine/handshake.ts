@@ -7,7 +7,7 @@ import type { OperationContext } from '@wgctl/agent-kit';
 import { wgHandshakeAgeSeconds, type WgDumpInterface } from '@wgctl/parsers';
 import type { Runner } from '@wgctl/runner';
 import type { TunnelConfig } from '../../host/config';
-import { linkState, routeGet, upArgv, wgFwmark, wgLatestHandshakes, wgShowDump, wgTransfer } from '../../host/wireguard';
+import { linkState, routeGet, uapiLatestHandshakes, upArgv, wgFwmark, wgLatestHandshakes, wgShowDump, wgTransfer } from '../../host/wireguard';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, handshakeThresholdS, interfaceMethod, type EngineScope, type UpRequest } from './context';
 
 /** Keepalive set temporarily on a peer without one, to make it initiate the handshake now. */
@@ -25,8 +25,19 @@ export function handshakeBudget(engine: EngineScope, request: UpRequest, ctx: Op
 }
 
 /**
+ * The peers' latest handshakes: from wireguard-go's control socket when it serves the interface
+ * and the engine knows where those are (wgSocketDir), else `wg show IF latest-handshakes`.
+ */
+export async function latestHandshakes(engine: EngineScope, runner: Runner, ifname: string): Promise<{ handshakes: Map<string, number>; fromSocket: boolean }> {
+  const dir = engine.options.wgSocketDir;
+  const fromSocket = dir ? await uapiLatestHandshakes(dir, ifname) : undefined;
+  if (fromSocket) return { handshakes: fromSocket, fromSocket: true };
+  return { handshakes: await wgLatestHandshakes(runner, ifname), fromSocket: false };
+}
+
+/**
  * `checkpoint` throws when the Up must end (agent stopping, caller gone): a wait, not a change,
- * ends at once. `reads`: how many `wg show` reads it took (1: the handshake was there at once).
+ * ends at once. `reads`: how many reads it took (1: the handshake was there at once).
  */
 export async function waitForHandshake(
   engine: EngineScope,
@@ -34,6 +45,8 @@ export async function waitForHandshake(
   config: TunnelConfig,
   timeoutMs: number,
   checkpoint: () => void,
+  /** A read already started (the Up's, once its changes are in): the first, when it came from the socket. */
+  firstRead?: ReturnType<typeof latestHandshakes>,
 ): Promise<{ message: string; reads: number }> {
   const ifname = config.interface;
   const peers = config.parsed.peers.filter((p) => p.endpoint);
@@ -44,7 +57,11 @@ export async function waitForHandshake(
   try {
     for (;;) {
       reads++;
-      const handshakes = await wgLatestHandshakes(runner, ifname).catch(async (e: unknown) => {
+      // The read already started, when it came from the socket; a `wg show` one is handed over
+      // by the runner itself (early reads), so the step still lists the command.
+      const early = reads === 1 && firstRead ? await firstRead.catch(() => undefined) : undefined;
+      const read = early?.fromSocket ? Promise.resolve(early) : latestHandshakes(engine, runner, ifname);
+      const { handshakes, fromSocket } = await read.catch(async (e: unknown) => {
         const link = await linkState(runner, ifname).catch(() => null);
         if (link && !link.exists) throw new Error(`${ifname} does not exist after ${upArgv(interfaceMethod(engine, config), config.path, ifname).join(' ')}`);
         throw e;
@@ -54,7 +71,8 @@ export async function waitForHandshake(
         return age >= 0 && age <= threshold;
       });
       if (fresh) {
-        return { message: `handshake with ${fresh.endpoint!.host}:${fresh.endpoint!.port} (${engine.now() - started} ms)`, reads };
+        const how = fromSocket ? "; read from wireguard-go's control socket" : '';
+        return { message: `handshake with ${fresh.endpoint!.host}:${fresh.endpoint!.port} (${engine.now() - started} ms${how})`, reads };
       }
       if (poked.length === 0) {
         // Without a keepalive nothing makes wireguard send: ask for one until the handshake.

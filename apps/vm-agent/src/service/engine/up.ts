@@ -38,7 +38,7 @@ import {
   type IptablesTools,
 } from '../../host/firewall';
 import { IP_FORWARD, IPV6_FORWARDING, SRC_VALID_MARK, acceptRaName } from '../../host/sysctl';
-import { linkState, readWgQuickLeftovers, removeWgQuickLeftovers, routeGet, upArgv, wgLatestHandshakes, wgQuickTable, type LinkState } from '../../host/wireguard';
+import { linkState, readWgQuickLeftovers, removeWgQuickLeftovers, routeGet, upArgv, wgQuickTable, type LinkState } from '../../host/wireguard';
 import type { JournalRecord } from '../journal';
 import { Operation, causeMessage, interfaceMethod, type EngineScope, type StepResult, type UpRequest } from './context';
 import { appliedBy } from './describe';
@@ -46,7 +46,7 @@ import { BackgroundStep } from './background-step';
 import { Teardown, removeIpv6Chains, teardown } from './down';
 import { EarlyReads, startedAhead } from './early-reads';
 import { startGatingReads, takeReadsAhead } from './read-ahead';
-import { handshakeBudget, waitForHandshake } from './handshake';
+import { handshakeBudget, latestHandshakes, waitForHandshake } from './handshake';
 import { enableIpv6Forwarding, restoreIpv6Forwarding } from './ipv6-forwarding';
 
 /** One Up: its request (already checked), and what its steps find out, each in its turn. */
@@ -76,6 +76,8 @@ class UpContext extends Operation {
   changed = false;
   /** The WireGuard link as clean-stale found it. */
   link!: LinkState;
+  /** The first handshake read, started once every change is in (startFinalReads): await-handshake's first read. */
+  firstHandshakeRead: ReturnType<typeof latestHandshakes> | undefined;
   /** wg-quick would write its rules with `iptables-restore` (no nft), which fails at once on a held xtables lock. */
   wgQuickUsesIptables = false;
   /** `wg show … latest-handshakes` reads await-handshake made (1: the handshake was there at once). */
@@ -165,14 +167,19 @@ function startEarlyReads(up: UpContext): void {
 /**
  * Once every change is made (a second EarlyReads window): the first handshake read alone, as
  * tunnel_ready (the Mac's routes) waits for it; verify's reads as it returns (beside it, they
- * slowed it from ~5 to 11 ms). Only the Outcome waits for them.
+ * slowed it from ~5 to 11 ms). Only the Outcome waits for them. A read from wireguard-go's
+ * control socket takes <1 ms and no process: verify then reads in its own step, after
+ * tunnel_ready (started here, their spawns would hold the wait's continuation ~5 ms).
  */
 function startFinalReads(up: UpContext): void {
   const { config, plan, plan6 } = up;
   up.early.reopen();
   const r = up.early.starter;
-  // Registered before await-handshake's own wait on this read: verify's start before it asks.
-  void wgLatestHandshakes(r, config.interface).then(startVerifyReads, startVerifyReads);
+  // Kept for the wait's first read (handshake.ts). Registered before the wait's own `await` on
+  // it: verify's reads start before that step asks.
+  const first = (up.firstHandshakeRead = latestHandshakes(up.engine, r, config.interface));
+  first.catch(() => undefined);
+  void first.then((read) => read.fromSocket || startVerifyReads(), startVerifyReads);
   function startVerifyReads(): void {
     startedAhead(readRuleset(r, up.iptables));
     startedAhead(linkState(r, plan.wgInterface));
@@ -442,7 +449,7 @@ async function wgQuickUp(up: UpContext, r: Runner, ready: () => void): Promise<S
 
 async function awaitHandshake(up: UpContext, r: Runner): Promise<StepResult> {
   if (up.dryRun) return { skipped: 'dry-run: no handshake to wait for' };
-  const { message, reads } = await waitForHandshake(up.engine, r, up.config, handshakeBudget(up.engine, up.request, up.ctx), () => up.steps.checkpoint());
+  const { message, reads } = await waitForHandshake(up.engine, r, up.config, handshakeBudget(up.engine, up.request, up.ctx), () => up.steps.checkpoint(), up.firstHandshakeRead);
   up.handshakeReads = reads;
   up.handshake = message;
   return message;
