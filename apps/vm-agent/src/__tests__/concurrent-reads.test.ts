@@ -164,6 +164,19 @@ class BarrierRunner implements Runner {
   }
 }
 
+/** The engine these tests drive: the wg-quick config in `dir`, commands through `runner`, polls every 10 ms. */
+function engineIn(dir: string, runner: Runner, extra: Partial<ConstructorParameters<typeof VmEngine>[0]> = {}): VmEngine {
+  return new VmEngine({
+    configPath: join(dir, 'wtv0.conf'),
+    runner,
+    sysctl: new RunnerSysctl(runner),
+    journal: new JournalStore(join(dir, 'state')),
+    interfaceMethod: 'wg-quick',
+    pollIntervalMs: 10,
+    ...extra,
+  });
+}
+
 describe('VmEngine: independent reads run side by side', () => {
   let dir: string;
   let vm: FakeVm;
@@ -179,14 +192,7 @@ describe('VmEngine: independent reads run side by side', () => {
     operation: (engine: VmEngine, onStep: StepListener) => Promise<{ ok: boolean; error: string }>,
   ): Promise<{ runner: BarrierRunner; done: StepRecord[] }> => {
     const runner = new BarrierRunner(vm, expected);
-    const engine = new VmEngine({
-      configPath: join(dir, 'wtv0.conf'),
-      runner,
-      sysctl: new RunnerSysctl(runner),
-      journal: new JournalStore(join(dir, 'state')),
-      interfaceMethod: 'wg-quick',
-      pollIntervalMs: 10,
-    });
+    const engine = engineIn(dir, runner);
     const done: StepRecord[] = [];
     const outcome = await operation(engine, (step) => {
       if (step.state === 'started') runner.enter(step.step);
@@ -320,15 +326,7 @@ describe("VmEngine: the handshake from wireguard-go's control socket (wgSocketDi
 
   const upWith = async (wgSocketDir: string) => {
     const runner = new BarrierRunner(vm, {});
-    const engine = new VmEngine({
-      configPath: join(dir, 'wtv0.conf'),
-      runner,
-      sysctl: new RunnerSysctl(runner),
-      journal: new JournalStore(join(dir, 'state')),
-      interfaceMethod: 'wg-quick',
-      pollIntervalMs: 10,
-      wgSocketDir,
-    });
+    const engine = engineIn(dir, runner, { wgSocketDir });
     const done: StepRecord[] = [];
     const outcome = await engine.up({ macSource: '198.51.100.2' }, { onStep: (step) => step.state !== 'started' && done.push(step) });
     expect(outcome.error).toBe('');
@@ -351,7 +349,7 @@ describe("VmEngine: the handshake from wireguard-go's control socket (wgSocketDi
     const none = await upWith(join(dir, 'no-such-dir'));
     expect(none.handshake.commands.map((c) => c.argv.join(' '))).toEqual(['wg show wtv0 latest-handshakes']);
     expect(none.handshake.message).not.toMatch(/control socket/);
-    expect(await new VmEngine({ configPath: join(dir, 'wtv0.conf'), runner: none.runner, sysctl: new RunnerSysctl(none.runner), journal: new JournalStore(join(dir, 'state')), interfaceMethod: 'wg-quick' }).down({})).toMatchObject({ ok: true });
+    expect(await engineIn(dir, none.runner).down({})).toMatchObject({ ok: true });
     await fakeDaemon(() => 'errno=19\n\n');
     const failing = await upWith(join(dir, 'sockets'));
     expect(failing.handshake.commands.map((c) => c.argv.join(' '))).toEqual(['wg show wtv0 latest-handshakes']);
