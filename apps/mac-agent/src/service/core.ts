@@ -179,7 +179,8 @@ export async function ensureKillSwitch(
 export const IPV4_SPLIT = ['0.0.0.0/1', '128.0.0.0/1'];
 export const IPV6_SPLIT = ['::/1', '8000::/1'];
 
-function hostRoute(ip: string): string {
+/** A server's pin destination: its /32 or /128. */
+export function hostRoute(ip: string): string {
   return ip.includes(':') ? `${ip}/128` : `${ip}/32`;
 }
 

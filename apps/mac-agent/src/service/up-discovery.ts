@@ -7,7 +7,7 @@
 import { readTogether, SharedReadRunner, type Runner } from '@wgctl/runner';
 import { excludedProblems } from '@wgctl/config';
 import type { Uplink, Vnic } from '../host/driver';
-import { type HostDescription, IPV4_SPLIT, IPV6_SPLIT } from './core';
+import { type HostDescription, hostRoute, IPV4_SPLIT, IPV6_SPLIT } from './core';
 import type { MacJournal, UpIntent } from './journal';
 import type { StepResult } from './operation';
 import type { UpContext } from './up-context';
@@ -122,7 +122,7 @@ function describeDiscovery(up: UpContext): string {
 
 /** The destinations of the routes an Up of `intent` adds: left out of the routing table's fingerprint. */
 export function ownDestinations(intent: UpIntent): string[] {
-  return [...intent.endpoints.map((e) => (e.ip.includes(':') ? `${e.ip}/128` : `${e.ip}/32`)), ...(intent.exclude ?? []), ...IPV4_SPLIT, ...IPV6_SPLIT];
+  return [...intent.endpoints.map((e) => hostRoute(e.ip)), ...(intent.exclude ?? []), ...IPV4_SPLIT, ...IPV6_SPLIT];
 }
 
 /**
