@@ -28,6 +28,7 @@ function cafeArg(value: string): CafeName {
   return value as CafeName;
 }
 
+/** The lab's command tree. Over 80 lines: one declaration per command and flag, kept together as `--help` shows them. */
 async function main(argv: string[]): Promise<number> {
   let exitCode = 0;
   const program = new Command('lab').description('wgctl network-namespace lab').showHelpAfterError();

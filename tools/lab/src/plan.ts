@@ -207,6 +207,7 @@ export function webServerCommand(lab: Lab, bins: Binaries): LabCommand {
   return { ...detachedCommand(bins, spec), waitForFile: readyFile };
 }
 
+/** The commands that build `lab`, in phases. Over 80 lines: the four phases as one declarative list, in the order they run. */
 export function planLab(lab: Lab, bins: Binaries): LabPhase[] {
   const { inet, cafes, mac, vm, srv, web } = lab;
 

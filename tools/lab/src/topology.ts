@@ -197,7 +197,10 @@ export interface LabKeys {
   vmPublicKey: string;
 }
 
-/** Builds the lab description for a prefix and directory. Pure. */
+/**
+ * Builds the lab description for a prefix and directory. Pure. Over 80 lines: one literal of the
+ * whole lab (every namespace, link, address and path), so each is named in one place.
+ */
 export function labTopology(prefix: string, dir: string, keys: LabKeys = { serverPublicKey: '', vmPublicKey: '' }): Lab {
   validatePrefix(prefix);
   const name = (suffix: string) => `${prefix}-${suffix}`;
