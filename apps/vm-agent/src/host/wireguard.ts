@@ -102,7 +102,8 @@ export function uapiLatestHandshakes(socketDir: string, ifname: string): Promise
     socket.on('error', () => finish(undefined));
     socket.on('data', (chunk: string) => {
       answer += chunk;
-      if (!/(^|\n)errno=\d+\n\n$/.test(answer)) return;
+      // The end of the answer, looked for in its tail only (a large answer comes in many chunks).
+      if (!/(^|\n)errno=\d+\n\n$/.test(answer.slice(-32))) return;
       try {
         finish(parseWgUapiHandshakes(answer));
       } catch {
