@@ -11,7 +11,7 @@ import { type HostDescription, hostRoute, IPV4_SPLIT, IPV6_SPLIT } from './core'
 import type { MacJournal, UpIntent } from './journal';
 import type { StepResult } from './operation';
 import type { UpContext } from './up-context';
-import { readDnsAhead } from './up-dns-ahead';
+import { readDnsAhead, takeDnsReadAhead } from './up-dns-ahead';
 
 export async function discover(up: UpContext, r: Runner): Promise<StepResult> {
   const { intent, driver } = up;
@@ -19,7 +19,9 @@ export async function discover(up: UpContext, r: Runner): Promise<StepResult> {
   const shared = new SharedReadRunner(r);
   const described = takeDescription(up);
   if (takeTableAhead(up)) {
-    up.dnsNow = await readDnsAhead(up, shared);
+    // DNS as that Up read it, if it could (files unchanged since); else the dns step reads it,
+    // beside the route steps rather than before them (darwin: networksetup, once per service).
+    up.dnsNow = takeDnsReadAhead(up);
     return `${describeDiscovery(up)} (as the kill-switch-only Up found them, with its read-back of the routing table: verify checks the table again)`;
   }
   const table = driver.readRoutingTable?.(shared);

@@ -16,13 +16,27 @@ import type { UpContext } from './up-context';
  * dns step. Undefined when the Up sets no DNS or the previous Up's interfaces are not known.
  */
 export function readDnsAhead(up: UpContext, r: Runner): Promise<DnsSnapshot> | undefined {
+  const context = previousDnsContext(up);
+  if (!context) return undefined;
+  const ahead = takeDnsReadAhead(up);
+  return ahead ? Promise.resolve(ahead) : up.driver.readDns(r, context);
+}
+
+/**
+ * What the kill-switch-only Up read of DNS (readDnsForFullUp), while the files it came from are
+ * unchanged since and the interfaces are the same; undefined otherwise (nothing is read here).
+ */
+export function takeDnsReadAhead(up: UpContext): DnsSnapshot | undefined {
+  const context = previousDnsContext(up);
+  const ahead = up.dnsReadAhead;
+  if (!context || !ahead || ahead.watch.changed || ahead.context.uplink !== context.uplink || ahead.context.vnic !== context.vnic) return undefined;
+  return ahead.snapshot;
+}
+
+function previousDnsContext(up: UpContext): DnsContext | undefined {
   const { uplink, vnic } = up.previous;
   if (up.intent.dnsServers.length === 0 || !uplink || !vnic) return undefined;
-  const context: DnsContext = { uplink: uplink.interface, vnic: vnic.interface };
-  // What the kill-switch-only Up read, while the files it came from are unchanged since.
-  const ahead = up.dnsReadAhead;
-  if (ahead && !ahead.watch.changed && ahead.context.uplink === context.uplink && ahead.context.vnic === context.vnic) return Promise.resolve(ahead.snapshot);
-  return up.driver.readDns(r, context);
+  return { uplink: uplink.interface, vnic: vnic.interface };
 }
 
 /**
