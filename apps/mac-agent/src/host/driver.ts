@@ -121,6 +121,11 @@ export interface RouteSpec {
 export interface RouteReadback extends RouteSpec {
   present: boolean;
   evidence: string; // routing-table line
+  /**
+   * RoutingTable.readback only: the one read cannot settle it (darwin: netstat cut the Netif
+   * name, `route -n get` would tell); `present` is then false, and readRoutes must answer.
+   */
+  unsure?: boolean;
 }
 
 /** DNS as it was before we changed it, per network service ("none set" = empty list). */

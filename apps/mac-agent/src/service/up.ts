@@ -167,9 +167,12 @@ function journalAhead(up: UpContext): void {
     const roles: [JournalRoute['role'], RouteSpec[]][] = [['pin', up.pins], ['exclude', up.excluded], ['split', up.split], ['split6', up.split6]];
     // A kill-switch-only Up adds the pins alone.
     const added = intent.killSwitchOnly ? roles.slice(0, 1) : roles;
-    const before = (up.routesBefore = up.table.readback(up.wanted));
-    for (const [role, specs] of added) {
-      for (const spec of specs) if (!before.find((x) => sameRoute(x, spec))?.present) journalRoute(j, role, spec);
+    const before = settledReadback(up.table, up.wanted);
+    if (before) {
+      up.routesBefore = before;
+      for (const [role, specs] of added) {
+        for (const spec of specs) if (!before.find((x) => sameRoute(x, spec))?.present) journalRoute(j, role, spec);
+      }
     }
   }
   if (up.dnsNow && intent.dnsServers.length && !intent.killSwitchOnly) journalDns(j, up.dnsNow, intent.dnsServers);
@@ -253,7 +256,7 @@ async function killSwitch(up: UpContext, r: Runner): Promise<StepResult> {
 async function ensureRoutes(up: UpContext, r: Runner, role: JournalRoute['role'], specs: RouteSpec[]): Promise<number> {
   const j = up.journal;
   // Route steps running side by side share the one read; from discover's table, the adds start at once.
-  const before = (up.routesBefore ??= up.table ? up.table.readback(up.wanted) : up.driver.readRoutes(r, up.wanted));
+  const before = (up.routesBefore ??= (up.table && settledReadback(up.table, up.wanted)) || up.driver.readRoutes(r, up.wanted));
   const routesBefore = Array.isArray(before) ? before : await before;
   const readback = specs.map((spec) => routesBefore.find((x) => sameRoute(x, spec))!);
   const missing: RouteSpec[] = readback.filter((x) => !x.present).map((x) => ({ destination: x.destination, gateway: x.gateway, interface: x.interface }));
@@ -373,8 +376,11 @@ async function verifyRoutesAndKillSwitch(up: UpContext, r: Runner, wanted: Route
   // kill-switch-only Up keeps it for the full Up that follows, which checks it again here
   // (up-discovery.ts, takeTableAhead).
   const whole = driver.readRoutingTable && (up.intent.killSwitchOnly || up.unreadFingerprint !== undefined) ? driver.readRoutingTable.bind(driver) : undefined;
-  const readRoutes = (): Promise<{ routes: RouteReadback[]; table?: RoutingTable }> =>
-    whole ? whole(r).then((table) => ({ routes: table.readback(wanted), table })) : driver.readRoutes(r, wanted).then((routes) => ({ routes }));
+  const readRoutes = async (): Promise<{ routes: RouteReadback[]; table?: RoutingTable }> => {
+    if (!whole) return { routes: await driver.readRoutes(r, wanted) };
+    const table = await whole(r);
+    return { routes: settledReadback(table, wanted) ?? (await driver.readRoutes(r, wanted)), table };
+  };
   const routesRead = routesIn ? routesIn.then((allIn) => (allIn ? readRoutes() : null)) : readRoutes();
   const [read, ks] = await readTogether([routesRead, driver.readKillSwitch(r, up.policy, up.journal.killSwitch?.handle ?? undefined)]);
   if (!read) return { skipped: 'a route step failed: nothing to read back' };
@@ -386,6 +392,12 @@ async function verifyRoutesAndKillSwitch(up: UpContext, r: Runner, wanted: Route
   ];
   if (problems.length) throw new Error(problems.join('; '));
   return `${routes.length} routes and ${ks.rules.length} kill-switch rules read back${table ? tableAheadNote(up, table) : ''}`;
+}
+
+/** The table's read-back of `wanted`; undefined when the one read cannot settle a row (RouteReadback.unsure): readRoutes answers then. */
+function settledReadback(table: RoutingTable, wanted: RouteSpec[]): RouteReadback[] | undefined {
+  const routes = table.readback(wanted);
+  return routes.some((x) => x.unsure) ? undefined : routes;
 }
 
 /** A kill-switch-only Up keeps its read-back; the full Up that took it unread checks it (see verifyRoutesAndKillSwitch). */

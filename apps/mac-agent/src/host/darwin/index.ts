@@ -23,6 +23,7 @@ import type {
   RouteChange,
   RouteReadback,
   RouteSpec,
+  RoutingTable,
   Uplink,
   UplinkOptions,
   Vnic,
@@ -44,7 +45,7 @@ import {
   unloadDarwinKillSwitch,
 } from './pf';
 import { DarwinKillSwitchWatch } from './pf-watch';
-import { addDarwinRoute, deleteDarwinRoute, discoverDarwinUplink, discoverDarwinVnic, readDarwinRoutes } from './routes';
+import { addDarwinRoute, deleteDarwinRoute, discoverDarwinUplink, discoverDarwinVnic, readDarwinRoutes, readDarwinRoutingTable } from './routes';
 
 export { DARWIN_PF_ANCHOR, DarwinKillSwitchError, darwinStateKillArgv, renderDarwinKillSwitch } from './pf';
 export { darwinRouteArgv } from './routes';
@@ -90,6 +91,11 @@ export class DarwinDriver implements HostNetworkDriver {
 
   readRoutes(run: Runner, wanted: RouteSpec[]): Promise<RouteReadback[]> {
     return readDarwinRoutes(run, wanted);
+  }
+
+  /** `netstat -rn`, as discoverUplink reads it. */
+  readRoutingTable(run: Runner): Promise<RoutingTable> {
+    return readDarwinRoutingTable(run);
   }
 
   addRoute(run: Runner, route: RouteSpec): Promise<void> {

@@ -3,6 +3,7 @@
  * the read-back of routes from `netstat -rn`, confirmed with `route -n get` where netstat's
  * cut Netif column leaves it unsure. `route` exits 0 on kernel errors: its text decides.
  */
+import { createHash } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import {
   ParseError,
@@ -19,7 +20,7 @@ import {
   type RouteGetResult,
 } from '@wgctl/parsers';
 import { type Runner, mapTogether, readTogether } from '@wgctl/runner';
-import type { RouteReadback, RouteSpec, Uplink, Vnic } from '../driver';
+import type { RouteReadback, RouteSpec, RoutingTable, Uplink, Vnic } from '../driver';
 import { READ, checkExit, familyOf } from './common';
 
 function canonicalCidr(cidr: string): string {
@@ -104,8 +105,58 @@ export async function discoverDarwinVnic(run: Runner, vmAddress: string): Promis
 
 export async function readDarwinRoutes(run: Runner, wanted: RouteSpec[]): Promise<RouteReadback[]> {
   if (wanted.length === 0) return [];
+  const fromTable = readbackFromNetstat(await readNetstatRoutes(run), wanted);
+  const toConfirm = fromTable.filter((entry) => entry.needsRouteGet);
+  const confirmations = await mapTogether(toConfirm, ({ spec, destination }) => confirmRouteWithRouteGet(run, spec, destination));
+  return fromTable.map((entry) => {
+    const index = toConfirm.indexOf(entry);
+    if (index < 0) return entry.readback;
+    const { present, evidence } = confirmations[index];
+    return { ...entry.readback, present, evidence: `${entry.readback.evidence} (${evidence})` };
+  });
+}
+
+/**
+ * The routing table of one `netstat -rn` (both families; the very command discoverUplink runs,
+ * so a SharedReadRunner reads it once for both). Its read-back is readDarwinRoutes' without the
+ * `route -n get` confirmations: a row netstat alone cannot settle (a cut Netif name) comes
+ * back `unsure`, for the caller to read with readRoutes.
+ */
+export async function readDarwinRoutingTable(run: Runner): Promise<RoutingTable> {
   const table = await readNetstatRoutes(run);
-  const fromTable = wanted.map((spec) => {
+  return {
+    readback: (wanted) => readbackFromNetstat(table, wanted).map((entry) => (entry.needsRouteGet ? { ...entry.readback, unsure: true } : entry.readback)),
+    fingerprint: (ignore) => netstatFingerprint(table, ignore),
+  };
+}
+
+/**
+ * Every route but ours (`ignore`), as netstat printed its destination, gateway, flags, Netif
+ * and Mtu: equal while the default routes and the interface routes (an address's prefix and
+ * /32) are, so discover would find the same uplink and vnic. Left out, as they move without
+ * anything discover depends on moving: the neighbour entries (flag L: ARP and NDP, the own
+ * addresses' lo0 entries) and the clones (W: a host route per destination in use, with an
+ * expiry), and the Refs, Use and Expire columns.
+ */
+function netstatFingerprint(table: NetstatRoute[], ignore: readonly string[]): string {
+  const ours = new Set(ignore.map(canonicalCidr));
+  const rows = table
+    .filter((r) => !r.flags.includes('L') && !r.flags.includes('W') && !(r.destination !== null && ours.has(r.destination)))
+    .map((r) => [r.family, r.destinationText, r.gateway.text, r.flags.join(''), r.netif, r.mtu ?? ''].join(' '));
+  // A digest: the journal keeps it.
+  return createHash('sha256').update(JSON.stringify(rows.sort())).digest('hex');
+}
+
+interface NetstatReadback {
+  spec: RouteSpec;
+  destination: string;
+  /** netstat cut the Netif name: only `route -n get` can tell. */
+  needsRouteGet: boolean;
+  readback: RouteReadback;
+}
+
+function readbackFromNetstat(table: NetstatRoute[], wanted: RouteSpec[]): NetstatReadback[] {
+  return wanted.map((spec) => {
     const destination = canonicalCidr(spec.destination);
     const same = table.filter((r) => r.destination === destination);
     // Scoped duplicates (flag I) are not what unbound sockets use: they do not count.
@@ -118,14 +169,6 @@ export async function readDarwinRoutes(run: Runner, wanted: RouteSpec[]): Promis
     const shown = match ?? unsure ?? same[0];
     const readback: RouteReadback = { ...spec, present: match !== undefined, evidence: shown ? shown.text.trim().replace(/\s+/g, ' ') : '' };
     return { spec, destination, needsRouteGet: unsure !== undefined, readback };
-  });
-  const toConfirm = fromTable.filter((entry) => entry.needsRouteGet);
-  const confirmations = await mapTogether(toConfirm, ({ spec, destination }) => confirmRouteWithRouteGet(run, spec, destination));
-  return fromTable.map((entry) => {
-    const index = toConfirm.indexOf(entry);
-    if (index < 0) return entry.readback;
-    const { present, evidence } = confirmations[index];
-    return { ...entry.readback, present, evidence: `${entry.readback.evidence} (${evidence})` };
   });
 }
 

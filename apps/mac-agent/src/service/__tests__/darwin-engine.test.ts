@@ -313,15 +313,15 @@ const FIRST_UP: ScriptedCall[] = [
   { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
   { argv: pfctl('-E'), stderr: `${ALTQ}${PF_E['pfctl -E'].stderr}` },
   ...FORGET_STATES,
-  // pin-endpoint: the table read once for every route step; the pin goes in before the /1s
-  { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) },
+  // pin-endpoint: discover's table serves every route step (no read of its own); the pin goes in before the /1s
   { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'add host 203.0.113.7: gateway 192.0.2.1\n' },
-  // split-routes, ipv6, dns and verify side by side (the pin is in): DNS's first read and
-  // verify's read of the kill switch start with the /1s, verify's netstat once they are in
-  { argv: ['networksetup', '-listallnetworkservices'], stdout: SERVICES },
-  ...killSwitchInForce(),
+  // split-routes, ipv6, dns and verify side by side (the pin is in): the /1s first (discover's
+  // table says they are missing: no read), then DNS's first read and verify's read of the kill
+  // switch, verify's netstat once the /1s are in
   { argv: [...ROUTE, 'add', '-inet', '0.0.0.0/1', '198.51.100.5'], stdout: 'add net 0.0.0.0: gateway 198.51.100.5\n' },
   { argv: [...ROUTE, 'add', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'add net 128.0.0.0: gateway 198.51.100.5\n' },
+  { argv: ['networksetup', '-listallnetworkservices'], stdout: SERVICES },
+  ...killSwitchInForce(),
   // ipv6: no IPv6 on bridge100, so none is routed; the kill switch drops it on en0 (no command)
   // dns: every service snapshotted, then set
   { argv: ['networksetup', '-getdnsservers', 'Wi-Fi'], stdout: NO_DNS_WIFI },
@@ -509,7 +509,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     expect(steps.filter((s) => s.state !== 'started').map((s) => [s.step, s.state, s.commands.length])).toEqual([
       ['discover', 'done', 2],
       ['kill-switch', 'done', 13],
-      ['pin-endpoint', 'done', 2],
+      ['pin-endpoint', 'done', 1], // the route add: discover's netstat -rn says what is there
       ['split-routes', 'done', 2],
       ['ipv6', 'done', 0],
       ['dns', 'done', 7],
@@ -533,12 +533,12 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
         noLease('en0'),
         ...killSwitchInForce(), // matching, enabled, referenced, our token held: no reload
-        { argv: ['netstat', '-rn'], stdout: UP_TABLE }, // pin and split routes present: no route add
+        // pin and split routes present in discover's table: no route add, no read of their own
         // dns and verify side by side: DNS already ours everywhere (no networksetup -set…)
         DNS_OURS[0],
         ...killSwitchInForce(),
         ...DNS_OURS.slice(1),
-        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        { argv: ['netstat', '-rn'], stdout: UP_TABLE }, // verify's
       ],
       () => engine.up(INTENT, {}, (s) => steps.push(s)),
     );
@@ -547,6 +547,132 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     // The DNS snapshot is still the user's (not our own servers read back), the token the same.
     expect(store.load()).toEqual({ ...UP_JOURNAL(), updatedAtMs: Date.now() }); // 60 s after the first Up and its re-check
     expect(spawned).toHaveLength(1); // the monitor already runs
+  });
+
+  it("`wgctl up` as it runs: Describe, a kill-switch-only Up while the VM's tunnel comes up, the full Up after the handshake, which reads nothing before its /1s", async () => {
+    const PINNED_TABLE = UP_TABLE.split('\n')
+      .filter((line) => !/^(0\/1|128\.0\/1) /.test(line))
+      .join('\n');
+    // The Describe (connect): the table and the interfaces, kept for the Up that follows.
+    await phase(
+      [
+        { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) },
+        { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
+      ],
+      () => engine.describe(INTENT.vmAddress),
+    );
+    // The kill-switch-only Up: the table read again, unchanged since the Describe, so no ifconfig.
+    const failClosed: StepRecord[] = [];
+    const first = await phase(
+      [
+        { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) },
+        noLease('en0'),
+        ...loadAnchor,
+        { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ },
+        { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
+        { argv: pfctl('-E'), stderr: `${ALTQ}${PF_E['pfctl -E'].stderr}` },
+        ...FORGET_STATES,
+        { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'add host 203.0.113.7: gateway 192.0.2.1\n' },
+        // verify: the whole table (kept for the full Up) and the kill switch
+        { argv: ['netstat', '-rn'], stdout: PINNED_TABLE },
+        ...killSwitchInForce(),
+      ],
+      () => engine.up({ ...INTENT, killSwitchOnly: true }, {}, (s) => failClosed.push(s)),
+    );
+    expect(first.result).toMatchObject({ ok: true });
+    expect(failClosed.find((s) => s.step === 'discover' && s.state === 'done')!.message).toMatch(/as the Describe of this run found them/);
+    // The full Up, moments later: no read before the /1s go in; verify reads the table and the kill switch.
+    const steps: StepRecord[] = [];
+    const full = await phase(
+      [
+        // the /1s at once (the kill-switch-only Up's table says they are missing); DNS, read by
+        // its own step beside them (networksetup, per service), and verify's kill-switch read
+        { argv: [...ROUTE, 'add', '-inet', '0.0.0.0/1', '198.51.100.5'], stdout: 'add net 0.0.0.0: gateway 198.51.100.5\n' },
+        { argv: [...ROUTE, 'add', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'add net 128.0.0.0: gateway 198.51.100.5\n' },
+        { argv: ['networksetup', '-listallnetworkservices'], stdout: SERVICES },
+        ...killSwitchInForce(),
+        { argv: ['networksetup', '-getdnsservers', 'Wi-Fi'], stdout: NO_DNS_WIFI },
+        { argv: ['networksetup', '-getsearchdomains', 'Wi-Fi'], stdout: NO_SEARCH_WIFI },
+        { argv: ['networksetup', '-getdnsservers', 'Thunderbolt Bridge'], stdout: '192.0.2.53\n' },
+        { argv: ['networksetup', '-getsearchdomains', 'Thunderbolt Bridge'], stdout: 'corp.example\n' },
+        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        { argv: ['networksetup', '-setdnsservers', 'Wi-Fi', '198.51.100.65'] },
+        { argv: ['networksetup', '-setdnsservers', 'Thunderbolt Bridge', '198.51.100.65'] },
+      ],
+      () => engine.up(INTENT, {}, (s) => steps.push(s)),
+    );
+    expect(full.result).toMatchObject({ ok: true });
+    expect(steps.find((s) => s.step === 'discover' && s.state === 'done')).toMatchObject({ commands: [] });
+    expect(steps.find((s) => s.step === 'discover' && s.state === 'done')!.message).toMatch(/as the kill-switch-only Up found them, with its read-back of the routing table/);
+    expect(store.load()).toEqual({ ...UP_JOURNAL(), updatedAtMs: Date.now() });
+    expect(errors()).toEqual([]);
+  });
+
+  it('the same on macOS 11, where netstat cuts bridge100 to `bridge1`: the full Up\'s verify cannot settle the /1s from its table and asks route -n get, as readRoutes does', async () => {
+    /** Netif as macOS up to 11 prints it: 7 wide (bridge100 → `bridge1`). */
+    const cut = (table: string) => table.replace(/ {5}bridge100( |$)/gm, '   bridge1$1');
+    const pinned = cut(UP_TABLE.split('\n').filter((line) => !/^(0\/1|128\.0\/1) /.test(line)).join('\n'));
+    const metrics = fixture('route-get-host-real-world-systems.txt').split('\n').slice(-3).join('\n');
+    const routeGet = (destination: string): ScriptedCall => ({
+      argv: ['route', '-n', 'get', '-inet', `${destination}/1`],
+      stdout: [
+        `   route to: ${destination === '0.0.0.0' ? 'default' : destination}`,
+        `destination: ${destination === '0.0.0.0' ? 'default' : destination}`,
+        '       mask: 128.0.0.0',
+        '    gateway: 198.51.100.5',
+        '  interface: bridge100',
+        '      flags: <UP,GATEWAY,DONE,STATIC,PRCLONING>',
+        metrics,
+      ].join('\n'),
+    });
+    expect(cut(UP_TABLE)).toMatch(/^0\/1 +198\.51\.100\.5 +UGSc +bridge1 /m);
+    await phase(
+      [
+        { argv: ['netstat', '-rn'], stdout: cut(netstat(WIFI_A)) },
+        { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
+      ],
+      () => engine.describe(INTENT.vmAddress),
+    );
+    const first = await phase(
+      [
+        { argv: ['netstat', '-rn'], stdout: cut(netstat(WIFI_A)) },
+        noLease('en0'),
+        ...loadAnchor,
+        { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ },
+        { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
+        { argv: pfctl('-E'), stderr: `${ALTQ}${PF_E['pfctl -E'].stderr}` },
+        ...FORGET_STATES,
+        { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'add host 203.0.113.7: gateway 192.0.2.1\n' },
+        { argv: ['netstat', '-rn'], stdout: pinned },
+        ...killSwitchInForce(),
+      ],
+      () => engine.up({ ...INTENT, killSwitchOnly: true }, {}, () => undefined),
+    );
+    expect(first.result).toMatchObject({ ok: true });
+    const full = await phase(
+      [
+        { argv: [...ROUTE, 'add', '-inet', '0.0.0.0/1', '198.51.100.5'], stdout: 'add net 0.0.0.0: gateway 198.51.100.5\n' },
+        { argv: [...ROUTE, 'add', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'add net 128.0.0.0: gateway 198.51.100.5\n' },
+        { argv: ['networksetup', '-listallnetworkservices'], stdout: SERVICES },
+        ...killSwitchInForce(),
+        { argv: ['networksetup', '-getdnsservers', 'Wi-Fi'], stdout: NO_DNS_WIFI },
+        { argv: ['networksetup', '-getsearchdomains', 'Wi-Fi'], stdout: NO_SEARCH_WIFI },
+        { argv: ['networksetup', '-getdnsservers', 'Thunderbolt Bridge'], stdout: '192.0.2.53\n' },
+        { argv: ['networksetup', '-getsearchdomains', 'Thunderbolt Bridge'], stdout: 'corp.example\n' },
+        // verify: the whole table (the kill-switch-only Up's fingerprint checked), whose /1 rows
+        // say `bridge1`: read back as readRoutes does, route -n get deciding
+        { argv: ['netstat', '-rn'], stdout: cut(UP_TABLE) },
+        { argv: ['networksetup', '-setdnsservers', 'Wi-Fi', '198.51.100.65'] },
+        { argv: ['netstat', '-rn'], stdout: cut(UP_TABLE) },
+        { argv: ['networksetup', '-setdnsservers', 'Thunderbolt Bridge', '198.51.100.65'] },
+        routeGet('0.0.0.0'),
+        routeGet('128.0.0.0'),
+      ],
+      () => engine.up(INTENT, {}, () => undefined),
+    );
+    expect(full.result).toMatchObject({ ok: true, error: '' });
+    expect(store.load()).toEqual({ ...UP_JOURNAL(), updatedAtMs: Date.now() });
+    expect(errors()).toEqual([]);
   });
 
   it('Down: DNS restored per service, split routes then the pin, anchor flushed, token released, the main ruleset only read', async () => {
@@ -625,13 +751,13 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: pfctl('-s', 'References'), stdout: PF_REFERENCES_NONE, stderr: ALTQ }, // the journaled token is not held
         { argv: pfctl('-E'), stderr: `${ALTQ}pf enabled\nToken : ${NEW_TOKEN}\n` },
         ...FORGET_STATES,
-        { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) },
+        // the pin, then the /1s: discover's table says what is missing (no read of their own)
         { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'add host 203.0.113.7: gateway 192.0.2.1\n' },
-        // the /1s, DNS and verify side by side: DNS's first read and the kill switch's start with them
-        DNS_OURS[0],
-        ...readKillSwitch(PF_INFO_ENABLED, MAIN_STOCK, liveRules(), referencesNew),
         { argv: [...ROUTE, 'add', '-inet', '0.0.0.0/1', '198.51.100.5'], stdout: 'add net 0.0.0.0: gateway 198.51.100.5\n' },
         { argv: [...ROUTE, 'add', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'add net 128.0.0.0: gateway 198.51.100.5\n' },
+        // DNS and verify side by side with them
+        DNS_OURS[0],
+        ...readKillSwitch(PF_INFO_ENABLED, MAIN_STOCK, liveRules(), referencesNew),
         ...DNS_OURS.slice(1), // networksetup settings survive a reboot: still ours, nothing set
         { argv: ['netstat', '-rn'], stdout: UP_TABLE },
       ],
@@ -668,11 +794,11 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: pfctl('-a', 'com.wgctl', '-F', 'all'), stderr: `${ALTQ}rules cleared\n` },
         { argv: ['rm', '-f', `${STATE_DIR}/pf-com.wgctl.conf`] },
         ...FORGET_STATES,
-        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        // the pin and the /1s in discover's table: nothing to add, nothing read for them
         DNS_OURS[0],
         ...killSwitchInForce(),
         ...DNS_OURS.slice(1),
-        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        { argv: ['netstat', '-rn'], stdout: UP_TABLE }, // verify's
       ],
       () => engine.up(INTENT, {}, (s) => steps.push(s)),
     );
@@ -687,11 +813,10 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
         noLease('en0'),
         ...killSwitchInForce(),
-        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
         DNS_OURS[0],
         ...killSwitchInForce(),
         ...DNS_OURS.slice(1),
-        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        { argv: ['netstat', '-rn'], stdout: UP_TABLE }, // verify's
       ],
       () => engine.up(INTENT, {}, () => undefined),
     );
