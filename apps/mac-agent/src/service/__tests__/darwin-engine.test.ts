@@ -299,35 +299,46 @@ const FORGET_STATES: ScriptedCall[] = [
 ];
 const UP_TABLE = netstat(WIFI_A, { pinGateway: '192.0.2.1', pinInterface: 'en0' });
 
+/**
+ * kill-switch with none in the journal (so no read first: the anchor load replaces whatever is
+ * there; the main ruleset only read, as the stock `anchor "com.apple/*"` evaluates ours and no
+ * older wgctl's reference is to be removed; then the states forgotten), and pin-endpoint: the
+ * table discover read serves every route step (no read of its own); the pin goes in before the /1s.
+ */
+const LOAD_AND_PIN: ScriptedCall[] = [
+  noLease('en0'),
+  ...loadAnchor,
+  { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ },
+  { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
+  { argv: pfctl('-E'), stderr: `${ALTQ}${PF_E['pfctl -E'].stderr}` },
+  ...FORGET_STATES,
+  { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'add host 203.0.113.7: gateway 192.0.2.1\n' },
+];
+
+/**
+ * split-routes, ipv6, dns and verify side by side once the pin is in: the /1s first (the table
+ * the Up took says they are missing: no read of their own), then DNS's first read and verify's
+ * read of the kill switch, then DNS per service (ipv6: none on bridge100, so none is routed; the
+ * kill switch drops it on en0, no command). Verify's netstat follows, once the /1s are in.
+ */
+const SPLITS_THEN_READS: ScriptedCall[] = [
+  { argv: [...ROUTE, 'add', '-inet', '0.0.0.0/1', '198.51.100.5'], stdout: 'add net 0.0.0.0: gateway 198.51.100.5\n' },
+  { argv: [...ROUTE, 'add', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'add net 128.0.0.0: gateway 198.51.100.5\n' },
+  { argv: ['networksetup', '-listallnetworkservices'], stdout: SERVICES },
+  ...killSwitchInForce(),
+  { argv: ['networksetup', '-getdnsservers', 'Wi-Fi'], stdout: NO_DNS_WIFI },
+  { argv: ['networksetup', '-getsearchdomains', 'Wi-Fi'], stdout: NO_SEARCH_WIFI },
+  { argv: ['networksetup', '-getdnsservers', 'Thunderbolt Bridge'], stdout: '192.0.2.53\n' },
+  { argv: ['networksetup', '-getsearchdomains', 'Thunderbolt Bridge'], stdout: 'corp.example\n' },
+];
+
 /** The first Up from Wi-Fi with PF off, the stock pf.conf, and no DNS set on Wi-Fi. */
 const FIRST_UP: ScriptedCall[] = [
   // discover: the table and the interfaces in one round; one ifconfig for the uplink's address and the vnic
   { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) },
   { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
-  // kill-switch: none in the journal, so no read first: the anchor load replaces whatever is there
-  noLease('en0'),
-  ...loadAnchor,
-  // The main ruleset is only read (the stock `anchor "com.apple/*"` evaluates ours; no older
-  // wgctl's reference to remove), with the interfaces whose states are to be forgotten.
-  { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ },
-  { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
-  { argv: pfctl('-E'), stderr: `${ALTQ}${PF_E['pfctl -E'].stderr}` },
-  ...FORGET_STATES,
-  // pin-endpoint: discover's table serves every route step (no read of its own); the pin goes in before the /1s
-  { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'add host 203.0.113.7: gateway 192.0.2.1\n' },
-  // split-routes, ipv6, dns and verify side by side (the pin is in): the /1s first (discover's
-  // table says they are missing: no read), then DNS's first read and verify's read of the kill
-  // switch, verify's netstat once the /1s are in
-  { argv: [...ROUTE, 'add', '-inet', '0.0.0.0/1', '198.51.100.5'], stdout: 'add net 0.0.0.0: gateway 198.51.100.5\n' },
-  { argv: [...ROUTE, 'add', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'add net 128.0.0.0: gateway 198.51.100.5\n' },
-  { argv: ['networksetup', '-listallnetworkservices'], stdout: SERVICES },
-  ...killSwitchInForce(),
-  // ipv6: no IPv6 on bridge100, so none is routed; the kill switch drops it on en0 (no command)
-  // dns: every service snapshotted, then set
-  { argv: ['networksetup', '-getdnsservers', 'Wi-Fi'], stdout: NO_DNS_WIFI },
-  { argv: ['networksetup', '-getsearchdomains', 'Wi-Fi'], stdout: NO_SEARCH_WIFI },
-  { argv: ['networksetup', '-getdnsservers', 'Thunderbolt Bridge'], stdout: '192.0.2.53\n' },
-  { argv: ['networksetup', '-getsearchdomains', 'Thunderbolt Bridge'], stdout: 'corp.example\n' },
+  ...LOAD_AND_PIN,
+  ...SPLITS_THEN_READS,
   { argv: ['netstat', '-rn'], stdout: UP_TABLE },
   { argv: ['networksetup', '-setdnsservers', 'Wi-Fi', '198.51.100.65'] },
   { argv: ['networksetup', '-setdnsservers', 'Thunderbolt Bridge', '198.51.100.65'] },
@@ -549,53 +560,44 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
     expect(spawned).toHaveLength(1); // the monitor already runs
   });
 
-  it("`wgctl up` as it runs: Describe, a kill-switch-only Up while the VM's tunnel comes up, the full Up after the handshake, which reads nothing before its /1s", async () => {
-    const PINNED_TABLE = UP_TABLE.split('\n')
+  /**
+   * `wgctl up`'s first two calls: the Describe (connect), then the kill-switch-only Up while the
+   * VM's tunnel comes up, every `netstat -rn` as `shown` prints it (the macOS release's layout).
+   * That Up reads the table again, unchanged since the Describe: no ifconfig of its own.
+   */
+  async function describeThenFailClosed(shown: (table: string) => string): Promise<void> {
+    const pinned = UP_TABLE.split('\n')
       .filter((line) => !/^(0\/1|128\.0\/1) /.test(line))
       .join('\n');
-    // The Describe (connect): the table and the interfaces, kept for the Up that follows.
     await phase(
       [
-        { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) },
+        { argv: ['netstat', '-rn'], stdout: shown(netstat(WIFI_A)) },
         { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
       ],
       () => engine.describe(INTENT.vmAddress),
     );
-    // The kill-switch-only Up: the table read again, unchanged since the Describe, so no ifconfig.
-    const failClosed: StepRecord[] = [];
-    const first = await phase(
+    const steps: StepRecord[] = [];
+    const { result } = await phase(
       [
-        { argv: ['netstat', '-rn'], stdout: netstat(WIFI_A) },
-        noLease('en0'),
-        ...loadAnchor,
-        { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ },
-        { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
-        { argv: pfctl('-E'), stderr: `${ALTQ}${PF_E['pfctl -E'].stderr}` },
-        ...FORGET_STATES,
-        { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'add host 203.0.113.7: gateway 192.0.2.1\n' },
+        { argv: ['netstat', '-rn'], stdout: shown(netstat(WIFI_A)) },
+        ...LOAD_AND_PIN,
         // verify: the whole table (kept for the full Up) and the kill switch
-        { argv: ['netstat', '-rn'], stdout: PINNED_TABLE },
+        { argv: ['netstat', '-rn'], stdout: shown(pinned) },
         ...killSwitchInForce(),
       ],
-      () => engine.up({ ...INTENT, killSwitchOnly: true }, {}, (s) => failClosed.push(s)),
+      () => engine.up({ ...INTENT, killSwitchOnly: true }, {}, (s) => steps.push(s)),
     );
-    expect(first.result).toMatchObject({ ok: true });
-    expect(failClosed.find((s) => s.step === 'discover' && s.state === 'done')!.message).toMatch(/as the Describe of this run found them/);
-    // The full Up, moments later: no read before the /1s go in; verify reads the table and the kill switch.
+    expect(result).toMatchObject({ ok: true });
+    expect(steps.find((s) => s.step === 'discover' && s.state === 'done')!.message).toMatch(/as the Describe of this run found them/);
+  }
+
+  it("`wgctl up` as it runs: Describe, a kill-switch-only Up while the VM's tunnel comes up, the full Up after the handshake, which reads nothing before its /1s", async () => {
+    await describeThenFailClosed((table) => table);
     const steps: StepRecord[] = [];
     const full = await phase(
       [
-        // the /1s at once (the kill-switch-only Up's table says they are missing); DNS, read by
-        // its own step beside them (networksetup, per service), and verify's kill-switch read
-        { argv: [...ROUTE, 'add', '-inet', '0.0.0.0/1', '198.51.100.5'], stdout: 'add net 0.0.0.0: gateway 198.51.100.5\n' },
-        { argv: [...ROUTE, 'add', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'add net 128.0.0.0: gateway 198.51.100.5\n' },
-        { argv: ['networksetup', '-listallnetworkservices'], stdout: SERVICES },
-        ...killSwitchInForce(),
-        { argv: ['networksetup', '-getdnsservers', 'Wi-Fi'], stdout: NO_DNS_WIFI },
-        { argv: ['networksetup', '-getsearchdomains', 'Wi-Fi'], stdout: NO_SEARCH_WIFI },
-        { argv: ['networksetup', '-getdnsservers', 'Thunderbolt Bridge'], stdout: '192.0.2.53\n' },
-        { argv: ['networksetup', '-getsearchdomains', 'Thunderbolt Bridge'], stdout: 'corp.example\n' },
-        { argv: ['netstat', '-rn'], stdout: UP_TABLE },
+        ...SPLITS_THEN_READS,
+        { argv: ['netstat', '-rn'], stdout: UP_TABLE }, // verify's: the routes read back from it
         { argv: ['networksetup', '-setdnsservers', 'Wi-Fi', '198.51.100.65'] },
         { argv: ['networksetup', '-setdnsservers', 'Thunderbolt Bridge', '198.51.100.65'] },
       ],
@@ -611,7 +613,7 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
   it('the same on macOS 11, where netstat cuts bridge100 to `bridge1`: the full Up\'s verify cannot settle the /1s from its table and asks route -n get, as readRoutes does', async () => {
     /** Netif as macOS up to 11 prints it: 7 wide (bridge100 → `bridge1`). */
     const cut = (table: string) => table.replace(/ {5}bridge100( |$)/gm, '   bridge1$1');
-    const pinned = cut(UP_TABLE.split('\n').filter((line) => !/^(0\/1|128\.0\/1) /.test(line)).join('\n'));
+    expect(cut(UP_TABLE)).toMatch(/^0\/1 +198\.51\.100\.5 +UGSc +bridge1 /m);
     const metrics = fixture('route-get-host-real-world-systems.txt').split('\n').slice(-3).join('\n');
     const routeGet = (destination: string): ScriptedCall => ({
       argv: ['route', '-n', 'get', '-inet', `${destination}/1`],
@@ -625,40 +627,10 @@ describe('MacAgentEngine + DarwinDriver on a scripted Mac', () => {
         metrics,
       ].join('\n'),
     });
-    expect(cut(UP_TABLE)).toMatch(/^0\/1 +198\.51\.100\.5 +UGSc +bridge1 /m);
-    await phase(
-      [
-        { argv: ['netstat', '-rn'], stdout: cut(netstat(WIFI_A)) },
-        { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
-      ],
-      () => engine.describe(INTENT.vmAddress),
-    );
-    const first = await phase(
-      [
-        { argv: ['netstat', '-rn'], stdout: cut(netstat(WIFI_A)) },
-        noLease('en0'),
-        ...loadAnchor,
-        { argv: pfctl('-sr'), stdout: MAIN_STOCK, stderr: ALTQ },
-        { argv: ['ifconfig'], stdout: IFCONFIG_ALL },
-        { argv: pfctl('-E'), stderr: `${ALTQ}${PF_E['pfctl -E'].stderr}` },
-        ...FORGET_STATES,
-        { argv: [...ROUTE, 'add', '-inet', '-host', '203.0.113.7', '192.0.2.1'], stdout: 'add host 203.0.113.7: gateway 192.0.2.1\n' },
-        { argv: ['netstat', '-rn'], stdout: pinned },
-        ...killSwitchInForce(),
-      ],
-      () => engine.up({ ...INTENT, killSwitchOnly: true }, {}, () => undefined),
-    );
-    expect(first.result).toMatchObject({ ok: true });
+    await describeThenFailClosed(cut);
     const full = await phase(
       [
-        { argv: [...ROUTE, 'add', '-inet', '0.0.0.0/1', '198.51.100.5'], stdout: 'add net 0.0.0.0: gateway 198.51.100.5\n' },
-        { argv: [...ROUTE, 'add', '-inet', '128.0.0.0/1', '198.51.100.5'], stdout: 'add net 128.0.0.0: gateway 198.51.100.5\n' },
-        { argv: ['networksetup', '-listallnetworkservices'], stdout: SERVICES },
-        ...killSwitchInForce(),
-        { argv: ['networksetup', '-getdnsservers', 'Wi-Fi'], stdout: NO_DNS_WIFI },
-        { argv: ['networksetup', '-getsearchdomains', 'Wi-Fi'], stdout: NO_SEARCH_WIFI },
-        { argv: ['networksetup', '-getdnsservers', 'Thunderbolt Bridge'], stdout: '192.0.2.53\n' },
-        { argv: ['networksetup', '-getsearchdomains', 'Thunderbolt Bridge'], stdout: 'corp.example\n' },
+        ...SPLITS_THEN_READS,
         // verify: the whole table (the kill-switch-only Up's fingerprint checked), whose /1 rows
         // say `bridge1`: read back as readRoutes does, route -n get deciding
         { argv: ['netstat', '-rn'], stdout: cut(UP_TABLE) },
