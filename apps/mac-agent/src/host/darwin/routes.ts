@@ -134,9 +134,10 @@ export async function readDarwinRoutingTable(run: Runner): Promise<RoutingTable>
  * Every route but ours (`ignore`), as netstat printed its destination, gateway, flags, Netif
  * and Mtu: equal while the default routes and the interface routes (an address's prefix and
  * /32) are, so discover would find the same uplink and vnic. Left out, as they move without
- * anything discover depends on moving: the neighbour entries (flag L: ARP and NDP, the own
- * addresses' lo0 entries) and the clones (W: a host route per destination in use, with an
- * expiry), and the Refs, Use and Expire columns.
+ * anything discover depends on moving: the neighbour entries (flag L, RTF_LLINFO: ARP and NDP,
+ * the own addresses' lo0 entries) and the clones (W, RTF_WASCLONED: a host route per
+ * destination in use, with an expiry) — network_cmds netstat.tproj/route.c `bits[]`; route
+ * monitors skip the same two as neighbour churn — and the Refs, Use and Expire columns.
  */
 function netstatFingerprint(table: NetstatRoute[], ignore: readonly string[]): string {
   const ours = new Set(ignore.map(canonicalCidr));
