@@ -33,7 +33,10 @@ export class UpContext extends Operation {
   wanted!: RouteSpec[];
   /** The routing table as discover read it (drivers with readRoutingTable): the route steps read it back from there. */
   table?: RoutingTable;
-  /** DNS as discover read it beside the table when it took the kill-switch-only Up's discovery: the dns step's read. */
+  /**
+   * DNS as discover found it when it took the kill-switch-only Up's discovery (read beside the
+   * table, or that Up's read ahead): the dns step's read. Undefined: the dns step reads it.
+   */
   dnsNow?: DnsSnapshot;
   /**
    * Set when discover took the kill-switch-only Up's discovery and its read-back of the table
